@@ -1,0 +1,98 @@
+/*
+ * Engine interface. An engine is a const ops table registered by name in
+ * registry.c. It has two kinds of objects:
+ *
+ *   model   loaded once per hark_engine (engine_model_load), read-only after
+ *           load, shared by every session; its ops must be thread-safe.
+ *   stream  the mutable decoding state of ONE utterance at a time, bound to a
+ *           session while speech is active (stream_acquire) and handed back
+ *           after the utterance (stream_release), so memory grows with active
+ *           speakers, not with open connections. A stream is used by one
+ *           thread at a time (the session's).
+ *
+ * Engines see 16 kHz mono float samples in [-1, 1] only. Times in results are
+ * seconds from the stream_start of the current utterance; the session maps
+ * them to session time.
+ *
+ * Engines never call exit() on bad input: model_load validates files first
+ * (PocketSphinx's sphinxbase calls exit() on corrupt models).
+ */
+#ifndef HARK_ENGINES_ENGINE_H
+#define HARK_ENGINES_ENGINE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "hark/hark.h"
+
+#define ENGINE_ABI 1
+#define ENGINE_RATE 16000
+
+struct engine_model;
+struct engine_stream;
+
+struct engine_word {
+    char *word; /* owned by the result */
+    double start, end;
+    float confidence;
+};
+
+/* A hypothesis. Filled by the engine with storage it owns until the next
+ * call on the same stream (or release). */
+struct engine_result {
+    const char *text; /* words joined by single spaces, no fillers */
+    const struct engine_word *words;
+    size_t n_words;
+    float confidence; /* 0..1 */
+};
+
+struct engine_stream_cfg {
+    const char *language;         /* "en-US"; engine may reject with HARK_E_UNSUPPORTED */
+    const char *model;            /* engine-specific variant name; "" = default */
+    const char *const *vocabulary; /* NULL-terminated words/phrases to add, or NULL */
+    int want_words;               /* word times/confidences needed in finals */
+    const char *session_id;       /* for log lines */
+};
+
+struct engine_ops {
+    unsigned abi; /* ENGINE_ABI: first, so the struct can grow */
+    const char *name;
+    const char *description;
+    const char *languages; /* comma-separated BCP-47 tags */
+
+    /* settings: NULL-terminated name/value pairs (see hark_engine_load). */
+    int (*model_load)(struct engine_model **out, const char *const *settings, char *errbuf,
+                      size_t errbuf_size);
+    void (*model_free)(struct engine_model *m);
+
+    /*
+     * Bind a stream for one utterance of a session. wait_ms: how long to wait
+     * for a pooled stream when all are busy (0 = don't wait; -1 = forever).
+     * HARK_E_BUSY when none became free in time.
+     */
+    int (*stream_acquire)(struct engine_model *m, const struct engine_stream_cfg *cfg,
+                          int wait_ms, struct engine_stream **out, char *errbuf,
+                          size_t errbuf_size);
+    void (*stream_release)(struct engine_stream *s);
+
+    int (*utt_start)(struct engine_stream *s);
+    int (*utt_feed)(struct engine_stream *s, const float *samples, size_t n);
+    /* Current hypothesis of the utterance (words optional, may be empty). */
+    int (*utt_partial)(struct engine_stream *s, struct engine_result *out);
+    /* End the utterance and return its final hypothesis with words. */
+    int (*utt_end)(struct engine_stream *s, struct engine_result *out);
+
+    void (*stats)(struct engine_model *m, struct hark_engine_stats *out);
+};
+
+/* Compile-time list, NULL-terminated (registry.c). */
+const struct engine_ops *engine_find(const char *name);
+const struct engine_ops *engine_at(int index);
+
+/* hark_engine internals shared with the session module. */
+struct hark_engine {
+    const struct engine_ops *ops;
+    struct engine_model *model;
+};
+
+#endif
