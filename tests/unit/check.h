@@ -12,7 +12,6 @@
 
 #include "base/mem.h"
 
-static int check_failures;
 static const char *check_current = "";
 
 #define FAIL_(...)                                                                                 \

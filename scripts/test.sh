@@ -1,0 +1,72 @@
+#!/bin/bash
+# Runs hark's whole test suite: installs dependencies, builds, runs every
+# test (unit + end-to-end) on a normal build, the unit tests again under
+# AddressSanitizer + UndefinedBehaviorSanitizer, and the fuzz targets for a
+# bounded time. Ends with one summary line: "tests: N passed, N failed".
+set -u
+cd "$(dirname "$0")/.."
+
+JOBS=${JOBS:-$(nproc)}
+PASSED=0
+FAILED=0
+
+./scripts/setup.sh || exit 1
+
+# ctest_run LABEL BUILD_DIR [ctest args...]: runs ctest, adds its counts.
+ctest_run() {
+    local label=$1 dir=$2
+    shift 2
+    echo "=== $label"
+    local log
+    log=$(mktemp)
+    (cd "$dir" && ctest --output-on-failure --timeout 900 "$@") 2>&1 | tee "$log"
+    local line
+    line=$(grep -E "tests passed, [0-9]+ tests? failed out of" "$log" | tail -1)
+    if [ -n "$line" ]; then
+        local total failed
+        total=$(echo "$line" | sed -E 's/.* out of ([0-9]+).*/\1/')
+        failed=$(echo "$line" | sed -E 's/.* ([0-9]+) tests? failed.*/\1/')
+        PASSED=$((PASSED + total - failed))
+        FAILED=$((FAILED + failed))
+    else
+        echo "$label: no test summary (build or ctest failure)"
+        FAILED=$((FAILED + 1))
+    fi
+    rm -f "$log"
+}
+
+build() {
+    local dir=$1
+    shift
+    cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@" >/dev/null &&
+        cmake --build "$dir" -j "$JOBS"
+}
+
+# 1. normal build: everything
+if build build; then
+    ctest_run "all tests (release build)" build
+else
+    echo "build failed"
+    FAILED=$((FAILED + 1))
+fi
+
+# 2. sanitizers: unit tests
+if build build-asan -DHARK_SANITIZE=ON; then
+    ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+        ctest_run "unit tests under ASan+UBSan" build-asan -L unit
+else
+    echo "sanitizer build failed"
+    FAILED=$((FAILED + 1))
+fi
+
+# 3. fuzz targets (clang libFuzzer), bounded time each
+if CC=clang CXX=clang++ build build-fuzz -DHARK_FUZZ=ON -DBUILD_TESTING=ON; then
+    ctest_run "fuzz targets" build-fuzz -L fuzz
+else
+    echo "fuzz build failed"
+    FAILED=$((FAILED + 1))
+fi
+
+echo
+echo "tests: $PASSED passed, $FAILED failed"
+[ "$FAILED" -eq 0 ]

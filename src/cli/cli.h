@@ -1,0 +1,30 @@
+/* The hark command: shared pieces of its subcommands. */
+#ifndef HARK_CLI_CLI_H
+#define HARK_CLI_CLI_H
+
+#include "hark/hark.h"
+
+/* Exit statuses, shared by every subcommand. */
+enum cli_exit {
+    CLI_OK = 0,
+    CLI_USAGE = 1,    /* bad command line */
+    CLI_INPUT = 2,    /* unreadable, undecodable or unsupported input */
+    CLI_ENGINE = 3,   /* engine/model could not be loaded or failed */
+    CLI_RUNTIME = 4,  /* anything else */
+};
+
+int cli_transcribe(int argc, char **argv);
+
+/* stderr logger for hark_log_set; level parsed from "error|warn|info|debug". */
+void cli_log_cb(void *user, enum hark_log_level level, const char *session_id, const char *msg);
+int cli_parse_log_level(const char *s, enum hark_log_level *out);
+
+/* Collects "--engine-opt name=value" pairs into a NULL-terminated settings
+ * array for hark_engine_load. */
+struct cli_settings {
+    const char *kv[64];
+    int n;
+};
+int cli_settings_add(struct cli_settings *s, const char *name_eq_value);
+
+#endif

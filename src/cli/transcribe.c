@@ -1,0 +1,400 @@
+/*
+ * hark transcribe [options] FILE|-
+ *
+ * Streams a file or stdin through one session. On a terminal the current
+ * partial is rewritten in place and finals go on their own lines; piped,
+ * only finals are printed (one per line); --json prints every event as one
+ * JSON object per line in the native protocol's shape.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "base/buf.h"
+#include "cli/cli.h"
+#include "session/event_json.h"
+
+struct tx {
+    int json;
+    int tty;          /* stdout is a terminal */
+    int progress;     /* show progress */
+    double total_sec; /* estimated input length, 0 = unknown */
+    double done_sec;
+    int partial_shown;
+    int errors;
+    int first_error;
+    struct buf line;
+};
+
+static void print_progress_prefix(struct tx *t)
+{
+    if (t->progress && t->total_sec > 0) {
+        int pct = (int)(100.0 * t->done_sec / t->total_sec);
+        if (pct > 100)
+            pct = 100;
+        printf("[%3d%%] ", pct);
+    }
+}
+
+static void on_event(void *user, const struct hark_event *ev)
+{
+    struct tx *t = user;
+    if (ev->type == HARK_EVENT_ERROR) {
+        t->errors++;
+        if (!t->first_error)
+            t->first_error = ev->code;
+        if (t->partial_shown) {
+            printf("\r\033[K");
+            t->partial_shown = 0;
+        }
+        fflush(stdout);
+        fprintf(stderr, "hark: error: %s: %s\n", hark_err_code(ev->code), ev->message);
+    }
+    if (t->json) {
+        buf_reset(&t->line);
+        event_json_render(ev, &t->line);
+        buf_putc(&t->line, '\n');
+        fwrite(t->line.data, 1, t->line.len, stdout);
+        fflush(stdout);
+        return;
+    }
+    if (ev->type != HARK_EVENT_TRANSCRIPT)
+        return;
+    if (!ev->is_final) {
+        if (t->tty) {
+            /* dim partial, rewritten in place */
+            printf("\r\033[K");
+            print_progress_prefix(t);
+            printf("\033[2m%s\033[0m", ev->text);
+            fflush(stdout);
+            t->partial_shown = 1;
+        }
+        return;
+    }
+    if (t->tty)
+        printf("\r\033[K");
+    t->partial_shown = 0;
+    if (ev->text[0])
+        printf("%s\n", ev->text);
+    fflush(stdout);
+}
+
+static void show_progress(struct tx *t)
+{
+    if (!t->progress || t->total_sec <= 0)
+        return;
+    if (t->tty) {
+        if (!t->partial_shown) {
+            printf("\r\033[K");
+            print_progress_prefix(t);
+            fflush(stdout);
+        }
+        return;
+    }
+    int pct = (int)(100.0 * t->done_sec / t->total_sec);
+    if (pct > 100)
+        pct = 100;
+    char bar[31];
+    int fill = pct * 30 / 100;
+    for (int i = 0; i < 30; i++)
+        bar[i] = i < fill ? '#' : '.';
+    bar[30] = 0;
+    fprintf(stderr, "\r[%s] %3d%% %.1f/%.1f s", bar, pct, t->done_sec, t->total_sec);
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: hark transcribe [options] FILE|-\n"
+            "\n"
+            "Streams audio through a recognition session and prints what was said.\n"
+            "FILE may be a WAV file (format read from its header) or raw audio with --encoding.\n"
+            "\n"
+            "output:\n"
+            "  --json                 one JSON object per event per line\n"
+            "  --realtime             pace input at capture rate (default: as fast as possible)\n"
+            "  --chunk-ms N           feed audio in chunks of N ms (default 100)\n"
+            "  --describe             print the session's pipeline on stderr\n"
+            "  --log-level L          error|warn|info|debug (default warn)\n"
+            "engine:\n"
+            "  --engine NAME          engine to use (default pocketsphinx; see `hark engines`)\n"
+            "  --engine-opt K=V       engine setting, repeatable (pocketsphinx: second_pass=\n"
+            "                         none|bestpath|full, model_dir=, hmm=, lm=, dict=)\n"
+            "session options (also settable as --name or --name=value):\n");
+    for (int i = 0; hark_options_name(i); i++) {
+        char flag[64];
+        snprintf(flag, sizeof flag, "--%s", hark_options_name(i));
+        for (char *p = flag + 2; *p; p++)
+            if (*p == '_')
+                *p = '-';
+        fprintf(f, "  %-22s %s\n", flag, hark_options_help(i));
+    }
+    fprintf(f, "\nexit status: 0 ok, 1 usage, 2 bad input, 3 engine error, 4 other error\n");
+}
+
+/* Bytes of audio per second of the input, when it can be known up front. */
+static double raw_bytes_per_sec(const struct hark_options *o)
+{
+    char enc[32], rate[16], ch[16];
+    hark_options_get(o, "encoding", enc, sizeof enc);
+    hark_options_get(o, "sample_rate", rate, sizeof rate);
+    hark_options_get(o, "channels", ch, sizeof ch);
+    double bps = strcmp(enc, "pcm_s16le") == 0   ? 2
+                 : strcmp(enc, "pcm_f32le") == 0 ? 4
+                 : strcmp(enc, "wav") == 0       ? 0
+                                                 : 1;
+    return bps * atof(rate) * atof(ch);
+}
+
+static double wav_bytes_per_sec(const unsigned char *h, size_t n)
+{
+    /* Canonical header: byte rate at offset 28. Only for the progress bar. */
+    if (n >= 32 && memcmp(h, "RIFF", 4) == 0 && memcmp(h + 8, "WAVE", 4) == 0)
+        return (double)(h[28] | h[29] << 8 | h[30] << 16 | (unsigned)h[31] << 24);
+    return 0;
+}
+
+static void sleep_until(struct timespec *t0, double sec)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    double el = (double)(now.tv_sec - t0->tv_sec) + (double)(now.tv_nsec - t0->tv_nsec) / 1e9;
+    if (sec > el) {
+        double d = sec - el;
+        struct timespec ts = {(time_t)d, (long)((d - (double)(time_t)d) * 1e9)};
+        nanosleep(&ts, NULL);
+    }
+}
+
+int cli_transcribe(int argc, char **argv)
+{
+    struct tx t = {0};
+    struct hark_options *opts = NULL;
+    struct hark_engine *eng = NULL;
+    struct hark_session *sess = NULL;
+    struct cli_settings settings = {0};
+    const char *engine_name = "pocketsphinx";
+    int realtime = 0, describe = 0, chunk_ms = 100, encoding_given = 0;
+    enum hark_log_level log_level = HARK_LOG_WARN;
+    char err[512];
+    int rc = CLI_OK;
+    FILE *in = NULL;
+    unsigned char *chunk = NULL;
+
+    buf_init(&t.line);
+    if (hark_options_create(&opts)) {
+        fprintf(stderr, "hark: out of memory\n");
+        return CLI_RUNTIME;
+    }
+
+    int i = 1;
+    const char *input = NULL;
+    for (; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "-") || a[0] != '-') {
+            if (input) {
+                fprintf(stderr, "hark transcribe: only one input may be given ('%s', '%s')\n",
+                        input, a);
+                rc = CLI_USAGE;
+                goto out;
+            }
+            input = a;
+            continue;
+        }
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            usage(stdout);
+            goto out;
+        }
+        if (!strcmp(a, "--json")) {
+            t.json = 1;
+            continue;
+        }
+        if (!strcmp(a, "--realtime")) {
+            realtime = 1;
+            continue;
+        }
+        if (!strcmp(a, "--describe")) {
+            describe = 1;
+            continue;
+        }
+        /* --name value | --name=value */
+        char name[64];
+        const char *val = NULL;
+        const char *eq = strchr(a, '=');
+        size_t nlen = eq ? (size_t)(eq - a) : strlen(a);
+        if (nlen - 2 >= sizeof name || a[1] != '-') {
+            fprintf(stderr, "hark transcribe: unknown option '%s' (see --help)\n", a);
+            rc = CLI_USAGE;
+            goto out;
+        }
+        memcpy(name, a + 2, nlen - 2);
+        name[nlen - 2] = 0;
+        for (char *p = name; *p; p++)
+            if (*p == '-')
+                *p = '_';
+        if (eq) {
+            val = eq + 1;
+        } else if (!strcmp(name, "no_interim")) {
+            name[0] = 0;
+            hark_options_set(opts, "interim_results", "false", NULL, 0);
+            continue;
+        } else {
+            if (i + 1 >= argc) {
+                fprintf(stderr, "hark transcribe: option '%s' needs a value\n", a);
+                rc = CLI_USAGE;
+                goto out;
+            }
+            val = argv[++i];
+        }
+        if (!strcmp(name, "engine")) {
+            engine_name = val;
+        } else if (!strcmp(name, "engine_opt")) {
+            if (cli_settings_add(&settings, val)) {
+                fprintf(stderr, "hark transcribe: --engine-opt wants NAME=VALUE, got '%s'\n", val);
+                rc = CLI_USAGE;
+                goto out;
+            }
+        } else if (!strcmp(name, "chunk_ms")) {
+            chunk_ms = atoi(val);
+            if (chunk_ms < 1 || chunk_ms > 60000) {
+                fprintf(stderr, "hark transcribe: --chunk-ms must be 1..60000\n");
+                rc = CLI_USAGE;
+                goto out;
+            }
+        } else if (!strcmp(name, "log_level")) {
+            if (cli_parse_log_level(val, &log_level)) {
+                fprintf(stderr, "hark transcribe: --log-level must be error, warn, info or debug\n");
+                rc = CLI_USAGE;
+                goto out;
+            }
+        } else {
+            if (hark_options_set(opts, name, val, err, sizeof err)) {
+                fprintf(stderr, "hark transcribe: %s\n", err);
+                rc = CLI_USAGE;
+                goto out;
+            }
+            if (!strcmp(name, "encoding"))
+                encoding_given = 1;
+        }
+    }
+    if (!input) {
+        usage(stderr);
+        rc = CLI_USAGE;
+        goto out;
+    }
+    hark_log_set(cli_log_cb, NULL, log_level);
+
+    /* Open and sniff the input before loading the engine (fail fast). */
+    if (!strcmp(input, "-")) {
+        in = stdin;
+    } else {
+        in = fopen(input, "rb");
+        if (!in) {
+            fprintf(stderr, "hark transcribe: cannot open '%s': %s\n", input, strerror(errno));
+            rc = CLI_INPUT;
+            goto out;
+        }
+    }
+    unsigned char head[64];
+    size_t head_len = fread(head, 1, sizeof head, in);
+    if (head_len == 0) {
+        fprintf(stderr, "hark transcribe: %s: %s\n", input,
+                ferror(in) ? strerror(errno) : "empty input, no audio");
+        rc = CLI_INPUT;
+        goto out;
+    }
+    int is_wav = head_len >= 12 && !memcmp(head, "RIFF", 4) && !memcmp(head + 8, "WAVE", 4);
+    if (!encoding_given) {
+        if (!is_wav) {
+            fprintf(stderr,
+                    "hark transcribe: %s: not a WAV file (no RIFF/WAVE header). For raw audio give "
+                    "--encoding pcm_s16le|pcm_f32le|mulaw|alaw and --sample-rate (and --channels)\n",
+                    input);
+            rc = CLI_INPUT;
+            goto out;
+        }
+        hark_options_set(opts, "encoding", "wav", NULL, 0);
+    }
+
+    t.tty = isatty(STDOUT_FILENO) && !t.json;
+    double bps = is_wav ? wav_bytes_per_sec(head, head_len) : raw_bytes_per_sec(opts);
+    if (in != stdin && bps > 0) {
+        struct stat st;
+        if (fstat(fileno(in), &st) == 0 && S_ISREG(st.st_mode))
+            t.total_sec = (double)st.st_size / bps;
+    }
+    t.progress = t.total_sec > 5.0 && !t.json &&
+                 (t.tty || (isatty(STDERR_FILENO) && !realtime));
+
+    if (settings.n == 0)
+        settings.kv[0] = NULL;
+    rc = hark_engine_load(&eng, engine_name, settings.kv, err, sizeof err);
+    if (rc) {
+        fprintf(stderr, "hark transcribe: engine %s: %s\n", engine_name, err);
+        rc = rc == HARK_E_BAD_OPTION || rc == HARK_E_NO_ENGINE ? CLI_USAGE : CLI_ENGINE;
+        goto out;
+    }
+    rc = hark_session_create(&sess, eng, opts, NULL, on_event, &t, err, sizeof err);
+    if (rc) {
+        fprintf(stderr, "hark transcribe: %s\n", err);
+        rc = rc == HARK_E_BAD_OPTION || rc == HARK_E_UNSUPPORTED ? CLI_USAGE : CLI_ENGINE;
+        goto out;
+    }
+
+    /* Chunk size in bytes: chunk_ms of audio when the rate is known. */
+    size_t chunk_bytes = bps > 0 ? (size_t)(bps * chunk_ms / 1000.0) : 3200;
+    if (chunk_bytes < 1)
+        chunk_bytes = 1;
+    chunk = malloc(chunk_bytes > sizeof head ? chunk_bytes : sizeof head);
+    if (!chunk) {
+        rc = CLI_RUNTIME;
+        goto out;
+    }
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    int feed_rc = 0;
+    /* The sniffed head goes first, then the rest in chunks. */
+    feed_rc = hark_session_feed(sess, head, head_len);
+    while (!feed_rc) {
+        size_t n = fread(chunk, 1, chunk_bytes, in);
+        if (n == 0)
+            break;
+        feed_rc = hark_session_feed(sess, chunk, n);
+        t.done_sec = hark_session_audio_seconds(sess);
+        show_progress(&t);
+        if (realtime)
+            sleep_until(&t0, t.done_sec);
+    }
+    if (ferror(in)) {
+        fprintf(stderr, "hark transcribe: read error on %s: %s\n", input, strerror(errno));
+        feed_rc = HARK_E_IO;
+    }
+    if (t.progress && !t.tty)
+        fprintf(stderr, "\r\033[K");
+    if (describe)
+        fprintf(stderr, "hark: pipeline %s\n", hark_session_describe(sess));
+    /* Close even after an audio error: words already recognised are delivered. */
+    hark_session_close(sess);
+    if (t.partial_shown)
+        printf("\n");
+    if (feed_rc || t.errors) {
+        int code = feed_rc ? feed_rc : t.first_error;
+        rc = code == HARK_E_BAD_AUDIO || code == HARK_E_UNSUPPORTED || code == HARK_E_IO
+                 ? CLI_INPUT
+                 : code == HARK_E_ENGINE || code == HARK_E_MODEL ? CLI_ENGINE : CLI_RUNTIME;
+    }
+out:
+    if (in && in != stdin)
+        fclose(in);
+    free(chunk);
+    hark_session_destroy(sess);
+    hark_engine_destroy(eng);
+    hark_options_destroy(opts);
+    buf_deinit(&t.line);
+    return rc;
+}

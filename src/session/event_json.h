@@ -1,0 +1,13 @@
+/* Renders a public event as one JSON object in the native protocol's shape
+ * (docs/protocol.md); shared by the CLI's --json output and the native
+ * WebSocket front end. Pure function of its input; thread-safe. */
+#ifndef HARK_SESSION_EVENT_JSON_H
+#define HARK_SESSION_EVENT_JSON_H
+
+#include "base/buf.h"
+#include "hark/hark.h"
+
+/* Appends the object (no trailing newline) to out. */
+void event_json_render(const struct hark_event *ev, struct buf *out);
+
+#endif

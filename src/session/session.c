@@ -1,0 +1,231 @@
+/*
+ * The public session: a state machine around one pipeline. Transport
+ * agnostic; front ends (CLI, WebSocket, NATS) call these and render events.
+ *
+ *   STREAMING --finalize--> STREAMING      (final for the current utterance)
+ *   STREAMING --close-----> CLOSED         (last finals, then CLOSED event)
+ *
+ * Not thread-safe per session (see hark.h); the engine is.
+ */
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/random.h>
+
+#include "base/err.h"
+#include "base/log.h"
+#include "base/mem.h"
+#include "session/stage.h"
+
+enum sess_state { S_STREAMING, S_CLOSED };
+
+struct hark_session {
+    struct hark_options *opts;
+    struct pipeline pl;
+    enum sess_state state;
+    int turn; /* enum hark_state */
+    char id[64];
+};
+
+const char *hark_reason_name(enum hark_reason r)
+{
+    switch (r) {
+    case HARK_REASON_ENDPOINT:
+        return "endpoint";
+    case HARK_REASON_FINALIZE:
+        return "finalize";
+    case HARK_REASON_MAX_LENGTH:
+        return "max_length";
+    case HARK_REASON_CLOSE:
+        return "close";
+    case HARK_REASON_NONE:
+        break;
+    }
+    return "";
+}
+
+const char *hark_event_type_name(enum hark_event_type t)
+{
+    switch (t) {
+    case HARK_EVENT_TRANSCRIPT:
+        return "transcript";
+    case HARK_EVENT_SPEECH_STARTED:
+        return "speech_started";
+    case HARK_EVENT_UTTERANCE_END:
+        return "utterance_end";
+    case HARK_EVENT_INTERRUPT:
+        return "interrupt";
+    case HARK_EVENT_ERROR:
+        return "error";
+    case HARK_EVENT_CLOSED:
+        return "closed";
+    }
+    return "?";
+}
+
+/* "en" matches "en-US"; "en-us" matches "en-US"; "" means the default. */
+static int language_supported(const char *list, const char *lang)
+{
+    if (!lang[0])
+        return 1;
+    size_t n = strlen(lang);
+    for (const char *p = list; p && *p;) {
+        const char *comma = strchr(p, ',');
+        size_t len = comma ? (size_t)(comma - p) : strlen(p);
+        if ((len == n && strncasecmp(p, lang, n) == 0) ||
+            (n < len && p[n] == '-' && strncasecmp(p, lang, n) == 0))
+            return 1;
+        p = comma ? comma + 1 : NULL;
+    }
+    return 0;
+}
+
+static void make_id(char *out, size_t n)
+{
+    unsigned char r[8];
+    if (getrandom(r, sizeof r, 0) != (ssize_t)sizeof r)
+        memset(r, 0, sizeof r);
+    snprintf(out, n, "%02x%02x%02x%02x-%02x%02x-%02x%02x", r[0], r[1], r[2], r[3], r[4], r[5], r[6],
+             r[7]);
+}
+
+int hark_session_create(struct hark_session **out, struct hark_engine *eng,
+                        const struct hark_options *opts, const char *session_id,
+                        hark_event_cb cb, void *user, char *errbuf, size_t errbuf_size)
+{
+    *out = NULL;
+    if (!eng)
+        return err_set(errbuf, errbuf_size, HARK_E_INVAL, "no engine given");
+    if (session_id && strlen(session_id) >= 64)
+        return err_set(errbuf, errbuf_size, HARK_E_INVAL, "session id longer than 63 bytes");
+    int rc;
+    struct hark_session *s = hark_calloc(1, sizeof *s);
+    if (!s)
+        return err_set(errbuf, errbuf_size, HARK_E_NOMEM, "out of memory");
+    if (opts)
+        rc = hark_options_copy(&s->opts, opts);
+    else
+        rc = hark_options_create(&s->opts);
+    if (rc) {
+        err_set(errbuf, errbuf_size, rc, "out of memory");
+        goto fail;
+    }
+    if (s->opts->engine[0] && strcmp(s->opts->engine, eng->ops->name) != 0) {
+        rc = err_set(errbuf, errbuf_size, HARK_E_NO_ENGINE,
+                     "engine '%s' is not available here (this server runs '%s')", s->opts->engine,
+                     eng->ops->name);
+        goto fail;
+    }
+    if (session_id && *session_id)
+        snprintf(s->id, sizeof s->id, "%s", session_id);
+    else
+        make_id(s->id, sizeof s->id);
+    s->pl.opts = s->opts;
+    s->pl.engine = eng;
+    s->pl.session_id = s->id;
+    s->pl.state = &s->turn;
+    s->pl.cb = cb;
+    s->pl.cb_user = user;
+    rc = pipeline_init(&s->pl);
+    if (rc) {
+        err_set(errbuf, errbuf_size, rc, "could not build the pipeline: %s", hark_strerror(rc));
+        goto fail;
+    }
+    /* A bad language must fail at configure time, not at the first word. */
+    if (!language_supported(eng->ops->languages, s->opts->language)) {
+        rc = err_set(errbuf, errbuf_size, HARK_E_UNSUPPORTED,
+                     "language: '%s' is not supported by engine %s (supported: %s)",
+                     s->opts->language, eng->ops->name, eng->ops->languages);
+        goto fail;
+    }
+    LOG_DEBUG(s->id, "session created: %s", pipeline_describe(&s->pl));
+    *out = s;
+    return 0;
+fail:
+    hark_session_destroy(s);
+    return rc;
+}
+
+int hark_session_feed(struct hark_session *s, const void *bytes, size_t len)
+{
+    if (!s || (!bytes && len))
+        return HARK_E_INVAL;
+    if (s->state != S_STREAMING) {
+        snprintf(s->pl.errmsg, sizeof s->pl.errmsg, "session is closed; no more audio accepted");
+        return HARK_E_STATE;
+    }
+    if (!len)
+        return 0;
+    return pipeline_write_bytes(&s->pl, bytes, len);
+}
+
+int hark_session_finalize(struct hark_session *s)
+{
+    if (!s)
+        return HARK_E_INVAL;
+    if (s->state != S_STREAMING)
+        return HARK_E_STATE;
+    return pipeline_flush(&s->pl, HARK_REASON_FINALIZE);
+}
+
+int hark_session_set_state(struct hark_session *s, enum hark_state state)
+{
+    if (!s || (state != HARK_STATE_LISTENING && state != HARK_STATE_RESPONDING))
+        return HARK_E_INVAL;
+    s->turn = state;
+    return 0;
+}
+
+enum hark_state hark_session_get_state(const struct hark_session *s)
+{
+    return (enum hark_state)s->turn;
+}
+
+int hark_session_close(struct hark_session *s)
+{
+    if (!s)
+        return HARK_E_INVAL;
+    if (s->state == S_CLOSED)
+        return HARK_E_STATE;
+    int rc = pipeline_flush(&s->pl, HARK_REASON_CLOSE);
+    s->state = S_CLOSED;
+    struct hark_event ev = {
+        .type = HARK_EVENT_CLOSED,
+        .audio_seconds = hark_session_audio_seconds(s),
+        .segments = s->pl.segments_done,
+    };
+    pipeline_deliver(&s->pl, &ev);
+    return rc;
+}
+
+void hark_session_destroy(struct hark_session *s)
+{
+    if (!s)
+        return;
+    if (s->pl.n_stages)
+        pipeline_deinit(&s->pl);
+    else
+        buf_deinit(&s->pl.describe);
+    hark_options_destroy(s->opts);
+    hark_free(s);
+}
+
+const char *hark_session_id(const struct hark_session *s)
+{
+    return s->id;
+}
+
+const char *hark_session_errmsg(const struct hark_session *s)
+{
+    return s->pl.errmsg;
+}
+
+const char *hark_session_describe(const struct hark_session *s)
+{
+    return pipeline_describe((struct pipeline *)&s->pl);
+}
+
+double hark_session_audio_seconds(const struct hark_session *s)
+{
+    return s->pl.in_rate ? (double)s->pl.in_samples / s->pl.in_rate : 0.0;
+}

@@ -1,0 +1,116 @@
+/*
+ * The pipeline: an ordered chain of stages, one file each, all with the same
+ * small ops table. Everything flows down as frames; a stage handles the kinds
+ * it knows and passes the others on unchanged (stage_pass), so adding a stage
+ * touches nothing else:
+ *
+ *   decode     BYTES  -> AUDIO (mono float, input rate)
+ *   resample   AUDIO  -> AUDIO (16 kHz)
+ *   vad        AUDIO  -> SPEECH_START, UTT_START, AUDIO (utterance only), UTT_END, CLOCK
+ *   recognise  UTT_*, AUDIO -> RESULT (partial / final)
+ *   assemble   RESULT, SPEECH_START, CLOCK -> public events (seq, segment, ...)
+ *
+ * Positions (`pos`) count 16 kHz samples from the start of the session; they
+ * are the session's one clock. A pipeline belongs to one session and is used
+ * by one thread at a time.
+ */
+#ifndef HARK_SESSION_STAGE_H
+#define HARK_SESSION_STAGE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/buf.h"
+#include "engines/engine.h"
+#include "session/options.h"
+
+#define PIPE_RATE 16000
+
+enum frame_kind {
+    FRAME_BYTES,        /* bytes, n: raw input */
+    FRAME_AUDIO,        /* samples, n at `rate`; pos = first sample (16 kHz stages) */
+    FRAME_SPEECH_START, /* pos: onset of speech */
+    FRAME_UTT_START,    /* pos: first sample of the utterance */
+    FRAME_UTT_END,      /* pos: end of the utterance; reason */
+    FRAME_CLOCK,        /* pos: all audio before pos has been seen */
+    FRAME_RESULT,       /* result, is_final, reason, start_pos..pos */
+};
+
+struct frame {
+    enum frame_kind kind;
+    const uint8_t *bytes;
+    const float *samples;
+    size_t n;
+    int rate;
+    int64_t pos;
+    int64_t start_pos;
+    enum hark_reason reason;
+    int is_final;
+    const struct engine_result *result;
+};
+
+struct stage;
+struct pipeline;
+
+struct stage_ops {
+    const char *name;
+    int (*init)(struct stage *st);
+    int (*write)(struct stage *st, const struct frame *f);
+    /* End of input for now (finalize or close): push out what is held. */
+    int (*flush)(struct stage *st, enum hark_reason reason);
+    void (*close)(struct stage *st);
+    /* Appends e.g. "resample(44100→16000)". */
+    void (*describe)(struct stage *st, struct buf *out);
+};
+
+struct stage {
+    const struct stage_ops *ops;
+    struct stage *next;
+    struct pipeline *pl;
+    void *priv;
+};
+
+/* State shared by the stages of one session's pipeline. */
+struct pipeline {
+    struct stage stages[5];
+    int n_stages;
+    const struct hark_options *opts;
+    struct hark_engine *engine;
+    const char *session_id;
+    int *state; /* enum hark_state, owned by the session (interrupt detection) */
+    hark_event_cb cb;
+    void *cb_user;
+
+    int in_rate;           /* known once the decoder knows it (WAV header) */
+    int64_t in_samples;    /* per-channel samples decoded at in_rate */
+    int64_t segments_done; /* finals delivered */
+    uint64_t seq;
+    char errmsg[512];
+    struct buf describe;
+};
+
+extern const struct stage_ops stage_decode_ops;
+extern const struct stage_ops stage_resample_ops;
+extern const struct stage_ops stage_vad_ops;
+extern const struct stage_ops stage_recognise_ops;
+extern const struct stage_ops stage_assemble_ops;
+
+/* Hand a frame to the next stage (no-op at the end of the chain). */
+int stage_emit(struct stage *st, const struct frame *f);
+/* For kinds a stage does not handle. */
+static inline int stage_pass(struct stage *st, const struct frame *f)
+{
+    return stage_emit(st, f);
+}
+/* Record a detail message and deliver an ERROR event; returns err. */
+int pipeline_error(struct pipeline *pl, int err, const char *fmt, ...) HARK_PRINTF(3, 4);
+/* Deliver a public event with the next seq number. */
+void pipeline_deliver(struct pipeline *pl, struct hark_event *ev);
+
+int pipeline_init(struct pipeline *pl);
+int pipeline_write_bytes(struct pipeline *pl, const void *bytes, size_t n);
+int pipeline_flush(struct pipeline *pl, enum hark_reason reason);
+void pipeline_deinit(struct pipeline *pl);
+const char *pipeline_describe(struct pipeline *pl);
+
+#endif

@@ -1,0 +1,264 @@
+/*
+ * Stage 3: voice activity detection and endpointing. Cuts the 16 kHz stream
+ * into utterances; only utterance audio goes on to the engine, so silence
+ * between turns costs no recognition CPU.
+ *
+ *   SILENT  frames go into a pre-roll ring. Speech onset = ONSET_MIN speech
+ *           frames among the last ONSET_WINDOW: emit SPEECH_START, UTT_START
+ *           at the oldest ring sample (so soft word onsets are not clipped),
+ *           then the ring's audio.
+ *   SPEECH  frames go on. endpointing_ms of non-speech ends the utterance
+ *           (UTT_END, reason endpoint); max_utterance_ms forces a cut
+ *           (reason max_length), preferring a non-speech frame near the limit.
+ *
+ * The ring only ever holds audio from after the last utterance ended, so
+ * every sample is either in an utterance or provably silence: that is what
+ * lets finals carry committed_ms.
+ */
+#include <string.h>
+
+#include "audio/vad.h"
+#include "base/mem.h"
+#include "session/stage.h"
+
+#define ONSET_WINDOW 8
+#define ONSET_MIN 5
+#define PREROLL_SAMPLES (PIPE_RATE * 3 / 10) /* 300 ms */
+/* Unconfirmed speech at finalize/close still becomes an utterance when at
+ * least this many recent frames were speech (a short last word). */
+#define FLUSH_MIN_SPEECH 2
+
+enum vad_state { V_SILENT, V_SPEECH };
+
+struct vadst {
+    struct vad *vad;
+    enum vad_state state;
+    float frame[VAD_FRAME];
+    size_t frame_len;
+    int64_t frame_pos; /* pos of frame[0] */
+    int64_t pos;       /* next sample position */
+
+    float ring[PREROLL_SAMPLES];
+    size_t ring_head; /* index of the oldest sample */
+    size_t ring_len;
+
+    unsigned char window[ONSET_WINDOW]; /* speech flags of recent frames, circular */
+    int64_t window_pos[ONSET_WINDOW];
+    int window_i;
+
+    int64_t utt_start;
+    int trailing_silence; /* frames */
+};
+
+static int vad_init_stage(struct stage *st)
+{
+    struct vadst *v = hark_calloc(1, sizeof *v);
+    if (!v)
+        return HARK_E_NOMEM;
+    st->priv = v;
+    for (int i = 0; i < ONSET_WINDOW; i++)
+        v->window_pos[i] = -1;
+    return vad_create(&v->vad, st->pl->opts->vad_mode);
+}
+
+static void ring_push(struct vadst *v, const float *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        size_t at = (v->ring_head + v->ring_len) % PREROLL_SAMPLES;
+        v->ring[at] = s[i];
+        if (v->ring_len < PREROLL_SAMPLES)
+            v->ring_len++;
+        else
+            v->ring_head = (v->ring_head + 1) % PREROLL_SAMPLES;
+    }
+}
+
+static void window_clear(struct vadst *v)
+{
+    memset(v->window, 0, sizeof v->window);
+    for (int i = 0; i < ONSET_WINDOW; i++)
+        v->window_pos[i] = -1;
+}
+
+static int window_speech(const struct vadst *v, int64_t *first_pos)
+{
+    int count = 0;
+    int64_t first = -1;
+    for (int i = 0; i < ONSET_WINDOW; i++) {
+        if (v->window[i]) {
+            count++;
+            if (first < 0 || v->window_pos[i] < first)
+                first = v->window_pos[i];
+        }
+    }
+    if (first_pos)
+        *first_pos = first;
+    return count;
+}
+
+static int emit_simple(struct stage *st, enum frame_kind kind, int64_t pos, enum hark_reason reason,
+                       int64_t start_pos)
+{
+    struct frame f = {.kind = kind, .pos = pos, .reason = reason, .start_pos = start_pos};
+    return stage_emit(st, &f);
+}
+
+static int emit_audio(struct stage *st, const float *s, size_t n, int64_t pos)
+{
+    struct frame f = {.kind = FRAME_AUDIO, .samples = s, .n = n, .rate = PIPE_RATE, .pos = pos};
+    return n ? stage_emit(st, &f) : 0;
+}
+
+/* Starts an utterance with the ring's audio as its beginning. */
+static int start_utterance(struct stage *st, struct vadst *v, int64_t onset_pos)
+{
+    int rc;
+    int64_t start = v->pos - (int64_t)v->ring_len;
+    if (onset_pos < start)
+        onset_pos = start;
+    if ((rc = emit_simple(st, FRAME_SPEECH_START, onset_pos, HARK_REASON_NONE, 0)))
+        return rc;
+    if ((rc = emit_simple(st, FRAME_UTT_START, start, HARK_REASON_NONE, start)))
+        return rc;
+    size_t first = v->ring_len;
+    if (v->ring_head + first > PREROLL_SAMPLES)
+        first = PREROLL_SAMPLES - v->ring_head;
+    if ((rc = emit_audio(st, v->ring + v->ring_head, first, start)))
+        return rc;
+    if ((rc = emit_audio(st, v->ring, v->ring_len - first, start + (int64_t)first)))
+        return rc;
+    v->ring_len = 0;
+    v->ring_head = 0;
+    v->state = V_SPEECH;
+    v->utt_start = start;
+    v->trailing_silence = 0;
+    return 0;
+}
+
+static int end_utterance(struct stage *st, struct vadst *v, enum hark_reason reason)
+{
+    v->state = V_SILENT;
+    window_clear(v);
+    return emit_simple(st, FRAME_UTT_END, v->pos, reason, v->utt_start);
+}
+
+static int process_frame(struct stage *st, struct vadst *v)
+{
+    const struct hark_options *o = st->pl->opts;
+    int speech = vad_frame(v->vad, v->frame);
+    int rc = 0;
+    v->window[v->window_i] = (unsigned char)speech;
+    v->window_pos[v->window_i] = v->frame_pos;
+    v->window_i = (v->window_i + 1) % ONSET_WINDOW;
+
+    if (v->state == V_SILENT) {
+        ring_push(v, v->frame, VAD_FRAME);
+        v->pos = v->frame_pos + VAD_FRAME;
+        int64_t onset;
+        if (window_speech(v, &onset) >= ONSET_MIN)
+            rc = start_utterance(st, v, onset);
+    } else {
+        v->pos = v->frame_pos + VAD_FRAME;
+        if ((rc = emit_audio(st, v->frame, VAD_FRAME, v->frame_pos)))
+            return rc;
+        v->trailing_silence = speech ? 0 : v->trailing_silence + 1;
+        int64_t len_ms = (v->pos - v->utt_start) * 1000 / PIPE_RATE;
+        if (o->endpointing_ms > 0 && v->trailing_silence * 20 >= o->endpointing_ms) {
+            rc = end_utterance(st, v, HARK_REASON_ENDPOINT);
+        } else if (len_ms >= o->max_utterance_ms ||
+                   (!speech && len_ms >= (int64_t)o->max_utterance_ms * 9 / 10)) {
+            /* Forced cut; speech carries straight on into a new utterance. */
+            if ((rc = emit_simple(st, FRAME_UTT_END, v->pos, HARK_REASON_MAX_LENGTH, v->utt_start)))
+                return rc;
+            v->utt_start = v->pos;
+            v->trailing_silence = 0;
+            rc = emit_simple(st, FRAME_UTT_START, v->pos, HARK_REASON_NONE, v->pos);
+        }
+    }
+    if (rc)
+        return rc;
+    return emit_simple(st, FRAME_CLOCK, v->pos, HARK_REASON_NONE, 0);
+}
+
+static int vad_write(struct stage *st, const struct frame *f)
+{
+    if (f->kind != FRAME_AUDIO)
+        return stage_pass(st, f);
+    struct vadst *v = st->priv;
+    size_t i = 0;
+    while (i < f->n) {
+        if (v->frame_len == 0)
+            v->frame_pos = f->pos + (int64_t)i;
+        size_t take = VAD_FRAME - v->frame_len;
+        if (take > f->n - i)
+            take = f->n - i;
+        memcpy(v->frame + v->frame_len, f->samples + i, take * sizeof(float));
+        v->frame_len += take;
+        i += take;
+        if (v->frame_len == VAD_FRAME) {
+            v->frame_len = 0;
+            int rc = process_frame(st, v);
+            if (rc)
+                return rc;
+        }
+    }
+    return 0;
+}
+
+static int vad_flush(struct stage *st, enum hark_reason reason)
+{
+    struct vadst *v = st->priv;
+    int rc;
+    /* The samples of an incomplete frame are real audio: in an utterance the
+     * engine gets them, otherwise they join the pre-roll. */
+    if (v->frame_len) {
+        if (v->state == V_SPEECH) {
+            if ((rc = emit_audio(st, v->frame, v->frame_len, v->frame_pos)))
+                return rc;
+        } else {
+            ring_push(v, v->frame, v->frame_len);
+        }
+        v->pos = v->frame_pos + (int64_t)v->frame_len;
+        v->frame_len = 0;
+    }
+    if (v->state == V_SILENT && window_speech(v, NULL) >= FLUSH_MIN_SPEECH) {
+        int64_t onset;
+        window_speech(v, &onset);
+        if ((rc = start_utterance(st, v, onset)))
+            return rc;
+    }
+    if (v->state == V_SPEECH)
+        return end_utterance(st, v, reason);
+    /* No utterance: recognise decides whether an empty final is due. */
+    window_clear(v);
+    return emit_simple(st, FRAME_UTT_END, v->pos, reason, -1);
+}
+
+static void vad_close_stage(struct stage *st)
+{
+    struct vadst *v = st->priv;
+    if (!v)
+        return;
+    vad_destroy(v->vad);
+    hark_free(v);
+    st->priv = NULL;
+}
+
+static void vad_describe(struct stage *st, struct buf *out)
+{
+    const struct hark_options *o = st->pl->opts;
+    buf_printf(out, "vad(webrtc+flatness,%d,endpoint=", o->vad_mode);
+    if (o->endpointing_ms)
+        buf_printf(out, "%dms)", o->endpointing_ms);
+    else
+        buf_puts(out, "off)");
+}
+
+const struct stage_ops stage_vad_ops = {
+    .name = "vad",
+    .init = vad_init_stage,
+    .write = vad_write,
+    .flush = vad_flush,
+    .close = vad_close_stage,
+    .describe = vad_describe,
+};

@@ -1,0 +1,430 @@
+#include "session/workers.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdatomic.h>
+#include <string.h>
+
+#include "base/clock.h"
+#include "base/err.h"
+#include "base/log.h"
+#include "base/mem.h"
+
+enum job_kind { J_AUDIO, J_FINALIZE, J_STATE, J_CLOSE };
+
+struct job {
+    struct job *next;
+    enum job_kind kind;
+    int state;
+    size_t len;
+    uint8_t data[];
+};
+
+struct chan {
+    pthread_mutex_t mu;
+    struct workers *w;
+    struct hark_session *s;
+    chan_render_cb render;
+    void *render_user;
+    size_t max_pending;
+
+    /* guarded by mu */
+    struct job *jhead, *jtail;
+    size_t pending_bytes;
+    struct chan_msg *mhead, *mtail;
+    int scheduled; /* on the ready list or being run */
+    int released;
+    int done;
+    int close_posted;
+    double audio_sec, cpu_sec;
+
+    /* guarded by the pool lock */
+    struct chan *next_ready;
+    int64_t ready_since;
+
+    /* used only by the worker running the chan */
+    struct buf scratch;
+    char id[64];
+};
+
+struct workers {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    struct chan *rhead, *rtail;
+    unsigned queued;
+    pthread_t *th;
+    unsigned n;
+    int stop;
+    workers_wake_cb wake;
+    void *wake_user;
+    atomic_llong busy_ns;
+    atomic_ullong jobs_done;
+    /* busy_fraction window, guarded by mu */
+    int64_t last_stats_at;
+    long long last_busy;
+    double last_fraction;
+};
+
+static void ready_push(struct workers *w, struct chan *c)
+{
+    pthread_mutex_lock(&w->mu);
+    c->next_ready = NULL;
+    c->ready_since = clock_mono_ns();
+    if (w->rtail)
+        w->rtail->next_ready = c;
+    else
+        w->rhead = c;
+    w->rtail = c;
+    w->queued++;
+    pthread_cond_signal(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+}
+
+static void free_jobs(struct job *j)
+{
+    while (j) {
+        struct job *n = j->next;
+        hark_free(j);
+        j = n;
+    }
+}
+
+static void chan_free(struct chan *c)
+{
+    free_jobs(c->jhead);
+    struct chan_msg *m = c->mhead;
+    while (m) {
+        struct chan_msg *n = m->next;
+        hark_free(m);
+        m = n;
+    }
+    hark_session_destroy(c->s);
+    buf_deinit(&c->scratch);
+    pthread_mutex_destroy(&c->mu);
+    hark_free(c);
+}
+
+/* Session event sink: runs on the worker thread that runs the chan. */
+static void on_event(void *user, const struct hark_event *ev)
+{
+    struct chan *c = user;
+    unsigned flags = 0;
+    buf_reset(&c->scratch);
+    c->render(c->render_user, ev, &c->scratch, &flags);
+    if (ev->type == HARK_EVENT_CLOSED)
+        flags |= MSG_LAST;
+    if (!c->scratch.len && !(flags & MSG_LAST))
+        return;
+    if (c->scratch.oom) {
+        LOG_ERROR(c->id, "out of memory rendering an event; event dropped");
+        return;
+    }
+    struct chan_msg *m = hark_malloc(sizeof *m + c->scratch.len + 1);
+    if (!m) {
+        LOG_ERROR(c->id, "out of memory queueing an event; event dropped");
+        return;
+    }
+    m->next = NULL;
+    m->flags = flags;
+    m->len = c->scratch.len;
+    if (m->len)
+        memcpy(m->data, c->scratch.data, m->len);
+    m->data[m->len] = 0;
+    pthread_mutex_lock(&c->mu);
+    if (c->mtail)
+        c->mtail->next = m;
+    else
+        c->mhead = m;
+    c->mtail = m;
+    pthread_mutex_unlock(&c->mu);
+}
+
+static void run_jobs(struct chan *c, struct job *j)
+{
+    while (j) {
+        struct job *next = j->next;
+        double before = hark_session_audio_seconds(c->s);
+        int64_t t0 = clock_thread_ns();
+        switch (j->kind) {
+        case J_AUDIO:
+            hark_session_feed(c->s, j->data, j->len);
+            break;
+        case J_FINALIZE:
+            hark_session_finalize(c->s);
+            break;
+        case J_STATE:
+            hark_session_set_state(c->s, (enum hark_state)j->state);
+            break;
+        case J_CLOSE:
+            hark_session_close(c->s);
+            break;
+        }
+        double cpu = (double)(clock_thread_ns() - t0) / 1e9;
+        pthread_mutex_lock(&c->mu);
+        if (j->kind == J_AUDIO) /* chan_release may have zeroed it meanwhile */
+            c->pending_bytes = c->pending_bytes > j->len ? c->pending_bytes - j->len : 0;
+        if (j->kind == J_CLOSE)
+            c->done = 1;
+        c->cpu_sec += cpu;
+        c->audio_sec += hark_session_audio_seconds(c->s) - before;
+        pthread_mutex_unlock(&c->mu);
+        atomic_fetch_add(&c->w->jobs_done, 1);
+        hark_free(j);
+        j = next;
+    }
+}
+
+static void *worker_main(void *arg)
+{
+    struct workers *w = arg;
+    for (;;) {
+        pthread_mutex_lock(&w->mu);
+        while (!w->rhead && !w->stop)
+            pthread_cond_wait(&w->cv, &w->mu);
+        if (!w->rhead && w->stop) {
+            pthread_mutex_unlock(&w->mu);
+            return NULL;
+        }
+        struct chan *c = w->rhead;
+        w->rhead = c->next_ready;
+        if (!w->rhead)
+            w->rtail = NULL;
+        w->queued--;
+        pthread_mutex_unlock(&w->mu);
+
+        int64_t t0 = clock_mono_ns();
+        pthread_mutex_lock(&c->mu);
+        struct job *jobs = c->jhead;
+        c->jhead = c->jtail = NULL;
+        pthread_mutex_unlock(&c->mu);
+
+        run_jobs(c, jobs);
+
+        pthread_mutex_lock(&c->mu);
+        int again = c->jhead != NULL;
+        int free_it = 0;
+        if (!again) {
+            c->scheduled = 0;
+            free_it = c->released;
+        }
+        pthread_mutex_unlock(&c->mu);
+        atomic_fetch_add(&w->busy_ns, clock_mono_ns() - t0);
+        if (again)
+            ready_push(w, c);
+        else if (free_it)
+            chan_free(c);
+        if (w->wake)
+            w->wake(w->wake_user);
+    }
+}
+
+int workers_create(struct workers **out, unsigned threads, workers_wake_cb wake, void *wake_user)
+{
+    *out = NULL;
+    if (threads < 1 || threads > 256)
+        return HARK_E_INVAL;
+    struct workers *w = hark_calloc(1, sizeof *w);
+    if (!w)
+        return HARK_E_NOMEM;
+    pthread_mutex_init(&w->mu, NULL);
+    pthread_cond_init(&w->cv, NULL);
+    w->wake = wake;
+    w->wake_user = wake_user;
+    w->last_stats_at = clock_mono_ns();
+    w->th = hark_calloc(threads, sizeof *w->th);
+    if (!w->th) {
+        workers_destroy(w);
+        return HARK_E_NOMEM;
+    }
+    for (unsigned i = 0; i < threads; i++) {
+        if (pthread_create(&w->th[i], NULL, worker_main, w)) {
+            workers_destroy(w);
+            return HARK_E_INTERNAL;
+        }
+        w->n++;
+    }
+    *out = w;
+    return 0;
+}
+
+void workers_destroy(struct workers *w)
+{
+    if (!w)
+        return;
+    pthread_mutex_lock(&w->mu);
+    w->stop = 1;
+    pthread_cond_broadcast(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+    for (unsigned i = 0; i < w->n; i++)
+        pthread_join(w->th[i], NULL);
+    hark_free(w->th);
+    pthread_cond_destroy(&w->cv);
+    pthread_mutex_destroy(&w->mu);
+    hark_free(w);
+}
+
+void workers_stats(struct workers *w, struct workers_stats *out)
+{
+    memset(out, 0, sizeof *out);
+    int64_t now = clock_mono_ns();
+    long long busy = atomic_load(&w->busy_ns);
+    pthread_mutex_lock(&w->mu);
+    out->threads = w->n;
+    out->queued_chans = w->queued;
+    if (w->rhead)
+        out->oldest_wait_ms = (double)(now - w->rhead->ready_since) / 1e6;
+    /* Measured over at least 1 s so that a burst does not swing it. */
+    if (now - w->last_stats_at >= 1000000000LL) {
+        double span = (double)(now - w->last_stats_at) * w->n;
+        w->last_fraction = span > 0 ? (double)(busy - w->last_busy) / span : 0;
+        if (w->last_fraction > 1)
+            w->last_fraction = 1;
+        w->last_busy = busy;
+        w->last_stats_at = now;
+    }
+    out->busy_fraction = w->last_fraction;
+    pthread_mutex_unlock(&w->mu);
+    out->jobs_done = atomic_load(&w->jobs_done);
+}
+
+int chan_create(struct chan **out, struct workers *w, struct hark_engine *eng,
+                const struct hark_options *opts, const char *session_id, chan_render_cb render,
+                void *render_user, size_t max_pending_bytes, char *errbuf, size_t errbuf_size)
+{
+    *out = NULL;
+    struct chan *c = hark_calloc(1, sizeof *c);
+    if (!c)
+        return err_set(errbuf, errbuf_size, HARK_E_NOMEM, "out of memory");
+    pthread_mutex_init(&c->mu, NULL);
+    buf_init(&c->scratch);
+    c->w = w;
+    c->render = render;
+    c->render_user = render_user;
+    c->max_pending = max_pending_bytes;
+    int rc = hark_session_create(&c->s, eng, opts, session_id, on_event, c, errbuf, errbuf_size);
+    if (rc) {
+        chan_free(c);
+        return rc;
+    }
+    snprintf(c->id, sizeof c->id, "%s", hark_session_id(c->s));
+    *out = c;
+    return 0;
+}
+
+const char *chan_session_id(const struct chan *c)
+{
+    return c->id;
+}
+
+static int post(struct chan *c, enum job_kind kind, int state, const void *data, size_t len)
+{
+    pthread_mutex_lock(&c->mu);
+    int rc = 0;
+    if (c->released || c->close_posted) {
+        rc = HARK_E_STATE;
+        goto out;
+    }
+    if (kind == J_AUDIO && c->pending_bytes + len > c->max_pending) {
+        rc = HARK_E_LIMIT;
+        goto out;
+    }
+    struct job *j = hark_malloc(sizeof *j + len);
+    if (!j) {
+        rc = HARK_E_NOMEM;
+        goto out;
+    }
+    j->next = NULL;
+    j->kind = kind;
+    j->state = state;
+    j->len = len;
+    if (len)
+        memcpy(j->data, data, len);
+    if (c->jtail)
+        c->jtail->next = j;
+    else
+        c->jhead = j;
+    c->jtail = j;
+    if (kind == J_AUDIO)
+        c->pending_bytes += len;
+    if (kind == J_CLOSE)
+        c->close_posted = 1;
+    int schedule = !c->scheduled;
+    c->scheduled = 1;
+    pthread_mutex_unlock(&c->mu);
+    if (schedule)
+        ready_push(c->w, c);
+    return 0;
+out:
+    pthread_mutex_unlock(&c->mu);
+    return rc;
+}
+
+int chan_post_audio(struct chan *c, const void *bytes, size_t len)
+{
+    return len ? post(c, J_AUDIO, 0, bytes, len) : 0;
+}
+
+int chan_post_finalize(struct chan *c)
+{
+    return post(c, J_FINALIZE, 0, NULL, 0);
+}
+
+int chan_post_state(struct chan *c, enum hark_state state)
+{
+    return post(c, J_STATE, (int)state, NULL, 0);
+}
+
+int chan_post_close(struct chan *c)
+{
+    return post(c, J_CLOSE, 0, NULL, 0);
+}
+
+size_t chan_pending_bytes(struct chan *c)
+{
+    pthread_mutex_lock(&c->mu);
+    size_t n = c->pending_bytes;
+    pthread_mutex_unlock(&c->mu);
+    return n;
+}
+
+struct chan_msg *chan_take_msgs(struct chan *c)
+{
+    pthread_mutex_lock(&c->mu);
+    struct chan_msg *m = c->mhead;
+    c->mhead = c->mtail = NULL;
+    pthread_mutex_unlock(&c->mu);
+    return m;
+}
+
+int chan_done(struct chan *c)
+{
+    pthread_mutex_lock(&c->mu);
+    int d = c->done;
+    pthread_mutex_unlock(&c->mu);
+    return d;
+}
+
+void chan_usage(struct chan *c, double *audio_sec, double *cpu_sec)
+{
+    pthread_mutex_lock(&c->mu);
+    *audio_sec = c->audio_sec;
+    *cpu_sec = c->cpu_sec;
+    pthread_mutex_unlock(&c->mu);
+}
+
+void chan_release(struct chan *c)
+{
+    if (!c)
+        return;
+    pthread_mutex_lock(&c->mu);
+    c->released = 1;
+    /* Nobody will read the results any more: drop audio not yet processed. */
+    struct job *drop = c->jhead;
+    c->jhead = c->jtail = NULL;
+    c->pending_bytes = 0;
+    int free_now = !c->scheduled;
+    pthread_mutex_unlock(&c->mu);
+    free_jobs(drop);
+    if (free_now)
+        chan_free(c);
+}

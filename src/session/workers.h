@@ -1,0 +1,98 @@
+/*
+ * Worker pool with serial per-session queues, for front ends that serve many
+ * sessions at once (WebSocket, NATS). The session core is synchronous; this
+ * module runs it off the I/O thread:
+ *
+ *   I/O thread                         worker threads
+ *   chan_post_audio/finalize/close --> job queue of the chan (bounded bytes)
+ *                                      one worker at a time runs a chan's jobs
+ *                                      in order: hark_session_feed, ...
+ *   chan_take_msgs  <-- outbox <------ events rendered by the front end's
+ *        ^                             render_cb, then wake_cb()
+ *        '--- wake_cb (e.g. lws_cancel_service) coalesces wake-ups
+ *
+ * A chan is never processed on two threads at once, and chans never wait for
+ * each other behind a global lock: the pool lock only guards the ready list.
+ *
+ * Thread-safety: every chan_* and workers_* call is thread-safe unless noted.
+ * A chan is freed only by chan_release after it reached "done" (its close job
+ * ran, or it was aborted) and the front end has no more use for it.
+ */
+#ifndef HARK_SESSION_WORKERS_H
+#define HARK_SESSION_WORKERS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/buf.h"
+#include "hark/hark.h"
+
+struct workers;
+struct chan;
+
+/* Called on the worker thread for every event of the chan's session: append
+ * the wire message(s) for ev to out (nothing = drop the event). flags: see
+ * MSG_*. Must not block. */
+typedef void (*chan_render_cb)(void *user, const struct hark_event *ev, struct buf *out,
+                               unsigned *flags);
+/* Called from worker threads when a chan has new output or finished a job;
+ * must be cheap and thread-safe (e.g. lws_cancel_service). */
+typedef void (*workers_wake_cb)(void *user);
+
+enum {
+    MSG_TEXT = 0,
+    MSG_BINARY = 1,
+    MSG_LAST = 2, /* the session is over after this message */
+};
+
+struct chan_msg {
+    struct chan_msg *next;
+    unsigned flags;
+    size_t len;
+    char data[]; /* len bytes (+ NUL) */
+};
+
+struct workers_stats {
+    unsigned threads;
+    unsigned queued_chans;    /* chans waiting for a worker */
+    double busy_fraction;     /* recent share of worker time spent processing, 0..1 */
+    double oldest_wait_ms;    /* age of the oldest queued job right now */
+    uint64_t jobs_done;
+};
+
+int workers_create(struct workers **out, unsigned threads, workers_wake_cb wake, void *wake_user);
+/* Stops the threads after the queued jobs ran. Chans must be released first. */
+void workers_destroy(struct workers *w);
+void workers_stats(struct workers *w, struct workers_stats *out);
+
+/* Creates the session (hark_session_create, on the calling thread) with the
+ * chan as its event sink. render/user are used on worker threads.
+ * max_pending_bytes bounds audio waiting to be processed. */
+int chan_create(struct chan **out, struct workers *w, struct hark_engine *eng,
+                const struct hark_options *opts, const char *session_id, chan_render_cb render,
+                void *render_user, size_t max_pending_bytes, char *errbuf, size_t errbuf_size);
+const char *chan_session_id(const struct chan *c);
+
+/* Queue audio; copies the bytes. HARK_E_LIMIT when max_pending_bytes would be
+ * exceeded (the front end should have paused reading before that). */
+int chan_post_audio(struct chan *c, const void *bytes, size_t len);
+int chan_post_finalize(struct chan *c);
+int chan_post_state(struct chan *c, enum hark_state state);
+/* Queue the close: flushes the last finals; the CLOSED event is the last. */
+int chan_post_close(struct chan *c);
+
+/* Audio bytes queued and not yet processed (for rx flow control). */
+size_t chan_pending_bytes(struct chan *c);
+/* Detach all messages produced so far, oldest first; caller frees each with
+ * hark_free. */
+struct chan_msg *chan_take_msgs(struct chan *c);
+/* 1 once the close job ran (all events rendered). */
+int chan_done(struct chan *c);
+/* Front end is finished with the chan (connection gone). Pending jobs are
+ * dropped except a queued close; the chan is freed when no worker uses it. */
+void chan_release(struct chan *c);
+
+/* Seconds of audio processed and CPU (thread) seconds spent, for metrics. */
+void chan_usage(struct chan *c, double *audio_sec, double *cpu_sec);
+
+#endif

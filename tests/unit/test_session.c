@@ -1,0 +1,360 @@
+/*
+ * The session's result contract on the real engine and real recordings:
+ * seq/segment numbering, partials before finals, one final per segment,
+ * finalize/close semantics, committed_ms, speech_started, utterance_end,
+ * interrupts, chunking independence, errors that keep the session usable.
+ */
+#include "check.h"
+#include "hark/hark.h"
+
+#define MAX_EV 4096
+
+struct rec {
+    int n;
+    struct {
+        enum hark_event_type type;
+        uint64_t seq;
+        int64_t segment;
+        int is_final, speech_final;
+        enum hark_reason reason;
+        char text[512];
+        double start, end;
+        int64_t committed_ms;
+        size_t n_words;
+        int code;
+        double audio_seconds;
+    } ev[MAX_EV];
+};
+
+static void record(void *user, const struct hark_event *e)
+{
+    struct rec *r = user;
+    if (r->n >= MAX_EV)
+        return;
+    r->ev[r->n].type = e->type;
+    r->ev[r->n].seq = e->seq;
+    r->ev[r->n].segment = e->segment;
+    r->ev[r->n].is_final = e->is_final;
+    r->ev[r->n].speech_final = e->speech_final;
+    r->ev[r->n].reason = e->reason;
+    snprintf(r->ev[r->n].text, sizeof r->ev[r->n].text, "%s", e->text ? e->text : "");
+    r->ev[r->n].start = e->start;
+    r->ev[r->n].end = e->end;
+    r->ev[r->n].committed_ms = e->committed_ms;
+    r->ev[r->n].n_words = e->n_words;
+    r->ev[r->n].code = e->code;
+    r->ev[r->n].audio_seconds = e->audio_seconds;
+    r->n++;
+}
+
+static struct hark_engine *eng;
+
+static const char *clip(int i)
+{
+    static const char *ids[] = {"0870", "0880", "0890", "0920", "0930"};
+    static char path[512];
+    snprintf(path, sizeof path, "%s/sense_and_sensibility_01_austen_64kb-%s.wav",
+             check_testdata_dir(), ids[i]);
+    return path;
+}
+
+/* PCM s16 samples of a clip (header skipped), malloc'd. */
+static int16_t *clip_pcm(int i, size_t *n)
+{
+    size_t len;
+    unsigned char *d = check_read_file(clip(i), &len);
+    ASSERT(d && len > 44);
+    *n = (len - 44) / 2;
+    int16_t *s = malloc(*n * 2);
+    memcpy(s, d + 44, *n * 2);
+    free(d);
+    return s;
+}
+
+static struct hark_session *open_session(struct rec *r, const char *const *kv)
+{
+    struct hark_options *o;
+    struct hark_session *s;
+    char err[256];
+    ASSERT_OK(hark_options_create(&o));
+    for (; kv && kv[0]; kv += 2) {
+        if (hark_options_set(o, kv[0], kv[1], err, sizeof err))
+            FAIL_("option %s=%s: %s", kv[0], kv[1], err);
+    }
+    memset(r, 0, sizeof *r);
+    int rc = hark_session_create(&s, eng, o, "test-session", record, r, err, sizeof err);
+    if (rc)
+        FAIL_("session: %s", err);
+    hark_options_destroy(o);
+    return s;
+}
+
+/* Checks the contract that holds for every event sequence. */
+static void check_contract(const struct rec *r)
+{
+    int64_t seg = 0, last_commit = -1;
+    for (int i = 0; i < r->n; i++) {
+        ASSERT_EQ(r->ev[i].seq, (uint64_t)i);
+        if (r->ev[i].type != HARK_EVENT_TRANSCRIPT)
+            continue;
+        ASSERT_EQ(r->ev[i].segment, seg);
+        ASSERT_LE(r->ev[i].start, r->ev[i].end);
+        if (r->ev[i].is_final) {
+            ASSERT_NE(r->ev[i].reason, HARK_REASON_NONE);
+            ASSERT_GE(r->ev[i].committed_ms, last_commit);
+            last_commit = r->ev[i].committed_ms;
+            ASSERT_EQ(r->ev[i].speech_final, r->ev[i].reason == HARK_REASON_ENDPOINT);
+            seg++;
+        } else {
+            ASSERT(r->ev[i].text[0]);
+        }
+    }
+}
+
+static void finals_text(const struct rec *r, char *out, size_t n)
+{
+    out[0] = 0;
+    for (int i = 0; i < r->n; i++) {
+        if (r->ev[i].type == HARK_EVENT_TRANSCRIPT && r->ev[i].is_final && r->ev[i].text[0]) {
+            if (out[0])
+                strncat(out, " ", n - strlen(out) - 1);
+            strncat(out, r->ev[i].text, n - strlen(out) - 1);
+        }
+    }
+}
+
+static struct rec r1, r2;
+
+static void test_clip_events(void)
+{
+    size_t len;
+    unsigned char *wav = check_read_file(clip(1), &len);
+    const char *kv[] = {"encoding", "wav", NULL};
+    struct hark_session *s = open_session(&r1, kv);
+    for (size_t off = 0; off < len; off += 3200)
+        ASSERT_OK(hark_session_feed(s, wav + off, len - off < 3200 ? len - off : 3200));
+    ASSERT_OK(hark_session_close(s));
+    ASSERT_EQ(hark_session_feed(s, wav, 10), HARK_E_STATE);
+    hark_session_destroy(s);
+    free(wav);
+
+    check_contract(&r1);
+    char text[2048];
+    finals_text(&r1, text, sizeof text);
+    fprintf(stderr, "  0880: %s\n", text);
+    ASSERT(strstr(text, "young man"));
+    int partials = 0, speech = 0, first_final = -1;
+    for (int i = 0; i < r1.n; i++) {
+        if (r1.ev[i].type == HARK_EVENT_SPEECH_STARTED) {
+            speech++;
+            ASSERT(first_final < 0 || i > first_final || speech == 1);
+        }
+        if (r1.ev[i].type == HARK_EVENT_TRANSCRIPT && !r1.ev[i].is_final) {
+            partials++;
+            ASSERT(first_final < 0); /* partials of segment 0 before its final */
+        }
+        if (r1.ev[i].type == HARK_EVENT_TRANSCRIPT && r1.ev[i].is_final && first_final < 0)
+            first_final = i;
+    }
+    ASSERT_GE(partials, 2);
+    ASSERT_GE(speech, 1);
+    ASSERT(first_final > 0);
+    /* last event is CLOSED with the audio length */
+    ASSERT_EQ(r1.ev[r1.n - 1].type, HARK_EVENT_CLOSED);
+    ASSERT_NEAR(r1.ev[r1.n - 1].audio_seconds, 2.99, 0.02);
+}
+
+/* The same audio split at 1 byte, 7 bytes and whole gives identical events. */
+static void test_chunking_invariance(void)
+{
+    size_t len;
+    unsigned char *wav = check_read_file(clip(4), &len);
+    const char *kv[] = {"encoding", "wav", NULL};
+    size_t sizes[] = {len, 1, 7};
+    char ref[2048] = "";
+    for (int k = 0; k < 3; k++) {
+        struct rec *r = k ? &r2 : &r1;
+        struct hark_session *s = open_session(r, kv);
+        for (size_t off = 0; off < len; off += sizes[k])
+            ASSERT_OK(hark_session_feed(s, wav + off, len - off < sizes[k] ? len - off : sizes[k]));
+        ASSERT_OK(hark_session_close(s));
+        hark_session_destroy(s);
+        check_contract(r);
+        char text[2048];
+        finals_text(r, text, sizeof text);
+        if (k == 0)
+            strcpy(ref, text);
+        else
+            ASSERT_STR_EQ(text, ref);
+    }
+    /* event sequences equal in type and timing */
+    ASSERT_EQ(r1.n, r2.n);
+    for (int i = 0; i < r1.n; i++) {
+        ASSERT_EQ(r1.ev[i].type, r2.ev[i].type);
+        ASSERT_NEAR(r1.ev[i].end, r2.ev[i].end, 1e-9);
+    }
+    free(wav);
+}
+
+/* Utterances separated by 2 s of silence: one segment each, endpointed,
+ * with committed_ms and utterance_end between them. */
+static void test_pauses_make_segments(void)
+{
+    size_t total = 0, n[3];
+    int16_t *pcm[3];
+    int ids[3] = {1, 2, 4};
+    for (int i = 0; i < 3; i++) {
+        pcm[i] = clip_pcm(ids[i], &n[i]);
+        total += n[i] + 32000;
+    }
+    int16_t *all = calloc(total + 32000, 2);
+    size_t at = 16000;
+    for (int i = 0; i < 3; i++) {
+        memcpy(all + at, pcm[i], n[i] * 2);
+        at += n[i] + 32000;
+        free(pcm[i]);
+    }
+    const char *kv[] = {"utterance_end_ms", "1000", NULL};
+    struct hark_session *s = open_session(&r1, kv);
+    for (size_t off = 0; off < at; off += 320)
+        ASSERT_OK(hark_session_feed(s, all + off, (at - off < 320 ? at - off : 320) * 2));
+    ASSERT_OK(hark_session_close(s));
+    hark_session_destroy(s);
+    free(all);
+    check_contract(&r1);
+    int finals = 0, endpoint = 0, ue = 0;
+    for (int i = 0; i < r1.n; i++) {
+        if (r1.ev[i].type == HARK_EVENT_TRANSCRIPT && r1.ev[i].is_final) {
+            finals++;
+            endpoint += r1.ev[i].speech_final;
+            ASSERT(r1.ev[i].text[0]);
+            fprintf(stderr, "  segment %lld [%.2f-%.2f] committed %lld: %s\n",
+                    (long long)r1.ev[i].segment, r1.ev[i].start, r1.ev[i].end,
+                    (long long)r1.ev[i].committed_ms, r1.ev[i].text);
+        }
+        ue += r1.ev[i].type == HARK_EVENT_UTTERANCE_END;
+    }
+    ASSERT_EQ(finals, 3);
+    ASSERT_EQ(endpoint, 3);
+    ASSERT_EQ(ue, 3);
+}
+
+/* finalize mid-speech: a final with reason finalize, session continues;
+ * finalize in silence: an empty final. close right after speech (no trailing
+ * silence) still delivers the last words. */
+static void test_finalize_and_close(void)
+{
+    size_t n;
+    int16_t *pcm = clip_pcm(0, &n);
+    struct hark_session *s = open_session(&r1, NULL);
+    size_t half = n / 2;
+    ASSERT_OK(hark_session_feed(s, pcm, half * 2));
+    ASSERT_OK(hark_session_finalize(s));
+    int f1 = -1;
+    for (int i = 0; i < r1.n; i++)
+        if (r1.ev[i].type == HARK_EVENT_TRANSCRIPT && r1.ev[i].is_final)
+            f1 = i;
+    ASSERT(f1 >= 0);
+    ASSERT_EQ(r1.ev[f1].reason, HARK_REASON_FINALIZE);
+    ASSERT(r1.ev[f1].text[0]);
+    ASSERT_EQ(r1.ev[f1].committed_ms, (int64_t)(half * 1000 / 16000));
+    ASSERT_OK(hark_session_feed(s, pcm + half, (n - half) * 2));
+    ASSERT_OK(hark_session_close(s));
+    int last = -1;
+    for (int i = 0; i < r1.n; i++)
+        if (r1.ev[i].type == HARK_EVENT_TRANSCRIPT && r1.ev[i].is_final)
+            last = i;
+    ASSERT(last > f1);
+    ASSERT_EQ(r1.ev[last].reason, HARK_REASON_CLOSE);
+    ASSERT(strstr(r1.ev[last].text, "them") || strstr(r1.ev[last].text, "do"));
+    check_contract(&r1);
+    hark_session_destroy(s);
+
+    /* finalize with nothing said: exactly one empty final */
+    s = open_session(&r1, NULL);
+    int16_t silence[8000] = {0};
+    ASSERT_OK(hark_session_feed(s, silence, sizeof silence));
+    ASSERT_OK(hark_session_finalize(s));
+    ASSERT_EQ(r1.n, 1);
+    ASSERT_EQ(r1.ev[0].is_final, 1);
+    ASSERT_STR_EQ(r1.ev[0].text, "");
+    ASSERT_EQ(r1.ev[0].committed_ms, 500);
+    ASSERT_OK(hark_session_close(s));
+    ASSERT_EQ(r1.n, 2); /* close adds only CLOSED */
+    ASSERT_EQ(r1.ev[1].type, HARK_EVENT_CLOSED);
+    hark_session_destroy(s);
+    free(pcm);
+}
+
+static void test_interrupt(void)
+{
+    size_t n;
+    int16_t *pcm = clip_pcm(1, &n);
+    struct hark_session *s = open_session(&r1, NULL);
+    ASSERT_OK(hark_session_set_state(s, HARK_STATE_RESPONDING));
+    ASSERT_OK(hark_session_feed(s, pcm, n * 2));
+    ASSERT_EQ(hark_session_get_state(s), HARK_STATE_LISTENING);
+    int interrupts = 0;
+    for (int i = 0; i < r1.n; i++)
+        interrupts += r1.ev[i].type == HARK_EVENT_INTERRUPT;
+    ASSERT_EQ(interrupts, 1);
+    ASSERT_OK(hark_session_close(s));
+    hark_session_destroy(s);
+    free(pcm);
+}
+
+static void test_bad_audio_keeps_session(void)
+{
+    const char *kv[] = {"encoding", "wav", NULL};
+    struct hark_session *s = open_session(&r1, kv);
+    const char junk[] = "this is not a wav file at all, just text";
+    ASSERT_EQ(hark_session_feed(s, junk, sizeof junk), HARK_E_BAD_AUDIO);
+    ASSERT_EQ(r1.n, 1);
+    ASSERT_EQ(r1.ev[0].type, HARK_EVENT_ERROR);
+    ASSERT_EQ(r1.ev[0].code, HARK_E_BAD_AUDIO);
+    ASSERT(strstr(hark_session_errmsg(s), "WAV"));
+    ASSERT_EQ(hark_session_feed(s, junk, sizeof junk), HARK_E_BAD_AUDIO);
+    ASSERT_OK(hark_session_close(s));
+    ASSERT_EQ(r1.ev[r1.n - 1].type, HARK_EVENT_CLOSED);
+    hark_session_destroy(s);
+}
+
+static void test_create_errors(void)
+{
+    struct hark_options *o;
+    struct hark_session *s;
+    char err[256];
+    ASSERT_OK(hark_options_create(&o));
+    ASSERT_OK(hark_options_set(o, "language", "fr-FR", err, sizeof err));
+    ASSERT_EQ(hark_session_create(&s, eng, o, NULL, record, &r1, err, sizeof err),
+              HARK_E_UNSUPPORTED);
+    ASSERT(strstr(err, "fr-FR") && strstr(err, "en-US"));
+    ASSERT(s == NULL);
+    ASSERT_OK(hark_options_set(o, "language", "en", err, sizeof err));
+    ASSERT_OK(hark_options_set(o, "engine", "nosuch", err, sizeof err));
+    ASSERT_EQ(hark_session_create(&s, eng, o, NULL, record, &r1, err, sizeof err),
+              HARK_E_NO_ENGINE);
+    hark_options_destroy(o);
+    ASSERT_OK(hark_session_create(&s, eng, NULL, NULL, record, &r1, err, sizeof err));
+    ASSERT(strlen(hark_session_id(s)) > 8);
+    ASSERT(strstr(hark_session_describe(s), "recognise(pocketsphinx)"));
+    hark_session_destroy(s);
+}
+
+int main(void)
+{
+    char err[256];
+    if (hark_engine_load(&eng, "pocketsphinx", NULL, err, sizeof err)) {
+        fprintf(stderr, "engine: %s\n", err);
+        return 1;
+    }
+    RUN(test_clip_events);
+    RUN(test_chunking_invariance);
+    RUN(test_pauses_make_segments);
+    RUN(test_finalize_and_close);
+    RUN(test_interrupt);
+    RUN(test_bad_audio_keeps_session);
+    RUN(test_create_errors);
+    hark_engine_destroy(eng);
+    return 0;
+}
