@@ -14,6 +14,7 @@ enum cli_exit {
 };
 
 int cli_transcribe(int argc, char **argv);
+int cli_serve(int argc, char **argv);
 
 /* stderr logger for hark_log_set; level parsed from "error|warn|info|debug". */
 void cli_log_cb(void *user, enum hark_log_level level, const char *session_id, const char *msg);

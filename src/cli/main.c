@@ -52,6 +52,7 @@ static void usage(FILE *f)
     fprintf(f, "usage: hark <command> [options]\n"
                "\n"
                "commands:\n"
+               "  serve [options]               run the streaming server (WebSocket + HTTP)\n"
                "  transcribe [options] FILE|-   stream a file or stdin through a session\n"
                "  engines                       list the engines built in\n"
                "  version                       print the version\n"
@@ -66,6 +67,8 @@ int main(int argc, char **argv)
         return CLI_USAGE;
     }
     const char *cmd = argv[1];
+    if (!strcmp(cmd, "serve"))
+        return cli_serve(argc - 1, argv + 1);
     if (!strcmp(cmd, "transcribe"))
         return cli_transcribe(argc - 1, argv + 1);
     if (!strcmp(cmd, "engines")) {

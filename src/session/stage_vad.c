@@ -145,7 +145,7 @@ static int end_utterance(struct stage *st, struct vadst *v, enum hark_reason rea
 static int process_frame(struct stage *st, struct vadst *v)
 {
     const struct hark_options *o = st->pl->opts;
-    int speech = vad_frame(v->vad, v->frame);
+    int speech = vad_frame(v->vad, v->frame) > 0; /* errors count as non-speech */
     int rc = 0;
     v->window[v->window_i] = (unsigned char)speech;
     v->window_pos[v->window_i] = v->frame_pos;

@@ -14,6 +14,7 @@ enum job_kind { J_AUDIO, J_FINALIZE, J_STATE, J_CLOSE };
 
 struct job {
     struct job *next;
+    int64_t arrival; /* monotonic ns when posted */
     enum job_kind kind;
     int state;
     size_t len;
@@ -44,6 +45,13 @@ struct chan {
 
     /* used only by the worker running the chan */
     struct buf scratch;
+    int64_t cur_arrival;  /* of the job being run */
+    int64_t last_partial_segment;
+    struct {
+        double upto; /* input seconds after the job */
+        int64_t arrival;
+    } seen[32];
+    unsigned seen_n;
     char id[64];
 };
 
@@ -104,6 +112,40 @@ static void chan_free(struct chan *c)
     hark_free(c);
 }
 
+/* When did the audio an event is about arrive? The newest job whose audio
+ * reaches the event's end; the running job if none recorded yet does. */
+static int64_t arrival_of(struct chan *c, double t)
+{
+    unsigned n = c->seen_n < 32 ? c->seen_n : 32;
+    for (unsigned k = 0; k < n; k++) {
+        unsigned i = (c->seen_n - n + k) % 32;
+        if (c->seen[i].upto >= t - 1e-6)
+            return c->seen[i].arrival;
+    }
+    return c->cur_arrival;
+}
+
+static void latency_ref(struct chan *c, const struct hark_event *ev, int *kind, int64_t *t_ref)
+{
+    *kind = LAT_NONE;
+    *t_ref = 0;
+    if (ev->type != HARK_EVENT_TRANSCRIPT)
+        return;
+    if (!ev->is_final) {
+        if (ev->segment == c->last_partial_segment)
+            return;
+        c->last_partial_segment = ev->segment;
+        *kind = LAT_FIRST_PARTIAL;
+        *t_ref = arrival_of(c, ev->end);
+    } else if (ev->reason == HARK_REASON_ENDPOINT) {
+        *kind = LAT_FINAL_ENDPOINT;
+        *t_ref = arrival_of(c, ev->end);
+    } else if (ev->reason == HARK_REASON_FINALIZE) {
+        *kind = LAT_FINAL_FINALIZE;
+        *t_ref = c->cur_arrival;
+    }
+}
+
 /* Session event sink: runs on the worker thread that runs the chan. */
 static void on_event(void *user, const struct hark_event *ev)
 {
@@ -126,6 +168,7 @@ static void on_event(void *user, const struct hark_event *ev)
     }
     m->next = NULL;
     m->flags = flags;
+    latency_ref(c, ev, &m->lat_kind, &m->t_ref);
     m->len = c->scratch.len;
     if (m->len)
         memcpy(m->data, c->scratch.data, m->len);
@@ -145,6 +188,7 @@ static void run_jobs(struct chan *c, struct job *j)
         struct job *next = j->next;
         double before = hark_session_audio_seconds(c->s);
         int64_t t0 = clock_thread_ns();
+        c->cur_arrival = j->arrival;
         switch (j->kind) {
         case J_AUDIO:
             hark_session_feed(c->s, j->data, j->len);
@@ -160,6 +204,11 @@ static void run_jobs(struct chan *c, struct job *j)
             break;
         }
         double cpu = (double)(clock_thread_ns() - t0) / 1e9;
+        if (j->kind == J_AUDIO) {
+            unsigned i = c->seen_n++ % 32;
+            c->seen[i].upto = hark_session_audio_seconds(c->s);
+            c->seen[i].arrival = j->arrival;
+        }
         pthread_mutex_lock(&c->mu);
         if (j->kind == J_AUDIO) /* chan_release may have zeroed it meanwhile */
             c->pending_bytes = c->pending_bytes > j->len ? c->pending_bytes - j->len : 0;
@@ -301,6 +350,7 @@ int chan_create(struct chan **out, struct workers *w, struct hark_engine *eng,
     c->render = render;
     c->render_user = render_user;
     c->max_pending = max_pending_bytes;
+    c->last_partial_segment = -1;
     int rc = hark_session_create(&c->s, eng, opts, session_id, on_event, c, errbuf, errbuf_size);
     if (rc) {
         chan_free(c);
@@ -334,6 +384,7 @@ static int post(struct chan *c, enum job_kind kind, int state, const void *data,
         goto out;
     }
     j->next = NULL;
+    j->arrival = clock_mono_ns();
     j->kind = kind;
     j->state = state;
     j->len = len;

@@ -42,12 +42,23 @@ typedef void (*workers_wake_cb)(void *user);
 enum {
     MSG_TEXT = 0,
     MSG_BINARY = 1,
-    MSG_LAST = 2, /* the session is over after this message */
+    MSG_LAST = 2,  /* the session is over after this message */
+    MSG_FATAL = 4, /* the session cannot go on (e.g. undecodable audio) */
+};
+
+/* What a message's latency measures, for metrics (see docs/metrics). */
+enum {
+    LAT_NONE = 0,
+    LAT_FIRST_PARTIAL,  /* audio at the partial's end arrived -> partial sent */
+    LAT_FINAL_ENDPOINT, /* audio completing the endpoint silence arrived -> final sent */
+    LAT_FINAL_FINALIZE, /* finalize request arrived -> final sent */
 };
 
 struct chan_msg {
     struct chan_msg *next;
     unsigned flags;
+    int lat_kind;
+    int64_t t_ref; /* monotonic ns the latency counts from */
     size_t len;
     char data[]; /* len bytes (+ NUL) */
 };

@@ -80,6 +80,21 @@ static const char *check_current = "";
         fprintf(stderr, "ok %s\n", #fn);                                                           \
     } while (0)
 
+/* For tests on a shared engine whose pools and caches grow on first use:
+ * no per-test leak check; call CHECK_NO_LEAKS() after destroying the engine. */
+#define RUN_SHARED(fn)                                                                             \
+    do {                                                                                           \
+        check_current = #fn;                                                                       \
+        fn();                                                                                      \
+        fprintf(stderr, "ok %s\n", #fn);                                                          \
+    } while (0)
+#define CHECK_NO_LEAKS()                                                                           \
+    do {                                                                                           \
+        check_current = "leak check";                                                              \
+        if (mem_outstanding() != 0)                                                                \
+            FAIL_("leak: %ld allocations outstanding at exit", mem_outstanding());                 \
+    } while (0)
+
 /* Directory of the pocketsphinx-testdata librivox clips. */
 static inline const char *check_testdata_dir(void)
 {

@@ -348,13 +348,14 @@ int main(void)
         fprintf(stderr, "engine: %s\n", err);
         return 1;
     }
-    RUN(test_clip_events);
-    RUN(test_chunking_invariance);
-    RUN(test_pauses_make_segments);
-    RUN(test_finalize_and_close);
-    RUN(test_interrupt);
-    RUN(test_bad_audio_keeps_session);
-    RUN(test_create_errors);
+    RUN_SHARED(test_clip_events);
+    RUN_SHARED(test_chunking_invariance);
+    RUN_SHARED(test_pauses_make_segments);
+    RUN_SHARED(test_finalize_and_close);
+    RUN_SHARED(test_interrupt);
+    RUN_SHARED(test_bad_audio_keeps_session);
+    RUN_SHARED(test_create_errors);
     hark_engine_destroy(eng);
+    CHECK_NO_LEAKS();
     return 0;
 }

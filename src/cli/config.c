@@ -1,0 +1,264 @@
+#include "cli/config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+enum cfg_type { CFG_INT, CFG_BOOL, CFG_STR, CFG_CHOICE };
+
+struct cfg_row {
+    const char *flag;  /* --flag */
+    const char *env;   /* HARK_* */
+    const char *alias; /* seed's name, or NULL */
+    enum cfg_type type;
+    size_t offset, size;
+    const char *def;
+    long min, max;
+    const char *choices; /* CFG_CHOICE: "a|b|c" */
+    const char *group;
+    const char *help;
+};
+
+#define OFF(f) offsetof(struct config, f), sizeof(((struct config *)0)->f)
+
+/* clang-format off */
+static const struct cfg_row rows[] = {
+    {"host", "HARK_HOST", NULL, CFG_STR, OFF(host), "127.0.0.1", 0, 0, NULL, "network",
+     "address to listen on (0.0.0.0 for all interfaces)"},
+    {"port", "HARK_PORT", NULL, CFG_INT, OFF(port), "8080", 0, 65535, NULL, "network",
+     "TCP port for WebSocket and HTTP (0 = pick a free port and print it)"},
+    {"max-sessions", "HARK_MAX_SESSIONS", NULL, CFG_INT, OFF(max_sessions), "64", 1, 100000, NULL,
+     "limits", "most streaming sessions open at once; more are refused with a retryable error"},
+    {"max-frame-bytes", "HARK_MAX_FRAME_BYTES", NULL, CFG_INT, OFF(max_frame_bytes), "1048576",
+     1024, 67108864, NULL, "limits", "largest WebSocket message accepted, in bytes"},
+    {"max-session-seconds", "HARK_MAX_SESSION_SECONDS", NULL, CFG_INT, OFF(max_session_seconds),
+     "14400", 0, 604800, NULL, "limits", "longest session in seconds of audio (0 = unlimited)"},
+    {"idle-timeout", "HARK_IDLE_TIMEOUT", NULL, CFG_INT, OFF(idle_timeout), "10", 0, 86400, NULL,
+     "limits", "close a session after this many seconds without audio or keepalive (0 = never)"},
+    {"session-buffer-bytes", "HARK_SESSION_BUFFER_BYTES", NULL, CFG_INT,
+     OFF(session_buffer_bytes), "1048576", 65536, 268435456, NULL, "limits",
+     "audio bytes queued per session before its socket is paused (back-pressure)"},
+    {"max-lag-ms", "HARK_MAX_LAG_MS", NULL, CFG_INT, OFF(max_lag_ms), "1000", 50, 60000, NULL,
+     "limits", "admission control: refuse new sessions while work waits longer than this"},
+    {"max-busy-percent", "HARK_MAX_BUSY_PERCENT", NULL, CFG_INT, OFF(max_busy_percent), "90", 10,
+     100, NULL, "limits", "admission control: refuse new sessions while workers are busier than this"},
+    {"shutdown-timeout", "HARK_SHUTDOWN_TIMEOUT", NULL, CFG_INT, OFF(shutdown_timeout), "10", 0,
+     600, NULL, "limits", "seconds to deliver open sessions' finals on SIGTERM/SIGINT"},
+    {"workers", "HARK_WORKERS", NULL, CFG_INT, OFF(workers), "0", 0, 256, NULL, "compute",
+     "recognition threads (0 = number of CPU cores)"},
+    {"engine", "HARK_ENGINE", NULL, CFG_STR, OFF(engine), "pocketsphinx", 0, 0, NULL, "compute",
+     "recognition engine"},
+    {"pool-max", "HARK_POOL_MAX", NULL, CFG_INT, OFF(pool_max), "0", 0, 1024, NULL, "compute",
+     "engine streams (decoders) at most; one per talking speaker (0 = workers + 2)"},
+    {"second-pass", "HARK_SECOND_PASS", NULL, CFG_CHOICE, OFF(second_pass), "default", 0, 0,
+     "default|none|bestpath|full", "compute", "PocketSphinx final pass (see docs/engines.md)"},
+    {"model-dir", "HARK_MODEL_DIR", NULL, CFG_STR, OFF(model_dir), "", 0, 0, NULL, "compute",
+     "engine model directory (default: the engine's packaged model)"},
+    {"vad-mode", "HARK_VAD_MODE", "STT_VAD_AGGRESSIVENESS", CFG_INT, OFF(vad_mode), "2", 0, 3, NULL,
+     "session defaults", "voice activity detection aggressiveness 0..3"},
+    {"endpointing-ms", "HARK_ENDPOINTING_MS", NULL, CFG_INT, OFF(endpointing_ms), "500", 0, 10000,
+     NULL, "session defaults", "silence that ends a turn, ms (0 = off)"},
+    {"utterance-end-ms", "HARK_UTTERANCE_END_MS", NULL, CFG_INT, OFF(utterance_end_ms), "0", 0,
+     10000, NULL, "session defaults", "utterance_end after this many ms without words (0 = off)"},
+    {"interim-results", "HARK_INTERIM_RESULTS", NULL, CFG_BOOL, OFF(interim_results), "true", 0, 1,
+     NULL, "session defaults", "send partial transcripts"},
+    {"max-utterance-ms", "HARK_MAX_UTTERANCE_MS", NULL, CFG_INT, OFF(max_utterance_ms), "30000",
+     1000, 120000, NULL, "session defaults", "longest utterance before a forced final, ms"},
+    {"partial-interval-ms", "HARK_PARTIAL_INTERVAL_MS", NULL, CFG_INT, OFF(partial_interval_ms),
+     "200", 50, 5000, NULL, "session defaults", "minimum audio between partials, ms"},
+    {"log-level", "HARK_LOG_LEVEL", NULL, CFG_CHOICE, OFF(log_level), "info", 0, 0,
+     "error|warn|info|debug", "logging", "log verbosity"},
+    {"log-format", "HARK_LOG_FORMAT", NULL, CFG_CHOICE, OFF(log_format), "text", 0, 0, "text|json",
+     "logging", "text lines or JSON lines (each with the session id)"},
+};
+/* clang-format on */
+
+#define N_ROWS (sizeof rows / sizeof rows[0])
+
+static int parse_bool(const char *v, int *out)
+{
+    if (!strcasecmp(v, "true") || !strcmp(v, "1") || !strcasecmp(v, "yes") ||
+        !strcasecmp(v, "on"))
+        *out = 1;
+    else if (!strcasecmp(v, "false") || !strcmp(v, "0") || !strcasecmp(v, "no") ||
+             !strcasecmp(v, "off"))
+        *out = 0;
+    else
+        return -1;
+    return 0;
+}
+
+static int choice_ok(const char *choices, const char *v)
+{
+    size_t n = strlen(v);
+    for (const char *p = choices; p;) {
+        const char *bar = strchr(p, '|');
+        size_t len = bar ? (size_t)(bar - p) : strlen(p);
+        if (len == n && !strncmp(p, v, n))
+            return 1;
+        p = bar ? bar + 1 : NULL;
+    }
+    return 0;
+}
+
+static int set_row(struct config *c, const struct cfg_row *r, const char *v, const char *source,
+                   char *err, size_t n)
+{
+    char *field = (char *)c + r->offset;
+    switch (r->type) {
+    case CFG_INT: {
+        char *end;
+        errno = 0;
+        long x = strtol(v, &end, 10);
+        if (errno || end == v || *end) {
+            snprintf(err, n, "%s: '%s' is not an integer (%ld..%ld)", source, v, r->min, r->max);
+            return -1;
+        }
+        if (x < r->min || x > r->max) {
+            snprintf(err, n, "%s: %ld is out of range (%ld..%ld)", source, x, r->min, r->max);
+            return -1;
+        }
+        *(int *)field = (int)x;
+        return 0;
+    }
+    case CFG_BOOL:
+        if (parse_bool(v, (int *)field)) {
+            snprintf(err, n, "%s: '%s' is not a boolean (true or false)", source, v);
+            return -1;
+        }
+        return 0;
+    case CFG_CHOICE:
+        if (!choice_ok(r->choices, v)) {
+            snprintf(err, n, "%s: '%s' is not one of %s", source, v, r->choices);
+            return -1;
+        }
+        /* fall through */
+    case CFG_STR:
+        if (strlen(v) >= r->size) {
+            snprintf(err, n, "%s: value longer than %zu bytes", source, r->size - 1);
+            return -1;
+        }
+        memcpy(field, v, strlen(v) + 1);
+        return 0;
+    }
+    return -1;
+}
+
+int config_load_env(struct config *c, char *err, size_t n)
+{
+    memset(c, 0, sizeof *c);
+    for (size_t i = 0; i < N_ROWS; i++) {
+        const struct cfg_row *r = &rows[i];
+        if (set_row(c, r, r->def, r->flag, err, n))
+            return -1;
+        const char *v = r->alias ? getenv(r->alias) : NULL;
+        if (v && set_row(c, r, v, r->alias, err, n))
+            return -1;
+        v = getenv(r->env);
+        if (v && set_row(c, r, v, r->env, err, n))
+            return -1;
+    }
+    return 0;
+}
+
+static const struct cfg_row *find_flag(const char *name, size_t len)
+{
+    for (size_t i = 0; i < N_ROWS; i++)
+        if (strlen(rows[i].flag) == len && !strncmp(rows[i].flag, name, len))
+            return &rows[i];
+    return NULL;
+}
+
+int config_parse_args(struct config *c, int argc, char **argv, int first, const char *usage_line,
+                      char *err, size_t n)
+{
+    int i = first;
+    for (; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            config_print_help(stdout, usage_line);
+            return -2;
+        }
+        if (strncmp(a, "--", 2) != 0)
+            break;
+        const char *name = a + 2, *eq = strchr(name, '=');
+        size_t len = eq ? (size_t)(eq - name) : strlen(name);
+        const struct cfg_row *r = find_flag(name, len);
+        if (!r) {
+            snprintf(err, n, "unknown option '%.*s' (see --help)", (int)(len + 2), a);
+            return -1;
+        }
+        const char *v;
+        if (eq)
+            v = eq + 1;
+        else if (r->type == CFG_BOOL && (i + 1 >= argc || strncmp(argv[i + 1], "--", 2) == 0))
+            v = "true";
+        else if (i + 1 < argc)
+            v = argv[++i];
+        else {
+            snprintf(err, n, "option --%s needs a value", r->flag);
+            return -1;
+        }
+        char src[80];
+        snprintf(src, sizeof src, "--%s", r->flag);
+        if (set_row(c, r, v, src, err, n))
+            return -1;
+    }
+    return i;
+}
+
+static const char *type_text(const struct cfg_row *r, char *buf, size_t n)
+{
+    switch (r->type) {
+    case CFG_INT:
+        snprintf(buf, n, "%ld..%ld", r->min, r->max);
+        break;
+    case CFG_BOOL:
+        snprintf(buf, n, "true|false");
+        break;
+    case CFG_CHOICE:
+        snprintf(buf, n, "%s", r->choices);
+        break;
+    case CFG_STR:
+        snprintf(buf, n, "text");
+        break;
+    }
+    return buf;
+}
+
+void config_print_help(FILE *f, const char *usage_line)
+{
+    fprintf(f, "%s\n", usage_line);
+    const char *group = "";
+    char t[64];
+    for (size_t i = 0; i < N_ROWS; i++) {
+        const struct cfg_row *r = &rows[i];
+        if (strcmp(group, r->group)) {
+            group = r->group;
+            fprintf(f, "\n%s:\n", group);
+        }
+        char flag[64];
+        snprintf(flag, sizeof flag, "--%s", r->flag);
+        fprintf(f, "  %-24s %s\n", flag, r->help);
+        fprintf(f, "  %-24s [%s] default %s, env %s%s%s\n", "", type_text(r, t, sizeof t),
+                r->def[0] ? r->def : "\"\"", r->env, r->alias ? " or " : "",
+                r->alias ? r->alias : "");
+    }
+}
+
+void config_print_markdown(FILE *f)
+{
+    fprintf(f, "| flag | environment | values | default | meaning |\n"
+               "|---|---|---|---|---|\n");
+    char t[64];
+    for (size_t i = 0; i < N_ROWS; i++) {
+        const struct cfg_row *r = &rows[i];
+        fprintf(f, "| `--%s` | `%s`%s%s%s | %s | `%s` | %s |\n", r->flag, r->env,
+                r->alias ? ", `" : "", r->alias ? r->alias : "", r->alias ? "`" : "",
+                type_text(r, t, sizeof t), r->def, r->help);
+    }
+}

@@ -1,0 +1,58 @@
+/*
+ * Server configuration: one table (config.c) of every setting with its flag,
+ * environment variables, type, default, range and help. Flags, environment,
+ * `--help` and docs/configuration.md all come from it.
+ *
+ * Precedence: command-line flag > HARK_* variable > seed alias (STT_*,
+ * NATS_URL) > default. Not thread-safe; filled once at start-up.
+ */
+#ifndef HARK_CLI_CONFIG_H
+#define HARK_CLI_CONFIG_H
+
+#include <stdio.h>
+
+struct config {
+    /* network */
+    char host[128];
+    int port;
+    /* limits */
+    int max_sessions;
+    int max_frame_bytes;
+    int max_session_seconds;
+    int idle_timeout;
+    int session_buffer_bytes;
+    int max_lag_ms;
+    int max_busy_percent;
+    int shutdown_timeout;
+    /* compute */
+    int workers;
+    char engine[32];
+    int pool_max;
+    char second_pass[16];
+    char model_dir[256];
+    /* session defaults */
+    int vad_mode;
+    int endpointing_ms;
+    int utterance_end_ms;
+    int interim_results;
+    int max_utterance_ms;
+    int partial_interval_ms;
+    /* logging */
+    char log_level[8];
+    char log_format[8];
+};
+
+/* Defaults, then environment. Returns 0 or -1 with a message in err. */
+int config_load_env(struct config *c, char *err, size_t n);
+/*
+ * Parses flags from argv[first..argc); unknown flags are errors. Returns the
+ * index of the first non-flag argument, or -1 with a message in err, or -2
+ * when --help was given (help already printed to stdout).
+ */
+int config_parse_args(struct config *c, int argc, char **argv, int first, const char *usage_line,
+                      char *err, size_t n);
+/* The table as Markdown (docs/configuration.md) or as --help text. */
+void config_print_markdown(FILE *f);
+void config_print_help(FILE *f, const char *usage_line);
+
+#endif

@@ -1,0 +1,985 @@
+/*
+ * The embedded PocketSphinx 5prealpha engine (US English).
+ *
+ * Model: the validated file paths, the base dictionary (ps_pron) and a pool
+ * of decoders. PocketSphinx cannot share a model between decoders (each
+ * ps_init loads ~93 MB), so a "stream" here IS one pooled decoder; pool_min
+ * are created at load, more on demand up to pool_max.
+ *
+ * Vocabulary: ps_add_word changes a decoder's dictionary and LM for good.
+ * Each decoder is tagged with the canonical key of the words added to it
+ * (sorted, unique, only words the base dictionary lacks; "" = clean).
+ * stream_acquire takes, in order: a free decoder with the session's key, a
+ * free clean one (words are then added), a new one while the pool has room,
+ * or a free decoder with other words, which is destroyed and replaced. So no
+ * session ever decodes with another session's words.
+ *
+ * Decoding: hark's session runs its own VAD and feeds only utterance audio,
+ * so PocketSphinx's silence removal is off (-remove_silence no) and frame
+ * times are contiguous from utt_start (ps_start_stream resets the clock).
+ * The CMN mean is reset to the model's initial value on every acquire, so a
+ * result does not depend on which session used the decoder before.
+ *
+ * second_pass (final hypothesis quality vs. ps_end_utt latency):
+ *   none      fwdtree only: -fwdflat no -bestpath no
+ *   bestpath  lattice best path: -fwdflat no -bestpath yes (default)
+ *   full      fwdflat re-search + best path: -fwdflat yes -bestpath yes
+ * Measured with bench/ps_second_pass.c; see the table in that file. Word
+ * confidences are lattice posteriors, which exist only with bestpath on; with
+ * second_pass=none the lattice is built at utt_end just for the posteriors
+ * (ps_get_lattice + ps_lattice_posterior), which costs a fraction of the
+ * bestpath search.
+ *
+ * sphinxbase has process-global state (log callback, VTLN/RNG statics), so
+ * decoders are created and freed under one global mutex, and its log output
+ * is routed once into hark's log (info at DEBUG, warnings/errors at WARN).
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include <pocketsphinx.h>
+#include <sphinxbase/err.h>
+#include <sphinxbase/logmath.h>
+
+#include "base/clock.h"
+#include "base/err.h"
+#include "base/log.h"
+#include "base/mem.h"
+#include "engines/engine.h"
+#include "engines/ps_model.h"
+#include "engines/ps_pron.h"
+
+#ifndef HARK_PS_MODEL_DIR
+#define HARK_PS_MODEL_DIR "/usr/share/pocketsphinx/model/en-us"
+#endif
+
+#define POOL_LIMIT 256
+#define FEED_CHUNK 2048      /* int16 samples converted per ps_process_raw call */
+#define MAX_VOCAB_WORDS 1000 /* new words one session may add */
+#define MAX_PHONES_LEN 512
+
+enum second_pass { PASS_NONE, PASS_BESTPATH, PASS_FULL };
+
+static const char *const pass_names[] = {"none", "bestpath", "full"};
+#define DEFAULT_PASS PASS_BESTPATH
+
+struct engine_stream {
+    struct engine_model *m;
+    ps_decoder_t *ps;
+    struct engine_stream *next; /* in m->streams */
+    unsigned id;                /* for log lines */
+    char *vocab;                /* key of the words added; "" = clean */
+    int busy;
+    int broken; /* a ps_* call failed: destroy on release */
+    int in_utt;
+    mfcc_t *cmn0; /* CMN mean right after ps_init */
+    int cmn_len;
+    char sid[64];
+
+    /* Result storage, valid until the next call on this stream. */
+    char *text;
+    size_t text_cap;
+    char *wtext; /* the words of text, NUL-separated, for engine_word.word */
+    size_t wtext_cap;
+    struct engine_word *words;
+    size_t words_cap;
+
+    int16_t pcm[FEED_CHUNK];
+};
+
+struct engine_model {
+    char *hmm, *lm, *dict;
+    int pool_min, pool_max;
+    enum second_pass pass;
+    struct ps_model_am am;
+    struct ps_pron *pron;
+
+    pthread_mutex_t lock; /* guards the pool fields below */
+    pthread_cond_t freed; /* a decoder was released or a slot given back */
+    struct engine_stream *streams;
+    unsigned n_streams; /* live decoders + slots reserved for ones being created */
+    unsigned n_busy;    /* handed out, or reserved for a caller */
+    unsigned next_id;
+
+    atomic_llong decode_ns;
+    atomic_llong audio_samples;
+};
+
+/* ------------------------------------------------------------ sphinxbase glue */
+
+static pthread_mutex_t sphinx_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_once_t log_once = PTHREAD_ONCE_INIT;
+/* Session id of the call in progress on this thread, for sphinxbase lines. */
+static _Thread_local const char *log_sid;
+
+static void sphinx_log(void *user, err_lvl_t lvl, const char *fmt, ...)
+{
+    (void)user;
+    enum hark_log_level level = lvl >= ERR_FATAL  ? HARK_LOG_ERROR
+                                : lvl >= ERR_WARN ? HARK_LOG_WARN
+                                                  : HARK_LOG_DEBUG;
+    if (!log_enabled(level))
+        return;
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    size_t n = strlen(msg);
+    while (n && isspace((unsigned char)msg[n - 1]))
+        msg[--n] = '\0';
+    if (n)
+        log_emit(level, log_sid, "pocketsphinx: %s", msg);
+}
+
+/* err_set_logfp(NULL) also silences cmd_ln's configuration dump, which is
+ * written straight to the log FILE (stderr by default), not the callback. */
+static void log_setup(void)
+{
+    err_set_logfp(NULL);
+    err_set_callback(sphinx_log, NULL);
+}
+
+/* ------------------------------------------------------------ settings */
+
+static const char *const setting_names =
+    "model_dir, hmm, lm, dict, pool_min, pool_max, second_pass";
+
+static int parse_int(const char *v, int lo, int hi, int *out)
+{
+    char *end;
+    errno = 0;
+    long x = strtol(v, &end, 10);
+    if (errno || end == v || *end || x < lo || x > hi)
+        return -1;
+    *out = (int)x;
+    return 0;
+}
+
+static char *path_join(const char *dir, const char *name)
+{
+    size_t n = strlen(dir) + strlen(name) + 2;
+    char *p = hark_malloc(n);
+    if (p)
+        snprintf(p, n, "%s/%s", dir, name);
+    return p;
+}
+
+static int apply_settings(struct engine_model *m, const char *const *settings, char *errbuf,
+                          size_t errbuf_size)
+{
+    const char *dir = HARK_PS_MODEL_DIR;
+    const char *hmm = NULL, *lm = NULL, *dict = NULL;
+    m->pool_min = 1;
+    m->pool_max = 8;
+    m->pass = DEFAULT_PASS;
+    for (size_t i = 0; settings && settings[i]; i += 2) {
+        const char *name = settings[i], *v = settings[i + 1];
+        if (!v)
+            return err_set(errbuf, errbuf_size, HARK_E_BAD_OPTION,
+                           "pocketsphinx setting '%s' has no value", name);
+        if (strcmp(name, "model_dir") == 0) {
+            dir = v;
+        } else if (strcmp(name, "hmm") == 0) {
+            hmm = v;
+        } else if (strcmp(name, "lm") == 0) {
+            lm = v;
+        } else if (strcmp(name, "dict") == 0) {
+            dict = v;
+        } else if (strcmp(name, "pool_min") == 0 || strcmp(name, "pool_max") == 0) {
+            int *dst = name[5] == 'm' && name[6] == 'i' ? &m->pool_min : &m->pool_max;
+            int lo = dst == &m->pool_min ? 0 : 1;
+            if (parse_int(v, lo, POOL_LIMIT, dst))
+                return err_set(errbuf, errbuf_size, HARK_E_BAD_OPTION,
+                               "pocketsphinx setting %s='%s' is invalid; expected an integer "
+                               "%d..%d",
+                               name, v, lo, POOL_LIMIT);
+        } else if (strcmp(name, "second_pass") == 0) {
+            int k = 0;
+            while (k < 3 && strcmp(v, pass_names[k]) != 0)
+                k++;
+            if (k == 3)
+                return err_set(errbuf, errbuf_size, HARK_E_BAD_OPTION,
+                               "pocketsphinx setting second_pass='%s' is invalid; expected none, "
+                               "bestpath or full",
+                               v);
+            m->pass = (enum second_pass)k;
+        } else {
+            return err_set(errbuf, errbuf_size, HARK_E_BAD_OPTION,
+                           "unknown pocketsphinx setting '%s'; accepted: %s", name, setting_names);
+        }
+    }
+    if (m->pool_min > m->pool_max)
+        return err_set(errbuf, errbuf_size, HARK_E_BAD_OPTION,
+                       "pocketsphinx pool_min (%d) is larger than pool_max (%d)", m->pool_min,
+                       m->pool_max);
+    m->hmm = hmm ? hark_strdup(hmm) : path_join(dir, "en-us");
+    m->lm = lm ? hark_strdup(lm) : path_join(dir, "en-us.lm.bin");
+    m->dict = dict ? hark_strdup(dict) : path_join(dir, "cmudict-en-us.dict");
+    if (!m->hmm || !m->lm || !m->dict)
+        return err_set(errbuf, errbuf_size, HARK_E_NOMEM, "out of memory");
+    return 0;
+}
+
+/* ------------------------------------------------------------ decoders */
+
+static void decoder_free(struct engine_stream *s)
+{
+    if (!s)
+        return;
+    if (s->ps) {
+        pthread_mutex_lock(&sphinx_lock);
+        ps_free(s->ps);
+        pthread_mutex_unlock(&sphinx_lock);
+    }
+    hark_free(s->vocab);
+    hark_free(s->cmn0);
+    hark_free(s->text);
+    hark_free(s->wtext);
+    hark_free(s->words);
+    hark_free(s);
+}
+
+static int decoder_new(struct engine_model *m, unsigned id, struct engine_stream **out,
+                       char *errbuf, size_t errbuf_size)
+{
+    static const char *const fwdflat[] = {"no", "no", "yes"};
+    static const char *const bestpath[] = {"no", "yes", "yes"};
+    *out = NULL;
+    struct engine_stream *s = hark_calloc(1, sizeof *s);
+    if (!s || !(s->vocab = hark_strdup(""))) {
+        hark_free(s);
+        return err_set(errbuf, errbuf_size, HARK_E_NOMEM, "out of memory");
+    }
+    s->m = m;
+    s->id = id;
+    int64_t t0 = clock_mono_ns();
+    pthread_mutex_lock(&sphinx_lock);
+    cmd_ln_t *cfg = cmd_ln_init(NULL, ps_args(), TRUE, "-hmm", m->hmm, "-lm", m->lm, "-dict",
+                                m->dict, "-remove_silence", "no", "-fwdflat", fwdflat[m->pass],
+                                "-bestpath", bestpath[m->pass], NULL);
+    if (cfg) {
+        s->ps = ps_init(cfg);
+        cmd_ln_free_r(cfg); /* the decoder keeps its own reference */
+    }
+    pthread_mutex_unlock(&sphinx_lock);
+    if (!s->ps) {
+        decoder_free(s);
+        return err_set(errbuf, errbuf_size, HARK_E_MODEL,
+                       "pocketsphinx could not create a decoder from hmm '%s', lm '%s', dict "
+                       "'%s' (see the log for sphinxbase's reason)",
+                       m->hmm, m->lm, m->dict);
+    }
+    feat_t *feat = ps_get_feat(s->ps);
+    if (feat && feat->cmn_struct) {
+        s->cmn_len = feat->cmn_struct->veclen;
+        s->cmn0 = hark_calloc((size_t)s->cmn_len, sizeof *s->cmn0);
+        if (!s->cmn0) {
+            decoder_free(s);
+            return err_set(errbuf, errbuf_size, HARK_E_NOMEM, "out of memory");
+        }
+        cmn_live_get(feat->cmn_struct, s->cmn0);
+    }
+    LOG_DEBUG(NULL, "pocketsphinx: decoder %u created in %.0f ms", id,
+              (clock_mono_ns() - t0) / 1e6);
+    *out = s;
+    return 0;
+}
+
+/* ------------------------------------------------------------ model */
+
+static void model_free(struct engine_model *m)
+{
+    if (!m)
+        return;
+    struct engine_stream *s = m->streams;
+    if (m->n_busy)
+        LOG_ERROR(NULL, "pocketsphinx: engine freed with %u decoders still in use", m->n_busy);
+    while (s) {
+        struct engine_stream *next = s->next;
+        decoder_free(s);
+        s = next;
+    }
+    ps_pron_free(m->pron);
+    ps_model_am_clear(&m->am);
+    pthread_cond_destroy(&m->freed);
+    pthread_mutex_destroy(&m->lock);
+    hark_free(m->hmm);
+    hark_free(m->lm);
+    hark_free(m->dict);
+    hark_free(m);
+}
+
+static int model_load(struct engine_model **out, const char *const *settings, char *errbuf,
+                      size_t errbuf_size)
+{
+    *out = NULL;
+    pthread_once(&log_once, log_setup);
+    struct engine_model *m = hark_calloc(1, sizeof *m);
+    if (!m)
+        return err_set(errbuf, errbuf_size, HARK_E_NOMEM, "out of memory");
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_mutex_init(&m->lock, NULL);
+    pthread_cond_init(&m->freed, &attr);
+    pthread_condattr_destroy(&attr);
+
+    int64_t t0 = clock_mono_ns();
+    int rc = apply_settings(m, settings, errbuf, errbuf_size);
+    /* Everything ps_init will read is checked first: sphinxbase exit()s or
+     * crashes on many malformed files. */
+    if (!rc)
+        rc = ps_model_check_hmm(m->hmm, &m->am, errbuf, errbuf_size);
+    if (!rc)
+        rc = ps_model_check_lm(m->lm, errbuf, errbuf_size);
+    if (!rc)
+        rc = ps_pron_load(&m->pron, m->dict, m->am.noisedict, &m->am, errbuf, errbuf_size);
+    for (int i = 0; !rc && i < m->pool_min; i++) {
+        struct engine_stream *s;
+        rc = decoder_new(m, ++m->next_id, &s, errbuf, errbuf_size);
+        if (!rc) {
+            s->next = m->streams;
+            m->streams = s;
+            m->n_streams++;
+        }
+    }
+    if (rc) {
+        model_free(m);
+        return rc;
+    }
+    LOG_INFO(NULL,
+             "pocketsphinx: model %s (%zu words), second_pass=%s, pool %d..%d, loaded in %.0f ms",
+             m->hmm, ps_pron_size(m->pron), pass_names[m->pass], m->pool_min, m->pool_max,
+             (clock_mono_ns() - t0) / 1e6);
+    *out = m;
+    return 0;
+}
+
+/* ------------------------------------------------------------ vocabulary */
+
+struct vocab_plan {
+    char *key;     /* sorted unique new words joined by ' '; "" = none */
+    char **words;  /* n new words (lower case) */
+    char **phones; /* their pronunciations */
+    size_t n;
+};
+
+static void plan_clear(struct vocab_plan *p)
+{
+    for (size_t i = 0; i < p->n; i++) {
+        hark_free(p->words[i]);
+        hark_free(p->phones[i]);
+    }
+    hark_free(p->words);
+    hark_free(p->phones);
+    hark_free(p->key);
+    memset(p, 0, sizeof *p);
+}
+
+static int cmp_word(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Lower-cases one token and trims punctuation around it ("Zorbliq," ->
+ * "zorbliq"); apostrophes and hyphens inside stay. */
+static void normalize_token(char *t)
+{
+    size_t n = strlen(t), start = 0;
+    while (start < n && !isalnum((unsigned char)t[start]))
+        start++;
+    while (n > start && !isalnum((unsigned char)t[n - 1]))
+        n--;
+    memmove(t, t + start, n - start);
+    t[n - start] = '\0';
+    for (char *c = t; *c; c++)
+        *c = (char)tolower((unsigned char)*c);
+}
+
+static int plan_add(struct vocab_plan *p, size_t *cap, const char *word, const char *phones)
+{
+    for (size_t i = 0; i < p->n; i++)
+        if (strcmp(p->words[i], word) == 0)
+            return 0;
+    if (p->n >= MAX_VOCAB_WORDS)
+        return HARK_E_LIMIT;
+    if (p->n == *cap) {
+        size_t ncap = *cap ? *cap * 2 : 8;
+        char **w = hark_realloc(p->words, ncap * sizeof *w);
+        if (!w)
+            return HARK_E_NOMEM;
+        p->words = w;
+        char **ph = hark_realloc(p->phones, ncap * sizeof *ph);
+        if (!ph)
+            return HARK_E_NOMEM;
+        p->phones = ph;
+        *cap = ncap;
+    }
+    p->words[p->n] = hark_strdup(word);
+    p->phones[p->n] = hark_strdup(phones);
+    p->n++;
+    if (!p->words[p->n - 1] || !p->phones[p->n - 1])
+        return HARK_E_NOMEM;
+    return 0;
+}
+
+/* The words of cfg->vocabulary the dictionary lacks, with pronunciations;
+ * words none can be made for are logged and skipped. */
+static int plan_vocab(const struct engine_model *m, const struct engine_stream_cfg *cfg,
+                      struct vocab_plan *p, char *errbuf, size_t errbuf_size)
+{
+    size_t cap = 0;
+    int rc = 0;
+    memset(p, 0, sizeof *p);
+    for (size_t i = 0; !rc && cfg->vocabulary && cfg->vocabulary[i]; i++) {
+        char *phrase = hark_strdup(cfg->vocabulary[i]);
+        if (!phrase) {
+            rc = HARK_E_NOMEM;
+            break;
+        }
+        char *save = NULL;
+        for (char *t = strtok_r(phrase, " \t\r\n", &save); t && !rc;
+             t = strtok_r(NULL, " \t\r\n", &save)) {
+            normalize_token(t);
+            if (!*t || ps_pron_lookup(m->pron, t))
+                continue;
+            char phones[MAX_PHONES_LEN];
+            int ok = ps_pron_derive(m->pron, t, phones, sizeof phones) == 0;
+            /* The rule phones are the CMU set; a model without one of them
+             * would make ps_add_word fail. */
+            char copy[MAX_PHONES_LEN], *s2 = NULL;
+            snprintf(copy, sizeof copy, "%s", phones);
+            for (char *ph = ok ? strtok_r(copy, " ", &s2) : NULL; ph; ph = strtok_r(NULL, " ", &s2))
+                if (!ps_model_am_has_phone(&m->am, ph))
+                    ok = 0;
+            if (!ok) {
+                LOG_WARN(cfg->session_id,
+                         "pocketsphinx: vocabulary word '%s' skipped: no pronunciation can be "
+                         "made for it (only letters, apostrophes and inner hyphens are spelled)",
+                         t);
+                continue;
+            }
+            rc = plan_add(p, &cap, t, phones);
+        }
+        hark_free(phrase);
+    }
+    if (rc == HARK_E_LIMIT) {
+        plan_clear(p);
+        return err_set(errbuf, errbuf_size, HARK_E_LIMIT,
+                       "vocabulary adds more than %d words the dictionary lacks", MAX_VOCAB_WORDS);
+    }
+    if (!rc) {
+        /* Sort words and phones together by word. */
+        for (size_t i = 1; i < p->n; i++)
+            for (size_t j = i; j > 0 && cmp_word(&p->words[j - 1], &p->words[j]) > 0; j--) {
+                char *w = p->words[j];
+                p->words[j] = p->words[j - 1];
+                p->words[j - 1] = w;
+                char *ph = p->phones[j];
+                p->phones[j] = p->phones[j - 1];
+                p->phones[j - 1] = ph;
+            }
+        size_t len = 1;
+        for (size_t i = 0; i < p->n; i++)
+            len += strlen(p->words[i]) + 1;
+        p->key = hark_malloc(len);
+        if (!p->key) {
+            rc = HARK_E_NOMEM;
+        } else {
+            p->key[0] = '\0';
+            for (size_t i = 0; i < p->n; i++) {
+                if (i)
+                    strcat(p->key, " ");
+                strcat(p->key, p->words[i]);
+            }
+        }
+    }
+    if (rc) {
+        plan_clear(p);
+        return err_set(errbuf, errbuf_size, rc, "out of memory");
+    }
+    return 0;
+}
+
+/* Adds the plan's words to a clean decoder. The search is rebuilt once, with
+ * the last word (update=TRUE); that is the expensive part. */
+static int add_words(struct engine_stream *s, const struct vocab_plan *p, char *errbuf,
+                     size_t errbuf_size)
+{
+    int64_t t0 = clock_mono_ns();
+    for (size_t i = 0; i < p->n; i++) {
+        int last = i + 1 == p->n;
+        if (ps_add_word(s->ps, p->words[i], p->phones[i], last) < 0) {
+            s->broken = 1;
+            return err_set(errbuf, errbuf_size, HARK_E_ENGINE,
+                           "pocketsphinx could not add vocabulary word '%s' (%s)", p->words[i],
+                           p->phones[i]);
+        }
+        LOG_DEBUG(s->sid, "pocketsphinx: decoder %u: added '%s' as %s", s->id, p->words[i],
+                  p->phones[i]);
+    }
+    char *key = hark_strdup(p->key);
+    if (!key) {
+        s->broken = 1;
+        return err_set(errbuf, errbuf_size, HARK_E_NOMEM, "out of memory");
+    }
+    hark_free(s->vocab);
+    s->vocab = key;
+    LOG_DEBUG(s->sid, "pocketsphinx: decoder %u: %zu vocabulary word(s) added in %.0f ms", s->id,
+              p->n, (clock_mono_ns() - t0) / 1e6);
+    return 0;
+}
+
+/* ------------------------------------------------------------ pool */
+
+static int language_ok(const char *lang)
+{
+    return !lang || !*lang || strcasecmp(lang, "en") == 0 || strcasecmp(lang, "en-us") == 0;
+}
+
+static void unlink_stream(struct engine_model *m, struct engine_stream *s)
+{
+    for (struct engine_stream **pp = &m->streams; *pp; pp = &(*pp)->next)
+        if (*pp == s) {
+            *pp = s->next;
+            return;
+        }
+}
+
+/* Gives back a slot reserved by acquire (the decoder could not be made). */
+static void give_back_slot(struct engine_model *m)
+{
+    pthread_mutex_lock(&m->lock);
+    m->n_streams--;
+    m->n_busy--;
+    pthread_cond_broadcast(&m->freed);
+    pthread_mutex_unlock(&m->lock);
+}
+
+static void reset_stream(struct engine_stream *s, const struct engine_stream_cfg *cfg)
+{
+    snprintf(s->sid, sizeof s->sid, "%s", cfg->session_id ? cfg->session_id : "");
+    s->in_utt = 0;
+    feat_t *feat = ps_get_feat(s->ps);
+    if (s->cmn0 && feat && feat->cmn_struct)
+        cmn_live_set(feat->cmn_struct, s->cmn0);
+}
+
+static int stream_acquire(struct engine_model *m, const struct engine_stream_cfg *cfg, int wait_ms,
+                          struct engine_stream **out, char *errbuf, size_t errbuf_size)
+{
+    static const struct engine_stream_cfg no_cfg = {0};
+    struct vocab_plan plan;
+    struct engine_stream *s = NULL, *victim = NULL;
+    int rc;
+    *out = NULL;
+    if (!cfg)
+        cfg = &no_cfg;
+    if (!language_ok(cfg->language))
+        return err_set(errbuf, errbuf_size, HARK_E_UNSUPPORTED,
+                       "pocketsphinx supports en-US only (got language '%s')", cfg->language);
+    if (cfg->model && *cfg->model && strcmp(cfg->model, "default") != 0)
+        return err_set(errbuf, errbuf_size, HARK_E_UNSUPPORTED,
+                       "pocketsphinx has one model; model must be empty or 'default' (got '%s')",
+                       cfg->model);
+    rc = plan_vocab(m, cfg, &plan, errbuf, errbuf_size);
+    if (rc)
+        return rc;
+
+    struct timespec deadline;
+    clock_gettime(CLOCK_MONOTONIC, &deadline);
+    if (wait_ms > 0) {
+        deadline.tv_sec += wait_ms / 1000;
+        deadline.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
+        if (deadline.tv_nsec >= 1000000000L) {
+            deadline.tv_sec++;
+            deadline.tv_nsec -= 1000000000L;
+        }
+    }
+    int create = 0;
+    pthread_mutex_lock(&m->lock);
+    for (;;) {
+        struct engine_stream *same = NULL, *clean = NULL, *dirty = NULL;
+        for (struct engine_stream *it = m->streams; it; it = it->next) {
+            if (it->busy)
+                continue;
+            if (!same && strcmp(it->vocab, plan.key) == 0)
+                same = it;
+            else if (!clean && !*it->vocab)
+                clean = it;
+            else if (!dirty)
+                dirty = it;
+        }
+        s = same ? same : clean;
+        if (s) {
+            s->busy = 1;
+            m->n_busy++;
+            break;
+        }
+        if (m->n_streams < (unsigned)m->pool_max || dirty) {
+            /* Reserve a slot, or take over the slot of a decoder carrying
+             * other words while leaving those for their owner when there is
+             * room. The new decoder is built outside the pool lock: ps_init
+             * takes ~250 ms. */
+            if (m->n_streams < (unsigned)m->pool_max) {
+                m->n_streams++;
+            } else {
+                victim = dirty;
+                unlink_stream(m, victim);
+            }
+            m->n_busy++;
+            create = 1;
+            break;
+        }
+        int w = 0;
+        if (wait_ms == 0)
+            w = ETIMEDOUT;
+        else if (wait_ms < 0)
+            w = pthread_cond_wait(&m->freed, &m->lock);
+        else
+            w = pthread_cond_timedwait(&m->freed, &m->lock, &deadline);
+        if (w == ETIMEDOUT) {
+            pthread_mutex_unlock(&m->lock);
+            plan_clear(&plan);
+            return err_set(errbuf, errbuf_size, HARK_E_BUSY,
+                           "all %d pocketsphinx decoders are busy (pool_max); waited %d ms",
+                           m->pool_max, wait_ms < 0 ? 0 : wait_ms);
+        }
+    }
+    unsigned id = create ? ++m->next_id : 0;
+    pthread_mutex_unlock(&m->lock);
+
+    log_sid = cfg->session_id;
+    if (victim) {
+        LOG_DEBUG(cfg->session_id,
+                  "pocketsphinx: decoder %u replaced: it carries vocabulary '%s', the session "
+                  "needs '%s'",
+                  victim->id, victim->vocab, plan.key);
+        decoder_free(victim);
+    }
+    if (create) {
+        rc = decoder_new(m, id, &s, errbuf, errbuf_size);
+        if (rc) {
+            give_back_slot(m);
+            goto done;
+        }
+        s->busy = 1;
+        pthread_mutex_lock(&m->lock);
+        s->next = m->streams;
+        m->streams = s;
+        pthread_mutex_unlock(&m->lock);
+    }
+    reset_stream(s, cfg);
+    if (strcmp(s->vocab, plan.key) != 0) {
+        rc = add_words(s, &plan, errbuf, errbuf_size);
+        if (rc) {
+            pthread_mutex_lock(&m->lock);
+            unlink_stream(m, s);
+            m->n_streams--;
+            m->n_busy--;
+            pthread_cond_broadcast(&m->freed);
+            pthread_mutex_unlock(&m->lock);
+            decoder_free(s);
+            s = NULL;
+            goto done;
+        }
+    }
+    *out = s;
+done:
+    log_sid = NULL;
+    plan_clear(&plan);
+    return rc;
+}
+
+static void stream_release(struct engine_stream *s)
+{
+    if (!s)
+        return;
+    struct engine_model *m = s->m;
+    if (s->in_utt) {
+        log_sid = s->sid;
+        if (ps_end_utt(s->ps) < 0)
+            s->broken = 1;
+        s->in_utt = 0;
+        log_sid = NULL;
+    }
+    pthread_mutex_lock(&m->lock);
+    int destroy = s->broken;
+    if (destroy) {
+        unlink_stream(m, s);
+        m->n_streams--;
+    }
+    s->busy = 0;
+    m->n_busy--;
+    pthread_cond_broadcast(&m->freed);
+    pthread_mutex_unlock(&m->lock);
+    if (destroy) {
+        LOG_WARN(s->sid, "pocketsphinx: decoder %u failed and was destroyed", s->id);
+        decoder_free(s);
+    }
+}
+
+/* ------------------------------------------------------------ utterances */
+
+static int utt_start(struct engine_stream *s)
+{
+    if (s->in_utt) {
+        LOG_WARN(s->sid, "pocketsphinx: utt_start while an utterance is open");
+        return HARK_E_STATE;
+    }
+    int rc = 0;
+    log_sid = s->sid;
+    if (ps_start_stream(s->ps) < 0 || ps_start_utt(s->ps) < 0) {
+        s->broken = 1;
+        rc = HARK_E_ENGINE;
+    } else {
+        s->in_utt = 1;
+    }
+    log_sid = NULL;
+    return rc;
+}
+
+static int16_t to_s16(float x)
+{
+    if (!(x == x)) /* NaN */
+        return 0;
+    float v = roundf(x * 32768.0f);
+    if (v > 32767.0f)
+        return 32767;
+    if (v < -32768.0f)
+        return -32768;
+    return (int16_t)v;
+}
+
+static void account(struct engine_stream *s, int64_t cpu0, size_t samples)
+{
+    atomic_fetch_add(&s->m->decode_ns, (long long)(clock_thread_ns() - cpu0));
+    if (samples)
+        atomic_fetch_add(&s->m->audio_samples, (long long)samples);
+}
+
+static int utt_feed(struct engine_stream *s, const float *samples, size_t n)
+{
+    if (!s->in_utt)
+        return HARK_E_STATE;
+    if (n == 0)
+        return 0;
+    if (!samples)
+        return HARK_E_INVAL;
+    int64_t cpu0 = clock_thread_ns();
+    int rc = 0;
+    log_sid = s->sid;
+    for (size_t off = 0; off < n;) {
+        size_t k = n - off < FEED_CHUNK ? n - off : FEED_CHUNK;
+        for (size_t i = 0; i < k; i++)
+            s->pcm[i] = to_s16(samples[off + i]);
+        if (ps_process_raw(s->ps, s->pcm, k, FALSE, FALSE) < 0) {
+            s->broken = 1;
+            rc = HARK_E_ENGINE;
+            break;
+        }
+        off += k;
+    }
+    log_sid = NULL;
+    account(s, cpu0, n);
+    return rc;
+}
+
+static int grow(void **p, size_t *cap, size_t need, size_t elem)
+{
+    if (need <= *cap)
+        return 0;
+    size_t ncap = *cap ? *cap : 64;
+    while (ncap < need)
+        ncap *= 2;
+    void *np = hark_realloc(*p, ncap * elem);
+    if (!np)
+        return HARK_E_NOMEM;
+    *p = np;
+    *cap = ncap;
+    return 0;
+}
+
+/* "been(2)" -> "been" (length of the base word). */
+static size_t base_len(const char *w)
+{
+    size_t n = strlen(w);
+    if (n > 3 && w[n - 1] == ')') {
+        size_t i = n - 2;
+        while (i > 0 && isdigit((unsigned char)w[i]))
+            i--;
+        if (w[i] == '(' && i > 0 && i < n - 2)
+            return i;
+    }
+    return n;
+}
+
+/* Appends a word to s->text with a separating space. */
+static int text_append(struct engine_stream *s, size_t *len, const char *w, size_t n)
+{
+    if (grow((void **)&s->text, &s->text_cap, *len + n + 2, 1))
+        return HARK_E_NOMEM;
+    if (*len)
+        s->text[(*len)++] = ' ';
+    memcpy(s->text + *len, w, n);
+    *len += n;
+    s->text[*len] = '\0';
+    return 0;
+}
+
+static int empty_text(struct engine_stream *s)
+{
+    if (grow((void **)&s->text, &s->text_cap, 1, 1))
+        return HARK_E_NOMEM;
+    s->text[0] = '\0';
+    return 0;
+}
+
+static int utt_partial(struct engine_stream *s, struct engine_result *out)
+{
+    memset(out, 0, sizeof *out);
+    if (!s->in_utt)
+        return HARK_E_STATE;
+    int64_t cpu0 = clock_thread_ns();
+    int32 score;
+    log_sid = s->sid;
+    const char *hyp = ps_get_hyp(s->ps, &score);
+    log_sid = NULL;
+    size_t len = 0;
+    int rc = empty_text(s);
+    if (!rc && hyp) {
+        char tok[256];
+        for (const char *p = hyp; *p && !rc;) {
+            while (*p == ' ')
+                p++;
+            size_t n = strcspn(p, " ");
+            if (!n)
+                break;
+            snprintf(tok, sizeof tok, "%.*s", (int)n, p);
+            p += n;
+            if (!ps_pron_is_filler(s->m->pron, tok))
+                rc = text_append(s, &len, tok, base_len(tok));
+        }
+    }
+    account(s, cpu0, 0);
+    if (rc)
+        return rc;
+    out->text = s->text;
+    return 0;
+}
+
+/* Posterior of a segment as a probability; see the header comment for
+ * second_pass=none. */
+static float seg_confidence(logmath_t *lmath, int32 post)
+{
+    double p = logmath_exp(lmath, post);
+    if (!(p == p) || p < 0)
+        return 0.0f;
+    return p > 1.0 ? 1.0f : (float)p;
+}
+
+static int collect_words(struct engine_stream *s, ps_seg_t *seg, struct engine_result *out)
+{
+    logmath_t *lmath = ps_get_logmath(s->ps);
+    size_t len = 0, n = 0;
+    double conf_sum = 0;
+    int rc = empty_text(s);
+    for (; seg && !rc; seg = ps_seg_next(seg)) {
+        const char *w = ps_seg_word(seg);
+        if (!w || ps_pron_is_filler(s->m->pron, w))
+            continue;
+        int sf, ef;
+        int32 ascr, lscr, lback;
+        ps_seg_frames(seg, &sf, &ef);
+        int32 post = ps_seg_prob(seg, &ascr, &lscr, &lback);
+        rc = grow((void **)&s->words, &s->words_cap, n + 1, sizeof *s->words);
+        if (!rc)
+            rc = text_append(s, &len, w, base_len(w));
+        if (rc)
+            break;
+        struct engine_word *ew = &s->words[n++];
+        ew->start = sf < 0 ? 0.0 : sf / 100.0;
+        ew->end = (ef + 1) / 100.0;
+        if (ew->end < ew->start)
+            ew->end = ew->start;
+        ew->confidence = seg_confidence(lmath, post);
+        conf_sum += ew->confidence;
+    }
+    if (seg)
+        ps_seg_free(seg);
+    if (!rc)
+        rc = grow((void **)&s->wtext, &s->wtext_cap, len + 1, 1);
+    if (rc)
+        return rc;
+    /* Word strings: the text split at its spaces. */
+    memcpy(s->wtext, s->text, len + 1);
+    char *p = s->wtext;
+    for (size_t i = 0; i < n; i++) {
+        s->words[i].word = p;
+        p += strcspn(p, " ");
+        if (*p)
+            *p++ = '\0';
+    }
+    out->text = s->text;
+    out->words = n ? s->words : NULL;
+    out->n_words = n;
+    out->confidence = n ? (float)(conf_sum / (double)n) : 0.0f;
+    return 0;
+}
+
+static int utt_end(struct engine_stream *s, struct engine_result *out)
+{
+    memset(out, 0, sizeof *out);
+    if (!s->in_utt)
+        return HARK_E_STATE;
+    int64_t cpu0 = clock_thread_ns();
+    int rc = 0;
+    log_sid = s->sid;
+    s->in_utt = 0;
+    if (ps_end_utt(s->ps) < 0) {
+        s->broken = 1;
+        rc = HARK_E_ENGINE;
+    } else {
+        rc = collect_words(s, ps_seg_iter(s->ps), out);
+    }
+    log_sid = NULL;
+    account(s, cpu0, 0);
+    return rc;
+}
+
+static void stats(struct engine_model *m, struct hark_engine_stats *out)
+{
+    pthread_mutex_lock(&m->lock);
+    out->streams_total = m->n_streams;
+    out->streams_in_use = m->n_busy;
+    pthread_mutex_unlock(&m->lock);
+    out->decode_seconds = (double)atomic_load(&m->decode_ns) / 1e9;
+    out->audio_seconds = (double)atomic_load(&m->audio_samples) / ENGINE_RATE;
+}
+
+const struct engine_ops engine_pocketsphinx = {
+    .abi = ENGINE_ABI,
+    .name = "pocketsphinx",
+    .description = "CMU PocketSphinx 5prealpha, US English, embedded",
+    .languages = "en-US",
+    .model_load = model_load,
+    .model_free = model_free,
+    .stream_acquire = stream_acquire,
+    .stream_release = stream_release,
+    .utt_start = utt_start,
+    .utt_feed = utt_feed,
+    .utt_partial = utt_partial,
+    .utt_end = utt_end,
+    .stats = stats,
+};

@@ -1,0 +1,76 @@
+/* Plain HTTP on the server's port: health, readiness, Prometheus metrics and
+ * the demo page (embedded at build time, so the binary is self-contained). */
+#include <libwebsockets.h>
+#include <string.h>
+
+#include "base/buf.h"
+#include "base/mem.h"
+#include "front/ws/wsfe.h"
+
+/* Sends a complete response. Returns what the HTTP callback must return. */
+static int respond(struct lws *wsi, unsigned status, const char *mime, const void *body,
+                   size_t len)
+{
+    unsigned char hdr[LWS_PRE + 1024];
+    unsigned char *start = hdr + LWS_PRE, *p = start, *end = hdr + sizeof hdr - 1;
+    if (lws_add_http_common_headers(wsi, status, mime, len, &p, end) ||
+        lws_add_http_header_by_name(wsi, (const unsigned char *)"cache-control:",
+                                    (const unsigned char *)"no-store", 8, &p, end) ||
+        lws_finalize_write_http_header(wsi, start, &p, end))
+        return -1;
+    unsigned char *out = hark_malloc(LWS_PRE + len + 1);
+    if (!out)
+        return -1;
+    if (len)
+        memcpy(out + LWS_PRE, body, len);
+    int n = lws_write(wsi, out + LWS_PRE, len, LWS_WRITE_HTTP_FINAL);
+    hark_free(out);
+    if (n < 0)
+        return -1;
+    return lws_http_transaction_completed(wsi) ? -1 : 0;
+}
+
+static int respond_json_error(struct lws *wsi, unsigned status, const char *code,
+                              const char *message)
+{
+    struct buf b;
+    buf_init(&b);
+    buf_puts(&b, "{\"error\":{");
+    buf_json_key(&b, "code");
+    buf_json_str(&b, code);
+    buf_json_key(&b, "message");
+    buf_json_str(&b, message);
+    buf_puts(&b, "}}");
+    int rc = b.oom ? -1 : respond(wsi, status, "application/json", b.data, b.len);
+    buf_deinit(&b);
+    return rc;
+}
+
+int http_handle(struct wsfe *fe, struct lws *wsi, const char *path)
+{
+    if (lws_hdr_total_length(wsi, WSI_TOKEN_POST_URI))
+        return respond_json_error(wsi, HTTP_STATUS_NOT_FOUND, "not_found",
+                                  "no POST endpoint at this path");
+    if (!strcmp(path, "/healthz"))
+        return respond(wsi, HTTP_STATUS_OK, "text/plain", "ok\n", 3);
+    if (!strcmp(path, "/readyz")) {
+        if (wsfe_is_ready(fe))
+            return respond(wsi, HTTP_STATUS_OK, "text/plain", "ready\n", 6);
+        return respond(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE, "text/plain", "shutting down\n", 14);
+    }
+    if (!strcmp(path, "/metrics")) {
+        struct buf b;
+        buf_init(&b);
+        metrics_render(wsfe_metrics(fe), &b);
+        int rc = b.oom ? -1
+                       : respond(wsi, HTTP_STATUS_OK, "text/plain; version=0.0.4; charset=utf-8",
+                                 b.data ? b.data : "", b.len);
+        buf_deinit(&b);
+        return rc;
+    }
+    const char *want = strcmp(path, "/") ? path : "/index.html";
+    for (const struct web_asset *a = web_assets; a->path; a++)
+        if (!strcmp(a->path, want))
+            return respond(wsi, HTTP_STATUS_OK, a->mime, a->data, a->len);
+    return respond_json_error(wsi, HTTP_STATUS_NOT_FOUND, "not_found", "no such resource");
+}

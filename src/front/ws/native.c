@@ -1,0 +1,262 @@
+/*
+ * hark's native streaming protocol on /v1/stream (docs/protocol.md):
+ *
+ *   client: {"type":"config",...}  then binary audio, and text controls
+ *           {"type":"finalize"} {"type":"keepalive"} {"type":"close"}
+ *           {"type":"state","state":"listening"|"responding"}
+ *   server: {"type":"ready",...} then transcript / speech_started /
+ *           utterance_end / interrupt / error events, and {"type":"closed"}
+ *           as the last message before a 1000 close.
+ *
+ * Errors that leave the session intact (bad JSON, unknown type) are
+ * reported and the session goes on; errors without a usable session (bad
+ * config, audio before config, undecodable audio) close with a 4xxx code.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "base/json.h"
+#include "base/mem.h"
+#include "front/ws/wsfe.h"
+#include "session/event_json.h"
+
+/* Close codes (also in docs/protocol.md). */
+#define CLOSE_NORMAL 1000
+#define CLOSE_GOING_AWAY 1001
+#define CLOSE_TRY_LATER 1013
+#define CLOSE_PROTOCOL 4400
+#define CLOSE_IDLE 4408
+#define CLOSE_BAD_AUDIO 4415
+#define CLOSE_LIMIT 4429
+
+struct native {
+    struct wsfe *fe; /* read-only from workers: metrics are thread-safe */
+};
+
+static void send_error(struct wsconn *c, int err, const char *fmt, ...) HARK_PRINTF(3, 4);
+
+static void send_error(struct wsconn *c, int err, const char *fmt, ...)
+{
+    char msg[600];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    struct hark_event ev = {.type = HARK_EVENT_ERROR, .code = err, .message = msg};
+    struct buf b;
+    buf_init(&b);
+    buf_putc(&b, '{');
+    buf_json_key(&b, "type");
+    buf_json_str(&b, "error");
+    buf_json_key(&b, "code");
+    buf_json_str(&b, hark_err_code(err));
+    buf_json_key(&b, "message");
+    buf_json_str(&b, msg);
+    buf_putc(&b, '}');
+    if (!b.oom)
+        wsconn_send(c, b.data, b.len, 0);
+    buf_deinit(&b);
+    wsfe_count_event(wsconn_fe(c), &ev);
+}
+
+static void render(void *user, const struct hark_event *ev, struct buf *out, unsigned *flags)
+{
+    struct native *n = user;
+    wsfe_count_event(n->fe, ev);
+    event_json_render(ev, out);
+    if (ev->type == HARK_EVENT_ERROR && (ev->code == HARK_E_BAD_AUDIO ||
+                                         ev->code == HARK_E_UNSUPPORTED))
+        *flags |= MSG_FATAL;
+}
+
+static int native_open(struct wsconn *c)
+{
+    struct native *n = hark_calloc(1, sizeof *n);
+    if (!n)
+        return HARK_E_NOMEM;
+    n->fe = wsconn_fe(c);
+    c->dstate = n;
+    return 0;
+}
+
+static void send_ready(struct wsconn *c, const struct hark_options *o)
+{
+    static const char *const keys[] = {
+        "encoding",  "sample_rate",    "channels",         "language",   "engine",
+        "model",     "interim_results", "words",           "endpointing_ms", "utterance_end_ms",
+        "vad_events", "vad_mode",       "max_utterance_ms", "speaker_id",
+    };
+    struct buf b;
+    buf_init(&b);
+    buf_putc(&b, '{');
+    buf_json_key(&b, "type");
+    buf_json_str(&b, "ready");
+    buf_json_key(&b, "session_id");
+    buf_json_str(&b, chan_session_id(c->chan));
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+        char v[256];
+        hark_options_get(o, keys[i], v, sizeof v);
+        buf_json_key(&b, keys[i]);
+        if (!strcmp(keys[i], "engine") && !v[0])
+            buf_json_str(&b, hark_engine_get_name(wsfe_engine(wsconn_fe(c))));
+        else if (!strcmp(v, "true") || !strcmp(v, "false") ||
+                 (v[0] && strspn(v, "0123456789") == strlen(v)))
+            buf_puts(&b, v);
+        else
+            buf_json_str(&b, v);
+    }
+    buf_putc(&b, '}');
+    if (!b.oom)
+        wsconn_send(c, b.data, b.len, 0);
+    buf_deinit(&b);
+}
+
+/* The config message: flat keys = session option names. */
+static int on_config(struct wsconn *c, const struct json_value *root)
+{
+    struct wsfe *fe = wsconn_fe(c);
+    struct hark_options *o = NULL;
+    char err[512];
+    int rc = hark_options_copy(&o, wsfe_defaults(fe));
+    if (rc) {
+        send_error(c, rc, "out of memory");
+        wsconn_close_after(c, 1011, "internal error");
+        return 0;
+    }
+    for (size_t i = 0; i < json_len(root); i++) {
+        const char *key = json_key_at(root, i);
+        if (!strcmp(key, "type"))
+            continue;
+        char val[4096];
+        if (json_to_text(json_value_at(root, i), val, sizeof val)) {
+            send_error(c, HARK_E_BAD_OPTION,
+                       "%s: must be a string, number, boolean or array of strings", key);
+            goto refuse;
+        }
+        if ((rc = hark_options_set(o, key, val, err, sizeof err))) {
+            send_error(c, rc, "%s", err);
+            goto refuse;
+        }
+    }
+    if ((rc = wsfe_admit(fe, err, sizeof err))) {
+        send_error(c, HARK_E_BUSY, "%s", err);
+        wsconn_close_after(c, CLOSE_TRY_LATER, "busy");
+        goto out;
+    }
+    if ((rc = wsconn_start(c, o, c->dstate, err, sizeof err))) {
+        send_error(c, rc, "%s", err);
+        goto refuse;
+    }
+    send_ready(c, o);
+    goto out;
+refuse:
+    wsconn_close_after(c, CLOSE_PROTOCOL, "bad config");
+out:
+    hark_options_destroy(o);
+    return 0;
+}
+
+static int native_text(struct wsconn *c, const char *msg, size_t len)
+{
+    struct json *doc = NULL;
+    char err[256];
+    if (json_parse(&doc, msg, len, err, sizeof err) ||
+        json_type(json_root(doc)) != JSON_OBJECT) {
+        send_error(c, HARK_E_PROTOCOL, "%s", doc ? "message must be a JSON object" : err);
+        if (c->st == WC_OPEN)
+            wsconn_close_after(c, CLOSE_PROTOCOL, "bad message");
+        json_free(doc);
+        return 0;
+    }
+    const struct json_value *root = json_root(doc);
+    const char *type = json_str(json_get(root, "type"));
+    if (!type) {
+        send_error(c, HARK_E_PROTOCOL, "message has no \"type\"");
+        if (c->st == WC_OPEN)
+            wsconn_close_after(c, CLOSE_PROTOCOL, "bad message");
+    } else if (c->st == WC_OPEN) {
+        if (!strcmp(type, "config")) {
+            on_config(c, root);
+        } else {
+            send_error(c, HARK_E_PROTOCOL,
+                       "the first message must be {\"type\":\"config\",...}, got \"%s\"", type);
+            wsconn_close_after(c, CLOSE_PROTOCOL, "no config");
+        }
+    } else if (!strcmp(type, "keepalive")) {
+        /* activity time already refreshed by the server */
+    } else if (!strcmp(type, "finalize")) {
+        chan_post_finalize(c->chan);
+    } else if (!strcmp(type, "close")) {
+        wsconn_close_after(c, CLOSE_NORMAL, "");
+    } else if (!strcmp(type, "state")) {
+        const char *st = json_str(json_get(root, "state"));
+        if (st && !strcmp(st, "listening"))
+            chan_post_state(c->chan, HARK_STATE_LISTENING);
+        else if (st && !strcmp(st, "responding"))
+            chan_post_state(c->chan, HARK_STATE_RESPONDING);
+        else
+            send_error(c, HARK_E_PROTOCOL, "state: must be \"listening\" or \"responding\"");
+    } else if (!strcmp(type, "config")) {
+        send_error(c, HARK_E_PROTOCOL, "session already configured; config is only accepted once");
+    } else {
+        send_error(c, HARK_E_PROTOCOL,
+                   "unknown message type \"%s\" (accepted: finalize, keepalive, state, close)",
+                   type);
+    }
+    json_free(doc);
+    return 0;
+}
+
+static int native_binary(struct wsconn *c, const uint8_t *data, size_t len)
+{
+    if (c->st == WC_OPEN) {
+        send_error(c, HARK_E_PROTOCOL,
+                   "audio before config: send {\"type\":\"config\",...} first");
+        wsconn_close_after(c, CLOSE_PROTOCOL, "audio before config");
+        return 0;
+    }
+    if (len == 0)
+        return 0;
+    int rc = wsconn_post_audio(c, data, len);
+    if (rc) {
+        send_error(c, HARK_E_LIMIT, "audio buffer full (%s); the client sends faster than allowed",
+                   hark_strerror(rc));
+        wsconn_close_after(c, CLOSE_LIMIT, "buffer overflow");
+    }
+    return 0;
+}
+
+static void native_idle(struct wsconn *c)
+{
+    send_error(c, HARK_E_TIMEOUT, "no audio or keepalive received within the idle timeout");
+    wsconn_close_after(c, CLOSE_IDLE, "idle timeout");
+}
+
+static void native_shutdown(struct wsconn *c)
+{
+    wsconn_close_after(c, CLOSE_GOING_AWAY, "server shutting down");
+}
+
+static void native_fatal(struct wsconn *c)
+{
+    wsconn_close_after(c, CLOSE_BAD_AUDIO, "undecodable audio");
+}
+
+static void native_destroy(struct wsconn *c)
+{
+    hark_free(c->dstate);
+    c->dstate = NULL;
+}
+
+const struct dialect_ops dialect_native = {
+    .name = "native",
+    .open = native_open,
+    .text = native_text,
+    .binary = native_binary,
+    .render = render,
+    .idle = native_idle,
+    .shutdown = native_shutdown,
+    .fatal = native_fatal,
+    .destroy = native_destroy,
+};

@@ -1,0 +1,666 @@
+/*
+ * The libwebsockets server: one port for WebSocket streaming and HTTP.
+ *
+ * One service thread owns every socket and every wsconn. Recognition runs on
+ * the worker pool (session/workers.c); results come back as rendered
+ * messages on each chan, and workers wake this thread with
+ * lws_cancel_service, which coalesces: each wake-up drains every chan.
+ *
+ * Back-pressure: a connection whose queued audio passes half the session
+ * buffer stops being read (lws_rx_flow_control) until the workers catch up,
+ * so a client sending faster than recognition cannot grow memory; TCP
+ * pushes back on it while other sessions keep their latency.
+ */
+#include <libwebsockets.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "base/clock.h"
+#include "base/log.h"
+#include "base/mem.h"
+#include "front/ws/wsfe.h"
+
+#define RX_CHUNK 65536
+
+struct wsfe {
+    struct wsfe_cfg cfg;
+    struct hark_options *defaults;
+    struct hark_engine *eng;
+    struct workers *workers;
+    struct metrics *metrics;
+    struct lws_context *ctx;
+    struct lws_vhost *vhost;
+    lws_sorted_usec_list_t tick;
+    struct wsconn *conns;
+    int n_sessions;
+    volatile sig_atomic_t stop_requested;
+    int draining;
+    int64_t drain_deadline;
+    int exit_loop;
+    unsigned char *tx;
+    size_t tx_cap;
+    struct workers_stats wstats;
+
+    struct metric *m_opened, *m_active, *m_conns, *m_audio, *m_queue, *m_busy, *m_lag;
+    struct metric *m_refused_busy, *m_refused_limit, *m_refused_draining;
+    struct metric *m_lat_partial, *m_lat_endpoint, *m_lat_finalize;
+    struct metric *m_events[8];
+    struct metric *m_errors[32];
+    struct metric *m_decode, *m_streams;
+};
+
+static const double lat_bounds[] = {0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1, 2, 5, 10};
+
+/* ------------------------------------------------------------ metrics */
+
+static void metrics_setup(struct wsfe *fe)
+{
+    struct metrics *m = fe->metrics;
+    fe->m_opened = metrics_counter(m, "hark_sessions_opened_total", "Streaming sessions started",
+                                   NULL, NULL);
+    fe->m_active = metrics_gauge(m, "hark_sessions_active", "Streaming sessions open now", NULL,
+                                 NULL);
+    fe->m_conns = metrics_gauge(m, "hark_connections", "WebSocket connections open now", NULL,
+                                NULL);
+    const char *refused = "Sessions refused by admission control or limits";
+    fe->m_refused_busy = metrics_counter(m, "hark_sessions_refused_total", refused, "reason",
+                                         "busy");
+    fe->m_refused_limit = metrics_counter(m, "hark_sessions_refused_total", refused, "reason",
+                                          "max_sessions");
+    fe->m_refused_draining = metrics_counter(m, "hark_sessions_refused_total", refused, "reason",
+                                             "shutting_down");
+    fe->m_audio = metrics_counter(m, "hark_audio_seconds_total", "Seconds of audio processed",
+                                  NULL, NULL);
+    fe->m_queue = metrics_gauge(m, "hark_worker_queue_depth",
+                                "Sessions with work waiting for a worker thread", NULL, NULL);
+    fe->m_busy = metrics_gauge(m, "hark_worker_busy_ratio",
+                               "Share of worker time spent recognising (last second)", NULL, NULL);
+    fe->m_lag = metrics_gauge(m, "hark_worker_lag_seconds", "Age of the oldest queued work",
+                              NULL, NULL);
+    size_t nb = sizeof lat_bounds / sizeof lat_bounds[0];
+    fe->m_lat_partial = metrics_histogram(
+        m, "hark_first_partial_latency_seconds",
+        "From arrival of the audio a segment's first partial covers to sending it", NULL, NULL, lat_bounds, nb);
+    fe->m_lat_endpoint = metrics_histogram(
+        m, "hark_endpoint_final_latency_seconds",
+        "From arrival of the audio that completes the endpoint silence to sending the final",
+        NULL, NULL, lat_bounds, nb);
+    fe->m_lat_finalize = metrics_histogram(m, "hark_finalize_final_latency_seconds",
+                                           "From a finalize request to sending its final",
+                                           NULL, NULL, lat_bounds, nb);
+    static const enum hark_event_type types[] = {
+        HARK_EVENT_TRANSCRIPT, HARK_EVENT_SPEECH_STARTED, HARK_EVENT_UTTERANCE_END,
+        HARK_EVENT_INTERRUPT,  HARK_EVENT_ERROR,          HARK_EVENT_CLOSED};
+    for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
+        fe->m_events[types[i]] = metrics_counter(m, "hark_events_total", "Events sent", "type",
+                                                 hark_event_type_name(types[i]));
+#define XX(sym, num, code, text)                                                                   \
+    fe->m_errors[-(num)] = metrics_counter(m, "hark_errors_total", "Errors by code", "code", code);
+    HARK_ERR_MAP(XX)
+#undef XX
+    fe->m_decode = metrics_gauge(m, "hark_engine_decode_seconds",
+                                 "Time spent inside the engine since start", "engine",
+                                 hark_engine_get_name(fe->eng));
+    fe->m_streams = metrics_gauge(m, "hark_engine_streams_in_use",
+                                  "Engine streams bound to a talking speaker", "engine",
+                                  hark_engine_get_name(fe->eng));
+}
+
+void wsfe_count_event(struct wsfe *fe, const struct hark_event *ev)
+{
+    if ((unsigned)ev->type < sizeof fe->m_events / sizeof fe->m_events[0] &&
+        fe->m_events[ev->type])
+        metrics_inc(fe->m_events[ev->type]);
+    if (ev->type == HARK_EVENT_ERROR && ev->code < 0 &&
+        (unsigned)-ev->code < sizeof fe->m_errors / sizeof fe->m_errors[0] &&
+        fe->m_errors[-ev->code])
+        metrics_inc(fe->m_errors[-ev->code]);
+}
+
+static void refresh_gauges(void *user)
+{
+    struct wsfe *fe = user;
+    struct hark_engine_stats es;
+    hark_engine_stats(fe->eng, &es);
+    metrics_set(fe->m_decode, es.decode_seconds);
+    metrics_set(fe->m_streams, es.streams_in_use);
+    metrics_set(fe->m_queue, fe->wstats.queued_chans);
+    metrics_set(fe->m_busy, fe->wstats.busy_fraction);
+    metrics_set(fe->m_lag, fe->wstats.oldest_wait_ms / 1000.0);
+}
+
+/* ------------------------------------------------------------ connections */
+
+struct wsfe *wsconn_fe(struct wsconn *c)
+{
+    return c->fe;
+}
+
+const struct hark_options *wsfe_defaults(struct wsfe *fe)
+{
+    return fe->defaults;
+}
+
+struct hark_engine *wsfe_engine(struct wsfe *fe)
+{
+    return fe->eng;
+}
+
+struct metrics *wsfe_metrics(struct wsfe *fe)
+{
+    return fe->metrics;
+}
+
+static void out_append(struct wsconn *c, struct chan_msg *m)
+{
+    while (m) {
+        struct chan_msg *next = m->next;
+        m->next = NULL;
+        if (c->out_tail)
+            c->out_tail->next = m;
+        else
+            c->out_head = m;
+        c->out_tail = m;
+        m = next;
+    }
+}
+
+void wsconn_send(struct wsconn *c, const char *data, size_t len, unsigned flags)
+{
+    struct chan_msg *m = hark_malloc(sizeof *m + len + 1);
+    if (!m) {
+        LOG_ERROR(NULL, "out of memory queueing a message; closing the connection");
+        lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+        return;
+    }
+    memset(m, 0, sizeof *m);
+    m->flags = flags;
+    m->len = len;
+    memcpy(m->data, data, len);
+    m->data[len] = 0;
+    out_append(c, m);
+    lws_callback_on_writable(c->wsi);
+}
+
+void wsconn_close_after(struct wsconn *c, int code, const char *reason)
+{
+    if (c->st == WC_CLOSING || c->st == WC_GONE)
+        return;
+    c->close_code = code;
+    snprintf(c->close_reason, sizeof c->close_reason, "%s", reason ? reason : "");
+    c->st = WC_CLOSING;
+    /* With a session, its CLOSED event is the last message (after the final
+     * results); without one, an empty last message closes. */
+    if (!c->chan || chan_post_close(c->chan) != 0)
+        wsconn_send(c, "", 0, MSG_LAST);
+}
+
+int wsfe_admit(struct wsfe *fe, char *msg, size_t n)
+{
+    if (fe->draining) {
+        metrics_inc(fe->m_refused_draining);
+        snprintf(msg, n, "server is shutting down; retry on another instance");
+        return HARK_E_BUSY;
+    }
+    if (fe->n_sessions >= fe->cfg.max_sessions) {
+        metrics_inc(fe->m_refused_limit);
+        snprintf(msg, n, "too many sessions (max %d); retry later", fe->cfg.max_sessions);
+        return HARK_E_LIMIT;
+    }
+    /* Compute cannot keep up with real time: refuse rather than let every
+     * session's latency grow without bound. */
+    if (fe->wstats.oldest_wait_ms > fe->cfg.max_lag_ms ||
+        fe->wstats.busy_fraction * 100 > fe->cfg.max_busy_percent) {
+        metrics_inc(fe->m_refused_busy);
+        snprintf(msg, n,
+                 "server at capacity (workers %.0f%% busy, queue wait %.0f ms); retry later",
+                 fe->wstats.busy_fraction * 100, fe->wstats.oldest_wait_ms);
+        return HARK_E_BUSY;
+    }
+    return 0;
+}
+
+int wsconn_start(struct wsconn *c, const struct hark_options *opts, void *render_user, char *err,
+                 size_t n)
+{
+    struct wsfe *fe = c->fe;
+    int rc = chan_create(&c->chan, fe->workers, fe->eng, opts, NULL, c->d->render, render_user,
+                         fe->cfg.session_buffer_bytes, err, n);
+    if (rc)
+        return rc;
+    c->st = WC_STREAMING;
+    c->session_started = clock_mono_ns();
+    fe->n_sessions++;
+    metrics_inc(fe->m_opened);
+    metrics_set(fe->m_active, fe->n_sessions);
+    LOG_INFO(chan_session_id(c->chan), "session started on %s (%s)", c->path, c->d->name);
+    return 0;
+}
+
+int wsconn_query(struct wsconn *c, const char *name, char *buf, size_t n)
+{
+    return lws_get_urlarg_by_name(c->wsi, name, buf, (int)n) ? 0 : -1;
+}
+
+int wsconn_post_audio(struct wsconn *c, const uint8_t *data, size_t len)
+{
+    int rc = chan_post_audio(c->chan, data, len);
+    if (rc)
+        return rc;
+    if (!c->paused && chan_pending_bytes(c->chan) > c->fe->cfg.session_buffer_bytes / 2) {
+        c->paused = 1;
+        lws_rx_flow_control(c->wsi, 0);
+    }
+    return 0;
+}
+
+static void conn_drain(struct wsconn *c)
+{
+    if (!c->chan)
+        return;
+    struct chan_msg *m = chan_take_msgs(c->chan);
+    if (m) {
+        int fatal = 0;
+        for (struct chan_msg *i = m; i; i = i->next)
+            fatal |= (i->flags & MSG_FATAL) != 0;
+        out_append(c, m);
+        lws_callback_on_writable(c->wsi);
+        if (fatal && c->d->fatal)
+            c->d->fatal(c);
+    }
+    if (c->paused && chan_pending_bytes(c->chan) < c->fe->cfg.session_buffer_bytes / 4) {
+        c->paused = 0;
+        lws_rx_flow_control(c->wsi, 1);
+    }
+}
+
+static void observe_latency(struct wsfe *fe, const struct chan_msg *m)
+{
+    if (m->lat_kind == LAT_NONE || !m->t_ref)
+        return;
+    double s = (double)(clock_mono_ns() - m->t_ref) / 1e9;
+    if (m->lat_kind == LAT_FIRST_PARTIAL)
+        metrics_observe(fe->m_lat_partial, s);
+    else if (m->lat_kind == LAT_FINAL_ENDPOINT)
+        metrics_observe(fe->m_lat_endpoint, s);
+    else if (m->lat_kind == LAT_FINAL_FINALIZE)
+        metrics_observe(fe->m_lat_finalize, s);
+}
+
+/* One message per WRITEABLE, as lws wants. Returns -1 to close. */
+static int conn_write(struct wsconn *c)
+{
+    struct wsfe *fe = c->fe;
+    struct chan_msg *m = c->out_head;
+    if (!m)
+        return 0;
+    c->out_head = m->next;
+    if (!c->out_head)
+        c->out_tail = NULL;
+    int last = (m->flags & MSG_LAST) != 0;
+    if (m->len) {
+        if (LWS_PRE + m->len > fe->tx_cap) {
+            unsigned char *t = hark_realloc(fe->tx, LWS_PRE + m->len);
+            if (!t) {
+                hark_free(m);
+                return -1;
+            }
+            fe->tx = t;
+            fe->tx_cap = LWS_PRE + m->len;
+        }
+        memcpy(fe->tx + LWS_PRE, m->data, m->len);
+        int n = lws_write(c->wsi, fe->tx + LWS_PRE, m->len,
+                          (m->flags & MSG_BINARY) ? LWS_WRITE_BINARY : LWS_WRITE_TEXT);
+        observe_latency(fe, m);
+        if (n < 0) {
+            hark_free(m);
+            return -1;
+        }
+    }
+    hark_free(m);
+    if (last) {
+        int code = c->close_code ? c->close_code : LWS_CLOSE_STATUS_NORMAL;
+        lws_close_reason(c->wsi, (enum lws_close_status)code, (unsigned char *)c->close_reason,
+                         strlen(c->close_reason));
+        c->st = WC_GONE;
+        return -1;
+    }
+    if (c->out_head)
+        lws_callback_on_writable(c->wsi);
+    return 0;
+}
+
+static void conn_remove(struct wsconn *c)
+{
+    struct wsfe *fe = c->fe;
+    if (!fe)
+        return;
+    if (c->prev)
+        c->prev->next = c->next;
+    else if (fe->conns == c)
+        fe->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    if (c->chan) {
+        double audio, cpu;
+        chan_usage(c->chan, &audio, &cpu);
+        metrics_add(fe->m_audio, audio);
+        LOG_INFO(chan_session_id(c->chan), "session ended: %.2f s audio, %.3f s cpu", audio, cpu);
+        chan_release(c->chan);
+        c->chan = NULL;
+        fe->n_sessions--;
+        metrics_set(fe->m_active, fe->n_sessions);
+    }
+    if (c->d && c->d->destroy)
+        c->d->destroy(c);
+    while (c->out_head) {
+        struct chan_msg *n = c->out_head->next;
+        hark_free(c->out_head);
+        c->out_head = n;
+    }
+    buf_deinit(&c->text);
+    c->fe = NULL;
+}
+
+static const struct dialect_ops *dialect_for(const char *path)
+{
+    if (!strcmp(path, "/v1/stream") || !strcmp(path, "/v1/stream/"))
+        return &dialect_native;
+    return NULL;
+}
+
+static int cb_ws(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                 size_t len)
+{
+    struct wsconn *c = user;
+    struct wsfe *fe = lws_context_user(lws_get_context(wsi));
+    switch (reason) {
+    case LWS_CALLBACK_ESTABLISHED: {
+        memset(c, 0, sizeof *c);
+        c->wsi = wsi;
+        c->fe = fe;
+        c->st = WC_OPEN;
+        c->last_activity = clock_mono_ns();
+        buf_init(&c->text);
+        if (lws_hdr_copy(wsi, c->path, sizeof c->path, WSI_TOKEN_GET_URI) < 0)
+            c->path[0] = 0;
+        c->d = dialect_for(c->path);
+        c->next = fe->conns;
+        if (fe->conns)
+            fe->conns->prev = c;
+        fe->conns = c;
+        metrics_set(fe->m_conns, metrics_value(fe->m_conns) + 1);
+        if (!c->d) /* CONFIRM_UPGRADE only lets known paths through */
+            return -1;
+        lws_set_timeout(wsi, NO_PENDING_TIMEOUT, 0);
+        return c->d->open(c) ? -1 : 0;
+    }
+    case LWS_CALLBACK_RECEIVE: {
+        if (!c->fe || c->st == WC_GONE)
+            return -1;
+        c->last_activity = clock_mono_ns();
+        if (lws_is_first_fragment(wsi)) {
+            c->msg_bytes = 0;
+            buf_reset(&c->text);
+        }
+        c->msg_bytes += len;
+        if (c->msg_bytes > fe->cfg.max_frame_bytes) {
+            char msg[160];
+            snprintf(msg, sizeof msg, "message larger than %zu bytes", fe->cfg.max_frame_bytes);
+            lws_close_reason(wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, (unsigned char *)msg,
+                             strlen(msg));
+            return -1;
+        }
+        if (c->st == WC_CLOSING)
+            return 0; /* finishing: further input is ignored */
+        if (lws_frame_is_binary(wsi)) {
+            int is_last = lws_is_final_fragment(wsi);
+            /* An empty binary message means "end of stream" to some clients. */
+            if (len == 0 && !is_last)
+                return 0;
+            return c->d->binary(c, in, len) ? -1 : 0;
+        }
+        buf_append(&c->text, in, len);
+        if (!lws_is_final_fragment(wsi))
+            return 0;
+        if (c->text.oom)
+            return -1;
+        return c->d->text(c, c->text.data ? c->text.data : "", c->text.len) ? -1 : 0;
+    }
+    case LWS_CALLBACK_SERVER_WRITEABLE:
+        if (!c->fe)
+            return -1;
+        return conn_write(c);
+    case LWS_CALLBACK_CLOSED:
+        if (c->fe) {
+            metrics_set(fe->m_conns, metrics_value(fe->m_conns) - 1);
+            conn_remove(c);
+        }
+        return 0;
+    default:
+        break;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------ loop, timers */
+
+static void drain_all(struct wsfe *fe)
+{
+    for (struct wsconn *c = fe->conns; c; c = c->next)
+        conn_drain(c);
+}
+
+static void begin_shutdown(struct wsfe *fe)
+{
+    if (fe->draining)
+        return;
+    fe->draining = 1;
+    fe->drain_deadline = clock_mono_ns() + (int64_t)fe->cfg.shutdown_timeout * 1000000000LL;
+    LOG_INFO(NULL, "shutting down: finishing %d session(s)", fe->n_sessions);
+    for (struct wsconn *c = fe->conns; c; c = c->next)
+        if (c->d && c->d->shutdown)
+            c->d->shutdown(c);
+}
+
+static void tick_cb(lws_sorted_usec_list_t *sul)
+{
+    struct wsfe *fe = lws_container_of(sul, struct wsfe, tick);
+    int64_t now = clock_mono_ns();
+    workers_stats(fe->workers, &fe->wstats);
+    if (fe->stop_requested)
+        begin_shutdown(fe);
+    for (struct wsconn *c = fe->conns; c; c = c->next) {
+        if (c->st != WC_OPEN && c->st != WC_STREAMING)
+            continue;
+        if (fe->cfg.idle_timeout &&
+            now - c->last_activity > (int64_t)fe->cfg.idle_timeout * 1000000000LL) {
+            LOG_INFO(c->chan ? chan_session_id(c->chan) : NULL, "idle for %d s; closing",
+                     fe->cfg.idle_timeout);
+            c->d->idle(c);
+            continue;
+        }
+        if (c->chan && fe->cfg.max_session_seconds) {
+            double audio, cpu;
+            chan_usage(c->chan, &audio, &cpu);
+            if (audio > fe->cfg.max_session_seconds) {
+                char msg[200];
+                int n = snprintf(msg, sizeof msg,
+                                 "{\"type\":\"error\",\"code\":\"limit_exceeded\",\"message\":"
+                                 "\"session reached the %d s limit\"}",
+                                 fe->cfg.max_session_seconds);
+                if (c->d == &dialect_native)
+                    wsconn_send(c, msg, (size_t)n, 0);
+                wsconn_close_after(c, 4429, "session length limit");
+            }
+        }
+    }
+    if (fe->draining && (!fe->conns || now > fe->drain_deadline)) {
+        fe->exit_loop = 1;
+        lws_cancel_service(fe->ctx);
+    }
+    lws_sul_schedule(fe->ctx, 0, &fe->tick, tick_cb, fe->draining ? 100000 : LWS_US_PER_SEC);
+}
+
+static int cb_http(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                   size_t len)
+{
+    struct wsfe *fe = lws_context_user(lws_get_context(wsi));
+    switch (reason) {
+    case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
+        /* fires once per protocol; this is the one place that drains */
+        if (!fe)
+            return 0;
+        if (fe->stop_requested && !fe->draining) {
+            workers_stats(fe->workers, &fe->wstats);
+            begin_shutdown(fe);
+        }
+        drain_all(fe);
+        return 0;
+    case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE: {
+        char path[128];
+        if (lws_hdr_copy(wsi, path, sizeof path, WSI_TOKEN_GET_URI) < 0 || !dialect_for(path)) {
+            lws_return_http_status(wsi, HTTP_STATUS_NOT_FOUND, "no WebSocket endpoint here");
+            return 1;
+        }
+        return 0;
+    }
+    case LWS_CALLBACK_HTTP:
+        return http_handle(fe, wsi, (const char *)in);
+    default:
+        break;
+    }
+    return lws_callback_http_dummy(wsi, reason, user, in, len);
+}
+
+static const struct lws_protocols protocols[] = {
+    {"http", cb_http, 0, 0, 0, NULL, 0},
+    {"hark", cb_ws, sizeof(struct wsconn), RX_CHUNK, 0, NULL, 0},
+    {NULL, NULL, 0, 0, 0, NULL, 0},
+};
+
+/* Upgrades without Sec-WebSocket-Protocol would otherwise bind to the http
+ * protocol and their messages would vanish (c-apis.md §1). */
+static const struct lws_protocol_vhost_options pvo_default = {NULL, NULL, "default", "1"};
+static const struct lws_protocol_vhost_options pvo = {NULL, &pvo_default, "hark", ""};
+
+static void lws_log_cb(int level, const char *line)
+{
+    char msg[512];
+    snprintf(msg, sizeof msg, "%s", line);
+    size_t n = strlen(msg);
+    while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
+        msg[--n] = 0;
+    if (level & LLL_ERR)
+        LOG_ERROR(NULL, "lws: %s", msg);
+    else if (level & LLL_WARN)
+        LOG_WARN(NULL, "lws: %s", msg);
+    else
+        LOG_DEBUG(NULL, "lws: %s", msg);
+}
+
+static void wake_cb(void *user)
+{
+    struct wsfe *fe = user;
+    if (fe->ctx)
+        lws_cancel_service(fe->ctx);
+}
+
+int wsfe_create(struct wsfe **out, const struct wsfe_cfg *cfg, struct hark_engine *eng,
+                char *err, size_t n)
+{
+    *out = NULL;
+    struct wsfe *fe = hark_calloc(1, sizeof *fe);
+    if (!fe)
+        return err_set(err, n, HARK_E_NOMEM, "out of memory");
+    fe->cfg = *cfg;
+    fe->eng = eng;
+    int rc = hark_options_copy(&fe->defaults, cfg->defaults);
+    if (!rc)
+        rc = metrics_create(&fe->metrics);
+    if (rc) {
+        err_set(err, n, rc, "out of memory");
+        goto fail;
+    }
+    metrics_setup(fe);
+    metrics_on_render(fe->metrics, refresh_gauges, fe);
+    rc = workers_create(&fe->workers, cfg->workers, wake_cb, fe);
+    if (rc) {
+        err_set(err, n, rc, "cannot start %u worker threads", cfg->workers);
+        goto fail;
+    }
+
+    lws_set_log_level(LLL_ERR | LLL_WARN, lws_log_cb);
+    struct lws_context_creation_info info;
+    memset(&info, 0, sizeof info);
+    info.port = cfg->port;
+    info.iface = cfg->host;
+    info.protocols = protocols;
+    info.pvo = &pvo;
+    info.user = fe;
+    info.options = LWS_SERVER_OPTION_FAIL_UPON_UNABLE_TO_BIND | LWS_SERVER_OPTION_VALIDATE_UTF8;
+    info.max_http_header_data = 8192;
+    info.vhost_name = "hark";
+    fe->ctx = lws_create_context(&info);
+    if (!fe->ctx) {
+        rc = err_set(err, n, HARK_E_IO, "cannot listen on %s:%d (address in use or not allowed)",
+                     cfg->host, cfg->port);
+        goto fail;
+    }
+    fe->vhost = lws_get_vhost_by_name(fe->ctx, "hark");
+    lws_sul_schedule(fe->ctx, 0, &fe->tick, tick_cb, LWS_US_PER_SEC);
+    *out = fe;
+    return 0;
+fail:
+    wsfe_destroy(fe);
+    return rc;
+}
+
+int wsfe_port(struct wsfe *fe)
+{
+    return fe->vhost ? lws_get_vhost_listen_port(fe->vhost) : fe->cfg.port;
+}
+
+void wsfe_stop(struct wsfe *fe)
+{
+    fe->stop_requested = 1;
+    if (fe->ctx)
+        lws_cancel_service(fe->ctx);
+}
+
+int wsfe_is_ready(struct wsfe *fe)
+{
+    return !fe->draining;
+}
+
+int wsfe_run(struct wsfe *fe)
+{
+    while (!fe->exit_loop) {
+        if (lws_service(fe->ctx, 0) < 0)
+            break;
+    }
+    if (fe->conns)
+        LOG_WARN(NULL, "shutdown deadline passed with sessions still open");
+    return 0;
+}
+
+void wsfe_destroy(struct wsfe *fe)
+{
+    if (!fe)
+        return;
+    /* Workers first: they finish queued work and stop calling
+     * lws_cancel_service. Destroying the context then runs CLOSED for every
+     * connection, which releases (and frees) their chans. */
+    workers_destroy(fe->workers);
+    fe->workers = NULL;
+    if (fe->ctx) {
+        lws_sul_cancel(&fe->tick);
+        lws_context_destroy(fe->ctx);
+        fe->ctx = NULL;
+    }
+    metrics_destroy(fe->metrics);
+    hark_options_destroy(fe->defaults);
+    hark_free(fe->tx);
+    hark_free(fe);
+}

@@ -1,0 +1,135 @@
+/*
+ * The WebSocket/HTTP front end (libwebsockets). Only this directory includes
+ * <libwebsockets.h>. It parses wire formats into session calls and renders
+ * session events back; it holds no recognition logic.
+ *
+ * Threads: every function here runs on the lws service thread, except the
+ * dialects' render callbacks (worker threads, pure functions of the event and
+ * the connection's immutable render state) and wsfe_wake (any thread).
+ *
+ * A wire dialect (native, deepgram) is one ops table: it parses client
+ * frames into chan_post_* calls and renders events into wire messages.
+ */
+#ifndef HARK_FRONT_WS_WSFE_H
+#define HARK_FRONT_WS_WSFE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/buf.h"
+#include "base/metrics.h"
+#include "hark/hark.h"
+#include "session/workers.h"
+
+struct lws;
+struct wsfe;
+struct wsconn;
+
+struct wsfe_cfg {
+    const char *host;
+    int port;
+    int max_sessions;
+    size_t max_frame_bytes;
+    int max_session_seconds;
+    int idle_timeout;
+    size_t session_buffer_bytes;
+    int max_lag_ms;
+    int max_busy_percent;
+    int shutdown_timeout;
+    unsigned workers;
+    const struct hark_options *defaults; /* session defaults from the server config */
+};
+
+/* Wire dialect of one connection, chosen by the request path. */
+struct dialect_ops {
+    const char *name;
+    /* Connection established; may queue messages or refuse (return error). */
+    int (*open)(struct wsconn *c);
+    int (*text)(struct wsconn *c, const char *msg, size_t len);
+    int (*binary)(struct wsconn *c, const uint8_t *data, size_t len);
+    /* Worker thread: render one event (user = the wsconn's render state). */
+    chan_render_cb render;
+    /* No audio or keepalive for idle_timeout seconds. */
+    void (*idle)(struct wsconn *c);
+    /* Server shutting down: finish the session (finals, then close). */
+    void (*shutdown)(struct wsconn *c);
+    /* A rendered message carried MSG_FATAL: end the session. */
+    void (*fatal)(struct wsconn *c);
+    /* Release dialect state (connection gone). */
+    void (*destroy)(struct wsconn *c);
+};
+
+extern const struct dialect_ops dialect_native;
+
+enum wsconn_state { WC_OPEN, WC_STREAMING, WC_CLOSING, WC_GONE };
+
+struct wsconn {
+    struct lws *wsi;
+    struct wsfe *fe;
+    const struct dialect_ops *d;
+    enum wsconn_state st;
+    struct chan *chan;
+    void *dstate; /* dialect state; its render part must be immutable once chan exists */
+
+    struct chan_msg *out_head, *out_tail; /* ready to write, oldest first */
+    int paused;
+    int64_t last_activity;
+    int64_t session_started;
+    size_t msg_bytes; /* size of the message being received */
+    struct buf text;  /* text message being assembled */
+    int close_code;   /* sent after the last message (0 = 1000) */
+    char close_reason[124];
+    char path[128];
+    struct wsconn *prev, *next;
+};
+
+/* --- for dialects --- */
+struct wsfe *wsconn_fe(struct wsconn *c);
+/* Queue a message produced on the I/O thread (copied). MSG_LAST closes the
+ * connection after it with close_code/close_reason. */
+void wsconn_send(struct wsconn *c, const char *data, size_t len, unsigned flags);
+/* Send {"type":"error",...}-style text now-ish and close with code after. */
+void wsconn_close_after(struct wsconn *c, int code, const char *reason);
+/* Queue audio of a streaming connection; pauses reading when the backlog
+ * passes half the session buffer. */
+int wsconn_post_audio(struct wsconn *c, const uint8_t *data, size_t len);
+/* Ready to take sessions (not shutting down). */
+int wsfe_is_ready(struct wsfe *fe);
+/* Admission: 0 or HARK_E_BUSY/HARK_E_LIMIT with a message. */
+int wsfe_admit(struct wsfe *fe, char *msg, size_t n);
+/* Create the session for a connection (after admission). */
+int wsconn_start(struct wsconn *c, const struct hark_options *opts, void *render_user, char *err,
+                 size_t n);
+const struct hark_options *wsfe_defaults(struct wsfe *fe);
+struct hark_engine *wsfe_engine(struct wsfe *fe);
+struct metrics *wsfe_metrics(struct wsfe *fe);
+/* Copy a URL query argument ("name=" prefix match) of the upgrade request;
+ * only valid inside dialect open(). */
+int wsconn_query(struct wsconn *c, const char *name, char *buf, size_t n);
+/* Count an event type/error for /metrics (any thread). */
+void wsfe_count_event(struct wsfe *fe, const struct hark_event *ev);
+
+/* --- server lifecycle (cli) --- */
+int wsfe_create(struct wsfe **out, const struct wsfe_cfg *cfg, struct hark_engine *eng,
+                char *err, size_t n);
+int wsfe_port(struct wsfe *fe);
+/* Runs the loop until wsfe_stop; then drains sessions (graceful shutdown). */
+int wsfe_run(struct wsfe *fe);
+/* Async-signal-safe: request a graceful shutdown. */
+void wsfe_stop(struct wsfe *fe);
+void wsfe_destroy(struct wsfe *fe);
+
+/* http.c */
+struct wsfe_http_req;
+int http_handle(struct wsfe *fe, struct lws *wsi, const char *path);
+
+/* web assets embedded at build time (web_assets.c, generated) */
+struct web_asset {
+    const char *path;
+    const char *mime;
+    const unsigned char *data;
+    size_t len;
+};
+extern const struct web_asset web_assets[];
+
+#endif
