@@ -8,7 +8,7 @@ build-essential cmake pkg-config git ca-certificates
 libpocketsphinx-dev libsphinxbase-dev pocketsphinx-en-us pocketsphinx pocketsphinx-testdata
 libspeexdsp-dev libwebrtc-audio-processing-dev
 libwebsockets-dev libnats-dev libmsgpack-dev nats-server
-sox espeak-ng curl
+sox espeak-ng curl chromium
 clang libclang-rt-14-dev
 "
 
@@ -29,4 +29,12 @@ if [ -n "$missing" ]; then
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $missing
 else
     echo "setup: all Debian packages present"
+fi
+
+# JavaScript test clients (npm registry), pinned by tests/e2e/package-lock.json.
+cd "$(dirname "$0")/../tests/e2e"
+if [ ! -d node_modules ] || [ package.json -nt node_modules ] || [ package-lock.json -nt node_modules ]; then
+    echo "setup: installing test clients from npm"
+    npm install --no-audit --no-fund --loglevel=error
+    touch node_modules
 fi

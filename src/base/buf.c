@@ -174,13 +174,14 @@ void buf_json_num(struct buf *b, double v)
 {
     if (!isfinite(v))
         v = 0;
-    if (v == (double)(long long)v && fabs(v) < 1e15) {
+    if (fabs(v) < 1e15 && v == (double)(long long)v) {
         buf_printf(b, "%lld", (long long)v);
         return;
     }
     char tmp[32];
     /* Three decimals are enough for times in seconds (ms) and confidences
-     * and keep the wire compact; anything needing more uses buf_printf. */
+     * and keep the wire compact; anything needing more uses buf_printf.
+     * (The library never calls setlocale, so '.' is the decimal point.) */
     snprintf(tmp, sizeof tmp, "%.3f", v);
     char *e = tmp + strlen(tmp) - 1;
     while (e > tmp && *e == '0')

@@ -29,7 +29,8 @@ void buf_consume(struct buf *b, size_t n);
 /* JSON: a quoted, escaped string (invalid UTF-8 bytes become U+FFFD). */
 void buf_json_str(struct buf *b, const char *s);
 void buf_json_strn(struct buf *b, const char *s, size_t n);
-/* Shortest text that reads back as the same double; NaN/inf become 0. */
+/* Integers exactly, other values rounded to 3 decimals (ms, confidences);
+ * NaN/inf become 0. */
 void buf_json_num(struct buf *b, double v);
 /* `"key":` with a leading comma unless the buffer ends in '{' or '['. */
 void buf_json_key(struct buf *b, const char *key);

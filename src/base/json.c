@@ -94,8 +94,14 @@ static void *arena_alloc(struct json *doc, size_t n, size_t align)
         return NULL;
     b->cap = cap;
     b->used = n;
-    b->next = doc->blocks;
-    doc->blocks = b;
+    if (cap == n && doc->blocks) {
+        /* Full already: keep filling the current block after it. */
+        b->next = doc->blocks->next;
+        doc->blocks->next = b;
+    } else {
+        b->next = doc->blocks;
+        doc->blocks = b;
+    }
     return b->data;
 }
 

@@ -4,9 +4,9 @@
  * most JSON_MAX_DEPTH deep, strings valid UTF-8, numbers within double range.
  *
  * The input need not be NUL-terminated and is never read past `len`. Parsing
- * is O(len) in time; memory is allocated only as bytes are consumed (at worst
- * about 25 bytes per input byte, for an array of one-digit numbers, while
- * parsing; about half that afterwards).
+ * is O(len) in time, and memory is allocated only as bytes are consumed: at
+ * worst about 16 bytes per input byte while parsing and 8 kept by the document
+ * (an array of one-digit numbers; measured 16 MiB peak for 1 MiB of text).
  *
  * Ownership: json_parse returns a document the caller frees with json_free.
  * Every json_value and string reached from it is owned by the document and

@@ -2,6 +2,8 @@
 #ifndef HARK_CLI_CLI_H
 #define HARK_CLI_CLI_H
 
+#include <stddef.h>
+
 #include "hark/hark.h"
 
 /* Exit statuses, shared by every subcommand. */
@@ -15,6 +17,20 @@ enum cli_exit {
 
 int cli_transcribe(int argc, char **argv);
 int cli_serve(int argc, char **argv);
+int cli_worker(int argc, char **argv);
+
+/* serve.c: `hark serve` (with_ws 1) and `hark worker` (0, NATS only). */
+int cli_serve_run(int argc, char **argv, int with_ws);
+
+/* worker.c: the NATS front end from the server config, on a shared pool. */
+struct config;
+struct natsw;
+struct workers;
+int cli_nats_start(struct natsw **out, const struct config *cfg,
+                   const struct hark_options *defaults, struct hark_engine *eng,
+                   struct workers *pool, char *err, size_t n);
+/* The URL the NATS front end uses (--nats-url or the default). */
+const char *cli_nats_url(const struct config *cfg);
 
 /* stderr logger for hark_log_set; level parsed from "error|warn|info|debug". */
 void cli_log_cb(void *user, enum hark_log_level level, const char *session_id, const char *msg);
@@ -27,5 +43,6 @@ struct cli_settings {
     int n;
 };
 int cli_settings_add(struct cli_settings *s, const char *name_eq_value);
+void cli_settings_free(struct cli_settings *s);
 
 #endif

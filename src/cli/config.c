@@ -8,7 +8,7 @@
 #include <strings.h>
 #include <unistd.h>
 
-enum cfg_type { CFG_INT, CFG_BOOL, CFG_STR, CFG_CHOICE };
+enum cfg_type { CFG_INT, CFG_BOOL, CFG_STR, CFG_CHOICE, CFG_SECONDS /* int ms, given in s */ };
 
 struct cfg_row {
     const char *flag;  /* --flag */
@@ -45,7 +45,7 @@ static const struct cfg_row rows[] = {
     {"max-lag-ms", "HARK_MAX_LAG_MS", NULL, CFG_INT, OFF(max_lag_ms), "1000", 50, 60000, NULL,
      "limits", "admission control: refuse new sessions while work waits longer than this"},
     {"max-busy-percent", "HARK_MAX_BUSY_PERCENT", NULL, CFG_INT, OFF(max_busy_percent), "90", 10,
-     100, NULL, "limits", "admission control: refuse new sessions while workers are busier than this"},
+     100, NULL, "limits", "admission control: refuse new sessions while the open sessions' measured compute needs more than this share of the workers"},
     {"shutdown-timeout", "HARK_SHUTDOWN_TIMEOUT", NULL, CFG_INT, OFF(shutdown_timeout), "10", 0,
      600, NULL, "limits", "seconds to deliver open sessions' finals on SIGTERM/SIGINT"},
     {"workers", "HARK_WORKERS", NULL, CFG_INT, OFF(workers), "0", 0, 256, NULL, "compute",
@@ -53,7 +53,7 @@ static const struct cfg_row rows[] = {
     {"engine", "HARK_ENGINE", NULL, CFG_STR, OFF(engine), "pocketsphinx", 0, 0, NULL, "compute",
      "recognition engine"},
     {"pool-max", "HARK_POOL_MAX", NULL, CFG_INT, OFF(pool_max), "0", 0, 1024, NULL, "compute",
-     "engine streams (decoders) at most; one per talking speaker (0 = workers + 2)"},
+     "engine streams at most, one per talking speaker, ~100 MB each on pocketsphinx (0 = max-sessions)"},
     {"second-pass", "HARK_SECOND_PASS", NULL, CFG_CHOICE, OFF(second_pass), "default", 0, 0,
      "default|none|bestpath|full", "compute", "PocketSphinx final pass (see docs/engines.md)"},
     {"model-dir", "HARK_MODEL_DIR", NULL, CFG_STR, OFF(model_dir), "", 0, 0, NULL, "compute",
@@ -70,6 +70,27 @@ static const struct cfg_row rows[] = {
      1000, 120000, NULL, "session defaults", "longest utterance before a forced final, ms"},
     {"partial-interval-ms", "HARK_PARTIAL_INTERVAL_MS", NULL, CFG_INT, OFF(partial_interval_ms),
      "200", 50, 5000, NULL, "session defaults", "minimum audio between partials, ms"},
+    {"nats-url", "HARK_NATS_URL", "NATS_URL", CFG_STR, OFF(nats_url), "", 0, 0, NULL, "nats",
+     "NATS server URL(s), comma-separated; `hark serve` also runs the NATS front end when set, "
+     "`hark worker` defaults to nats://127.0.0.1:4222"},
+    {"nats-subject-in", "HARK_NATS_SUBJECT_IN", NULL, CFG_STR, OFF(nats_subject_in),
+     "ai.voice.stream", 0, 0, NULL, "nats", "audio arrives on PREFIX.{session_id}"},
+    {"nats-subject-out", "HARK_NATS_SUBJECT_OUT", NULL, CFG_STR, OFF(nats_subject_out),
+     "ai.voice.transcription", 0, 0, NULL, "nats", "results are published on PREFIX.{session_id}"},
+    {"chunk-timeout", "HARK_CHUNK_TIMEOUT", "STT_CHUNK_TIMEOUT", CFG_SECONDS, OFF(chunk_timeout_ms),
+     "2.0", 0, 600000, NULL, "nats",
+     "NATS sessions: no chunk for this many seconds finalizes the utterance (0 = off)"},
+    {"buffer-size-bytes", "HARK_BUFFER_SIZE_BYTES", "STT_BUFFER_SIZE_BYTES", CFG_INT,
+     OFF(buffer_size_bytes), "0", 0, 268435456, NULL, "nats",
+     "NATS sessions: longest utterance in bytes of input audio (0 = --max-utterance-ms)"},
+    {"enable-vad", "HARK_ENABLE_VAD", "STT_ENABLE_VAD", CFG_BOOL, OFF(enable_vad), "true", 0, 1,
+     NULL, "nats", "NATS sessions: voice activity detection; false = every frame is speech"},
+    {"interrupt-detection", "HARK_INTERRUPT_DETECTION", "STT_ENABLE_INTERRUPT_DETECTION",
+     CFG_BOOL, OFF(interrupt_detection), "true", 0, 1, NULL, "nats",
+     "NATS sessions: speech while responding publishes an interrupt and switches to listening"},
+    {"nats-idle-timeout", "HARK_NATS_IDLE_TIMEOUT", NULL, CFG_INT, OFF(nats_idle_timeout), "30", 0,
+     86400, NULL, "nats", "NATS sessions: finalize a session after this many seconds without a "
+     "message and no end (0 = never)"},
     {"log-level", "HARK_LOG_LEVEL", NULL, CFG_CHOICE, OFF(log_level), "info", 0, 0,
      "error|warn|info|debug", "logging", "log verbosity"},
     {"log-format", "HARK_LOG_FORMAT", NULL, CFG_CHOICE, OFF(log_format), "text", 0, 0, "text|json",
@@ -123,6 +144,18 @@ static int set_row(struct config *c, const struct cfg_row *r, const char *v, con
             return -1;
         }
         *(int *)field = (int)x;
+        return 0;
+    }
+    case CFG_SECONDS: {
+        char *end;
+        errno = 0;
+        double x = strtod(v, &end);
+        if (errno || end == v || *end || !(x >= r->min / 1000.0 && x <= r->max / 1000.0)) {
+            snprintf(err, n, "%s: '%s' is not a number of seconds in %g..%g", source, v,
+                     r->min / 1000.0, r->max / 1000.0);
+            return -1;
+        }
+        *(int *)field = (int)(x * 1000 + 0.5);
         return 0;
     }
     case CFG_BOOL:
@@ -216,6 +249,9 @@ static const char *type_text(const struct cfg_row *r, char *buf, size_t n)
     switch (r->type) {
     case CFG_INT:
         snprintf(buf, n, "%ld..%ld", r->min, r->max);
+        break;
+    case CFG_SECONDS:
+        snprintf(buf, n, "%g..%g s", r->min / 1000.0, r->max / 1000.0);
         break;
     case CFG_BOOL:
         snprintf(buf, n, "true|false");

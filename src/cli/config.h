@@ -37,6 +37,15 @@ struct config {
     int interim_results;
     int max_utterance_ms;
     int partial_interval_ms;
+    /* nats (seed 004) */
+    char nats_url[512];
+    char nats_subject_in[201];
+    char nats_subject_out[201];
+    int chunk_timeout_ms;
+    int buffer_size_bytes;
+    int enable_vad;
+    int interrupt_detection;
+    int nats_idle_timeout;
     /* logging */
     char log_level[8];
     char log_format[8];

@@ -4,6 +4,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "base/mem.h"
 #include "cli/cli.h"
 
 void cli_log_cb(void *user, enum hark_log_level level, const char *session_id, const char *msg)
@@ -32,13 +33,21 @@ int cli_parse_log_level(const char *s, enum hark_log_level *out)
     return -1;
 }
 
+void cli_settings_free(struct cli_settings *s)
+{
+    for (int i = 0; i < s->n; i += 2)
+        hark_free((char *)s->kv[i]);
+    s->n = 0;
+    s->kv[0] = NULL;
+}
+
 int cli_settings_add(struct cli_settings *s, const char *kv)
 {
     const char *eq = strchr(kv, '=');
     if (!eq || eq == kv || s->n + 3 > (int)(sizeof s->kv / sizeof s->kv[0]))
         return -1;
     /* The strings live as long as argv; only the name needs its own copy. */
-    char *name = strndup(kv, (size_t)(eq - kv));
+    char *name = hark_strndup(kv, (size_t)(eq - kv));
     if (!name)
         return -1;
     s->kv[s->n++] = name;
@@ -53,6 +62,7 @@ static void usage(FILE *f)
                "\n"
                "commands:\n"
                "  serve [options]               run the streaming server (WebSocket + HTTP)\n"
+               "  worker [options]              run the NATS streaming worker (seed 004)\n"
                "  transcribe [options] FILE|-   stream a file or stdin through a session\n"
                "  engines                       list the engines built in\n"
                "  version                       print the version\n"
@@ -69,6 +79,8 @@ int main(int argc, char **argv)
     const char *cmd = argv[1];
     if (!strcmp(cmd, "serve"))
         return cli_serve(argc - 1, argv + 1);
+    if (!strcmp(cmd, "worker"))
+        return cli_worker(argc - 1, argv + 1);
     if (!strcmp(cmd, "transcribe"))
         return cli_transcribe(argc - 1, argv + 1);
     if (!strcmp(cmd, "engines")) {

@@ -1,4 +1,7 @@
-/* hark serve: the streaming server (WebSocket + HTTP on one port). */
+/* hark serve: the streaming server (WebSocket + HTTP on one port, plus the
+ * NATS front end with --nats-url); hark worker: the NATS front end alone.
+ * Both front ends share one worker pool over one engine. */
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -8,14 +11,42 @@
 #include "base/buf.h"
 #include "cli/cli.h"
 #include "cli/config.h"
+#include "front/nats/natsw.h"
 #include "front/ws/wsfe.h"
 
 static struct wsfe *running;
+static struct natsw *running_nats;
 
 static void on_signal(int sig)
 {
     if (running)
         wsfe_stop(running);
+    if (running_nats)
+        natsw_stop(running_nats);
+}
+
+/* The shared pool's wake-up goes to every front end: each drains only its
+ * own sessions, so a spurious wake costs one empty pass. */
+static pthread_mutex_t wake_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct wsfe *wake_ws;
+static struct natsw *wake_nats;
+
+static void wake_all(void *user)
+{
+    pthread_mutex_lock(&wake_mu);
+    if (wake_ws)
+        wsfe_wake(wake_ws);
+    if (wake_nats)
+        natsw_wake(wake_nats);
+    pthread_mutex_unlock(&wake_mu);
+}
+
+static void set_wake(struct wsfe *ws, struct natsw *nw)
+{
+    pthread_mutex_lock(&wake_mu);
+    wake_ws = ws;
+    wake_nats = nw;
+    pthread_mutex_unlock(&wake_mu);
 }
 
 /* JSON-lines logger: one object per line with time, level, session id. */
@@ -88,25 +119,39 @@ static int build_defaults(const struct config *c, struct hark_options **out, cha
 
 int cli_serve(int argc, char **argv)
 {
-    static const char usage[] = "usage: hark serve [options]\n\n"
-                                "Runs the streaming speech-to-text server: WebSocket /v1/stream, "
-                                "/healthz, /readyz, /metrics and the demo page at /.\n"
-                                "Every option can also be set by its environment variable.";
+    return cli_serve_run(argc, argv, 1);
+}
+
+int cli_serve_run(int argc, char **argv, int with_ws)
+{
+    static const char serve_usage[] =
+        "usage: hark serve [options]\n\n"
+        "Runs the streaming speech-to-text server: WebSocket /v1/stream, "
+        "/healthz, /readyz, /metrics and the demo page at /; with --nats-url also the NATS front "
+        "end (docs/nats.md).\n"
+        "Every option can also be set by its environment variable.";
+    static const char worker_usage[] =
+        "usage: hark worker [options]\n\n"
+        "Runs the NATS streaming speech-to-text worker (seed 004, docs/nats.md): audio in on "
+        "{nats-subject-in}.{session_id}, results out on {nats-subject-out}.{session_id}, msgpack.\n"
+        "Every option can also be set by its environment variable.";
+    const char *usage = with_ws ? serve_usage : worker_usage;
+    const char *cmd = with_ws ? "hark serve" : "hark worker";
     struct config cfg;
     char err[512];
     if (config_load_env(&cfg, err, sizeof err)) {
-        fprintf(stderr, "hark serve: %s\n", err);
+        fprintf(stderr, "%s: %s\n", cmd, err);
         return CLI_USAGE;
     }
     int first = config_parse_args(&cfg, argc, argv, 1, usage, err, sizeof err);
     if (first == -2)
         return CLI_OK;
     if (first < 0) {
-        fprintf(stderr, "hark serve: %s\n", err);
+        fprintf(stderr, "%s: %s\n", cmd, err);
         return CLI_USAGE;
     }
     if (first < argc) {
-        fprintf(stderr, "hark serve: unexpected argument '%s' (see --help)\n", argv[first]);
+        fprintf(stderr, "%s: unexpected argument '%s' (see --help)\n", cmd, argv[first]);
         return CLI_USAGE;
     }
     enum hark_log_level level = HARK_LOG_INFO;
@@ -116,9 +161,17 @@ int cli_serve(int argc, char **argv)
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     unsigned workers = cfg.workers ? (unsigned)cfg.workers : (unsigned)(cores > 0 ? cores : 1);
     char pool[16];
-    snprintf(pool, sizeof pool, "%u", cfg.pool_max ? (unsigned)cfg.pool_max : workers + 2);
-    const char *kv[12] = {"pool_max", pool};
-    int nkv = 2;
+    /* One engine stream per talking speaker: by default as many as sessions
+     * may be open, created lazily, so memory follows active speakers. */
+    snprintf(pool, sizeof pool, "%d", cfg.pool_max ? cfg.pool_max : cfg.max_sessions);
+    /* Decoders for the first talkers are made at start, not inside the
+     * first sessions (ps_init costs ~0.3-0.9 s of CPU). */
+    char pool_min[16];
+    int pmax = cfg.pool_max ? cfg.pool_max : cfg.max_sessions;
+    int pmin = (int)workers < pmax ? (int)workers : pmax;
+    snprintf(pool_min, sizeof pool_min, "%d", pmin < 64 ? pmin : 64);
+    const char *kv[12] = {"pool_max", pool, "pool_min", pool_min};
+    int nkv = 4;
     if (strcmp(cfg.second_pass, "default")) {
         kv[nkv++] = "second_pass";
         kv[nkv++] = cfg.second_pass;
@@ -134,13 +187,24 @@ int cli_serve(int argc, char **argv)
     struct wsfe *fe = NULL;
     int rc = hark_engine_load(&eng, cfg.engine, kv, err, sizeof err);
     if (rc) {
-        fprintf(stderr, "hark serve: engine %s: %s\n", cfg.engine, err);
+        fprintf(stderr, "%s: engine %s: %s\n", cmd, cfg.engine, err);
         return CLI_ENGINE;
     }
     if (build_defaults(&cfg, &defaults, err, sizeof err)) {
-        fprintf(stderr, "hark serve: %s\n", err);
+        fprintf(stderr, "%s: %s\n", cmd, err);
         hark_engine_destroy(eng);
         return CLI_USAGE;
+    }
+    /* One pool for both front ends: no oversubscription, and admission
+     * control sees all the load. */
+    struct workers *wpool = NULL;
+    struct natsw *nw = NULL;
+    int status = CLI_OK;
+    rc = workers_create(&wpool, workers, wake_all, NULL);
+    if (rc) {
+        fprintf(stderr, "%s: cannot start %u worker threads\n", cmd, workers);
+        status = CLI_RUNTIME;
+        goto out;
     }
     struct wsfe_cfg wc = {
         .host = cfg.host,
@@ -154,33 +218,61 @@ int cli_serve(int argc, char **argv)
         .max_busy_percent = cfg.max_busy_percent,
         .shutdown_timeout = cfg.shutdown_timeout,
         .workers = workers,
+        .pool = wpool,
         .defaults = defaults,
     };
-    rc = wsfe_create(&fe, &wc, eng, err, sizeof err);
-    if (rc) {
-        fprintf(stderr, "hark serve: %s\n", err);
-        hark_options_destroy(defaults);
-        hark_engine_destroy(eng);
-        return CLI_RUNTIME;
+    if (with_ws && (rc = wsfe_create(&fe, &wc, eng, err, sizeof err))) {
+        fprintf(stderr, "%s: %s\n", cmd, err);
+        status = CLI_RUNTIME;
+        goto out;
     }
+    if ((!with_ws || cfg.nats_url[0]) &&
+        (rc = cli_nats_start(&nw, &cfg, defaults, eng, wpool, err, sizeof err))) {
+        fprintf(stderr, "%s: NATS: %s\n", cmd, err);
+        status = CLI_RUNTIME;
+        goto out;
+    }
+    set_wake(fe, nw);
     running = fe;
+    running_nats = nw;
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
 
-    int port = wsfe_port(fe);
-    const char *shown = strcmp(cfg.host, "0.0.0.0") ? cfg.host : "127.0.0.1";
-    printf("hark %s listening on http://%s:%d/ (demo page), ws://%s:%d/v1/stream; engine %s, "
-           "%u workers\n",
-           hark_version(), shown, port, shown, port, cfg.engine, workers);
+    if (fe) {
+        int port = wsfe_port(fe);
+        const char *shown = strcmp(cfg.host, "0.0.0.0") ? cfg.host : "127.0.0.1";
+        printf("hark %s listening on http://%s:%d/ (demo page), ws://%s:%d/v1/stream; engine %s, "
+               "%u workers\n",
+               hark_version(), shown, port, shown, port, cfg.engine, workers);
+    }
+    if (nw)
+        printf("hark %s worker on NATS %s (%s): %s.* -> %s.*; engine %s, %u workers\n",
+               hark_version(), cli_nats_url(&cfg), natsw_connected(nw) ? "connected" : "connecting",
+               cfg.nats_subject_in, cfg.nats_subject_out, cfg.engine, workers);
     fflush(stdout);
-    wsfe_run(fe);
+    if (fe)
+        wsfe_run(fe); /* until SIGTERM/SIGINT, then the WebSocket sessions drain */
+    if (nw) {
+        if (fe)
+            natsw_stop(nw); /* the WebSocket loop ended: so does the NATS side */
+        natsw_wait(nw);     /* alone: until SIGTERM/SIGINT and the sessions drained */
+    }
     running = NULL;
+    running_nats = NULL;
+out:
+    /* The pool goes first: its threads finish what is queued (a session
+     * abandoned at the shutdown deadline may still be rendering), then no
+     * chan is in use and the front ends can free theirs. */
+    workers_destroy(wpool);
+    set_wake(NULL, NULL);
     wsfe_destroy(fe);
+    natsw_destroy(nw);
     hark_options_destroy(defaults);
     hark_engine_destroy(eng);
-    fprintf(stderr, "hark serve: stopped\n");
-    return CLI_OK;
+    if (status == CLI_OK)
+        fprintf(stderr, "%s: stopped\n", cmd);
+    return status;
 }

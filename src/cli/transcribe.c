@@ -11,11 +11,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "base/buf.h"
+#include "base/mem.h"
 #include "cli/cli.h"
 #include "session/event_json.h"
 
@@ -30,6 +32,14 @@ struct tx {
     int first_error;
     struct buf line;
 };
+
+static size_t terminal_columns(void)
+{
+    struct winsize ws;
+    if (ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col >= 20)
+        return ws.ws_col;
+    return 80;
+}
 
 static void print_progress_prefix(struct tx *t)
 {
@@ -70,7 +80,18 @@ static void on_event(void *user, const struct hark_event *ev)
             /* dim partial, rewritten in place */
             printf("\r\033[K");
             print_progress_prefix(t);
-            printf("\033[2m%s\033[0m", ev->text);
+            /* Only the tail that fits on one line: a wrapped partial could
+             * not be cleared by \r\033[K and would leave stale lines. */
+            const char *shown = ev->text;
+            size_t room = terminal_columns() - (t->progress && t->total_sec > 0 ? 8 : 0) - 2;
+            if (strlen(shown) > room) {
+                shown += strlen(shown) - room + 3;
+                while ((*shown & 0xC0) == 0x80) /* not inside a UTF-8 sequence */
+                    shown++;
+                printf("\033[2m...%s\033[0m", shown);
+            } else {
+                printf("\033[2m%s\033[0m", shown);
+            }
             fflush(stdout);
             t->partial_shown = 1;
         }
@@ -268,7 +289,8 @@ int cli_transcribe(int argc, char **argv)
             }
         } else if (!strcmp(name, "log_level")) {
             if (cli_parse_log_level(val, &log_level)) {
-                fprintf(stderr, "hark transcribe: --log-level must be error, warn, info or debug\n");
+                fprintf(stderr,
+                        "hark transcribe: --log-level must be error, warn, info or debug\n");
                 rc = CLI_USAGE;
                 goto out;
             }
@@ -311,10 +333,11 @@ int cli_transcribe(int argc, char **argv)
     int is_wav = head_len >= 12 && !memcmp(head, "RIFF", 4) && !memcmp(head + 8, "WAVE", 4);
     if (!encoding_given) {
         if (!is_wav) {
-            fprintf(stderr,
-                    "hark transcribe: %s: not a WAV file (no RIFF/WAVE header). For raw audio give "
-                    "--encoding pcm_s16le|pcm_f32le|mulaw|alaw and --sample-rate (and --channels)\n",
-                    input);
+            fprintf(
+                stderr,
+                "hark transcribe: %s: not a WAV file (no RIFF/WAVE header). For raw audio give "
+                "--encoding pcm_s16le|pcm_f32le|mulaw|alaw and --sample-rate (and --channels)\n",
+                input);
             rc = CLI_INPUT;
             goto out;
         }
@@ -328,8 +351,7 @@ int cli_transcribe(int argc, char **argv)
         if (fstat(fileno(in), &st) == 0 && S_ISREG(st.st_mode))
             t.total_sec = (double)st.st_size / bps;
     }
-    t.progress = t.total_sec > 5.0 && !t.json &&
-                 (t.tty || (isatty(STDERR_FILENO) && !realtime));
+    t.progress = t.total_sec > 5.0 && !t.json && (t.tty || (isatty(STDERR_FILENO) && !realtime));
 
     if (settings.n == 0)
         settings.kv[0] = NULL;
@@ -350,7 +372,7 @@ int cli_transcribe(int argc, char **argv)
     size_t chunk_bytes = bps > 0 ? (size_t)(bps * chunk_ms / 1000.0) : 3200;
     if (chunk_bytes < 1)
         chunk_bytes = 1;
-    chunk = malloc(chunk_bytes > sizeof head ? chunk_bytes : sizeof head);
+    chunk = hark_malloc(chunk_bytes > sizeof head ? chunk_bytes : sizeof head);
     if (!chunk) {
         rc = CLI_RUNTIME;
         goto out;
@@ -358,12 +380,14 @@ int cli_transcribe(int argc, char **argv)
     struct timespec t0;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     int feed_rc = 0;
+    unsigned long long bytes_read = head_len;
     /* The sniffed head goes first, then the rest in chunks. */
     feed_rc = hark_session_feed(sess, head, head_len);
     while (!feed_rc) {
         size_t n = fread(chunk, 1, chunk_bytes, in);
         if (n == 0)
             break;
+        bytes_read += n;
         feed_rc = hark_session_feed(sess, chunk, n);
         t.done_sec = hark_session_audio_seconds(sess);
         show_progress(&t);
@@ -378,23 +402,43 @@ int cli_transcribe(int argc, char **argv)
         fprintf(stderr, "\r\033[K");
     if (describe)
         fprintf(stderr, "hark: pipeline %s\n", hark_session_describe(sess));
+    /* No sample decoded although bytes arrived: the input ended inside a WAV
+     * header, or held less than one sample frame. Not a silent success. */
+    int no_audio = !feed_rc && !t.errors && hark_session_audio_seconds(sess) <= 0.0;
     /* Close even after an audio error: words already recognised are delivered. */
     hark_session_close(sess);
     if (t.partial_shown)
         printf("\n");
+    if (no_audio && !t.errors) { /* else the session already said why */
+        char enc[32];
+        hark_options_get(opts, "encoding", enc, sizeof enc);
+        if (!strcmp(enc, "wav"))
+            fprintf(stderr,
+                    "hark transcribe: %s: no audio: the input ended after %llu bytes, inside the "
+                    "WAV header or right after it (a WAV file needs RIFF, fmt and data chunk "
+                    "headers, at least 44 bytes, followed by samples)\n",
+                    input, bytes_read);
+        else
+            fprintf(stderr,
+                    "hark transcribe: %s: no audio: %llu bytes is less than one sample frame of "
+                    "%s\n",
+                    input, bytes_read, enc);
+        rc = CLI_INPUT;
+    }
     if (feed_rc || t.errors) {
         int code = feed_rc ? feed_rc : t.first_error;
-        rc = code == HARK_E_BAD_AUDIO || code == HARK_E_UNSUPPORTED || code == HARK_E_IO
-                 ? CLI_INPUT
-                 : code == HARK_E_ENGINE || code == HARK_E_MODEL ? CLI_ENGINE : CLI_RUNTIME;
+        rc = code == HARK_E_BAD_AUDIO || code == HARK_E_UNSUPPORTED || code == HARK_E_IO ? CLI_INPUT
+             : code == HARK_E_ENGINE || code == HARK_E_MODEL ? CLI_ENGINE
+                                                             : CLI_RUNTIME;
     }
 out:
     if (in && in != stdin)
         fclose(in);
-    free(chunk);
+    hark_free(chunk);
     hark_session_destroy(sess);
     hark_engine_destroy(eng);
     hark_options_destroy(opts);
+    cli_settings_free(&settings);
     buf_deinit(&t.line);
     return rc;
 }

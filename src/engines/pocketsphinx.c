@@ -1,10 +1,15 @@
 /*
  * The embedded PocketSphinx 5prealpha engine (US English).
  *
- * Model: the validated file paths, the base dictionary (ps_pron) and a pool
- * of decoders. PocketSphinx cannot share a model between decoders (each
- * ps_init loads ~93 MB), so a "stream" here IS one pooled decoder; pool_min
- * are created at load, more on demand up to pool_max.
+ * Model: the validated file paths (ps_model), the base dictionary (ps_pron)
+ * and a pool of decoders. PocketSphinx cannot share a model between decoders
+ * (each ps_init loads ~93 MB and takes ~250 ms), so a "stream" here IS one
+ * pooled decoder: pool_min are created at load, more on demand up to
+ * pool_max. stream_acquire's wait_ms bounds only the wait for a busy
+ * decoder; creating one (~250 ms) or adding vocabulary words (~0.5 s, the
+ * search is rebuilt) happens inside the call. stats: streams_total counts
+ * live decoders plus ones being created, decode_seconds the thread CPU time
+ * of utt_feed, utt_partial and utt_end.
  *
  * Vocabulary: ps_add_word changes a decoder's dictionary and LM for good.
  * Each decoder is tagged with the canonical key of the words added to it
@@ -12,27 +17,44 @@
  * stream_acquire takes, in order: a free decoder with the session's key, a
  * free clean one (words are then added), a new one while the pool has room,
  * or a free decoder with other words, which is destroyed and replaced. So no
- * session ever decodes with another session's words.
+ * session ever decodes with another session's words. Pronunciations of new
+ * words are derived by ps_pron_derive (this version has no letter-to-sound).
  *
  * Decoding: hark's session runs its own VAD and feeds only utterance audio,
  * so PocketSphinx's silence removal is off (-remove_silence no) and frame
  * times are contiguous from utt_start (ps_start_stream resets the clock).
- * The CMN mean is reset to the model's initial value on every acquire, so a
- * result does not depend on which session used the decoder before.
+ * The cepstral mean is kept per session, see cmn_* below.
  *
- * second_pass (final hypothesis quality vs. ps_end_utt latency):
- *   none      fwdtree only: -fwdflat no -bestpath no
- *   bestpath  lattice best path: -fwdflat no -bestpath yes (default)
- *   full      fwdflat re-search + best path: -fwdflat yes -bestpath yes
- * Measured with bench/ps_second_pass.c; see the table in that file. Word
- * confidences are lattice posteriors, which exist only with bestpath on; with
- * second_pass=none the lattice is built at utt_end just for the posteriors
- * (ps_get_lattice + ps_lattice_posterior), which costs a fraction of the
- * bestpath search.
+ * second_pass, the work ps_end_utt does before the final:
+ *   none      fwdtree result only (-fwdflat no -bestpath no)
+ *   bestpath  best path through the word lattice (-fwdflat no -bestpath yes)
+ *   full      fwdflat re-search, then best path (-fwdflat yes -bestpath yes)
+ * Measured with bench/ps_second_pass.c (5 librivox clips, 71 words, 24.7 s;
+ * 20 ms feeds; "cold" = each clip a new session on a fresh engine, "warm" =
+ * one session; utt_end as thread CPU because the 2-core box was shared, two
+ * runs):
+ *   pass      WER cold  WER warm  utt_end CPU mean / max   per audio s
+ *   none      25.4%     26.8%     49-55 ms / 81-111 ms     11 ms
+ *   bestpath  22.5%     25.4%     46-56 ms / 80-114 ms     10-12 ms
+ *   full      33.8%     31.0%     281-304 ms / 418-458 ms  57-62 ms
+ * full is both slower and worse here, and bestpath is as fast as none once
+ * none computes confidences (below), so bestpath is the default.
+ *
+ * Word confidence is the lattice posterior, logmath_exp(post) clamped to
+ * [0, 1]. Posteriors exist only after the lattice best-path pass: with
+ * second_pass=none ps_seg_prob gives 0 (p = 1 for every word), so utt_end
+ * runs that pass itself (ps_lattice_bestpath + ps_lattice_posterior, 5-15 ms
+ * here) and gives each fwdtree word the posterior of the lattice node with
+ * its word and start frame.
  *
  * sphinxbase has process-global state (log callback, VTLN/RNG statics), so
  * decoders are created and freed under one global mutex, and its log output
- * is routed once into hark's log (info at DEBUG, warnings/errors at WARN).
+ * is routed once into hark's log (info at DEBUG, warnings/errors at WARN,
+ * fatal at ERROR); err_set_logfp(NULL) keeps cmd_ln's configuration dump off
+ * stderr, and -logfn is never used.
+ *
+ * Threads: the ops are thread-safe per the engine.h contract (model shared,
+ * a stream used by one thread at a time).
  */
 #include <ctype.h>
 #include <errno.h>
@@ -67,6 +89,9 @@
 #define FEED_CHUNK 2048      /* int16 samples converted per ps_process_raw call */
 #define MAX_VOCAB_WORDS 1000 /* new words one session may add */
 #define MAX_PHONES_LEN 512
+#define CMN_MAX_LEN 64   /* cepstral vector length handled (en-us: 13) */
+#define CMN_SESSIONS 256 /* sessions whose CMN mean is remembered (LRU) */
+#define CMN_PRIOR_RATE 0.2f
 
 enum second_pass { PASS_NONE, PASS_BESTPATH, PASS_FULL };
 
@@ -82,8 +107,7 @@ struct engine_stream {
     int busy;
     int broken; /* a ps_* call failed: destroy on release */
     int in_utt;
-    mfcc_t *cmn0; /* CMN mean right after ps_init */
-    int cmn_len;
+    int cmn; /* the decoder has live CMN of the model's length (see cmn_*) */
     char sid[64];
 
     /* Result storage, valid until the next call on this stream. */
@@ -113,6 +137,17 @@ struct engine_model {
 
     atomic_llong decode_ns;
     atomic_llong audio_samples;
+
+    /* Cepstral mean normalisation state, see cmn_* below. */
+    pthread_mutex_t cmn_lock;
+    int cmn_len; /* 0 until the first decoder reports its length */
+    float cmn_prior[CMN_MAX_LEN];
+    struct cmn_session {
+        char sid[64];
+        float mean[CMN_MAX_LEN];
+        uint64_t used; /* 0 = free */
+    } cmn_sessions[CMN_SESSIONS];
+    uint64_t cmn_clock;
 };
 
 /* ------------------------------------------------------------ sphinxbase glue */
@@ -231,6 +266,105 @@ static int apply_settings(struct engine_model *m, const char *const *settings, c
     return 0;
 }
 
+/* ------------------------------------------------------------ CMN */
+
+/*
+ * Cepstral mean normalisation. The front end subtracts a cepstral mean that
+ * PocketSphinx updates only at the end of each utterance (live CMN), so the
+ * mean used during an utterance is whatever the previous ones left. Left
+ * alone, a pooled decoder would carry the mean of the session that used it
+ * last; reset to the model's -cmninit each time, every utterance would be
+ * decoded with a mean that fits no real channel (measured on the librivox
+ * clips, bestpath: WER 38% reset vs 25% adapted, and a slower utt_end). So
+ * the engine keeps the mean itself:
+ *   - per session (LRU of CMN_SESSIONS ids): the mean after the session's
+ *     last utterance, restored at acquire whichever decoder it gets;
+ *   - for sessions not seen yet, a prior: an exponential average (rate
+ *     CMN_PRIOR_RATE) of the means after every utterance, starting from the
+ *     model's -cmninit.
+ * Only these few numbers pass between sessions; no words or audio.
+ */
+static cmn_t *cmn_of(struct engine_stream *s)
+{
+    feat_t *feat = ps_get_feat(s->ps);
+    return s->cmn && feat ? feat->cmn_struct : NULL;
+}
+
+/* First decoder: its -cmninit becomes the prior. */
+static void cmn_adopt(struct engine_stream *s)
+{
+    struct engine_model *m = s->m;
+    feat_t *feat = ps_get_feat(s->ps);
+    if (!feat || !feat->cmn_struct || feat->cmn_struct->veclen > CMN_MAX_LEN)
+        return;
+    mfcc_t v[CMN_MAX_LEN];
+    cmn_live_get(feat->cmn_struct, v);
+    pthread_mutex_lock(&m->cmn_lock);
+    if (!m->cmn_len) {
+        m->cmn_len = feat->cmn_struct->veclen;
+        for (int i = 0; i < m->cmn_len; i++)
+            m->cmn_prior[i] = v[i];
+    }
+    s->cmn = m->cmn_len == feat->cmn_struct->veclen;
+    pthread_mutex_unlock(&m->cmn_lock);
+}
+
+static struct cmn_session *cmn_find(struct engine_model *m, const char *sid)
+{
+    if (!*sid)
+        return NULL;
+    for (int i = 0; i < CMN_SESSIONS; i++)
+        if (m->cmn_sessions[i].used && strcmp(m->cmn_sessions[i].sid, sid) == 0)
+            return &m->cmn_sessions[i];
+    return NULL;
+}
+
+static void cmn_restore(struct engine_stream *s)
+{
+    struct engine_model *m = s->m;
+    cmn_t *cmn = cmn_of(s);
+    if (!cmn)
+        return;
+    mfcc_t v[CMN_MAX_LEN];
+    pthread_mutex_lock(&m->cmn_lock);
+    struct cmn_session *e = cmn_find(m, s->sid);
+    const float *src = e ? e->mean : m->cmn_prior;
+    for (int i = 0; i < m->cmn_len; i++)
+        v[i] = src[i];
+    if (e)
+        e->used = ++m->cmn_clock;
+    pthread_mutex_unlock(&m->cmn_lock);
+    cmn_live_set(cmn, v);
+}
+
+/* After ps_end_utt, which updated the decoder's mean. */
+static void cmn_save(struct engine_stream *s)
+{
+    struct engine_model *m = s->m;
+    cmn_t *cmn = cmn_of(s);
+    if (!cmn)
+        return;
+    mfcc_t v[CMN_MAX_LEN];
+    cmn_live_get(cmn, v);
+    pthread_mutex_lock(&m->cmn_lock);
+    for (int i = 0; i < m->cmn_len; i++)
+        m->cmn_prior[i] += CMN_PRIOR_RATE * (v[i] - m->cmn_prior[i]);
+    struct cmn_session *e = cmn_find(m, s->sid);
+    if (!e && *s->sid) {
+        e = &m->cmn_sessions[0];
+        for (int i = 1; i < CMN_SESSIONS && e->used; i++)
+            if (m->cmn_sessions[i].used < e->used)
+                e = &m->cmn_sessions[i];
+        snprintf(e->sid, sizeof e->sid, "%s", s->sid);
+    }
+    if (e) {
+        for (int i = 0; i < m->cmn_len; i++)
+            e->mean[i] = v[i];
+        e->used = ++m->cmn_clock;
+    }
+    pthread_mutex_unlock(&m->cmn_lock);
+}
+
 /* ------------------------------------------------------------ decoders */
 
 static void decoder_free(struct engine_stream *s)
@@ -243,7 +377,6 @@ static void decoder_free(struct engine_stream *s)
         pthread_mutex_unlock(&sphinx_lock);
     }
     hark_free(s->vocab);
-    hark_free(s->cmn0);
     hark_free(s->text);
     hark_free(s->wtext);
     hark_free(s->words);
@@ -280,16 +413,7 @@ static int decoder_new(struct engine_model *m, unsigned id, struct engine_stream
                        "'%s' (see the log for sphinxbase's reason)",
                        m->hmm, m->lm, m->dict);
     }
-    feat_t *feat = ps_get_feat(s->ps);
-    if (feat && feat->cmn_struct) {
-        s->cmn_len = feat->cmn_struct->veclen;
-        s->cmn0 = hark_calloc((size_t)s->cmn_len, sizeof *s->cmn0);
-        if (!s->cmn0) {
-            decoder_free(s);
-            return err_set(errbuf, errbuf_size, HARK_E_NOMEM, "out of memory");
-        }
-        cmn_live_get(feat->cmn_struct, s->cmn0);
-    }
+    cmn_adopt(s);
     LOG_DEBUG(NULL, "pocketsphinx: decoder %u created in %.0f ms", id,
               (clock_mono_ns() - t0) / 1e6);
     *out = s;
@@ -314,6 +438,7 @@ static void model_free(struct engine_model *m)
     ps_model_am_clear(&m->am);
     pthread_cond_destroy(&m->freed);
     pthread_mutex_destroy(&m->lock);
+    pthread_mutex_destroy(&m->cmn_lock);
     hark_free(m->hmm);
     hark_free(m->lm);
     hark_free(m->dict);
@@ -332,6 +457,7 @@ static int model_load(struct engine_model **out, const char *const *settings, ch
     pthread_condattr_init(&attr);
     pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
     pthread_mutex_init(&m->lock, NULL);
+    pthread_mutex_init(&m->cmn_lock, NULL);
     pthread_cond_init(&m->freed, &attr);
     pthread_condattr_destroy(&attr);
 
@@ -454,7 +580,7 @@ static int plan_vocab(const struct engine_model *m, const struct engine_stream_c
             normalize_token(t);
             if (!*t || ps_pron_lookup(m->pron, t))
                 continue;
-            char phones[MAX_PHONES_LEN];
+            char phones[MAX_PHONES_LEN] = "";
             int ok = ps_pron_derive(m->pron, t, phones, sizeof phones) == 0;
             /* The rule phones are the CMU set; a model without one of them
              * would make ps_add_word fail. */
@@ -571,9 +697,7 @@ static void reset_stream(struct engine_stream *s, const struct engine_stream_cfg
 {
     snprintf(s->sid, sizeof s->sid, "%s", cfg->session_id ? cfg->session_id : "");
     s->in_utt = 0;
-    feat_t *feat = ps_get_feat(s->ps);
-    if (s->cmn0 && feat && feat->cmn_struct)
-        cmn_live_set(feat->cmn_struct, s->cmn0);
+    cmn_restore(s);
 }
 
 static int stream_acquire(struct engine_model *m, const struct engine_stream_cfg *cfg, int wait_ms,
@@ -879,8 +1003,7 @@ static int utt_partial(struct engine_stream *s, struct engine_result *out)
     return 0;
 }
 
-/* Posterior of a segment as a probability; see the header comment for
- * second_pass=none. */
+/* A log posterior as a probability in [0, 1]. */
 static float seg_confidence(logmath_t *lmath, int32 post)
 {
     double p = logmath_exp(lmath, post);
@@ -889,7 +1012,47 @@ static float seg_confidence(logmath_t *lmath, int32 post)
     return p > 1.0 ? 1.0f : (float)p;
 }
 
-static int collect_words(struct engine_stream *s, ps_seg_t *seg, struct engine_result *out)
+/* second_pass=none: the fwdtree words have no posteriors (ps_seg_prob gives
+ * 0, i.e. p = 1). The lattice of the utterance gets the same best-path
+ * forward pass and posteriors the bestpath mode computes, and each word takes
+ * the posterior of the lattice node with its word and start frame. */
+static ps_lattice_t *posterior_lattice(struct engine_stream *s)
+{
+    ps_lattice_t *dag = ps_get_lattice(s->ps);
+    if (!dag)
+        return NULL;
+    cmd_ln_t *cfg = ps_get_config(s->ps);
+    /* The engine never switches searches, so the LM search is PocketSphinx's
+     * default one ("_default", PS_DEFAULT_SEARCH in its private headers);
+     * ps_get_search would leak a hash iterator in this version. */
+    ngram_model_t *lm = ps_get_lm(s->ps, "_default");
+    float32 ascale = 1.0f / (float32)cmd_ln_float_r(cfg, "-ascale");
+    float32 lwf = (float32)(cmd_ln_float_r(cfg, "-bestpathlw") / cmd_ln_float_r(cfg, "-lw"));
+    if (!lm || !ps_lattice_bestpath(dag, lm, lwf, ascale))
+        return NULL;
+    ps_lattice_posterior(dag, lm, ascale);
+    return dag;
+}
+
+static int32 node_posterior(ps_lattice_t *dag, const char *word, int sf)
+{
+    int32 post = logmath_get_zero(ps_lattice_get_logmath(dag));
+    for (ps_latnode_iter_t *it = ps_latnode_iter(dag); it; it = ps_latnode_iter_next(it)) {
+        ps_latnode_t *node = ps_latnode_iter_node(it);
+        int16 fef, lef;
+        if (ps_latnode_times(node, &fef, &lef) == sf &&
+            strcmp(ps_latnode_word(dag, node), word) == 0) {
+            ps_latlink_t *best;
+            post = ps_latnode_prob(dag, node, &best);
+            ps_latnode_iter_free(it);
+            break;
+        }
+    }
+    return post;
+}
+
+static int collect_words(struct engine_stream *s, ps_seg_t *seg, ps_lattice_t *dag,
+                         struct engine_result *out)
 {
     logmath_t *lmath = ps_get_logmath(s->ps);
     size_t len = 0, n = 0;
@@ -902,7 +1065,7 @@ static int collect_words(struct engine_stream *s, ps_seg_t *seg, struct engine_r
         int sf, ef;
         int32 ascr, lscr, lback;
         ps_seg_frames(seg, &sf, &ef);
-        int32 post = ps_seg_prob(seg, &ascr, &lscr, &lback);
+        int32 post = dag ? node_posterior(dag, w, sf) : ps_seg_prob(seg, &ascr, &lscr, &lback);
         rc = grow((void **)&s->words, &s->words_cap, n + 1, sizeof *s->words);
         if (!rc)
             rc = text_append(s, &len, w, base_len(w));
@@ -951,7 +1114,9 @@ static int utt_end(struct engine_stream *s, struct engine_result *out)
         s->broken = 1;
         rc = HARK_E_ENGINE;
     } else {
-        rc = collect_words(s, ps_seg_iter(s->ps), out);
+        cmn_save(s);
+        ps_lattice_t *dag = s->m->pass == PASS_NONE ? posterior_lattice(s) : NULL;
+        rc = collect_words(s, ps_seg_iter(s->ps), dag, out);
     }
     log_sid = NULL;
     account(s, cpu0, 0);

@@ -221,6 +221,33 @@ static int truncated(const char *what, const char *path, long long have, long lo
                    need);
 }
 
+/* sphinxbase exit()s on a checksum mismatch ("chksum0 yes" files): the sum
+ * runs over every 4-byte word from the byte-order marker to the checksum. */
+static int s3_check_sum(struct s3_file *s, const char *what, const char *path, long long end,
+                        char *errbuf, size_t errbuf_size)
+{
+    if (!s->chksum)
+        return 0;
+    unsigned char buf[65536];
+    uint32_t sum = 0;
+    for (long long off = s->data_off; off < end;) {
+        size_t n = end - off < (long long)sizeof buf ? (size_t)(end - off) : sizeof buf;
+        if (read_at(s->f, off, buf, n) != 0)
+            return truncated(what, path, s->size, end + 4, errbuf, errbuf_size);
+        for (size_t i = 0; i + 4 <= n; i += 4)
+            sum = ((sum << 20) | (sum >> 12)) + get_u32(buf + i, s->swap);
+        off += (long long)n;
+    }
+    unsigned char stored[4];
+    if (read_at(s->f, end, stored, 4) != 0)
+        return truncated(what, path, s->size, end + 4, errbuf, errbuf_size);
+    if (get_u32(stored, s->swap) != sum)
+        return err_set(errbuf, errbuf_size, HARK_E_MODEL,
+                       "%s '%s' is corrupt: checksum %08x in the file, %08x computed", what, path,
+                       (unsigned)get_u32(stored, s->swap), (unsigned)sum);
+    return 0;
+}
+
 /* Gaussian densities (means, variances). */
 struct gauden_dims {
     int n_mgau, n_feat, n_density;
@@ -281,6 +308,8 @@ static int check_gauden(const char *path, const char *what, struct gauden_dims *
     long long need = off + 4 * blk + (s.chksum ? 4 : 0);
     if (s.size < need)
         rc = truncated(what, path, s.size, need, errbuf, errbuf_size);
+    else
+        rc = s3_check_sum(&s, what, path, off + 4 * blk, errbuf, errbuf_size);
 done:
     s3_close(&s);
     return rc;
@@ -319,6 +348,8 @@ static int check_3d(const char *path, const char *what, int dims[3], char *errbu
     long long need = s.data_off + 16 + 4 * n + (s.chksum ? 4 : 0);
     if (s.size < need)
         rc = truncated(what, path, s.size, need, errbuf, errbuf_size);
+    else
+        rc = s3_check_sum(&s, what, path, s.data_off + 16 + 4 * n, errbuf, errbuf_size);
 done:
     s3_close(&s);
     return rc;

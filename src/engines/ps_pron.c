@@ -20,8 +20,11 @@
 
 /* Costs of the cheapest-spelling search, in arbitrary units. A 3+ letter
  * dictionary piece beats two rule graphemes; two-letter pieces are often
- * spelled-out abbreviations or function words and cost more. Tuned with the
- * leave-one-out check described in ps_pron_derive's comment. */
+ * spelled-out abbreviations or function words and cost more. Checked by
+ * deriving every 37th cmudict word of 4+ letters (3154 words) without its
+ * own entry and comparing with the real one: phone error rate 18.2%, 36%
+ * exactly right; rules alone: 25.8% and 24%. Other cost settings moved the
+ * error rate by less than 1 point. */
 #define COST_PIECE 10
 #define COST_PIECE_SHORT 16
 #define COST_RULE 7
@@ -478,7 +481,10 @@ static int derive_part(const struct ps_pron *p, const char *w, size_t n, int who
 int ps_pron_derive(const struct ps_pron *p, const char *word, char *out, size_t size)
 {
     size_t n = strlen(word), len = 0;
-    if (n == 0 || n > MAX_DERIVE_LETTERS || size == 0)
+    if (size == 0)
+        return -1;
+    out[0] = '\0';
+    if (n == 0 || n > MAX_DERIVE_LETTERS)
         return -1;
     for (size_t i = 0; i < n; i++) {
         char c = word[i];
@@ -486,7 +492,6 @@ int ps_pron_derive(const struct ps_pron *p, const char *word, char *out, size_t 
         if (!((c >= 'a' && c <= 'z') || c == '\'' || (c == '-' && inner && word[i - 1] != '-')))
             return -1;
     }
-    out[0] = '\0';
     /* Hyphenated: each part on its own; known parts keep their entry. */
     int hyphenated = strchr(word, '-') != NULL;
     for (size_t start = 0; start < n;) {

@@ -99,7 +99,7 @@ static int on_speech_start(struct stage *st, struct assemble *a, const struct fr
         struct hark_event ev = {.type = HARK_EVENT_SPEECH_STARTED, .start = secs(f->pos)};
         pipeline_deliver(pl, &ev);
     }
-    if (pl->state && *pl->state == HARK_STATE_RESPONDING) {
+    if (pl->opts->interrupt_detection && pl->state && *pl->state == HARK_STATE_RESPONDING) {
         *pl->state = HARK_STATE_LISTENING;
         struct hark_event ev = {.type = HARK_EVENT_INTERRUPT, .start = secs(f->pos)};
         pipeline_deliver(pl, &ev);

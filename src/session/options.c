@@ -62,6 +62,11 @@ static const struct opt_row rows[] = {
      "longest utterance in ms before a final is forced (reason max_length)"},
     {"partial_interval_ms", OPT_INT, OFF(partial_interval_ms), 0, 50, 5000, "200", NULL,
      "minimum audio time in ms between two partial transcripts"},
+    {"vad", OPT_BOOL, OFF(vad), 0, 0, 1, "true", NULL,
+     "voice activity detection; false: all audio is speech, so utterances end only by finalize, "
+     "max_utterance_ms or close"},
+    {"interrupt_detection", OPT_BOOL, OFF(interrupt_detection), 0, 0, 1, "true", NULL,
+     "speech while the state is responding sends an interrupt and switches to listening"},
 };
 
 #define N_ROWS (sizeof rows / sizeof rows[0])

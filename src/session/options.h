@@ -31,6 +31,8 @@ struct hark_options {
     char speaker_id[128];
     int max_utterance_ms;
     int partial_interval_ms;
+    int vad;                 /* 0: every frame counts as speech (no endpointing) */
+    int interrupt_detection; /* speech while responding -> interrupt + listening */
 };
 
 const char *options_encoding_name(int enc);

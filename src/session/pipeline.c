@@ -29,7 +29,8 @@ int pipeline_error(struct pipeline *pl, int err, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(pl->errmsg, sizeof pl->errmsg, fmt, ap);
     va_end(ap);
-    LOG_WARN(pl->session_id, "%s: %s", hark_err_code(err), pl->errmsg);
+    /* Mostly bad client input: worth a line, not a warning. */
+    LOG_INFO(pl->session_id, "%s: %s", hark_err_code(err), pl->errmsg);
     struct hark_event ev = {.type = HARK_EVENT_ERROR, .code = err, .message = pl->errmsg};
     pipeline_deliver(pl, &ev);
     return err;

@@ -21,6 +21,7 @@ struct decode {
     int channels;
     uint64_t data_left; /* WAV data bytes still expected; UINT64_MAX = unknown */
     int failed;         /* sticky error code after bad input */
+    uint64_t header_bytes; /* WAV header bytes seen so far */
     float *out;
     size_t out_cap;
     char what[64]; /* for describe */
@@ -111,6 +112,7 @@ static int decode_write(struct stage *st, const struct frame *f)
         struct wav_info info;
         char msg[400];
         int rc = wav_parser_feed(d->wav, in, n, &used, &info, msg, sizeof msg);
+        d->header_bytes += rc == 0 ? n : used;
         if (rc < 0) {
             d->failed = rc;
             return pipeline_error(pl, rc, "%s", msg);
@@ -136,8 +138,17 @@ static int decode_write(struct stage *st, const struct frame *f)
 
 static int decode_flush(struct stage *st, enum hark_reason reason)
 {
-    /* A partial sample frame at the very end cannot be decoded; it is
-     * dropped (less than one sample period of audio). */
+    struct decode *d = st->priv;
+    /* The stream ended inside a WAV header: say so rather than end quietly
+     * with no words. (A partial sample frame at the very end is dropped:
+     * less than one sample period of audio.) */
+    if (reason == HARK_REASON_CLOSE && d->wav && !d->pcm && !d->failed && d->header_bytes) {
+        d->failed = HARK_E_BAD_AUDIO;
+        return pipeline_error(st->pl, HARK_E_BAD_AUDIO,
+                              "the stream ended after %llu bytes, inside the WAV header (a WAV "
+                              "stream needs RIFF, fmt and data chunk headers, then samples)",
+                              (unsigned long long)d->header_bytes);
+    }
     return 0;
 }
 

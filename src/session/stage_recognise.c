@@ -4,7 +4,8 @@
  * talks. When the engine's pool is exhausted the utterance's audio is kept
  * (bounded by max_utterance_ms) and fed once a stream frees up; at the end of
  * the utterance we wait for one, because dropping accepted speech is worse
- * than a late final.
+ * than a late final (bounded by ACQUIRE_WAIT_MS; servers size the pool so
+ * that this is rare and refuse new sessions before it runs dry).
  *
  * Partials: every partial_interval_ms of utterance audio the current
  * hypothesis is read and sent on when its text changed.
@@ -15,6 +16,9 @@
 #include "base/log.h"
 #include "base/mem.h"
 #include "session/stage.h"
+
+/* Longest wait for an engine stream when an utterance ends without one. */
+#define ACQUIRE_WAIT_MS 10000
 
 struct recog {
     struct engine_stream *es;
@@ -169,7 +173,9 @@ static int on_utt_end(struct stage *st, struct recog *r, const struct frame *f)
         r->utt_start = f->pos;
         return send_result(st, r, &res, 1, f->reason, f->pos);
     }
-    if (!r->es && (rc = acquire(st, r, -1)) == 0)
+    /* Bounded: a worker blocked here cannot run the sessions that hold
+     * the streams it waits for. */
+    if (!r->es && (rc = acquire(st, r, ACQUIRE_WAIT_MS)) == 0)
         rc = drain_backlog(st, r);
     if (r->es && !rc) {
         rc = pl->engine->ops->utt_end(r->es, &res);

@@ -145,7 +145,9 @@ static int end_utterance(struct stage *st, struct vadst *v, enum hark_reason rea
 static int process_frame(struct stage *st, struct vadst *v)
 {
     const struct hark_options *o = st->pl->opts;
-    int speech = vad_frame(v->vad, v->frame) > 0; /* errors count as non-speech */
+    /* vad off: every frame is speech, so only finalize, max length and close
+     * end utterances (the seed's buffer-and-timeout behaviour) */
+    int speech = !o->vad || vad_frame(v->vad, v->frame) > 0; /* errors count as non-speech */
     int rc = 0;
     v->window[v->window_i] = (unsigned char)speech;
     v->window_pos[v->window_i] = v->frame_pos;
@@ -247,6 +249,10 @@ static void vad_close_stage(struct stage *st)
 static void vad_describe(struct stage *st, struct buf *out)
 {
     const struct hark_options *o = st->pl->opts;
+    if (!o->vad) {
+        buf_puts(out, "vad(off)");
+        return;
+    }
     buf_printf(out, "vad(webrtc+flatness,%d,endpoint=", o->vad_mode);
     if (o->endpointing_ms)
         buf_printf(out, "%dms)", o->endpointing_ms);

@@ -12,6 +12,10 @@
 
 enum job_kind { J_AUDIO, J_FINALIZE, J_STATE, J_CLOSE };
 
+/* Audio bytes one chan may process per turn on a worker (~1 s of 16 kHz
+ * s16; more for wider formats, which is fine). */
+#define TURN_BYTES 32000
+
 struct job {
     struct job *next;
     int64_t arrival; /* monotonic ns when posted */
@@ -242,9 +246,23 @@ static void *worker_main(void *arg)
         pthread_mutex_unlock(&w->mu);
 
         int64_t t0 = clock_mono_ns();
+        /* Take at most TURN_BYTES of audio per turn, then go to the back of
+         * the line: a client sending far faster than real time gets one
+         * worker at a time in slices, never a worker for many seconds while
+         * live sessions wait. */
         pthread_mutex_lock(&c->mu);
-        struct job *jobs = c->jhead;
-        c->jhead = c->jtail = NULL;
+        struct job *jobs = c->jhead, *last = NULL;
+        size_t taken = 0;
+        for (struct job *j = c->jhead; j; j = j->next) {
+            last = j;
+            if (j->kind == J_AUDIO && (taken += j->len) >= TURN_BYTES)
+                break;
+        }
+        c->jhead = last ? last->next : NULL;
+        if (!c->jhead)
+            c->jtail = NULL;
+        if (last)
+            last->next = NULL;
         pthread_mutex_unlock(&c->mu);
 
         run_jobs(c, jobs);
@@ -364,6 +382,11 @@ int chan_create(struct chan **out, struct workers *w, struct hark_engine *eng,
 const char *chan_session_id(const struct chan *c)
 {
     return c->id;
+}
+
+const struct hark_session *chan_session(const struct chan *c)
+{
+    return c->s;
 }
 
 static int post(struct chan *c, enum job_kind kind, int state, const void *data, size_t len)

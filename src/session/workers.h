@@ -83,6 +83,11 @@ int chan_create(struct chan **out, struct workers *w, struct hark_engine *eng,
                 const struct hark_options *opts, const char *session_id, chan_render_cb render,
                 void *render_user, size_t max_pending_bytes, char *errbuf, size_t errbuf_size);
 const char *chan_session_id(const struct chan *c);
+/* The chan's session, for read-only queries from inside the render callback
+ * (which runs on the worker thread, synchronously inside the session call),
+ * e.g. hark_session_get_state for the turn state at the time of the event.
+ * Not for use from other threads. */
+const struct hark_session *chan_session(const struct chan *c);
 
 /* Queue audio; copies the bytes. HARK_E_LIMIT when max_pending_bytes would be
  * exceeded (the front end should have paused reading before that). */

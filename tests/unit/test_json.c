@@ -580,21 +580,23 @@ static void test_large_inputs(void)
     struct json *doc = NULL;
 
     /* [0,0,0,...]: the most values per byte */
-    text[0] = '[';
-    for (size_t i = 1; i < len - 1; i += 2) {
-        text[i] = '0';
-        text[i + 1] = ',';
+    size_t n = 0;
+    text[n++] = '[';
+    while (n + 3 <= len) {
+        if (n > 1)
+            text[n++] = ',';
+        text[n++] = '0';
     }
-    text[len - 2] = '0';
-    text[len - 1] = ']';
+    text[n++] = ']';
     int64_t t0 = clock_mono_ns();
-    ASSERT_OK(json_parse(&doc, text, len, errbuf, sizeof errbuf));
+    ASSERT_OK(json_parse(&doc, text, n, errbuf, sizeof errbuf));
     ASSERT_LE(seconds_since(t0), 5);
-    ASSERT_EQ(json_len(json_root(doc)), len / 2);
+    ASSERT_EQ(json_len(json_root(doc)), (n - 1) / 2);
+    ASSERT_GE(n, len - 2);
     json_free(doc);
 
     /* {"":0,"":0,...}: many duplicate keys; json_get finds the last quickly */
-    size_t n = 0;
+    n = 0;
     text[n++] = '{';
     for (int i = 0; n + 16 < len; i++)
         n += (size_t)snprintf(text + n, len - n, "%s\"\":%d", i ? "," : "", i % 10);

@@ -92,11 +92,38 @@ static void test_copy_and_table(void)
     ASSERT_GE(n, 14);
 }
 
+/* vad and interrupt_detection: on by default, booleans, listed in the table */
+static void test_vad_and_interrupt_switches(void)
+{
+    struct hark_options *o;
+    char err[256], v[64];
+    ASSERT_OK(hark_options_create(&o));
+    ASSERT_EQ(o->vad, 1);
+    ASSERT_EQ(o->interrupt_detection, 1);
+    ASSERT_OK(hark_options_get(o, "vad", v, sizeof v));
+    ASSERT_STR_EQ(v, "true");
+    ASSERT_OK(hark_options_set(o, "vad", "false", err, sizeof err));
+    ASSERT_OK(hark_options_set(o, "interrupt_detection", "0", err, sizeof err));
+    ASSERT_EQ(o->vad, 0);
+    ASSERT_EQ(o->interrupt_detection, 0);
+    ASSERT_OK(hark_options_get(o, "interrupt_detection", v, sizeof v));
+    ASSERT_STR_EQ(v, "false");
+    ASSERT_EQ(hark_options_set(o, "vad", "sometimes", err, sizeof err), HARK_E_BAD_OPTION);
+    ASSERT(strstr(err, "vad") && strstr(err, "true or false"));
+    int found = 0;
+    for (int i = 0; hark_options_name(i); i++)
+        found += !strcmp(hark_options_name(i), "vad") ||
+                 !strcmp(hark_options_name(i), "interrupt_detection");
+    ASSERT_EQ(found, 2);
+    hark_options_destroy(o);
+}
+
 int main(void)
 {
     RUN(test_defaults);
     RUN(test_set_and_errors);
     RUN(test_vocabulary_list);
     RUN(test_copy_and_table);
+    RUN(test_vad_and_interrupt_switches);
     return 0;
 }

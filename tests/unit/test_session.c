@@ -303,6 +303,82 @@ static void test_interrupt(void)
     free(pcm);
 }
 
+/* interrupt_detection false: speech while responding is just speech */
+static void test_interrupt_detection_off(void)
+{
+    size_t n;
+    int16_t *pcm = clip_pcm(1, &n);
+    const char *kv[] = {"interrupt_detection", "false", NULL};
+    struct hark_session *s = open_session(&r1, kv);
+    ASSERT_OK(hark_session_set_state(s, HARK_STATE_RESPONDING));
+    ASSERT_OK(hark_session_feed(s, pcm, n * 2));
+    ASSERT_OK(hark_session_close(s));
+    ASSERT_EQ(hark_session_get_state(s), HARK_STATE_RESPONDING);
+    int interrupts = 0, finals = 0;
+    for (int i = 0; i < r1.n; i++) {
+        interrupts += r1.ev[i].type == HARK_EVENT_INTERRUPT;
+        finals += r1.ev[i].type == HARK_EVENT_TRANSCRIPT && r1.ev[i].is_final &&
+                  r1.ev[i].text[0];
+    }
+    ASSERT_EQ(interrupts, 0);
+    ASSERT_GE(finals, 1);
+    hark_session_destroy(s);
+    free(pcm);
+}
+
+/* vad false: three utterances with 2 s pauses make no endpoint finals; the
+ * session is one utterance cut only by max_utterance_ms and close. */
+static void test_vad_off(void)
+{
+    size_t total = 0, n[3];
+    int16_t *pcm[3];
+    int ids[3] = {1, 2, 4};
+    for (int i = 0; i < 3; i++) {
+        pcm[i] = clip_pcm(ids[i], &n[i]);
+        total += n[i] + 32000;
+    }
+    int16_t *all = calloc(total + 32000, 2);
+    size_t at = 16000;
+    for (int i = 0; i < 3; i++) {
+        memcpy(all + at, pcm[i], n[i] * 2);
+        at += n[i] + 32000;
+        free(pcm[i]);
+    }
+    for (int k = 0; k < 2; k++) {
+        /* k 0: one utterance until close; k 1: cut every 4 s */
+        const char *kv[] = {"vad", "false", "max_utterance_ms", k ? "4000" : "30000", NULL};
+        struct hark_session *s = open_session(&r1, kv);
+        ASSERT(strstr(hark_session_describe(s), "vad(off)"));
+        for (size_t off = 0; off < at; off += 320)
+            ASSERT_OK(hark_session_feed(s, all + off, (at - off < 320 ? at - off : 320) * 2));
+        ASSERT_OK(hark_session_close(s));
+        hark_session_destroy(s);
+        check_contract(&r1);
+        int finals = 0, max_len = 0, endpoint = 0, close_reason = 0;
+        for (int i = 0; i < r1.n; i++) {
+            if (r1.ev[i].type != HARK_EVENT_TRANSCRIPT || !r1.ev[i].is_final)
+                continue;
+            finals++;
+            max_len += r1.ev[i].reason == HARK_REASON_MAX_LENGTH;
+            endpoint += r1.ev[i].reason == HARK_REASON_ENDPOINT;
+            close_reason += r1.ev[i].reason == HARK_REASON_CLOSE;
+        }
+        ASSERT_EQ(endpoint, 0);
+        ASSERT_EQ(close_reason, 1);
+        if (k == 0) {
+            ASSERT_EQ(finals, 1);
+            char text[2048];
+            finals_text(&r1, text, sizeof text);
+            ASSERT(strstr(text, "young man")); /* clip 0880, the first of the three */
+        } else {
+            /* ~15.6 s of audio in <= 4 s pieces */
+            ASSERT_GE(max_len, 3);
+            ASSERT_EQ(finals, max_len + 1);
+        }
+    }
+    free(all);
+}
+
 static void test_bad_audio_keeps_session(void)
 {
     const char *kv[] = {"encoding", "wav", NULL};
@@ -353,6 +429,8 @@ int main(void)
     RUN_SHARED(test_pauses_make_segments);
     RUN_SHARED(test_finalize_and_close);
     RUN_SHARED(test_interrupt);
+    RUN_SHARED(test_interrupt_detection_off);
+    RUN_SHARED(test_vad_off);
     RUN_SHARED(test_bad_audio_keeps_session);
     RUN_SHARED(test_create_errors);
     hark_engine_destroy(eng);

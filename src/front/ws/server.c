@@ -28,6 +28,7 @@ struct wsfe {
     struct hark_options *defaults;
     struct hark_engine *eng;
     struct workers *workers;
+    int own_workers; /* else shared, created and destroyed by the caller */
     struct metrics *metrics;
     struct lws_context *ctx;
     struct lws_vhost *vhost;
@@ -41,20 +42,21 @@ struct wsfe {
     unsigned char *tx;
     size_t tx_cap;
     struct workers_stats wstats;
+    double demand; /* workers the open sessions need to stay real time */
 
     struct metric *m_opened, *m_active, *m_conns, *m_audio, *m_queue, *m_busy, *m_lag;
     struct metric *m_refused_busy, *m_refused_limit, *m_refused_draining;
     struct metric *m_lat_partial, *m_lat_endpoint, *m_lat_finalize;
     struct metric *m_events[8];
     struct metric *m_errors[32];
-    struct metric *m_decode, *m_streams;
+    struct metric *m_decode, *m_streams, *m_demand;
 };
 
 static const double lat_bounds[] = {0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1, 2, 5, 10};
 
 /* ------------------------------------------------------------ metrics */
 
-static void metrics_setup(struct wsfe *fe)
+static void register_metrics(struct wsfe *fe)
 {
     struct metrics *m = fe->metrics;
     fe->m_opened = metrics_counter(m, "hark_sessions_opened_total", "Streaming sessions started",
@@ -76,6 +78,10 @@ static void metrics_setup(struct wsfe *fe)
                                 "Sessions with work waiting for a worker thread", NULL, NULL);
     fe->m_busy = metrics_gauge(m, "hark_worker_busy_ratio",
                                "Share of worker time spent recognising (last second)", NULL, NULL);
+    fe->m_demand = metrics_gauge(m, "hark_compute_demand_workers",
+                                 "Workers the open sessions need to stay real time (sum of "
+                                 "their CPU per audio second)",
+                                 NULL, NULL);
     fe->m_lag = metrics_gauge(m, "hark_worker_lag_seconds", "Age of the oldest queued work",
                               NULL, NULL);
     size_t nb = sizeof lat_bounds / sizeof lat_bounds[0];
@@ -99,8 +105,8 @@ static void metrics_setup(struct wsfe *fe)
     fe->m_errors[-(num)] = metrics_counter(m, "hark_errors_total", "Errors by code", "code", code);
     HARK_ERR_MAP(XX)
 #undef XX
-    fe->m_decode = metrics_gauge(m, "hark_engine_decode_seconds",
-                                 "Time spent inside the engine since start", "engine",
+    fe->m_decode = metrics_counter(m, "hark_engine_decode_seconds_total",
+                                   "Time spent inside the engine", "engine",
                                  hark_engine_get_name(fe->eng));
     fe->m_streams = metrics_gauge(m, "hark_engine_streams_in_use",
                                   "Engine streams bound to a talking speaker", "engine",
@@ -127,6 +133,7 @@ static void refresh_gauges(void *user)
     metrics_set(fe->m_streams, es.streams_in_use);
     metrics_set(fe->m_queue, fe->wstats.queued_chans);
     metrics_set(fe->m_busy, fe->wstats.busy_fraction);
+    metrics_set(fe->m_demand, fe->demand);
     metrics_set(fe->m_lag, fe->wstats.oldest_wait_ms / 1000.0);
 }
 
@@ -209,13 +216,18 @@ int wsfe_admit(struct wsfe *fe, char *msg, size_t n)
         return HARK_E_LIMIT;
     }
     /* Compute cannot keep up with real time: refuse rather than let every
-     * session's latency grow without bound. */
-    if (fe->wstats.oldest_wait_ms > fe->cfg.max_lag_ms ||
-        fe->wstats.busy_fraction * 100 > fe->cfg.max_busy_percent) {
+     * session's latency grow without bound. Two signals: work already waits
+     * too long for a worker, or the open sessions' measured CPU per audio
+     * second adds up to more than the workers can give. (Plain worker busy
+     * time is no signal: one client sending faster than real time makes the
+     * workers 100% busy without anyone falling behind.) */
+    double capacity = (double)fe->cfg.workers * fe->cfg.max_busy_percent / 100.0;
+    if (fe->wstats.oldest_wait_ms > fe->cfg.max_lag_ms || fe->demand > capacity) {
         metrics_inc(fe->m_refused_busy);
         snprintf(msg, n,
-                 "server at capacity (workers %.0f%% busy, queue wait %.0f ms); retry later",
-                 fe->wstats.busy_fraction * 100, fe->wstats.oldest_wait_ms);
+                 "server at capacity (sessions need %.2f of %.2f workers, queue wait %.0f ms); "
+                 "retry later",
+                 fe->demand, capacity, fe->wstats.oldest_wait_ms);
         return HARK_E_BUSY;
     }
     return 0;
@@ -370,12 +382,26 @@ static const struct dialect_ops *dialect_for(const char *path)
     return NULL;
 }
 
+/* Runs before the 101: only known paths may upgrade. (lws delivers this to
+ * the vhost's default protocol, which is "hark" here, not protocols[0].) */
+static int confirm_upgrade(struct lws *wsi)
+{
+    char path[128];
+    if (lws_hdr_copy(wsi, path, sizeof path, WSI_TOKEN_GET_URI) < 0 || !dialect_for(path)) {
+        lws_return_http_status(wsi, HTTP_STATUS_NOT_FOUND, "no WebSocket endpoint at this path");
+        return 1;
+    }
+    return 0;
+}
+
 static int cb_ws(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
                  size_t len)
 {
     struct wsconn *c = user;
     struct wsfe *fe = lws_context_user(lws_get_context(wsi));
     switch (reason) {
+    case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
+        return confirm_upgrade(wsi);
     case LWS_CALLBACK_ESTABLISHED: {
         memset(c, 0, sizeof *c);
         c->wsi = wsi;
@@ -471,6 +497,18 @@ static void tick_cb(lws_sorted_usec_list_t *sul)
     workers_stats(fe->workers, &fe->wstats);
     if (fe->stop_requested)
         begin_shutdown(fe);
+    /* Real-time demand: each session's CPU per audio second so far (a
+     * session only counts once it has a few seconds of audio). */
+    double demand = 0;
+    for (struct wsconn *c = fe->conns; c; c = c->next) {
+        double audio, cpu;
+        if (!c->chan)
+            continue;
+        chan_usage(c->chan, &audio, &cpu);
+        if (audio >= 2.0)
+            demand += cpu / audio;
+    }
+    fe->demand = demand;
     for (struct wsconn *c = fe->conns; c; c = c->next) {
         if (c->st != WC_OPEN && c->st != WC_STREAMING)
             continue;
@@ -518,14 +556,8 @@ static int cb_http(struct lws *wsi, enum lws_callback_reasons reason, void *user
         }
         drain_all(fe);
         return 0;
-    case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE: {
-        char path[128];
-        if (lws_hdr_copy(wsi, path, sizeof path, WSI_TOKEN_GET_URI) < 0 || !dialect_for(path)) {
-            lws_return_http_status(wsi, HTTP_STATUS_NOT_FOUND, "no WebSocket endpoint here");
-            return 1;
-        }
-        return 0;
-    }
+    case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
+        return confirm_upgrade(wsi);
     case LWS_CALLBACK_HTTP:
         return http_handle(fe, wsi, (const char *)in);
     default:
@@ -567,6 +599,11 @@ static void wake_cb(void *user)
         lws_cancel_service(fe->ctx);
 }
 
+void wsfe_wake(struct wsfe *fe)
+{
+    wake_cb(fe);
+}
+
 int wsfe_create(struct wsfe **out, const struct wsfe_cfg *cfg, struct hark_engine *eng,
                 char *err, size_t n)
 {
@@ -583,9 +620,11 @@ int wsfe_create(struct wsfe **out, const struct wsfe_cfg *cfg, struct hark_engin
         err_set(err, n, rc, "out of memory");
         goto fail;
     }
-    metrics_setup(fe);
+    register_metrics(fe);
     metrics_on_render(fe->metrics, refresh_gauges, fe);
-    rc = workers_create(&fe->workers, cfg->workers, wake_cb, fe);
+    fe->workers = cfg->pool;
+    fe->own_workers = !cfg->pool;
+    rc = cfg->pool ? 0 : workers_create(&fe->workers, cfg->workers, wake_cb, fe);
     if (rc) {
         err_set(err, n, rc, "cannot start %u worker threads", cfg->workers);
         goto fail;
@@ -652,7 +691,8 @@ void wsfe_destroy(struct wsfe *fe)
     /* Workers first: they finish queued work and stop calling
      * lws_cancel_service. Destroying the context then runs CLOSED for every
      * connection, which releases (and frees) their chans. */
-    workers_destroy(fe->workers);
+    if (fe->own_workers)
+        workers_destroy(fe->workers);
     fe->workers = NULL;
     if (fe->ctx) {
         lws_sul_cancel(&fe->tick);

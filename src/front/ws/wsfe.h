@@ -37,6 +37,10 @@ struct wsfe_cfg {
     int max_busy_percent;
     int shutdown_timeout;
     unsigned workers;
+    /* Shared worker pool (e.g. with the NATS front end), created with a wake
+     * callback that calls wsfe_wake; it must outlive wsfe_destroy. NULL: the
+     * front end creates its own pool of `workers` threads. */
+    struct workers *pool;
     const struct hark_options *defaults; /* session defaults from the server config */
 };
 
@@ -117,6 +121,8 @@ int wsfe_port(struct wsfe *fe);
 int wsfe_run(struct wsfe *fe);
 /* Async-signal-safe: request a graceful shutdown. */
 void wsfe_stop(struct wsfe *fe);
+/* A shared pool's workers have output for this front end. Any thread. */
+void wsfe_wake(struct wsfe *fe);
 void wsfe_destroy(struct wsfe *fe);
 
 /* http.c */

@@ -1,0 +1,1077 @@
+/*
+ * The NATS worker edge: seed 004's protocol on top of the session core.
+ * See natsw.h for the threads and docs/nats.md for the wire format.
+ *
+ * Per session id there is one struct nsess: the chan that runs the session,
+ * the render state the workers use (ids, sequence counter, turn state), and
+ * the front end's bookkeeping (timers, duplicate detection). Input errors
+ * never end the worker: each becomes a typed {type:"error"} message on the
+ * session's result subject plus a log line.
+ */
+#include "front/nats/natsw.h"
+
+#include <nats/nats.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "base/clock.h"
+#include "base/err.h"
+#include "base/log.h"
+#include "base/mem.h"
+#include "front/nats/nmsg.h"
+#include "session/options.h"
+
+#define TICK_MS 100
+#define RECENT_CHUNKS 8 /* duplicate detection window */
+#define ENDED_IDS 256   /* recently ended ids, for "late chunk" errors */
+#define LOG_BURST 20    /* input-error log lines per second, then summarised */
+
+struct nsess {
+    /* render state, used by the worker running the chan */
+    char id[NMSG_ID_MAX];
+    char speaker[NMSG_SPEAKER_MAX];
+    uint64_t sequence; /* results published so far */
+    int64_t segments;  /* finals published so far */
+
+    /* front end state, guarded by natsw.mu */
+    struct chan *chan;
+    int64_t last_msg, last_chunk; /* monotonic ns */
+    int audio_since_finalize;
+    int closing; /* end, idle, fatal error or shutdown posted the close */
+    int has_ts;
+    double max_ts;
+    struct {
+        double ts;
+        uint64_t hash;
+        size_t len;
+    } recent[RECENT_CHUNKS];
+    unsigned recent_n;
+    struct nsess *hnext;       /* hash chain */
+    struct nsess *prev, *next; /* all sessions */
+
+    /* pump only */
+    int done; /* the session's last message was taken */
+    struct chan_msg *out_head, *out_tail;
+    struct nsess *work_next;
+    char subject[]; /* {subject_out}.{id} */
+};
+
+struct natsw {
+    struct natsw_cfg cfg;
+    char *url, *subj_in, *subj_out, *name;
+    struct hark_options *defaults;
+    struct hark_engine *eng;
+    struct workers *pool;
+    natsConnection *nc;
+    natsSubscription *sub;
+    atomic_int connected;
+
+    pthread_mutex_t mu; /* the table */
+    struct nsess **buckets;
+    size_t nbuckets;
+    struct nsess *all;
+    int n_sessions;
+    struct nsess *zombies; /* released before done: freed by natsw_destroy */
+    char ended[ENDED_IDS][NMSG_ID_MAX];
+    unsigned ended_n;
+    int draining;
+
+    pthread_mutex_t wmu; /* wake-ups of the pump */
+    pthread_cond_t wcv;
+    int wake_pending;
+    pthread_t pump;
+    int pump_started;
+    volatile sig_atomic_t stop_requested;
+
+    /* delivery thread only: log rate limit */
+    int64_t log_window;
+    unsigned log_count, log_suppressed;
+
+    atomic_ullong msgs_in, errors_out, publish_failed, sessions_total;
+};
+
+/* ------------------------------------------------------------ table */
+
+static uint64_t fnv1a(const void *data, size_t n)
+{
+    const uint8_t *p = data;
+    uint64_t h = 1469598103934665603ULL;
+    for (size_t i = 0; i < n; i++) {
+        h ^= p[i];
+        h *= 1099511628211ULL;
+    }
+    return h;
+}
+
+static struct nsess **bucket(struct natsw *nw, const char *id)
+{
+    return &nw->buckets[fnv1a(id, strlen(id)) & (nw->nbuckets - 1)];
+}
+
+static struct nsess *find(struct natsw *nw, const char *id)
+{
+    for (struct nsess *s = *bucket(nw, id); s; s = s->hnext)
+        if (!strcmp(s->id, id))
+            return s;
+    return NULL;
+}
+
+static void table_add(struct natsw *nw, struct nsess *s)
+{
+    struct nsess **b = bucket(nw, s->id);
+    s->hnext = *b;
+    *b = s;
+    s->prev = NULL;
+    s->next = nw->all;
+    if (nw->all)
+        nw->all->prev = s;
+    nw->all = s;
+    nw->n_sessions++;
+}
+
+static void table_remove(struct natsw *nw, struct nsess *s)
+{
+    for (struct nsess **p = bucket(nw, s->id); *p; p = &(*p)->hnext) {
+        if (*p == s) {
+            *p = s->hnext;
+            break;
+        }
+    }
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        nw->all = s->next;
+    if (s->next)
+        s->next->prev = s->prev;
+    nw->n_sessions--;
+}
+
+static void ended_add(struct natsw *nw, const char *id)
+{
+    snprintf(nw->ended[nw->ended_n++ % ENDED_IDS], NMSG_ID_MAX, "%s", id);
+}
+
+static int ended_has(struct natsw *nw, const char *id)
+{
+    unsigned n = nw->ended_n < ENDED_IDS ? nw->ended_n : ENDED_IDS;
+    for (unsigned i = 0; i < n; i++)
+        if (!strcmp(nw->ended[i], id))
+            return 1;
+    return 0;
+}
+
+static void ended_forget(struct natsw *nw, const char *id)
+{
+    unsigned n = nw->ended_n < ENDED_IDS ? nw->ended_n : ENDED_IDS;
+    for (unsigned i = 0; i < n; i++)
+        if (!strcmp(nw->ended[i], id))
+            nw->ended[i][0] = 0;
+}
+
+static void free_msgs(struct chan_msg *m)
+{
+    while (m) {
+        struct chan_msg *n = m->next;
+        hark_free(m);
+        m = n;
+    }
+}
+
+static void nsess_free(struct nsess *s)
+{
+    if (!s)
+        return;
+    free_msgs(s->out_head);
+    hark_free(s);
+}
+
+/* ------------------------------------------------------------ publishing */
+
+static void publish(struct natsw *nw, const char *subject, const void *data, size_t len)
+{
+    natsStatus st = natsConnection_Publish(nw->nc, subject, data, (int)len);
+    if (st != NATS_OK) {
+        /* while reconnecting publishes are buffered (8 MB); this is past that */
+        unsigned long long n = atomic_fetch_add(&nw->publish_failed, 1) + 1;
+        if (n <= 10 || n % 1000 == 0)
+            LOG_WARN(NULL, "publish on %s failed: %s (%llu failed so far)", subject,
+                     natsStatus_GetText(st), n);
+    }
+}
+
+static int input_log_allowed(struct natsw *nw)
+{
+    int64_t now = clock_mono_ns();
+    if (now - nw->log_window >= 1000000000LL) {
+        if (nw->log_suppressed)
+            LOG_WARN(NULL, "%u more input errors in the last second were not logged",
+                     nw->log_suppressed);
+        nw->log_window = now;
+        nw->log_count = 0;
+        nw->log_suppressed = 0;
+    }
+    if (nw->log_count < LOG_BURST) {
+        nw->log_count++;
+        return 1;
+    }
+    nw->log_suppressed++;
+    return 0;
+}
+
+/* A typed error for the sender, published straight away from the delivery
+ * thread (natsConnection_Publish is thread-safe and only buffers). */
+static void send_error(struct natsw *nw, const char *id, const char *speaker, int err,
+                       const char *fmt, ...) HARK_PRINTF(5, 6);
+
+static void send_error(struct natsw *nw, const char *id, const char *speaker, int err,
+                       const char *fmt, ...)
+{
+    char msg[600];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (input_log_allowed(nw))
+        LOG_WARN(id, "%s: %s", hark_err_code(err), msg);
+    struct buf b;
+    buf_init(&b);
+    buf_printf(&b, "%s.%s", nw->subj_out, id);
+    size_t subj_len = b.len;
+    buf_putc(&b, 0);
+    nmsg_render_error(&b, id, speaker, err, msg, nmsg_now());
+    if (!b.oom) {
+        publish(nw, b.data, b.data + subj_len + 1, b.len - subj_len - 1);
+        atomic_fetch_add(&nw->errors_out, 1);
+    }
+    buf_deinit(&b);
+}
+
+/* Queue a message produced by the pump itself behind the session's results. */
+static void pump_note(struct nsess *s, const struct buf *b)
+{
+    if (b->oom)
+        return;
+    struct chan_msg *m = hark_malloc(sizeof *m + b->len + 1);
+    if (!m)
+        return;
+    memset(m, 0, sizeof *m);
+    m->flags = MSG_BINARY;
+    m->len = b->len;
+    memcpy(m->data, b->data, b->len);
+    m->data[b->len] = 0;
+    if (s->out_tail)
+        s->out_tail->next = m;
+    else
+        s->out_head = m;
+    s->out_tail = m;
+}
+
+static void note_error(struct natsw *nw, struct nsess *s, int err, const char *msg)
+{
+    struct buf b;
+    buf_init(&b);
+    nmsg_render_error(&b, s->id, s->speaker, err, msg, nmsg_now());
+    pump_note(s, &b);
+    buf_deinit(&b);
+    atomic_fetch_add(&nw->errors_out, 1);
+}
+
+/* ------------------------------------------------------------ render (workers) */
+
+static void render(void *user, const struct hark_event *ev, struct buf *out, unsigned *flags)
+{
+    struct nsess *s = user;
+    *flags |= MSG_BINARY;
+    double now = nmsg_now();
+    switch (ev->type) {
+    case HARK_EVENT_TRANSCRIPT: {
+        /* A segment that covers no audio was a finalize in silence: nothing
+         * was said, so there is no result to publish (docs/nats.md). */
+        int voice = ev->end > ev->start || (ev->text && ev->text[0]);
+        if (!voice)
+            return;
+        struct nmsg_result r = {
+            .session_id = s->id,
+            .speaker_id = s->speaker,
+            .transcript = ev->text ? ev->text : "",
+            .sequence = s->sequence++,
+            .is_final = ev->is_final,
+            .timestamp = now,
+            .has_voice_activity = voice,
+            /* the session's turn right now: exact, since render runs
+             * inside the session call (an interrupt has already switched it) */
+            .state = hark_session_get_state(chan_session(s->chan)),
+            .segment = s->segments,
+            .start = ev->start,
+            .end = ev->end,
+            .speech_final = ev->speech_final,
+            .reason = ev->is_final ? hark_reason_name(ev->reason) : NULL,
+            .confidence = ev->confidence,
+            .words = ev->words,
+            .n_words = ev->n_words,
+        };
+        if (ev->is_final)
+            s->segments++;
+        nmsg_render_result(out, &r);
+        return;
+    }
+    case HARK_EVENT_INTERRUPT:
+        nmsg_render_interrupt(out, s->id, s->speaker, now, ev->start);
+        return;
+    case HARK_EVENT_ERROR:
+        nmsg_render_error(out, s->id, s->speaker, ev->code, ev->message, now);
+        if (ev->code == HARK_E_BAD_AUDIO || ev->code == HARK_E_UNSUPPORTED)
+            *flags |= MSG_FATAL;
+        return;
+    case HARK_EVENT_CLOSED:
+        nmsg_render_closed(out, s->id, s->speaker, now, ev->audio_seconds, s->segments);
+        return;
+    default:
+        return; /* speech_started, utterance_end: not part of seed 004 */
+    }
+}
+
+/* ------------------------------------------------------------ input (delivery thread) */
+
+/* At most one error per input message; it is published after the table
+ * lock is dropped. */
+struct pend_err {
+    int code;
+    char speaker[NMSG_SPEAKER_MAX];
+    char msg[600];
+};
+
+static void fail(struct pend_err *pe, const char *speaker, int code, const char *fmt, ...)
+    HARK_PRINTF(4, 5);
+
+static void fail(struct pend_err *pe, const char *speaker, int code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(pe->msg, sizeof pe->msg, fmt, ap);
+    va_end(ap);
+    pe->code = code;
+    snprintf(pe->speaker, sizeof pe->speaker, "%s", speaker ? speaker : "");
+}
+
+static int admit(struct natsw *nw, char *msg, size_t n)
+{
+    if (nw->draining) {
+        snprintf(msg, n, "worker is shutting down; retry on another worker");
+        return HARK_E_BUSY;
+    }
+    if (nw->n_sessions >= nw->cfg.max_sessions) {
+        snprintf(msg, n, "too many sessions on this worker (max %d); retry later",
+                 nw->cfg.max_sessions);
+        return HARK_E_LIMIT;
+    }
+    struct workers_stats ws;
+    workers_stats(nw->pool, &ws);
+    if (ws.oldest_wait_ms > nw->cfg.max_lag_ms ||
+        ws.busy_fraction * 100 > nw->cfg.max_busy_percent) {
+        snprintf(msg, n,
+                 "worker at capacity (workers %.0f%% busy, queue wait %.0f ms); retry later",
+                 ws.busy_fraction * 100, ws.oldest_wait_ms);
+        return HARK_E_BUSY;
+    }
+    return 0;
+}
+
+static int is_option(const char *name)
+{
+    for (int i = 0; hark_options_name(i); i++)
+        if (!strcmp(hark_options_name(i), name))
+            return 1;
+    return 0;
+}
+
+static int bytes_per_sample(const struct hark_options *o)
+{
+    switch (o->encoding) {
+    case ENC_PCM_F32LE:
+        return 4;
+    case ENC_MULAW:
+    case ENC_ALAW:
+        return 1;
+    default:
+        return 2;
+    }
+}
+
+/* The session's options: server defaults, then the start message. */
+static int start_options(struct natsw *nw, const struct nmsg_in *m, struct hark_options **out,
+                         char *err, size_t n)
+{
+    struct hark_options *o;
+    int rc = hark_options_copy(&o, nw->defaults);
+    if (rc)
+        return err_set(err, n, rc, "out of memory");
+    char v[32];
+    int own_max_utt = 0;
+    if (m->has_sample_rate) {
+        snprintf(v, sizeof v, "%lld", (long long)m->sample_rate);
+        if ((rc = hark_options_set(o, "sample_rate", v, err, n)))
+            goto fail;
+    }
+    if (m->has_channels) {
+        snprintf(v, sizeof v, "%lld", (long long)m->channels);
+        if ((rc = hark_options_set(o, "channels", v, err, n)))
+            goto fail;
+    }
+    for (size_t i = 0; i < m->n_extras; i++) {
+        const struct nmsg_extra *e = &m->extras[i];
+        if (!is_option(e->name)) {
+            LOG_DEBUG(m->session_id, "start: key '%s' ignored (not a session option)", e->name);
+            continue;
+        }
+        if ((rc = hark_options_set(o, e->name, e->value, err, n)))
+            goto fail;
+        own_max_utt |= !strcmp(e->name, "max_utterance_ms");
+    }
+    if (nw->cfg.buffer_size_bytes && !own_max_utt) {
+        /* STT_BUFFER_SIZE_BYTES: the seed transcribed at most this much audio
+         * at once; the streaming equivalent is the longest utterance. */
+        double bps = (double)o->sample_rate * o->channels * bytes_per_sample(o);
+        double ms = (double)nw->cfg.buffer_size_bytes * 1000.0 / bps;
+        if (ms < 1000)
+            ms = 1000;
+        if (ms > 120000)
+            ms = 120000;
+        snprintf(v, sizeof v, "%d", (int)ms);
+        if ((rc = hark_options_set(o, "max_utterance_ms", v, err, n)))
+            goto fail;
+    }
+    *out = o;
+    return 0;
+fail:
+    hark_options_destroy(o);
+    return rc;
+}
+
+static void on_start(struct natsw *nw, const char *id, const struct nmsg_in *m, struct pend_err *pe)
+{
+    char err[512];
+    struct nsess *s = find(nw, id);
+    if (s) {
+        fail(pe, s->speaker, HARK_E_STATE,
+             s->closing ? "session %s is still finishing; wait for its closed message "
+                          "before starting it again"
+                        : "session %s is already started; send end first",
+             id);
+        return;
+    }
+    int rc = admit(nw, err, sizeof err);
+    if (rc) {
+        fail(pe, m->speaker_id, rc, "%s", err);
+        return;
+    }
+    struct hark_options *o = NULL;
+    if ((rc = start_options(nw, m, &o, err, sizeof err))) {
+        fail(pe, m->speaker_id, rc, "start refused: %s", err);
+        return;
+    }
+    size_t subj = strlen(nw->subj_out) + 1 + strlen(id) + 1;
+    s = hark_calloc(1, sizeof *s + subj);
+    if (!s) {
+        hark_options_destroy(o);
+        fail(pe, m->speaker_id, HARK_E_NOMEM, "out of memory");
+        return;
+    }
+    snprintf(s->id, sizeof s->id, "%s", id);
+    snprintf(s->speaker, sizeof s->speaker, "%s", m->speaker_id);
+    snprintf(s->subject, subj, "%s.%s", nw->subj_out, id);
+    rc = chan_create(&s->chan, nw->pool, nw->eng, o, id, render, s, nw->cfg.session_buffer_bytes,
+                     err, sizeof err);
+    hark_options_destroy(o);
+    if (rc) {
+        hark_free(s);
+        fail(pe, m->speaker_id, rc, "start refused: %s", err);
+        return;
+    }
+    if (m->has_state && m->state == HARK_STATE_RESPONDING)
+        chan_post_state(s->chan, HARK_STATE_RESPONDING);
+    s->last_msg = s->last_chunk = clock_mono_ns();
+    table_add(nw, s);
+    ended_forget(nw, id);
+    atomic_fetch_add(&nw->sessions_total, 1);
+    LOG_INFO(id, "session started (%s%s%s)", m->has_state ? nmsg_state_name(m->state) : "listening",
+             s->speaker[0] ? ", speaker " : "", s->speaker);
+}
+
+/* Ordering and duplicates by the chunk's timestamp (docs/nats.md). */
+static int check_order(struct nsess *s, const struct nmsg_in *m, struct pend_err *pe)
+{
+    if (!m->has_timestamp)
+        return 0;
+    if (s->has_ts && m->timestamp < s->max_ts) {
+        fail(pe, s->speaker, HARK_E_STATE,
+             "late chunk: timestamp %.6f is older than an earlier chunk's %.6f; dropped "
+             "(audio must arrive in order)",
+             m->timestamp, s->max_ts);
+        return -1;
+    }
+    uint64_t h = fnv1a(m->audio, m->audio_len);
+    unsigned n = s->recent_n < RECENT_CHUNKS ? s->recent_n : RECENT_CHUNKS;
+    for (unsigned i = 0; i < n; i++) {
+        if (s->recent[i].ts == m->timestamp && s->recent[i].hash == h &&
+            s->recent[i].len == m->audio_len) {
+            fail(pe, s->speaker, HARK_E_STATE,
+                 "duplicate chunk: same timestamp %.6f and audio as an earlier chunk; "
+                 "dropped",
+                 m->timestamp);
+            return -1;
+        }
+    }
+    unsigned at = s->recent_n++ % RECENT_CHUNKS;
+    s->recent[at].ts = m->timestamp;
+    s->recent[at].hash = h;
+    s->recent[at].len = m->audio_len;
+    s->max_ts = m->timestamp;
+    s->has_ts = 1;
+    return 0;
+}
+
+static void no_session(struct natsw *nw, const char *id, const struct nmsg_in *m,
+                       struct pend_err *pe)
+{
+    if (ended_has(nw, id))
+        fail(pe, m->speaker_id, HARK_E_STATE, "%s for session %s, which has ended; dropped",
+             nmsg_type_name(m->type), id);
+    else
+        fail(pe, m->speaker_id, HARK_E_STATE,
+             "%s for session %s, which was never started; send start first",
+             nmsg_type_name(m->type), id);
+}
+
+static void dispatch(struct natsw *nw, const char *id, const struct nmsg_in *m, struct pend_err *pe)
+{
+    if (m->type == NMSG_START) {
+        on_start(nw, id, m, pe);
+        return;
+    }
+    struct nsess *s = find(nw, id);
+    if (!s) {
+        no_session(nw, id, m, pe);
+        return;
+    }
+    if (s->closing) {
+        fail(pe, s->speaker, HARK_E_STATE, "%s for session %s, which is ending; dropped",
+             nmsg_type_name(m->type), id);
+        return;
+    }
+    int64_t now = clock_mono_ns();
+    s->last_msg = now;
+    switch (m->type) {
+    case NMSG_CHUNK: {
+        if (check_order(s, m, pe))
+            return;
+        s->last_chunk = now;
+        if (!m->audio_len)
+            return;
+        s->audio_since_finalize = 1;
+        int rc = chan_post_audio(s->chan, m->audio, m->audio_len);
+        if (rc == HARK_E_LIMIT)
+            fail(pe, s->speaker, rc,
+                 "session buffer full (%zu bytes of audio waiting, limit %zu); chunk of %zu "
+                 "bytes dropped: this worker is behind real time",
+                 chan_pending_bytes(s->chan), nw->cfg.session_buffer_bytes, m->audio_len);
+        else if (rc)
+            fail(pe, s->speaker, rc, "chunk dropped: %s", hark_strerror(rc));
+        return;
+    }
+    case NMSG_STATE_CHANGE:
+        chan_post_state(s->chan, m->state);
+        return;
+    case NMSG_END:
+        s->closing = 1;
+        chan_post_close(s->chan);
+        LOG_DEBUG(id, "end received");
+        return;
+    case NMSG_START:
+        return;
+    }
+}
+
+static void handle(struct natsw *nw, const char *id, const void *data, size_t len)
+{
+    char err[600];
+    atomic_fetch_add(&nw->msgs_in, 1);
+    if (!*id || strlen(id) >= NMSG_ID_MAX) {
+        send_error(nw, id, NULL, HARK_E_INVAL,
+                   "session id must be 1..%d bytes (the last token of the subject)",
+                   NMSG_ID_MAX - 1);
+        return;
+    }
+    if (len > nw->cfg.max_message_bytes) {
+        send_error(nw, id, NULL, HARK_E_LIMIT,
+                   "message of %zu bytes is larger than the %zu allowed", len,
+                   nw->cfg.max_message_bytes);
+        return;
+    }
+    struct nmsg_in m;
+    struct pend_err pe = {0};
+    int rc = nmsg_parse(&m, data, len, err, sizeof err);
+    pthread_mutex_lock(&nw->mu);
+    struct nsess *s = find(nw, id);
+    const char *speaker = s ? s->speaker : NULL;
+    if (rc) {
+        fail(&pe, speaker, rc, "%s", err);
+    } else if (m.has_session_id && strcmp(m.session_id, id)) {
+        fail(&pe, speaker, HARK_E_PROTOCOL,
+             "session_id \"%s\" differs from the subject's session id \"%s\"", m.session_id, id);
+    } else {
+        dispatch(nw, id, &m, &pe);
+    }
+    pthread_mutex_unlock(&nw->mu);
+    nmsg_free(&m);
+    if (pe.code)
+        send_error(nw, id, pe.speaker, pe.code, "%s", pe.msg);
+}
+
+static void on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
+{
+    struct natsw *nw = closure;
+    const char *subject = natsMsg_GetSubject(msg);
+    size_t plen = strlen(nw->subj_in);
+    /* the subscription is {subject_in}.*: the rest is exactly one token */
+    if (!strncmp(subject, nw->subj_in, plen) && subject[plen] == '.') {
+        int n = natsMsg_GetDataLength(msg);
+        handle(nw, subject + plen + 1, natsMsg_GetData(msg), n > 0 ? (size_t)n : 0);
+    }
+    natsMsg_Destroy(msg);
+}
+
+/* ------------------------------------------------------------ connection events */
+
+static void on_disconnected(natsConnection *nc, void *closure)
+{
+    struct natsw *nw = closure;
+    atomic_store(&nw->connected, 0);
+    LOG_WARN(NULL, "disconnected from NATS; reconnecting (results are buffered meanwhile)");
+}
+
+static void on_reconnected(natsConnection *nc, void *closure)
+{
+    struct natsw *nw = closure;
+    char url[256] = "";
+    natsConnection_GetConnectedUrl(nc, url, sizeof url);
+    atomic_store(&nw->connected, 1);
+    LOG_INFO(NULL, "reconnected to NATS at %s; subscriptions restored", url);
+}
+
+static void on_connected(natsConnection *nc, void *closure)
+{
+    struct natsw *nw = closure;
+    char url[256] = "";
+    natsConnection_GetConnectedUrl(nc, url, sizeof url);
+    atomic_store(&nw->connected, 1);
+    LOG_INFO(NULL, "connected to NATS at %s", url);
+}
+
+static void on_closed(natsConnection *nc, void *closure)
+{
+    struct natsw *nw = closure;
+    atomic_store(&nw->connected, 0);
+    LOG_DEBUG(NULL, "NATS connection closed");
+}
+
+static void on_async_error(natsConnection *nc, natsSubscription *sub, natsStatus st, void *closure)
+{
+    int64_t dropped = 0;
+    if (sub)
+        natsSubscription_GetDropped(sub, &dropped);
+    if (st == NATS_SLOW_CONSUMER)
+        LOG_ERROR(NULL,
+                  "NATS slow consumer: incoming messages dropped (%lld so far); the worker cannot "
+                  "keep up with the message rate",
+                  (long long)dropped);
+    else
+        LOG_ERROR(NULL, "NATS error: %s", natsStatus_GetText(st));
+}
+
+/* ------------------------------------------------------------ pump */
+
+void natsw_wake(void *user)
+{
+    struct natsw *nw = user;
+    pthread_mutex_lock(&nw->wmu);
+    nw->wake_pending = 1;
+    pthread_cond_signal(&nw->wcv);
+    pthread_mutex_unlock(&nw->wmu);
+}
+
+static void wait_wake(struct natsw *nw)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    until.tv_nsec += TICK_MS * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&nw->wmu);
+    while (!nw->wake_pending && !nw->stop_requested)
+        if (pthread_cond_timedwait(&nw->wcv, &nw->wmu, &until))
+            break;
+    nw->wake_pending = 0;
+    pthread_mutex_unlock(&nw->wmu);
+}
+
+static void begin_drain(struct natsw *nw)
+{
+    pthread_mutex_lock(&nw->mu);
+    nw->draining = 1;
+    int n = nw->n_sessions;
+    pthread_mutex_unlock(&nw->mu);
+    LOG_INFO(NULL, "shutting down: no new sessions; finishing %d session(s)", n);
+    /* Messages already received are still processed; then no more arrive. */
+    if (nw->sub) {
+        if (atomic_load(&nw->connected) && natsSubscription_Drain(nw->sub) == NATS_OK)
+            natsSubscription_WaitForDrainCompletion(nw->sub, 2000);
+        else
+            natsSubscription_Unsubscribe(nw->sub); /* not connected: just stop */
+    }
+    pthread_mutex_lock(&nw->mu);
+    for (struct nsess *s = nw->all; s; s = s->next) {
+        if (s->closing)
+            continue;
+        s->closing = 1;
+        note_error(nw, s, HARK_E_BUSY,
+                   "worker shutting down: session finalized; start a new session to go on");
+        chan_post_close(s->chan);
+    }
+    pthread_mutex_unlock(&nw->mu);
+}
+
+/* One pass: collect output, run timers, retire finished sessions. Returns 1
+ * when the pump should exit (draining and nothing left). */
+static int pump_once(struct natsw *nw, int64_t deadline)
+{
+    struct nsess *work = NULL, **work_tail = &work, *finished = NULL;
+    int64_t now = clock_mono_ns();
+    int exit_now = 0;
+    pthread_mutex_lock(&nw->mu);
+    for (struct nsess *s = nw->all, *next; s; s = next) {
+        next = s->next;
+        struct chan_msg *m = chan_take_msgs(s->chan);
+        for (struct chan_msg *i = m; i; i = i->next) {
+            if (i->flags & MSG_LAST)
+                s->done = 1;
+            if ((i->flags & MSG_FATAL) && !s->closing) {
+                s->closing = 1;
+                chan_post_close(s->chan);
+            }
+        }
+        if (m) {
+            if (s->out_tail)
+                s->out_tail->next = m;
+            else
+                s->out_head = m;
+            while (m->next)
+                m = m->next;
+            s->out_tail = m;
+        }
+        if (!s->closing && nw->cfg.chunk_timeout_ms && s->audio_since_finalize &&
+            now - s->last_chunk >= (int64_t)nw->cfg.chunk_timeout_ms * 1000000) {
+            /* STT_CHUNK_TIMEOUT: the audio stopped coming; finish the
+             * utterance now instead of waiting for more */
+            s->audio_since_finalize = 0;
+            chan_post_finalize(s->chan);
+            LOG_DEBUG(s->id, "no chunk for %d ms: utterance finalized", nw->cfg.chunk_timeout_ms);
+        }
+        if (!s->closing && nw->cfg.idle_timeout &&
+            now - s->last_msg >= (int64_t)nw->cfg.idle_timeout * 1000000000LL) {
+            char msg[160];
+            snprintf(msg, sizeof msg, "no message for %d s and no end: session finalized",
+                     nw->cfg.idle_timeout);
+            LOG_INFO(s->id, "%s", msg);
+            note_error(nw, s, HARK_E_TIMEOUT, msg);
+            s->closing = 1;
+            chan_post_close(s->chan);
+        }
+        if (!s->closing && nw->cfg.max_session_seconds) {
+            double audio, cpu;
+            chan_usage(s->chan, &audio, &cpu);
+            if (audio > nw->cfg.max_session_seconds) {
+                char msg[160];
+                snprintf(msg, sizeof msg, "session reached the %d s limit: session finalized",
+                         nw->cfg.max_session_seconds);
+                note_error(nw, s, HARK_E_LIMIT, msg);
+                s->closing = 1;
+                chan_post_close(s->chan);
+            }
+        }
+        if (s->out_head) {
+            s->work_next = NULL;
+            *work_tail = s;
+            work_tail = &s->work_next;
+        }
+        if (s->done) {
+            table_remove(nw, s);
+            ended_add(nw, s->id);
+            s->hnext = finished; /* reuse: no longer in a bucket */
+            finished = s;
+        }
+    }
+    if (nw->draining && (!nw->all || now > deadline)) {
+        if (nw->all)
+            LOG_WARN(NULL, "shutdown deadline passed with %d session(s) unfinished",
+                     nw->n_sessions);
+        while (nw->all) {
+            struct nsess *s = nw->all;
+            table_remove(nw, s);
+            chan_release(s->chan); /* a worker may still render for it */
+            s->hnext = nw->zombies;
+            nw->zombies = s;
+        }
+        exit_now = 1;
+    }
+    pthread_mutex_unlock(&nw->mu);
+
+    /* Only the pump frees sessions, so these stay valid unlocked. */
+    for (struct nsess *s = work; s; s = s->work_next) {
+        struct chan_msg *m = s->out_head;
+        s->out_head = s->out_tail = NULL;
+        for (struct chan_msg *i = m; i; i = i->next)
+            if (i->len)
+                publish(nw, s->subject, i->data, i->len);
+        free_msgs(m);
+    }
+    while (finished) {
+        struct nsess *s = finished;
+        finished = s->hnext;
+        double audio, cpu;
+        chan_usage(s->chan, &audio, &cpu);
+        LOG_INFO(s->id, "session ended: %.2f s audio, %.3f s cpu, %llu results", audio, cpu,
+                 (unsigned long long)s->sequence);
+        chan_release(s->chan); /* done: no worker renders for it any more */
+        nsess_free(s);
+    }
+    return exit_now;
+}
+
+static void *pump_main(void *arg)
+{
+    struct natsw *nw = arg;
+    int64_t deadline = 0;
+    for (;;) {
+        wait_wake(nw);
+        if (nw->stop_requested && !deadline) {
+            deadline = clock_mono_ns() + (int64_t)nw->cfg.shutdown_timeout * 1000000000LL;
+            begin_drain(nw);
+        }
+        if (pump_once(nw, deadline))
+            break;
+    }
+    if (!atomic_load(&nw->connected))
+        LOG_WARN(NULL, "not connected to NATS: the last results are lost");
+    else if (natsConnection_FlushTimeout(nw->nc, 2000) != NATS_OK)
+        LOG_WARN(NULL, "could not flush the last results to NATS within 2 s");
+    LOG_INFO(NULL, "NATS front end stopped: %llu messages in, %llu sessions, %llu errors sent",
+             (unsigned long long)atomic_load(&nw->msgs_in),
+             (unsigned long long)atomic_load(&nw->sessions_total),
+             (unsigned long long)atomic_load(&nw->errors_out));
+    return NULL;
+}
+
+/* ------------------------------------------------------------ lifecycle */
+
+static int nats_fail(char *err, size_t n, const char *what, natsStatus st)
+{
+    return err_set(err, n, st == NATS_NO_MEMORY ? HARK_E_NOMEM : HARK_E_IO, "%s: %s", what,
+                   natsStatus_GetText(st));
+}
+
+/* natsOptions_SetServers wants an array; the config has "a,b,c". */
+static natsStatus set_servers(natsOptions *o, char *list)
+{
+    const char *urls[16];
+    int n = 0;
+    for (char *save = NULL, *tok = strtok_r(list, ",", &save); tok && n < 16;
+         tok = strtok_r(NULL, ",", &save)) {
+        while (*tok == ' ')
+            tok++;
+        if (*tok)
+            urls[n++] = tok;
+    }
+    return n ? natsOptions_SetServers(o, urls, n) : NATS_INVALID_ARG;
+}
+
+static int connect_nats(struct natsw *nw, char *err, size_t n)
+{
+    natsOptions *o = NULL;
+    natsStatus st = natsOptions_Create(&o);
+    char *list = hark_strdup(nw->url);
+    int rc = 0;
+    if (st != NATS_OK || !list) {
+        rc = err_set(err, n, HARK_E_NOMEM, "out of memory");
+        goto out;
+    }
+    if ((st = set_servers(o, list)) != NATS_OK) {
+        rc = err_set(err, n, HARK_E_INVAL,
+                     "nats-url '%s' is not usable (%s); expected nats://HOST:PORT[,nats://...]",
+                     nw->url, natsStatus_GetText(st));
+        goto out;
+    }
+    if (nw->name)
+        natsOptions_SetName(o, nw->name);
+    natsOptions_SetMaxReconnect(o, -1); /* forever: the worker outlives server restarts */
+    natsOptions_SetReconnectWait(o, 250);
+    natsOptions_SetReconnectBufSize(o, 8 * 1024 * 1024);
+    natsOptions_SetPingInterval(o, 5000);
+    natsOptions_SetMaxPingsOut(o, 2);
+    natsOptions_SetRetryOnFailedConnect(o, true, on_connected, nw);
+    natsOptions_SetDisconnectedCB(o, on_disconnected, nw);
+    natsOptions_SetReconnectedCB(o, on_reconnected, nw);
+    natsOptions_SetClosedCB(o, on_closed, nw);
+    natsOptions_SetErrorHandler(o, on_async_error, nw);
+    st = natsConnection_Connect(&nw->nc, o);
+    if (st == NATS_OK) {
+        on_connected(nw->nc, nw);
+    } else if (st == NATS_NOT_YET_CONNECTED) {
+        LOG_WARN(NULL, "no NATS server answers at %s yet; retrying in the background", nw->url);
+    } else {
+        rc = nats_fail(err, n, "cannot connect to NATS", st);
+        goto out;
+    }
+    char subject[300];
+    snprintf(subject, sizeof subject, "%s.*", nw->subj_in);
+    st = natsConnection_Subscribe(&nw->sub, nw->nc, subject, on_msg, nw);
+    if (st != NATS_OK) {
+        rc = nats_fail(err, n, "cannot subscribe", st);
+        goto out;
+    }
+    /* Incoming messages beyond these limits are dropped by nats.c (slow
+     * consumer, logged); the callback only parses and queues, so reaching
+     * them means the machine cannot keep up at all. */
+    int bytes_limit =
+        (int)(nw->cfg.max_message_bytes * 64 > 256u << 20 ? 256u << 20
+                                                          : nw->cfg.max_message_bytes * 64);
+    if (bytes_limit < 64 << 20)
+        bytes_limit = 64 << 20;
+    natsSubscription_SetPendingLimits(nw->sub, 65536, bytes_limit);
+    if (atomic_load(&nw->connected))
+        natsConnection_FlushTimeout(nw->nc, 2000); /* the server has our SUB */
+    LOG_INFO(NULL, "subscribed to %s; results on %s.{session_id}", subject, nw->subj_out);
+out:
+    natsOptions_Destroy(o);
+    hark_free(list);
+    return rc;
+}
+
+int natsw_create(struct natsw **out, const struct natsw_cfg *cfg, struct hark_engine *eng,
+                 struct workers *pool, char *err, size_t n)
+{
+    *out = NULL;
+    if (!cfg->url || !*cfg->url || !cfg->subject_in || !*cfg->subject_in || !cfg->subject_out ||
+        !*cfg->subject_out)
+        return err_set(err, n, HARK_E_INVAL,
+                       "NATS front end needs a URL and both subject prefixes");
+    if (strpbrk(cfg->subject_in, "*> \t") || strpbrk(cfg->subject_out, "*> \t") ||
+        strlen(cfg->subject_in) > 200 || strlen(cfg->subject_out) > 200)
+        return err_set(err, n, HARK_E_INVAL,
+                       "subject prefixes must be plain NATS subjects without wildcards or spaces, "
+                       "at most 200 bytes (got '%s' and '%s')",
+                       cfg->subject_in, cfg->subject_out);
+    struct natsw *nw = hark_calloc(1, sizeof *nw);
+    if (!nw)
+        return err_set(err, n, HARK_E_NOMEM, "out of memory");
+    nw->cfg = *cfg;
+    nw->eng = eng;
+    nw->pool = pool;
+    pthread_mutex_init(&nw->mu, NULL);
+    pthread_mutex_init(&nw->wmu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&nw->wcv, &ca);
+    pthread_condattr_destroy(&ca);
+    int rc = 0;
+    nw->url = hark_strdup(cfg->url);
+    nw->subj_in = hark_strdup(cfg->subject_in);
+    nw->subj_out = hark_strdup(cfg->subject_out);
+    nw->name = cfg->name ? hark_strdup(cfg->name) : NULL;
+    nw->nbuckets = 16;
+    while (nw->nbuckets < (size_t)cfg->max_sessions * 2 && nw->nbuckets < (1u << 20))
+        nw->nbuckets *= 2;
+    nw->buckets = hark_calloc(nw->nbuckets, sizeof *nw->buckets);
+    if (!nw->url || !nw->subj_in || !nw->subj_out || (cfg->name && !nw->name) || !nw->buckets ||
+        hark_options_copy(&nw->defaults, cfg->defaults)) {
+        rc = err_set(err, n, HARK_E_NOMEM, "out of memory");
+        goto fail;
+    }
+    if ((rc = connect_nats(nw, err, n)))
+        goto fail;
+    if (pthread_create(&nw->pump, NULL, pump_main, nw)) {
+        rc = err_set(err, n, HARK_E_INTERNAL, "cannot start the NATS pump thread");
+        goto fail;
+    }
+    nw->pump_started = 1;
+    *out = nw;
+    return 0;
+fail:
+    natsw_destroy(nw);
+    return rc;
+}
+
+void natsw_stop(struct natsw *nw)
+{
+    nw->stop_requested = 1; /* the pump sees it within one tick */
+}
+
+void natsw_wait(struct natsw *nw)
+{
+    if (nw->pump_started) {
+        pthread_join(nw->pump, NULL);
+        nw->pump_started = 0;
+    }
+}
+
+int natsw_connected(struct natsw *nw)
+{
+    return atomic_load(&nw->connected);
+}
+
+void natsw_destroy(struct natsw *nw)
+{
+    if (!nw)
+        return;
+    if (nw->pump_started) { /* not stopped properly: stop now */
+        natsw_stop(nw);
+        natsw_wait(nw);
+    }
+    if (nw->sub)
+        natsSubscription_Destroy(nw->sub);
+    if (nw->nc) {
+        natsConnection_Close(nw->nc);
+        natsConnection_Destroy(nw->nc);
+    }
+    /* nats.c may still run a callback after Destroy returns (its issue
+     * #735); wait until its threads are gone before freeing the closure. */
+    nats_CloseAndWait(2000);
+    while (nw->zombies) {
+        struct nsess *s = nw->zombies;
+        nw->zombies = s->hnext;
+        nsess_free(s);
+    }
+    for (struct nsess *s = nw->all, *next; s; s = next) {
+        next = s->next;
+        chan_release(s->chan);
+        nsess_free(s);
+    }
+    hark_options_destroy(nw->defaults);
+    hark_free(nw->buckets);
+    hark_free(nw->url);
+    hark_free(nw->subj_in);
+    hark_free(nw->subj_out);
+    hark_free(nw->name);
+    pthread_cond_destroy(&nw->wcv);
+    pthread_mutex_destroy(&nw->wmu);
+    pthread_mutex_destroy(&nw->mu);
+    hark_free(nw);
+}

@@ -1,0 +1,143 @@
+// Shared helpers for end-to-end tests: start a real `hark serve` on a free
+// loopback port, stream real recordings over WebSocket, collect events.
+import { spawn } from 'node:child_process';
+import { readFileSync, readdirSync } from 'node:fs';
+import { once } from 'node:events';
+import path from 'node:path';
+import WebSocket from 'ws';
+
+export const HARK = process.env.HARK_BIN || path.resolve('build/hark');
+export const DATA = process.env.HARK_TESTDATA_DIR || '/usr/share/pocketsphinx/test/data/librivox';
+
+export const CLIPS = readdirSync(DATA).filter((f) => f.endsWith('.wav')).sort()
+  .map((f) => path.join(DATA, f));
+
+// Reference transcripts from the data set, by clip id.
+export function references() {
+  const ref = {};
+  for (const line of readFileSync(path.join(DATA, 'transcription'), 'utf8').split('\n')) {
+    const m = line.match(/^<s> (.*) <\/s> \((.*)\)$/);
+    if (m) ref[m[2]] = m[1];
+  }
+  return ref;
+}
+
+// PCM s16le samples of a canonical 44-byte-header WAV.
+export function wavPcm(file) {
+  const b = readFileSync(file);
+  if (b.toString('ascii', 0, 4) !== 'RIFF') throw new Error(file + ': not a WAV');
+  return b.subarray(44);
+}
+
+export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+// Starts `hark serve` with extra args on a kernel-chosen port; resolves when
+// it prints its listening line. Returns { proc, port, url, stop(), log() }.
+export async function startServer(args = [], env = {}) {
+  const proc = spawn(HARK, ['serve', '--host', '127.0.0.1', '--port', '0', ...args], {
+    env: { ...process.env, HARK_LOG_LEVEL: 'info', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '', err = '';
+  proc.stderr.on('data', (d) => { err += d; });
+  const port = await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('server did not start:\n' + err)), 30000);
+    proc.stdout.on('data', (d) => {
+      out += d;
+      const m = out.match(/listening on http:\/\/[^:]+:(\d+)\//);
+      if (m) { clearTimeout(timer); resolve(Number(m[1])); }
+    });
+    proc.on('exit', (code) => { clearTimeout(timer); reject(new Error(`server exited ${code}:\n${err}`)); });
+  });
+  return {
+    proc, port,
+    url: `ws://127.0.0.1:${port}`,
+    http: `http://127.0.0.1:${port}`,
+    log: () => err,
+    async stop(signal = 'SIGTERM') {
+      if (proc.exitCode !== null) return proc.exitCode;
+      proc.kill(signal);
+      const [code] = await once(proc, 'exit');
+      return code;
+    },
+  };
+}
+
+// Opens a native-protocol session. Returns { ws, events, ready, closed }.
+export async function openNative(url, config = {}, wsOptions = {}) {
+  const ws = new WebSocket(url + '/v1/stream', wsOptions);
+  const events = [];
+  let closeInfo = null;
+  const closed = new Promise((resolve) => {
+    ws.on('close', (code, reason) => { closeInfo = { code, reason: reason.toString() }; resolve(closeInfo); });
+  });
+  ws.on('message', (data, isBinary) => {
+    if (!isBinary) events.push(JSON.parse(data.toString()));
+  });
+  await once(ws, 'open');
+  ws.send(JSON.stringify({ type: 'config', ...config }));
+  const ready = await waitFor(events, (e) => e.type === 'ready' || e.type === 'error', 10000);
+  return { ws, events, ready, closed };
+}
+
+// Polls until some event matches (bounded).
+export async function waitFor(events, pred, ms = 20000) {
+  const end = Date.now() + ms;
+  for (;;) {
+    const e = events.find(pred);
+    if (e) return e;
+    if (Date.now() > end) throw new Error('timed out waiting; events: ' + JSON.stringify(events).slice(0, 2000));
+    await sleep(10);
+  }
+}
+
+// Streams PCM in 20 ms frames (640 bytes at 16 kHz s16), paced in real time
+// when realtime is true, else as fast as the socket takes it.
+export async function streamPcm(ws, pcm, { realtime = false, frameBytes = 640, bytesPerSec = 32000 } = {}) {
+  const t0 = Date.now();
+  for (let off = 0; off < pcm.length; off += frameBytes) {
+    ws.send(pcm.subarray(off, Math.min(off + frameBytes, pcm.length)));
+    if (realtime) {
+      const due = t0 + ((off + frameBytes) / bytesPerSec) * 1000;
+      const wait = due - Date.now();
+      if (wait > 0) await sleep(wait);
+    } else if (ws.bufferedAmount > 1 << 20) {
+      await sleep(5);
+    }
+  }
+}
+
+export function finals(events) {
+  return events.filter((e) => e.type === 'transcript' && e.is_final && e.text).map((e) => e.text).join(' ');
+}
+
+// Word error rate of hyp against ref (word-level Levenshtein / ref words).
+export function wer(ref, hyp) {
+  const r = ref.split(/\s+/).filter(Boolean), h = hyp.split(/\s+/).filter(Boolean);
+  const d = Array.from({ length: r.length + 1 }, (_, i) => [i, ...Array(h.length).fill(0)]);
+  for (let j = 1; j <= h.length; j++) d[0][j] = j;
+  for (let i = 1; i <= r.length; i++)
+    for (let j = 1; j <= h.length; j++)
+      d[i][j] = Math.min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (r[i - 1] === h[j - 1] ? 0 : 1));
+  return { errors: d[r.length][h.length], words: r.length };
+}
+
+// Checks the result contract on one session's events; throws on violation.
+export function checkContract(events) {
+  let seq = -1, seg = 0, lastCommit = -1;
+  for (const e of events) {
+    if (e.type === 'ready') continue;
+    if (typeof e.seq === 'number') {
+      if (e.seq !== seq + 1) throw new Error(`seq gap: ${seq} -> ${e.seq}`);
+      seq = e.seq;
+    }
+    if (e.type !== 'transcript') continue;
+    if (e.segment !== seg) throw new Error(`segment ${e.segment}, expected ${seg}`);
+    if (e.is_final) {
+      if (e.committed_ms < lastCommit) throw new Error('committed_ms went backwards');
+      lastCommit = e.committed_ms;
+      seg++;
+    }
+  }
+  return true;
+}

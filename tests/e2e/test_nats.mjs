@@ -1,0 +1,470 @@
+// hark worker over NATS (seed 004): a real nats-server (Debian's, on a free
+// loopback port), the real `hark worker`, and a real client (npm nats +
+// @msgpack/msgpack) speaking the seed's msgpack protocol with real
+// recordings.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { createServer } from 'node:net';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { connect } from 'nats';
+import { encode, decode } from '@msgpack/msgpack';
+import { HARK, CLIPS, wavPcm, sleep, wer, references } from './lib.mjs';
+
+const NATS_SERVER = process.env.NATS_SERVER_BIN || '/usr/sbin/nats-server';
+const IN = 'ai.voice.stream';
+const OUT = 'ai.voice.transcription';
+
+async function freePort() {
+  const srv = createServer();
+  srv.listen(0, '127.0.0.1');
+  await once(srv, 'listening');
+  const { port } = srv.address();
+  srv.close();
+  await once(srv, 'close');
+  return port;
+}
+
+// Starts nats-server on 127.0.0.1:port; resolves once it says it is ready.
+async function startNats(port, dir) {
+  const proc = spawn(NATS_SERVER, ['-a', '127.0.0.1', '-p', String(port), '-l', path.join(dir, `nats-${port}-${Date.now()}.log`)],
+    { stdio: ['ignore', 'ignore', 'pipe'] });
+  const url = `nats://127.0.0.1:${port}`;
+  // -l sends the log to a file; readiness = a client can connect.
+  const end = Date.now() + 15000;
+  for (;;) {
+    if (proc.exitCode !== null) throw new Error(`nats-server exited ${proc.exitCode}`);
+    try {
+      const nc = await connect({ servers: url, reconnect: false, timeout: 500 });
+      await nc.close();
+      break;
+    } catch (e) {
+      if (Date.now() > end) throw new Error('nats-server did not start: ' + e.message);
+      await sleep(50);
+    }
+  }
+  return {
+    proc, url,
+    async stop(signal = 'SIGTERM') {
+      if (proc.exitCode !== null || proc.signalCode !== null) return;
+      proc.kill(signal);
+      await once(proc, 'exit');
+    },
+  };
+}
+
+// Starts `hark worker`; resolves when it prints its banner as connected.
+async function startWorker(url, args = [], env = {}) {
+  // admission control off: a loaded CI machine must not make starts fail
+  const proc = spawn(HARK, ['worker', '--nats-url', url, '--workers', '2', '--max-busy-percent', '100',
+    '--max-lag-ms', '60000', ...args], {
+    env: { ...process.env, HARK_LOG_LEVEL: 'info', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '', err = '';
+  proc.stderr.on('data', (d) => { err += d; });
+  await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('worker did not start:\n' + err)), 60000);
+    proc.stdout.on('data', (d) => {
+      out += d;
+      if (/worker on NATS \S+ \(connected\)/.test(out)) { clearTimeout(timer); resolve(); }
+    });
+    proc.on('exit', (code) => { clearTimeout(timer); reject(new Error(`worker exited ${code}:\n${err}`)); });
+  });
+  return {
+    proc,
+    log: () => err,
+    alive: () => proc.exitCode === null && proc.signalCode === null,
+    async stop(signal = 'SIGTERM') {
+      if (proc.exitCode !== null || proc.signalCode !== null) return proc.exitCode;
+      proc.kill(signal);
+      const [code] = await once(proc, 'exit');
+      return code;
+    },
+  };
+}
+
+// A seed client: publishes msgpack on ai.voice.stream.{id}, collects every
+// message on ai.voice.transcription.> by session id.
+async function startClient(url) {
+  const nc = await connect({
+    servers: url, maxReconnectAttempts: -1, reconnectTimeWait: 200, name: 'hark-e2e',
+  });
+  const bySession = new Map();
+  const sub = nc.subscribe(OUT + '.>');
+  (async () => {
+    for await (const m of sub) {
+      const id = m.subject.slice(OUT.length + 1);
+      if (!bySession.has(id)) bySession.set(id, []);
+      bySession.get(id).push(decode(m.data));
+    }
+  })();
+  await nc.flush();
+  return {
+    nc,
+    msgs: (id) => bySession.get(id) || [],
+    send: (id, obj) => nc.publish(`${IN}.${id}`, encode(obj)),
+    sendRaw: (id, bytes) => nc.publish(`${IN}.${id}`, bytes),
+    close: () => nc.close(),
+  };
+}
+
+// Polls pred (bounded); on timeout the error shows what did arrive.
+let dump = () => '';
+async function until(pred, ms, what) {
+  const end = Date.now() + ms;
+  while (!pred()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}\n${dump(what)}`);
+    await sleep(20);
+  }
+}
+
+const brief = (msgs) => msgs.map((m) => m.type ? `${m.type}${m.code ? ':' + m.code + ' ' + m.message : ''}`
+  : `${m.is_final ? 'final' : 'partial'}#${m.sequence}[${m.state}] ${m.transcript}`).join('\n');
+
+const results = (msgs) => msgs.filter((m) => m.type === undefined);
+const ofType = (msgs, type) => msgs.filter((m) => m.type === type);
+const finalText = (msgs) => results(msgs).filter((m) => m.is_final && m.transcript).map((m) => m.transcript).join(' ');
+
+// Streams PCM as seed chunks of chunkBytes (100 ms), timestamps = capture
+// time (t0 + audio position), base64 or raw bytes, paced in real time or not.
+async function streamPcm(client, id, pcm, { realtime = false, raw = false, chunkBytes = 3200, t0 = 1700000000 } = {}) {
+  const start = Date.now();
+  for (let off = 0; off < pcm.length; off += chunkBytes) {
+    const chunk = pcm.subarray(off, Math.min(off + chunkBytes, pcm.length));
+    const timestamp = t0 + off / 32000;
+    client.send(id, raw ? { type: 'chunk', audio: chunk, timestamp }
+      : { type: 'chunk', audio_b64: Buffer.from(chunk).toString('base64'), timestamp });
+    if (realtime) {
+      const wait = start + ((off + chunkBytes) / 32000) * 1000 - Date.now();
+      if (wait > 0) await sleep(wait);
+    }
+  }
+  await client.nc.flush();
+}
+
+// The seed's result shape, on every result of a session.
+function checkResults(msgs, id, speaker, { state = 'listening' } = {}) {
+  const rs = results(msgs);
+  assert.ok(rs.length > 0, 'no results');
+  rs.forEach((r, i) => {
+    assert.equal(r.sequence, i, 'sequence must count results from 0 without gaps');
+    assert.equal(r.session_id, id);
+    assert.equal(r.speaker_id, speaker);
+    assert.equal(typeof r.transcript, 'string');
+    assert.equal(typeof r.is_partial, 'boolean');
+    assert.equal(r.is_partial, !r.is_final);
+    assert.equal(typeof r.timestamp, 'number');
+    assert.ok(Math.abs(r.timestamp - Date.now() / 1000) < 600, 'timestamp is wall-clock seconds');
+    assert.equal(r.has_voice_activity, true);
+    if (state) assert.equal(r.state, state);
+    assert.ok(r.start <= r.end);
+  });
+  // per segment: partials, then exactly one final
+  let seg = 0;
+  for (const r of rs) {
+    assert.equal(r.segment, seg);
+    if (r.is_final) seg++;
+  }
+  const firstFinal = rs.findIndex((r) => r.is_final);
+  assert.ok(firstFinal > 0, 'partials come before the first final');
+  assert.ok(rs.slice(0, firstFinal).every((r) => r.is_partial));
+  const last = msgs[msgs.length - 1];
+  assert.equal(last.type, 'closed', 'closed is the last message');
+}
+
+// The finals of clip k against the recordings' reference transcripts: close
+// to clip k's words and far from every other clip's (so results of sessions
+// never mix). Not equality with `hark transcribe`: the engine adapts its
+// cepstral mean across sessions (pocketsphinx.c, CMN), so words can differ
+// a little with what ran before. Errors are counted per word of the longer
+// of reference and hypothesis.
+const TRUTH = (() => {
+  const r = references();
+  return CLIPS.map((c) => r[path.basename(c, '.wav')]);
+})();
+function assertClip(text, k, what = '') {
+  const rate = (j) => {
+    const w = wer(TRUTH[j], text);
+    return w.errors / Math.max(w.words, text.split(/\s+/).filter(Boolean).length, 1);
+  };
+  const own = rate(k);
+  assert.ok(own <= 0.6, `${what}: "${text}" vs "${TRUTH[k]}" (error rate ${own.toFixed(2)})`);
+  TRUTH.forEach((_, j) => {
+    if (j !== k) assert.ok(rate(j) >= own + 0.2, `${what}: "${text}" is about as close to clip ${j} as to clip ${k}`);
+  });
+}
+
+let dir, nats, worker, client;
+
+before(async () => {
+  dir = mkdtempSync(path.join(tmpdir(), 'hark-nats-'));
+  nats = await startNats(await freePort(), dir);
+  worker = await startWorker(nats.url, ['--max-frame-bytes', '65536', '--nats-idle-timeout', '4',
+    '--chunk-timeout', '1.5']);
+  client = await startClient(nats.url);
+  dump = (what) => {
+    const id = what.match(/of (\S+)/)?.[1];
+    const ids = id ? [id] : [...new Set(['intr-1', 'bad-1', 'idle-1', 'rt-0880'])];
+    return ids.map((i) => `--- ${i}:\n${brief(client.msgs(i))}`).join('\n') + '\n--- worker log:\n' + worker.log().slice(-3000);
+  };
+});
+
+after(async () => {
+  if (client) await client.close().catch(() => {});
+  if (worker) {
+    const code = await worker.stop();
+    // a clean exit also means no leak report under sanitizer builds
+    assert.equal(code, 0, 'worker exit status\n' + worker.log().slice(-3000));
+  }
+  if (nats) await nats.stop();
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+test('seed flow in real time: partials then finals, strictly increasing sequence, the recording\'s words', async () => {
+  const id = 'rt-0880';
+  client.send(id, { type: 'start', session_id: id, sample_rate: 16000, channels: 1, state: 'listening', speaker_id: 'speaker-1' });
+  await streamPcm(client, id, wavPcm(CLIPS[1]), { realtime: true });
+  client.send(id, { type: 'end' });
+  await until(() => ofType(client.msgs(id), 'closed').length, 60000, 'closed of ' + id);
+  const msgs = client.msgs(id);
+  checkResults(msgs, id, 'speaker-1');
+  assertClip(finalText(msgs), 1, id);
+  assert.ok(results(msgs).filter((r) => r.is_partial).length >= 2);
+  assert.equal(ofType(msgs, 'error').length, 0, JSON.stringify(ofType(msgs, 'error')));
+  const closed = ofType(msgs, 'closed')[0];
+  assert.ok(Math.abs(closed.audio_seconds - 2.99) < 0.02);
+});
+
+test('6 concurrent sessions (all 5 clips, base64 and raw audio) never mix results', async () => {
+  const jobs = [];
+  for (let i = 0; i < 6; i++) {
+    const k = i % CLIPS.length;
+    const id = `conc-${i}`;
+    jobs.push((async () => {
+      client.send(id, { type: 'start', sample_rate: 16000, channels: 1, speaker_id: `spk-${i}` });
+      await streamPcm(client, id, wavPcm(CLIPS[k]), { raw: i % 2 === 1 });
+      client.send(id, { type: 'end' });
+      await until(() => ofType(client.msgs(id), 'closed').length, 120000, `closed of ${id}`);
+      return { id, k, i };
+    })());
+  }
+  for (const { id, k, i } of await Promise.all(jobs)) {
+    const msgs = client.msgs(id);
+    checkResults(msgs, id, `spk-${i}`);
+    assertClip(finalText(msgs), k, `session ${id} (clip ${k})`);
+  }
+});
+
+test('interrupts: speech while responding publishes an interrupt and switches to listening', async () => {
+  const id = 'intr-1';
+  const silence = Buffer.alloc(32000); // 1 s: the endpoint final of each clip comes in it
+  client.send(id, { type: 'start', sample_rate: 16000, channels: 1, state: 'responding', speaker_id: 'speaker-7' });
+  await streamPcm(client, id, Buffer.concat([wavPcm(CLIPS[1]), silence]), { t0: 100 });
+  client.send(id, { type: 'state_change', state: 'responding' });
+  await streamPcm(client, id, Buffer.concat([wavPcm(CLIPS[4]), silence]), { t0: 200 });
+  client.send(id, { type: 'end' });
+  await until(() => ofType(client.msgs(id), 'closed').length, 60000, 'closed of ' + id);
+  const msgs = client.msgs(id);
+  const kinds = JSON.stringify(msgs.map((m) => m.type || (m.is_final ? 'final' : 'partial')));
+  const intr = ofType(msgs, 'interrupt');
+  assert.equal(intr.length, 2, kinds);
+  for (const m of intr) {
+    assert.equal(m.session_id, id);
+    assert.equal(m.speaker_id, 'speaker-7');
+    assert.equal(typeof m.timestamp, 'number');
+    assert.equal(m.state, 'listening');
+  }
+  // interrupt, clip 1's results and final, interrupt, clip 2's results and final
+  const i1 = msgs.indexOf(intr[0]), i2 = msgs.indexOf(intr[1]);
+  const firstFinal = msgs.findIndex((m) => m.type === undefined && m.is_final);
+  assert.ok(i1 < msgs.findIndex((m) => m.type === undefined), kinds);
+  assert.ok(i1 < firstFinal && firstFinal < i2, kinds);
+  checkResults(msgs, id, 'speaker-7'); // every result says listening: the speech interrupted
+  assert.equal(results(msgs).filter((r) => r.is_final && r.transcript).length, 2);
+});
+
+test('interrupt detection off for a session: the state stays responding and is reported exactly', async () => {
+  const id = 'intr-off';
+  const silence = Buffer.alloc(32000);
+  client.send(id, { type: 'start', state: 'responding', speaker_id: 'speaker-8', interrupt_detection: false });
+  await streamPcm(client, id, Buffer.concat([wavPcm(CLIPS[1]), silence]), { t0: 100 });
+  client.send(id, { type: 'state_change', state: 'listening' });
+  await streamPcm(client, id, Buffer.concat([wavPcm(CLIPS[4]), silence]), { t0: 200 });
+  client.send(id, { type: 'end' });
+  await until(() => ofType(client.msgs(id), 'closed').length, 60000, 'closed of ' + id);
+  const msgs = client.msgs(id);
+  assert.equal(ofType(msgs, 'interrupt').length, 0);
+  checkResults(msgs, id, 'speaker-8', { state: null });
+  // results of the first clip were produced while responding, those of the
+  // second after the state change, although both were sent before either
+  // was processed
+  const rs = results(msgs);
+  const cut = rs.findIndex((r) => r.is_final) + 1;
+  assert.ok(cut > 0 && cut < rs.length);
+  assert.ok(rs.slice(0, cut).every((r) => r.state === 'responding'), JSON.stringify(rs.map((r) => r.state)));
+  assert.ok(rs.slice(cut).every((r) => r.state === 'listening'), JSON.stringify(rs.map((r) => r.state)));
+});
+
+test('malformed and out-of-place input: typed errors on the session subject, the worker keeps going', async () => {
+  const id = 'bad-1';
+  const pcm = wavPcm(CLIPS[1]);
+  const chunk = (off, ts) => ({ type: 'chunk', audio_b64: pcm.subarray(off, off + 3200).toString('base64'), timestamp: ts });
+  const cases = [
+    [() => client.sendRaw('never-started', encode({ type: 'chunk', audio_b64: 'AAAA', timestamp: 1 })), 'never-started', 'bad_state', /never started/],
+    [() => client.sendRaw(id, Buffer.from('{"type":"start"}')), id, 'protocol_error', /msgpack/],
+    [() => client.sendRaw(id, Buffer.from([0xdd, 0x04, 0x00, 0x00, 0x00])), id, 'protocol_error', /claims 67108864 entries/],
+    [() => client.sendRaw(id, Buffer.from([0xdf, 0xff, 0xff, 0xff, 0xff])), id, 'protocol_error', /claims/],
+    [() => client.send(id, { type: 'dance' }), id, 'protocol_error', /unknown message type "dance"/],
+    [() => client.send(id, { session_id: id }), id, 'protocol_error', /no "type"/],
+    [() => client.send(id, { type: 'start', sample_rate: 96000 }), id, 'bad_option', /sample_rate/],
+    [() => client.send(id, { type: 'start', session_id: 'other' }), id, 'protocol_error', /differs/],
+    [() => client.send('x'.repeat(70), { type: 'start' }), 'x'.repeat(70), 'invalid_argument', /1\.\.63 bytes/],
+    [() => client.sendRaw(id, encode({ type: 'start', pad: 'p'.repeat(70000) })), id, 'limit_exceeded', /larger than the 65536/],
+  ];
+  for (const [act, sid, code, re] of cases) {
+    const before = ofType(client.msgs(sid), 'error').length;
+    act();
+    await until(() => ofType(client.msgs(sid), 'error').length > before, 10000, `error ${code}`);
+    const e = ofType(client.msgs(sid), 'error')[before];
+    assert.equal(e.code, code, JSON.stringify(e));
+    assert.match(e.message, re);
+    assert.equal(e.session_id, sid);
+  }
+  // now a proper session on the same id, with bad messages mixed in
+  client.send(id, { type: 'start', speaker_id: 'spk-bad' });
+  const sessionCases = [
+    [() => client.send(id, { type: 'start' }), 'bad_state', /already started/],
+    [() => client.send(id, { type: 'chunk', timestamp: 5 }), 'protocol_error', /chunk has no audio/],
+    [() => client.send(id, { type: 'chunk', audio_b64: 'not base64!', timestamp: 5 }), 'protocol_error', /base64/],
+    [() => client.send(id, { type: 'state_change', state: 'sleeping' }), 'protocol_error', /listening/],
+    [() => client.send(id, chunk(0, 10)), null],
+    [() => client.send(id, chunk(0, 10)), 'bad_state', /duplicate chunk/],
+    [() => client.send(id, chunk(3200, 9)), 'bad_state', /late chunk/],
+  ];
+  // all at once (waiting between them could leave a chunk gap that
+  // finalizes the utterance); errors come back in order
+  const before0 = ofType(client.msgs(id), 'error').length;
+  for (const [act] of sessionCases) act();
+  const expected = sessionCases.filter(([, code]) => code);
+  await until(() => ofType(client.msgs(id), 'error').length >= before0 + expected.length, 10000, 'errors of ' + id);
+  expected.forEach(([, code, re], i) => {
+    const e = ofType(client.msgs(id), 'error')[before0 + i];
+    assert.equal(e.code, code, JSON.stringify(e));
+    assert.match(e.message, re);
+    assert.equal(e.speaker_id, 'spk-bad');
+  });
+  for (let off = 3200, ts = 11; off < pcm.length; off += 3200, ts++) client.send(id, chunk(off, ts));
+  client.send(id, { type: 'end' });
+  await until(() => ofType(client.msgs(id), 'closed').length, 60000, 'closed of ' + id);
+  // after end: the chunk is late for a session that has ended
+  const before = ofType(client.msgs(id), 'error').length;
+  client.send(id, chunk(0, 1000));
+  await until(() => ofType(client.msgs(id), 'error').length > before, 10000, 'error after end');
+  assert.match(ofType(client.msgs(id), 'error')[before].message, /has ended|is ending/);
+  // the session itself was not disturbed
+  const started = client.msgs(id).slice(client.msgs(id).findIndex((m) => m.type === undefined));
+  checkResults(started.filter((m) => m.type !== 'error'), id, 'spk-bad');
+  assertClip(finalText(client.msgs(id)), 1, id);
+  assert.ok(worker.alive());
+});
+
+test('no end: a gap of chunk-timeout finalizes the utterance, idle timeout finalizes the session', async () => {
+  const id = 'idle-1';
+  client.send(id, { type: 'start', speaker_id: null });
+  const pcm = wavPcm(CLIPS[1]);
+  await streamPcm(client, id, pcm.subarray(0, pcm.length - 3200 * 3)); // ends mid-speech: no endpoint
+  const sentAt = Date.now();
+  await until(() => results(client.msgs(id)).some((r) => r.is_final), 30000, 'final after the chunk gap');
+  const final = results(client.msgs(id)).find((r) => r.is_final);
+  assert.equal(final.reason, 'finalize'); // chunk-timeout 1.5 s, not endpointing, not idle
+  assert.ok(final.transcript.length > 0);
+  assert.equal(ofType(client.msgs(id), 'closed').length, 0, 'still open before the idle timeout');
+  await until(() => ofType(client.msgs(id), 'closed').length, 30000, 'closed by idle timeout');
+  assert.ok(Date.now() - sentAt >= 3500, 'idle timeout is 4 s');
+  const errs = ofType(client.msgs(id), 'error');
+  assert.equal(errs.length, 1);
+  assert.equal(errs[0].code, 'timeout');
+  assert.equal(errs[0].speaker_id, null);
+  // speech-free finals are not published: one final only
+  assert.equal(results(client.msgs(id)).filter((r) => r.is_final).length, 1);
+});
+
+test('nats-server restart in the middle of a run: the worker reconnects and carries on', async () => {
+  const port = await freePort();
+  let ns = await startNats(port, dir);
+  const w = await startWorker(ns.url, ['--nats-idle-timeout', '30']);
+  const c = await startClient(ns.url);
+  try {
+    const id = 'restart-1';
+    const pcm = wavPcm(CLIPS[3]);
+    c.send(id, { type: 'start', speaker_id: 'spk-r' });
+    const half = Math.floor(pcm.length / 2 / 3200) * 3200;
+    await streamPcm(c, id, pcm.subarray(0, half), { realtime: true });
+    await ns.stop('SIGKILL');
+    await sleep(500);
+    ns = await startNats(port, dir);
+    await until(() => /reconnected to NATS/.test(w.log()), 30000, 'worker reconnect');
+    // flush completes once the client is connected again and the server has
+    // its (re-sent) subscription
+    const end = Date.now() + 30000;
+    for (;;) {
+      try { await c.nc.flush(); break; } catch (e) { // DISCONNECT while it reconnects
+        if (Date.now() > end) throw e;
+        await sleep(100);
+      }
+    }
+    await streamPcm(c, id, pcm.subarray(half), { realtime: true, t0: 1700000000 + half / 32000 });
+    c.send(id, { type: 'end' });
+    await until(() => ofType(c.msgs(id), 'closed').length, 60000, 'closed after the restart');
+    assert.ok(w.alive());
+    assert.match(w.log(), /disconnected from NATS/);
+    // whatever crossed the outage, sequence numbers only grow
+    const seqs = results(c.msgs(id)).map((r) => r.sequence);
+    assert.ok(seqs.length > 0);
+    for (let i = 1; i < seqs.length; i++) assert.ok(seqs[i] > seqs[i - 1], `sequence ${seqs}`);
+
+    // a session started after the restart is complete and correct
+    const id2 = 'restart-2';
+    c.send(id2, { type: 'start', speaker_id: 'spk-r2' });
+    await streamPcm(c, id2, wavPcm(CLIPS[1]));
+    c.send(id2, { type: 'end' });
+    await until(() => ofType(c.msgs(id2), 'closed').length, 60000, 'closed of the second session');
+    checkResults(c.msgs(id2), id2, 'spk-r2');
+    assertClip(finalText(c.msgs(id2)), 1, id2);
+  } finally {
+    await c.close().catch(() => {});
+    const code = await w.stop();
+    await ns.stop();
+    assert.equal(code, 0, 'worker exit status\n' + w.log().slice(-3000));
+  }
+});
+
+test('SIGTERM: open sessions get their finals and a closed message before the worker exits', async () => {
+  const port = await freePort();
+  const ns = await startNats(port, dir);
+  const w = await startWorker(ns.url, ['--shutdown-timeout', '120']);
+  const c = await startClient(ns.url);
+  try {
+    const id = 'term-1';
+    c.send(id, { type: 'start', speaker_id: 'spk-t' });
+    await streamPcm(c, id, wavPcm(CLIPS[1]));
+    await until(() => results(c.msgs(id)).length > 0, 30000, 'a first result');
+    const code = await w.stop('SIGTERM');
+    assert.equal(code, 0, w.log().slice(-3000));
+    await c.nc.flush();
+    await until(() => ofType(c.msgs(id), 'closed').length, 10000, 'closed before exit');
+    const e = ofType(c.msgs(id), 'error');
+    assert.equal(e.length, 1);
+    assert.equal(e[0].code, 'busy');
+    assert.match(e[0].message, /shutting down/);
+    assertClip(finalText(c.msgs(id)), 1, id);
+  } finally {
+    await c.close().catch(() => {});
+    await w.stop();
+    await ns.stop();
+  }
+});

@@ -1,0 +1,251 @@
+// hark serve, native protocol: real server on loopback, real WebSocket client
+// (npm ws), real recordings.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import WebSocket from 'ws';
+import {
+  HARK, CLIPS, startServer, openNative, wavPcm, streamPcm, finals, waitFor, checkContract, sleep,
+} from './lib.mjs';
+
+let srv;
+
+before(async () => {
+  srv = await startServer(['--max-frame-bytes', '65536', '--workers', '2']);
+});
+after(async () => { if (srv) await srv.stop(); });
+
+// What `hark transcribe` says about a clip: the reference for the server.
+function cliFinals(clip) {
+  const out = execFileSync(HARK, ['transcribe', clip], { encoding: 'utf8' });
+  return out.trim().split('\n').filter(Boolean).join(' ');
+}
+
+async function transcribeOverWs(clip, opts) {
+  const s = await openNative(srv.url, { encoding: 'pcm_s16le', sample_rate: 16000 });
+  assert.equal(s.ready.type, 'ready', JSON.stringify(s.ready));
+  await streamPcm(s.ws, wavPcm(clip), opts);
+  s.ws.send(JSON.stringify({ type: 'close' }));
+  const c = await s.closed;
+  assert.equal(c.code, 1000);
+  checkContract(s.events);
+  const last = s.events[s.events.length - 1];
+  assert.equal(last.type, 'closed');
+  return { text: finals(s.events), events: s.events };
+}
+
+test('health, readiness, metrics and the demo page over HTTP', async () => {
+  const h = await fetch(srv.http + '/healthz');
+  assert.equal(h.status, 200);
+  const r = await fetch(srv.http + '/readyz');
+  assert.equal(r.status, 200);
+  const m = await (await fetch(srv.http + '/metrics')).text();
+  for (const name of ['hark_sessions_active', 'hark_sessions_refused_total', 'hark_audio_seconds_total',
+    'hark_first_partial_latency_seconds_bucket', 'hark_endpoint_final_latency_seconds_bucket',
+    'hark_finalize_final_latency_seconds_bucket', 'hark_worker_queue_depth', 'hark_errors_total',
+    'hark_engine_decode_seconds_total'])
+    assert.ok(m.includes(name), name + ' missing from /metrics');
+  const page = await fetch(srv.http + '/');
+  assert.equal(page.status, 200);
+  assert.match(await page.text(), /<title>hark/);
+  const nf = await fetch(srv.http + '/nope');
+  assert.equal(nf.status, 404);
+  assert.equal((await nf.json()).error.code, 'not_found');
+});
+
+test('full speed and real-time pace give the same finals as hark transcribe', async () => {
+  for (const clip of [CLIPS[0], CLIPS[3]]) {
+    const ref = cliFinals(clip);
+    const fast = await transcribeOverWs(clip, { realtime: false });
+    assert.equal(fast.text, ref);
+    const live = await transcribeOverWs(clip, { realtime: true });
+    assert.equal(live.text, ref);
+    assert.ok(live.events.some((e) => e.type === 'transcript' && !e.is_final), 'partials expected');
+  }
+});
+
+test('8 concurrent sessions never mix results', async () => {
+  const refs = CLIPS.map(cliFinals);
+  const jobs = [];
+  for (let i = 0; i < 8; i++) {
+    const k = i % CLIPS.length;
+    jobs.push(transcribeOverWs(CLIPS[k], { realtime: i % 2 === 0 }).then((r) => ({ k, r })));
+  }
+  for (const { k, r } of await Promise.all(jobs)) assert.equal(r.text, refs[k]);
+});
+
+test('finalize gives a final with reason finalize and the session goes on', async () => {
+  const s = await openNative(srv.url, {});
+  const pcm = wavPcm(CLIPS[0]);
+  await streamPcm(s.ws, pcm.subarray(0, pcm.length / 2));
+  s.ws.send(JSON.stringify({ type: 'finalize' }));
+  const f = await waitFor(s.events, (e) => e.type === 'transcript' && e.is_final);
+  assert.equal(f.reason, 'finalize');
+  assert.ok(f.text.length > 0);
+  await streamPcm(s.ws, pcm.subarray(pcm.length / 2));
+  s.ws.send(JSON.stringify({ type: 'close' }));
+  assert.equal((await s.closed).code, 1000);
+  const fs = s.events.filter((e) => e.type === 'transcript' && e.is_final);
+  assert.equal(fs.length, 2);
+  assert.equal(fs[1].reason, 'close');
+  checkContract(s.events);
+});
+
+test('state responding + speech gives an interrupt and back to listening', async () => {
+  const s = await openNative(srv.url, {});
+  s.ws.send(JSON.stringify({ type: 'state', state: 'responding' }));
+  await streamPcm(s.ws, wavPcm(CLIPS[1]));
+  const i = await waitFor(s.events, (e) => e.type === 'interrupt');
+  assert.equal(typeof i.timestamp, 'number');
+  s.ws.send(JSON.stringify({ type: 'close' }));
+  await s.closed;
+  assert.equal(s.events.filter((e) => e.type === 'interrupt').length, 1);
+});
+
+test('bad config is refused naming the field; the socket closes 4400', async () => {
+  for (const [cfg, field] of [
+    [{ sample_rate: 96000 }, 'sample_rate'],
+    [{ encoding: 'mp3' }, 'encoding'],
+    [{ vad_mode: 9 }, 'vad_mode'],
+    [{ bogus_key: 1 }, 'bogus_key'],
+    [{ language: 'xx-YY' }, 'language'],
+    [{ interim_results: { a: 1 } }, 'interim_results'],
+  ]) {
+    const s = await openNative(srv.url, cfg);
+    assert.equal(s.ready.type, 'error', JSON.stringify(cfg));
+    assert.ok(s.ready.message.includes(field), s.ready.message);
+    assert.ok(s.ready.code.length > 0);
+    assert.equal((await s.closed).code, 4400);
+  }
+});
+
+test('protocol errors: audio before config, bad JSON, unknown type, oversized frame', async () => {
+  // audio before config
+  let ws = new WebSocket(srv.url + '/v1/stream');
+  let ev = [];
+  ws.on('message', (d) => ev.push(JSON.parse(d.toString())));
+  await new Promise((r) => ws.on('open', r));
+  ws.send(Buffer.alloc(640));
+  let code = await new Promise((r) => ws.on('close', (c) => r(c)));
+  assert.equal(code, 4400);
+  assert.equal(ev[0].type, 'error');
+  assert.equal(ev[0].code, 'protocol_error');
+  assert.match(ev[0].message, /config/);
+
+  // bad JSON and unknown types after config: errors, session survives
+  const s = await openNative(srv.url, {});
+  s.ws.send('{not json');
+  s.ws.send(JSON.stringify({ type: 'dance' }));
+  s.ws.send(JSON.stringify({ type: 'state', state: 'sleeping' }));
+  s.ws.send(JSON.stringify({ type: 'config' }));
+  await waitFor(s.events, () => s.events.filter((e) => e.type === 'error').length >= 4);
+  const errs = s.events.filter((e) => e.type === 'error');
+  assert.match(errs[0].message, /invalid JSON/i);
+  assert.match(errs[1].message, /unknown message type "dance"/);
+  assert.match(errs[2].message, /listening/);
+  assert.match(errs[3].message, /already configured/);
+  await streamPcm(s.ws, wavPcm(CLIPS[1]));
+  s.ws.send(JSON.stringify({ type: 'close' }));
+  assert.equal((await s.closed).code, 1000);
+  assert.match(finals(s.events), /young man/);
+
+  // a message over --max-frame-bytes (64 KiB here) closes with 1009
+  const big = await openNative(srv.url, {});
+  big.ws.send(Buffer.alloc(70000));
+  assert.equal((await big.closed).code, 1009);
+});
+
+test('undecodable audio closes 4415 with a typed error', async () => {
+  const s = await openNative(srv.url, { encoding: 'wav' });
+  s.ws.send(Buffer.from('definitely not a RIFF header, just some text bytes'));
+  const c = await s.closed;
+  assert.equal(c.code, 4415);
+  const e = s.events.find((x) => x.type === 'error');
+  assert.equal(e.code, 'bad_audio');
+  assert.match(e.message, /WAV/);
+});
+
+test('idle timeout: finals delivered, timeout error, close 4408', async () => {
+  const own = await startServer(['--idle-timeout', '2']);
+  try {
+    await idleChecks(own);
+  } finally {
+    await own.stop();
+  }
+});
+
+async function idleChecks(srv) {
+  const s = await openNative(srv.url, {});
+  const pcm = wavPcm(CLIPS[1]);
+  await streamPcm(s.ws, pcm.subarray(0, pcm.length - 3200)); // no trailing silence
+  const t0 = Date.now();
+  const c = await s.closed;
+  assert.equal(c.code, 4408);
+  assert.match(c.reason, /idle/);
+  assert.ok(Date.now() - t0 < 15000);
+  assert.ok(s.events.some((e) => e.type === 'error' && e.code === 'timeout'));
+  assert.match(finals(s.events), /young/);
+  // keepalive keeps a session open past the timeout
+  const k = await openNative(srv.url, {});
+  for (let i = 0; i < 4; i++) { await sleep(1000); k.ws.send(JSON.stringify({ type: 'keepalive' })); }
+  assert.equal(k.ws.readyState, WebSocket.OPEN);
+  k.ws.send(JSON.stringify({ type: 'close' }));
+  assert.equal((await k.closed).code, 1000);
+}
+
+test('unknown WebSocket paths are refused', async () => {
+  const ws = new WebSocket(srv.url + '/v1/nope');
+  const err = await new Promise((r) => { ws.on('error', r); ws.on('unexpected-response', (req, res) => r(res)); });
+  assert.ok(err.statusCode === 404 || /404/.test(String(err.message)), String(err.message || err.statusCode));
+});
+
+test('a flood client is paused while another session keeps its latency', async () => {
+  // The flooder pushes ~40 s of audio as fast as TCP allows; the live session
+  // streams at real time. The live session's finals must still come quickly.
+  const flood = await openNative(srv.url, {});
+  const live = await openNative(srv.url, {});
+  const big = Buffer.concat(Array(4).fill(CLIPS.map(wavPcm)).flat());
+  let floodDone = false;
+  const f = (async () => {
+    for (let off = 0; off < big.length && !floodDone; off += 32000) {
+      flood.ws.send(big.subarray(off, off + 32000));
+      while (flood.ws.bufferedAmount > 4 << 20 && !floodDone) await sleep(5);
+    }
+  })();
+  const pcm = wavPcm(CLIPS[1]);
+  const t0 = Date.now();
+  await streamPcm(live.ws, Buffer.concat([pcm, Buffer.alloc(32000)]), { realtime: true });
+  const fin = await waitFor(live.events, (e) => e.type === 'transcript' && e.is_final, 10000);
+  const lag = Date.now() - t0 - (pcm.length + 32000) / 32 ;
+  assert.ok(lag < 3000, `live final came ${lag} ms after its audio ended`);
+  assert.match(fin.text, /young man/);
+  floodDone = true;
+  await f;
+  // the flooder was throttled: its client-side buffer grew (the server stopped reading)
+  const m = await (await fetch(srv.http + '/metrics')).text();
+  assert.match(m, /hark_sessions_active 2/);
+  flood.ws.terminate();
+  live.ws.send(JSON.stringify({ type: 'close' }));
+  await live.closed;
+});
+
+test('SIGTERM: open sessions get their finals, then close 1001', async () => {
+  const own = await startServer(['--shutdown-timeout', '10']);
+  try {
+    const sessions = await Promise.all([0, 1, 2].map(() => openNative(own.url, {})));
+    const pcm = wavPcm(CLIPS[1]);
+    await Promise.all(sessions.map((s) => streamPcm(s.ws, pcm.subarray(0, pcm.length - 3200))));
+    await sleep(200);
+    const exited = own.stop('SIGTERM');
+    for (const s of sessions) {
+      const c = await s.closed;
+      assert.equal(c.code, 1001);
+      assert.match(finals(s.events), /young/);
+      assert.equal(s.events[s.events.length - 1].type, 'closed');
+    }
+    assert.equal(await exited, 0);
+    // new connections are refused while draining / after exit
+  } finally {
+    await own.stop('SIGKILL');
+  }
+});
