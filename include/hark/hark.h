@@ -136,6 +136,14 @@ int hark_engine_load(struct hark_engine **out, const char *name, const char *con
 void hark_engine_destroy(struct hark_engine *eng);
 const char *hark_engine_get_name(const struct hark_engine *eng);
 
+struct hark_options;
+
+/* Checks what hark_session_create would refuse on this engine (language,
+ * engine name) without creating anything; thread-safe. 0 or an error with
+ * a message naming the option. */
+int hark_engine_check_options(const struct hark_engine *eng, const struct hark_options *opts,
+                              char *errbuf, size_t errbuf_size);
+
 /* Usage counters, thread-safe, for metrics. */
 struct hark_engine_stats {
     unsigned streams_total;  /* engine streams (decoders) created */

@@ -42,6 +42,10 @@ static const struct cfg_row rows[] = {
     {"session-buffer-bytes", "HARK_SESSION_BUFFER_BYTES", NULL, CFG_INT,
      OFF(session_buffer_bytes), "1048576", 65536, 268435456, NULL, "limits",
      "audio bytes queued per session before its socket is paused (back-pressure)"},
+    {"max-body-bytes", "HARK_MAX_BODY_BYTES", NULL, CFG_INT, OFF(max_body_bytes), "104857600",
+     1024, 2147483647, NULL, "limits",
+     "largest request body of the batch endpoints (POST /v1/listen, /v1/audio/transcriptions); "
+     "larger uploads get 413"},
     {"max-lag-ms", "HARK_MAX_LAG_MS", NULL, CFG_INT, OFF(max_lag_ms), "1000", 50, 60000, NULL,
      "limits", "admission control: refuse new sessions while work waits longer than this"},
     {"max-busy-percent", "HARK_MAX_BUSY_PERCENT", NULL, CFG_INT, OFF(max_busy_percent), "90", 10,
@@ -91,6 +95,14 @@ static const struct cfg_row rows[] = {
     {"nats-idle-timeout", "HARK_NATS_IDLE_TIMEOUT", NULL, CFG_INT, OFF(nats_idle_timeout), "30", 0,
      86400, NULL, "nats", "NATS sessions: finalize a session after this many seconds without a "
      "message and no end (0 = never)"},
+    {"api-keys", "HARK_API_KEYS", NULL, CFG_STR, OFF(api_keys), "", 0, 0, NULL, "auth",
+     "comma-separated API keys; when any key is set, every endpoint but /healthz and /readyz "
+     "needs one"},
+    {"api-keys-file", "HARK_API_KEYS_FILE", NULL, CFG_STR, OFF(api_keys_file), "", 0, 0, NULL,
+     "auth", "file with one API key per line ('#' starts a comment)"},
+    {"max-sessions-per-key", "HARK_MAX_SESSIONS_PER_KEY", NULL, CFG_INT,
+     OFF(max_sessions_per_key), "0", 0, 100000, NULL, "auth",
+     "concurrent streaming sessions one API key may hold (0 = no limit)"},
     {"log-level", "HARK_LOG_LEVEL", NULL, CFG_CHOICE, OFF(log_level), "info", 0, 0,
      "error|warn|info|debug", "logging", "log verbosity"},
     {"log-format", "HARK_LOG_FORMAT", NULL, CFG_CHOICE, OFF(log_format), "text", 0, 0, "text|json",

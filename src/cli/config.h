@@ -21,6 +21,7 @@ struct config {
     int max_session_seconds;
     int idle_timeout;
     int session_buffer_bytes;
+    int max_body_bytes;
     int max_lag_ms;
     int max_busy_percent;
     int shutdown_timeout;
@@ -46,6 +47,10 @@ struct config {
     int enable_vad;
     int interrupt_detection;
     int nats_idle_timeout;
+    /* auth */
+    char api_keys[8192];
+    char api_keys_file[512];
+    int max_sessions_per_key;
     /* logging */
     char log_level[8];
     char log_format[8];

@@ -214,12 +214,16 @@ int cli_serve_run(int argc, char **argv, int with_ws)
         .max_session_seconds = cfg.max_session_seconds,
         .idle_timeout = cfg.idle_timeout,
         .session_buffer_bytes = (size_t)cfg.session_buffer_bytes,
+        .max_body_bytes = (size_t)cfg.max_body_bytes,
         .max_lag_ms = cfg.max_lag_ms,
         .max_busy_percent = cfg.max_busy_percent,
         .shutdown_timeout = cfg.shutdown_timeout,
         .workers = workers,
         .pool = wpool,
         .defaults = defaults,
+        .api_keys = cfg.api_keys,
+        .api_keys_file = cfg.api_keys_file,
+        .max_sessions_per_key = cfg.max_sessions_per_key,
     };
     if (with_ws && (rc = wsfe_create(&fe, &wc, eng, err, sizeof err))) {
         fprintf(stderr, "%s: %s\n", cmd, err);

@@ -91,7 +91,6 @@
 #define MAX_PHONES_LEN 512
 #define CMN_MAX_LEN 64   /* cepstral vector length handled (en-us: 13) */
 #define CMN_SESSIONS 256 /* sessions whose CMN mean is remembered (LRU) */
-#define CMN_PRIOR_RATE 0.2f
 
 enum second_pass { PASS_NONE, PASS_BESTPATH, PASS_FULL };
 
@@ -279,10 +278,11 @@ static int apply_settings(struct engine_model *m, const char *const *settings, c
  * the engine keeps the mean itself:
  *   - per session (LRU of CMN_SESSIONS ids): the mean after the session's
  *     last utterance, restored at acquire whichever decoder it gets;
- *   - for sessions not seen yet, a prior: an exponential average (rate
- *     CMN_PRIOR_RATE) of the means after every utterance, starting from the
- *     model's -cmninit.
- * Only these few numbers pass between sessions; no words or audio.
+ *   - for sessions not seen yet, the model's -cmninit.
+ * A new session therefore starts from the same state whatever the server
+ * did before, so the same audio gives the same words on a busy server, an
+ * idle one and the CLI. (An average over recent sessions was tried as the
+ * starting point: it made results depend on other users' audio.)
  */
 static cmn_t *cmn_of(struct engine_stream *s)
 {
@@ -347,8 +347,6 @@ static void cmn_save(struct engine_stream *s)
     mfcc_t v[CMN_MAX_LEN];
     cmn_live_get(cmn, v);
     pthread_mutex_lock(&m->cmn_lock);
-    for (int i = 0; i < m->cmn_len; i++)
-        m->cmn_prior[i] += CMN_PRIOR_RATE * (v[i] - m->cmn_prior[i]);
     struct cmn_session *e = cmn_find(m, s->sid);
     if (!e && *s->sid) {
         e = &m->cmn_sessions[0];

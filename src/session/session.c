@@ -89,6 +89,21 @@ static void make_id(char *out, size_t n)
              r[7]);
 }
 
+int hark_engine_check_options(const struct hark_engine *eng, const struct hark_options *o,
+                              char *errbuf, size_t errbuf_size)
+{
+    if (o->engine[0] && strcmp(o->engine, eng->ops->name) != 0)
+        return err_set(errbuf, errbuf_size, HARK_E_NO_ENGINE,
+                       "engine: '%s' is not available here (this server runs '%s')", o->engine,
+                       eng->ops->name);
+    /* A bad language must fail at configure time, not at the first word. */
+    if (!language_supported(eng->ops->languages, o->language))
+        return err_set(errbuf, errbuf_size, HARK_E_UNSUPPORTED,
+                       "language: '%s' is not supported by engine %s (supported: %s)", o->language,
+                       eng->ops->name, eng->ops->languages);
+    return 0;
+}
+
 int hark_session_create(struct hark_session **out, struct hark_engine *eng,
                         const struct hark_options *opts, const char *session_id,
                         hark_event_cb cb, void *user, char *errbuf, size_t errbuf_size)
@@ -110,12 +125,8 @@ int hark_session_create(struct hark_session **out, struct hark_engine *eng,
         err_set(errbuf, errbuf_size, rc, "out of memory");
         goto fail;
     }
-    if (s->opts->engine[0] && strcmp(s->opts->engine, eng->ops->name) != 0) {
-        rc = err_set(errbuf, errbuf_size, HARK_E_NO_ENGINE,
-                     "engine '%s' is not available here (this server runs '%s')", s->opts->engine,
-                     eng->ops->name);
+    if ((rc = hark_engine_check_options(eng, s->opts, errbuf, errbuf_size)))
         goto fail;
-    }
     if (session_id && *session_id)
         snprintf(s->id, sizeof s->id, "%s", session_id);
     else
@@ -129,13 +140,6 @@ int hark_session_create(struct hark_session **out, struct hark_engine *eng,
     rc = pipeline_init(&s->pl);
     if (rc) {
         err_set(errbuf, errbuf_size, rc, "could not build the pipeline: %s", hark_strerror(rc));
-        goto fail;
-    }
-    /* A bad language must fail at configure time, not at the first word. */
-    if (!language_supported(eng->ops->languages, s->opts->language)) {
-        rc = err_set(errbuf, errbuf_size, HARK_E_UNSUPPORTED,
-                     "language: '%s' is not supported by engine %s (supported: %s)",
-                     s->opts->language, eng->ops->name, eng->ops->languages);
         goto fail;
     }
     LOG_DEBUG(s->id, "session created: %s", pipeline_describe(&s->pl));

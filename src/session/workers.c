@@ -47,6 +47,9 @@ struct chan {
     struct chan *next_ready;
     int64_t ready_since;
 
+    void (*on_free)(void *);
+    void *on_free_arg;
+
     /* used only by the worker running the chan */
     struct buf scratch;
     int64_t cur_arrival;  /* of the job being run */
@@ -111,6 +114,8 @@ static void chan_free(struct chan *c)
         m = n;
     }
     hark_session_destroy(c->s);
+    if (c->on_free)
+        c->on_free(c->on_free_arg);
     buf_deinit(&c->scratch);
     pthread_mutex_destroy(&c->mu);
     hark_free(c);
@@ -159,8 +164,8 @@ static void on_event(void *user, const struct hark_event *ev)
     c->render(c->render_user, ev, &c->scratch, &flags);
     if (ev->type == HARK_EVENT_CLOSED)
         flags |= MSG_LAST;
-    if (!c->scratch.len && !(flags & MSG_LAST))
-        return;
+    if (!c->scratch.len && !(flags & (MSG_LAST | MSG_FATAL)))
+        return; /* nothing to send, nothing to signal */
     if (c->scratch.oom) {
         LOG_ERROR(c->id, "out of memory rendering an event; event dropped");
         return;
@@ -377,6 +382,12 @@ int chan_create(struct chan **out, struct workers *w, struct hark_engine *eng,
     snprintf(c->id, sizeof c->id, "%s", hark_session_id(c->s));
     *out = c;
     return 0;
+}
+
+void chan_on_free(struct chan *c, void (*fn)(void *), void *arg)
+{
+    c->on_free = fn;
+    c->on_free_arg = arg;
 }
 
 const char *chan_session_id(const struct chan *c)

@@ -97,6 +97,10 @@ int chan_post_state(struct chan *c, enum hark_state state);
 /* Queue the close: flushes the last finals; the CLOSED event is the last. */
 int chan_post_close(struct chan *c);
 
+/* Run fn(arg) when the chan is freed: for state its render callback uses,
+ * which must outlive any render on a worker (after chan_release too). */
+void chan_on_free(struct chan *c, void (*fn)(void *), void *arg);
+
 /* Audio bytes queued and not yet processed (for rx flow control). */
 size_t chan_pending_bytes(struct chan *c);
 /* Detach all messages produced so far, oldest first; caller frees each with

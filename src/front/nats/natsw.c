@@ -652,7 +652,10 @@ static void on_disconnected(natsConnection *nc, void *closure)
 {
     struct natsw *nw = closure;
     atomic_store(&nw->connected, 0);
-    LOG_WARN(NULL, "disconnected from NATS; reconnecting (results are buffered meanwhile)");
+    if (nw->stop_requested) /* our own close at shutdown */
+        LOG_DEBUG(NULL, "disconnected from NATS");
+    else
+        LOG_WARN(NULL, "disconnected from NATS; reconnecting (results are buffered meanwhile)");
 }
 
 static void on_reconnected(natsConnection *nc, void *closure)

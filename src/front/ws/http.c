@@ -8,15 +8,21 @@
 #include "front/ws/wsfe.h"
 
 /* Sends a complete response. Returns what the HTTP callback must return. */
-static int respond(struct lws *wsi, unsigned status, const char *mime, const void *body,
-                   size_t len)
+int http_respond(struct lws *wsi, unsigned status, const char *mime, const void *body, size_t len,
+                 const char *const *extra)
 {
-    unsigned char hdr[LWS_PRE + 1024];
+    unsigned char hdr[LWS_PRE + 2048];
     unsigned char *start = hdr + LWS_PRE, *p = start, *end = hdr + sizeof hdr - 1;
     if (lws_add_http_common_headers(wsi, status, mime, len, &p, end) ||
         lws_add_http_header_by_name(wsi, (const unsigned char *)"cache-control:",
-                                    (const unsigned char *)"no-store", 8, &p, end) ||
-        lws_finalize_write_http_header(wsi, start, &p, end))
+                                    (const unsigned char *)"no-store", 8, &p, end))
+        return -1;
+    for (; extra && extra[0]; extra += 2)
+        if (lws_add_http_header_by_name(wsi, (const unsigned char *)extra[0],
+                                        (const unsigned char *)extra[1], (int)strlen(extra[1]),
+                                        &p, end))
+            return -1;
+    if (lws_finalize_write_http_header(wsi, start, &p, end))
         return -1;
     unsigned char *out = hark_malloc(LWS_PRE + len + 1);
     if (!out)
@@ -30,8 +36,13 @@ static int respond(struct lws *wsi, unsigned status, const char *mime, const voi
     return lws_http_transaction_completed(wsi) ? -1 : 0;
 }
 
-static int respond_json_error(struct lws *wsi, unsigned status, const char *code,
-                              const char *message)
+static int respond(struct lws *wsi, unsigned status, const char *mime, const void *body,
+                   size_t len)
+{
+    return http_respond(wsi, status, mime, body, len, NULL);
+}
+
+int http_error(struct lws *wsi, unsigned status, const char *code, const char *message)
 {
     struct buf b;
     buf_init(&b);
@@ -48,8 +59,16 @@ static int respond_json_error(struct lws *wsi, unsigned status, const char *code
 
 int http_handle(struct wsfe *fe, struct lws *wsi, const char *path)
 {
+    if (strcmp(path, "/healthz") && strcmp(path, "/readyz")) {
+        char why[256];
+        int key;
+        if (auth_check(wsfe_auth(fe), wsi, &key, why, sizeof why))
+            return http_error(wsi, HTTP_STATUS_UNAUTHORIZED, "unauthorized", why);
+    }
+    if (lws_hdr_total_length(wsi, WSI_TOKEN_POST_URI) && batch_is_path(path))
+        return batch_begin(fe, wsi, path);
     if (lws_hdr_total_length(wsi, WSI_TOKEN_POST_URI))
-        return respond_json_error(wsi, HTTP_STATUS_NOT_FOUND, "not_found",
+        return http_error(wsi, HTTP_STATUS_NOT_FOUND, "not_found",
                                   "no POST endpoint at this path");
     if (!strcmp(path, "/healthz"))
         return respond(wsi, HTTP_STATUS_OK, "text/plain", "ok\n", 3);
@@ -72,5 +91,5 @@ int http_handle(struct wsfe *fe, struct lws *wsi, const char *path)
     for (const struct web_asset *a = web_assets; a->path; a++)
         if (!strcmp(a->path, want))
             return respond(wsi, HTTP_STATUS_OK, a->mime, a->data, a->len);
-    return respond_json_error(wsi, HTTP_STATUS_NOT_FOUND, "not_found", "no such resource");
+    return http_error(wsi, HTTP_STATUS_NOT_FOUND, "not_found", "no such resource");
 }

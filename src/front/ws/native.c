@@ -245,7 +245,8 @@ static void native_fatal(struct wsconn *c)
 
 static void native_destroy(struct wsconn *c)
 {
-    hark_free(c->dstate);
+    if (!c->dstate_owned)
+        hark_free(c->dstate);
     c->dstate = NULL;
 }
 

@@ -19,6 +19,7 @@
 #include "base/clock.h"
 #include "base/log.h"
 #include "base/mem.h"
+#include "front/ws/dg.h"
 #include "front/ws/wsfe.h"
 
 #define RX_CHUNK 65536
@@ -27,6 +28,7 @@ struct wsfe {
     struct wsfe_cfg cfg;
     struct hark_options *defaults;
     struct hark_engine *eng;
+    struct auth *auth;
     struct workers *workers;
     int own_workers; /* else shared, created and destroyed by the caller */
     struct metrics *metrics;
@@ -34,6 +36,7 @@ struct wsfe {
     struct lws_vhost *vhost;
     lws_sorted_usec_list_t tick;
     struct wsconn *conns;
+    struct batch *batches; /* batch.c: POST transcriptions in progress */
     int n_sessions;
     volatile sig_atomic_t stop_requested;
     int draining;
@@ -154,9 +157,37 @@ struct hark_engine *wsfe_engine(struct wsfe *fe)
     return fe->eng;
 }
 
+struct auth *wsfe_auth(struct wsfe *fe)
+{
+    return fe->auth;
+}
+
 struct metrics *wsfe_metrics(struct wsfe *fe)
 {
     return fe->metrics;
+}
+
+struct batch **wsfe_batches(struct wsfe *fe)
+{
+    return &fe->batches;
+}
+
+void wsfe_batch_sessions(struct wsfe *fe, int delta)
+{
+    fe->n_sessions += delta;
+    if (delta > 0)
+        metrics_inc(fe->m_opened);
+    metrics_set(fe->m_active, fe->n_sessions);
+}
+
+const struct wsfe_cfg *wsfe_config(struct wsfe *fe)
+{
+    return &fe->cfg;
+}
+
+struct workers *wsfe_workers(struct wsfe *fe)
+{
+    return fe->workers;
 }
 
 static void out_append(struct wsconn *c, struct chan_msg *m)
@@ -241,6 +272,11 @@ int wsconn_start(struct wsconn *c, const struct hark_options *opts, void *render
                          fe->cfg.session_buffer_bytes, err, n);
     if (rc)
         return rc;
+    /* Workers may still render with it after the connection is gone. */
+    if (render_user == c->dstate) {
+        chan_on_free(c->chan, hark_free, c->dstate);
+        c->dstate_owned = 1;
+    }
     c->st = WC_STREAMING;
     c->session_started = clock_mono_ns();
     fe->n_sessions++;
@@ -252,7 +288,11 @@ int wsconn_start(struct wsconn *c, const struct hark_options *opts, void *render
 
 int wsconn_query(struct wsconn *c, const char *name, char *buf, size_t n)
 {
-    return lws_get_urlarg_by_name(c->wsi, name, buf, (int)n) ? 0 : -1;
+    const char *v = lws_get_urlarg_by_name(c->wsi, name, buf, (int)n); /* points into buf */
+    if (!v)
+        return -1;
+    memmove(buf, v, strlen(v) + 1);
+    return 0;
 }
 
 int wsconn_post_audio(struct wsconn *c, const uint8_t *data, size_t len)
@@ -364,6 +404,8 @@ static void conn_remove(struct wsconn *c)
         fe->n_sessions--;
         metrics_set(fe->m_active, fe->n_sessions);
     }
+    if (c->key_index >= 0)
+        auth_release(fe->auth, c->key_index);
     if (c->d && c->d->destroy)
         c->d->destroy(c);
     while (c->out_head) {
@@ -379,19 +421,39 @@ static const struct dialect_ops *dialect_for(const char *path)
 {
     if (!strcmp(path, "/v1/stream") || !strcmp(path, "/v1/stream/"))
         return &dialect_native;
+    if (!strcmp(path, "/v1/listen") || !strcmp(path, "/v1/listen/"))
+        return &dialect_deepgram;
     return NULL;
 }
 
 /* Runs before the 101: only known paths may upgrade. (lws delivers this to
  * the vhost's default protocol, which is "hark" here, not protocols[0].) */
-static int confirm_upgrade(struct lws *wsi)
+static int confirm_upgrade(struct wsfe *fe, struct lws *wsi)
 {
-    char path[128];
+    char path[128], why[256];
+    int key;
     if (lws_hdr_copy(wsi, path, sizeof path, WSI_TOKEN_GET_URI) < 0 || !dialect_for(path)) {
-        lws_return_http_status(wsi, HTTP_STATUS_NOT_FOUND, "no WebSocket endpoint at this path");
+        http_error(wsi, HTTP_STATUS_NOT_FOUND, "not_found", "no WebSocket endpoint at this path");
         return 1;
     }
-    return 0;
+    const struct dialect_ops *d = dialect_for(path);
+    /* Refuse before the upgrade, with a real HTTP status and a JSON body. */
+    if (auth_check(fe->auth, wsi, &key, why, sizeof why)) {
+        if (d->refuse)
+            d->refuse(fe, wsi, HTTP_STATUS_UNAUTHORIZED, HARK_E_AUTH, why);
+        else
+            http_error(wsi, HTTP_STATUS_UNAUTHORIZED, "unauthorized", why);
+        return 1;
+    }
+    if (auth_acquire(fe->auth, key, why, sizeof why)) {
+        if (d->refuse)
+            d->refuse(fe, wsi, 429, HARK_E_LIMIT, why);
+        else
+            http_error(wsi, 429, "limit_exceeded", why);
+        return 1;
+    }
+    auth_release(fe->auth, key); /* counted for real once established */
+    return d->check ? d->check(fe, wsi) : 0;
 }
 
 static int cb_ws(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
@@ -401,9 +463,27 @@ static int cb_ws(struct lws *wsi, enum lws_callback_reasons reason, void *user, 
     struct wsfe *fe = lws_context_user(lws_get_context(wsi));
     switch (reason) {
     case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
-        return confirm_upgrade(wsi);
+        return confirm_upgrade(fe, wsi);
+    case LWS_CALLBACK_ADD_HEADERS: {
+        /* The 101 of a Deepgram upgrade carries dg-request-id; lws has
+         * already zeroed the connection's storage, which ESTABLISHED keeps. */
+        struct lws_process_html_args *args = in;
+        char path[128];
+        if (lws_hdr_copy(wsi, path, sizeof path, WSI_TOKEN_GET_URI) < 0 ||
+            dialect_for(path) != &dialect_deepgram)
+            return 0;
+        dg_uuid(c->request_id);
+        unsigned char *p = (unsigned char *)args->p;
+        if (lws_add_http_header_by_name(wsi, (const unsigned char *)"dg-request-id:",
+                                        (const unsigned char *)c->request_id,
+                                        (int)strlen(c->request_id), &p,
+                                        (unsigned char *)args->p + args->max_len))
+            return 1;
+        args->p = (char *)p;
+        return 0;
+    }
     case LWS_CALLBACK_ESTABLISHED: {
-        memset(c, 0, sizeof *c);
+        /* storage is zeroed by lws; request_id may already be set */
         c->wsi = wsi;
         c->fe = fe;
         c->st = WC_OPEN;
@@ -412,12 +492,19 @@ static int cb_ws(struct lws *wsi, enum lws_callback_reasons reason, void *user, 
         if (lws_hdr_copy(wsi, c->path, sizeof c->path, WSI_TOKEN_GET_URI) < 0)
             c->path[0] = 0;
         c->d = dialect_for(c->path);
+        c->key_index = -1;
+        {
+            char why[256];
+            if (auth_check(fe->auth, wsi, &c->key_index, why, sizeof why) ||
+                auth_acquire(fe->auth, c->key_index, why, sizeof why))
+                c->key_index = -2; /* refused below, after linking */
+        }
         c->next = fe->conns;
         if (fe->conns)
             fe->conns->prev = c;
         fe->conns = c;
         metrics_set(fe->m_conns, metrics_value(fe->m_conns) + 1);
-        if (!c->d) /* CONFIRM_UPGRADE only lets known paths through */
+        if (!c->d || c->key_index == -2) /* CONFIRM_UPGRADE checked these already */
             return -1;
         lws_set_timeout(wsi, NO_PENDING_TIMEOUT, 0);
         return c->d->open(c) ? -1 : 0;
@@ -534,7 +621,7 @@ static void tick_cb(lws_sorted_usec_list_t *sul)
             }
         }
     }
-    if (fe->draining && (!fe->conns || now > fe->drain_deadline)) {
+    if (fe->draining && ((!fe->conns && !fe->batches) || now > fe->drain_deadline)) {
         fe->exit_loop = 1;
         lws_cancel_service(fe->ctx);
     }
@@ -555,11 +642,21 @@ static int cb_http(struct lws *wsi, enum lws_callback_reasons reason, void *user
             begin_shutdown(fe);
         }
         drain_all(fe);
+        batch_drain(fe);
         return 0;
     case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
-        return confirm_upgrade(wsi);
+        return confirm_upgrade(fe, wsi);
     case LWS_CALLBACK_HTTP:
         return http_handle(fe, wsi, (const char *)in);
+    case LWS_CALLBACK_HTTP_BODY:
+    case LWS_CALLBACK_HTTP_BODY_COMPLETION:
+    case LWS_CALLBACK_HTTP_WRITEABLE:
+    case LWS_CALLBACK_CLOSED_HTTP: {
+        int handled, rc = batch_callback(wsi, reason, user, in, len, &handled);
+        if (handled)
+            return rc;
+        break;
+    }
     default:
         break;
     }
@@ -567,8 +664,12 @@ static int cb_http(struct lws *wsi, enum lws_callback_reasons reason, void *user
 }
 
 static const struct lws_protocols protocols[] = {
-    {"http", cb_http, 0, 0, 0, NULL, 0},
+    {"http", cb_http, sizeof(struct http_pss), 0, 0, NULL, 0},
     {"hark", cb_ws, sizeof(struct wsconn), RX_CHUNK, 0, NULL, 0},
+    /* Browsers carry API keys as subprotocols "token, KEY" / "bearer, JWT";
+     * lws answers with the first offered name it knows, i.e. "token". */
+    {"token", cb_ws, sizeof(struct wsconn), RX_CHUNK, 0, NULL, 0},
+    {"bearer", cb_ws, sizeof(struct wsconn), RX_CHUNK, 0, NULL, 0},
     {NULL, NULL, 0, 0, 0, NULL, 0},
 };
 
@@ -621,6 +722,10 @@ int wsfe_create(struct wsfe **out, const struct wsfe_cfg *cfg, struct hark_engin
         goto fail;
     }
     register_metrics(fe);
+    rc = auth_create(&fe->auth, cfg->api_keys, cfg->api_keys_file, cfg->max_sessions_per_key, err,
+                     n);
+    if (rc)
+        goto fail;
     metrics_on_render(fe->metrics, refresh_gauges, fe);
     fe->workers = cfg->pool;
     fe->own_workers = !cfg->pool;
@@ -700,6 +805,7 @@ void wsfe_destroy(struct wsfe *fe)
         fe->ctx = NULL;
     }
     metrics_destroy(fe->metrics);
+    auth_destroy(fe->auth);
     hark_options_destroy(fe->defaults);
     hark_free(fe->tx);
     hark_free(fe);

@@ -33,6 +33,7 @@ struct wsfe_cfg {
     int max_session_seconds;
     int idle_timeout;
     size_t session_buffer_bytes;
+    size_t max_body_bytes; /* batch endpoints: larger request bodies get 413 */
     int max_lag_ms;
     int max_busy_percent;
     int shutdown_timeout;
@@ -42,6 +43,9 @@ struct wsfe_cfg {
      * front end creates its own pool of `workers` threads. */
     struct workers *pool;
     const struct hark_options *defaults; /* session defaults from the server config */
+    const char *api_keys;      /* comma-separated; NULL/"" with no keys file = auth off */
+    const char *api_keys_file; /* one key per line */
+    int max_sessions_per_key;  /* 0 = no per-key limit */
 };
 
 /* Wire dialect of one connection, chosen by the request path. */
@@ -61,9 +65,15 @@ struct dialect_ops {
     void (*fatal)(struct wsconn *c);
     /* Release dialect state (connection gone). */
     void (*destroy)(struct wsconn *c);
+    /* Optional, before the upgrade: validate the request (query etc.);
+     * nonzero = refused (the dialect has sent the HTTP response). */
+    int (*check)(struct wsfe *fe, struct lws *wsi);
+    /* Optional: the dialect's HTTP error shape for a refused upgrade. */
+    void (*refuse)(struct wsfe *fe, struct lws *wsi, unsigned status, int err, const char *msg);
 };
 
 extern const struct dialect_ops dialect_native;
+extern const struct dialect_ops dialect_deepgram;
 
 enum wsconn_state { WC_OPEN, WC_STREAMING, WC_CLOSING, WC_GONE };
 
@@ -74,6 +84,7 @@ struct wsconn {
     enum wsconn_state st;
     struct chan *chan;
     void *dstate; /* dialect state; its render part must be immutable once chan exists */
+    int dstate_owned; /* dstate passed to the chan, which frees it */
 
     struct chan_msg *out_head, *out_tail; /* ready to write, oldest first */
     int paused;
@@ -84,6 +95,8 @@ struct wsconn {
     int close_code;   /* sent after the last message (0 = 1000) */
     char close_reason[124];
     char path[128];
+    int key_index; /* API key the connection authenticated with, -1 = none */
+    char request_id[37]; /* sent as dg-request-id on the upgrade (Deepgram dialect) */
     struct wsconn *prev, *next;
 };
 
@@ -126,8 +139,53 @@ void wsfe_wake(struct wsfe *fe);
 void wsfe_destroy(struct wsfe *fe);
 
 /* http.c */
-struct wsfe_http_req;
 int http_handle(struct wsfe *fe, struct lws *wsi, const char *path);
+/* A complete response; extra: NULL-terminated "name:", "value" pairs. */
+int http_respond(struct lws *wsi, unsigned status, const char *mime, const void *body, size_t len,
+                 const char *const *extra);
+/* {"error":{"code":...,"message":...}} */
+int http_error(struct lws *wsi, unsigned status, const char *code, const char *message);
+struct auth *wsfe_auth(struct wsfe *fe);
+
+/* auth.c: API keys (service thread only) */
+struct auth;
+int auth_create(struct auth **out, const char *keys_csv, const char *keys_file, int max_per_key,
+                char *err, size_t n);
+void auth_destroy(struct auth *a);
+int auth_enabled(const struct auth *a);
+/* 0 (key index in *key_index, -1 when auth is off) or HARK_E_AUTH with why. */
+int auth_check(struct auth *a, struct lws *wsi, int *key_index, char *why, size_t n);
+/* Count a session against its key's limit; HARK_E_LIMIT when full. */
+int auth_acquire(struct auth *a, int key_index, char *why, size_t n);
+void auth_release(struct auth *a, int key_index);
+
+/* batch.c: pre-recorded transcription over plain HTTP POST (POST /v1/listen,
+ * POST /v1/audio/transcriptions). The body streams into a session on the
+ * worker pool as it arrives; the response is written when the session is
+ * done. Service thread only. */
+struct batch;
+/* protocols[0]'s per-connection storage: the batch request in progress. */
+struct http_pss {
+    struct batch *batch;
+};
+/* A POST path batch.c serves. */
+int batch_is_path(const char *path);
+/* LWS_CALLBACK_HTTP of a POST to a batch path (after auth): validates the
+ * request and starts the session, or responds with an error. Returns what
+ * the HTTP callback must return. */
+int batch_begin(struct wsfe *fe, struct lws *wsi, const char *path);
+/* HTTP_BODY, HTTP_BODY_COMPLETION, HTTP_WRITEABLE, CLOSED_HTTP of protocols[0];
+ * *handled = 0 when the connection has no batch request (use the default). */
+int batch_callback(struct lws *wsi, int reason, struct http_pss *pss, void *in, size_t len,
+                   int *handled);
+/* Wake-up drain: collect results, resume paused uploads, start responses. */
+void batch_drain(struct wsfe *fe);
+/* server.c: the front end's list of batch requests, and their session count
+ * (they count as sessions for admission and graceful shutdown). */
+struct batch **wsfe_batches(struct wsfe *fe);
+void wsfe_batch_sessions(struct wsfe *fe, int delta);
+const struct wsfe_cfg *wsfe_config(struct wsfe *fe);
+struct workers *wsfe_workers(struct wsfe *fe);
 
 /* web assets embedded at build time (web_assets.c, generated) */
 struct web_asset {

@@ -1,0 +1,202 @@
+/*
+ * API keys. When any key is configured, every request but /healthz and
+ * /readyz must carry one, in any of the forms clients use today:
+ *
+ *   Authorization: Token KEY | Bearer KEY      (scheme case-insensitive)
+ *   Sec-WebSocket-Protocol: token, KEY          (browsers; "token" is echoed)
+ *   ?access_token=KEY                           (for pages opened in a browser)
+ *
+ * Keys are compared in constant time. Each key has a limit on concurrent
+ * streaming sessions. Service thread only.
+ */
+#include <ctype.h>
+#include <libwebsockets.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include "base/err.h"
+#include "base/mem.h"
+#include "front/ws/wsfe.h"
+
+#define MAX_KEYS 1024
+#define MAX_KEY_LEN 256
+
+struct auth {
+    char *keys[MAX_KEYS];
+    int sessions[MAX_KEYS];
+    int n;
+    int max_per_key;
+};
+
+static int add_key(struct auth *a, const char *k, size_t len, char *err, size_t n)
+{
+    while (len && isspace((unsigned char)*k)) {
+        k++;
+        len--;
+    }
+    while (len && isspace((unsigned char)k[len - 1]))
+        len--;
+    if (!len || *k == '#')
+        return 0;
+    if (len > MAX_KEY_LEN)
+        return err_set(err, n, HARK_E_BAD_OPTION, "API key longer than %d characters",
+                       MAX_KEY_LEN);
+    if (a->n >= MAX_KEYS)
+        return err_set(err, n, HARK_E_BAD_OPTION, "more than %d API keys", MAX_KEYS);
+    for (size_t i = 0; i < len; i++)
+        if (!isgraph((unsigned char)k[i]) || k[i] == ',')
+            return err_set(err, n, HARK_E_BAD_OPTION,
+                           "API keys may only contain printable characters other than ','");
+    a->keys[a->n] = hark_strndup(k, len);
+    if (!a->keys[a->n])
+        return err_set(err, n, HARK_E_NOMEM, "out of memory");
+    a->n++;
+    return 0;
+}
+
+int auth_create(struct auth **out, const char *keys_csv, const char *keys_file, int max_per_key,
+                char *err, size_t n)
+{
+    *out = NULL;
+    struct auth *a = hark_calloc(1, sizeof *a);
+    if (!a)
+        return err_set(err, n, HARK_E_NOMEM, "out of memory");
+    a->max_per_key = max_per_key;
+    int rc = 0;
+    for (const char *p = keys_csv; p && *p && !rc;) {
+        const char *comma = strchr(p, ',');
+        size_t len = comma ? (size_t)(comma - p) : strlen(p);
+        rc = add_key(a, p, len, err, n);
+        p = comma ? comma + 1 : NULL;
+    }
+    if (!rc && keys_file && *keys_file) {
+        FILE *f = fopen(keys_file, "r");
+        if (!f) {
+            rc = err_set(err, n, HARK_E_IO, "cannot read API keys file '%s'", keys_file);
+        } else {
+            char line[MAX_KEY_LEN + 64];
+            while (!rc && fgets(line, sizeof line, f))
+                rc = add_key(a, line, strcspn(line, "\r\n"), err, n);
+            fclose(f);
+        }
+    }
+    if (rc) {
+        auth_destroy(a);
+        return rc;
+    }
+    *out = a;
+    return 0;
+}
+
+void auth_destroy(struct auth *a)
+{
+    if (!a)
+        return;
+    for (int i = 0; i < a->n; i++)
+        hark_free(a->keys[i]);
+    hark_free(a);
+}
+
+int auth_enabled(const struct auth *a)
+{
+    return a && a->n > 0;
+}
+
+/* Constant-time over the longer length, so timing tells nothing about a key. */
+static int key_equal(const char *a, const char *b, size_t blen)
+{
+    size_t alen = strlen(a), n = alen > blen ? alen : blen;
+    unsigned char diff = (unsigned char)(alen != blen);
+    for (size_t i = 0; i < n; i++) {
+        unsigned char x = i < alen ? (unsigned char)a[i] : 0;
+        unsigned char y = i < blen ? (unsigned char)b[i] : 0;
+        diff |= x ^ y;
+    }
+    return diff == 0;
+}
+
+static int find_key(const struct auth *a, const char *k, size_t len)
+{
+    int found = -1;
+    for (int i = 0; i < a->n; i++)
+        if (key_equal(a->keys[i], k, len))
+            found = i;
+    return found;
+}
+
+/* The credential a request carries, into buf; 0 when none. */
+static int credential(struct lws *wsi, char *buf, size_t size)
+{
+    char hdr[MAX_KEY_LEN + 64];
+    int len = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_AUTHORIZATION);
+    if (len > 0 && (size_t)len < sizeof hdr &&
+        lws_hdr_copy(wsi, hdr, sizeof hdr, WSI_TOKEN_HTTP_AUTHORIZATION) > 0) {
+        const char *p = hdr;
+        if (!strncasecmp(p, "token ", 6))
+            p += 6;
+        else if (!strncasecmp(p, "bearer ", 7))
+            p += 7;
+        else
+            return 0;
+        while (*p == ' ')
+            p++;
+        snprintf(buf, size, "%s", p);
+        return 1;
+    }
+    len = lws_hdr_total_length(wsi, WSI_TOKEN_PROTOCOL);
+    if (len > 0 && (size_t)len < sizeof hdr &&
+        lws_hdr_copy(wsi, hdr, sizeof hdr, WSI_TOKEN_PROTOCOL) > 0) {
+        /* "token, KEY[, x-deepgram-session-id, UUID]" or "bearer, KEY" */
+        char *save = NULL, *first = strtok_r(hdr, ", ", &save);
+        if (first && (!strcasecmp(first, "token") || !strcasecmp(first, "bearer"))) {
+            char *key = strtok_r(NULL, ", ", &save);
+            if (key) {
+                snprintf(buf, size, "%s", key);
+                return 1;
+            }
+        }
+    }
+    /* lws returns a pointer into buf just past "name=" */
+    const char *v = lws_get_urlarg_by_name(wsi, "access_token=", buf, (int)size);
+    if (v) {
+        memmove(buf, v, strlen(v) + 1);
+        return 1;
+    }
+    return 0;
+}
+
+int auth_check(struct auth *a, struct lws *wsi, int *key_index, char *why, size_t n)
+{
+    *key_index = -1;
+    if (!auth_enabled(a))
+        return 0;
+    char cred[MAX_KEY_LEN + 64];
+    if (!credential(wsi, cred, sizeof cred))
+        return err_set(why, n, HARK_E_AUTH,
+                       "an API key is required: send 'Authorization: Token KEY' (or Bearer), or "
+                       "the WebSocket subprotocols 'token, KEY'");
+    int k = find_key(a, cred, strlen(cred));
+    if (k < 0)
+        return err_set(why, n, HARK_E_AUTH, "invalid API key");
+    *key_index = k;
+    return 0;
+}
+
+int auth_acquire(struct auth *a, int key_index, char *why, size_t n)
+{
+    if (!auth_enabled(a) || key_index < 0)
+        return 0;
+    if (a->max_per_key && a->sessions[key_index] >= a->max_per_key)
+        return err_set(why, n, HARK_E_LIMIT,
+                       "this API key already has %d open sessions (its limit); retry later",
+                       a->sessions[key_index]);
+    a->sessions[key_index]++;
+    return 0;
+}
+
+void auth_release(struct auth *a, int key_index)
+{
+    if (auth_enabled(a) && key_index >= 0 && a->sessions[key_index] > 0)
+        a->sessions[key_index]--;
+}

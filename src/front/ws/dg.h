@@ -1,0 +1,46 @@
+/*
+ * Deepgram compatibility shared by the live dialect (deepgram.c, WebSocket
+ * /v1/listen) and the pre-recorded endpoint (batch.c, POST /v1/listen):
+ * query parameters -> session options, request ids, model metadata.
+ * Pure functions; the service thread calls them.
+ */
+#ifndef HARK_FRONT_WS_DG_H
+#define HARK_FRONT_WS_DG_H
+
+#include <stddef.h>
+
+#include "base/buf.h"
+#include "hark/hark.h"
+
+struct lws;
+
+/* What the query asked for beyond session options. */
+struct dg_params {
+    char model[64];    /* echoed in metadata ("" = not given) */
+    char language[36]; /* as given */
+    int utterances;    /* pre-recorded: results.utterances wanted */
+    int interim_results;
+    int vad_events;
+    int utterance_end_ms;
+    char encoding[24]; /* as given; "" = containerised (sniffed) */
+};
+
+/*
+ * Applies the request's query to opts (which hold the server's defaults).
+ * Unknown parameters are ignored, booleans are case-insensitive (and 1/0),
+ * repeated keywords/keyterm become the session vocabulary. Returns 0, or
+ * HARK_E_BAD_OPTION/HARK_E_UNSUPPORTED with a message naming the parameter.
+ */
+int dg_apply_query(struct lws *wsi, struct hark_options *opts, struct dg_params *p, char *err,
+                   size_t n);
+
+/* Random (v4) UUID, 36 chars + NUL. */
+void dg_uuid(char out[37]);
+/* ISO-8601 UTC with milliseconds: "2026-11-21T09:31:02.123Z". */
+void dg_now_iso(char out[32]);
+/* The engine's model name/version/arch and a stable uuid for it. */
+const char *dg_model_uuid(void);
+/* Appends "name":..,"version":..,"arch":.. (no braces). */
+void dg_model_fields(struct buf *b, const struct dg_params *p, const char *engine);
+
+#endif

@@ -1,0 +1,201 @@
+// Deepgram compatibility, tested with the official @deepgram/sdk (v5) pointed
+// at a real `hark serve` through baseUrl, plus raw `ws` checks of the wire
+// details the SDK hides (headers, close codes, subprotocol auth).
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { createReadStream } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import WebSocket from 'ws';
+import { DeepgramClient } from '@deepgram/sdk';
+import { HARK, CLIPS, startServer, wavPcm, waitFor, sleep } from './lib.mjs';
+
+const KEY = 'dg-test-key-1';
+let srv;
+
+before(async () => {
+  srv = await startServer(['--idle-timeout', '3'], { HARK_API_KEYS: `${KEY},other-key` });
+});
+after(async () => { if (srv) await srv.stop(); });
+
+const cliText = (clip) => execFileSync(HARK, ['transcribe', clip], { encoding: 'utf8' })
+  .trim().split('\n').filter(Boolean).join(' ');
+
+function client(key = KEY) {
+  return new DeepgramClient({ apiKey: key, baseUrl: srv.http });
+}
+
+// Opens an SDK live socket; collects messages and the close event.
+async function live(params, key = KEY) {
+  const dg = client(key);
+  const socket = await dg.listen.v1.connect({ model: 'nova-3', ...params });
+  const messages = [];
+  let closeEvent = null, opens = 0, errors = [];
+  socket.on('open', () => { opens++; });
+  socket.on('message', (m) => messages.push(m));
+  socket.on('error', (e) => errors.push(e));
+  const closed = new Promise((resolve) => socket.on('close', (e) => { closeEvent = e; resolve(e); }));
+  socket.connect();
+  await socket.waitForOpen();
+  return { socket, messages, closed, opens: () => opens, errors, closeEvent: () => closeEvent };
+}
+
+async function sendRealtime(socket, pcm, frame = 3200, msPerFrame = 100) {
+  for (let off = 0; off < pcm.length; off += frame) {
+    socket.sendMedia(pcm.subarray(off, Math.min(off + frame, pcm.length)));
+    await sleep(msPerFrame / 4); // 4x real time: quick, still streamed in pieces
+  }
+}
+
+function checkResults(r) {
+  // every field always present (legacy Python SDK parses without defaults)
+  assert.equal(r.type, 'Results');
+  assert.deepEqual(r.channel_index, [0, 1]);
+  for (const k of ['duration', 'start']) assert.equal(typeof r[k], 'number', k);
+  for (const k of ['is_final', 'speech_final', 'from_finalize']) assert.equal(typeof r[k], 'boolean', k);
+  const alt = r.channel.alternatives[0];
+  assert.equal(typeof alt.transcript, 'string');
+  assert.equal(typeof alt.confidence, 'number');
+  assert.ok(Array.isArray(alt.words));
+  for (const w of alt.words)
+    for (const k of ['word', 'start', 'end', 'confidence', 'punctuated_word']) assert.ok(k in w, k);
+  assert.equal(typeof r.metadata.request_id, 'string');
+  for (const k of ['name', 'version', 'arch']) assert.ok(k in r.metadata.model_info, k);
+  assert.equal(typeof r.metadata.model_uuid, 'string');
+}
+
+test('live: SDK gets interim and final Results, SpeechStarted, Metadata, close 1000, no reconnect', async () => {
+  const s = await live({ encoding: 'linear16', sample_rate: 16000, channels: 1,
+    interim_results: 'true', vad_events: 'true', punctuate: 'true', smart_format: 'true' });
+  const pcm = wavPcm(CLIPS[1]);
+  await sendRealtime(s.socket, Buffer.concat([pcm, Buffer.alloc(32000)]));
+  const t0 = Date.now();
+  s.socket.sendCloseStream({ type: 'CloseStream' });
+  const ev = await s.closed;
+  assert.equal(ev.code, 1000);
+  await sleep(1500);
+  assert.equal(s.opens(), 1, 'the SDK must not reconnect after a 1000 close');
+  const results = s.messages.filter((m) => m.type === 'Results');
+  results.forEach(checkResults);
+  assert.ok(results.some((r) => !r.is_final), 'interim results expected');
+  const finals = results.filter((r) => r.is_final);
+  assert.match(finals.map((r) => r.channel.alternatives[0].transcript).join(' '), /young man/);
+  assert.ok(finals.some((r) => r.speech_final), 'endpointing should set speech_final');
+  assert.ok(s.messages.some((m) => m.type === 'SpeechStarted'));
+  const meta = s.messages[s.messages.length - 1];
+  assert.equal(meta.type, 'Metadata');
+  assert.equal(meta.transaction_key, 'deprecated');
+  assert.ok(meta.duration > 2.9 && meta.duration < 4.1, String(meta.duration));
+  assert.equal(meta.request_id, results[0].metadata.request_id);
+  assert.ok(Date.now() - t0 < 3000);
+});
+
+test('live: Finalize gives a from_finalize final and the stream goes on', async () => {
+  const s = await live({ encoding: 'linear16', sample_rate: 16000, interim_results: 'true' });
+  const pcm = wavPcm(CLIPS[0]);
+  await sendRealtime(s.socket, pcm.subarray(0, pcm.length / 2));
+  s.socket.sendFinalize({ type: 'Finalize' });
+  const f = await waitFor(s.messages, (m) => m.type === 'Results' && m.from_finalize, 15000);
+  assert.equal(f.is_final, true);
+  assert.ok(f.channel.alternatives[0].transcript.length > 0);
+  await sendRealtime(s.socket, pcm.subarray(pcm.length / 2));
+  s.socket.sendKeepAlive({ type: 'KeepAlive' });
+  s.socket.sendCloseStream({ type: 'CloseStream' });
+  assert.equal((await s.closed).code, 1000);
+  const finals = s.messages.filter((m) => m.type === 'Results' && m.is_final);
+  assert.ok(finals.length >= 2);
+  assert.equal(s.messages.at(-1).type, 'Metadata');
+});
+
+test('live: WAV container without encoding; same text as hark transcribe', async () => {
+  const s = await live({});
+  const wav = (await import('node:fs')).readFileSync(CLIPS[3]);
+  await sendRealtime(s.socket, wav, 6400, 50);
+  s.socket.sendCloseStream({ type: 'CloseStream' });
+  assert.equal((await s.closed).code, 1000);
+  const text = s.messages.filter((m) => m.type === 'Results' && m.is_final)
+    .map((r) => r.channel.alternatives[0].transcript).filter(Boolean).join(' ');
+  assert.equal(text, cliText(CLIPS[3]));
+});
+
+test('live: wrong API key is refused (401) and the SDK does not get a session', async () => {
+  const raw = new WebSocket(srv.url + '/v1/listen?encoding=linear16&sample_rate=16000', {
+    headers: { Authorization: 'Token wrong' } });
+  const res = await new Promise((r) => raw.on('unexpected-response', (req, resp) => r(resp)));
+  assert.equal(res.statusCode, 401);
+  let body = '';
+  for await (const chunk of res) body += chunk;
+  assert.equal(JSON.parse(body).err_code, 'INVALID_AUTH');
+  assert.ok(res.headers['dg-error']);
+});
+
+test('live wire: subprotocol auth echoes token, dg-request-id header, utterance_end, empty frame = CloseStream', async () => {
+  const ws = new WebSocket(srv.url + '/v1/listen?encoding=mulaw&sample_rate=8000&interim_results=TRUE&utterance_end_ms=1000&keywords=dashwood:2&keyterm=mister+john',
+    ['token', KEY]);
+  let upgradeHeaders;
+  ws.on('upgrade', (res) => { upgradeHeaders = res.headers; });
+  const msgs = [];
+  ws.on('message', (d) => msgs.push(JSON.parse(d.toString())));
+  const closed = new Promise((r) => ws.on('close', (code, reason) => r({ code, reason: reason.toString() })));
+  await new Promise((r) => ws.on('open', r));
+  assert.equal(ws.protocol, 'token');
+  assert.match(upgradeHeaders['dg-request-id'], /^[0-9a-f-]{36}$/);
+  // 8 kHz mu-law made with sox from a clip, then 2 s of silence
+  const ulaw = execFileSync('sox', ['-D', '-R', CLIPS[1], '-r', '8000', '-e', 'u-law', '-t', 'raw', '-']);
+  const pad = Buffer.alloc(16000, 0xff);
+  const audio = Buffer.concat([ulaw, pad]);
+  for (let off = 0; off < audio.length; off += 1600) { ws.send(audio.subarray(off, off + 1600)); await sleep(25); }
+  await waitFor(msgs, (m) => m.type === 'UtteranceEnd', 15000);
+  ws.send(Buffer.alloc(0));
+  const c = await closed;
+  assert.equal(c.code, 1000);
+  assert.equal(msgs.at(-1).type, 'Metadata');
+  assert.equal(msgs.at(-1).request_id, upgradeHeaders['dg-request-id']);
+  const ue = msgs.find((m) => m.type === 'UtteranceEnd');
+  assert.deepEqual(ue.channel, [0, 1]);
+  assert.equal(typeof ue.last_word_end, 'number');
+});
+
+test('live wire: idle timeout sends Metadata then closes 1011 NET-0001', async () => {
+  const ws = new WebSocket(srv.url + '/v1/listen?encoding=linear16&sample_rate=16000', {
+    headers: { Authorization: `bearer ${KEY}` } });
+  const msgs = [];
+  ws.on('message', (d) => msgs.push(JSON.parse(d.toString())));
+  const closed = new Promise((r) => ws.on('close', (code, reason) => r({ code, reason: reason.toString() })));
+  await new Promise((r) => ws.on('open', r));
+  ws.send(wavPcm(CLIPS[4]).subarray(0, 16000));
+  const c = await closed;
+  assert.equal(c.code, 1011);
+  assert.match(c.reason, /NET-0001/);
+  assert.equal(msgs.at(-1).type, 'Metadata');
+});
+
+test('live wire: undecodable audio closes 1008 DATA-0000; bad parameters get HTTP 400', async () => {
+  const ws = new WebSocket(srv.url + '/v1/listen', { headers: { Authorization: `Token ${KEY}` } });
+  const closed = new Promise((r) => ws.on('close', (code, reason) => r({ code, reason: reason.toString() })));
+  await new Promise((r) => ws.on('open', r));
+  ws.send(Buffer.from('this is not audio in any container hark knows'));
+  const c = await closed;
+  assert.equal(c.code, 1008);
+  assert.match(c.reason, /DATA-0000/);
+
+  for (const q of ['encoding=flac&sample_rate=16000', 'encoding=linear16', 'encoding=linear16&sample_rate=96000', 'language=xx']) {
+    const bad = new WebSocket(srv.url + '/v1/listen?' + q, { headers: { Authorization: `Token ${KEY}` } });
+    const res = await new Promise((r) => bad.on('unexpected-response', (req, resp) => r(resp)));
+    assert.equal(res.statusCode, 400, q);
+    let body = '';
+    for await (const chunk of res) body += chunk;
+    const j = JSON.parse(body);
+    assert.ok(j.err_msg.length > 0 && j.request_id, q);
+  }
+});
+
+test('pre-recorded: SDK transcribeFile returns the transcript', async () => {
+  const dg = client();
+  const res = await dg.listen.v1.media.transcribeFile(createReadStream(CLIPS[1]), { model: 'nova-3' });
+  const body = res.results ? res : (res.data ?? res);
+  const alt = body.results.channels[0].alternatives[0];
+  assert.match(alt.transcript, /young man/);
+  assert.ok(alt.words.length > 3);
+  assert.equal(body.metadata.channels, 1);
+  await assert.rejects(client('bad-key').listen.v1.media.transcribeFile(createReadStream(CLIPS[1]), {}));
+});
