@@ -181,6 +181,9 @@ int hark_options_copy(struct hark_options **out, const struct hark_options *src)
  *   speaker_id        free text carried on every event             (default none)
  *   max_utterance_ms  1000..120000 forced final                   (default 30000)
  *   partial_interval_ms 50..5000 minimum spacing of partials       (default 200)
+ *   vad               true|false: false = every frame is speech    (default true)
+ *   interrupt_detection true|false: speech while responding sends
+ *                     an interrupt and switches to listening       (default true)
  *
  * Returns HARK_E_BAD_OPTION with a message in errbuf (naming the option and
  * what is accepted) when the name is unknown or the value invalid.

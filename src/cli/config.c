@@ -303,10 +303,20 @@ void config_print_markdown(FILE *f)
     fprintf(f, "| flag | environment | values | default | meaning |\n"
                "|---|---|---|---|---|\n");
     char t[64];
+    const char *group = "";
     for (size_t i = 0; i < N_ROWS; i++) {
         const struct cfg_row *r = &rows[i];
+        /* '|' would split the Markdown cell */
+        type_text(r, t, sizeof t);
+        for (char *q = t; *q; q++)
+            if (*q == '|')
+                *q = '/';
+        if (strcmp(group, r->group)) {
+            group = r->group;
+            fprintf(f, "| **%s** | | | | |\n", group);
+        }
         fprintf(f, "| `--%s` | `%s`%s%s%s | %s | `%s` | %s |\n", r->flag, r->env,
-                r->alias ? ", `" : "", r->alias ? r->alias : "", r->alias ? "`" : "",
-                type_text(r, t, sizeof t), r->def, r->help);
+                r->alias ? ", `" : "", r->alias ? r->alias : "", r->alias ? "`" : "", t, r->def,
+                r->help);
     }
 }

@@ -139,6 +139,11 @@ int cli_serve_run(int argc, char **argv, int with_ws)
     const char *cmd = with_ws ? "hark serve" : "hark worker";
     struct config cfg;
     char err[512];
+    /* docs/configuration.md is this table; a test keeps them equal */
+    if (argc == 2 && !strcmp(argv[1], "--config-markdown")) {
+        config_print_markdown(stdout);
+        return CLI_OK;
+    }
     if (config_load_env(&cfg, err, sizeof err)) {
         fprintf(stderr, "%s: %s\n", cmd, err);
         return CLI_USAGE;
