@@ -71,6 +71,7 @@
 
 #include <pocketsphinx.h>
 #include <sphinxbase/err.h>
+#include <sphinxbase/fe.h>
 #include <sphinxbase/logmath.h>
 
 #include "base/clock.h"
@@ -107,6 +108,11 @@ struct engine_stream {
     int broken; /* a ps_* call failed: destroy on release */
     int in_utt;
     int cmn; /* the decoder has live CMN of the model's length (see cmn_*) */
+    int cmn_fresh; /* the session has no remembered mean: estimate one */
+    fe_t *est_fe;  /* front end of the estimate, never the decoder's own */
+    int16_t *hold; /* first CMN_HOLD_SAMPLES of a fresh utterance */
+    size_t n_hold;
+    int holding; /* audio goes to hold, not yet to the decoder */
     char sid[64];
 
     /* Result storage, valid until the next call on this stream. */
@@ -319,12 +325,15 @@ static struct cmn_session *cmn_find(struct engine_model *m, const char *sid)
     return NULL;
 }
 
-static void cmn_restore(struct engine_stream *s)
+/* Restores the session's remembered mean; returns 0 when there is none (the
+ * decoder then holds the model's -cmninit and the utterance estimates its
+ * own, see est_*). */
+static int cmn_restore(struct engine_stream *s)
 {
     struct engine_model *m = s->m;
     cmn_t *cmn = cmn_of(s);
     if (!cmn)
-        return;
+        return 0;
     mfcc_t v[CMN_MAX_LEN];
     pthread_mutex_lock(&m->cmn_lock);
     struct cmn_session *e = cmn_find(m, s->sid);
@@ -335,6 +344,77 @@ static void cmn_restore(struct engine_stream *s)
         e->used = ++m->cmn_clock;
     pthread_mutex_unlock(&m->cmn_lock);
     cmn_live_set(cmn, v);
+    return e != NULL;
+}
+
+/* TEMP experiment knobs */
+static size_t est_hold_samples = 8000;
+static double est_prior_frames = 0;
+
+/* Mean of the cepstra of pcm[0..n) as cmn_live would accumulate them
+ * (frames with negative c0 skipped); the number of frames counted, or -1. */
+static int est_mean(struct engine_stream *s, const int16_t *pcm, size_t n, double *mean, int len)
+{
+    enum { BLOCK = 16 };
+    mfcc_t rows[BLOCK][CMN_MAX_LEN], *rp[BLOCK];
+    for (int i = 0; i < BLOCK; i++)
+        rp[i] = rows[i];
+    for (int j = 0; j < len; j++)
+        mean[j] = 0;
+    int counted = 0;
+    fe_start_stream(s->est_fe);
+    if (fe_start_utt(s->est_fe) < 0)
+        return -1;
+    const int16 *p = pcm;
+    size_t left = n;
+    for (int last = 0; !last;) {
+        int32 nfr = BLOCK;
+        if (left) {
+            if (fe_process_frames(s->est_fe, &p, &left, rp, &nfr, NULL) < 0)
+                return -1;
+        } else {
+            last = 1;
+            if (fe_end_utt(s->est_fe, rows[0], &nfr) < 0)
+                return -1;
+        }
+        for (int i = 0; i < nfr; i++) {
+            if (rows[i][0] < 0)
+                continue;
+            for (int j = 0; j < len; j++)
+                mean[j] += rows[i][j];
+            counted++;
+        }
+    }
+    for (int j = 0; counted && j < len; j++)
+        mean[j] /= counted;
+    return counted;
+}
+
+/* Ends the hold: sets the estimated mean, then decodes the held audio. */
+static int hold_release(struct engine_stream *s)
+{
+    struct engine_model *m = s->m;
+    cmn_t *cmn = cmn_of(s);
+    s->holding = 0;
+    if (cmn) {
+        double est[CMN_MAX_LEN];
+        int k = est_mean(s, s->hold, s->n_hold, est, m->cmn_len);
+        if (k < 0) {
+            LOG_WARN(s->sid, "pocketsphinx: decoder %u: no cepstral mean estimate", s->id);
+        } else if (k > 0) {
+            mfcc_t v[CMN_MAX_LEN];
+            double w = est_prior_frames;
+            for (int i = 0; i < m->cmn_len; i++)
+                v[i] = (mfcc_t)((w * m->cmn_prior[i] + k * est[i]) / (w + k));
+            cmn_live_set(cmn, v);
+        }
+    }
+    if (s->n_hold && ps_process_raw(s->ps, s->hold, s->n_hold, FALSE, FALSE) < 0) {
+        s->broken = 1;
+        return HARK_E_ENGINE;
+    }
+    s->n_hold = 0;
+    return 0;
 }
 
 /* After ps_end_utt, which updated the decoder's mean. */
@@ -369,11 +449,13 @@ static void decoder_free(struct engine_stream *s)
 {
     if (!s)
         return;
-    if (s->ps) {
+    if (s->ps || s->est_fe) {
         pthread_mutex_lock(&sphinx_lock);
+        fe_free(s->est_fe);
         ps_free(s->ps);
         pthread_mutex_unlock(&sphinx_lock);
     }
+    hark_free(s->hold);
     hark_free(s->vocab);
     hark_free(s->text);
     hark_free(s->wtext);
@@ -403,8 +485,11 @@ static int decoder_new(struct engine_model *m, unsigned id, struct engine_stream
         s->ps = ps_init(cfg);
         cmd_ln_free_r(cfg); /* the decoder keeps its own reference */
     }
+    if (s->ps)
+        s->est_fe = fe_init_auto_r(ps_get_config(s->ps));
     pthread_mutex_unlock(&sphinx_lock);
-    if (!s->ps) {
+    s->hold = hark_malloc(16000 * sizeof *s->hold);
+    if (!s->ps || !s->est_fe || !s->hold) {
         decoder_free(s);
         return err_set(errbuf, errbuf_size, HARK_E_MODEL,
                        "pocketsphinx could not create a decoder from hmm '%s', lm '%s', dict "
@@ -448,6 +533,10 @@ static int model_load(struct engine_model **out, const char *const *settings, ch
 {
     *out = NULL;
     pthread_once(&log_once, log_setup);
+    if (getenv("EST_HOLD_MS"))
+        est_hold_samples = (size_t)atoi(getenv("EST_HOLD_MS")) * 16;
+    if (getenv("EST_PRIOR"))
+        est_prior_frames = atof(getenv("EST_PRIOR"));
     struct engine_model *m = hark_calloc(1, sizeof *m);
     if (!m)
         return err_set(errbuf, errbuf_size, HARK_E_NOMEM, "out of memory");
@@ -695,7 +784,8 @@ static void reset_stream(struct engine_stream *s, const struct engine_stream_cfg
 {
     snprintf(s->sid, sizeof s->sid, "%s", cfg->session_id ? cfg->session_id : "");
     s->in_utt = 0;
-    cmn_restore(s);
+    s->holding = 0;
+    s->cmn_fresh = !cmn_restore(s);
 }
 
 static int stream_acquire(struct engine_model *m, const struct engine_stream_cfg *cfg, int wait_ms,
@@ -834,6 +924,7 @@ static void stream_release(struct engine_stream *s)
         if (ps_end_utt(s->ps) < 0)
             s->broken = 1;
         s->in_utt = 0;
+        s->holding = 0;
         log_sid = NULL;
     }
     pthread_mutex_lock(&m->lock);
@@ -867,6 +958,8 @@ static int utt_start(struct engine_stream *s)
         rc = HARK_E_ENGINE;
     } else {
         s->in_utt = 1;
+        s->holding = s->cmn_fresh && s->cmn && est_hold_samples;
+        s->n_hold = 0;
     }
     log_sid = NULL;
     return rc;
@@ -903,6 +996,18 @@ static int utt_feed(struct engine_stream *s, const float *samples, size_t n)
     int rc = 0;
     log_sid = s->sid;
     for (size_t off = 0; off < n;) {
+        if (s->holding) {
+            size_t k = est_hold_samples - s->n_hold;
+            if (k > n - off)
+                k = n - off;
+            for (size_t i = 0; i < k; i++)
+                s->hold[s->n_hold + i] = to_s16(samples[off + i]);
+            s->n_hold += k;
+            off += k;
+            if (s->n_hold == est_hold_samples && (rc = hold_release(s)))
+                break;
+            continue;
+        }
         size_t k = n - off < FEED_CHUNK ? n - off : FEED_CHUNK;
         for (size_t i = 0; i < k; i++)
             s->pcm[i] = to_s16(samples[off + i]);
@@ -1108,11 +1213,14 @@ static int utt_end(struct engine_stream *s, struct engine_result *out)
     int rc = 0;
     log_sid = s->sid;
     s->in_utt = 0;
-    if (ps_end_utt(s->ps) < 0) {
+    if (s->holding)
+        rc = hold_release(s);
+    if (rc || ps_end_utt(s->ps) < 0) {
         s->broken = 1;
         rc = HARK_E_ENGINE;
     } else {
         cmn_save(s);
+        s->cmn_fresh = 0;
         ps_lattice_t *dag = s->m->pass == PASS_NONE ? posterior_lattice(s) : NULL;
         rc = collect_words(s, ps_seg_iter(s->ps), dag, out);
     }

@@ -16,6 +16,10 @@ enum job_kind { J_AUDIO, J_FINALIZE, J_STATE, J_CLOSE };
  * s16; more for wider formats, which is fine). */
 #define TURN_BYTES 32000
 
+/* A session whose processed audio runs this far ahead of the wall clock
+ * since its first audio is not live: it queues behind live sessions. */
+#define BULK_AHEAD_SEC 2.0
+
 struct job {
     struct job *next;
     int64_t arrival; /* monotonic ns when posted */
@@ -43,6 +47,10 @@ struct chan {
     int close_posted;
     double audio_sec, cpu_sec;
 
+    /* set by the worker running the chan, read by ready_push */
+    atomic_int bulk;
+    int64_t first_arrival; /* worker-owned: arrival of the first audio job */
+
     /* guarded by the pool lock */
     struct chan *next_ready;
     int64_t ready_since;
@@ -62,10 +70,19 @@ struct chan {
     char id[64];
 };
 
+/* A ready list. */
+struct readyq {
+    struct chan *head, *tail;
+};
+
 struct workers {
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    struct chan *rhead, *rtail;
+    /* Sessions at real-time pace go first; sessions whose audio is far
+     * ahead of the wall clock (file uploads, clients sending faster than
+     * real time) use what capacity is left, so they cannot delay anyone's
+     * live results. */
+    struct readyq live, bulk;
     unsigned queued;
     pthread_t *th;
     unsigned n;
@@ -85,11 +102,12 @@ static void ready_push(struct workers *w, struct chan *c)
     pthread_mutex_lock(&w->mu);
     c->next_ready = NULL;
     c->ready_since = clock_mono_ns();
-    if (w->rtail)
-        w->rtail->next_ready = c;
+    struct readyq *q = atomic_load(&c->bulk) ? &w->bulk : &w->live;
+    if (q->tail)
+        q->tail->next_ready = c;
     else
-        w->rhead = c;
-    w->rtail = c;
+        q->head = c;
+    q->tail = c;
     w->queued++;
     pthread_cond_signal(&w->cv);
     pthread_mutex_unlock(&w->mu);
@@ -214,6 +232,11 @@ static void run_jobs(struct chan *c, struct job *j)
         }
         double cpu = (double)(clock_thread_ns() - t0) / 1e9;
         if (j->kind == J_AUDIO) {
+            if (!c->first_arrival)
+                c->first_arrival = j->arrival;
+            double ahead = hark_session_audio_seconds(c->s) -
+                           (double)(clock_mono_ns() - c->first_arrival) / 1e9;
+            atomic_store(&c->bulk, ahead > BULK_AHEAD_SEC);
             unsigned i = c->seen_n++ % 32;
             c->seen[i].upto = hark_session_audio_seconds(c->s);
             c->seen[i].arrival = j->arrival;
@@ -237,16 +260,17 @@ static void *worker_main(void *arg)
     struct workers *w = arg;
     for (;;) {
         pthread_mutex_lock(&w->mu);
-        while (!w->rhead && !w->stop)
+        while (!w->live.head && !w->bulk.head && !w->stop)
             pthread_cond_wait(&w->cv, &w->mu);
-        if (!w->rhead && w->stop) {
+        if (!w->live.head && !w->bulk.head && w->stop) {
             pthread_mutex_unlock(&w->mu);
             return NULL;
         }
-        struct chan *c = w->rhead;
-        w->rhead = c->next_ready;
-        if (!w->rhead)
-            w->rtail = NULL;
+        struct readyq *q = w->live.head ? &w->live : &w->bulk;
+        struct chan *c = q->head;
+        q->head = c->next_ready;
+        if (!q->head)
+            q->tail = NULL;
         w->queued--;
         pthread_mutex_unlock(&w->mu);
 
@@ -343,8 +367,10 @@ void workers_stats(struct workers *w, struct workers_stats *out)
     pthread_mutex_lock(&w->mu);
     out->threads = w->n;
     out->queued_chans = w->queued;
-    if (w->rhead)
-        out->oldest_wait_ms = (double)(now - w->rhead->ready_since) / 1e6;
+    /* Lag that matters is that of real-time sessions; bulk work waiting is
+     * by design. */
+    if (w->live.head)
+        out->oldest_wait_ms = (double)(now - w->live.head->ready_since) / 1e6;
     /* Measured over at least 1 s so that a burst does not swing it. */
     if (now - w->last_stats_at >= 1000000000LL) {
         double span = (double)(now - w->last_stats_at) * w->n;

@@ -35,7 +35,7 @@ const cliText = (clip) => execFileSync(HARK, ['transcribe', clip], { encoding: '
 
 // Runs curl; resolves { status, headers, body, json() }. Headers of a
 // "100 Continue" interim response are skipped.
-function curl(args, timeoutMs = 60000) {
+function curl(args, timeoutMs = 150000) {
   return new Promise((resolve, reject) => {
     execFile('curl', ['-sS', '-D', '-', ...args], { encoding: 'buffer', maxBuffer: 64 << 20, timeout: timeoutMs },
       (err, stdout, stderr) => {
@@ -210,9 +210,16 @@ test('too large a body gets 413 before it is read', async () => {
 
 test('API keys: none or a wrong one is 401, Token/Bearer with a key is 200', async () => {
   const small = CLIPS.find((c) => readFileSync(c).length < 150000);
-  assert.equal((await listen(authSrv.http, small)).status, 401);
+  const none = await listen(authSrv.http, small);
+  assert.equal(none.status, 401);
+  assert.equal(none.json().err_code, 'INVALID_AUTH'); // in the endpoint's own error shape
+  assert.match(none.headers['dg-request-id'], UUID);
   assert.equal((await listen(authSrv.http, small, '', ['-H', 'Authorization: Token nope'])).status, 401);
-  assert.equal((await openai(authSrv.http, small, { model: 'whisper-1' })).status, 401);
+  const oaNone = await openai(authSrv.http, small, { model: 'whisper-1' });
+  assert.equal(oaNone.status, 401);
+  assert.equal(oaNone.json().error.code, 'invalid_api_key');
+  const oaWrong = await openai(authSrv.http, small, {}, ['-H', 'Authorization: Bearer nope']);
+  assert.equal(oaWrong.status, 401);
   const ok = await listen(authSrv.http, small, '', ['-H', `Authorization: Token ${KEY}`]);
   assert.equal(ok.status, 200, ok.body);
   assert.equal(ok.json().results.channels[0].alternatives[0].transcript, cliText(small));
@@ -341,7 +348,8 @@ test('a batch upload shares the workers: live finals stay prompt', async () => {
     const batchFile = path.join(tmp, 'long.wav');
     writeFileSync(batchFile, wavOf(Buffer.concat([...CLIPS, ...CLIPS, ...CLIPS].map(wavPcm)))); // ~74 s
     let batchDone = 0;
-    const batch = listen(one.http, batchFile).then((r) => { batchDone = Date.now(); return r; });
+    const batch = listen(one.http, batchFile, '', ['--max-time', '120'])
+      .then((r) => { batchDone = Date.now(); return r; }, (error) => ({ error }));
     await sleep(500);
     const live = await openNative(one.url, { encoding: 'pcm_s16le', sample_rate: 16000 });
     assert.equal(live.ready.type, 'ready', JSON.stringify(live.ready));
@@ -364,10 +372,13 @@ test('a batch upload shares the workers: live finals stay prompt', async () => {
     const lat = endpointed.map((a) => a.at - (t0 + a.e.end * 1000));
     const closeLat = liveEnd - closeAt;
     console.log(`live final latencies under batch load (ms): ${lat.map(Math.round).join(', ')}; close ${closeLat}`);
-    for (const l of lat) assert.ok(l < 2500, `final ${Math.round(l)} ms after its audio`);
-    assert.ok(closeLat < 3000, `close took ${closeLat} ms`);
+    // Unloaded, these are ~0.2-0.5 s; a batch job holding the worker for its
+    // whole run would make them ~20 s. Bounds are generous for a busy CI box.
+    for (const l of lat) assert.ok(l < 3000, `final ${Math.round(l)} ms after its audio`);
+    assert.ok(closeLat < 5000, `close took ${closeLat} ms`);
     assert.equal(batchDone, 0, 'the batch job should still be running: the test needs the overlap');
     const r = await batch;
+    assert.ifError(r.error);
     assert.equal(r.status, 200, r.body);
     assert.ok(r.json().results.channels[0].alternatives[0].words.length > 100);
   } finally {

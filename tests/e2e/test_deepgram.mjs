@@ -199,3 +199,36 @@ test('pre-recorded: SDK transcribeFile returns the transcript', async () => {
   assert.equal(body.metadata.channels, 1);
   await assert.rejects(client('bad-key').listen.v1.media.transcribeFile(createReadStream(CLIPS[1]), {}));
 });
+
+test('per-key session limit: a second session on the same key is refused with 429', async () => {
+  const own = await startServer(['--max-sessions-per-key', '1'], { HARK_API_KEYS: 'k-one,k-two' });
+  const open = (key) => new Promise((resolve) => {
+    const ws = new WebSocket(own.url + '/v1/listen?encoding=linear16&sample_rate=16000',
+      { headers: { Authorization: `Token ${key}` } });
+    ws.on('open', () => resolve({ ws, status: 101 }));
+    ws.on('unexpected-response', (req, res) => resolve({ ws, status: res.statusCode }));
+  });
+  try {
+    const a = await open('k-one');
+    assert.equal(a.status, 101);
+    const b = await open('k-one');
+    assert.equal(b.status, 429);
+    const c = await open('k-two');
+    assert.equal(c.status, 101);
+    // native protocol shares the per-key count
+    const n = await new Promise((resolve) => {
+      const ws = new WebSocket(own.url + '/v1/stream', ['token', 'k-two']);
+      ws.on('open', () => resolve(101));
+      ws.on('unexpected-response', (req, res) => resolve(res.statusCode));
+    });
+    assert.equal(n, 429);
+    a.ws.close();
+    await sleep(300);
+    const d = await open('k-one');
+    assert.equal(d.status, 101, 'the slot is free again after the first session closed');
+    d.ws.close();
+    c.ws.close();
+  } finally {
+    await own.stop();
+  }
+});

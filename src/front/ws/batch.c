@@ -265,7 +265,9 @@ static void render_error(struct buf *o, enum kind kind, unsigned status, int err
         else
             buf_puts(o, "null");
         buf_json_key(o, "code");
-        if (err)
+        if (err == HARK_E_AUTH)
+            buf_json_str(o, "invalid_api_key"); /* OpenAI's code for it */
+        else if (err)
             buf_json_str(o, hark_err_code(err));
         else
             buf_puts(o, "null");
@@ -542,17 +544,13 @@ static void form_check(struct batch *b)
      * had started); it must still be one the engine accepts. */
     if ((v = field(b, F_LANGUAGE)) && strcasecmp(v, b->language_used)) {
         struct hark_options *o = NULL;
-        struct hark_session *s = NULL;
-        char why[400];
+        char why[400] = "out of memory";
         int rc = hark_options_copy(&o, wsfe_defaults(b->fe));
-        if (!rc)
-            rc = hark_options_set(o, "language", v, why, sizeof why);
-        if (!rc)
-            rc = hark_session_create(&s, wsfe_engine(b->fe), o, NULL, NULL, NULL, why, sizeof why);
-        hark_session_destroy(s);
+        if (!rc && (rc = hark_options_set(o, "language", v, why, sizeof why)) == 0)
+            rc = hark_engine_check_options(wsfe_engine(b->fe), o, why, sizeof why);
         hark_options_destroy(o);
         if (rc)
-            fail(b, HTTP_STATUS_BAD_REQUEST, rc, "language", "language: %s", why);
+            fail(b, status_for(rc), rc, "language", "%s", why);
     }
 }
 
@@ -988,10 +986,14 @@ static void respond(struct batch *b)
             LOG_INFO(chan_session_id(b->chan), "batch request failed (%u): %s", b->err_status,
                      b->err_msg);
     }
-    metrics_inc(metrics_counter(wsfe_metrics(b->fe), "hark_batch_requests_total",
-                                "Batch transcription requests answered, by endpoint and status",
-                                "endpoint",
-                                b->status == HTTP_STATUS_OK ? kind_name(b->kind) : "error"));
+    struct metrics *mx = wsfe_metrics(b->fe);
+    metrics_inc(metrics_counter(mx, "hark_batch_requests_total",
+                                "Batch transcription requests answered (after admission)",
+                                "endpoint", kind_name(b->kind)));
+    if (b->status != HTTP_STATUS_OK)
+        metrics_inc(metrics_counter(mx, "hark_batch_failed_total",
+                                    "Batch transcription requests answered with an error",
+                                    "endpoint", kind_name(b->kind)));
     /* The session is no longer needed; nothing it would still do matters. */
     release_chan(b);
     lws_callback_on_writable(b->wsi);
@@ -1087,9 +1089,21 @@ static int dg_extra_query(struct batch *b, char *err, size_t n)
     return 0;
 }
 
+static enum kind kind_of(const char *path)
+{
+    return strncmp(path, "/v1/listen", 10) ? K_OPENAI : K_DEEPGRAM;
+}
+
+int batch_refuse(struct lws *wsi, const char *path, unsigned status, int err, const char *msg)
+{
+    char id[37];
+    dg_uuid(id);
+    return respond_now(wsi, kind_of(path), status, err, NULL, msg, id);
+}
+
 int batch_begin(struct wsfe *fe, struct lws *wsi, const char *path)
 {
-    enum kind kind = strncmp(path, "/v1/listen", 10) ? K_OPENAI : K_DEEPGRAM;
+    enum kind kind = kind_of(path);
     struct http_pss *pss = lws_wsi_user(wsi);
     char id[37], msg[600], h[256];
     dg_uuid(id);

@@ -63,7 +63,9 @@ int http_handle(struct wsfe *fe, struct lws *wsi, const char *path)
         char why[256];
         int key;
         if (auth_check(wsfe_auth(fe), wsi, &key, why, sizeof why))
-            return http_error(wsi, HTTP_STATUS_UNAUTHORIZED, "unauthorized", why);
+            return lws_hdr_total_length(wsi, WSI_TOKEN_POST_URI) && batch_is_path(path)
+                       ? batch_refuse(wsi, path, HTTP_STATUS_UNAUTHORIZED, HARK_E_AUTH, why)
+                       : http_error(wsi, HTTP_STATUS_UNAUTHORIZED, "unauthorized", why);
     }
     if (lws_hdr_total_length(wsi, WSI_TOKEN_POST_URI) && batch_is_path(path))
         return batch_begin(fe, wsi, path);

@@ -174,6 +174,9 @@ int batch_is_path(const char *path);
  * request and starts the session, or responds with an error. Returns what
  * the HTTP callback must return. */
 int batch_begin(struct wsfe *fe, struct lws *wsi, const char *path);
+/* Refuses a request to a batch path in that endpoint's error shape (e.g. 401
+ * from http.c's key check). Returns what the HTTP callback must return. */
+int batch_refuse(struct lws *wsi, const char *path, unsigned status, int err, const char *msg);
 /* HTTP_BODY, HTTP_BODY_COMPLETION, HTTP_WRITEABLE, CLOSED_HTTP of protocols[0];
  * *handled = 0 when the connection has no batch request (use the default). */
 int batch_callback(struct lws *wsi, int reason, struct http_pss *pss, void *in, size_t len,

@@ -1,0 +1,217 @@
+/* Worker pool: per-session order, no lost or mixed events across many
+ * concurrent sessions, release while a job runs, bounded queues, and live
+ * sessions ahead of bulk ones. Runs real sessions on the real engine. */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "session/workers.h"
+
+static struct hark_engine *eng;
+static atomic_int wakes;
+
+static void wake(void *user)
+{
+    atomic_fetch_add(&wakes, 1);
+}
+
+/* Renders "type:seq" so the test can check order per session. */
+static void render(void *user, const struct hark_event *ev, struct buf *out, unsigned *flags)
+{
+    buf_printf(out, "%s:%llu:%s", hark_event_type_name(ev->type), (unsigned long long)ev->seq,
+               ev->type == HARK_EVENT_TRANSCRIPT && ev->is_final ? ev->text : "");
+}
+
+static unsigned char *clip_pcm(int k, size_t *n)
+{
+    static const char *ids[] = {"0870", "0880", "0890", "0920", "0930"};
+    char path[512];
+    snprintf(path, sizeof path, "%s/sense_and_sensibility_01_austen_64kb-%s.wav",
+             check_testdata_dir(), ids[k]);
+    size_t len;
+    unsigned char *d = check_read_file(path, &len);
+    ASSERT(d && len > 44);
+    *n = len - 44;
+    unsigned char *p = malloc(*n);
+    memcpy(p, d + 44, *n);
+    free(d);
+    return p;
+}
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+/* Collects all messages until the chan is done; returns the joined text of
+ * finals and checks seq order and that CLOSED is last. */
+static void drain_until_done(struct chan *c, char *finals, size_t size)
+{
+    uint64_t next_seq = 0;
+    int done = 0, closed = 0;
+    finals[0] = 0;
+    for (int spins = 0; spins < 60000 && !closed; spins++) {
+        done = chan_done(c);
+        struct chan_msg *m = chan_take_msgs(c);
+        while (m) {
+            struct chan_msg *n = m->next;
+            char type[32];
+            unsigned long long seq;
+            int off = 0;
+            ASSERT(sscanf(m->data, "%31[^:]:%llu:%n", type, &seq, &off) == 2);
+            ASSERT_EQ(seq, next_seq);
+            next_seq++;
+            ASSERT(!closed);
+            if (!strcmp(type, "closed")) {
+                closed = 1;
+                ASSERT(m->flags & MSG_LAST);
+            }
+            if (m->data[off]) {
+                if (finals[0])
+                    strncat(finals, " ", size - strlen(finals) - 1);
+                strncat(finals, m->data + off, size - strlen(finals) - 1);
+            }
+            hark_free(m);
+            m = n;
+        }
+        if (!closed)
+            sleep_ms(1);
+    }
+    ASSERT(done || closed);
+    ASSERT(closed);
+}
+
+/* 6 sessions at once on 2 workers, audio in small jobs: each session's
+ * events stay in order and its text equals the same clip run alone. */
+static void test_concurrent_sessions(void)
+{
+    struct workers *w;
+    ASSERT_OK(workers_create(&w, 2, wake, NULL));
+    char alone[5][2048];
+    for (int k = 0; k < 5; k++) {
+        struct chan *c;
+        size_t n;
+        unsigned char *pcm = clip_pcm(k, &n);
+        ASSERT_OK(chan_create(&c, w, eng, NULL, NULL, render, NULL, 1 << 22, NULL, 0));
+        ASSERT_OK(chan_post_audio(c, pcm, n));
+        ASSERT_OK(chan_post_close(c));
+        drain_until_done(c, alone[k], sizeof alone[k]);
+        chan_release(c);
+        free(pcm);
+        ASSERT(alone[k][0]);
+    }
+    struct chan *cs[6];
+    unsigned char *pcm[6];
+    size_t n[6];
+    for (int i = 0; i < 6; i++) {
+        pcm[i] = clip_pcm(i % 5, &n[i]);
+        ASSERT_OK(chan_create(&cs[i], w, eng, NULL, NULL, render, NULL, 1 << 22, NULL, 0));
+    }
+    /* interleave 20 ms jobs of all sessions */
+    for (size_t off = 0;; off += 640) {
+        int any = 0;
+        for (int i = 0; i < 6; i++) {
+            if (off < n[i]) {
+                size_t len = n[i] - off < 640 ? n[i] - off : 640;
+                ASSERT_OK(chan_post_audio(cs[i], pcm[i] + off, len));
+                any = 1;
+            }
+        }
+        if (!any)
+            break;
+    }
+    for (int i = 0; i < 6; i++)
+        ASSERT_OK(chan_post_close(cs[i]));
+    for (int i = 0; i < 6; i++) {
+        char text[2048];
+        drain_until_done(cs[i], text, sizeof text);
+        ASSERT_STR_EQ(text, alone[i % 5]);
+        double audio, cpu;
+        chan_usage(cs[i], &audio, &cpu);
+        ASSERT_NEAR(audio, (double)n[i] / 32000.0, 0.01);
+        ASSERT(cpu > 0);
+        chan_release(cs[i]);
+        free(pcm[i]);
+    }
+    /* closed chans refuse more work */
+    ASSERT(atomic_load(&wakes) > 0);
+    workers_destroy(w);
+}
+
+/* Limits and release: over max_pending is refused; posting after close is a
+ * state error; releasing a chan with work queued or running frees it safely. */
+static void test_limits_and_release(void)
+{
+    struct workers *w;
+    ASSERT_OK(workers_create(&w, 1, wake, NULL));
+    struct chan *c;
+    size_t n;
+    unsigned char *pcm = clip_pcm(0, &n);
+    ASSERT_OK(chan_create(&c, w, eng, NULL, NULL, render, NULL, 64000, NULL, 0));
+    ASSERT_EQ(chan_post_audio(c, pcm, 64001), HARK_E_LIMIT);
+    ASSERT_OK(chan_post_audio(c, pcm, 32000));
+    ASSERT_OK(chan_post_close(c));
+    ASSERT_EQ(chan_post_audio(c, pcm, 10), HARK_E_STATE);
+    chan_release(c); /* maybe running right now */
+
+    /* release with a lot queued: the rest is dropped, nothing leaks */
+    ASSERT_OK(chan_create(&c, w, eng, NULL, NULL, render, NULL, 1 << 22, NULL, 0));
+    for (size_t off = 0; off + 640 <= n; off += 640)
+        ASSERT_OK(chan_post_audio(c, pcm + off, 640));
+    ASSERT(chan_pending_bytes(c) > 0);
+    chan_release(c);
+    free(pcm);
+    workers_destroy(w); /* joins after the queued work */
+}
+
+/* A session far ahead of real time (bulk) does not delay a live one: with
+ * one worker, the live session's jobs run before the bulk backlog. */
+static void test_live_before_bulk(void)
+{
+    struct workers *w;
+    ASSERT_OK(workers_create(&w, 1, wake, NULL));
+    struct chan *bulk, *live;
+    size_t n;
+    unsigned char *pcm = clip_pcm(0, &n); /* 7.1 s */
+    ASSERT_OK(chan_create(&bulk, w, eng, NULL, NULL, render, NULL, 1 << 24, NULL, 0));
+    ASSERT_OK(chan_create(&live, w, eng, NULL, NULL, render, NULL, 1 << 22, NULL, 0));
+    /* bulk: 5 copies back to back, posted at once (35 s of audio) */
+    for (int k = 0; k < 5; k++)
+        for (size_t off = 0; off < n; off += 32000)
+            ASSERT_OK(chan_post_audio(bulk, pcm + off, n - off < 32000 ? n - off : 32000));
+    sleep_ms(1500); /* bulk is now well ahead of the clock */
+    ASSERT(chan_pending_bytes(bulk) > 0);
+    size_t before = chan_pending_bytes(bulk);
+    /* live: one 20 ms job, must run soon although bulk has seconds queued */
+    ASSERT_OK(chan_post_audio(live, pcm, 640));
+    int waited = 0;
+    while (chan_pending_bytes(live) && waited < 3000) {
+        sleep_ms(5);
+        waited += 5;
+    }
+    ASSERT_EQ(chan_pending_bytes(live), 0);
+    fprintf(stderr, "  live job ran after %d ms with %zu bulk bytes queued\n", waited, before);
+    ASSERT_LE(waited, 1500);
+    chan_release(live);
+    chan_release(bulk);
+    free(pcm);
+    workers_destroy(w);
+}
+
+int main(void)
+{
+    char err[256];
+    if (hark_engine_load(&eng, "pocketsphinx", NULL, err, sizeof err)) {
+        fprintf(stderr, "engine: %s\n", err);
+        return 1;
+    }
+    RUN_SHARED(test_concurrent_sessions);
+    RUN_SHARED(test_limits_and_release);
+    RUN_SHARED(test_live_before_bulk);
+    hark_engine_destroy(eng);
+    CHECK_NO_LEAKS();
+    return 0;
+}
