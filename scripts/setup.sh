@@ -9,7 +9,7 @@ libpocketsphinx-dev libsphinxbase-dev pocketsphinx-en-us pocketsphinx pocketsphi
 libspeexdsp-dev libwebrtc-audio-processing-dev
 libwebsockets-dev libnats-dev libmsgpack-dev nats-server
 sox espeak-ng curl chromium
-clang libclang-rt-14-dev
+clang libclang-rt-14-dev clang-format
 "
 
 SUDO=""

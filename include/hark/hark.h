@@ -188,8 +188,8 @@ int hark_options_copy(struct hark_options **out, const struct hark_options *src)
  * Returns HARK_E_BAD_OPTION with a message in errbuf (naming the option and
  * what is accepted) when the name is unknown or the value invalid.
  */
-int hark_options_set(struct hark_options *opts, const char *name, const char *value,
-                     char *errbuf, size_t errbuf_size);
+int hark_options_set(struct hark_options *opts, const char *name, const char *value, char *errbuf,
+                     size_t errbuf_size);
 /* Current value as text into buf; HARK_E_BAD_OPTION for unknown names. */
 int hark_options_get(const struct hark_options *opts, const char *name, char *buf, size_t size);
 /* Names of all options by index, NULL past the end; for help texts. */
@@ -226,18 +226,18 @@ struct hark_word {
 
 struct hark_event {
     enum hark_event_type type;
-    uint64_t seq;        /* +1 per event of the session, from 0 */
+    uint64_t seq; /* +1 per event of the session, from 0 */
     const char *session_id;
     const char *speaker_id; /* "" when none */
 
     /* TRANSCRIPT */
-    int64_t segment;     /* utterance number from 0 */
-    int is_final;        /* 1: never revised; exactly one per segment */
-    int speech_final;    /* final ended by endpointing */
+    int64_t segment;         /* utterance number from 0 */
+    int is_final;            /* 1: never revised; exactly one per segment */
+    int speech_final;        /* final ended by endpointing */
     enum hark_reason reason; /* finals only */
-    const char *text;    /* words joined by single spaces; may be "" */
-    double start, end;   /* span of the segment so far, seconds */
-    float confidence;    /* 0..1, mean over words; 0 for empty text */
+    const char *text;        /* words joined by single spaces; may be "" */
+    double start, end;       /* span of the segment so far, seconds */
+    float confidence;        /* 0..1, mean over words; 0 for empty text */
     const char *language;
     const struct hark_word *words; /* NULL when words are off */
     size_t n_words;
@@ -274,8 +274,8 @@ enum hark_state {
  * generates one. errbuf receives the detail on failure.
  */
 int hark_session_create(struct hark_session **out, struct hark_engine *eng,
-                        const struct hark_options *opts, const char *session_id,
-                        hark_event_cb cb, void *user, char *errbuf, size_t errbuf_size);
+                        const struct hark_options *opts, const char *session_id, hark_event_cb cb,
+                        void *user, char *errbuf, size_t errbuf_size);
 
 /*
  * Push audio bytes of any length (1 byte to many seconds, split anywhere,

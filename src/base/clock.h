@@ -4,8 +4,8 @@
 
 #include <stdint.h>
 
-int64_t clock_mono_ns(void);   /* monotonic wall clock */
-int64_t clock_thread_ns(void); /* CPU time of the calling thread */
+int64_t clock_mono_ns(void);    /* monotonic wall clock */
+int64_t clock_thread_ns(void);  /* CPU time of the calling thread */
 int64_t clock_process_ns(void); /* CPU time of the whole process */
 
 #endif

@@ -9,10 +9,10 @@
 /* Exit statuses, shared by every subcommand. */
 enum cli_exit {
     CLI_OK = 0,
-    CLI_USAGE = 1,    /* bad command line */
-    CLI_INPUT = 2,    /* unreadable, undecodable or unsupported input */
-    CLI_ENGINE = 3,   /* engine/model could not be loaded or failed */
-    CLI_RUNTIME = 4,  /* anything else */
+    CLI_USAGE = 1,   /* bad command line */
+    CLI_INPUT = 2,   /* unreadable, undecodable or unsupported input */
+    CLI_ENGINE = 3,  /* engine/model could not be loaded or failed */
+    CLI_RUNTIME = 4, /* anything else */
 };
 
 int cli_transcribe(int argc, char **argv);

@@ -47,11 +47,11 @@ struct engine_result {
 };
 
 struct engine_stream_cfg {
-    const char *language;         /* "en-US"; engine may reject with HARK_E_UNSUPPORTED */
-    const char *model;            /* engine-specific variant name; "" = default */
+    const char *language;          /* "en-US"; engine may reject with HARK_E_UNSUPPORTED */
+    const char *model;             /* engine-specific variant name; "" = default */
     const char *const *vocabulary; /* NULL-terminated words/phrases to add, or NULL */
-    int want_words;               /* word times/confidences needed in finals */
-    const char *session_id;       /* for log lines */
+    int want_words;                /* word times/confidences needed in finals */
+    const char *session_id;        /* for log lines */
 };
 
 struct engine_ops {
@@ -70,9 +70,8 @@ struct engine_ops {
      * for a pooled stream when all are busy (0 = don't wait; -1 = forever).
      * HARK_E_BUSY when none became free in time.
      */
-    int (*stream_acquire)(struct engine_model *m, const struct engine_stream_cfg *cfg,
-                          int wait_ms, struct engine_stream **out, char *errbuf,
-                          size_t errbuf_size);
+    int (*stream_acquire)(struct engine_model *m, const struct engine_stream_cfg *cfg, int wait_ms,
+                          struct engine_stream **out, char *errbuf, size_t errbuf_size);
     void (*stream_release)(struct engine_stream *s);
 
     int (*utt_start)(struct engine_stream *s);

@@ -118,8 +118,8 @@ static int set_row(struct hark_options *o, const struct opt_row *r, const char *
     switch (r->type) {
     case OPT_BOOL:
         if (parse_bool(v, &b))
-            return err_set(errbuf, n, HARK_E_BAD_OPTION, "%s: '%s' is not a boolean (true or false)",
-                           r->name, v);
+            return err_set(errbuf, n, HARK_E_BAD_OPTION,
+                           "%s: '%s' is not a boolean (true or false)", r->name, v);
         *(int *)field = b;
         return 0;
     case OPT_MS_OR_FALSE:
@@ -135,8 +135,8 @@ static int set_row(struct hark_options *o, const struct opt_row *r, const char *
                            r->type == OPT_MS_OR_FALSE ? " or false" : "");
         if (r->offset == OFF(utterance_end_ms) && num > 0 && num < 500)
             return err_set(errbuf, n, HARK_E_BAD_OPTION,
-                           "utterance_end_ms: %ld is out of range (0 to disable, or 500..%ld)",
-                           num, r->max);
+                           "utterance_end_ms: %ld is out of range (0 to disable, or 500..%ld)", num,
+                           r->max);
         if (num < r->min || num > r->max)
             return err_set(errbuf, n, HARK_E_BAD_OPTION, "%s: %ld is out of range (%ld..%ld%s)",
                            r->name, num, r->min, r->max,

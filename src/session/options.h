@@ -23,7 +23,7 @@ struct hark_options {
     char model[128];
     int interim_results;
     int words;
-    int endpointing_ms; /* 0 = endpointing off */
+    int endpointing_ms;   /* 0 = endpointing off */
     int utterance_end_ms; /* 0 = off */
     int vad_events;
     int vad_mode;

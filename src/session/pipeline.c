@@ -39,7 +39,7 @@ int pipeline_error(struct pipeline *pl, int err, const char *fmt, ...)
 int pipeline_init(struct pipeline *pl)
 {
     static const struct stage_ops *const chain[] = {
-        &stage_decode_ops, &stage_resample_ops, &stage_vad_ops,
+        &stage_decode_ops,    &stage_resample_ops, &stage_vad_ops,
         &stage_recognise_ops, &stage_assemble_ops,
     };
     buf_init(&pl->describe);

@@ -105,8 +105,8 @@ int hark_engine_check_options(const struct hark_engine *eng, const struct hark_o
 }
 
 int hark_session_create(struct hark_session **out, struct hark_engine *eng,
-                        const struct hark_options *opts, const char *session_id,
-                        hark_event_cb cb, void *user, char *errbuf, size_t errbuf_size)
+                        const struct hark_options *opts, const char *session_id, hark_event_cb cb,
+                        void *user, char *errbuf, size_t errbuf_size)
 {
     *out = NULL;
     if (!eng)

@@ -19,8 +19,8 @@ struct decode {
     struct pcm_dec *pcm;
     enum pcm_format fmt;
     int channels;
-    uint64_t data_left; /* WAV data bytes still expected; UINT64_MAX = unknown */
-    int failed;         /* sticky error code after bad input */
+    uint64_t data_left;    /* WAV data bytes still expected; UINT64_MAX = unknown */
+    int failed;            /* sticky error code after bad input */
     uint64_t header_bytes; /* WAV header bytes seen so far */
     float *out;
     size_t out_cap;
@@ -85,7 +85,8 @@ static int decode_samples(struct stage *st, struct decode *d, const uint8_t *in,
         }
         size_t got = pcm_dec_feed(d->pcm, in, slice, d->out);
         if (got) {
-            struct frame f = {.kind = FRAME_AUDIO, .samples = d->out, .n = got, .rate = pl->in_rate};
+            struct frame f = {
+                .kind = FRAME_AUDIO, .samples = d->out, .n = got, .rate = pl->in_rate};
             pl->in_samples += (int64_t)got;
             int rc = stage_emit(st, &f);
             if (rc)

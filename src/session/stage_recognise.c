@@ -25,10 +25,10 @@ struct recog {
     char **vocab; /* NULL-terminated, from the options */
     int in_utt;
     int64_t utt_start;
-    int64_t fed_to;         /* pos after the last sample given to the engine */
-    int64_t since_partial;  /* samples since the last partial check */
+    int64_t fed_to;        /* pos after the last sample given to the engine */
+    int64_t since_partial; /* samples since the last partial check */
     char *last_partial;
-    float *backlog;         /* audio waiting for an engine stream */
+    float *backlog; /* audio waiting for an engine stream */
     size_t backlog_len, backlog_cap;
     int64_t backlog_pos;
     int64_t max_samples;

@@ -60,7 +60,7 @@ struct chan {
 
     /* used only by the worker running the chan */
     struct buf scratch;
-    int64_t cur_arrival;  /* of the job being run */
+    int64_t cur_arrival; /* of the job being run */
     int64_t last_partial_segment;
     struct {
         double upto; /* input seconds after the job */

@@ -65,9 +65,9 @@ struct chan_msg {
 
 struct workers_stats {
     unsigned threads;
-    unsigned queued_chans;    /* chans waiting for a worker */
-    double busy_fraction;     /* recent share of worker time spent processing, 0..1 */
-    double oldest_wait_ms;    /* age of the oldest queued job right now */
+    unsigned queued_chans; /* chans waiting for a worker */
+    double busy_fraction;  /* recent share of worker time spent processing, 0..1 */
+    double oldest_wait_ms; /* age of the oldest queued job right now */
     uint64_t jobs_done;
 };
 

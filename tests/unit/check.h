@@ -86,7 +86,7 @@ static const char *check_current = "";
     do {                                                                                           \
         check_current = #fn;                                                                       \
         fn();                                                                                      \
-        fprintf(stderr, "ok %s\n", #fn);                                                          \
+        fprintf(stderr, "ok %s\n", #fn);                                                           \
     } while (0)
 #define CHECK_NO_LEAKS()                                                                           \
     do {                                                                                           \

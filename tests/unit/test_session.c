@@ -317,8 +317,7 @@ static void test_interrupt_detection_off(void)
     int interrupts = 0, finals = 0;
     for (int i = 0; i < r1.n; i++) {
         interrupts += r1.ev[i].type == HARK_EVENT_INTERRUPT;
-        finals += r1.ev[i].type == HARK_EVENT_TRANSCRIPT && r1.ev[i].is_final &&
-                  r1.ev[i].text[0];
+        finals += r1.ev[i].type == HARK_EVENT_TRANSCRIPT && r1.ev[i].is_final && r1.ev[i].text[0];
     }
     ASSERT_EQ(interrupts, 0);
     ASSERT_GE(finals, 1);

@@ -40,8 +40,7 @@ static int add_key(struct auth *a, const char *k, size_t len, char *err, size_t 
     if (!len || *k == '#')
         return 0;
     if (len > MAX_KEY_LEN)
-        return err_set(err, n, HARK_E_BAD_OPTION, "API key longer than %d characters",
-                       MAX_KEY_LEN);
+        return err_set(err, n, HARK_E_BAD_OPTION, "API key longer than %d characters", MAX_KEY_LEN);
     if (a->n >= MAX_KEYS)
         return err_set(err, n, HARK_E_BAD_OPTION, "more than %d API keys", MAX_KEYS);
     for (size_t i = 0; i < len; i++)

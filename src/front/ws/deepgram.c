@@ -23,7 +23,8 @@
 #include "front/ws/dg.h"
 #include "front/ws/wsfe.h"
 
-#define NET0001 "NET-0001: hark did not receive audio data or a text message within the timeout window"
+#define NET0001                                                                                    \
+    "NET-0001: hark did not receive audio data or a text message within the timeout window"
 #define DATA0000 "DATA-0000: payload cannot be decoded as audio"
 
 /* Immutable once the session exists: read by workers when rendering. */

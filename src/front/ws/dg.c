@@ -66,9 +66,8 @@ int dg_apply_query(struct lws *wsi, struct hark_options *o, struct dg_params *p,
     memset(p, 0, sizeof *p);
     char arg[2048], vocab[4096] = "", sample_rate[16] = "";
     int rc = 0, b;
-    for (int i = 0; !rc && lws_hdr_copy_fragment(wsi, arg, sizeof arg, WSI_TOKEN_HTTP_URI_ARGS,
-                                                  i) >= 0;
-         i++) {
+    for (int i = 0;
+         !rc && lws_hdr_copy_fragment(wsi, arg, sizeof arg, WSI_TOKEN_HTTP_URI_ARGS, i) >= 0; i++) {
         char *v = strchr(arg, '=');
         if (!v)
             continue;

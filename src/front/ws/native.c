@@ -65,8 +65,8 @@ static void render(void *user, const struct hark_event *ev, struct buf *out, uns
     struct native *n = user;
     wsfe_count_event(n->fe, ev);
     event_json_render(ev, out);
-    if (ev->type == HARK_EVENT_ERROR && (ev->code == HARK_E_BAD_AUDIO ||
-                                         ev->code == HARK_E_UNSUPPORTED))
+    if (ev->type == HARK_EVENT_ERROR &&
+        (ev->code == HARK_E_BAD_AUDIO || ev->code == HARK_E_UNSUPPORTED))
         *flags |= MSG_FATAL;
 }
 
@@ -83,9 +83,11 @@ static int native_open(struct wsconn *c)
 static void send_ready(struct wsconn *c, const struct hark_options *o)
 {
     static const char *const keys[] = {
-        "encoding",  "sample_rate",    "channels",         "language",   "engine",
-        "model",     "interim_results", "words",           "endpointing_ms", "utterance_end_ms",
-        "vad_events", "vad_mode",       "max_utterance_ms", "speaker_id",
+        "encoding",         "sample_rate", "channels",
+        "language",         "engine",      "model",
+        "interim_results",  "words",       "endpointing_ms",
+        "utterance_end_ms", "vad_events",  "vad_mode",
+        "max_utterance_ms", "speaker_id",
     };
     struct buf b;
     buf_init(&b);
@@ -161,8 +163,7 @@ static int native_text(struct wsconn *c, const char *msg, size_t len)
 {
     struct json *doc = NULL;
     char err[256];
-    if (json_parse(&doc, msg, len, err, sizeof err) ||
-        json_type(json_root(doc)) != JSON_OBJECT) {
+    if (json_parse(&doc, msg, len, err, sizeof err) || json_type(json_root(doc)) != JSON_OBJECT) {
         send_error(c, HARK_E_PROTOCOL, "%s", doc ? "message must be a JSON object" : err);
         if (c->st == WC_OPEN)
             wsconn_close_after(c, CLOSE_PROTOCOL, "bad message");
@@ -211,8 +212,7 @@ static int native_text(struct wsconn *c, const char *msg, size_t len)
 static int native_binary(struct wsconn *c, const uint8_t *data, size_t len)
 {
     if (c->st == WC_OPEN) {
-        send_error(c, HARK_E_PROTOCOL,
-                   "audio before config: send {\"type\":\"config\",...} first");
+        send_error(c, HARK_E_PROTOCOL, "audio before config: send {\"type\":\"config\",...} first");
         wsconn_close_after(c, CLOSE_PROTOCOL, "audio before config");
         return 0;
     }
