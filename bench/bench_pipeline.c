@@ -333,6 +333,7 @@ static void on_event(void *user, const struct hark_event *ev)
 
 struct run {
     double cpu_s, wall_s, engine_cpu_s;
+    double engine_audio_s; /* audio the engine decoded (hark: after VAD gating) */
     int partials, finals;
     double wer;
 };
@@ -397,6 +398,7 @@ __attribute__((noinline)) static void run_hark(struct hark_engine *eng,
     out->cpu_s = (c1 - c0) / 1e9;
     out->wall_s = (w1 - w0) / 1e9;
     out->engine_cpu_s = e1.decode_seconds - e0.decode_seconds;
+    out->engine_audio_s = e1.audio_seconds - e0.audio_seconds;
     out->partials = sink.partials;
     out->finals = sink.finals;
     out->wer = wer_pct(d->ref, sink.text);
@@ -495,6 +497,7 @@ __attribute__((noinline)) static void run_raw(ps_decoder_t *ps, const struct dat
     out->cpu_s = (c1 - c0) / 1e9;
     out->wall_s = (w1 - w0) / 1e9;
     out->engine_cpu_s = out->cpu_s;
+    out->engine_audio_s = (double)d->n / RATE;
     out->partials = out->finals = 0;
     out->wer = wer_pct(d->ref, text);
 }
@@ -544,6 +547,7 @@ struct cpu_result {
     double hark_engine;               /* median engine CPU inside hark per audio s */
     double hark_rtf, raw_rtf;
     double hark_wer, raw_wer;
+    double engine_audio_s; /* audio hark's engine decoded */
     int partials, finals;
 };
 
@@ -598,18 +602,20 @@ static void cpu_section(const struct dataset *sets, int n_sets, int repeats, int
         c->raw_rtf = median(rw, repeats);
         c->hark_wer = hr.wer;
         c->raw_wer = rr.wer;
+        c->engine_audio_s = hr.engine_audio_s;
         c->partials = hr.partials;
         c->finals = hr.finals;
     }
-    printf("%-15s %7s %10s %10s %8s %15s %12s %9s %9s %8s %8s %6s\n", "set", "audio s",
+    printf("%-15s %7s %10s %10s %8s %15s %12s %9s %9s %8s %8s %6s %9s\n", "set", "audio s",
            "hark CPU/s", "raw CPU/s", "ratio", "ratio min..max", "hark eng/s", "hark RTF",
-           "raw RTF", "hark WER", "raw WER", "finals");
+           "raw RTF", "hark WER", "raw WER", "finals", "decoded");
     for (int si = 0; si < n_sets; si++) {
         const struct cpu_result *c = &res[si];
         printf("%-15s %7.2f %10.4f %10.4f %8.3f %7.3f..%-7.3f %12.4f %9.4f %9.4f %7.1f%% %7.1f%% "
-               "%6d\n",
+               "%6d %8.1f%%\n",
                c->name, c->audio_s, c->hark, c->raw, c->ratio, c->ratio_lo, c->ratio_hi,
-               c->hark_engine, c->hark_rtf, c->raw_rtf, c->hark_wer, c->raw_wer, c->finals);
+               c->hark_engine, c->hark_rtf, c->raw_rtf, c->hark_wer, c->raw_wer, c->finals,
+               100.0 * c->engine_audio_s / c->audio_s);
     }
     if (raw_partials) {
         printf("\nraw engine also reading its hypothesis every 200 ms (as hark's partials do):\n");
@@ -619,7 +625,9 @@ static void cpu_section(const struct dataset *sets, int n_sets, int repeats, int
     }
     printf("\nratio = median over repeats of (hark CPU / raw CPU) on the same audio, same run.\n"
            "hark eng/s = CPU inside the engine calls of hark's session (hark_engine_stats);\n"
-           "hark CPU/s - hark eng/s = everything else hark does (decode, VAD, events).\n\n");
+           "hark CPU/s - hark eng/s = everything else hark does (decode, VAD, events).\n"
+           "decoded = share of the audio hark's VAD passed to the engine (the raw engine: 100%%).\n"
+           "RTF = wall time / audio time.\n\n");
     hark_options_destroy(o);
     ps_free(ps);
     hark_engine_destroy(eng);
@@ -636,9 +644,9 @@ static void write_json(const char *path, const struct cpu_result *res, int n, in
         fprintf(f,
                 "%s\"%s\":{\"audio_s\":%.3f,\"hark_cpu_per_audio_s\":%.6f,"
                 "\"raw_cpu_per_audio_s\":%.6f,\"ratio\":%.6f,\"hark_engine_cpu_per_audio_s\":%.6f,"
-                "\"hark_rtf\":%.6f,\"raw_rtf\":%.6f}",
+                "\"hark_rtf\":%.6f,\"raw_rtf\":%.6f,\"hark_engine_audio_s\":%.3f}",
                 i ? "," : "", c->name, c->audio_s, c->hark, c->raw, c->ratio, c->hark_engine,
-                c->hark_rtf, c->raw_rtf);
+                c->hark_rtf, c->raw_rtf, c->engine_audio_s);
     }
     fprintf(f, "}}\n");
     fclose(f);

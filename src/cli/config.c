@@ -114,8 +114,7 @@ static const struct cfg_row rows[] = {
 
 static int parse_bool(const char *v, int *out)
 {
-    if (!strcasecmp(v, "true") || !strcmp(v, "1") || !strcasecmp(v, "yes") ||
-        !strcasecmp(v, "on"))
+    if (!strcasecmp(v, "true") || !strcmp(v, "1") || !strcasecmp(v, "yes") || !strcasecmp(v, "on"))
         *out = 1;
     else if (!strcasecmp(v, "false") || !strcmp(v, "0") || !strcasecmp(v, "no") ||
              !strcasecmp(v, "off"))

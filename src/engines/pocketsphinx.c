@@ -488,7 +488,7 @@ static int decoder_new(struct engine_model *m, unsigned id, struct engine_stream
     if (s->ps)
         s->est_fe = fe_init_auto_r(ps_get_config(s->ps));
     pthread_mutex_unlock(&sphinx_lock);
-    s->hold = hark_malloc(16000 * sizeof *s->hold);
+    s->hold = hark_malloc(16000 * 12 * sizeof *s->hold);
     if (!s->ps || !s->est_fe || !s->hold) {
         decoder_free(s);
         return err_set(errbuf, errbuf_size, HARK_E_MODEL,

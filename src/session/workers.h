@@ -108,8 +108,9 @@ size_t chan_pending_bytes(struct chan *c);
 struct chan_msg *chan_take_msgs(struct chan *c);
 /* 1 once the close job ran (all events rendered). */
 int chan_done(struct chan *c);
-/* Front end is finished with the chan (connection gone). Pending jobs are
- * dropped except a queued close; the chan is freed when no worker uses it. */
+/* Front end is finished with the chan (connection gone). Jobs not yet
+ * started are dropped (nobody will read their results); the chan is freed
+ * when no worker uses it any more. */
 void chan_release(struct chan *c);
 
 /* Seconds of audio processed and CPU (thread) seconds spent, for metrics. */

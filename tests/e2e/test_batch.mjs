@@ -30,8 +30,14 @@ after(async () => {
   if (tmp) rmSync(tmp, { recursive: true, force: true });
 });
 
-const cliText = (clip) => execFileSync(HARK, ['transcribe', clip], { encoding: 'utf8' })
-  .trim().split('\n').filter(Boolean).join(' ');
+// What `hark transcribe` says about a clip: the reference (memoised).
+const cliCache = new Map();
+function cliText(clip) {
+  if (!cliCache.has(clip))
+    cliCache.set(clip, execFileSync(HARK, ['transcribe', clip], { encoding: 'utf8' })
+      .trim().split('\n').filter(Boolean).join(' '));
+  return cliCache.get(clip);
+}
 
 // Runs curl; resolves { status, headers, body, json() }. Headers of a
 // "100 Continue" interim response are skipped.
@@ -231,7 +237,7 @@ test('API keys: none or a wrong one is 401, Token/Bearer with a key is 200', asy
 });
 
 test('OpenAI multipart: json, text, verbose_json, srt, vtt', async () => {
-  const clip = CLIPS[0];
+  const clip = CLIPS[1];
   const want = cliText(clip);
   const j = await openai(srv.http, clip, { model: 'whisper-1' });
   assert.equal(j.status, 200, j.body);
@@ -346,7 +352,7 @@ test('a batch upload shares the workers: live finals stay prompt', async () => {
   const one = await startServer(['--workers', '1']);
   try {
     const batchFile = path.join(tmp, 'long.wav');
-    writeFileSync(batchFile, wavOf(Buffer.concat([...CLIPS, ...CLIPS, ...CLIPS].map(wavPcm)))); // ~74 s
+    writeFileSync(batchFile, wavOf(Buffer.concat([...CLIPS, ...CLIPS].map(wavPcm)))); // ~50 s
     let batchDone = 0;
     const batch = listen(one.http, batchFile, '', ['--max-time', '120'])
       .then((r) => { batchDone = Date.now(); return r; }, (error) => ({ error }));
@@ -361,7 +367,7 @@ test('a batch upload shares the workers: live finals stay prompt', async () => {
     });
     const clip = wavPcm(CLIPS[0]);
     const t0 = Date.now();
-    await streamPcm(live.ws, Buffer.concat([clip, Buffer.alloc(32000), clip]), { realtime: true });
+    await streamPcm(live.ws, Buffer.concat([clip, Buffer.alloc(32000)]), { realtime: true });
     const closeAt = Date.now();
     live.ws.send(JSON.stringify({ type: 'close' }));
     await live.closed;

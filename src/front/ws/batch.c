@@ -10,11 +10,12 @@
  * so a large upload never sits in memory: each body chunk goes to the chan
  * (coalesced to POST_BYTES), and reading pauses (lws_rx_flow_control) while
  * more than half the session buffer waits for a worker. Workers give every
- * chan at most ~1 s of audio per turn, so live sessions on the same pool
- * wait at most one slice behind a batch job. At the end of the body the
- * session is closed; its finals (rendered into compact binary records on the
- * worker thread) are collected on the wake-up drain, and the response is
- * written from HTTP_WRITEABLE in chunks once the session is done.
+ * chan at most ~1 s of audio per turn and serve sessions at real-time pace
+ * before bulk ones (an upload runs far ahead of the clock), so live sessions
+ * on the same pool wait at most one slice behind a batch job. At the end of
+ * the body the session is closed; its finals (rendered into compact binary
+ * records on the worker thread) are collected on the wake-up drain, and the
+ * response is written from HTTP_WRITEABLE in chunks once the session is done.
  *
  * Errors before the body (missing or too large Content-Length, bad query,
  * busy) are answered at once; errors found in the body (undecodable audio,
@@ -105,7 +106,7 @@ struct batch {
     int file_parts;
     int form_failed;
     enum oa_format format;
-    char language_used[36]; /* the session's language ("" = server default) */
+    char language_used[36]; /* the session's language option */
     double temperature;
 
     /* results */
@@ -1380,7 +1381,12 @@ int batch_callback(struct lws *wsi, int reason, struct http_pss *pss, void *in, 
     case LWS_CALLBACK_HTTP_WRITEABLE:
         return write_response(b);
     case LWS_CALLBACK_CLOSED_HTTP:
-        if (b->phase != P_RESPONDING && b->chan)
+        if (b->phase != P_RESPONDING && b->chan && !wsfe_is_ready(b->fe))
+            LOG_WARN(chan_session_id(b->chan),
+                     "batch request dropped: the shutdown timeout passed before its results "
+                     "(%llu of %llu body bytes read)",
+                     (unsigned long long)b->received, (unsigned long long)b->content_length);
+        else if (b->phase != P_RESPONDING && b->chan)
             LOG_INFO(chan_session_id(b->chan),
                      "batch request dropped: the client went away after %llu of %llu bytes",
                      (unsigned long long)b->received, (unsigned long long)b->content_length);

@@ -19,8 +19,8 @@ int http_respond(struct lws *wsi, unsigned status, const char *mime, const void 
         return -1;
     for (; extra && extra[0]; extra += 2)
         if (lws_add_http_header_by_name(wsi, (const unsigned char *)extra[0],
-                                        (const unsigned char *)extra[1], (int)strlen(extra[1]),
-                                        &p, end))
+                                        (const unsigned char *)extra[1], (int)strlen(extra[1]), &p,
+                                        end))
             return -1;
     if (lws_finalize_write_http_header(wsi, start, &p, end))
         return -1;
@@ -36,8 +36,7 @@ int http_respond(struct lws *wsi, unsigned status, const char *mime, const void 
     return lws_http_transaction_completed(wsi) ? -1 : 0;
 }
 
-static int respond(struct lws *wsi, unsigned status, const char *mime, const void *body,
-                   size_t len)
+static int respond(struct lws *wsi, unsigned status, const char *mime, const void *body, size_t len)
 {
     return http_respond(wsi, status, mime, body, len, NULL);
 }
@@ -70,8 +69,7 @@ int http_handle(struct wsfe *fe, struct lws *wsi, const char *path)
     if (lws_hdr_total_length(wsi, WSI_TOKEN_POST_URI) && batch_is_path(path))
         return batch_begin(fe, wsi, path);
     if (lws_hdr_total_length(wsi, WSI_TOKEN_POST_URI))
-        return http_error(wsi, HTTP_STATUS_NOT_FOUND, "not_found",
-                                  "no POST endpoint at this path");
+        return http_error(wsi, HTTP_STATUS_NOT_FOUND, "not_found", "no POST endpoint at this path");
     if (!strcmp(path, "/healthz"))
         return respond(wsi, HTTP_STATUS_OK, "text/plain", "ok\n", 3);
     if (!strcmp(path, "/readyz")) {

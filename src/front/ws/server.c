@@ -62,21 +62,21 @@ static const double lat_bounds[] = {0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75,
 static void register_metrics(struct wsfe *fe)
 {
     struct metrics *m = fe->metrics;
-    fe->m_opened = metrics_counter(m, "hark_sessions_opened_total", "Streaming sessions started",
-                                   NULL, NULL);
-    fe->m_active = metrics_gauge(m, "hark_sessions_active", "Streaming sessions open now", NULL,
-                                 NULL);
-    fe->m_conns = metrics_gauge(m, "hark_connections", "WebSocket connections open now", NULL,
-                                NULL);
+    fe->m_opened =
+        metrics_counter(m, "hark_sessions_opened_total", "Streaming sessions started", NULL, NULL);
+    fe->m_active =
+        metrics_gauge(m, "hark_sessions_active", "Streaming sessions open now", NULL, NULL);
+    fe->m_conns =
+        metrics_gauge(m, "hark_connections", "WebSocket connections open now", NULL, NULL);
     const char *refused = "Sessions refused by admission control or limits";
-    fe->m_refused_busy = metrics_counter(m, "hark_sessions_refused_total", refused, "reason",
-                                         "busy");
-    fe->m_refused_limit = metrics_counter(m, "hark_sessions_refused_total", refused, "reason",
-                                          "max_sessions");
-    fe->m_refused_draining = metrics_counter(m, "hark_sessions_refused_total", refused, "reason",
-                                             "shutting_down");
-    fe->m_audio = metrics_counter(m, "hark_audio_seconds_total", "Seconds of audio processed",
-                                  NULL, NULL);
+    fe->m_refused_busy =
+        metrics_counter(m, "hark_sessions_refused_total", refused, "reason", "busy");
+    fe->m_refused_limit =
+        metrics_counter(m, "hark_sessions_refused_total", refused, "reason", "max_sessions");
+    fe->m_refused_draining =
+        metrics_counter(m, "hark_sessions_refused_total", refused, "reason", "shutting_down");
+    fe->m_audio =
+        metrics_counter(m, "hark_audio_seconds_total", "Seconds of audio processed", NULL, NULL);
     fe->m_queue = metrics_gauge(m, "hark_worker_queue_depth",
                                 "Sessions with work waiting for a worker thread", NULL, NULL);
     fe->m_busy = metrics_gauge(m, "hark_worker_busy_ratio",
@@ -85,19 +85,20 @@ static void register_metrics(struct wsfe *fe)
                                  "Workers the open sessions need to stay real time (sum of "
                                  "their CPU per audio second)",
                                  NULL, NULL);
-    fe->m_lag = metrics_gauge(m, "hark_worker_lag_seconds", "Age of the oldest queued work",
-                              NULL, NULL);
+    fe->m_lag =
+        metrics_gauge(m, "hark_worker_lag_seconds", "Age of the oldest queued work", NULL, NULL);
     size_t nb = sizeof lat_bounds / sizeof lat_bounds[0];
     fe->m_lat_partial = metrics_histogram(
         m, "hark_first_partial_latency_seconds",
-        "From arrival of the audio a segment's first partial covers to sending it", NULL, NULL, lat_bounds, nb);
+        "From arrival of the audio a segment's first partial covers to sending it", NULL, NULL,
+        lat_bounds, nb);
     fe->m_lat_endpoint = metrics_histogram(
         m, "hark_endpoint_final_latency_seconds",
-        "From arrival of the audio that completes the endpoint silence to sending the final",
-        NULL, NULL, lat_bounds, nb);
+        "From arrival of the audio that completes the endpoint silence to sending the final", NULL,
+        NULL, lat_bounds, nb);
     fe->m_lat_finalize = metrics_histogram(m, "hark_finalize_final_latency_seconds",
-                                           "From a finalize request to sending its final",
-                                           NULL, NULL, lat_bounds, nb);
+                                           "From a finalize request to sending its final", NULL,
+                                           NULL, lat_bounds, nb);
     static const enum hark_event_type types[] = {
         HARK_EVENT_TRANSCRIPT, HARK_EVENT_SPEECH_STARTED, HARK_EVENT_UTTERANCE_END,
         HARK_EVENT_INTERRUPT,  HARK_EVENT_ERROR,          HARK_EVENT_CLOSED};
@@ -108,18 +109,17 @@ static void register_metrics(struct wsfe *fe)
     fe->m_errors[-(num)] = metrics_counter(m, "hark_errors_total", "Errors by code", "code", code);
     HARK_ERR_MAP(XX)
 #undef XX
-    fe->m_decode = metrics_counter(m, "hark_engine_decode_seconds_total",
-                                   "Time spent inside the engine", "engine",
-                                 hark_engine_get_name(fe->eng));
-    fe->m_streams = metrics_gauge(m, "hark_engine_streams_in_use",
-                                  "Engine streams bound to a talking speaker", "engine",
-                                  hark_engine_get_name(fe->eng));
+    fe->m_decode =
+        metrics_counter(m, "hark_engine_decode_seconds_total", "Time spent inside the engine",
+                        "engine", hark_engine_get_name(fe->eng));
+    fe->m_streams =
+        metrics_gauge(m, "hark_engine_streams_in_use", "Engine streams bound to a talking speaker",
+                      "engine", hark_engine_get_name(fe->eng));
 }
 
 void wsfe_count_event(struct wsfe *fe, const struct hark_event *ev)
 {
-    if ((unsigned)ev->type < sizeof fe->m_events / sizeof fe->m_events[0] &&
-        fe->m_events[ev->type])
+    if ((unsigned)ev->type < sizeof fe->m_events / sizeof fe->m_events[0] && fe->m_events[ev->type])
         metrics_inc(fe->m_events[ev->type]);
     if (ev->type == HARK_EVENT_ERROR && ev->code < 0 &&
         (unsigned)-ev->code < sizeof fe->m_errors / sizeof fe->m_errors[0] &&
@@ -474,10 +474,9 @@ static int cb_ws(struct lws *wsi, enum lws_callback_reasons reason, void *user, 
             return 0;
         dg_uuid(c->request_id);
         unsigned char *p = (unsigned char *)args->p;
-        if (lws_add_http_header_by_name(wsi, (const unsigned char *)"dg-request-id:",
-                                        (const unsigned char *)c->request_id,
-                                        (int)strlen(c->request_id), &p,
-                                        (unsigned char *)args->p + args->max_len))
+        if (lws_add_http_header_by_name(
+                wsi, (const unsigned char *)"dg-request-id:", (const unsigned char *)c->request_id,
+                (int)strlen(c->request_id), &p, (unsigned char *)args->p + args->max_len))
             return 1;
         args->p = (char *)p;
         return 0;
@@ -705,8 +704,8 @@ void wsfe_wake(struct wsfe *fe)
     wake_cb(fe);
 }
 
-int wsfe_create(struct wsfe **out, const struct wsfe_cfg *cfg, struct hark_engine *eng,
-                char *err, size_t n)
+int wsfe_create(struct wsfe **out, const struct wsfe_cfg *cfg, struct hark_engine *eng, char *err,
+                size_t n)
 {
     *out = NULL;
     struct wsfe *fe = hark_calloc(1, sizeof *fe);

@@ -43,9 +43,9 @@ struct wsfe_cfg {
      * front end creates its own pool of `workers` threads. */
     struct workers *pool;
     const struct hark_options *defaults; /* session defaults from the server config */
-    const char *api_keys;      /* comma-separated; NULL/"" with no keys file = auth off */
-    const char *api_keys_file; /* one key per line */
-    int max_sessions_per_key;  /* 0 = no per-key limit */
+    const char *api_keys;                /* comma-separated; NULL/"" with no keys file = auth off */
+    const char *api_keys_file;           /* one key per line */
+    int max_sessions_per_key;            /* 0 = no per-key limit */
 };
 
 /* Wire dialect of one connection, chosen by the request path. */
@@ -83,7 +83,7 @@ struct wsconn {
     const struct dialect_ops *d;
     enum wsconn_state st;
     struct chan *chan;
-    void *dstate; /* dialect state; its render part must be immutable once chan exists */
+    void *dstate;     /* dialect state; its render part must be immutable once chan exists */
     int dstate_owned; /* dstate passed to the chan, which frees it */
 
     struct chan_msg *out_head, *out_tail; /* ready to write, oldest first */
@@ -95,7 +95,7 @@ struct wsconn {
     int close_code;   /* sent after the last message (0 = 1000) */
     char close_reason[124];
     char path[128];
-    int key_index; /* API key the connection authenticated with, -1 = none */
+    int key_index;       /* API key the connection authenticated with, -1 = none */
     char request_id[37]; /* sent as dg-request-id on the upgrade (Deepgram dialect) */
     struct wsconn *prev, *next;
 };
@@ -127,8 +127,8 @@ int wsconn_query(struct wsconn *c, const char *name, char *buf, size_t n);
 void wsfe_count_event(struct wsfe *fe, const struct hark_event *ev);
 
 /* --- server lifecycle (cli) --- */
-int wsfe_create(struct wsfe **out, const struct wsfe_cfg *cfg, struct hark_engine *eng,
-                char *err, size_t n);
+int wsfe_create(struct wsfe **out, const struct wsfe_cfg *cfg, struct hark_engine *eng, char *err,
+                size_t n);
 int wsfe_port(struct wsfe *fe);
 /* Runs the loop until wsfe_stop; then drains sessions (graceful shutdown). */
 int wsfe_run(struct wsfe *fe);
