@@ -1,11 +1,11 @@
 #include "session/event_json.h"
 
-static void render_words(const struct hark_event *ev, struct buf *b)
+void event_json_words(struct buf *b, const struct hark_word *words, size_t n, unsigned flags)
 {
     buf_json_key(b, "words");
     buf_putc(b, '[');
-    for (size_t i = 0; i < ev->n_words; i++) {
-        const struct hark_word *w = &ev->words[i];
+    for (size_t i = 0; words && i < n; i++) {
+        const struct hark_word *w = &words[i];
         if (i)
             buf_putc(b, ',');
         buf_putc(b, '{');
@@ -17,6 +17,10 @@ static void render_words(const struct hark_event *ev, struct buf *b)
         buf_json_num(b, w->end);
         buf_json_key(b, "confidence");
         buf_json_num(b, w->confidence);
+        if (flags & EVENT_JSON_PUNCTUATED) {
+            buf_json_key(b, "punctuated_word");
+            buf_json_str(b, w->word);
+        }
         buf_putc(b, '}');
     }
     buf_putc(b, ']');
@@ -53,7 +57,7 @@ void event_json_render(const struct hark_event *ev, struct buf *b)
         buf_json_str(b, ev->language);
         /* words off (words == NULL): the key is left out entirely */
         if (ev->words)
-            render_words(ev, b);
+            event_json_words(b, ev->words, ev->n_words, 0);
         if (ev->is_final) {
             buf_json_key(b, "committed_ms");
             buf_json_num(b, (double)ev->committed_ms);

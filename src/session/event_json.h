@@ -10,4 +10,9 @@
 /* Appends the object (no trailing newline) to out. */
 void event_json_render(const struct hark_event *ev, struct buf *out);
 
+/* Appends "words":[{"word","start","end","confidence"}...]; with
+ * EVENT_JSON_PUNCTUATED each word also gets "punctuated_word" (Deepgram). */
+#define EVENT_JSON_PUNCTUATED 1u
+void event_json_words(struct buf *b, const struct hark_word *words, size_t n, unsigned flags);
+
 #endif

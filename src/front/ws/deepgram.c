@@ -22,6 +22,7 @@
 #include "base/mem.h"
 #include "front/ws/dg.h"
 #include "front/ws/wsfe.h"
+#include "session/event_json.h"
 
 #define NET0001                                                                                    \
     "NET-0001: hark did not receive audio data or a text message within the timeout window"
@@ -35,30 +36,6 @@ struct dgst {
     char created[32];
     const char *engine;
 };
-
-static void render_words(struct buf *b, const struct hark_event *ev)
-{
-    buf_json_key(b, "words");
-    buf_putc(b, '[');
-    for (size_t i = 0; ev->words && i < ev->n_words; i++) {
-        const struct hark_word *w = &ev->words[i];
-        if (i)
-            buf_putc(b, ',');
-        buf_putc(b, '{');
-        buf_json_key(b, "word");
-        buf_json_str(b, w->word);
-        buf_json_key(b, "start");
-        buf_json_num(b, w->start);
-        buf_json_key(b, "end");
-        buf_json_num(b, w->end);
-        buf_json_key(b, "confidence");
-        buf_json_num(b, w->confidence);
-        buf_json_key(b, "punctuated_word");
-        buf_json_str(b, w->word);
-        buf_putc(b, '}');
-    }
-    buf_putc(b, ']');
-}
 
 static void render_results(struct dgst *d, const struct hark_event *ev, struct buf *b)
 {
@@ -85,7 +62,7 @@ static void render_results(struct dgst *d, const struct hark_event *ev, struct b
     buf_json_str(b, ev->text);
     buf_json_key(b, "confidence");
     buf_json_num(b, ev->text[0] ? ev->confidence : 0);
-    render_words(b, ev);
+    event_json_words(b, ev->words, ev->n_words, EVENT_JSON_PUNCTUATED);
     buf_puts(b, "}]}");
     buf_json_key(b, "metadata");
     buf_putc(b, '{');
