@@ -41,13 +41,23 @@ static size_t terminal_columns(void)
     return 80;
 }
 
+/* The progress bar goes to stderr. On a terminal it shares the line with
+ * the partial (stdout): flush stdout first so the two stay in order. */
+#define BAR_WIDTH 20
+
 static void print_progress_prefix(struct tx *t)
 {
     if (t->progress && t->total_sec > 0) {
         int pct = (int)(100.0 * t->done_sec / t->total_sec);
         if (pct > 100)
             pct = 100;
-        printf("[%3d%%] ", pct);
+        char bar[BAR_WIDTH + 1];
+        int fill = pct * BAR_WIDTH / 100;
+        for (int i = 0; i < BAR_WIDTH; i++)
+            bar[i] = i < fill ? '#' : '.';
+        bar[BAR_WIDTH] = 0;
+        fflush(stdout);
+        fprintf(stderr, "[%s] %3d%% ", bar, pct);
     }
 }
 
@@ -83,7 +93,8 @@ static void on_event(void *user, const struct hark_event *ev)
             /* Only the tail that fits on one line: a wrapped partial could
              * not be cleared by \r\033[K and would leave stale lines. */
             const char *shown = ev->text;
-            size_t room = terminal_columns() - (t->progress && t->total_sec > 0 ? 8 : 0) - 2;
+            size_t room =
+                terminal_columns() - (t->progress && t->total_sec > 0 ? BAR_WIDTH + 8 : 0) - 2;
             if (strlen(shown) > room) {
                 shown += strlen(shown) - room + 3;
                 while ((*shown & 0xC0) == 0x80) /* not inside a UTF-8 sequence */
