@@ -33,7 +33,7 @@
  * Usage: bench_pipeline [--repeats N] [--sections cpu,rss,resample,latency]
  *                       [--sets continuous,pauses-silence,pauses-noise]
  *                       [--raw-partials] [--json FILE] [--data DIR]
- *                       [--clips N] [--warmup 0|1]
+ *                       [--clips N] [--warmup 0|1] [--passes none,bestpath,full]
  *   --raw-partials  adds a third arm: the raw engine also reading its
  *                   hypothesis every 200 ms of audio (ps_get_hyp), as hark
  *                   does for partials, to separate partial cost from the rest.
@@ -42,6 +42,7 @@
  *   --clips N       only the first N clips; --warmup 0 skips the unmeasured
  *                   first run of each arm (both for callgrind runs, where
  *                   instruction counts are exact and one run is enough).
+ *   --passes LIST   the second_pass settings the latency section measures.
  */
 #include <errno.h>
 #include <math.h>
@@ -743,7 +744,10 @@ static void rss_section(const struct clip *clips)
 
 /* ------------------------------------------------------------ latency section */
 
-static void latency_section(const struct clip *clips, int n_clips, int repeats)
+static int has(const char *list, const char *word);
+
+static void latency_section(const struct clip *clips, int n_clips, int repeats,
+                            const char *pass_list)
 {
     /* ~9 s of speech as one utterance: two clips back to back. */
     int a = -1, b = -1;
@@ -769,31 +773,37 @@ static void latency_section(const struct clip *clips, int n_clips, int repeats)
     printf("== latency: end of audio -> final, %.2f s utterance (%s + %s), %d repeats ==\n",
            (double)n / RATE, clips[a].id + strlen(clips[a].id) - 4,
            clips[b].id + strlen(clips[b].id) - 4, repeats);
-    printf("%-9s | %-27s | %-27s | %-19s | %-27s | %5s\n", "", "hark close -> final",
-           "raw ps_end_utt + words", "hark / raw", "hark endpoint feed call", "");
-    printf("%-9s | %8s %8s %9s | %8s %8s %9s | %9s %9s | %8s %8s %9s | %5s\n", "pass", "CPU ms",
-           "wall ms", "wall max", "CPU ms", "wall ms", "wall max", "CPU", "wall", "CPU ms",
-           "wall ms", "wall max", "WER");
+    printf("%-9s | %-36s | %-27s | %-19s | %-27s | %-13s\n", "", "hark close -> final",
+           "raw ps_end_utt + words", "hark / raw", "hark endpoint feed call", "WER");
+    printf("%-9s | %8s %8s %8s %9s | %8s %8s %9s | %9s %9s | %8s %8s %9s | %6s %6s\n", "pass",
+           "CPU ms", "eng ms", "wall ms", "wall max", "CPU ms", "wall ms", "wall max", "CPU",
+           "wall", "CPU ms", "wall ms", "wall max", "hark", "raw");
     static const char *const passes[] = {"none", "bestpath", "full"};
     struct hark_options *o_close = make_options(0), *o_ep = make_options(1);
     for (int pi = 0; pi < 3; pi++) {
+        if (!has(pass_list, passes[pi]))
+            continue;
         struct hark_engine *eng = load_engine(passes[pi], "1", "1");
         ps_decoder_t *ps = raw_decoder(passes[pi]);
         /* per repeat: hark close, raw end, hark endpoint; CPU and wall ms */
         double hc[MAX_REPEATS], hw[MAX_REPEATS], rc[MAX_REPEATS], rw[MAX_REPEATS];
         double ec[MAX_REPEATS], ew[MAX_REPEATS], rat_c[MAX_REPEATS], rat_w[MAX_REPEATS];
+        double he[MAX_REPEATS];
         int n_ep = 0;
         static struct sink sink;
-        char final_text[TEXT_CAP] = "";
+        static char final_text[TEXT_CAP], raw_text[TEXT_CAP];
         for (int r = -1; r < repeats; r++) {
             /* close: endpointing off, so the clip pair is one utterance */
             memset(&sink, 0, sizeof sink);
             struct hark_session *s = open_session(eng, o_close, &sink);
             feed_all(s, pcm, n);
+            struct hark_engine_stats es0, es1;
+            hark_engine_stats(eng, &es0);
             int64_t w0 = clock_mono_ns(), c0 = clock_thread_ns();
             if (hark_session_close(s))
                 die("close: %s", hark_session_errmsg(s));
             int64_t w1 = clock_mono_ns(), c1 = clock_thread_ns();
+            hark_engine_stats(eng, &es1);
             if (sink.finals != 1)
                 die("%s", "expected exactly one final, delivered by close");
             snprintf(final_text, sizeof final_text, "%s", sink.last_final);
@@ -805,8 +815,9 @@ static void latency_section(const struct clip *clips, int n_clips, int repeats)
                 die("%s", "ps_start_utt failed");
             for (size_t off = 0; off < n; off += CHUNK)
                 ps_process_raw(ps, pcm + off, n - off < CHUNK ? n - off : CHUNK, FALSE, FALSE);
+            raw_text[0] = '\0';
             int64_t rw0 = clock_mono_ns(), rc0 = clock_thread_ns();
-            raw_end(ps, NULL);
+            raw_end(ps, raw_text);
             int64_t rw1 = clock_mono_ns(), rc1 = clock_thread_ns();
 
             /* endpoint: default options, the speech then 1.5 s of silence;
@@ -835,6 +846,7 @@ static void latency_section(const struct clip *clips, int n_clips, int repeats)
             if (r < 0)
                 continue; /* warm-up */
             hc[r] = (c1 - c0) / 1e6;
+            he[r] = (es1.decode_seconds - es0.decode_seconds) * 1e3;
             hw[r] = (w1 - w0) / 1e6;
             rc[r] = (rc1 - rc0) / 1e6;
             rw[r] = (rw1 - rw0) / 1e6;
@@ -845,18 +857,21 @@ static void latency_section(const struct clip *clips, int n_clips, int repeats)
                 ew[n_ep++] = ep_w;
             }
         }
-        printf("%-9s | %8.1f %8.1f %9.1f | %8.1f %8.1f %9.1f | %9.3f %9.3f | %8.1f %8.1f %9.1f | "
-               "%4.1f%%\n",
-               passes[pi], median(hc, repeats), median(hw, repeats), vmax(hw, repeats),
-               median(rc, repeats), median(rw, repeats), vmax(rw, repeats), median(rat_c, repeats),
-               median(rat_w, repeats), n_ep ? median(ec, n_ep) : NAN, n_ep ? median(ew, n_ep) : NAN,
-               n_ep ? vmax(ew, n_ep) : NAN, wer_pct(ref, final_text));
+        printf(
+            "%-9s | %8.1f %8.1f %8.1f %9.1f | %8.1f %8.1f %9.1f | %9.3f %9.3f | %8.1f %8.1f %9.1f "
+            "| %5.1f%% %5.1f%%\n",
+            passes[pi], median(hc, repeats), median(he, repeats), median(hw, repeats),
+            vmax(hw, repeats), median(rc, repeats), median(rw, repeats), vmax(rw, repeats),
+            median(rat_c, repeats), median(rat_w, repeats), n_ep ? median(ec, n_ep) : NAN,
+            n_ep ? median(ew, n_ep) : NAN, n_ep ? vmax(ew, n_ep) : NAN, wer_pct(ref, final_text),
+            wer_pct(ref, raw_text));
         ps_free(ps);
         hark_engine_destroy(eng);
     }
     printf(
         "\nhark close = hark_session_close with endpointing off (one utterance), which\n"
-        "delivers the final; raw = ps_end_utt + reading the words, same audio and settings;\n"
+        "delivers the final; eng ms = the part of it inside the engine's utt_end (its own\n"
+        "CPU accounting); raw = ps_end_utt + reading the words, same audio and settings;\n"
         "hark endpoint feed call = the hark_session_feed call (20 ms of audio) that completed\n"
         "endpointing_ms=500 of silence and delivered the final. Medians over the repeats.\n"
         "CPU = thread CPU time (load-independent); wall = elapsed, grows with machine load.\n\n");
@@ -1031,10 +1046,11 @@ static int has(const char *list, const char *word)
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: bench_pipeline [--repeats N] [--sections cpu,rss,resample,latency]\n"
-                    "                      [--sets continuous,pauses-silence,pauses-noise]\n"
-                    "                      [--raw-partials] [--json FILE] [--data DIR]\n"
-                    "                      [--clips N] [--warmup 0|1]\n");
+    fprintf(stderr,
+            "usage: bench_pipeline [--repeats N] [--sections cpu,rss,resample,latency]\n"
+            "                      [--sets continuous,pauses-silence,pauses-noise]\n"
+            "                      [--raw-partials] [--json FILE] [--data DIR]\n"
+            "                      [--clips N] [--warmup 0|1] [--passes none,bestpath,full]\n");
     exit(2);
 }
 
@@ -1042,6 +1058,7 @@ int main(int argc, char **argv)
 {
     const char *dir = HARK_TESTDATA_DIR, *sections = "cpu,rss,resample,latency", *json = NULL;
     const char *set_names = "continuous,pauses-silence,pauses-noise";
+    const char *passes = "none,bestpath,full";
     int repeats = 5, raw_partials = 0, max_clips = MAX_CLIPS;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -1061,6 +1078,8 @@ int main(int argc, char **argv)
             json = v;
         else if (strcmp(a, "--data") == 0)
             dir = v;
+        else if (strcmp(a, "--passes") == 0)
+            passes = v;
         else if (strcmp(a, "--clips") == 0)
             max_clips = atoi(v);
         else if (strcmp(a, "--warmup") == 0)
@@ -1117,7 +1136,7 @@ int main(int argc, char **argv)
         hark_free(cont.pcm);
     }
     if (has(sections, "latency"))
-        latency_section(clips, n_clips, repeats);
+        latency_section(clips, n_clips, repeats, passes);
     print_loadavg("at end");
     for (int i = 0; i < n_clips; i++)
         hark_free(clips[i].pcm);

@@ -324,9 +324,11 @@ async function runLevel(n) {
   const srv = await startServer(['--max-sessions', String(opt.maxSessions), '--log-level', 'warn',
     ...opt.serverArgs]);
   try {
+    const pid = srv.proc.pid;
+    await sleep(300);
+    const rssStart = procRssMb(pid);
     if (!opt.cold) await warmUp(srv.url, n);
     await sleep(500); // let the startup settle
-    const pid = srv.proc.pid;
     const rss0 = procRssMb(pid);
     let rssPeak = rss0;
     const sampler = setInterval(() => { rssPeak = Math.max(rssPeak, procRssMb(pid)); }, 250);
@@ -364,7 +366,7 @@ async function runLevel(n) {
       serverCpuS: cpu1 - cpu0,
       clientCpuShare: (client1.user + client1.system) / 1e6 / wall, // cores used by this script
       cpuPerAudioS: audio ? (cpu1 - cpu0) / audio : NaN,
-      rss0, rssPeak,
+      rssStart, rss0, rssPeak,
       meanWer: ok.length ? ok.reduce((a, s) => a + s.wer, 0) / ok.length : NaN,
       client: { partial: q(lat.partial), endpoint: q(lat.endpoint), finalize: q(lat.finalize) },
       server: {
@@ -469,11 +471,12 @@ for (const n of opt.sweep) {
 }
 
 console.log('\nserver CPU and memory (CPU = utime+stime of `hark serve` over the run / audio seconds streamed)');
-console.log('   N  refused  audio s  srv CPU s/audio s  / raw engine  / hark in-process  RSS base MB  RSS peak MB  MB per session  client CPU  WER');
+console.log('RSS: at start (pool_min decoders), after the warm-up, peak during the run; per session = (peak - start) / N');
+console.log('   N  refused  audio s  srv CPU s/audio s  / raw engine  / hark in-process  RSS start  warm  peak MB  MB/session  client CPU  WER');
 for (const r of levels)
   console.log(`${String(r.n).padStart(4)} ${String(r.refused).padStart(8)} ${fmt(r.audioS, 1).padStart(8)} ` +
     `${fmt(r.cpuPerAudioS, 4).padStart(18)} ${fmt(r.ratioRaw, 3).padStart(13)} ${fmt(r.ratioLib, 3).padStart(17)} ` +
-    `${fmt(r.rss0, 1).padStart(12)} ${fmt(r.rssPeak, 1).padStart(12)} ${fmt((r.rssPeak - r.rss0) / r.n, 1).padStart(15)} ` +
+    `${fmt(r.rssStart, 1).padStart(10)} ${fmt(r.rss0, 1).padStart(5)} ${fmt(r.rssPeak, 1).padStart(8)} ${fmt((r.rssPeak - r.rssStart) / r.n, 1).padStart(11)} ` +
     `${(fmt(r.clientCpuShare * 100) + '%').padStart(11)} ${fmt(r.meanWer * 100, 1)}%`);
 console.log('\nlatency, client side, ms p50 / p95 / p99 (n)');
 console.log('   N  first partial              endpoint final             finalize final');

@@ -594,9 +594,14 @@ static int parse_object(struct parser *p)
             if (grow((void **)&p->keys, &p->cap_keys, p->nkeys + 1, sizeof *p->keys))
                 return nomem(p);
             struct pending_key *k = &p->keys[p->nkeys];
+            size_t key_at = p->pos;
             rc = read_string(p, &k->key, &k->len);
             if (rc)
                 return rc;
+            /* Member names are looked up as C strings (json_get, json_key_at):
+             * a name holding U+0000 could never be found, so refuse it. */
+            if (memchr(k->key, 0, k->len))
+                return fail(p, key_at, "member name contains \\u0000");
             p->nkeys++;
             skip_ws(p);
             if (p->pos >= p->len || p->s[p->pos] != ':')
