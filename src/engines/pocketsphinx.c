@@ -107,7 +107,7 @@ struct engine_stream {
     int busy;
     int broken; /* a ps_* call failed: destroy on release */
     int in_utt;
-    int cmn; /* the decoder has live CMN of the model's length (see cmn_*) */
+    int cmn;       /* the decoder has live CMN of the model's length (see cmn_*) */
     int cmn_fresh; /* the session has no remembered mean: estimate one */
     fe_t *est_fe;  /* front end of the estimate, never the decoder's own */
     int16_t *hold; /* first CMN_HOLD_SAMPLES of a fresh utterance */
@@ -347,9 +347,13 @@ static int cmn_restore(struct engine_stream *s)
     return e != NULL;
 }
 
-/* TEMP experiment knobs */
-static size_t est_hold_samples = 8000;
-static double est_prior_frames = 0;
+/* A new session's first utterance is held for this much audio (500 ms,
+ * which includes the ~300 ms pre-roll) while its cepstral mean is
+ * estimated from it; the first partial comes at most that much later. The
+ * estimate alone (no weight for -cmninit) measured best on the librivox
+ * clips. */
+static const size_t est_hold_samples = 8000;
+static const double est_prior_frames = 0;
 
 /* Mean of the cepstra of pcm[0..n) as cmn_live would accumulate them
  * (frames with negative c0 skipped); the number of frames counted, or -1. */
@@ -533,10 +537,6 @@ static int model_load(struct engine_model **out, const char *const *settings, ch
 {
     *out = NULL;
     pthread_once(&log_once, log_setup);
-    if (getenv("EST_HOLD_MS"))
-        est_hold_samples = (size_t)atoi(getenv("EST_HOLD_MS")) * 16;
-    if (getenv("EST_PRIOR"))
-        est_prior_frames = atof(getenv("EST_PRIOR"));
     struct engine_model *m = hark_calloc(1, sizeof *m);
     if (!m)
         return err_set(errbuf, errbuf_size, HARK_E_NOMEM, "out of memory");
