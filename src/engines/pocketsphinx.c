@@ -958,7 +958,7 @@ static int utt_start(struct engine_stream *s)
         rc = HARK_E_ENGINE;
     } else {
         s->in_utt = 1;
-        s->holding = s->cmn_fresh && s->cmn && est_hold_samples;
+        s->holding = s->cmn_fresh && s->cmn;
         s->n_hold = 0;
     }
     log_sid = NULL;
