@@ -199,6 +199,35 @@ test('unknown WebSocket paths are refused', async () => {
   assert.ok(err.statusCode === 404 || /404/.test(String(err.message)), String(err.message || err.statusCode));
 });
 
+test('admission: at capacity a new session is refused busy (1013); freed capacity admits at once', async () => {
+  // One worker allowed 10% busy: a single session decoding at ~0.1-0.3 CPU
+  // seconds per audio second already needs more than that.
+  const small = await startServer(['--workers', '1', '--max-busy-percent', '10']);
+  try {
+    const a = await openNative(small.url, {});
+    assert.equal(a.ready.type, 'ready');
+    await streamPcm(a.ws, wavPcm(CLIPS[0]).subarray(0, 32000 * 4));
+    // Its demand counts once 2 s of audio are decoded: a partial past 2 s.
+    await waitFor(a.events, (e) => e.type === 'transcript' && e.end >= 2.5, 30000);
+    const b = await openNative(small.url, {});
+    assert.equal(b.ready.type, 'error', JSON.stringify(b.ready));
+    assert.equal(b.ready.code, 'busy');
+    assert.match(b.ready.message, /capacity/);
+    assert.equal((await b.closed).code, 1013);
+    a.ws.send(JSON.stringify({ type: 'close' }));
+    assert.equal((await a.closed).code, 1000);
+    // No wait for the next measurement: the ended session no longer counts.
+    const c = await openNative(small.url, {});
+    assert.equal(c.ready.type, 'ready', JSON.stringify(c.ready));
+    c.ws.send(JSON.stringify({ type: 'close' }));
+    assert.equal((await c.closed).code, 1000);
+    const m = await (await fetch(small.http + '/metrics')).text();
+    assert.match(m, /hark_sessions_refused_total\{reason="busy"\} 1\b/);
+  } finally {
+    await small.stop();
+  }
+});
+
 test('a flood client is paused while another session keeps its latency', async () => {
   // A live session at real-time pace, first alone, then while a flooder
   // pushes ~7 minutes of audio as fast as TCP allows. The flooder gets

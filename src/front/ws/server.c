@@ -234,6 +234,24 @@ void wsconn_close_after(struct wsconn *c, int code, const char *reason)
         wsconn_send(c, "", 0, MSG_LAST);
 }
 
+/* Real-time demand: each streaming session's CPU per audio second so far (a
+ * session only counts once it has a few seconds of audio). Sessions that are
+ * closing only finish what they already sent: no real-time need. */
+static void measure_load(struct wsfe *fe)
+{
+    workers_stats(fe->workers, &fe->wstats);
+    double demand = 0;
+    for (struct wsconn *c = fe->conns; c; c = c->next) {
+        double audio, cpu;
+        if (!c->chan || c->st != WC_STREAMING)
+            continue;
+        chan_usage(c->chan, &audio, &cpu);
+        if (audio >= 2.0)
+            demand += cpu / audio;
+    }
+    fe->demand = demand;
+}
+
 int wsfe_admit(struct wsfe *fe, char *msg, size_t n)
 {
     if (fe->draining) {
@@ -251,7 +269,9 @@ int wsfe_admit(struct wsfe *fe, char *msg, size_t n)
      * too long for a worker, or the open sessions' measured CPU per audio
      * second adds up to more than the workers can give. (Plain worker busy
      * time is no signal: one client sending faster than real time makes the
-     * workers 100% busy without anyone falling behind.) */
+     * workers 100% busy without anyone falling behind.) Measured now, not at
+     * the last tick: sessions that just ended must not refuse the next. */
+    measure_load(fe);
     double capacity = (double)fe->cfg.workers * fe->cfg.max_busy_percent / 100.0;
     if (fe->wstats.oldest_wait_ms > fe->cfg.max_lag_ms || fe->demand > capacity) {
         metrics_inc(fe->m_refused_busy);
@@ -580,21 +600,9 @@ static void tick_cb(lws_sorted_usec_list_t *sul)
 {
     struct wsfe *fe = lws_container_of(sul, struct wsfe, tick);
     int64_t now = clock_mono_ns();
-    workers_stats(fe->workers, &fe->wstats);
     if (fe->stop_requested)
         begin_shutdown(fe);
-    /* Real-time demand: each session's CPU per audio second so far (a
-     * session only counts once it has a few seconds of audio). */
-    double demand = 0;
-    for (struct wsconn *c = fe->conns; c; c = c->next) {
-        double audio, cpu;
-        if (!c->chan)
-            continue;
-        chan_usage(c->chan, &audio, &cpu);
-        if (audio >= 2.0)
-            demand += cpu / audio;
-    }
-    fe->demand = demand;
+    measure_load(fe);
     for (struct wsconn *c = fe->conns; c; c = c->next) {
         if (c->st != WC_OPEN && c->st != WC_STREAMING)
             continue;
