@@ -34,6 +34,7 @@
  *                       [--sets continuous,pauses-silence,pauses-noise]
  *                       [--raw-partials] [--json FILE] [--data DIR]
  *                       [--clips N] [--warmup 0|1] [--passes none,bestpath,full]
+ *                       [--paced]
  *   --raw-partials  adds a third arm: the raw engine also reading its
  *                   hypothesis every 200 ms of audio (ps_get_hyp), as hark
  *                   does for partials, to separate partial cost from the rest.
@@ -43,6 +44,11 @@
  *                   first run of each arm (both for callgrind runs, where
  *                   instruction counts are exact and one run is enough).
  *   --passes LIST   the second_pass settings the latency section measures.
+ *   --paced         the cpu section feeds both sides in real time (each 20 ms
+ *                   chunk at its due time, sleeping in between), as a live
+ *                   stream arrives; otherwise as fast as they decode. A
+ *                   decoder that sleeps between chunks finds its caches
+ *                   cold, so paced CPU per audio second is higher for both.
  */
 #include <errno.h>
 #include <math.h>
@@ -51,6 +57,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <pocketsphinx.h>
@@ -371,10 +378,43 @@ static struct hark_session *open_session(struct hark_engine *eng, const struct h
     return s;
 }
 
+/* --paced: the cpu section's runs wait for each 20 ms chunk's real-time due
+ * time, as a live stream arrives (the thread sleeps between chunks, so the
+ * decoder starts each chunk with caches other work has used). */
+static int paced;
+static int pace_on;
+static int64_t pace_t0;
+
+static void pace_start(void)
+{
+    pace_on = paced;
+    pace_t0 = clock_mono_ns();
+}
+
+static void pace_stop(void)
+{
+    pace_on = 0;
+}
+
+/* Sleeps until the audio before sample `done` (from pace_start) is due. */
+static void pace_wait(int64_t done)
+{
+    if (!pace_on)
+        return;
+    int64_t due = pace_t0 + done * 1000000000LL / RATE;
+    int64_t now = clock_mono_ns();
+    if (due > now) {
+        struct timespec ts = {(time_t)((due - now) / 1000000000LL),
+                              (long)((due - now) % 1000000000LL)};
+        nanosleep(&ts, NULL);
+    }
+}
+
 static void feed_all(struct hark_session *s, const int16_t *pcm, size_t n)
 {
     for (size_t off = 0; off < n; off += CHUNK) {
         size_t k = n - off < CHUNK ? n - off : CHUNK;
+        pace_wait((int64_t)off);
         if (hark_session_feed(s, pcm + off, k * sizeof *pcm))
             die("feed: %s", hark_session_errmsg(s));
     }
@@ -389,11 +429,13 @@ __attribute__((noinline)) static void run_hark(struct hark_engine *eng,
     memset(&sink, 0, sizeof sink);
     hark_engine_stats(eng, &e0);
     int64_t c0 = clock_thread_ns(), w0 = clock_mono_ns();
+    pace_start();
     struct hark_session *s = open_session(eng, o, &sink);
     feed_all(s, d->pcm, d->n);
     if (hark_session_close(s))
         die("close: %s", hark_session_errmsg(s));
     hark_session_destroy(s);
+    pace_stop();
     int64_t c1 = clock_thread_ns(), w1 = clock_mono_ns();
     hark_engine_stats(eng, &e1);
     out->cpu_s = (c1 - c0) / 1e9;
@@ -470,13 +512,15 @@ static void raw_end(ps_decoder_t *ps, char *text)
     }
 }
 
-static void raw_utt(ps_decoder_t *ps, const int16_t *pcm, size_t n, int partials, char *text)
+static void raw_utt(ps_decoder_t *ps, const int16_t *pcm, size_t n, int64_t base, int partials,
+                    char *text)
 {
     if (ps_start_stream(ps) < 0 || ps_start_utt(ps) < 0)
         die("%s", "ps_start_utt failed");
     int32 score;
     for (size_t off = 0, k = 0; off < n; off += CHUNK, k++) {
         size_t len = n - off < CHUNK ? n - off : CHUNK;
+        pace_wait(base + (int64_t)off);
         if (ps_process_raw(ps, pcm + off, len, FALSE, FALSE) < 0)
             die("%s", "ps_process_raw failed");
         if (partials && k % 10 == 9)
@@ -492,8 +536,10 @@ __attribute__((noinline)) static void run_raw(ps_decoder_t *ps, const struct dat
     text[0] = '\0';
     raw_reset_cmn(ps);
     int64_t c0 = clock_thread_ns(), w0 = clock_mono_ns();
+    pace_start();
     for (int u = 0; u < d->n_utts; u++)
-        raw_utt(ps, d->pcm + d->utt_off[u], d->utt_len[u], partials, text);
+        raw_utt(ps, d->pcm + d->utt_off[u], d->utt_len[u], (int64_t)d->utt_off[u], partials, text);
+    pace_stop();
     int64_t c1 = clock_thread_ns(), w1 = clock_mono_ns();
     out->cpu_s = (c1 - c0) / 1e9;
     out->wall_s = (w1 - w0) / 1e9;
@@ -558,8 +604,9 @@ static void cpu_section(const struct dataset *sets, int n_sets, int repeats, int
     struct hark_engine *eng = load_engine("bestpath", "1", "1");
     ps_decoder_t *ps = raw_decoder("bestpath");
     struct hark_options *o = make_options(1);
-    printf("== cpu: hark pipeline vs raw engine, %d interleaved repeats, second_pass=bestpath ==\n",
-           repeats);
+    printf("== cpu: hark pipeline vs raw engine, %d interleaved repeats, second_pass=bestpath, %s "
+           "==\n",
+           repeats, paced ? "paced in real time" : "as fast as possible");
     for (int si = 0; si < n_sets; si++) {
         const struct dataset *d = &sets[si];
         double audio = (double)d->n / RATE;
@@ -639,7 +686,7 @@ static void write_json(const char *path, const struct cpu_result *res, int n, in
     FILE *f = fopen(path, "w");
     if (!f)
         die("cannot write %s", path);
-    fprintf(f, "{\"repeats\":%d,\"sets\":{", repeats);
+    fprintf(f, "{\"repeats\":%d,\"paced\":%s,\"sets\":{", repeats, paced ? "true" : "false");
     for (int i = 0; i < n; i++) {
         const struct cpu_result *c = &res[i];
         fprintf(f,
@@ -773,11 +820,12 @@ static void latency_section(const struct clip *clips, int n_clips, int repeats,
     printf("== latency: end of audio -> final, %.2f s utterance (%s + %s), %d repeats ==\n",
            (double)n / RATE, clips[a].id + strlen(clips[a].id) - 4,
            clips[b].id + strlen(clips[b].id) - 4, repeats);
-    printf("%-9s | %-36s | %-27s | %-19s | %-27s | %-13s\n", "", "hark close -> final",
-           "raw ps_end_utt + words", "hark / raw", "hark endpoint feed call", "WER");
-    printf("%-9s | %8s %8s %8s %9s | %8s %8s %9s | %9s %9s | %8s %8s %9s | %6s %6s\n", "pass",
-           "CPU ms", "eng ms", "wall ms", "wall max", "CPU ms", "wall ms", "wall max", "CPU",
-           "wall", "CPU ms", "wall ms", "wall max", "hark", "raw");
+    printf("%-9s | %-36s | %-27s | %-19s | %-27s | %-17s | %-13s\n", "", "hark close -> final",
+           "raw ps_end_utt + words", "hark / raw", "hark endpoint feed call", "1st partial call",
+           "WER");
+    printf("%-9s | %8s %8s %8s %9s | %8s %8s %9s | %9s %9s | %8s %8s %9s | %8s %8s | %6s %6s\n",
+           "pass", "CPU ms", "eng ms", "wall ms", "wall max", "CPU ms", "wall ms", "wall max",
+           "CPU", "wall", "CPU ms", "wall ms", "wall max", "CPU ms", "wall ms", "hark", "raw");
     static const char *const passes[] = {"none", "bestpath", "full"};
     struct hark_options *o_close = make_options(0), *o_ep = make_options(1);
     for (int pi = 0; pi < 3; pi++) {
@@ -788,8 +836,8 @@ static void latency_section(const struct clip *clips, int n_clips, int repeats,
         /* per repeat: hark close, raw end, hark endpoint; CPU and wall ms */
         double hc[MAX_REPEATS], hw[MAX_REPEATS], rc[MAX_REPEATS], rw[MAX_REPEATS];
         double ec[MAX_REPEATS], ew[MAX_REPEATS], rat_c[MAX_REPEATS], rat_w[MAX_REPEATS];
-        double he[MAX_REPEATS];
-        int n_ep = 0;
+        double he[MAX_REPEATS], fpc[MAX_REPEATS], fpw[MAX_REPEATS];
+        int n_ep = 0, n_fp = 0;
         static struct sink sink;
         static char final_text[TEXT_CAP], raw_text[TEXT_CAP];
         for (int r = -1; r < repeats; r++) {
@@ -825,10 +873,10 @@ static void latency_section(const struct clip *clips, int n_clips, int repeats,
              * with the final delivered */
             memset(&sink, 0, sizeof sink);
             s = open_session(eng, o_ep, &sink);
-            double ep_c = -1, ep_w = -1;
+            double ep_c = -1, ep_w = -1, fp_c = -1, fp_w = -1;
             for (size_t off = 0; off < n + tail; off += CHUNK) {
                 size_t k = n + tail - off < CHUNK ? n + tail - off : CHUNK;
-                int before = sink.endpoint_finals;
+                int before = sink.endpoint_finals, partials_before = sink.partials;
                 int64_t f0 = clock_mono_ns(), fc0 = clock_thread_ns();
                 if (hark_session_feed(s, pcm + off, k * sizeof *pcm))
                     die("feed: %s", hark_session_errmsg(s));
@@ -836,6 +884,10 @@ static void latency_section(const struct clip *clips, int n_clips, int repeats,
                 if (sink.endpoint_finals > before) {
                     ep_c = (fc1 - fc0) / 1e6; /* the last one: end of the whole utterance */
                     ep_w = (f1 - f0) / 1e6;
+                }
+                if (partials_before == 0 && sink.partials > 0) {
+                    fp_c = (fc1 - fc0) / 1e6;
+                    fp_w = (f1 - f0) / 1e6;
                 }
             }
             if (sink.endpoint_finals != 1)
@@ -856,15 +908,20 @@ static void latency_section(const struct clip *clips, int n_clips, int repeats,
                 ec[n_ep] = ep_c;
                 ew[n_ep++] = ep_w;
             }
+            if (fp_c >= 0) {
+                fpc[n_fp] = fp_c;
+                fpw[n_fp++] = fp_w;
+            }
         }
         printf(
             "%-9s | %8.1f %8.1f %8.1f %9.1f | %8.1f %8.1f %9.1f | %9.3f %9.3f | %8.1f %8.1f %9.1f "
-            "| %5.1f%% %5.1f%%\n",
+            "| %8.1f %8.1f | %5.1f%% %5.1f%%\n",
             passes[pi], median(hc, repeats), median(he, repeats), median(hw, repeats),
             vmax(hw, repeats), median(rc, repeats), median(rw, repeats), vmax(rw, repeats),
             median(rat_c, repeats), median(rat_w, repeats), n_ep ? median(ec, n_ep) : NAN,
-            n_ep ? median(ew, n_ep) : NAN, n_ep ? vmax(ew, n_ep) : NAN, wer_pct(ref, final_text),
-            wer_pct(ref, raw_text));
+            n_ep ? median(ew, n_ep) : NAN, n_ep ? vmax(ew, n_ep) : NAN,
+            n_fp ? median(fpc, n_fp) : NAN, n_fp ? median(fpw, n_fp) : NAN,
+            wer_pct(ref, final_text), wer_pct(ref, raw_text));
         ps_free(ps);
         hark_engine_destroy(eng);
     }
@@ -873,7 +930,9 @@ static void latency_section(const struct clip *clips, int n_clips, int repeats,
         "delivers the final; eng ms = the part of it inside the engine's utt_end (its own\n"
         "CPU accounting); raw = ps_end_utt + reading the words, same audio and settings;\n"
         "hark endpoint feed call = the hark_session_feed call (20 ms of audio) that completed\n"
-        "endpointing_ms=500 of silence and delivered the final. Medians over the repeats.\n"
+        "endpointing_ms=500 of silence and delivered the final; 1st partial call = the feed\n"
+        "call that delivered the utterance's first partial.\n"
+        "Medians over the repeats.\n"
         "CPU = thread CPU time (load-independent); wall = elapsed, grows with machine load.\n\n");
     hark_options_destroy(o_close);
     hark_options_destroy(o_ep);
@@ -1050,7 +1109,8 @@ static void usage(void)
             "usage: bench_pipeline [--repeats N] [--sections cpu,rss,resample,latency]\n"
             "                      [--sets continuous,pauses-silence,pauses-noise]\n"
             "                      [--raw-partials] [--json FILE] [--data DIR]\n"
-            "                      [--clips N] [--warmup 0|1] [--passes none,bestpath,full]\n");
+            "                      [--clips N] [--warmup 0|1] [--passes none,bestpath,full]\n"
+            "                      [--paced]\n");
     exit(2);
 }
 
@@ -1064,6 +1124,10 @@ int main(int argc, char **argv)
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (strcmp(a, "--raw-partials") == 0) {
             raw_partials = 1;
+            continue;
+        }
+        if (strcmp(a, "--paced") == 0) {
+            paced = 1;
             continue;
         }
         if (!v)

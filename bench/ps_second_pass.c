@@ -20,12 +20,15 @@
  *
  * Two runs on the shared 2-core dev box (Debian 12, 0.8+5prealpha+1-15),
  * repeats=3; "end cpu ms" is utt_end's thread CPU time, i.e. its latency on
- * an idle core (wall ms was inflated by other jobs):
+ * an idle core (wall ms was inflated by other jobs). "cold": each clip a new
+ * session, whose cepstral mean is estimated from its own first 500 ms (WER
+ * is deterministic: same in every run); "warm": all clips as one session,
+ * each starting from the mean the previous one left:
  *
  *   pass      WER cold WER warm  end cpu ms  cpu ms max  wall ms  cpu ms/audio s  decode RTF
- *   none         25.4%    26.8%   54.5/49.2  111.0/80.9  60/65        11.5/10.6   0.31/0.26
- *   bestpath     22.5%    25.4%   45.9/55.6  80.0/113.9  53/68        10.0/12.2   0.27/0.32
- *   full         33.8%    31.0%  303.8/280.9 457.5/418.4 442/447      62.4/57.0   0.37/0.31
+ *   none         28.2%    26.8%   43.2/55.7   72.9/103.6  43/56         9.5/12.1   0.24/0.33
+ *   bestpath     26.8%    26.8%   36.1/52.8   60.6/100.0  36/53         7.8/11.3   0.21/0.31
+ *   full         32.4%    29.6% 267.0/315.0 366.6/444.4 267/316        55.3/65.0   0.31/0.41
  *
  * bestpath was chosen as the engine's default (see src/engines/pocketsphinx.c).
  */
@@ -199,9 +202,10 @@ int main(int argc, char **argv)
          * memory-mapped model. */
         for (int r = -1; r < repeats; r++)
             for (int c = 0; c < n_clips; c++) {
-                /* Pass -1: every clip a new session on a fresh engine ("cold",
-                 * the CMN prior still learns from the clips before). Then
-                 * all clips as one session ("warm": adapted CMN). */
+                /* Pass -1: every clip a new session ("cold": its cepstral
+                 * mean estimated from its own first 500 ms). Then all clips
+                 * as one session ("warm": each utterance starts from the mean
+                 * the previous one left). */
                 const char *sid = r < 0 ? clips[c].id : "warm";
                 struct engine_stream_cfg cfg = {.language = "en-US", .session_id = sid};
                 struct engine_stream *s;

@@ -30,13 +30,12 @@
  *   bestpath  best path through the word lattice (-fwdflat no -bestpath yes)
  *   full      fwdflat re-search, then best path (-fwdflat yes -bestpath yes)
  * Measured with bench/ps_second_pass.c (5 librivox clips, 71 words, 24.7 s;
- * 20 ms feeds; "cold" = each clip a new session on a fresh engine, "warm" =
- * one session; utt_end as thread CPU because the 2-core box was shared, two
- * runs):
+ * 20 ms feeds; "cold" = each clip a new session, "warm" = one session;
+ * utt_end as thread CPU because the 2-core box was shared, two runs):
  *   pass      WER cold  WER warm  utt_end CPU mean / max   per audio s
- *   none      25.4%     26.8%     49-55 ms / 81-111 ms     11 ms
- *   bestpath  22.5%     25.4%     46-56 ms / 80-114 ms     10-12 ms
- *   full      33.8%     31.0%     281-304 ms / 418-458 ms  57-62 ms
+ *   none      28.2%     26.8%     43-56 ms / 73-104 ms     10-12 ms
+ *   bestpath  26.8%     26.8%     36-53 ms / 61-100 ms     8-11 ms
+ *   full      32.4%     29.6%     267-315 ms / 367-444 ms  55-65 ms
  * full is both slower and worse here, and bestpath is as fast as none once
  * none computes confidences (below), so bestpath is the default.
  *
@@ -92,6 +91,8 @@
 #define MAX_PHONES_LEN 512
 #define CMN_MAX_LEN 64   /* cepstral vector length handled (en-us: 13) */
 #define CMN_SESSIONS 256 /* sessions whose CMN mean is remembered (LRU) */
+#define CMN_HOLD_MS 500  /* audio a session's first utterance estimates its mean from */
+#define CMN_HOLD_SAMPLES (ENGINE_RATE * CMN_HOLD_MS / 1000)
 
 enum second_pass { PASS_NONE, PASS_BESTPATH, PASS_FULL };
 
@@ -110,9 +111,9 @@ struct engine_stream {
     int cmn;       /* the decoder has live CMN of the model's length (see cmn_*) */
     int cmn_fresh; /* the session has no remembered mean: estimate one */
     fe_t *est_fe;  /* front end of the estimate, never the decoder's own */
-    int16_t *hold; /* first CMN_HOLD_SAMPLES of a fresh utterance */
+    int16_t *hold; /* CMN_HOLD_SAMPLES, or NULL: no estimator */
     size_t n_hold;
-    int holding; /* audio goes to hold, not yet to the decoder */
+    int holding; /* utt_feed fills hold; the decoder has seen nothing yet */
     char sid[64];
 
     /* Result storage, valid until the next call on this stream. */
@@ -275,20 +276,54 @@ static int apply_settings(struct engine_model *m, const char *const *settings, c
 
 /*
  * Cepstral mean normalisation. The front end subtracts a cepstral mean that
- * PocketSphinx updates only at the end of each utterance (live CMN), so the
- * mean used during an utterance is whatever the previous ones left. Left
- * alone, a pooled decoder would carry the mean of the session that used it
- * last; reset to the model's -cmninit each time, every utterance would be
- * decoded with a mean that fits no real channel (measured on the librivox
- * clips, bestpath: WER 38% reset vs 25% adapted, and a slower utt_end). So
- * the engine keeps the mean itself:
- *   - per session (LRU of CMN_SESSIONS ids): the mean after the session's
- *     last utterance, restored at acquire whichever decoder it gets;
- *   - for sessions not seen yet, the model's -cmninit.
- * A new session therefore starts from the same state whatever the server
- * did before, so the same audio gives the same words on a busy server, an
- * idle one and the CLI. (An average over recent sessions was tried as the
- * starting point: it made results depend on other users' audio.)
+ * PocketSphinx's live CMN (sphinxbase cmn_live.c) recomputes only at the end
+ * of an utterance and when its running count passes 800 frames, so the mean
+ * used while decoding is mostly what earlier audio left. Left alone, a pooled
+ * decoder would carry the mean of the session that used it last, and results
+ * would depend on other users' audio. So the engine keeps the mean itself:
+ *   - a session's later utterances start from the mean its previous one left
+ *     (remembered per session id, LRU of CMN_SESSIONS, whichever decoder the
+ *     session gets);
+ *   - its first utterance starts from a mean estimated from its own first
+ *     CMN_HOLD_MS of audio: utt_feed holds that audio back, a second front
+ *     end (est_fe, built from the decoder's configuration; the decoder's own
+ *     fe carries state) computes its cepstra, their mean (counted the way
+ *     cmn_live counts: frames with c0 < 0 skipped) becomes the decoder's
+ *     mean, and only then is the held audio decoded. The decoder's running
+ *     sum starts empty, so the mean it saves at the end of that utterance is
+ *     the mean of the utterance's own frames.
+ * Every result is therefore a function of the session's own audio: the same
+ * audio gives the same words on a busy server, an idle one and the CLI, in
+ * any chunking (the hold ends at exactly CMN_HOLD_SAMPLES).
+ *
+ * Why: the model's -cmninit fits real channels badly (the librivox clips'
+ * means have c3 = 18..26 and c4 = -11..-25; -cmninit has 5.1 and 2.5).
+ * Each of the 5 clips as a new session, bestpath, 71 words: -cmninit 38.0%
+ * WER, the estimate 26.8%, and sphinxbase's batch CMN, which has the whole
+ * clip in hand, also 26.8%. (Starting from an average over recent sessions
+ * gave 22.5%, but from other users' audio.) The hold time was chosen on
+ * errors summed over 3 ways in (clips fed directly, `hark transcribe` per
+ * clip, all clips as one `hark transcribe` session) x 7 sox channel variants
+ * (as is, -15 dB, highpass 300 Hz, bass +8, treble -8, +8 dB at 1.5 kHz,
+ * 300-3400 Hz band), 1491 words:
+ *   hold ms    none  300  400  500  600  800  1000
+ *   errors      567  551  462  418  468  486   465
+ * (500 ms with the estimate counted as 500 frames, as cmn_live_set would:
+ * 432.) The gains over "none" are large everywhere; the differences between
+ * 400 and 1000 ms are within what these few clips of one reader can tell.
+ * Blending the estimate with -cmninit by frame count (prior worth 100 or
+ * 300 frames) helped near-model channels a little and hurt the others badly
+ * (300-3400 Hz band: 29 -> 46-51 errors of 71), so the estimate is used
+ * alone; an utterance with no countable frame keeps -cmninit.
+ * Cost, first utterance of a session only: no partial before CMN_HOLD_MS
+ * of utterance audio has arrived. The session sends its ~300 ms pre-roll at
+ * once at onset, so that is ~200 ms of speech; on the librivox clips the
+ * first words showed at 500 ms of audio instead of 420-480 ms. The held
+ * audio gets its MFCCs computed twice (0.3 ms) and is decoded in the one
+ * utt_feed call that ends the hold: the same decoding work as without the
+ * hold (0.2-0.6 s CPU for the first 500 ms of those clips on the shared dev
+ * box, held or not), done at once. utt_end during the hold estimates from
+ * what arrived.
  */
 static cmn_t *cmn_of(struct engine_stream *s)
 {
@@ -325,9 +360,8 @@ static struct cmn_session *cmn_find(struct engine_model *m, const char *sid)
     return NULL;
 }
 
-/* Restores the session's remembered mean; returns 0 when there is none (the
- * decoder then holds the model's -cmninit and the utterance estimates its
- * own, see est_*). */
+/* Restores the session's remembered mean; returns 0 when there is none
+ * (the decoder then holds -cmninit until the first utterance's estimate). */
 static int cmn_restore(struct engine_stream *s)
 {
     struct engine_model *m = s->m;
@@ -346,14 +380,6 @@ static int cmn_restore(struct engine_stream *s)
     cmn_live_set(cmn, v);
     return e != NULL;
 }
-
-/* A new session's first utterance is held for this much audio (500 ms,
- * which includes the ~300 ms pre-roll) while its cepstral mean is
- * estimated from it; the first partial comes at most that much later. The
- * estimate alone (no weight for -cmninit) measured best on the librivox
- * clips. */
-static const size_t est_hold_samples = 8000;
-static const double est_prior_frames = 0;
 
 /* Mean of the cepstra of pcm[0..n) as cmn_live would accumulate them
  * (frames with negative c0 skipped); the number of frames counted, or -1. */
@@ -374,7 +400,9 @@ static int est_mean(struct engine_stream *s, const int16_t *pcm, size_t n, doubl
     for (int last = 0; !last;) {
         int32 nfr = BLOCK;
         if (left) {
-            if (fe_process_frames(s->est_fe, &p, &left, rp, &nfr, NULL) < 0)
+            size_t before = left;
+            if (fe_process_frames(s->est_fe, &p, &left, rp, &nfr, NULL) < 0 ||
+                (nfr == 0 && left == before)) /* no progress: never loop */
                 return -1;
         } else {
             last = 1;
@@ -394,7 +422,10 @@ static int est_mean(struct engine_stream *s, const int16_t *pcm, size_t n, doubl
     return counted;
 }
 
-/* Ends the hold: sets the estimated mean, then decodes the held audio. */
+/* Ends the hold: the held audio's mean becomes the decoder's, with an
+ * empty running sum (cmn_t's fields are public in sphinxbase's cmn.h;
+ * cmn_live_set would count the estimate as 500 frames), then the held audio
+ * is decoded. */
 static int hold_release(struct engine_stream *s)
 {
     struct engine_model *m = s->m;
@@ -404,20 +435,26 @@ static int hold_release(struct engine_stream *s)
         double est[CMN_MAX_LEN];
         int k = est_mean(s, s->hold, s->n_hold, est, m->cmn_len);
         if (k < 0) {
-            LOG_WARN(s->sid, "pocketsphinx: decoder %u: no cepstral mean estimate", s->id);
+            LOG_WARN(s->sid,
+                     "pocketsphinx: decoder %u: cepstral mean estimate failed; using "
+                     "-cmninit",
+                     s->id);
         } else if (k > 0) {
-            mfcc_t v[CMN_MAX_LEN];
-            double w = est_prior_frames;
-            for (int i = 0; i < m->cmn_len; i++)
-                v[i] = (mfcc_t)((w * m->cmn_prior[i] + k * est[i]) / (w + k));
-            cmn_live_set(cmn, v);
+            for (int i = 0; i < m->cmn_len; i++) {
+                cmn->cmn_mean[i] = (mfcc_t)est[i];
+                cmn->sum[i] = 0;
+            }
+            cmn->nframe = 0;
         }
+        LOG_DEBUG(s->sid, "pocketsphinx: decoder %u: cepstral mean from %d frames of %zu ms", s->id,
+                  k, s->n_hold * 1000 / ENGINE_RATE);
     }
-    if (s->n_hold && ps_process_raw(s->ps, s->hold, s->n_hold, FALSE, FALSE) < 0) {
+    size_t n = s->n_hold;
+    s->n_hold = 0;
+    if (n && ps_process_raw(s->ps, s->hold, n, FALSE, FALSE) < 0) {
         s->broken = 1;
         return HARK_E_ENGINE;
     }
-    s->n_hold = 0;
     return 0;
 }
 
@@ -492,8 +529,7 @@ static int decoder_new(struct engine_model *m, unsigned id, struct engine_stream
     if (s->ps)
         s->est_fe = fe_init_auto_r(ps_get_config(s->ps));
     pthread_mutex_unlock(&sphinx_lock);
-    s->hold = hark_malloc(16000 * 12 * sizeof *s->hold);
-    if (!s->ps || !s->est_fe || !s->hold) {
+    if (!s->ps) {
         decoder_free(s);
         return err_set(errbuf, errbuf_size, HARK_E_MODEL,
                        "pocketsphinx could not create a decoder from hmm '%s', lm '%s', dict "
@@ -501,6 +537,16 @@ static int decoder_new(struct engine_model *m, unsigned id, struct engine_stream
                        m->hmm, m->lm, m->dict);
     }
     cmn_adopt(s);
+    if (s->est_fe && s->cmn && fe_get_output_size(s->est_fe) == m->cmn_len) {
+        s->hold = hark_malloc(CMN_HOLD_SAMPLES * sizeof *s->hold);
+        if (!s->hold) {
+            decoder_free(s);
+            return err_set(errbuf, errbuf_size, HARK_E_NOMEM, "out of memory");
+        }
+    } else {
+        /* Decodes, but a session's first utterance starts from -cmninit. */
+        LOG_WARN(NULL, "pocketsphinx: decoder %u: no cepstral mean estimator for this model", id);
+    }
     LOG_DEBUG(NULL, "pocketsphinx: decoder %u created in %.0f ms", id,
               (clock_mono_ns() - t0) / 1e6);
     *out = s;
@@ -958,7 +1004,7 @@ static int utt_start(struct engine_stream *s)
         rc = HARK_E_ENGINE;
     } else {
         s->in_utt = 1;
-        s->holding = s->cmn_fresh && s->cmn;
+        s->holding = s->cmn_fresh && s->hold != NULL;
         s->n_hold = 0;
     }
     log_sid = NULL;
@@ -997,14 +1043,14 @@ static int utt_feed(struct engine_stream *s, const float *samples, size_t n)
     log_sid = s->sid;
     for (size_t off = 0; off < n;) {
         if (s->holding) {
-            size_t k = est_hold_samples - s->n_hold;
+            size_t k = CMN_HOLD_SAMPLES - s->n_hold;
             if (k > n - off)
                 k = n - off;
             for (size_t i = 0; i < k; i++)
                 s->hold[s->n_hold + i] = to_s16(samples[off + i]);
             s->n_hold += k;
             off += k;
-            if (s->n_hold == est_hold_samples && (rc = hold_release(s)))
+            if (s->n_hold == CMN_HOLD_SAMPLES && (rc = hold_release(s)))
                 break;
             continue;
         }
