@@ -44,16 +44,23 @@ int WebRtcVad_ValidRateAndFrameLength(int rate, size_t frame_length);
 /* Added to every bin's power so log() of an all-zero frame is finite. */
 #define POWER_EPS 1e-10
 
+/* The 512 real samples are transformed as 256 complex ones (even samples
+ * real, odd imaginary) and the real spectrum unpacked from that: half the
+ * work of a 512-point complex FFT. */
+#define CFFT_N (FFT_N / 2)
+#define CFFT_LOG2 (FFT_LOG2 - 1)
+
 struct vad {
     VadInst *webrtc;
     int mode;
+    int full; /* vad_set_full_analysis: the spectrum of every frame */
     float flatness;
     float energy_db;
     float history[HISTORY]; /* samples preceding the current frame */
     float window[FFT_N];
-    float cos_tab[FFT_N / 2];
+    float cos_tab[FFT_N / 2]; /* e^(-2 pi i k / FFT_N), k < FFT_N / 2 */
     float sin_tab[FFT_N / 2];
-    uint16_t bitrev[FFT_N];
+    uint16_t bitrev[CFFT_N];
     double log_bin[NBINS]; /* ln(k) centred on its mean over the band */
     double log_bin_ss;     /* sum of log_bin[i]^2 */
 };
@@ -66,10 +73,10 @@ static void init_tables(struct vad *v)
         v->cos_tab[i] = (float)cos(2.0 * M_PI * i / FFT_N);
         v->sin_tab[i] = (float)-sin(2.0 * M_PI * i / FFT_N);
     }
-    for (int i = 0; i < FFT_N; i++) {
+    for (int i = 0; i < CFFT_N; i++) {
         unsigned r = 0;
-        for (int b = 0; b < FFT_LOG2; b++)
-            r |= (((unsigned)i >> b) & 1u) << (FFT_LOG2 - 1 - b);
+        for (int b = 0; b < CFFT_LOG2; b++)
+            r |= (((unsigned)i >> b) & 1u) << (CFFT_LOG2 - 1 - b);
         v->bitrev[i] = (uint16_t)r;
     }
     double mean = 0.0;
@@ -83,12 +90,13 @@ static void init_tables(struct vad *v)
     }
 }
 
-/* In-place iterative radix-2 decimation-in-time FFT on bit-reversed input. */
+/* In-place iterative radix-2 decimation-in-time CFFT_N-point FFT on
+ * bit-reversed input; twiddles are every other entry of the FFT_N table. */
 static void fft(const struct vad *v, float *re, float *im)
 {
-    for (int len = 2; len <= FFT_N; len <<= 1) {
+    for (int len = 2; len <= CFFT_N; len <<= 1) {
         int half = len >> 1, step = FFT_N / len;
-        for (int start = 0; start < FFT_N; start += len) {
+        for (int start = 0; start < CFFT_N; start += len) {
             for (int k = 0; k < half; k++) {
                 float wr = v->cos_tab[k * step], wi = v->sin_tab[k * step];
                 int a = start + k, b = a + half;
@@ -103,6 +111,19 @@ static void fft(const struct vad *v, float *re, float *im)
     }
 }
 
+/* Power of bin k (0 < k < CFFT_N) of the real FFT_N-point input whose
+ * packed transform is Z: with E = (Z[k] + conj Z[N/2-k]) / 2 (even samples)
+ * and O = (Z[k] - conj Z[N/2-k]) / 2i (odd samples), X[k] = E + W^k O. */
+static double bin_power(const struct vad *v, const float *re, const float *im, int k)
+{
+    int j = CFFT_N - k;
+    float er = 0.5f * (re[k] + re[j]), ei = 0.5f * (im[k] - im[j]);
+    float or_ = 0.5f * (im[k] + im[j]), oi = -0.5f * (re[k] - re[j]);
+    float wr = v->cos_tab[k], wi = v->sin_tab[k];
+    float xr = er + wr * or_ - wi * oi, xi = ei + wr * oi + wi * or_;
+    return (double)xr * xr + (double)xi * xi;
+}
+
 /* Spectral flatness (geometric over arithmetic mean of the power) of the
  * band after removing the best-fitting power law P ~ f^b, fitted by least
  * squares on log power against log frequency. Plain flatness is ~0.57 for
@@ -113,16 +134,19 @@ static void fft(const struct vad *v, float *re, float *im)
  * exp(0) = 1 and the flatness is 1 / mean(exp(residual)). */
 static float tilt_free_flatness(const struct vad *v, const float *x)
 {
-    float re[FFT_N], im[FFT_N];
-    memset(im, 0, sizeof im);
-    for (int i = 0; i < FFT_N; i++)
-        re[v->bitrev[i]] = x[i] * v->window[i];
+    float re[CFFT_N], im[CFFT_N];
+    for (int i = 0; i < CFFT_N; i++) {
+        re[v->bitrev[i]] = x[2 * i] * v->window[2 * i];
+        im[v->bitrev[i]] = x[2 * i + 1] * v->window[2 * i + 1];
+    }
     fft(v, re, im);
 
-    double logp[NBINS], mean = 0.0, cov = 0.0;
+    /* Single-precision log and exp (half the cost of double's, and this is
+     * per bin per frame); the sums stay double. */
+    float logp[NBINS];
+    double mean = 0.0, cov = 0.0;
     for (int i = 0; i < NBINS; i++) {
-        int k = BIN_LO + i;
-        logp[i] = log((double)re[k] * re[k] + (double)im[k] * im[k] + POWER_EPS);
+        logp[i] = logf((float)(bin_power(v, re, im, BIN_LO + i) + POWER_EPS));
         mean += logp[i];
         cov += logp[i] * v->log_bin[i];
     }
@@ -130,7 +154,7 @@ static float tilt_free_flatness(const struct vad *v, const float *x)
     double slope = cov / v->log_bin_ss;
     double sum = 0.0;
     for (int i = 0; i < NBINS; i++)
-        sum += exp(logp[i] - mean - slope * v->log_bin[i]);
+        sum += expf((float)(logp[i] - mean - slope * v->log_bin[i]));
     return (float)(NBINS / sum);
 }
 
@@ -190,7 +214,7 @@ void vad_reset(struct vad *v)
     WebRtcVad_set_mode(v->webrtc, v->mode);
     memset(v->history, 0, sizeof v->history);
     v->energy_db = -INFINITY;
-    v->flatness = 1.0f;
+    v->flatness = NAN;
 }
 
 int vad_frame(struct vad *v, const float *frame)
@@ -218,7 +242,6 @@ int vad_frame(struct vad *v, const float *frame)
     memcpy(v->history, x + VAD_FRAME, sizeof v->history);
     energy /= VAD_FRAME;
     v->energy_db = energy > 0.0 ? (float)(10.0 * log10(energy)) : -INFINITY;
-    v->flatness = tilt_free_flatness(v, x);
 
     /* Always run WebRTC, even on frames the other checks reject, so its
      * adaptive noise model follows the real signal. */
@@ -228,12 +251,25 @@ int vad_frame(struct vad *v, const float *frame)
                   VAD_FRAME, VAD_RATE);
         return HARK_E_INTERNAL;
     }
-    return r > 0 && v->flatness < FLATNESS_MAX && v->energy_db > ENERGY_FLOOR_DB;
+    /* The spectrum is the costly part (most of the VAD's CPU): only frames
+     * the cheap checks pass need it. */
+    if (!v->full && (r == 0 || v->energy_db <= ENERGY_FLOOR_DB)) {
+        v->flatness = NAN;
+        return 0;
+    }
+    v->flatness = tilt_free_flatness(v, x);
+    return r > 0 && v->energy_db > ENERGY_FLOOR_DB && v->flatness < FLATNESS_MAX;
+}
+
+void vad_set_full_analysis(struct vad *v, int on)
+{
+    if (v)
+        v->full = on != 0;
 }
 
 float vad_last_flatness(const struct vad *v)
 {
-    return v ? v->flatness : 1.0f;
+    return v ? v->flatness : NAN;
 }
 
 float vad_last_energy_db(const struct vad *v)

@@ -29,10 +29,14 @@ void vad_reset(struct vad *v);
 int vad_frame(struct vad *v, const float *frame);
 
 /* Features of the last frame, for tests and tuning: the tilt-compensated
- * flatness (0..1; ~0.57 for stationary noise) and the mean-square level in
- * dB full scale (a full-scale square wave is 0 dB, a sine of amplitude A is
- * 20*log10(A) - 3; -INFINITY for digital silence). */
+ * flatness (0..1; ~0.57 for stationary noise; NAN when the frame was already
+ * rejected by WebRTC or the level floor, which skips the spectrum) and the
+ * mean-square level in dB full scale (a full-scale square wave is 0 dB, a
+ * sine of amplitude A is 20*log10(A) - 3; -INFINITY for digital silence). */
 float vad_last_flatness(const struct vad *v);
+/* on: take the spectrum of every frame, so vad_last_flatness is never NAN
+ * (tests and tuning; the decisions are the same either way). */
+void vad_set_full_analysis(struct vad *v, int on);
 float vad_last_energy_db(const struct vad *v);
 
 #endif

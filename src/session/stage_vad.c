@@ -10,6 +10,12 @@
  *   SPEECH  frames go on. endpointing_ms of non-speech ends the utterance
  *           (UTT_END, reason endpoint); max_utterance_ms forces a cut
  *           (reason max_length), preferring a non-speech frame near the limit.
+ *           Past TAIL_KEEP_MS of a pause, non-speech frames are held back:
+ *           if speech resumes they go on first (the engine sees every
+ *           sample, in order), if the endpoint comes they are dropped. The
+ *           engine needs only a short silence to close the last word, and
+ *           decoding silence costs it most of what speech costs, so this
+ *           saves endpointing_ms - TAIL_KEEP_MS of decoding per utterance.
  *
  * The ring only ever holds audio from after the last utterance ended, so
  * every sample is either in an utterance or provably silence: that is what
@@ -27,6 +33,10 @@
 /* Unconfirmed speech at finalize/close still becomes an utterance when at
  * least this many recent frames were speech (a short last word). */
 #define FLUSH_MIN_SPEECH 2
+/* Trailing non-speech the engine always gets before a pause is held back. */
+#define TAIL_KEEP_FRAMES 10 /* 200 ms */
+/* Most audio held back at once; longer pauses go to the engine in pieces. */
+#define HOLD_MAX_SAMPLES PIPE_RATE /* 1 s */
 
 enum vad_state { V_SILENT, V_SPEECH };
 
@@ -48,6 +58,10 @@ struct vadst {
 
     int64_t utt_start;
     int trailing_silence; /* frames */
+
+    float *held; /* HOLD_MAX_SAMPLES, allocated on first use */
+    size_t held_len;
+    int64_t held_pos; /* pos of held[0] */
 };
 
 static int vad_init_stage(struct stage *st)
@@ -109,6 +123,28 @@ static int emit_audio(struct stage *st, const float *s, size_t n, int64_t pos)
     return n ? stage_emit(st, &f) : 0;
 }
 
+/* Sends the held-back pause on, ahead of whatever follows it. */
+static int release_held(struct stage *st, struct vadst *v)
+{
+    size_t n = v->held_len;
+    v->held_len = 0;
+    return emit_audio(st, v->held, n, v->held_pos);
+}
+
+static int hold_frame(struct stage *st, struct vadst *v)
+{
+    int rc;
+    if (!v->held && !(v->held = hark_malloc(HOLD_MAX_SAMPLES * sizeof *v->held)))
+        return emit_audio(st, v->frame, VAD_FRAME, v->frame_pos); /* no saving, no loss */
+    if (v->held_len + VAD_FRAME > HOLD_MAX_SAMPLES && (rc = release_held(st, v)))
+        return rc;
+    if (!v->held_len)
+        v->held_pos = v->frame_pos;
+    memcpy(v->held + v->held_len, v->frame, sizeof v->frame);
+    v->held_len += VAD_FRAME;
+    return 0;
+}
+
 /* Starts an utterance with the ring's audio as its beginning. */
 static int start_utterance(struct stage *st, struct vadst *v, int64_t onset_pos)
 {
@@ -137,6 +173,7 @@ static int start_utterance(struct stage *st, struct vadst *v, int64_t onset_pos)
 
 static int end_utterance(struct stage *st, struct vadst *v, enum hark_reason reason)
 {
+    v->held_len = 0; /* the pause after the last word: not needed */
     v->state = V_SILENT;
     window_clear(v);
     return emit_simple(st, FRAME_UTT_END, v->pos, reason, v->utt_start);
@@ -161,15 +198,20 @@ static int process_frame(struct stage *st, struct vadst *v)
             rc = start_utterance(st, v, onset);
     } else {
         v->pos = v->frame_pos + VAD_FRAME;
-        if ((rc = emit_audio(st, v->frame, VAD_FRAME, v->frame_pos)))
-            return rc;
         v->trailing_silence = speech ? 0 : v->trailing_silence + 1;
+        if (v->trailing_silence > TAIL_KEEP_FRAMES)
+            rc = hold_frame(st, v);
+        else if (!(rc = release_held(st, v)))
+            rc = emit_audio(st, v->frame, VAD_FRAME, v->frame_pos);
+        if (rc)
+            return rc;
         int64_t len_ms = (v->pos - v->utt_start) * 1000 / PIPE_RATE;
         if (o->endpointing_ms > 0 && v->trailing_silence * 20 >= o->endpointing_ms) {
             rc = end_utterance(st, v, HARK_REASON_ENDPOINT);
         } else if (len_ms >= o->max_utterance_ms ||
                    (!speech && len_ms >= (int64_t)o->max_utterance_ms * 9 / 10)) {
             /* Forced cut; speech carries straight on into a new utterance. */
+            v->held_len = 0; /* a pause at the cut: silence, not needed */
             if ((rc = emit_simple(st, FRAME_UTT_END, v->pos, HARK_REASON_MAX_LENGTH, v->utt_start)))
                 return rc;
             v->utt_start = v->pos;
@@ -213,6 +255,8 @@ static int vad_flush(struct stage *st, enum hark_reason reason)
     int rc;
     /* The samples of an incomplete frame are real audio: in an utterance the
      * engine gets them, otherwise they join the pre-roll. */
+    if (v->state == V_SPEECH && (rc = release_held(st, v)))
+        return rc;
     if (v->frame_len) {
         if (v->state == V_SPEECH) {
             if ((rc = emit_audio(st, v->frame, v->frame_len, v->frame_pos)))
@@ -242,6 +286,7 @@ static void vad_close_stage(struct stage *st)
     if (!v)
         return;
     vad_destroy(v->vad);
+    hark_free(v->held);
     hark_free(v);
     st->priv = NULL;
 }

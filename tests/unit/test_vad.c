@@ -254,7 +254,7 @@ static void test_digital_silence(void)
     ASSERT_OK(vad_create(&v, 0));
     ASSERT_EQ(vad_frame(v, x), 0);
     ASSERT(isinf(vad_last_energy_db(v)) && vad_last_energy_db(v) < 0);
-    ASSERT_NEAR(vad_last_flatness(v), 1.0, 1e-6); /* all bins equal */
+    ASSERT(isnan(vad_last_flatness(v))); /* rejected by level: no spectrum taken */
     vad_destroy(v);
     free(x);
     fprintf(stderr, "  silence 60 s: 0 speech frames in modes 0..3\n");
@@ -300,6 +300,7 @@ static void test_noise_is_not_speech(void)
         /* The margin itself: the flatness distribution of the noise. */
         struct vad *v = NULL;
         ASSERT_OK(vad_create(&v, 0));
+        vad_set_full_analysis(v, 1);
         size_t nf = n / VAD_FRAME;
         float *fl = malloc(nf * sizeof *fl);
         ASSERT(fl);
@@ -458,7 +459,8 @@ static size_t differences(struct vad *v, const float *x, size_t nf, const int *r
     size_t d = 0;
     for (size_t i = 0; i < nf; i++) {
         int r = vad_frame(v, x + i * VAD_FRAME);
-        d += (size_t)(r != ref_dec[i] || vad_last_flatness(v) != ref_flat[i]);
+        float f = vad_last_flatness(v); /* NAN: no spectrum taken; equal to NAN here */
+        d += (size_t)(r != ref_dec[i] || (isnan(f) ? !isnan(ref_flat[i]) : f != ref_flat[i]));
     }
     return d;
 }
