@@ -11,7 +11,9 @@ import {
 let srv;
 
 before(async () => {
-  srv = await startServer(['--max-frame-bytes', '65536', '--workers', '2']);
+  // 3 workers: the 8-session test needs ~8 x 0.25 CPU per audio second,
+  // more than 2 workers' admission capacity.
+  srv = await startServer(['--max-frame-bytes', '65536', '--workers', '3']);
 });
 after(async () => { if (srv) await srv.stop(); });
 
@@ -206,14 +208,18 @@ test('admission: at capacity a new session is refused busy (1013); freed capacit
   try {
     const a = await openNative(small.url, {});
     assert.equal(a.ready.type, 'ready');
-    await streamPcm(a.ws, wavPcm(CLIPS[0]).subarray(0, 32000 * 4));
-    // Its demand counts once 2 s of audio are decoded: a partial past 2 s.
+    const pcm = wavPcm(CLIPS[0]);
+    await streamPcm(a.ws, pcm.subarray(0, 32000 * 4));
+    // Its demand counts once 2 s of audio are decoded (a partial past 2 s),
+    // while it is talking (audio still arriving).
     await waitFor(a.events, (e) => e.type === 'transcript' && e.end >= 2.5, 30000);
+    const talking = streamPcm(a.ws, pcm.subarray(32000 * 4, 32000 * 7), { realtime: true });
     const b = await openNative(small.url, {});
     assert.equal(b.ready.type, 'error', JSON.stringify(b.ready));
     assert.equal(b.ready.code, 'busy');
     assert.match(b.ready.message, /capacity/);
     assert.equal((await b.closed).code, 1013);
+    await talking;
     a.ws.send(JSON.stringify({ type: 'close' }));
     assert.equal((await a.closed).code, 1000);
     // No wait for the next measurement: the ended session no longer counts.

@@ -233,8 +233,8 @@ static void test_pauses_make_segments(void)
     double speech = 0, fed = e1.audio_seconds - e0.audio_seconds;
     for (int i = 0; i < 3; i++)
         speech += (double)n[i] / 16000;
-    fprintf(stderr, "  engine decoded %.2f s of %.2f s (clips %.2f s)\n", fed,
-            (double)at / 16000, speech);
+    fprintf(stderr, "  engine decoded %.2f s of %.2f s (clips %.2f s)\n", fed, (double)at / 16000,
+            speech);
     ASSERT_LE(fed, speech + 3 * 0.3);
     int finals = 0, endpoint = 0, ue = 0;
     for (int i = 0; i < r1.n; i++) {

@@ -45,7 +45,8 @@ struct wsfe {
     unsigned char *tx;
     size_t tx_cap;
     struct workers_stats wstats;
-    double demand; /* workers the open sessions need to stay real time */
+    double demand;    /* workers the talking sessions need to stay real time */
+    double rtf_prior; /* CPU per audio second of a session, from the last measured ones */
 
     struct metric *m_opened, *m_active, *m_conns, *m_audio, *m_queue, *m_busy, *m_lag;
     struct metric *m_refused_busy, *m_refused_limit, *m_refused_draining;
@@ -234,21 +235,38 @@ void wsconn_close_after(struct wsconn *c, int code, const char *reason)
         wsconn_send(c, "", 0, MSG_LAST);
 }
 
-/* Real-time demand: each streaming session's CPU per audio second so far (a
- * session only counts once it has a few seconds of audio). Sessions that are
- * closing only finish what they already sent: no real-time need. */
+/* A session counts once it has this much audio (its CPU per audio second
+ * is noise before), and as talking while audio came within the window. */
+#define MEASURE_MIN_AUDIO_SEC 2.0
+#define TALKING_WINDOW_NS 2000000000LL
+
+/* Real-time demand: the CPU per audio second of every session that is
+ * talking (audio frames arriving), measured where it has enough audio, else
+ * the average of the measured ones (the prior; so a burst of new sessions
+ * counts before any of them is measured). Closing sessions only finish what
+ * they sent; open but silent ones and batch jobs (bulk work with no
+ * real-time need) need nothing. */
 static void measure_load(struct wsfe *fe)
 {
     workers_stats(fe->workers, &fe->wstats);
-    double demand = 0;
+    int64_t now = clock_mono_ns();
+    double demand = 0, measured = 0;
+    int n_measured = 0;
     for (struct wsconn *c = fe->conns; c; c = c->next) {
-        double audio, cpu;
+        double audio, cpu, rtf = -1;
         if (!c->chan || c->st != WC_STREAMING)
             continue;
         chan_usage(c->chan, &audio, &cpu);
-        if (audio >= 2.0)
-            demand += cpu / audio;
+        if (audio >= MEASURE_MIN_AUDIO_SEC) {
+            rtf = cpu / audio;
+            measured += rtf;
+            n_measured++;
+        }
+        if (c->last_audio && now - c->last_audio <= TALKING_WINDOW_NS)
+            demand += rtf >= 0 ? rtf : fe->rtf_prior;
     }
+    if (n_measured)
+        fe->rtf_prior = measured / n_measured;
     fe->demand = demand;
 }
 
@@ -273,12 +291,15 @@ int wsfe_admit(struct wsfe *fe, char *msg, size_t n)
      * the last tick: sessions that just ended must not refuse the next. */
     measure_load(fe);
     double capacity = (double)fe->cfg.workers * fe->cfg.max_busy_percent / 100.0;
-    if (fe->wstats.oldest_wait_ms > fe->cfg.max_lag_ms || fe->demand > capacity) {
+    /* The newcomer will need about what the others do; with nobody talking
+     * there is always room for one. */
+    double need = fe->demand > 0 ? fe->demand + fe->rtf_prior : 0;
+    if (fe->wstats.oldest_wait_ms > fe->cfg.max_lag_ms || need > capacity) {
         metrics_inc(fe->m_refused_busy);
         snprintf(msg, n,
-                 "server at capacity (sessions need %.2f of %.2f workers, queue wait %.0f ms); "
-                 "retry later",
-                 fe->demand, capacity, fe->wstats.oldest_wait_ms);
+                 "server at capacity (talking sessions need %.2f of %.2f workers, a new one "
+                 "about %.2f; queue wait %.0f ms); retry later",
+                 fe->demand, capacity, fe->rtf_prior, fe->wstats.oldest_wait_ms);
         return HARK_E_BUSY;
     }
     return 0;
@@ -320,6 +341,7 @@ int wsconn_post_audio(struct wsconn *c, const uint8_t *data, size_t len)
     int rc = chan_post_audio(c->chan, data, len);
     if (rc)
         return rc;
+    c->last_audio = clock_mono_ns();
     if (!c->paused && chan_pending_bytes(c->chan) > c->fe->cfg.session_buffer_bytes / 2) {
         c->paused = 1;
         lws_rx_flow_control(c->wsi, 0);

@@ -89,6 +89,7 @@ struct wsconn {
     struct chan_msg *out_head, *out_tail; /* ready to write, oldest first */
     int paused;
     int64_t last_activity;
+    int64_t last_audio; /* last audio frame (0 = none yet): the session is talking */
     int64_t session_started;
     size_t msg_bytes; /* size of the message being received */
     struct buf text;  /* text message being assembled */
