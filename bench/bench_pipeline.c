@@ -7,13 +7,15 @@
  *            ps_end_utt + reading the words, on one thread each
  *            (CLOCK_THREAD_CPUTIME_ID), repeated and interleaved hark, raw,
  *            hark, raw... Data sets:
- *              continuous       the librivox clips back to back; the raw
- *                               engine decodes each clip as one utterance
+ *              continuous       the librivox clips back to back, one
+ *                               utterance for both (no pause to end one)
  *              pauses-silence   each clip followed by 2 s of digital silence
  *              pauses-noise     each clip followed by 2 s of white noise at
  *                               -50 dBFS (RMS, full-scale square = 0 dB)
- *            On the pause sets the raw engine decodes everything, each clip
- *            plus its pause as one utterance: what a server without VAD does.
+ *            The raw engine gets the utterances hark's VAD makes but decodes
+ *            every sample: on the pause sets each clip plus its pause is one
+ *            utterance (what a server with endpointing but no VAD gating
+ *            does).
  *   rss      resident memory per session: idle sessions, then talking ones
  *            (each holding a decoder), from /proc/self/statm, in a child
  *            process so earlier allocations do not hide growth.
@@ -237,13 +239,16 @@ static void build_dataset(struct dataset *d, const char *name, const struct clip
         die("%s", "out of memory");
     double rms = pow(10.0, NOISE_DBFS / 20.0);
     for (int i = 0; i < n_clips && i < MAX_UTTS; i++) {
-        d->utt_off[d->n_utts] = d->n;
+        /* Without pauses hark's VAD finds no endpoint: one utterance. The
+         * raw engine gets the same utterances, so it decodes the continuous
+         * set as one too (the clip boundaries are not in the audio). */
+        if (pause || i == 0)
+            d->utt_off[d->n_utts++] = d->n;
         memcpy(d->pcm + d->n, clips[i].pcm, clips[i].n * sizeof *d->pcm);
         d->n += clips[i].n;
         for (size_t k = 0; k < pause_n; k++)
             d->pcm[d->n++] = pause == 2 ? noise_sample(rms) : 0;
-        d->utt_len[d->n_utts] = d->n - d->utt_off[d->n_utts];
-        d->n_utts++;
+        d->utt_len[d->n_utts - 1] = d->n - d->utt_off[d->n_utts - 1];
         append_ref(d, clips[i].ref);
     }
 }
@@ -371,9 +376,14 @@ static struct hark_engine *load_engine(const char *pass, const char *pool_min, c
 static struct hark_session *open_session(struct hark_engine *eng, const struct hark_options *o,
                                          struct sink *sink)
 {
+    /* Every run a new session, as on a server: its cepstral mean is
+     * estimated from its own audio, not carried over from the last run. */
+    static unsigned runs;
+    char id[32];
+    snprintf(id, sizeof id, "bench-%u", runs++);
     struct hark_session *s;
     char err[512];
-    if (hark_session_create(&s, eng, o, "bench", on_event, sink, err, sizeof err))
+    if (hark_session_create(&s, eng, o, id, on_event, sink, err, sizeof err))
         die("session: %s", err);
     return s;
 }

@@ -10,12 +10,12 @@
  *   SPEECH  frames go on. endpointing_ms of non-speech ends the utterance
  *           (UTT_END, reason endpoint); max_utterance_ms forces a cut
  *           (reason max_length), preferring a non-speech frame near the limit.
- *           Past TAIL_KEEP_MS of a pause, non-speech frames are held back:
+ *           Past 300 ms of a pause, non-speech frames are held back:
  *           if speech resumes they go on first (the engine sees every
  *           sample, in order), if the endpoint comes they are dropped. The
  *           engine needs only a short silence to close the last word, and
  *           decoding silence costs it most of what speech costs, so this
- *           saves endpointing_ms - TAIL_KEEP_MS of decoding per utterance.
+ *           saves endpointing_ms - 300 ms of decoding per utterance.
  *
  * The ring only ever holds audio from after the last utterance ended, so
  * every sample is either in an utterance or provably silence: that is what
@@ -33,8 +33,11 @@
 /* Unconfirmed speech at finalize/close still becomes an utterance when at
  * least this many recent frames were speech (a short last word). */
 #define FLUSH_MIN_SPEECH 2
-/* Trailing non-speech the engine always gets before a pause is held back. */
-#define TAIL_KEEP_FRAMES 10 /* 200 ms */
+/* Trailing non-speech the engine always gets before a pause is held back.
+ * 300 ms: with 200 ms the search has not settled into silence at the end of
+ * the utterance and the final pass cost ~2.5x as much (bench_pipeline
+ * --sections latency: the endpoint feed call 100 ms instead of 35-40). */
+#define TAIL_KEEP_FRAMES 15 /* 300 ms */
 /* Most audio held back at once; longer pauses go to the engine in pieces. */
 #define HOLD_MAX_SAMPLES PIPE_RATE /* 1 s */
 

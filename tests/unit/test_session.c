@@ -225,17 +225,17 @@ static void test_pauses_make_segments(void)
     free(all);
     check_contract(&r1);
     /* The engine decodes each utterance with its pre-roll and the first
-     * 200 ms of the pause that ends it, not the rest of the 500 ms of
-     * endpointing silence. The clips begin and end with quiet of their own,
-     * so their length plus 300 ms each is a bound: measured 12.12 s, and
-     * 13.02 s when the whole endpointing silence was decoded. */
+     * 300 ms of the pause that ends it, not the rest of the 500 ms of
+     * endpointing silence. The clips begin and end with quiet of their own;
+     * measured: 12.42 s, and 13.02 s when the whole endpointing silence was
+     * decoded. */
     hark_engine_stats(eng, &e1);
     double speech = 0, fed = e1.audio_seconds - e0.audio_seconds;
     for (int i = 0; i < 3; i++)
         speech += (double)n[i] / 16000;
     fprintf(stderr, "  engine decoded %.2f s of %.2f s (clips %.2f s)\n", fed, (double)at / 16000,
             speech);
-    ASSERT_LE(fed, speech + 3 * 0.3);
+    ASSERT_LE(fed, speech + 3 * 0.35);
     int finals = 0, endpoint = 0, ue = 0;
     for (int i = 0; i < r1.n; i++) {
         if (r1.ev[i].type == HARK_EVENT_TRANSCRIPT && r1.ev[i].is_final) {
