@@ -681,6 +681,21 @@ static void test_new_session_own_audio(void)
     ops->model_free(m);
 }
 
+/* Starts an utterance and feeds pcm in chunks up to limit samples, reading
+ * a partial after each; the samples fed when one first had words, or 0. */
+static size_t early_words(struct engine_stream *s, const float *pcm, size_t limit, size_t chunk)
+{
+    struct engine_result r;
+    ASSERT_OK(ops->utt_start(s));
+    for (size_t off = 0; off + chunk <= limit; off += chunk) {
+        ASSERT_OK(ops->utt_feed(s, pcm + off, chunk));
+        ASSERT_OK(ops->utt_partial(s, &r));
+        if (r.text[0])
+            return off + chunk;
+    }
+    return 0;
+}
+
 /*
  * The first utterance of a session gives no partial while its first 500 ms
  * are held; a later utterance of the same session (mean remembered) is not
@@ -715,14 +730,7 @@ static void test_first_utterance_hold(void)
     /* The same session again: no hold, so the same audio shows words in a
      * partial before 500 ms. */
     s = acquire(m, "held", NULL, 0);
-    ASSERT_OK(ops->utt_start(s));
-    size_t early = 0;
-    for (size_t off = 0; off + chunk <= hold && !early; off += chunk) {
-        ASSERT_OK(ops->utt_feed(s, c->pcm + off, chunk));
-        ASSERT_OK(ops->utt_partial(s, &r));
-        if (r.text[0])
-            early = off + chunk;
-    }
+    size_t early = early_words(s, c->pcm, hold, chunk);
     fprintf(stderr, "  first words in a partial after %zu ms (first utterance), %zu ms (later)\n",
             first_words * 1000 / ENGINE_RATE, early * 1000 / ENGINE_RATE);
     ASSERT(early > 0 && early < hold);
@@ -743,14 +751,7 @@ static void test_first_utterance_hold(void)
     /* The 300 ms session's mean is remembered: its next utterance is not
      * held (a partial before 500 ms, as above). */
     s = acquire(m, "short-2", NULL, 0);
-    ASSERT_OK(ops->utt_start(s));
-    early = 0;
-    for (size_t off = 0; off + chunk <= hold && !early; off += chunk) {
-        ASSERT_OK(ops->utt_feed(s, c->pcm + off, chunk));
-        ASSERT_OK(ops->utt_partial(s, &r));
-        early = r.text[0] ? off + chunk : 0;
-    }
-    ASSERT(early > 0);
+    ASSERT(early_words(s, c->pcm, hold, chunk) > 0);
     ops->stream_release(s); /* mid-utterance */
 
     /* Released during the hold: nothing leaks, the decoder works on. */
