@@ -1119,32 +1119,21 @@ static int empty_text(struct engine_stream *s)
     return 0;
 }
 
+static int collect_words(struct engine_stream *s, ps_seg_t *seg, ps_lattice_t *dag, int partial,
+                         struct engine_result *out);
+
+/* The current best path's words, from the search's backpointer table (no
+ * lattice: cheap enough every partial). They have times but no posteriors
+ * (ps_seg_prob gives 0 here), so their confidence is 0: unknown. */
 static int utt_partial(struct engine_stream *s, struct engine_result *out)
 {
     memset(out, 0, sizeof *out);
     if (!s->in_utt)
         return HARK_E_STATE;
     int64_t cpu0 = clock_thread_ns();
-    int32 score;
     log_sid = s->sid;
-    const char *hyp = ps_get_hyp(s->ps, &score);
+    int rc = s->holding ? empty_text(s) : collect_words(s, ps_seg_iter(s->ps), NULL, 1, out);
     log_sid = NULL;
-    size_t len = 0;
-    int rc = empty_text(s);
-    if (!rc && hyp) {
-        char tok[256];
-        for (const char *p = hyp; *p && !rc;) {
-            while (*p == ' ')
-                p++;
-            size_t n = strcspn(p, " ");
-            if (!n)
-                break;
-            snprintf(tok, sizeof tok, "%.*s", (int)n, p);
-            p += n;
-            if (!ps_pron_is_filler(s->m->pron, tok))
-                rc = text_append(s, &len, tok, base_len(tok));
-        }
-    }
     account(s, cpu0, 0);
     if (rc)
         return rc;
@@ -1200,7 +1189,9 @@ static int32 node_posterior(ps_lattice_t *dag, const char *word, int sf)
     return post;
 }
 
-static int collect_words(struct engine_stream *s, ps_seg_t *seg, ps_lattice_t *dag,
+/* Words of seg (fillers and pronunciation suffixes stripped) into out;
+ * confidences from dag's posteriors, else from seg's, else 0 (partial). */
+static int collect_words(struct engine_stream *s, ps_seg_t *seg, ps_lattice_t *dag, int partial,
                          struct engine_result *out)
 {
     logmath_t *lmath = ps_get_logmath(s->ps);
@@ -1214,7 +1205,9 @@ static int collect_words(struct engine_stream *s, ps_seg_t *seg, ps_lattice_t *d
         int sf, ef;
         int32 ascr, lscr, lback;
         ps_seg_frames(seg, &sf, &ef);
-        int32 post = dag ? node_posterior(dag, w, sf) : ps_seg_prob(seg, &ascr, &lscr, &lback);
+        int32 post = partial ? 0
+                     : dag   ? node_posterior(dag, w, sf)
+                             : ps_seg_prob(seg, &ascr, &lscr, &lback);
         rc = grow((void **)&s->words, &s->words_cap, n + 1, sizeof *s->words);
         if (!rc)
             rc = text_append(s, &len, w, base_len(w));
@@ -1225,7 +1218,7 @@ static int collect_words(struct engine_stream *s, ps_seg_t *seg, ps_lattice_t *d
         ew->end = (ef + 1) / 100.0;
         if (ew->end < ew->start)
             ew->end = ew->start;
-        ew->confidence = seg_confidence(lmath, post);
+        ew->confidence = partial ? 0.0f : seg_confidence(lmath, post);
         conf_sum += ew->confidence;
     }
     if (seg)
@@ -1268,7 +1261,7 @@ static int utt_end(struct engine_stream *s, struct engine_result *out)
         cmn_save(s);
         s->cmn_fresh = 0;
         ps_lattice_t *dag = s->m->pass == PASS_NONE ? posterior_lattice(s) : NULL;
-        rc = collect_words(s, ps_seg_iter(s->ps), dag, out);
+        rc = collect_words(s, ps_seg_iter(s->ps), dag, 0, out);
     }
     log_sid = NULL;
     account(s, cpu0, 0);

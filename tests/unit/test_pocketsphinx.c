@@ -197,7 +197,7 @@ static struct engine_result decode(struct engine_stream *s, const struct clip *c
         if (k % 10 == 9) {
             ASSERT_OK(ops->utt_partial(s, &res));
             ASSERT(res.text != NULL);
-            ASSERT_EQ(res.n_words, 0);
+            ASSERT_EQ(res.n_words == 0, res.text[0] == '\0'); /* words with the text */
             if (res.text[0])
                 (*partials)++;
         }
@@ -681,6 +681,45 @@ static void test_new_session_own_audio(void)
     ops->model_free(m);
 }
 
+/* Partials carry the words of the current best path: the text's words, with
+ * times inside the audio fed so far, in order, and confidence 0 (unknown
+ * before the final). */
+static void test_partial_words(void)
+{
+    const char *settings[] = {"model_dir", model_dir(), "pool_max", "1", NULL};
+    struct engine_model *m = load(settings);
+    const struct clip *c = clip_named("0880");
+    struct engine_stream *s = acquire(m, "partial-words", NULL, 0);
+    ASSERT_OK(ops->utt_start(s));
+    int checked = 0;
+    for (size_t off = 0; off + 3200 <= c->n && off < ENGINE_RATE * 3; off += 3200) {
+        ASSERT_OK(ops->utt_feed(s, c->pcm + off, 3200));
+        struct engine_result r;
+        ASSERT_OK(ops->utt_partial(s, &r));
+        char joined[1024] = "";
+        double fed = (double)(off + 3200) / ENGINE_RATE, prev_end = 0;
+        for (size_t i = 0; i < r.n_words; i++) {
+            const struct engine_word *w = &r.words[i];
+            snprintf(joined + strlen(joined), sizeof joined - strlen(joined), "%s%s", i ? " " : "",
+                     w->word);
+            ASSERT(w->start >= prev_end - 1e-9 && w->start <= w->end && w->end <= fed + 1e-9);
+            ASSERT(w->confidence == 0.0f);
+            prev_end = w->end;
+        }
+        ASSERT_STR_EQ(joined, r.text);
+        checked += r.n_words > 0;
+        if (r.n_words)
+            fprintf(stderr, "  %.1f s: %s (%zu words, last %.2f-%.2f)\n", fed, r.text, r.n_words,
+                    r.words[r.n_words - 1].start, r.words[r.n_words - 1].end);
+    }
+    ASSERT(checked >= 5);
+    struct engine_result f;
+    ASSERT_OK(ops->utt_end(s, &f));
+    ASSERT(f.n_words > 0 && f.words[0].confidence > 0.0f);
+    ops->stream_release(s);
+    ops->model_free(m);
+}
+
 /* Starts an utterance and feeds pcm in chunks up to limit samples, reading
  * a partial after each; the samples fed when one first had words, or 0. */
 static size_t early_words(struct engine_stream *s, const float *pcm, size_t limit, size_t chunk)
@@ -786,6 +825,7 @@ int main(void)
     RUN(test_vocabulary);
     RUN(test_new_session_own_audio);
     RUN(test_first_utterance_hold);
+    RUN(test_partial_words);
     for (int i = 0; i < n_clips; i++)
         free(clips[i].pcm);
     return 0;
