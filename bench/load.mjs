@@ -33,7 +33,7 @@
 // --idle-timeout 0, a keepalive each) give the memory of an idle session.
 //
 // Usage (from the repository root; `ws` is resolved from tests/e2e):
-//   node bench/load.mjs --hark build-bench/hark --bench build-bench/bench/bench_pipeline
+//   node bench/load.mjs --hark build/hark --bench build/bench/bench_pipeline
 //        [--sweep 1,2,4,6,8,10,12,16] [--idle 200] [--target-ms 500]
 //        [--raw-repeats 3] [--stagger-ms 5000] [--server-arg=--pool-max=8 ...]
 //        [--max-sessions 256] [--cold] [--json out.json]
@@ -53,8 +53,8 @@ const WebSocket = createRequire(path.join(E2E, 'package.json'))('ws');
 // ------------------------------------------------------------ arguments
 
 const opt = {
-  hark: 'build-bench/hark',
-  bench: 'build-bench/bench/bench_pipeline',
+  hark: 'build/hark',
+  bench: 'build/bench/bench_pipeline',
   sweep: [1, 2, 4, 6, 8, 10, 12, 16],
   idle: 200,
   targetMs: 500,
