@@ -1205,9 +1205,6 @@ static int collect_words(struct engine_stream *s, ps_seg_t *seg, ps_lattice_t *d
         int sf, ef;
         int32 ascr, lscr, lback;
         ps_seg_frames(seg, &sf, &ef);
-        int32 post = partial ? 0
-                     : dag   ? node_posterior(dag, w, sf)
-                             : ps_seg_prob(seg, &ascr, &lscr, &lback);
         rc = grow((void **)&s->words, &s->words_cap, n + 1, sizeof *s->words);
         if (!rc)
             rc = text_append(s, &len, w, base_len(w));
@@ -1218,7 +1215,11 @@ static int collect_words(struct engine_stream *s, ps_seg_t *seg, ps_lattice_t *d
         ew->end = (ef + 1) / 100.0;
         if (ew->end < ew->start)
             ew->end = ew->start;
-        ew->confidence = partial ? 0.0f : seg_confidence(lmath, post);
+        if (partial)
+            ew->confidence = 0.0f;
+        else
+            ew->confidence = seg_confidence(lmath, dag ? node_posterior(dag, w, sf)
+                                                       : ps_seg_prob(seg, &ascr, &lscr, &lback));
         conf_sum += ew->confidence;
     }
     if (seg)

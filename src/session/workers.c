@@ -234,11 +234,11 @@ static void run_jobs(struct chan *c, struct job *j)
         if (j->kind == J_AUDIO) {
             if (!c->first_arrival)
                 c->first_arrival = j->arrival;
-            double ahead = hark_session_audio_seconds(c->s) -
-                           (double)(clock_mono_ns() - c->first_arrival) / 1e9;
+            double upto = hark_session_audio_seconds(c->s);
+            double ahead = upto - (double)(clock_mono_ns() - c->first_arrival) / 1e9;
             atomic_store(&c->bulk, ahead > BULK_AHEAD_SEC);
             unsigned i = c->seen_n++ % 32;
-            c->seen[i].upto = hark_session_audio_seconds(c->s);
+            c->seen[i].upto = upto;
             c->seen[i].arrival = j->arrival;
         }
         pthread_mutex_lock(&c->mu);

@@ -58,17 +58,18 @@ int http_error(struct lws *wsi, unsigned status, const char *code, const char *m
 
 int http_handle(struct wsfe *fe, struct lws *wsi, const char *path)
 {
+    int post = lws_hdr_total_length(wsi, WSI_TOKEN_POST_URI) > 0;
+    int batch = post && batch_is_path(path);
     if (strcmp(path, "/healthz") && strcmp(path, "/readyz")) {
         char why[256];
         int key;
         if (auth_check(wsfe_auth(fe), wsi, &key, why, sizeof why))
-            return lws_hdr_total_length(wsi, WSI_TOKEN_POST_URI) && batch_is_path(path)
-                       ? batch_refuse(wsi, path, HTTP_STATUS_UNAUTHORIZED, HARK_E_AUTH, why)
-                       : http_error(wsi, HTTP_STATUS_UNAUTHORIZED, "unauthorized", why);
+            return batch ? batch_refuse(wsi, path, HTTP_STATUS_UNAUTHORIZED, HARK_E_AUTH, why)
+                         : http_error(wsi, HTTP_STATUS_UNAUTHORIZED, "unauthorized", why);
     }
-    if (lws_hdr_total_length(wsi, WSI_TOKEN_POST_URI) && batch_is_path(path))
+    if (batch)
         return batch_begin(fe, wsi, path);
-    if (lws_hdr_total_length(wsi, WSI_TOKEN_POST_URI))
+    if (post)
         return http_error(wsi, HTTP_STATUS_NOT_FOUND, "not_found", "no POST endpoint at this path");
     if (!strcmp(path, "/healthz"))
         return respond(wsi, HTTP_STATUS_OK, "text/plain", "ok\n", 3);

@@ -83,7 +83,7 @@ static void register_metrics(struct wsfe *fe)
     fe->m_busy = metrics_gauge(m, "hark_worker_busy_ratio",
                                "Share of worker time spent recognising (last second)", NULL, NULL);
     fe->m_demand = metrics_gauge(m, "hark_compute_demand_workers",
-                                 "Workers the open sessions need to stay real time (sum of "
+                                 "Workers the talking sessions need to stay real time (sum of "
                                  "their CPU per audio second)",
                                  NULL, NULL);
     fe->m_lag =
@@ -341,7 +341,7 @@ int wsconn_post_audio(struct wsconn *c, const uint8_t *data, size_t len)
     int rc = chan_post_audio(c->chan, data, len);
     if (rc)
         return rc;
-    c->last_audio = clock_mono_ns();
+    c->last_audio = c->last_activity; /* stamped when this message arrived */
     if (!c->paused && chan_pending_bytes(c->chan) > c->fe->cfg.session_buffer_bytes / 2) {
         c->paused = 1;
         lws_rx_flow_control(c->wsi, 0);
