@@ -90,6 +90,10 @@ struct wsconn {
     int paused;
     int64_t last_activity;
     int64_t last_audio; /* last audio frame (0 = none yet): the session is talking */
+    /* Usage when the session first had MEASURE_BASE_SEC of audio decoded
+     * (base_audio 0 = not yet): its steady CPU per audio second is measured
+     * from there, past the start-up burst. */
+    double base_audio, base_cpu;
     int64_t session_started;
     size_t msg_bytes; /* size of the message being received */
     struct buf text;  /* text message being assembled */
