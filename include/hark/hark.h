@@ -242,9 +242,12 @@ struct hark_event {
     const struct hark_word *words; /* NULL when words are off */
     size_t n_words;
     int64_t committed_ms; /* finals: all audio before this is in finals */
+    int voice_activity;   /* the VAD heard speech in the segment (so far); with vad
+                             off its detector still listens for this */
 
     /* SPEECH_STARTED: timestamp = start; UTTERANCE_END: last_word_end = end */
-    /* INTERRUPT: start = time of the speech onset */
+    /* INTERRUPT: start = time of the speech onset; sent once per switch to
+     * HARK_STATE_RESPONDING, at the first speech the VAD hears after it */
 
     /* ERROR */
     int code;            /* enum hark_err */

@@ -3,7 +3,8 @@
  * contract (DESIGN.md §4): segments numbered from 0, one final per segment,
  * seq +1 per event, session-relative times, committed_ms on finals,
  * speech_final on endpoint finals, utterance_end after utterance_end_ms
- * without new words, interrupts while the state is "responding".
+ * without new words, voice_activity from the VAD, and the interrupts the
+ * VAD finds while the state is "responding" (which switch it to listening).
  */
 #include <string.h>
 
@@ -46,6 +47,7 @@ static int on_result(struct stage *st, struct assemble *a, const struct frame *f
         .text = res->text ? res->text : "",
         .start = base,
         .end = secs(f->pos),
+        .voice_activity = pl->utt_voice,
     };
     if (res->n_words > a->words_cap) {
         struct hark_word *w = hark_realloc(a->words, res->n_words * sizeof *w);
@@ -99,11 +101,19 @@ static int on_speech_start(struct stage *st, struct assemble *a, const struct fr
         struct hark_event ev = {.type = HARK_EVENT_SPEECH_STARTED, .start = secs(f->pos)};
         pipeline_deliver(pl, &ev);
     }
-    if (pl->opts->interrupt_detection && pl->state && *pl->state == HARK_STATE_RESPONDING) {
-        *pl->state = HARK_STATE_LISTENING;
-        struct hark_event ev = {.type = HARK_EVENT_INTERRUPT, .start = secs(f->pos)};
-        pipeline_deliver(pl, &ev);
-    }
+    return 0;
+}
+
+/* The VAD sends INTERRUPT only while the state is responding and detection
+ * is on; switching to listening here is what makes it one per switch. */
+static int on_interrupt(struct stage *st, const struct frame *f)
+{
+    struct pipeline *pl = st->pl;
+    if (!pl->state || *pl->state != HARK_STATE_RESPONDING)
+        return 0;
+    *pl->state = HARK_STATE_LISTENING;
+    struct hark_event ev = {.type = HARK_EVENT_INTERRUPT, .start = secs(f->pos)};
+    pipeline_deliver(pl, &ev);
     return 0;
 }
 
@@ -129,6 +139,8 @@ static int assemble_write(struct stage *st, const struct frame *f)
         return on_result(st, a, f);
     case FRAME_SPEECH_START:
         return on_speech_start(st, a, f);
+    case FRAME_INTERRUPT:
+        return on_interrupt(st, f);
     case FRAME_CLOCK:
         return on_clock(st, a, f);
     default:

@@ -6,9 +6,10 @@
  *
  *   decode     BYTES  -> AUDIO (mono float, input rate)
  *   resample   AUDIO  -> AUDIO (16 kHz)
- *   vad        AUDIO  -> SPEECH_START, UTT_START, AUDIO (utterance only), UTT_END, CLOCK
+ *   vad        AUDIO  -> SPEECH_START, INTERRUPT, UTT_START, AUDIO (utterance only),
+ *                         UTT_END, CLOCK
  *   recognise  UTT_*, AUDIO -> RESULT (partial / final)
- *   assemble   RESULT, SPEECH_START, CLOCK -> public events (seq, segment, ...)
+ *   assemble   RESULT, SPEECH_START, INTERRUPT, CLOCK -> public events (seq, segment, ...)
  *
  * Positions (`pos`) count 16 kHz samples from the start of the session; they
  * are the session's one clock. A pipeline belongs to one session and is used
@@ -30,6 +31,7 @@ enum frame_kind {
     FRAME_BYTES,        /* bytes, n: raw input */
     FRAME_AUDIO,        /* samples, n at `rate`; pos = first sample (16 kHz stages) */
     FRAME_SPEECH_START, /* pos: onset of speech */
+    FRAME_INTERRUPT,    /* pos: onset of speech heard while the state is responding */
     FRAME_UTT_START,    /* pos: first sample of the utterance */
     FRAME_UTT_END,      /* pos: end of the utterance; reason */
     FRAME_CLOCK,        /* pos: all audio before pos has been seen */
@@ -77,7 +79,9 @@ struct pipeline {
     const struct hark_options *opts;
     struct hark_engine *engine;
     const char *session_id;
-    int *state; /* enum hark_state, owned by the session (interrupt detection) */
+    int *state;    /* enum hark_state, owned by the session (interrupt detection) */
+    int utt_voice; /* vad: its detector heard speech in the current utterance so
+                      far; read by assemble for results (voice_activity) */
     hark_event_cb cb;
     void *cb_user;
 

@@ -20,6 +20,17 @@
  * The ring only ever holds audio from after the last utterance ended, so
  * every sample is either in an utterance or provably silence: that is what
  * lets finals carry committed_ms.
+ *
+ * The detector classifies every frame, also with the vad option off (then
+ * it only stops gating and endpointing). Its verdicts ("heard") drive two
+ * things that must not depend on the gating:
+ *   - Interrupts: while the turn state is responding, the first frame heard
+ *     as speech with ONSET_MIN of the last ONSET_WINDOW frames heard as
+ *     speech (the onset rule) sends INTERRUPT, also in the middle of an
+ *     utterance; assemble then switches the state to listening, so there is
+ *     one interrupt per switch to responding.
+ *   - has_voice_activity: whether speech was heard in the utterance
+ *     (pl->utt_voice, reset after the utterance's UTT_END went down).
  */
 #include <string.h>
 
@@ -56,6 +67,7 @@ struct vadst {
     size_t ring_len;
 
     unsigned char window[ONSET_WINDOW]; /* speech flags of recent frames, circular */
+    unsigned char heard[ONSET_WINDOW];  /* the detector's verdicts of the same frames */
     int64_t window_pos[ONSET_WINDOW];
     int window_i;
 
@@ -93,16 +105,17 @@ static void ring_push(struct vadst *v, const float *s, size_t n)
 static void window_clear(struct vadst *v)
 {
     memset(v->window, 0, sizeof v->window);
+    memset(v->heard, 0, sizeof v->heard);
     for (int i = 0; i < ONSET_WINDOW; i++)
         v->window_pos[i] = -1;
 }
 
-static int window_speech(const struct vadst *v, int64_t *first_pos)
+static int count_flags(const struct vadst *v, const unsigned char *flags, int64_t *first_pos)
 {
     int count = 0;
     int64_t first = -1;
     for (int i = 0; i < ONSET_WINDOW; i++) {
-        if (v->window[i]) {
+        if (flags[i]) {
             count++;
             if (first < 0 || v->window_pos[i] < first)
                 first = v->window_pos[i];
@@ -111,6 +124,18 @@ static int window_speech(const struct vadst *v, int64_t *first_pos)
     if (first_pos)
         *first_pos = first;
     return count;
+}
+
+static int window_speech(const struct vadst *v, int64_t *first_pos)
+{
+    return count_flags(v, v->window, first_pos);
+}
+
+/* Interrupt detection is armed: the option is on and the state responding. */
+static int interrupt_armed(const struct stage *st)
+{
+    const struct pipeline *pl = st->pl;
+    return pl->opts->interrupt_detection && pl->state && *pl->state == HARK_STATE_RESPONDING;
 }
 
 static int emit_simple(struct stage *st, enum frame_kind kind, int64_t pos, enum hark_reason reason,
@@ -124,6 +149,15 @@ static int emit_audio(struct stage *st, const float *s, size_t n, int64_t pos)
 {
     struct frame f = {.kind = FRAME_AUDIO, .samples = s, .n = n, .rate = PIPE_RATE, .pos = pos};
     return n ? stage_emit(st, &f) : 0;
+}
+
+/* The utterance's final is made while UTT_END goes down; the next one starts
+ * without speech heard. */
+static int emit_utt_end(struct stage *st, int64_t pos, enum hark_reason reason, int64_t start_pos)
+{
+    int rc = emit_simple(st, FRAME_UTT_END, pos, reason, start_pos);
+    st->pl->utt_voice = 0;
+    return rc;
 }
 
 /* Sends the held-back pause on, ahead of whatever follows it. */
@@ -148,8 +182,10 @@ static int hold_frame(struct stage *st, struct vadst *v)
     return 0;
 }
 
-/* Starts an utterance with the ring's audio as its beginning. */
-static int start_utterance(struct stage *st, struct vadst *v, int64_t onset_pos)
+/* Starts an utterance with the ring's audio as its beginning; `interrupt`:
+ * the onset is also an interrupt (it goes out before any of the audio, so
+ * every result of the utterance has the new state). */
+static int start_utterance(struct stage *st, struct vadst *v, int64_t onset_pos, int interrupt)
 {
     int rc;
     int64_t start = v->pos - (int64_t)v->ring_len;
@@ -157,6 +193,11 @@ static int start_utterance(struct stage *st, struct vadst *v, int64_t onset_pos)
         onset_pos = start;
     if ((rc = emit_simple(st, FRAME_SPEECH_START, onset_pos, HARK_REASON_NONE, 0)))
         return rc;
+    if (interrupt && (rc = emit_simple(st, FRAME_INTERRUPT, onset_pos, HARK_REASON_NONE, 0)))
+        return rc;
+    /* the ring's frames are the window's (vad off) or include the onset's
+     * speech frames (vad on) */
+    st->pl->utt_voice = count_flags(v, v->heard, NULL) > 0;
     if ((rc = emit_simple(st, FRAME_UTT_START, start, HARK_REASON_NONE, start)))
         return rc;
     size_t first = v->ring_len;
@@ -179,27 +220,39 @@ static int end_utterance(struct stage *st, struct vadst *v, enum hark_reason rea
     v->held_len = 0; /* the pause after the last word: not needed */
     v->state = V_SILENT;
     window_clear(v);
-    return emit_simple(st, FRAME_UTT_END, v->pos, reason, v->utt_start);
+    return emit_utt_end(st, v->pos, reason, v->utt_start);
 }
 
 static int process_frame(struct stage *st, struct vadst *v)
 {
     const struct hark_options *o = st->pl->opts;
-    /* vad off: every frame is speech, so only finalize, max length and close
-     * end utterances (the seed's buffer-and-timeout behaviour) */
-    int speech = !o->vad || vad_frame(v->vad, v->frame) > 0; /* errors count as non-speech */
+    /* The detector always runs (header comment). vad off: every frame is
+     * speech for the gating, so only finalize, max length and close end
+     * utterances (the seed's buffer-and-timeout behaviour). */
+    int heard = vad_frame(v->vad, v->frame) > 0; /* errors count as non-speech */
+    int speech = !o->vad || heard;
     int rc = 0;
     v->window[v->window_i] = (unsigned char)speech;
+    v->heard[v->window_i] = (unsigned char)heard;
     v->window_pos[v->window_i] = v->frame_pos;
     v->window_i = (v->window_i + 1) % ONSET_WINDOW;
+    int64_t intr_pos = -1;
+    int interrupt =
+        heard && interrupt_armed(st) && count_flags(v, v->heard, &intr_pos) >= ONSET_MIN;
 
     if (v->state == V_SILENT) {
         ring_push(v, v->frame, VAD_FRAME);
         v->pos = v->frame_pos + VAD_FRAME;
         int64_t onset;
+        /* the gating counts at least the heard frames, so an interrupt is
+         * never due here without an onset */
         if (window_speech(v, &onset) >= ONSET_MIN)
-            rc = start_utterance(st, v, onset);
+            rc = start_utterance(st, v, onset, interrupt);
     } else {
+        /* before this frame's audio, which may complete a partial */
+        if (interrupt && (rc = emit_simple(st, FRAME_INTERRUPT, intr_pos, HARK_REASON_NONE, 0)))
+            return rc;
+        st->pl->utt_voice |= heard;
         v->pos = v->frame_pos + VAD_FRAME;
         v->trailing_silence = speech ? 0 : v->trailing_silence + 1;
         if (v->trailing_silence > TAIL_KEEP_FRAMES)
@@ -215,7 +268,7 @@ static int process_frame(struct stage *st, struct vadst *v)
                    (!speech && len_ms >= (int64_t)o->max_utterance_ms * 9 / 10)) {
             /* Forced cut; speech carries straight on into a new utterance. */
             v->held_len = 0; /* a pause at the cut: silence, not needed */
-            if ((rc = emit_simple(st, FRAME_UTT_END, v->pos, HARK_REASON_MAX_LENGTH, v->utt_start)))
+            if ((rc = emit_utt_end(st, v->pos, HARK_REASON_MAX_LENGTH, v->utt_start)))
                 return rc;
             v->utt_start = v->pos;
             v->trailing_silence = 0;
@@ -273,14 +326,17 @@ static int vad_flush(struct stage *st, enum hark_reason reason)
     if (v->state == V_SILENT && window_speech(v, NULL) >= FLUSH_MIN_SPEECH) {
         int64_t onset;
         window_speech(v, &onset);
-        if ((rc = start_utterance(st, v, onset)))
+        /* a short last word while responding: as many heard frames as make
+         * it an utterance here make it an interrupt */
+        int interrupt = interrupt_armed(st) && count_flags(v, v->heard, NULL) >= FLUSH_MIN_SPEECH;
+        if ((rc = start_utterance(st, v, onset, interrupt)))
             return rc;
     }
     if (v->state == V_SPEECH)
         return end_utterance(st, v, reason);
     /* No utterance: recognise decides whether an empty final is due. */
     window_clear(v);
-    return emit_simple(st, FRAME_UTT_END, v->pos, reason, -1);
+    return emit_utt_end(st, v->pos, reason, -1);
 }
 
 static void vad_close_stage(struct stage *st)

@@ -20,6 +20,7 @@ struct rec {
         char text[512];
         double start, end;
         int64_t committed_ms;
+        int voice_activity;
         size_t n_words;
         int code;
         double audio_seconds;
@@ -41,6 +42,7 @@ static void record(void *user, const struct hark_event *e)
     r->ev[r->n].start = e->start;
     r->ev[r->n].end = e->end;
     r->ev[r->n].committed_ms = e->committed_ms;
+    r->ev[r->n].voice_activity = e->voice_activity;
     r->ev[r->n].n_words = e->n_words;
     r->ev[r->n].code = e->code;
     r->ev[r->n].audio_seconds = e->audio_seconds;
@@ -339,6 +341,185 @@ static void test_interrupt_detection_off(void)
     free(pcm);
 }
 
+static int count_type(const struct rec *r, enum hark_event_type t, int *first)
+{
+    int n = 0;
+    if (first)
+        *first = -1;
+    for (int i = 0; i < r->n; i++) {
+        if (r->ev[i].type == t) {
+            if (first && *first < 0)
+                *first = i;
+            n++;
+        }
+    }
+    return n;
+}
+
+/* Feeds in 20 ms pieces, as a live client would. */
+static void feed_live(struct hark_session *s, const int16_t *pcm, size_t n)
+{
+    for (size_t off = 0; off < n; off += 320)
+        ASSERT_OK(hark_session_feed(s, pcm + off, (n - off < 320 ? n - off : 320) * 2));
+}
+
+/* Switching to responding while the user is still talking (the VAD is in an
+ * utterance, no new onset comes): the next speech interrupts, once, and the
+ * rest of the utterance's results are made in listening. */
+static void test_interrupt_mid_utterance(void)
+{
+    size_t n;
+    int16_t *pcm = clip_pcm(1, &n); /* speech from ~0.3 s to ~2.8 s */
+    size_t cut = 16000 * 6 / 5;     /* 1.2 s: in the middle of "ill disposed" */
+    struct hark_session *s = open_session(&r1, NULL);
+    feed_live(s, pcm, cut);
+    ASSERT_EQ(count_type(&r1, HARK_EVENT_SPEECH_STARTED, NULL), 1);
+    for (int i = 0; i < r1.n; i++) /* the utterance is still open */
+        ASSERT(!(r1.ev[i].type == HARK_EVENT_TRANSCRIPT && r1.ev[i].is_final));
+    ASSERT_EQ(count_type(&r1, HARK_EVENT_INTERRUPT, NULL), 0);
+    int before = r1.n;
+    ASSERT_OK(hark_session_set_state(s, HARK_STATE_RESPONDING));
+    feed_live(s, pcm + cut, n - cut);
+    ASSERT_EQ(hark_session_get_state(s), HARK_STATE_LISTENING);
+    ASSERT_OK(hark_session_close(s));
+    hark_session_destroy(s);
+    free(pcm);
+    check_contract(&r1);
+    int first;
+    ASSERT_EQ(count_type(&r1, HARK_EVENT_INTERRUPT, &first), 1);
+    ASSERT(first >= before);
+    ASSERT_EQ(count_type(&r1, HARK_EVENT_SPEECH_STARTED, NULL), 1); /* no new onset */
+    /* heard within a few frames of the switch (the onset rule looks back
+     * 160 ms) */
+    fprintf(stderr, "  switch at 1.20 s, interrupt at %.2f s (event %d of %d)\n",
+            r1.ev[first].start, first, r1.n);
+    ASSERT_GE(r1.ev[first].start, 1.2 - 0.2);
+    ASSERT_LE(r1.ev[first].start, 1.2 + 0.3);
+    /* no result was made between the switch and the interrupt */
+    for (int i = before; i < first; i++)
+        ASSERT_NE(r1.ev[i].type, HARK_EVENT_TRANSCRIPT);
+    char text[2048];
+    finals_text(&r1, text, sizeof text);
+    ASSERT(strstr(text, "young man"));
+}
+
+/* vad false: the detector still listens, so speech while responding
+ * interrupts at the speech, not at the first audio; silence does not. */
+static void test_interrupt_vad_off(void)
+{
+    size_t n;
+    int16_t *pcm = clip_pcm(1, &n);
+    static int16_t silence[16000 * 2]; /* 2 s */
+    const char *kv[] = {"vad", "false", NULL};
+    struct hark_session *s = open_session(&r1, kv);
+    ASSERT_OK(hark_session_set_state(s, HARK_STATE_RESPONDING));
+    feed_live(s, silence, 16000 * 2);
+    ASSERT_EQ(count_type(&r1, HARK_EVENT_INTERRUPT, NULL), 0);
+    ASSERT_EQ(hark_session_get_state(s), HARK_STATE_RESPONDING);
+    feed_live(s, pcm, n);
+    ASSERT_EQ(hark_session_get_state(s), HARK_STATE_LISTENING);
+    int first;
+    ASSERT_EQ(count_type(&r1, HARK_EVENT_INTERRUPT, &first), 1);
+    fprintf(stderr, "  vad off: interrupt at %.2f s (speech from ~2.3 s)\n", r1.ev[first].start);
+    ASSERT_GE(r1.ev[first].start, 2.0);
+    ASSERT_LE(r1.ev[first].start, 2.8);
+    /* responding again in the middle of the speech: one more */
+    ASSERT_OK(hark_session_set_state(s, HARK_STATE_RESPONDING));
+    feed_live(s, pcm, n / 2);
+    ASSERT_EQ(count_type(&r1, HARK_EVENT_INTERRUPT, NULL), 2);
+    ASSERT_OK(hark_session_close(s));
+    hark_session_destroy(s);
+    check_contract(&r1);
+
+    /* detection off: never */
+    const char *kv_off[] = {"vad", "false", "interrupt_detection", "false", NULL};
+    s = open_session(&r1, kv_off);
+    ASSERT_OK(hark_session_set_state(s, HARK_STATE_RESPONDING));
+    feed_live(s, silence, 16000);
+    feed_live(s, pcm, n);
+    ASSERT_OK(hark_session_close(s));
+    ASSERT_EQ(hark_session_get_state(s), HARK_STATE_RESPONDING);
+    ASSERT_EQ(count_type(&r1, HARK_EVENT_INTERRUPT, NULL), 0);
+    hark_session_destroy(s);
+    free(pcm);
+}
+
+/* Silence and quiet noise while responding never interrupt, with the VAD on
+ * or off, also right after an utterance and in the pause inside one. */
+static void test_silence_never_interrupts(void)
+{
+    size_t n;
+    int16_t *pcm = clip_pcm(1, &n);
+    static int16_t quiet[16000 * 3]; /* 1 s digital silence, 2 s noise at ~-60 dBFS */
+    uint32_t x = 12345;
+    for (size_t i = 16000; i < sizeof quiet / 2; i++) {
+        x = x * 1664525u + 1013904223u;
+        quiet[i] = (int16_t)((int)(x >> 24) % 64 - 32);
+    }
+    for (int vad = 0; vad < 2; vad++) {
+        const char *kv[] = {"vad", vad ? "true" : "false", NULL};
+        struct hark_session *s = open_session(&r1, kv);
+        ASSERT_OK(hark_session_set_state(s, HARK_STATE_RESPONDING));
+        feed_live(s, quiet, sizeof quiet / 2);
+        ASSERT_EQ(count_type(&r1, HARK_EVENT_INTERRUPT, NULL), 0);
+        /* speech while listening, then responding in the silence after it */
+        ASSERT_OK(hark_session_set_state(s, HARK_STATE_LISTENING));
+        feed_live(s, pcm, n * 4 / 5); /* ends before the last word is over */
+        ASSERT_OK(hark_session_set_state(s, HARK_STATE_RESPONDING));
+        feed_live(s, quiet, sizeof quiet / 2);
+        ASSERT_OK(hark_session_close(s));
+        hark_session_destroy(s);
+        check_contract(&r1);
+        ASSERT_EQ(count_type(&r1, HARK_EVENT_INTERRUPT, NULL), 0);
+        /* has_voice_activity: the speech's segment heard it; with the VAD
+         * off, the final of the quiet before the speech did not (vad on
+         * makes no segment of it) */
+        int finals = 0;
+        for (int i = 0; i < r1.n; i++) {
+            if (r1.ev[i].type != HARK_EVENT_TRANSCRIPT || !r1.ev[i].is_final)
+                continue;
+            finals++;
+            ASSERT_EQ(r1.ev[i].voice_activity, r1.ev[i].text[0] != 0);
+        }
+        ASSERT_GE(finals, 1);
+    }
+    free(pcm);
+}
+
+/* voice_activity is what the VAD heard in the segment: a silent segment
+ * (vad off, cut by finalize) has none; a spoken one has. */
+static void test_voice_activity(void)
+{
+    size_t n;
+    int16_t *pcm = clip_pcm(1, &n);
+    static int16_t silence[16000];
+    const char *kv[] = {"vad", "false", NULL};
+    struct hark_session *s = open_session(&r1, kv);
+    feed_live(s, silence, 16000);
+    ASSERT_OK(hark_session_finalize(s));
+    feed_live(s, pcm, n);
+    ASSERT_OK(hark_session_finalize(s));
+    feed_live(s, silence, 16000);
+    ASSERT_OK(hark_session_close(s));
+    hark_session_destroy(s);
+    free(pcm);
+    check_contract(&r1);
+    int want[] = {0, 1, 0}, k = 0;
+    for (int i = 0; i < r1.n; i++) {
+        if (r1.ev[i].type != HARK_EVENT_TRANSCRIPT)
+            continue;
+        if (!r1.ev[i].is_final) {
+            ASSERT_EQ(r1.ev[i].voice_activity, 1); /* partials: only of the speech */
+            continue;
+        }
+        ASSERT(k < 3);
+        ASSERT_EQ(r1.ev[i].voice_activity, want[k]);
+        ASSERT_EQ(r1.ev[i].text[0] != 0, want[k]);
+        k++;
+    }
+    ASSERT_EQ(k, 3);
+}
+
 /* vad false: three utterances with 2 s pauses make no endpoint finals; the
  * session is one utterance cut only by max_utterance_ms and close. */
 static void test_vad_off(void)
@@ -443,6 +624,10 @@ int main(void)
     RUN_SHARED(test_finalize_and_close);
     RUN_SHARED(test_interrupt);
     RUN_SHARED(test_interrupt_detection_off);
+    RUN_SHARED(test_interrupt_mid_utterance);
+    RUN_SHARED(test_interrupt_vad_off);
+    RUN_SHARED(test_silence_never_interrupts);
+    RUN_SHARED(test_voice_activity);
     RUN_SHARED(test_vad_off);
     RUN_SHARED(test_bad_audio_keeps_session);
     RUN_SHARED(test_create_errors);
