@@ -199,11 +199,14 @@ int config_load_env(struct config *c, char *err, size_t n)
         const struct cfg_row *r = &rows[i];
         if (set_row(c, r, r->def, r->flag, err, n))
             return -1;
-        const char *v = r->alias ? getenv(r->alias) : NULL;
-        if (v && set_row(c, r, v, r->alias, err, n))
-            return -1;
-        v = getenv(r->env);
-        if (v && set_row(c, r, v, r->env, err, n))
+        /* Only the variable that is used is checked: a HARK_* variable
+         * overrides the seed alias, so a bad alias next to it is ignored. */
+        const char *src = r->env, *v = getenv(r->env);
+        if (!v && r->alias) {
+            src = r->alias;
+            v = getenv(r->alias);
+        }
+        if (v && set_row(c, r, v, src, err, n))
             return -1;
     }
     return 0;

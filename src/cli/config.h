@@ -4,7 +4,10 @@
  * `--help` and docs/configuration.md all come from it.
  *
  * Precedence: command-line flag > HARK_* variable > seed alias (STT_*,
- * NATS_URL) > default. Not thread-safe; filled once at start-up.
+ * NATS_URL) > default. Of the two variables only the one used is checked
+ * (a bad alias is ignored when the HARK_* variable is set); a bad variable
+ * is an error even when a flag overrides it. Not thread-safe; filled once at
+ * start-up.
  */
 #ifndef HARK_CLI_CONFIG_H
 #define HARK_CLI_CONFIG_H
