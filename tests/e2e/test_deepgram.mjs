@@ -87,6 +87,44 @@ test('live: SDK gets interim and final Results, SpeechStarted, Metadata, close 1
   assert.ok(meta.duration > 2.9 && meta.duration < 4.1, String(meta.duration));
   assert.equal(meta.request_id, results[0].metadata.request_id);
   assert.ok(Date.now() - t0 < 3000);
+  // model and language echoed (language: the session's, here the default)
+  assert.equal(results[0].metadata.model_info.name, 'nova-3');
+  assert.equal(results[0].metadata.model_info.language, 'en-US');
+  assert.deepEqual(finals[0].channel.alternatives[0].languages, ['en-US']);
+  assert.equal(meta.model_info[meta.models[0]].name, 'nova-3');
+  assert.equal(meta.sha256, 'incomplete');
+  assert.match(meta.created, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+  assert.equal(meta.channels, 1);
+  const started = s.messages.find((m) => m.type === 'SpeechStarted');
+  assert.deepEqual(started.channel, [0, 1]);
+  assert.ok(started.timestamp >= 0 && started.timestamp < 2, String(started.timestamp));
+});
+
+test('live: CloseStream right after speech: last final and Metadata within 500 ms, then 1000', async () => {
+  // streamed in real time like a microphone, ending mid-utterance: the
+  // final comes from the close (from_finalize, as Deepgram's Finalize)
+  const s = await live({ encoding: 'linear16', sample_rate: 16000, language: 'en' });
+  const pcm = wavPcm(CLIPS[2]);
+  const t0 = Date.now();
+  for (let off = 0; off < pcm.length; off += 3200) {
+    s.socket.sendMedia(pcm.subarray(off, Math.min(off + 3200, pcm.length)));
+    const wait = t0 + ((off + 3200) / 32000) * 1000 - Date.now();
+    if (wait > 0) await sleep(wait);
+  }
+  const tClose = Date.now();
+  s.socket.sendCloseStream({ type: 'CloseStream' });
+  let tMeta = 0;
+  const gotMeta = waitFor(s.messages, (m) => m.type === 'Metadata', 10000).then(() => { tMeta = Date.now(); });
+  await gotMeta;
+  assert.equal((await s.closed).code, 1000);
+  const finals = s.messages.filter((m) => m.type === 'Results' && m.is_final);
+  const last = finals.at(-1);
+  assert.ok(last.channel.alternatives[0].transcript.length > 0, 'the close flushed words');
+  assert.equal(last.from_finalize, true);
+  assert.equal(last.metadata.model_info.language, 'en', 'language echoed as given');
+  const ms = tMeta - tClose;
+  console.log(`CloseStream -> Metadata: ${ms} ms`);
+  assert.ok(ms <= 500, `finals and Metadata took ${ms} ms after CloseStream`);
 });
 
 test('live: Finalize gives a from_finalize final and the stream goes on', async () => {
@@ -153,6 +191,37 @@ test('live wire: subprotocol auth echoes token, dg-request-id header, utterance_
   const ue = msgs.find((m) => m.type === 'UtteranceEnd');
   assert.deepEqual(ue.channel, [0, 1]);
   assert.equal(typeof ue.last_word_end, 'number');
+  assert.ok(msgs.some((m) => m.type === 'Results' && !m.is_final), 'interim_results=TRUE gives interims');
+  assert.ok(msgs.some((m) => m.type === 'Results' && m.is_final && m.channel.alternatives[0].transcript));
+});
+
+test('live wire: a client held back by hark (reading paused) is not idle; all its audio is transcribed', async () => {
+  // A small session buffer and an idle timeout shorter than the pauses:
+  // 8 kHz mu-law sent as fast as possible fills the buffer, hark stops
+  // reading for seconds at a time, and the session must still end normally.
+  const own = await startServer(['--idle-timeout', '1', '--session-buffer-bytes', '131072', '--workers', '1']);
+  try {
+    const one = execFileSync('sox', ['-D', '-R', CLIPS[1], '-r', '8000', '-e', 'u-law', '-t', 'raw', '-']);
+    const audio = Buffer.concat(Array(8).fill(Buffer.concat([one, Buffer.alloc(8000, 0xff)])));
+    const ws = new WebSocket(own.url + '/v1/listen?encoding=mulaw&sample_rate=8000');
+    const msgs = [];
+    ws.on('message', (d) => msgs.push(JSON.parse(d.toString())));
+    const closed = new Promise((r) => ws.on('close', (code, reason) => r({ code, reason: reason.toString() })));
+    await new Promise((r) => ws.on('open', r));
+    for (let off = 0; off < audio.length; off += 4000) ws.send(audio.subarray(off, off + 4000));
+    ws.send(JSON.stringify({ type: 'CloseStream' }));
+    const c = await closed;
+    assert.equal(c.code, 1000, `closed ${c.code} ${c.reason}`);
+    const meta = msgs.at(-1);
+    assert.equal(meta.type, 'Metadata');
+    assert.ok(Math.abs(meta.duration - audio.length / 8000) < 0.05, `${meta.duration} s of ${audio.length / 8000}`);
+    const text = msgs.filter((m) => m.type === 'Results' && m.is_final)
+      .map((m) => m.channel.alternatives[0].transcript).join(' ');
+    assert.equal(text.match(/young man/g)?.length, 8, text);
+    assert.match(own.log(), /paus|resum|session ended/);
+  } finally {
+    await own.stop();
+  }
 });
 
 test('live wire: idle timeout sends Metadata then closes 1011 NET-0001', async () => {

@@ -806,6 +806,7 @@ static void deepgram_response(struct batch *b, const char *sha_hex)
     buf_deinit(&t);
     buf_json_key(o, "confidence");
     buf_json_num(o, words_confidence(b, 0, b->n_words));
+    dg_languages(o, &b->dg);
     dg_words(o, b, 0, b->n_words);
     buf_puts(o, "}]}]");
     if (b->dg.utterances)
@@ -1177,8 +1178,12 @@ int batch_begin(struct wsfe *fe, struct lws *wsi, const char *path)
             snprintf(msg, sizeof msg, "out of memory");
             goto refuse;
         }
-        if ((rc = dg_apply_query(wsi, o, &b->dg, msg, sizeof msg)) ||
-            (rc = dg_extra_query(b, msg, sizeof msg))) {
+        size_t n_args;
+        char **args = http_query_args(wsi, &n_args);
+        rc = args ? dg_apply_args((const char *const *)args, n_args, o, &b->dg, msg, sizeof msg)
+                  : err_set(msg, sizeof msg, HARK_E_NOMEM, "out of memory");
+        hark_free(args);
+        if (rc || (rc = dg_extra_query(b, msg, sizeof msg))) {
             status = HTTP_STATUS_BAD_REQUEST;
             goto refuse;
         }

@@ -62,6 +62,7 @@ static void render_results(struct dgst *d, const struct hark_event *ev, struct b
     buf_json_str(b, ev->text);
     buf_json_key(b, "confidence");
     buf_json_num(b, ev->text[0] ? ev->confidence : 0);
+    dg_languages(b, &d->p);
     event_json_words(b, ev->words, ev->n_words, EVENT_JSON_PUNCTUATED);
     buf_puts(b, "}]}");
     buf_json_key(b, "metadata");
@@ -150,7 +151,11 @@ static int build_options(struct wsfe *fe, struct lws *wsi, struct hark_options *
     hark_options_set(o, "interim_results", "false", NULL, 0);
     hark_options_set(o, "vad_events", "false", NULL, 0);
     hark_options_set(o, "utterance_end_ms", "0", NULL, 0);
-    rc = dg_apply_query(wsi, o, p, err, n);
+    size_t n_args;
+    char **args = http_query_args(wsi, &n_args);
+    rc = args ? dg_apply_args((const char *const *)args, n_args, o, p, err, n)
+              : err_set(err, n, HARK_E_NOMEM, "out of memory");
+    hark_free(args);
     if (!rc)
         rc = hark_engine_check_options(wsfe_engine(fe), o, err, n);
     if (rc) {

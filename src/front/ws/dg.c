@@ -1,6 +1,5 @@
 #include "front/ws/dg.h"
 
-#include <libwebsockets.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,75 +41,89 @@ static int set(struct hark_options *o, const char *name, const char *value, cons
     return 0;
 }
 
-/* Appends a keyword/keyterm to the vocabulary, dropping a ":intensifier". */
-static void add_vocab(char *vocab, size_t size, const char *term)
+/* Appends a keyword or keyterm to the comma-separated vocabulary. A
+ * keywords value may end in ":intensifier" (dropped: the engine has no
+ * boost); keyterm values are taken whole. lws has already decoded %xx and
+ * '+', so a literal '+' (sent as %2B) stays. Commas separate vocabulary
+ * entries, so one inside a term becomes a space. */
+static int add_vocab(char *vocab, size_t size, const char *key, const char *term, char *err,
+                     size_t n)
 {
-    char w[256];
-    snprintf(w, sizeof w, "%s", term);
-    char *colon = strrchr(w, ':');
-    if (colon)
-        *colon = 0;
-    for (char *p = w; *p; p++)
-        if (*p == ',' || *p == '+')
-            *p = ' ';
-    if (!w[0] || strlen(vocab) + strlen(w) + 2 >= size)
-        return;
-    if (vocab[0])
-        strcat(vocab, ",");
-    strcat(vocab, w);
+    size_t len = strlen(term);
+    if (!strcmp(key, "keywords")) {
+        const char *colon = strrchr(term, ':');
+        if (colon)
+            len = (size_t)(colon - term);
+    }
+    size_t used = strlen(vocab);
+    if (!len)
+        return 0;
+    if (used + len + 2 > size)
+        return err_set(err, n, HARK_E_LIMIT, "%s: more than %zu bytes of keywords and keyterms",
+                       key, size - 1);
+    if (used)
+        vocab[used++] = ',';
+    for (size_t i = 0; i < len; i++)
+        vocab[used++] = term[i] == ',' ? ' ' : term[i];
+    vocab[used] = 0;
+    return 0;
 }
 
-int dg_apply_query(struct lws *wsi, struct hark_options *o, struct dg_params *p, char *err,
-                   size_t n)
+int dg_apply_args(const char *const *args, size_t n_args, struct hark_options *o,
+                  struct dg_params *p, char *err, size_t n)
 {
     memset(p, 0, sizeof *p);
-    char arg[2048], vocab[4096] = "", sample_rate[16] = "";
+    char vocab[4096] = "";
+    const char *sample_rate = NULL;
     int rc = 0, b;
-    for (int i = 0;
-         !rc && lws_hdr_copy_fragment(wsi, arg, sizeof arg, WSI_TOKEN_HTTP_URI_ARGS, i) >= 0; i++) {
-        char *v = strchr(arg, '=');
+    for (size_t i = 0; !rc && i < n_args; i++) {
+        const char *k = args[i], *v = strchr(k, '=');
         if (!v)
             continue;
-        *v++ = 0;
-        /* '+' means space in query strings (Python's urlencode sends it) */
-        for (char *q = v; *q; q++)
-            if (*q == '+')
-                *q = ' ';
-        const char *k = arg;
-        if (!strcmp(k, "encoding")) {
-            snprintf(p->encoding, sizeof p->encoding, "%s", v);
-        } else if (!strcmp(k, "sample_rate")) {
-            snprintf(sample_rate, sizeof sample_rate, "%s", v);
-        } else if (!strcmp(k, "channels")) {
-            rc = set(o, "channels", v, k, err, n);
-        } else if (!strcmp(k, "interim_results") || !strcmp(k, "vad_events")) {
+        size_t klen = (size_t)(v - k);
+        v++;
+#define IS(name) (klen == sizeof name - 1 && !memcmp(k, name, klen))
+        if (IS("encoding")) {
+            if (strlen(v) >= sizeof p->encoding)
+                rc =
+                    err_set(err, n, HARK_E_UNSUPPORTED, "encoding: '%.40s...' is not supported", v);
+            else
+                snprintf(p->encoding, sizeof p->encoding, "%s", v);
+        } else if (IS("sample_rate")) {
+            sample_rate = v;
+        } else if (IS("channels")) {
+            rc = set(o, "channels", v, "channels", err, n);
+        } else if (IS("interim_results") || IS("vad_events")) {
+            const char *name = IS("vad_events") ? "vad_events" : "interim_results";
             if (parse_bool(v, &b))
-                rc = err_set(err, n, HARK_E_BAD_OPTION, "%s: '%s' is not true or false", k, v);
+                rc = err_set(err, n, HARK_E_BAD_OPTION, "%s: '%.100s' is not true or false", name,
+                             v);
             else {
-                rc = set(o, k, b ? "true" : "false", k, err, n);
-                if (k[0] == 'i')
+                rc = set(o, name, b ? "true" : "false", name, err, n);
+                if (name[0] == 'i')
                     p->interim_results = b;
                 else
                     p->vad_events = b;
             }
-        } else if (!strcmp(k, "endpointing")) {
+        } else if (IS("endpointing")) {
             if (parse_bool(v, &b) == 0 && b == 0)
-                rc = set(o, "endpointing_ms", "false", k, err, n);
+                rc = set(o, "endpointing_ms", "false", "endpointing", err, n);
             else
-                rc = set(o, "endpointing_ms", v, k, err, n);
-        } else if (!strcmp(k, "utterance_end_ms")) {
-            rc = set(o, "utterance_end_ms", v, k, err, n);
+                rc = set(o, "endpointing_ms", v, "endpointing", err, n);
+        } else if (IS("utterance_end_ms")) {
+            rc = set(o, "utterance_end_ms", v, "utterance_end_ms", err, n);
             p->utterance_end_ms = atoi(v);
-        } else if (!strcmp(k, "keywords") || !strcmp(k, "keyterm")) {
-            add_vocab(vocab, sizeof vocab, v);
-        } else if (!strcmp(k, "model")) {
+        } else if (IS("keywords") || IS("keyterm")) {
+            rc = add_vocab(vocab, sizeof vocab, IS("keywords") ? "keywords" : "keyterm", v, err, n);
+        } else if (IS("model")) {
             snprintf(p->model, sizeof p->model, "%s", v);
-        } else if (!strcmp(k, "language")) {
-            snprintf(p->language, sizeof p->language, "%s", v);
-            rc = set(o, "language", v, k, err, n);
-        } else if (!strcmp(k, "utterances")) {
+        } else if (IS("language")) {
+            if (v[0]) /* empty = not given: the default */
+                rc = set(o, "language", v, "language", err, n);
+        } else if (IS("utterances")) {
             p->utterances = parse_bool(v, &b) == 0 && b;
         }
+#undef IS
         /* everything else (punctuate, smart_format, diarize, tag, ...) is
          * accepted and ignored, as the docs say */
     }
@@ -128,7 +141,7 @@ int dg_apply_query(struct lws *wsi, struct hark_options *o, struct dg_params *p,
                            p->encoding);
         if ((rc = set(o, "encoding", h, "encoding", err, n)))
             return rc;
-        if (!sample_rate[0])
+        if (!sample_rate)
             return err_set(err, n, HARK_E_BAD_OPTION,
                            "sample_rate: required when encoding is given");
         if ((rc = set(o, "sample_rate", sample_rate, "sample_rate", err, n)))
@@ -138,6 +151,8 @@ int dg_apply_query(struct lws *wsi, struct hark_options *o, struct dg_params *p,
     }
     if (vocab[0] && (rc = set(o, "vocabulary", vocab, "keywords", err, n)))
         return rc;
+    /* echoed in results: as the session will use it (the default if not given) */
+    hark_options_get(o, "language", p->language, sizeof p->language);
     return 0;
 }
 
@@ -177,4 +192,17 @@ void dg_model_fields(struct buf *b, const struct dg_params *p, const char *engin
     buf_json_str(b, hark_version());
     buf_json_key(b, "arch");
     buf_json_str(b, engine);
+    if (p && p->language[0]) {
+        buf_json_key(b, "language");
+        buf_json_str(b, p->language);
+    }
+}
+
+void dg_languages(struct buf *b, const struct dg_params *p)
+{
+    buf_json_key(b, "languages");
+    buf_putc(b, '[');
+    if (p->language[0])
+        buf_json_str(b, p->language);
+    buf_putc(b, ']');
 }

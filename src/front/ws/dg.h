@@ -12,12 +12,10 @@
 #include "base/buf.h"
 #include "hark/hark.h"
 
-struct lws;
-
 /* What the query asked for beyond session options. */
 struct dg_params {
     char model[64];    /* echoed in metadata ("" = not given) */
-    char language[36]; /* as given */
+    char language[36]; /* the session's language, as given or the default */
     int utterances;    /* pre-recorded: results.utterances wanted */
     int interim_results;
     int vad_events;
@@ -26,13 +24,15 @@ struct dg_params {
 };
 
 /*
- * Applies the request's query to opts (which hold the server's defaults).
- * Unknown parameters are ignored, booleans are case-insensitive (and 1/0),
- * repeated keywords/keyterm become the session vocabulary. Returns 0, or
- * HARK_E_BAD_OPTION/HARK_E_UNSUPPORTED with a message naming the parameter.
+ * Applies a request's query arguments ("key=value" strings as lws delivers
+ * them: %xx and '+' already decoded) to opts, which hold the server's
+ * defaults. Unknown parameters are ignored, booleans are case-insensitive
+ * (and 1/0), repeated keywords/keyterm become the session vocabulary.
+ * Returns 0, or HARK_E_BAD_OPTION/HARK_E_UNSUPPORTED/HARK_E_LIMIT with a
+ * message that starts with the parameter's name. Pure: no I/O, any thread.
  */
-int dg_apply_query(struct lws *wsi, struct hark_options *opts, struct dg_params *p, char *err,
-                   size_t n);
+int dg_apply_args(const char *const *args, size_t n_args, struct hark_options *opts,
+                  struct dg_params *p, char *err, size_t n);
 
 /* Random (v4) UUID, 36 chars + NUL. */
 void dg_uuid(char out[37]);
@@ -40,7 +40,10 @@ void dg_uuid(char out[37]);
 void dg_now_iso(char out[32]);
 /* The engine's model name/version/arch and a stable uuid for it. */
 const char *dg_model_uuid(void);
-/* Appends "name":..,"version":..,"arch":.. (no braces). */
+/* Appends "name":..,"version":..,"arch":..,"language":.. (no braces): the
+ * requested model name (or "general") and language are echoed back. */
 void dg_model_fields(struct buf *b, const struct dg_params *p, const char *engine);
+/* Appends "languages":[..] of an alternative: the session's language. */
+void dg_languages(struct buf *b, const struct dg_params *p);
 
 #endif

@@ -41,6 +41,30 @@ static int respond(struct lws *wsi, unsigned status, const char *mime, const voi
     return http_respond(wsi, status, mime, body, len, NULL);
 }
 
+char **http_query_args(struct lws *wsi, size_t *n)
+{
+    /* lws stores each argument as a fragment (their lengths sum to the
+     * total, '&' not counted), so total+1 fragments and 2*total+1 string
+     * bytes bound the copy: a copy fails only past the last fragment. */
+    int t = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_URI_ARGS);
+    size_t total = t > 0 ? (size_t)t : 0, max = total + 1, room = 2 * total + 1;
+    char **args = hark_malloc((max + 1) * sizeof *args + room);
+    *n = 0;
+    if (!args)
+        return NULL;
+    char *dst = (char *)(args + max + 1);
+    while (total && *n < max) {
+        int len = lws_hdr_copy_fragment(wsi, dst, (int)room, WSI_TOKEN_HTTP_URI_ARGS, (int)*n);
+        if (len < 0)
+            break;
+        args[(*n)++] = dst;
+        dst += len + 1;
+        room -= (size_t)len + 1;
+    }
+    args[*n] = NULL;
+    return args;
+}
+
 int http_error(struct lws *wsi, unsigned status, const char *code, const char *message)
 {
     struct buf b;

@@ -384,6 +384,8 @@ static void conn_drain(struct wsconn *c)
     }
     if (c->paused && chan_pending_bytes(c->chan) < c->fe->cfg.session_buffer_bytes / 4) {
         c->paused = 0;
+        /* the client was waiting on us, not idle: its clock starts now */
+        c->last_activity = clock_mono_ns();
         lws_rx_flow_control(c->wsi, 1);
     }
 }
@@ -554,10 +556,20 @@ static int cb_ws(struct lws *wsi, enum lws_callback_reasons reason, void *user, 
         c->d = dialect_for(c->path);
         c->key_index = -1;
         {
-            char why[256];
-            if (auth_check(fe->auth, wsi, &c->key_index, why, sizeof why) ||
-                auth_acquire(fe->auth, c->key_index, why, sizeof why))
+            /* CONFIRM_UPGRADE checked both; only a race with another
+             * session of the same key gets here refused, and the client
+             * learns why from the close frame rather than a bare drop. */
+            char why[120];
+            int code = 0;
+            if (auth_check(fe->auth, wsi, &c->key_index, why, sizeof why))
+                code = LWS_CLOSE_STATUS_POLICY_VIOLATION;
+            else if (auth_acquire(fe->auth, c->key_index, why, sizeof why))
+                code = 1013; /* try again later */
+            if (code) {
                 c->key_index = -2; /* refused below, after linking */
+                lws_close_reason(wsi, (enum lws_close_status)code, (unsigned char *)why,
+                                 strlen(why));
+            }
         }
         c->next = fe->conns;
         if (fe->conns)
@@ -589,8 +601,9 @@ static int cb_ws(struct lws *wsi, enum lws_callback_reasons reason, void *user, 
             return 0; /* finishing: further input is ignored */
         if (lws_frame_is_binary(wsi)) {
             int is_last = lws_is_final_fragment(wsi);
-            /* An empty binary message means "end of stream" to some clients. */
-            if (len == 0 && !is_last)
+            /* An empty binary message means "end of stream" to some clients;
+             * an empty chunk of a message that carried bytes means nothing. */
+            if (len == 0 && (!is_last || c->msg_bytes))
                 return 0;
             return c->d->binary(c, in, len) ? -1 : 0;
         }
@@ -647,7 +660,9 @@ static void tick_cb(lws_sorted_usec_list_t *sul)
     for (struct wsconn *c = fe->conns; c; c = c->next) {
         if (c->st != WC_OPEN && c->st != WC_STREAMING)
             continue;
-        if (fe->cfg.idle_timeout &&
+        /* While hark has paused reading (back-pressure) the client cannot
+         * send: that is not idleness. */
+        if (fe->cfg.idle_timeout && !c->paused &&
             now - c->last_activity > (int64_t)fe->cfg.idle_timeout * 1000000000LL) {
             LOG_INFO(c->chan ? chan_session_id(c->chan) : NULL, "idle for %d s; closing",
                      fe->cfg.idle_timeout);

@@ -148,6 +148,9 @@ int http_handle(struct wsfe *fe, struct lws *wsi, const char *path);
 /* A complete response; extra: NULL-terminated "name:", "value" pairs. */
 int http_respond(struct lws *wsi, unsigned status, const char *mime, const void *body, size_t len,
                  const char *const *extra);
+/* The request's query arguments ("key=value", decoded by lws), in order, as
+ * one NULL-terminated allocation (hark_free); NULL when out of memory. */
+char **http_query_args(struct lws *wsi, size_t *n);
 /* {"error":{"code":...,"message":...}} */
 int http_error(struct lws *wsi, unsigned status, const char *code, const char *message);
 struct auth *wsfe_auth(struct wsfe *fe);
