@@ -4,7 +4,10 @@
  *
  *   Authorization: Token KEY | Bearer KEY      (scheme case-insensitive)
  *   Sec-WebSocket-Protocol: token, KEY          (browsers; "token" is echoed)
- *   ?access_token=KEY                           (for pages opened in a browser)
+ *
+ * An Authorization header with another scheme (Basic, a raw key) does not
+ * hide a subprotocol credential. No query-string form: keys in URLs end up
+ * in proxy and access logs, and no client hark serves needs one.
  *
  * Keys are compared in constant time. Each key has a limit on concurrent
  * streaming sessions. Service thread only.
@@ -75,9 +78,22 @@ int auth_create(struct auth **out, const char *keys_csv, const char *keys_file, 
             rc = err_set(err, n, HARK_E_IO, "cannot read API keys file '%s'", keys_file);
         } else {
             char line[MAX_KEY_LEN + 64];
-            while (!rc && fgets(line, sizeof line, f))
+            int line_no = 0, before = a->n;
+            while (!rc && fgets(line, sizeof line, f)) {
+                line_no++;
                 rc = add_key(a, line, strcspn(line, "\r\n"), err, n);
+            }
             fclose(f);
+            if (rc) { /* say where, never what: the line may be a key */
+                char detail[160];
+                snprintf(detail, sizeof detail, "%s", err);
+                rc = err_set(err, n, rc, "API keys file '%s', line %d: %s", keys_file, line_no,
+                             detail);
+            } else if (a->n == before) {
+                /* an empty file named on purpose must not switch auth off */
+                rc = err_set(err, n, HARK_E_BAD_OPTION, "API keys file '%s' holds no keys",
+                             keys_file);
+            }
         }
     }
     if (rc) {
@@ -124,10 +140,12 @@ static int find_key(const struct auth *a, const char *k, size_t len)
     return found;
 }
 
-/* The credential a request carries, into buf; 0 when none. */
-static int credential(struct lws *wsi, char *buf, size_t size)
+/* The credential a request carries, into buf: 1 found, 0 none. *bad_scheme
+ * is set when an Authorization header was there but not Token/Bearer. */
+static int credential(struct lws *wsi, char *buf, size_t size, int *bad_scheme)
 {
     char hdr[MAX_KEY_LEN + 64];
+    *bad_scheme = 0;
     int len = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_AUTHORIZATION);
     if (len > 0 && (size_t)len < sizeof hdr &&
         lws_hdr_copy(wsi, hdr, sizeof hdr, WSI_TOKEN_HTTP_AUTHORIZATION) > 0) {
@@ -137,11 +155,14 @@ static int credential(struct lws *wsi, char *buf, size_t size)
         else if (!strncasecmp(p, "bearer ", 7))
             p += 7;
         else
-            return 0;
-        while (*p == ' ')
-            p++;
-        snprintf(buf, size, "%s", p);
-        return 1;
+            p = NULL;
+        if (p) {
+            while (*p == ' ')
+                p++;
+            snprintf(buf, size, "%s", p);
+            return 1;
+        }
+        *bad_scheme = 1;
     }
     len = lws_hdr_total_length(wsi, WSI_TOKEN_PROTOCOL);
     if (len > 0 && (size_t)len < sizeof hdr &&
@@ -156,12 +177,6 @@ static int credential(struct lws *wsi, char *buf, size_t size)
             }
         }
     }
-    /* lws returns a pointer into buf just past "name=" */
-    const char *v = lws_get_urlarg_by_name(wsi, "access_token=", buf, (int)size);
-    if (v) {
-        memmove(buf, v, strlen(v) + 1);
-        return 1;
-    }
     return 0;
 }
 
@@ -171,10 +186,12 @@ int auth_check(struct auth *a, struct lws *wsi, int *key_index, char *why, size_
     if (!auth_enabled(a))
         return 0;
     char cred[MAX_KEY_LEN + 64];
-    if (!credential(wsi, cred, sizeof cred))
+    int bad_scheme;
+    if (!credential(wsi, cred, sizeof cred, &bad_scheme))
         return err_set(why, n, HARK_E_AUTH,
-                       "an API key is required: send 'Authorization: Token KEY' (or Bearer), or "
-                       "the WebSocket subprotocols 'token, KEY'");
+                       "%s: send 'Authorization: Token KEY' (or Bearer), or the WebSocket "
+                       "subprotocols 'token, KEY'",
+                       bad_scheme ? "unsupported Authorization scheme" : "an API key is required");
     int k = find_key(a, cred, strlen(cred));
     if (k < 0)
         return err_set(why, n, HARK_E_AUTH, "invalid API key");
