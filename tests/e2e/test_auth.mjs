@@ -219,6 +219,9 @@ test('native /v1/stream: 401 with a JSON body before any upgrade', async () => {
   assertHarkError(await wsTry(url, [], { Authorization: 'Token wrong' }), 401, 'unauthorized', INVALID);
   assertHarkError(await wsTry(url, ['token', 'wrong']), 401, 'unauthorized', INVALID);
   assertHarkError(await wsTry(url, ['token']), 401, 'unauthorized', NEED);
+  // the path is checked first, the key before the query
+  assertHarkError(await wsTry(keyed.url + '/v1/nope'), 404, 'not_found', 'no WebSocket endpoint at this path');
+  assertDeepgramError(await wsTry(keyed.url + '/v1/listen?encoding=flac'), 401, 'INVALID_AUTH', NEED);
 });
 
 async function nativeSession(srv, protocols, headers) {
@@ -370,6 +373,9 @@ test('per-key limit, batch: a POST while the key has a request in flight gets 42
   }
   assert.equal(ok.status, 200, ok.body);
   assert.ok(Array.isArray(ok.json().results.channels[0].alternatives));
+  // an answered request gives its slot back too
+  const next = await postOpenAI(limited, 'Bearer lim-b');
+  assert.equal(next.status, 200, next.body);
 });
 
 test('with no keys configured, any or no credential works everywhere', async () => {
