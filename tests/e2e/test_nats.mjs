@@ -4,7 +4,7 @@
 // recordings.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import { createServer } from 'node:net';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -12,7 +12,10 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { connect } from 'nats';
 import { encode, decode } from '@msgpack/msgpack';
-import { HARK, CLIPS, wavPcm, sleep, wer, references } from './lib.mjs';
+import {
+  HARK, CLIPS, wavPcm, sleep, wer, references, startServer, openNative, finals as wsFinals,
+  streamPcm as wsStreamPcm,
+} from './lib.mjs';
 
 const NATS_SERVER = process.env.NATS_SERVER_BIN || '/usr/sbin/nats-server';
 const IN = 'ai.voice.stream';
@@ -87,27 +90,32 @@ async function startWorker(url, args = [], env = {}) {
   };
 }
 
-// A seed client: publishes msgpack on ai.voice.stream.{id}, collects every
-// message on ai.voice.transcription.> by session id.
-async function startClient(url) {
+// A seed client: publishes msgpack on {prefixIn}.{id}, collects every
+// message on {prefixOut}.> by session id, with its arrival time.
+async function startClient(url, { prefixIn = IN, prefixOut = OUT } = {}) {
   const nc = await connect({
     servers: url, maxReconnectAttempts: -1, reconnectTimeWait: 200, name: 'hark-e2e',
   });
   const bySession = new Map();
-  const sub = nc.subscribe(OUT + '.>');
+  const arrival = new WeakMap();
+  const sub = nc.subscribe(prefixOut + '.>');
   (async () => {
     for await (const m of sub) {
-      const id = m.subject.slice(OUT.length + 1);
+      const id = m.subject.slice(prefixOut.length + 1);
       if (!bySession.has(id)) bySession.set(id, []);
-      bySession.get(id).push(decode(m.data));
+      const msg = decode(m.data);
+      arrival.set(msg, Date.now());
+      bySession.get(id).push(msg);
     }
   })();
   await nc.flush();
   return {
     nc,
     msgs: (id) => bySession.get(id) || [],
-    send: (id, obj) => nc.publish(`${IN}.${id}`, encode(obj)),
-    sendRaw: (id, bytes) => nc.publish(`${IN}.${id}`, bytes),
+    arrivedAt: (msg) => arrival.get(msg),
+    ids: () => [...bySession.keys()],
+    send: (id, obj) => nc.publish(`${prefixIn}.${id}`, encode(obj)),
+    sendRaw: (id, bytes) => nc.publish(`${prefixIn}.${id}`, bytes),
     close: () => nc.close(),
   };
 }
@@ -146,8 +154,9 @@ async function streamPcm(client, id, pcm, { realtime = false, raw = false, chunk
   await client.nc.flush();
 }
 
-// The seed's result shape, on every result of a session.
-function checkResults(msgs, id, speaker, { state = 'listening' } = {}) {
+// The seed's result shape, on every result of a session. voice: the
+// has_voice_activity every result must have (null: not checked here).
+function checkResults(msgs, id, speaker, { state = 'listening', voice = true, partialsFirst = true } = {}) {
   const rs = results(msgs);
   assert.ok(rs.length > 0, 'no results');
   rs.forEach((r, i) => {
@@ -159,7 +168,10 @@ function checkResults(msgs, id, speaker, { state = 'listening' } = {}) {
     assert.equal(r.is_partial, !r.is_final);
     assert.equal(typeof r.timestamp, 'number');
     assert.ok(Math.abs(r.timestamp - Date.now() / 1000) < 600, 'timestamp is wall-clock seconds');
-    assert.equal(r.has_voice_activity, true);
+    assert.equal(typeof r.has_voice_activity, 'boolean');
+    if (voice !== null) assert.equal(r.has_voice_activity, voice, `has_voice_activity of ${JSON.stringify(r)}`);
+    if (r.is_final) assert.equal(typeof r.committed_ms, 'number');
+    else assert.ok(!('committed_ms' in r));
     if (state) assert.equal(r.state, state);
     assert.ok(r.start <= r.end);
   });
@@ -169,9 +181,11 @@ function checkResults(msgs, id, speaker, { state = 'listening' } = {}) {
     assert.equal(r.segment, seg);
     if (r.is_final) seg++;
   }
-  const firstFinal = rs.findIndex((r) => r.is_final);
-  assert.ok(firstFinal > 0, 'partials come before the first final');
-  assert.ok(rs.slice(0, firstFinal).every((r) => r.is_partial));
+  if (partialsFirst) {
+    const firstFinal = rs.findIndex((r) => r.is_final);
+    assert.ok(firstFinal > 0, 'partials come before the first final');
+    assert.ok(rs.slice(0, firstFinal).every((r) => r.is_partial));
+  }
   const last = msgs[msgs.length - 1];
   assert.equal(last.type, 'closed', 'closed is the last message');
 }
@@ -309,6 +323,71 @@ test('interrupt detection off for a session: the state stays responding and is r
   assert.ok(rs.slice(cut).every((r) => r.state === 'listening'), JSON.stringify(rs.map((r) => r.state)));
 });
 
+// The interrupt of seed 004, exactly its keys plus hark's two documented ones.
+function checkInterrupt(m, id, speaker) {
+  for (const k of ['session_id', 'type', 'timestamp', 'speaker_id']) assert.ok(k in m, `interrupt lacks ${k}: ${JSON.stringify(m)}`);
+  assert.deepEqual(Object.keys(m).sort(), ['audio_time', 'session_id', 'speaker_id', 'state', 'timestamp', 'type']);
+  assert.equal(m.session_id, id);
+  assert.equal(m.type, 'interrupt');
+  assert.equal(typeof m.timestamp, 'number');
+  assert.ok(Math.abs(m.timestamp - Date.now() / 1000) < 600, 'timestamp is wall-clock seconds');
+  assert.equal(m.speaker_id, speaker);
+  assert.equal(m.state, 'listening');
+}
+
+test('state_change responding in the middle of a clip: the user is still talking, so it interrupts at once', async () => {
+  const id = 'intr-mid';
+  const pcm = wavPcm(CLIPS[1]); // speech from ~0.3 s to ~2.8 s
+  const cut = 12 * 3200; // 1.2 s, inside "ill disposed"
+  client.send(id, { type: 'start', state: 'listening', speaker_id: 'speaker-m' });
+  await streamPcm(client, id, pcm.subarray(0, cut), { t0: 300 });
+  client.send(id, { type: 'state_change', state: 'responding' });
+  await streamPcm(client, id, Buffer.concat([pcm.subarray(cut), Buffer.alloc(32000)]), { t0: 300 + cut / 32000 });
+  client.send(id, { type: 'end' });
+  await until(() => ofType(client.msgs(id), 'closed').length, 60000, 'closed of ' + id);
+  const msgs = client.msgs(id);
+  const kinds = JSON.stringify(msgs.map((m) => m.type || `${m.is_final ? 'final' : 'partial'}@${m.end.toFixed(2)}`));
+  const intr = ofType(msgs, 'interrupt');
+  assert.equal(intr.length, 1, kinds);
+  checkInterrupt(intr[0], id, 'speaker-m');
+  // the queue keeps audio and state changes in order: the speech right after
+  // the switch interrupts (the onset rule looks back 160 ms)
+  assert.ok(intr[0].audio_time >= 1.0 && intr[0].audio_time <= 1.5, `audio_time ${intr[0].audio_time}`);
+  const at = msgs.indexOf(intr[0]);
+  assert.ok(results(msgs.slice(0, at)).every((r) => !r.is_final), 'the utterance was still open: ' + kinds);
+  assert.ok(results(msgs.slice(at)).some((r) => r.is_final && r.transcript), 'its final comes after: ' + kinds);
+  checkResults(msgs, id, 'speaker-m'); // never "responding": no result was made between switch and interrupt
+  assertClip(finalText(msgs), 1, id);
+});
+
+test('VAD off for a session: the detector still hears speech, so it interrupts at the speech; has_voice_activity is what it heard', async () => {
+  const id = 'intr-vadoff';
+  // 1 s of silence, then the clip: with max_utterance_ms 1000 every second is a segment
+  client.send(id, { type: 'start', state: 'responding', speaker_id: 'speaker-v', vad: false, max_utterance_ms: 1000 });
+  await streamPcm(client, id, Buffer.concat([Buffer.alloc(32000), wavPcm(CLIPS[1])]), { t0: 400 });
+  client.send(id, { type: 'end' });
+  await until(() => ofType(client.msgs(id), 'closed').length, 60000, 'closed of ' + id);
+  const msgs = client.msgs(id);
+  const intr = ofType(msgs, 'interrupt');
+  assert.equal(intr.length, 1, brief(msgs));
+  checkInterrupt(intr[0], id, 'speaker-v');
+  assert.ok(intr[0].audio_time >= 1.1 && intr[0].audio_time <= 1.8, `audio_time ${intr[0].audio_time}: at the speech, not at the first audio`);
+  checkResults(msgs, id, 'speaker-v', { state: null, voice: null, partialsFirst: false });
+  const fs = results(msgs).filter((r) => r.is_final);
+  assert.deepEqual(fs.map((r) => r.reason), ['max_length', 'max_length', 'max_length', 'close'], brief(msgs));
+  // the silent second: published (it covers audio), empty, no voice, made while responding
+  assert.equal(fs[0].transcript, '');
+  assert.equal(fs[0].has_voice_activity, false);
+  assert.equal(fs[0].state, 'responding');
+  assert.ok(msgs.indexOf(fs[0]) < msgs.indexOf(intr[0]));
+  // the speech: heard, after the interrupt, listening
+  for (const r of results(msgs.slice(msgs.indexOf(intr[0])))) {
+    assert.equal(r.has_voice_activity, true, JSON.stringify(r));
+    assert.equal(r.state, 'listening');
+  }
+  assert.match(finalText(msgs), /young|man|not/);
+});
+
 test('malformed and out-of-place input: typed errors on the session subject, the worker keeps going', async () => {
   const id = 'bad-1';
   const pcm = wavPcm(CLIPS[1]);
@@ -391,6 +470,94 @@ test('no end: a gap of chunk-timeout finalizes the utterance, idle timeout final
   assert.equal(errs[0].speaker_id, null);
   // speech-free finals are not published: one final only
   assert.equal(results(client.msgs(id)).filter((r) => r.is_final).length, 1);
+});
+
+test('hark serve --nats-url configured only by the seed\'s environment variables: prefixes, buffer size cut, chunk timeout, VAD off, no interrupts, and the WebSocket side', async () => {
+  const pin = 'e2e.seed.in', pout = 'e2e.seed.out';
+  const srv = await startServer([], {
+    NATS_URL: nats.url,
+    STT_BUFFER_SIZE_BYTES: '48000', // 1.5 s of 16 kHz s16 mono
+    STT_CHUNK_TIMEOUT: '1.0',
+    STT_ENABLE_VAD: 'false',
+    STT_VAD_AGGRESSIVENESS: '3',
+    STT_ENABLE_INTERRUPT_DETECTION: 'false',
+    HARK_NATS_SUBJECT_IN: pin,
+    HARK_NATS_SUBJECT_OUT: pout,
+    // admission control off, as for the test worker: load must not refuse starts
+    HARK_WORKERS: '2', HARK_MAX_BUSY_PERCENT: '100', HARK_MAX_LAG_MS: '60000',
+  });
+  const c = await startClient(nats.url, { prefixIn: pin, prefixOut: pout });
+  try {
+    // A: responding, the clip and 1.5 s of silence, then end
+    const a = 'seed-a', b = 'seed-b';
+    const pcm = wavPcm(CLIPS[1]);
+    c.send(a, { type: 'start', session_id: a, sample_rate: 16000, channels: 1, state: 'responding', speaker_id: 'spk-a' });
+    // B: 1.2 s of speech, then nothing: STT_CHUNK_TIMEOUT finalizes it
+    c.send(b, { type: 'start', speaker_id: 'spk-b' });
+    await streamPcm(c, b, pcm.subarray(0, 12 * 3200), { t0: 500 });
+    const bSent = Date.now();
+    await streamPcm(c, a, Buffer.concat([pcm, Buffer.alloc(48000)]), { t0: 600 });
+    c.send(a, { type: 'end' });
+    await until(() => ofType(c.msgs(a), 'closed').length, 60000, 'closed of seed-a');
+    let msgs = c.msgs(a);
+    // STT_ENABLE_INTERRUPT_DETECTION=false: speech while responding is no interrupt
+    assert.equal(ofType(msgs, 'interrupt').length, 0, brief(msgs));
+    checkResults(msgs, a, 'spk-a', { state: 'responding', voice: null });
+    // STT_BUFFER_SIZE_BYTES: a max_length final every 1.5 s of audio, exactly
+    // (STT_ENABLE_VAD=false: every frame counts as speech, so no endpoint
+    // ends a segment even in the 1.5 s of silence)
+    const fs = results(msgs).filter((r) => r.is_final);
+    assert.deepEqual(fs.map((r) => r.reason), ['max_length', 'max_length', 'close'], brief(msgs));
+    fs.forEach((f, i) => {
+      assert.ok(Math.abs(f.start - 1.5 * i) < 0.001 && Math.abs(f.end - Math.min(1.5 * (i + 1), 4.49)) < 0.001,
+        `segment ${i}: ${f.start}..${f.end}`);
+      assert.equal(f.committed_ms, Math.round(f.end * 1000));
+    });
+    assert.equal(fs[0].has_voice_activity, true);
+    assert.equal(fs[1].has_voice_activity, true);
+    assert.equal(fs[2].has_voice_activity, false, 'the last 1.5 s are silence'); // 0880 ends at 2.99 s
+    assert.equal(fs[2].transcript, '');
+    assert.match(finalText(msgs), /young|man|not/);
+    // STT_CHUNK_TIMEOUT=1.0: B's final came about 1 s after its last chunk
+    await until(() => results(c.msgs(b)).some((r) => r.is_final), 20000, 'final of seed-b');
+    const bf = results(c.msgs(b)).find((r) => r.is_final);
+    const waited = c.arrivedAt(bf) - bSent;
+    assert.equal(bf.reason, 'finalize', brief(c.msgs(b)));
+    assert.ok(waited >= 900 && waited < 4000, `final ${waited} ms after the last chunk (chunk timeout 1.0 s)`);
+    c.send(b, { type: 'end' });
+    await until(() => ofType(c.msgs(b), 'closed').length, 20000, 'closed of seed-b');
+    // nothing on the default prefixes (the main client listens there)
+    assert.equal(client.msgs(a).length + client.msgs(b).length, 0);
+
+    // the WebSocket side of the same process
+    const h = await fetch(srv.http + '/healthz');
+    assert.equal(h.status, 200);
+    const ws = await openNative(srv.url, { encoding: 'pcm_s16le', sample_rate: 16000 });
+    assert.equal(ws.ready.type, 'ready', JSON.stringify(ws.ready));
+    assert.equal(ws.ready.vad_mode, 3, 'STT_VAD_AGGRESSIVENESS is the server default for every front end');
+    await wsStreamPcm(ws.ws, wavPcm(CLIPS[4]));
+    ws.ws.send(JSON.stringify({ type: 'close' }));
+    assert.equal((await ws.closed).code, 1000);
+    assertClip(wsFinals(ws.events), 4, 'WebSocket session of hark serve --nats-url');
+  } finally {
+    await c.close().catch(() => {});
+    const code = await srv.stop();
+    assert.equal(code, 0, 'serve exit status\n' + srv.log().slice(-3000));
+  }
+});
+
+test('config: a bad seed alias is ignored when the HARK_* variable of the setting overrides it, and refused when used', () => {
+  const run = (env) => spawnSync(HARK, ['worker', '--help'], { env: { ...process.env, ...env }, encoding: 'utf8', timeout: 10000 });
+  let r = run({ STT_ENABLE_VAD: 'perhaps' });
+  assert.equal(r.status, 1, r.stderr);
+  assert.match(r.stderr, /STT_ENABLE_VAD: 'perhaps' is not a boolean/);
+  r = run({ STT_ENABLE_VAD: 'perhaps', HARK_ENABLE_VAD: 'false' });
+  assert.equal(r.status, 0, r.stderr);
+  r = run({ STT_ENABLE_VAD: 'true', HARK_ENABLE_VAD: 'perhaps' });
+  assert.equal(r.status, 1, r.stderr);
+  assert.match(r.stderr, /HARK_ENABLE_VAD: 'perhaps'/);
+  r = run({ STT_VAD_AGGRESSIVENESS: '9', HARK_VAD_MODE: '1' });
+  assert.equal(r.status, 0, r.stderr);
 });
 
 test('nats-server restart in the middle of a run: the worker reconnects and carries on', async () => {

@@ -446,6 +446,7 @@ static void test_render_result(void)
         .end = 1.9,
         .speech_final = 1,
         .reason = "endpoint",
+        .committed_ms = 1900,
         .confidence = 0.85f,
         .words = words,
         .n_words = 2,
@@ -456,7 +457,7 @@ static void test_render_result(void)
     msgpack_unpacked up;
     unpack(&up, &b);
     const msgpack_object *o = &up.data;
-    ASSERT_EQ(o->via.map.size, 16); /* 9 seed keys + 7 of hark's */
+    ASSERT_EQ(o->via.map.size, 17); /* 9 seed keys + 8 of hark's */
     ASSERT(str_is(get(o, "session_id"), "s-1"));
     ASSERT(str_is(get(o, "transcript"), "young man"));
     ASSERT_EQ(get(o, "sequence")->type, MSGPACK_OBJECT_POSITIVE_INTEGER);
@@ -471,6 +472,7 @@ static void test_render_result(void)
     ASSERT(str_is(get(o, "state"), "listening"));
     ASSERT_EQ(get(o, "segment")->via.u64, 2);
     ASSERT(str_is(get(o, "reason"), "endpoint"));
+    ASSERT_EQ(get(o, "committed_ms")->via.u64, 1900);
     ASSERT_EQ(get(o, "speech_final")->via.boolean, 1);
     ASSERT(!has(o, "type")); /* results are typeless, as in the seed */
     const msgpack_object *w = get(o, "words");
@@ -486,6 +488,7 @@ static void test_render_result(void)
     r.words = NULL;
     r.speaker_id = "";
     r.state = HARK_STATE_RESPONDING;
+    r.has_voice_activity = 0;
     buf_reset(&b);
     nmsg_render_result(&b, &r);
     unpack(&up, &b);
@@ -495,7 +498,8 @@ static void test_render_result(void)
     ASSERT_EQ(get(o, "is_final")->via.boolean, 0);
     ASSERT_EQ(get(o, "speaker_id")->type, MSGPACK_OBJECT_NIL);
     ASSERT(str_is(get(o, "state"), "responding"));
-    ASSERT(!has(o, "reason") && !has(o, "words"));
+    ASSERT(!has(o, "reason") && !has(o, "words") && !has(o, "committed_ms"));
+    ASSERT_EQ(get(o, "has_voice_activity")->via.boolean, 0);
     msgpack_unpacked_destroy(&up);
     buf_deinit(&b);
 }

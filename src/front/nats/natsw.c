@@ -292,8 +292,7 @@ static void render(void *user, const struct hark_event *ev, struct buf *out, uns
     case HARK_EVENT_TRANSCRIPT: {
         /* A segment that covers no audio was a finalize in silence: nothing
          * was said, so there is no result to publish (docs/nats.md). */
-        int voice = ev->end > ev->start || (ev->text && ev->text[0]);
-        if (!voice)
+        if (!(ev->end > ev->start) && !(ev->text && ev->text[0]))
             return;
         struct nmsg_result r = {
             .session_id = s->id,
@@ -302,7 +301,7 @@ static void render(void *user, const struct hark_event *ev, struct buf *out, uns
             .sequence = s->sequence++,
             .is_final = ev->is_final,
             .timestamp = now,
-            .has_voice_activity = voice,
+            .has_voice_activity = ev->voice_activity, /* what the VAD heard */
             /* the session's turn right now: exact, since render runs
              * inside the session call (an interrupt has already switched it) */
             .state = hark_session_get_state(chan_session(s->chan)),
@@ -311,6 +310,7 @@ static void render(void *user, const struct hark_event *ev, struct buf *out, uns
             .end = ev->end,
             .speech_final = ev->speech_final,
             .reason = ev->is_final ? hark_reason_name(ev->reason) : NULL,
+            .committed_ms = ev->committed_ms,
             .confidence = ev->confidence,
             .words = ev->words,
             .n_words = ev->n_words,

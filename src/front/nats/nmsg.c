@@ -714,7 +714,7 @@ void nmsg_render_result(struct buf *out, const struct nmsg_result *r)
 {
     msgpack_packer pk;
     msgpack_packer_init(&pk, out, buf_sink);
-    size_t n = 9 + 5 + (r->reason ? 1 : 0) + (r->words ? 1 : 0);
+    size_t n = 9 + 5 + (r->reason ? 2 : 0) + (r->words ? 1 : 0);
     msgpack_pack_map(&pk, n);
     pack_kv_str(&pk, "session_id", r->session_id);
     pack_kv_str(&pk, "transcript", r->transcript);
@@ -741,8 +741,11 @@ void nmsg_render_result(struct buf *out, const struct nmsg_result *r)
     pack_bool(&pk, r->speech_final);
     pack_str(&pk, "confidence");
     msgpack_pack_double(&pk, r->confidence);
-    if (r->reason)
+    if (r->reason) {
         pack_kv_str(&pk, "reason", r->reason);
+        pack_str(&pk, "committed_ms");
+        msgpack_pack_int64(&pk, r->committed_ms);
+    }
     if (r->words) {
         pack_str(&pk, "words");
         msgpack_pack_array(&pk, r->n_words);

@@ -100,7 +100,8 @@ struct nmsg_result {
     int64_t segment;
     double start, end;
     int speech_final;
-    const char *reason; /* finals: "endpoint", ...; NULL for partials */
+    const char *reason;   /* finals: "endpoint", ...; NULL for partials */
+    int64_t committed_ms; /* finals only (reason set): audio before it is in finals */
     float confidence;
     const struct hark_word *words; /* NULL: no "words" key */
     size_t n_words;
