@@ -88,10 +88,12 @@ static const struct cfg_row rows[] = {
      OFF(buffer_size_bytes), "0", 0, 268435456, NULL, "nats",
      "NATS sessions: longest utterance in bytes of input audio (0 = --max-utterance-ms)"},
     {"enable-vad", "HARK_ENABLE_VAD", "STT_ENABLE_VAD", CFG_BOOL, OFF(enable_vad), "true", 0, 1,
-     NULL, "nats", "NATS sessions: voice activity detection; false = every frame is speech"},
+     NULL, "nats", "NATS sessions: VAD gating and endpointing; false = every frame goes to the engine "
+     "(speech is still detected, for interrupts and has_voice_activity)"},
     {"interrupt-detection", "HARK_INTERRUPT_DETECTION", "STT_ENABLE_INTERRUPT_DETECTION",
      CFG_BOOL, OFF(interrupt_detection), "true", 0, 1, NULL, "nats",
-     "NATS sessions: speech while responding publishes an interrupt and switches to listening"},
+     "NATS sessions: the first speech heard while responding (also mid-utterance) publishes "
+     "an interrupt and switches to listening"},
     {"nats-idle-timeout", "HARK_NATS_IDLE_TIMEOUT", NULL, CFG_INT, OFF(nats_idle_timeout), "30", 0,
      86400, NULL, "nats", "NATS sessions: finalize a session after this many seconds without a "
      "message and no end (0 = never)"},

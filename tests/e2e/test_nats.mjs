@@ -519,7 +519,7 @@ test('no end: a gap of chunk-timeout finalizes the utterance, idle timeout final
   assert.equal(errs.length, 1);
   assert.equal(errs[0].code, 'timeout');
   assert.equal(errs[0].speaker_id, null);
-  // speech-free finals are not published: one final only
+  // a final that covers no audio is not published: one final only
   assert.equal(results(client.msgs(id)).filter((r) => r.is_final).length, 1);
 });
 
