@@ -532,6 +532,43 @@ static void test_unknown_sizes_and_segments(void)
     eb_free(&w);
 }
 
+/* Multi-byte track numbers, a second A_OPUS track (ignored: the first one
+ * is delivered), empty elements, blocks of other tracks interleaved. */
+static void test_track_choice(void)
+{
+    struct eb w = {0};
+    eb_ebml_header(&w);
+    eb_id(&w, 0x18538067);
+    eb_unknown(&w);
+    size_t tracks = eb_open(&w, 0x1654AE6B);
+    eb_track(&w, 5, 1, "V_VP9", NULL, 0, 0);
+    eb_track(&w, 300, 2, "A_OPUS", opus_head_stereo, sizeof opus_head_stereo, 2);
+    eb_track(&w, 20000, 2, "A_OPUS", NULL, 0, 1);
+    eb_close(&w, tracks);
+    eb_elem(&w, 0xEC, NULL, 0);
+    eb_id(&w, 0x1F43B675);
+    eb_unknown(&w);
+    for (int i = 0; i < 6; i++) {
+        uint64_t track = i % 3 == 0 ? 5 : i % 3 == 1 ? 300 : 20000;
+        eb_block(&w, 0xA3, track, 0x80, fill(25 + (size_t)i, (uint8_t)(i + 1)), 25 + (size_t)i);
+    }
+    for (size_t piece = 0; piece <= 1; piece++) {
+        struct pkts p = {0};
+        char err[256] = "";
+        int rc = demux(w.d, w.n, piece, &p, err, sizeof err);
+        if (rc)
+            FAIL_("rc %d: %s", rc, err);
+        ASSERT_EQ(p.count, 3);
+        ASSERT(memcmp(p.data, opus_head_stereo, sizeof opus_head_stereo) == 0);
+        ASSERT_EQ(p.sizes[1], 26);
+        ASSERT_EQ(pkt_at(&p, 1)[0], 2);
+        ASSERT_EQ(p.sizes[2], 29);
+        ASSERT_EQ(pkt_at(&p, 2)[0], 5);
+        pkts_free(&p);
+    }
+    eb_free(&w);
+}
+
 /* Hours of stream: the allocations do not grow with its length. */
 static void test_bounded_memory(void)
 {
@@ -749,6 +786,7 @@ int main(void)
     RUN(test_lacing);
     RUN(test_synthesized_head);
     RUN(test_unknown_sizes_and_segments);
+    RUN(test_track_choice);
     RUN(test_bounded_memory);
     RUN(test_errors);
     RUN(test_callback_stop);
