@@ -7,7 +7,9 @@
  * Threads
  *   - nats.c's delivery thread for the one subscription parses each message
  *     (front/nats/nmsg.h) and posts to the session's chan; it never blocks
- *     (chan posts are bounded queue appends).
+ *     (chan posts are bounded queue appends). It publishes the typed error
+ *     of a rejected message itself, at once: such an error can precede
+ *     results of audio received earlier (docs/nats.md, order of errors).
  *   - Worker threads (session/workers.h) run the sessions and render events
  *     into msgpack in the chans' outboxes, then call natsw_wake.
  *   - natsw's own pump thread, woken by natsw_wake or every 100 ms, takes
