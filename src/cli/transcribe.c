@@ -145,7 +145,8 @@ static void usage(FILE *f)
             "usage: hark transcribe [options] FILE|-\n"
             "\n"
             "Streams audio through a recognition session and prints what was said.\n"
-            "FILE may be a WAV file (format read from its header) or raw audio with --encoding.\n"
+            "FILE may be WAV, Ogg Opus or WebM/Opus (format read from the file) or raw audio with "
+            "--encoding.\n"
             "\n"
             "output:\n"
             "  --json                 one JSON object per event per line\n"
@@ -342,17 +343,20 @@ int cli_transcribe(int argc, char **argv)
         goto out;
     }
     int is_wav = head_len >= 12 && !memcmp(head, "RIFF", 4) && !memcmp(head + 8, "WAVE", 4);
+    /* Ogg ("OggS") and WebM (EBML magic) carry Opus; the session reads them. */
+    int is_opus =
+        head_len >= 4 && (!memcmp(head, "OggS", 4) || !memcmp(head, "\x1a\x45\xdf\xa3", 4));
     if (!encoding_given) {
-        if (!is_wav) {
-            fprintf(
-                stderr,
-                "hark transcribe: %s: not a WAV file (no RIFF/WAVE header). For raw audio give "
-                "--encoding pcm_s16le|pcm_f32le|mulaw|alaw and --sample-rate (and --channels)\n",
-                input);
+        if (!is_wav && !is_opus) {
+            fprintf(stderr,
+                    "hark transcribe: %s: not a WAV, Ogg Opus or WebM/Opus file. For raw audio "
+                    "give --encoding pcm_s16le|pcm_f32le|mulaw|alaw and --sample-rate (and "
+                    "--channels)\n",
+                    input);
             rc = CLI_INPUT;
             goto out;
         }
-        hark_options_set(opts, "encoding", "wav", NULL, 0);
+        hark_options_set(opts, "encoding", is_wav ? "wav" : "auto", NULL, 0);
     }
 
     t.tty = isatty(STDOUT_FILENO) && !t.json;

@@ -13,7 +13,8 @@
 
 enum opt_type { OPT_INT, OPT_BOOL, OPT_STR, OPT_ENUM, OPT_MS_OR_FALSE };
 
-static const char *const encodings[] = {"pcm_s16le", "pcm_f32le", "mulaw", "alaw", "wav", NULL};
+static const char *const encodings[] = {"pcm_s16le", "pcm_f32le", "mulaw", "alaw",
+                                        "wav",       "auto",      NULL};
 
 struct opt_row {
     const char *name;
@@ -33,7 +34,8 @@ struct opt_row {
  * pass user text straight in and relay the error message. */
 static const struct opt_row rows[] = {
     {"encoding", OPT_ENUM, OFF(encoding), 0, 0, 0, "pcm_s16le", encodings,
-     "audio encoding: pcm_s16le, pcm_f32le, mulaw, alaw, or wav (header read from the stream)"},
+     "audio encoding: pcm_s16le, pcm_f32le, mulaw, alaw, wav (header read from the stream), or "
+     "auto (WAV, Ogg Opus or WebM/Opus, told apart by the stream's first bytes)"},
     {"sample_rate", OPT_INT, OFF(sample_rate), 0, 8000, 48000, "16000", NULL,
      "sample rate of raw audio in Hz (8000..48000); WAV headers override it"},
     {"channels", OPT_INT, OFF(channels), 0, 1, 8, "1", NULL,

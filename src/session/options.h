@@ -12,6 +12,7 @@ enum opt_encoding {
     ENC_MULAW,
     ENC_ALAW,
     ENC_WAV,
+    ENC_AUTO, /* container read from the stream: WAV, Ogg Opus, WebM/Opus */
 };
 
 struct hark_options {

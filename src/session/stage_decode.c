@@ -1,12 +1,18 @@
 /* Stage 1: input bytes -> mono float at the input rate. Raw encodings go
  * straight to the sample decoder; "wav" first runs the header parser, whose
  * format then overrides the configured rate/channels. Bytes after the WAV
- * data chunk (trailing LIST chunks etc.) are not audio and are skipped. */
+ * data chunk (trailing LIST chunks etc.) are not audio and are skipped.
+ * "auto" reads the first bytes to tell WAV, Ogg Opus and WebM/Opus apart
+ * (what clients send when they do not name an encoding: files, browsers'
+ * MediaRecorder); Opus is decoded straight to the pipeline rate. */
 #include <stdio.h>
 #include <string.h>
 
+#include "audio/ogg.h"
+#include "audio/opusdec.h"
 #include "audio/pcm.h"
 #include "audio/wav.h"
+#include "audio/webm.h"
 #include "base/mem.h"
 #include "session/stage.h"
 
@@ -15,6 +21,14 @@
 #define SLICE_BYTES 16384
 
 struct decode {
+    struct stage *st;
+    int sniffing; /* "auto": the container is not known yet */
+    uint8_t head[4];
+    size_t head_len;
+    struct ogg_demux *ogg;
+    struct webm_demux *webm;
+    struct opusdec *opus;
+    int cb_failed; /* an error the packet callback already reported */
     struct wav_parser *wav;
     struct pcm_dec *pcm;
     enum pcm_format fmt;
@@ -53,7 +67,13 @@ static int decode_init(struct stage *st)
     if (!d)
         return HARK_E_NOMEM;
     st->priv = d;
+    d->st = st;
     d->data_left = UINT64_MAX;
+    if (pl->opts->encoding == ENC_AUTO) {
+        strcpy(d->what, "auto");
+        d->sniffing = 1;
+        return 0;
+    }
     if (pl->opts->encoding == ENC_WAV) {
         strcpy(d->what, "wav");
         return wav_parser_create(&d->wav);
@@ -63,6 +83,18 @@ static int decode_init(struct stage *st)
     pl->in_rate = pl->opts->sample_rate;
     snprintf(d->what, sizeof d->what, "%s,%dch", pcm_format_name(d->fmt), d->channels);
     return pcm_dec_create(&d->pcm, d->fmt, d->channels);
+}
+
+static int out_room(struct decode *d, size_t need)
+{
+    if (need <= d->out_cap)
+        return 0;
+    float *o = hark_realloc(d->out, need * sizeof(float));
+    if (!o)
+        return HARK_E_NOMEM;
+    d->out = o;
+    d->out_cap = need;
+    return 0;
 }
 
 static int decode_samples(struct stage *st, struct decode *d, const uint8_t *in, size_t n)
@@ -76,13 +108,8 @@ static int decode_samples(struct stage *st, struct decode *d, const uint8_t *in,
     while (n) {
         size_t slice = n < SLICE_BYTES ? n : SLICE_BYTES;
         size_t need = pcm_dec_max_out(d->pcm, slice);
-        if (need > d->out_cap) {
-            float *o = hark_realloc(d->out, need * sizeof(float));
-            if (!o)
-                return pipeline_error(pl, HARK_E_NOMEM, "out of memory decoding audio");
-            d->out = o;
-            d->out_cap = need;
-        }
+        if (out_room(d, need))
+            return pipeline_error(pl, HARK_E_NOMEM, "out of memory decoding audio");
         size_t got = pcm_dec_feed(d->pcm, in, slice, d->out);
         if (got) {
             struct frame f = {
@@ -98,6 +125,87 @@ static int decode_samples(struct stage *st, struct decode *d, const uint8_t *in,
     return 0;
 }
 
+/* One packet of an Ogg or WebM Opus stream: the head sets up the decoder,
+ * the rest are decoded and passed on. */
+static int opus_packet_cb(void *user, const uint8_t *pkt, size_t len)
+{
+    struct decode *d = user;
+    struct pipeline *pl = d->st->pl;
+    char msg[300];
+    int rc;
+    if (!d->opus) {
+        if ((rc = opusdec_create(&d->opus, pkt, len, PIPE_RATE, msg, sizeof msg)))
+            return d->cb_failed = pipeline_error(pl, rc, "%s", msg);
+        pl->in_rate = PIPE_RATE;
+        snprintf(d->what, sizeof d->what, "%s:opus,%dch", d->ogg ? "ogg" : "webm",
+                 opusdec_channels(d->opus));
+        return 0;
+    }
+    if (out_room(d, opusdec_max_samples(d->opus)))
+        return d->cb_failed = pipeline_error(pl, HARK_E_NOMEM, "out of memory decoding audio");
+    int got = opusdec_decode(d->opus, pkt, len, d->out, msg, sizeof msg);
+    if (got < 0)
+        return d->cb_failed = pipeline_error(pl, got, "%s", msg);
+    if (!got)
+        return 0;
+    struct frame f = {.kind = FRAME_AUDIO, .samples = d->out, .n = (size_t)got, .rate = PIPE_RATE};
+    pl->in_samples += got;
+    if ((rc = stage_emit(d->st, &f)))
+        return d->cb_failed = rc;
+    return 0;
+}
+
+static int demux(struct decode *d, const uint8_t *in, size_t n)
+{
+    char msg[300];
+    int rc = d->ogg ? ogg_demux_feed(d->ogg, in, n, msg, sizeof msg)
+                    : webm_demux_feed(d->webm, in, n, msg, sizeof msg);
+    if (!rc)
+        return 0;
+    d->failed = rc;
+    return d->cb_failed ? rc : pipeline_error(d->st->pl, rc, "%s", msg);
+}
+
+/* "auto": the first four bytes name the container. */
+static int sniff(struct decode *d)
+{
+    const uint8_t *h = d->head;
+    struct pipeline *pl = d->st->pl;
+    int rc = 0;
+    if (!memcmp(h, "RIFF", 4) || !memcmp(h, "RF64", 4) || !memcmp(h, "RIFX", 4)) {
+        strcpy(d->what, "wav");
+        rc = wav_parser_create(&d->wav);
+    } else if (ogg_sniff(h, 4)) {
+        strcpy(d->what, "ogg");
+        rc = ogg_demux_create(&d->ogg, opus_packet_cb, d);
+    } else if (webm_sniff(h, 4)) {
+        strcpy(d->what, "webm");
+        rc = webm_demux_create(&d->webm, opus_packet_cb, d);
+    } else {
+        const char *known = !memcmp(h, "fLaC", 4)                   ? "FLAC"
+                            : !memcmp(h, "ID3", 3)                  ? "MP3"
+                            : h[0] == 0xff && (h[1] & 0xe0) == 0xe0 ? "MP3 or AAC"
+                            : !memcmp(h, "caff", 4)                 ? "CAF"
+                            : !memcmp(h + 0, "FORM", 4)             ? "AIFF"
+                                                                    : NULL;
+        d->failed = known ? HARK_E_UNSUPPORTED : HARK_E_BAD_AUDIO;
+        if (known)
+            return pipeline_error(pl, d->failed,
+                                  "%s audio is not supported; send WAV, Ogg Opus or WebM/Opus, "
+                                  "or raw PCM/mu-law/A-law with an encoding",
+                                  known);
+        return pipeline_error(pl, d->failed,
+                              "the stream does not start like WAV, Ogg Opus or WebM/Opus audio; "
+                              "for raw audio set the encoding and sample rate");
+    }
+    d->sniffing = 0;
+    if (rc) {
+        d->failed = rc;
+        return pipeline_error(pl, rc, "out of memory");
+    }
+    return 0;
+}
+
 static int decode_write(struct stage *st, const struct frame *f)
 {
     if (f->kind != FRAME_BYTES)
@@ -108,6 +216,28 @@ static int decode_write(struct stage *st, const struct frame *f)
         return d->failed;
     const uint8_t *in = f->bytes;
     size_t n = f->n;
+    if (d->sniffing) {
+        size_t take = sizeof d->head - d->head_len;
+        if (take > n)
+            take = n;
+        memcpy(d->head + d->head_len, in, take);
+        d->head_len += take;
+        in += take;
+        n -= take;
+        if (d->head_len < sizeof d->head)
+            return 0;
+        int rc = sniff(d);
+        if (rc)
+            return rc;
+        /* the container's first bytes, then the rest */
+        struct frame hf = {.kind = FRAME_BYTES, .bytes = d->head, .n = sizeof d->head};
+        if ((rc = decode_write(st, &hf)))
+            return rc;
+        if (!n)
+            return 0;
+    }
+    if (d->ogg || d->webm)
+        return demux(d, in, n);
     if (!d->pcm) {
         size_t used = 0;
         struct wav_info info;
@@ -143,6 +273,18 @@ static int decode_flush(struct stage *st, enum hark_reason reason)
     /* The stream ended inside a WAV header: say so rather than end quietly
      * with no words. (A partial sample frame at the very end is dropped:
      * less than one sample period of audio.) */
+    if (reason == HARK_REASON_CLOSE && !d->failed && d->sniffing && d->head_len) {
+        d->failed = HARK_E_BAD_AUDIO;
+        return pipeline_error(st->pl, HARK_E_BAD_AUDIO,
+                              "the stream ended after %zu bytes: too short to be audio",
+                              d->head_len);
+    }
+    if (reason == HARK_REASON_CLOSE && !d->failed && (d->ogg || d->webm) && !d->opus) {
+        d->failed = HARK_E_BAD_AUDIO;
+        return pipeline_error(st->pl, HARK_E_BAD_AUDIO,
+                              "the stream ended before the %s container's Opus header",
+                              d->ogg ? "Ogg" : "WebM");
+    }
     if (reason == HARK_REASON_CLOSE && d->wav && !d->pcm && !d->failed && d->header_bytes) {
         d->failed = HARK_E_BAD_AUDIO;
         return pipeline_error(st->pl, HARK_E_BAD_AUDIO,
@@ -159,6 +301,9 @@ static void decode_close(struct stage *st)
     if (!d)
         return;
     wav_parser_destroy(d->wav);
+    ogg_demux_destroy(d->ogg);
+    webm_demux_destroy(d->webm);
+    opusdec_destroy(d->opus);
     pcm_dec_destroy(d->pcm);
     hark_free(d->out);
     hark_free(d);

@@ -63,9 +63,25 @@ static void test_endpointing_false_and_container(void)
     ASSERT_OK(apply(&o, &p, err, sizeof err, args, 3));
     expect_opt(o, "endpointing_ms", "false");
     expect_opt(o, "interim_results", "false");
-    expect_opt(o, "encoding", "wav"); /* no encoding: containerised, sniffed */
+    expect_opt(o, "encoding", "auto"); /* no encoding: containerised, sniffed */
     ASSERT_STR_EQ(p.encoding, "");
     ASSERT_STR_EQ(p.language, "en-US");
+    hark_options_destroy(o);
+}
+
+static void test_container_encodings(void)
+{
+    /* Ogg Opus named as an encoding: read like any container, no rate needed */
+    const char *args[] = {"encoding=ogg-opus"};
+    struct hark_options *o;
+    struct dg_params p;
+    char err[256];
+    ASSERT_OK(apply(&o, &p, err, sizeof err, args, 1));
+    expect_opt(o, "encoding", "auto");
+    hark_options_destroy(o);
+    const char *args2[] = {"encoding=Opus", "sample_rate=48000"};
+    ASSERT_OK(apply(&o, &p, err, sizeof err, args2, 2));
+    expect_opt(o, "encoding", "auto");
     hark_options_destroy(o);
 }
 
@@ -91,7 +107,7 @@ static void test_errors_name_the_parameter(void)
         int rc;
         const char *starts;
     } cases[] = {
-        {{"encoding=opus", "sample_rate=48000"}, HARK_E_UNSUPPORTED, "encoding: 'opus'"},
+        {{"encoding=flac", "sample_rate=48000"}, HARK_E_UNSUPPORTED, "encoding: 'flac'"},
         {{"encoding=linear16", "channels=1"}, HARK_E_BAD_OPTION, "sample_rate: required"},
         {{"encoding=linear16", "sample_rate=96000"}, HARK_E_BAD_OPTION, "sample_rate: "},
         {{"interim_results=yes", "model=x"}, HARK_E_BAD_OPTION, "interim_results: 'yes'"},
@@ -133,6 +149,7 @@ int main(void)
 {
     RUN(test_live_parameters);
     RUN(test_endpointing_false_and_container);
+    RUN(test_container_encodings);
     RUN(test_vocabulary);
     RUN(test_errors_name_the_parameter);
     RUN(test_vocabulary_limit);

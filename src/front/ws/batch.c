@@ -467,7 +467,7 @@ static void form_file_open(struct batch *b)
         return;
     }
     set_session_options(o);
-    hark_options_set(o, "encoding", "wav", NULL, 0);
+    hark_options_set(o, "encoding", "auto", NULL, 0);
     const char *lang = field(b, F_LANGUAGE);
     if (lang && (rc = hark_options_set(o, "language", lang, why, sizeof why))) {
         fail(b, HTTP_STATUS_BAD_REQUEST, rc, "language", "language: %s", why);
@@ -666,10 +666,11 @@ static void take_record(struct batch *b, const struct chan_msg *m)
             *cut = 0;
         const char *hint = "";
         if (code == HARK_E_BAD_AUDIO && b->kind == K_OPENAI)
-            hint = "; the file must be WAV (PCM, IEEE float, mu-law or A-law)";
+            hint = "; the file must be WAV (PCM, IEEE float, mu-law or A-law), Ogg Opus or "
+                   "WebM/Opus";
         else if (code == HARK_E_BAD_AUDIO && !b->dg.encoding[0])
-            hint = "; send WAV, or headerless audio with ?encoding=linear16|mulaw|alaw"
-                   "&sample_rate=N";
+            hint = "; send WAV, Ogg Opus or WebM/Opus, or headerless audio with "
+                   "?encoding=linear16|mulaw|alaw&sample_rate=N";
         fail(b, status_for(code), code, b->kind == K_OPENAI ? "file" : NULL, "%s%s", text, hint);
     } else if (tag == REC_CLOSED) {
         rd(&r, &b->audio_seconds, sizeof b->audio_seconds);

@@ -22,13 +22,15 @@ static int parse_bool(const char *v, int *out)
     return -1;
 }
 
-/* Deepgram's encodings and what hark decodes them as. */
+/* Deepgram's encodings and what hark decodes them as. Containerised ones
+ * carry their own rate (sample_rate is not needed); "opus"/"ogg-opus" are
+ * Ogg Opus, read like any container hark sniffs. */
 static const struct {
     const char *dg, *hark;
+    int container;
 } encodings[] = {
-    {"linear16", "pcm_s16le"},
-    {"mulaw", "mulaw"},
-    {"alaw", "alaw"},
+    {"linear16", "pcm_s16le", 0}, {"mulaw", "mulaw", 0},   {"alaw", "alaw", 0},
+    {"opus", "auto", 1},          {"ogg-opus", "auto", 1},
 };
 
 static int set(struct hark_options *o, const char *name, const char *value, const char *param,
@@ -130,23 +132,25 @@ int dg_apply_args(const char *const *args, size_t n_args, struct hark_options *o
     if (rc)
         return rc;
     if (p->encoding[0]) {
-        const char *h = NULL;
-        for (size_t i = 0; i < sizeof encodings / sizeof encodings[0]; i++)
-            if (!strcasecmp(encodings[i].dg, p->encoding))
-                h = encodings[i].hark;
-        if (!h)
+        size_t e = 0, ne = sizeof encodings / sizeof encodings[0];
+        while (e < ne && strcasecmp(encodings[e].dg, p->encoding))
+            e++;
+        if (e == ne)
             return err_set(err, n, HARK_E_UNSUPPORTED,
-                           "encoding: '%s' is not supported (supported: linear16, mulaw, alaw; "
-                           "or omit encoding and send WAV)",
+                           "encoding: '%s' is not supported (supported: linear16, mulaw, alaw, "
+                           "opus, ogg-opus; or omit encoding and send WAV, Ogg Opus or "
+                           "WebM/Opus)",
                            p->encoding);
-        if ((rc = set(o, "encoding", h, "encoding", err, n)))
+        if ((rc = set(o, "encoding", encodings[e].hark, "encoding", err, n)))
             return rc;
-        if (!sample_rate)
+        if (encodings[e].container) {
+            /* the container's header carries the rate */
+        } else if (!sample_rate)
             return err_set(err, n, HARK_E_BAD_OPTION,
                            "sample_rate: required when encoding is given");
-        if ((rc = set(o, "sample_rate", sample_rate, "sample_rate", err, n)))
+        else if ((rc = set(o, "sample_rate", sample_rate, "sample_rate", err, n)))
             return rc;
-    } else if ((rc = set(o, "encoding", "wav", "encoding", err, n))) {
+    } else if ((rc = set(o, "encoding", "auto", "encoding", err, n))) {
         return rc;
     }
     if (vocab[0] && (rc = set(o, "vocabulary", vocab, "keywords", err, n)))
