@@ -124,14 +124,21 @@ static int page_done(struct ogg_demux *d)
     size_t body_len = d->fill - HDR - (size_t)nseg;
 
     if (!d->chosen) {
-        if (flags & 0x02) { /* beginning of a logical stream: what codec? */
-            const char *c = codec_of(body, body_len);
+        if (flags & 0x02) {   /* beginning of a logical stream: what codec? */
+            size_t first = 0; /* its first packet (a BOS page starts one) */
+            for (int i = 0; i < nseg; i++) {
+                first += lacing[i];
+                if (lacing[i] < 255)
+                    break;
+            }
+            const char *c = codec_of(body, first < body_len ? first : body_len);
             if (strcmp(c, "Opus") != 0) {
                 d->other = c;
                 return 0;
             }
             d->chosen = 1;
             d->serial = serial;
+            flags &= ~0x01; /* nothing can continue into a stream's first page */
         } else {
             char msg[200];
             if (d->other)
