@@ -50,10 +50,17 @@ else
     FAILED=$((FAILED + 1))
 fi
 
-# 2. sanitizers: unit tests
+# 2. sanitizers: unit tests, and the riskiest end-to-end tests
 if build build-asan -DHARK_SANITIZE=ON; then
     ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
         ctest_run "unit tests under ASan+UBSan" build-asan -L unit
+    # The front ends that parse untrusted bytes and juggle connections, run
+    # end to end under the sanitizers with leak checking: the NATS worker
+    # (reconnects, restarts, shutdown; it must exit 0) and the container
+    # decoders (Ogg, WebM, Opus) behind the CLI and the server.
+    ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+        ctest_run "NATS and container end-to-end tests under ASan+UBSan" build-asan \
+        -R 'e2e.test_(nats|containers)$'
 else
     echo "sanitizer build failed"
     FAILED=$((FAILED + 1))
