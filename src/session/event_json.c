@@ -55,6 +55,8 @@ void event_json_render(const struct hark_event *ev, struct buf *b)
         buf_json_num(b, ev->confidence);
         buf_json_key(b, "language");
         buf_json_str(b, ev->language);
+        buf_json_key(b, "voice_activity");
+        buf_puts(b, ev->voice_activity ? "true" : "false");
         /* words off (words == NULL): the key is left out entirely */
         if (ev->words)
             event_json_words(b, ev->words, ev->n_words, 0);
