@@ -1,6 +1,6 @@
 // Shared helpers for end-to-end tests: start a real `hark serve` on a free
 // loopback port, stream real recordings over WebSocket, collect events.
-import { spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { readFileSync, readdirSync } from 'node:fs';
 import { once } from 'node:events';
 import path from 'node:path';
@@ -140,4 +140,32 @@ export function checkContract(events) {
     }
   }
   return true;
+}
+
+// Runs curl; resolves { status, headers, body, json() }. Headers of a
+// "100 Continue" interim response are skipped.
+export function curl(args, timeoutMs = 150000) {
+  return new Promise((resolve, reject) => {
+    execFile('curl', ['-sS', '-D', '-', ...args], { encoding: 'buffer', maxBuffer: 64 << 20, timeout: timeoutMs },
+      (err, stdout, stderr) => {
+        if (err && !stdout.length) return reject(new Error(`curl failed: ${err.message} ${stderr}`));
+        let rest = stdout;
+        let head;
+        for (;;) {
+          const end = rest.indexOf('\r\n\r\n');
+          if (end < 0) return reject(new Error('no HTTP response: ' + stdout.toString().slice(0, 500)));
+          head = rest.subarray(0, end).toString();
+          rest = rest.subarray(end + 4);
+          if (!/^HTTP\/1\.1 100 /.test(head)) break;
+        }
+        const [statusLine, ...lines] = head.split('\r\n');
+        const headers = {};
+        for (const l of lines) {
+          const i = l.indexOf(':');
+          headers[l.slice(0, i).toLowerCase()] = l.slice(i + 1).trim();
+        }
+        const body = rest.toString();
+        resolve({ status: Number(statusLine.split(' ')[1]), headers, body, json: () => JSON.parse(body) });
+      });
+  });
 }

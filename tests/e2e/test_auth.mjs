@@ -6,13 +6,12 @@
 // the `ws` npm package, curl, and a raw socket to hold a batch request open.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import WebSocket from 'ws';
-import { CLIPS, startServer, openNative, wavPcm, streamPcm, sleep } from './lib.mjs';
+import { CLIPS, startServer, openNative, wavPcm, streamPcm, sleep, curl } from './lib.mjs';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
 const NEED = "an API key is required: send 'Authorization: Token KEY' (or Bearer), or the " +
@@ -58,30 +57,6 @@ function wavHeader(len) {
   return h;
 }
 
-// curl; resolves { status, headers, body, json() } (a "100 Continue" head is skipped).
-function curl(args) {
-  return new Promise((resolve, reject) => {
-    execFile('curl', ['-sS', '-D', '-', ...args], { encoding: 'buffer', timeout: 20000 }, (err, stdout, stderr) => {
-      if (err && !stdout.length) return reject(new Error(`curl failed: ${err.message} ${stderr}`));
-      let rest = stdout, head;
-      for (;;) {
-        const end = rest.indexOf('\r\n\r\n');
-        if (end < 0) return reject(new Error('no HTTP response: ' + stdout.toString().slice(0, 500)));
-        head = rest.subarray(0, end).toString();
-        rest = rest.subarray(end + 4);
-        if (!/^HTTP\/1\.1 100 /.test(head)) break;
-      }
-      const [statusLine, ...lines] = head.split('\r\n');
-      const headers = {};
-      for (const l of lines) {
-        const i = l.indexOf(':');
-        headers[l.slice(0, i).toLowerCase()] = l.slice(i + 1).trim();
-      }
-      const body = rest.toString();
-      resolve({ status: Number(statusLine.split(' ')[1]), headers, body, json: () => JSON.parse(body) });
-    });
-  });
-}
 
 const auth = (value) => (value === undefined ? [] : ['-H', `Authorization: ${value}`]);
 const get = (srv, p, authValue) => curl([...auth(authValue), srv.http + p]);

@@ -4,14 +4,14 @@
 // docs) and, for the hang-up cases, a raw socket.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile, execFileSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import {
-  HARK, CLIPS, startServer, openNative, wavPcm, streamPcm, sleep,
+  HARK, CLIPS, startServer, openNative, wavPcm, streamPcm, sleep, curl,
 } from './lib.mjs';
 
 const KEY = 'batch-test-key';
@@ -39,33 +39,6 @@ function cliText(clip) {
   return cliCache.get(clip);
 }
 
-// Runs curl; resolves { status, headers, body, json() }. Headers of a
-// "100 Continue" interim response are skipped.
-function curl(args, timeoutMs = 150000) {
-  return new Promise((resolve, reject) => {
-    execFile('curl', ['-sS', '-D', '-', ...args], { encoding: 'buffer', maxBuffer: 64 << 20, timeout: timeoutMs },
-      (err, stdout, stderr) => {
-        if (err && !stdout.length) return reject(new Error(`curl failed: ${err.message} ${stderr}`));
-        let rest = stdout;
-        let head;
-        for (;;) {
-          const end = rest.indexOf('\r\n\r\n');
-          if (end < 0) return reject(new Error('no HTTP response: ' + stdout.toString().slice(0, 500)));
-          head = rest.subarray(0, end).toString();
-          rest = rest.subarray(end + 4);
-          if (!/^HTTP\/1\.1 100 /.test(head)) break;
-        }
-        const [statusLine, ...lines] = head.split('\r\n');
-        const headers = {};
-        for (const l of lines) {
-          const i = l.indexOf(':');
-          headers[l.slice(0, i).toLowerCase()] = l.slice(i + 1).trim();
-        }
-        const body = rest.toString();
-        resolve({ status: Number(statusLine.split(' ')[1]), headers, body, json: () => JSON.parse(body) });
-      });
-  });
-}
 
 const listen = (base, file, query = '', extra = []) =>
   curl([...extra, '-H', 'Content-Type: audio/wav', '--data-binary', '@' + file, `${base}/v1/listen${query}`]);
@@ -181,7 +154,7 @@ test('bad requests: undecodable body, bad query, JSON url body, missing Content-
   assert.match(e.request_id, UUID);
   assert.equal(r.headers['dg-request-id'], e.request_id);
 
-  for (const [q, name] of [['?encoding=opus', 'encoding'], ['?encoding=linear16', 'sample_rate'],
+  for (const [q, name] of [['?encoding=flac', 'encoding'], ['?encoding=linear16', 'sample_rate'],
     ['?sample_rate=16000&encoding=linear16&channels=99', 'channels'], ['?utt_split=abc', 'utt_split']]) {
     const b = await listen(srv.http, CLIPS[1], q);
     assert.equal(b.status, 400, q);
