@@ -8,6 +8,8 @@
 
 #define HDR 27
 #define MAX_PAGE (HDR + 255 + 255 * 255)
+/* An OpusHead is 19 bytes plus a channel mapping table of at most 257. */
+#define OPUSHEAD_MAX 276
 
 struct ogg_demux {
     ogg_packet_cb cb;
@@ -17,6 +19,10 @@ struct ogg_demux {
     char errmsg[240];
     int chosen; /* an Opus logical stream has been found */
     uint32_t serial;
+    int ended;    /* that stream's last page (EOS) went by: a chained one may follow */
+    int relinked; /* the current stream follows an earlier one (chained Ogg) */
+    uint8_t head[OPUSHEAD_MAX]; /* the first stream's OpusHead, to compare links */
+    size_t head_len;
     uint64_t packets;  /* complete packets of that stream so far */
     int partial;       /* a packet continues on the next page */
     int skipping;      /* dropping the rest of a packet whose start was never seen */
@@ -79,14 +85,29 @@ static const char *codec_of(const uint8_t *p, size_t n)
     return "an unknown codec";
 }
 
-/* A complete packet of the chosen stream: the head, the tags (skipped), then
- * audio. Empty packets (a lost frame in Opus terms) carry nothing to decode. */
+/* A complete packet of the chosen stream: the head, then audio (the tags,
+ * packet 1, never reach here). Empty packets (a lost frame in Opus terms)
+ * carry nothing to decode. A chained stream's head must match the first
+ * one's: the decoder goes on as if the links were one stream. */
 static int deliver(struct ogg_demux *d)
 {
     uint64_t idx = d->packets++;
     size_t len = d->pkt_len;
     d->pkt_len = 0;
-    if (idx == 1 || (idx > 1 && len == 0))
+    if (idx == 0 && d->relinked) {
+        if (len != d->head_len || memcmp(d->pkt, d->head, len) != 0)
+            return fail(d, HARK_E_UNSUPPORTED,
+                        "chained Ogg Opus streams with different headers (channels, rate or "
+                        "pre-skip) are not supported; send each as its own stream");
+        return 0;
+    }
+    if (idx == 0) {
+        if (len > sizeof d->head)
+            return fail(d, HARK_E_BAD_AUDIO, "OpusHead packet longer than any valid one");
+        memcpy(d->head, d->pkt, len);
+        d->head_len = len;
+    }
+    if (idx > 0 && len == 0)
         return 0;
     return d->cb(d->user, d->pkt, len);
 }
@@ -95,16 +116,8 @@ static int append(struct ogg_demux *d, const uint8_t *p, size_t n)
 {
     if (d->pkt_len + n > OGG_MAX_PACKET)
         return fail(d, HARK_E_BAD_AUDIO, "Ogg packet larger than 128 KiB: not an Opus stream");
-    if (d->pkt_len + n > d->pkt_cap) {
-        size_t cap = d->pkt_cap ? d->pkt_cap : 4096;
-        while (cap < d->pkt_len + n)
-            cap *= 2;
-        uint8_t *q = hark_realloc(d->pkt, cap);
-        if (!q)
-            return fail(d, HARK_E_NOMEM, "out of memory reading Ogg");
-        d->pkt = q;
-        d->pkt_cap = cap;
-    }
+    if (mem_grow(&d->pkt, &d->pkt_cap, d->pkt_len + n, 1))
+        return fail(d, HARK_E_NOMEM, "out of memory reading Ogg");
     memcpy(d->pkt + d->pkt_len, p, n);
     d->pkt_len += n;
     return 0;
@@ -123,37 +136,47 @@ static int page_done(struct ogg_demux *d)
     uint32_t serial = le32(pg + 14);
     size_t body_len = d->fill - HDR - (size_t)nseg;
 
-    if (!d->chosen) {
-        if (flags & 0x02) {   /* beginning of a logical stream: what codec? */
-            size_t first = 0; /* its first packet (a BOS page starts one) */
-            for (int i = 0; i < nseg; i++) {
-                first += lacing[i];
-                if (lacing[i] < 255)
-                    break;
-            }
-            const char *c = codec_of(body, first < body_len ? first : body_len);
-            if (strcmp(c, "Opus") != 0) {
-                d->other = c;
-                return 0;
-            }
-            d->chosen = 1;
-            d->serial = serial;
-            flags &= ~0x01; /* nothing can continue into a stream's first page */
-        } else {
-            char msg[200];
-            if (d->other)
-                snprintf(msg, sizeof msg,
-                         "the Ogg stream carries %s audio; hark decodes Ogg Opus (or send WAV, "
-                         "WebM/Opus, or raw PCM with an encoding)",
-                         d->other);
-            else
-                snprintf(msg, sizeof msg,
-                         "Ogg stream without an Opus header (OpusHead) on its first page");
-            return fail(d, d->other ? HARK_E_UNSUPPORTED : HARK_E_BAD_AUDIO, msg);
+    /* a stream's first page (BOS): its first packet names the codec */
+    if ((flags & 0x02) && (!d->chosen || d->ended)) {
+        size_t first = 0;
+        for (int i = 0; i < nseg; i++) {
+            first += lacing[i];
+            if (lacing[i] < 255)
+                break;
         }
+        const char *c = codec_of(body, first < body_len ? first : body_len);
+        if (strcmp(c, "Opus") != 0) {
+            if (!d->chosen)
+                d->other = c;
+            return 0;
+        }
+        d->relinked = d->chosen;
+        d->chosen = 1;
+        d->ended = 0;
+        d->serial = serial;
+        d->packets = 0;
+        d->pkt_len = 0;
+        d->partial = 0;
+        flags &= ~0x01; /* nothing can continue into a stream's first page */
     }
-    if (serial != d->serial)
+    if (!d->chosen) {
+        char msg[200];
+        if (d->other)
+            snprintf(msg, sizeof msg,
+                     "the Ogg stream carries %s audio; hark decodes Ogg Opus (or send WAV, "
+                     "WebM/Opus, or raw PCM with an encoding)",
+                     d->other);
+        else
+            snprintf(msg, sizeof msg,
+                     "Ogg stream without an Opus header (OpusHead) on its first page");
+        return fail(d, d->other ? HARK_E_UNSUPPORTED : HARK_E_BAD_AUDIO, msg);
+    }
+    if (serial != d->serial || d->ended)
         return 0;
+    if (flags & 0x04)
+        d->ended = 1; /* after this page's packets */
+    if (nseg == 0)
+        return 0; /* carries nothing, continues nothing */
 
     /* A page not marked as continuing ends any packet left open (it was
      * truncated); one marked as continuing with nothing open carries the
@@ -165,7 +188,9 @@ static int page_done(struct ogg_demux *d)
     size_t off = 0;
     for (int i = 0; i < nseg; i++) {
         size_t n = lacing[i];
-        if (!d->skipping) {
+        /* OpusTags (packet 1) is not kept: it may hold cover art of any size */
+        int keep = !d->skipping && d->packets != 1;
+        if (keep) {
             int rc = append(d, body + off, n);
             if (rc)
                 return rc;
@@ -174,14 +199,16 @@ static int page_done(struct ogg_demux *d)
         if (n < 255) {
             if (d->skipping) {
                 d->skipping = 0;
-                continue;
+            } else if (!keep) {
+                d->packets++;
+            } else {
+                int rc = deliver(d);
+                if (rc)
+                    return rc;
             }
-            int rc = deliver(d);
-            if (rc)
-                return rc;
         }
     }
-    d->partial = nseg > 0 && lacing[nseg - 1] == 255 && !d->skipping;
+    d->partial = lacing[nseg - 1] == 255 && !d->skipping;
     return 0;
 }
 

@@ -2,11 +2,13 @@
  * MediaRecorder (Firefox), opusenc and most voice SDKs write them. Bytes
  * arrive in any chunking; the demuxer hands over the packets of the first
  * Opus logical stream in order: first its OpusHead, then every audio packet
- * (OpusTags is skipped). Other logical streams are ignored. Memory is bounded
- * by one page (64 KiB) and one packet (OGG_MAX_PACKET) whatever the stream's
- * length. Page checksums are not verified: the transports hark reads from
- * (TCP, NATS) already guarantee the bytes. One demuxer per stream; not
- * thread-safe. */
+ * (OpusTags is skipped, whatever its size). Other logical streams are
+ * ignored. Chained streams (one Opus stream after another, as `cat a.opus
+ * b.opus` makes) go on as one when their OpusHeads are identical, and are
+ * refused otherwise. Memory is bounded by one page (64 KiB) and one packet
+ * (OGG_MAX_PACKET) whatever the stream's length. Page checksums are not verified: the transports
+ * hark reads from (TCP, NATS) already guarantee the bytes. One demuxer per stream; not thread-safe.
+ */
 #ifndef HARK_AUDIO_OGG_H
 #define HARK_AUDIO_OGG_H
 
@@ -19,8 +21,9 @@
 
 struct ogg_demux;
 
-/* Called for each packet in stream order (OpusHead first). A nonzero return
- * stops the feed and is returned by it. */
+/* Called for each packet in stream order (OpusHead first). The packet is
+ * the demuxer's: valid only during the call. A nonzero return stops the feed
+ * and is returned by it. */
 typedef int (*ogg_packet_cb)(void *user, const uint8_t *pkt, size_t len);
 
 int ogg_demux_create(struct ogg_demux **out, ogg_packet_cb cb, void *user);

@@ -765,7 +765,7 @@ static int on_header(struct webm_demux *d, uint64_t size, int unknown)
                     " has an unknown size; only Segment and Cluster may",
                     id_name(id), (unsigned)id, d->elem_start);
     }
-    if (parent_end != UNKNOWN_END && size > parent_end - d->pos)
+    if (parent_end != UNKNOWN_END && (d->pos > parent_end || size > parent_end - d->pos))
         return fail(d, HARK_E_BAD_AUDIO,
                     "WebM %s 0x%X at byte %" PRIu64 " of %" PRIu64
                     " bytes runs past the end of its parent %s",

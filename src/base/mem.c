@@ -1,6 +1,7 @@
 #include "base/mem.h"
 
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -44,6 +45,23 @@ void *hark_realloc(void *p, size_t n)
     if (should_fail())
         return NULL;
     return realloc(p, n ? n : 1);
+}
+
+int mem_grow(void *pp, size_t *cap, size_t need, size_t elem)
+{
+    if (need <= *cap)
+        return 0;
+    size_t n = *cap * 2 > need ? *cap * 2 : need;
+    if (elem && n > SIZE_MAX / elem)
+        return -1;
+    void *old; /* memcpy: the array's pointer type is the caller's */
+    memcpy(&old, pp, sizeof old);
+    void *p = hark_realloc(old, n * elem);
+    if (!p)
+        return -1;
+    memcpy(pp, &p, sizeof p);
+    *cap = n;
+    return 0;
 }
 
 void hark_free(void *p)

@@ -13,6 +13,12 @@ void hark_free(void *p);
 char *hark_strdup(const char *s);
 char *hark_strndup(const char *s, size_t n);
 
+/* Makes the array at *(T **)pp hold at least `need` elements of `elem`
+ * bytes; *cap counts elements. Grows geometrically (at least doubling), so
+ * appending one piece at a time stays linear. Returns 0, or -1 when out of
+ * memory (the array and *cap are then unchanged). */
+int mem_grow(void *pp, size_t *cap, size_t need, size_t elem);
+
 /* Allocations made and not yet freed through this module. */
 long mem_outstanding(void);
 /* Make the n-th allocation from now fail (0 = off); for torture tests. */

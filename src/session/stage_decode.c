@@ -85,18 +85,6 @@ static int decode_init(struct stage *st)
     return pcm_dec_create(&d->pcm, d->fmt, d->channels);
 }
 
-static int out_room(struct decode *d, size_t need)
-{
-    if (need <= d->out_cap)
-        return 0;
-    float *o = hark_realloc(d->out, need * sizeof(float));
-    if (!o)
-        return HARK_E_NOMEM;
-    d->out = o;
-    d->out_cap = need;
-    return 0;
-}
-
 static int decode_samples(struct stage *st, struct decode *d, const uint8_t *in, size_t n)
 {
     struct pipeline *pl = st->pl;
@@ -108,7 +96,7 @@ static int decode_samples(struct stage *st, struct decode *d, const uint8_t *in,
     while (n) {
         size_t slice = n < SLICE_BYTES ? n : SLICE_BYTES;
         size_t need = pcm_dec_max_out(d->pcm, slice);
-        if (out_room(d, need))
+        if (mem_grow(&d->out, &d->out_cap, need, sizeof *d->out))
             return pipeline_error(pl, HARK_E_NOMEM, "out of memory decoding audio");
         size_t got = pcm_dec_feed(d->pcm, in, slice, d->out);
         if (got) {
@@ -141,7 +129,7 @@ static int opus_packet_cb(void *user, const uint8_t *pkt, size_t len)
                  opusdec_channels(d->opus));
         return 0;
     }
-    if (out_room(d, opusdec_max_samples(d->opus)))
+    if (mem_grow(&d->out, &d->out_cap, opusdec_max_samples(d->opus), sizeof *d->out))
         return d->cb_failed = pipeline_error(pl, HARK_E_NOMEM, "out of memory decoding audio");
     int got = opusdec_decode(d->opus, pkt, len, d->out, msg, sizeof msg);
     if (got < 0)

@@ -131,14 +131,8 @@ static int on_audio(struct stage *st, struct recog *r, const struct frame *f)
         if (r->backlog_len + f->n > (size_t)r->max_samples)
             return pipeline_error(st->pl, HARK_E_BUSY,
                                   "no engine capacity for this utterance; audio dropped");
-        if (r->backlog_len + f->n > r->backlog_cap) {
-            size_t cap = (r->backlog_len + f->n) * 2;
-            float *b = hark_realloc(r->backlog, cap * sizeof(float));
-            if (!b)
-                return pipeline_error(st->pl, HARK_E_NOMEM, "out of memory buffering audio");
-            r->backlog = b;
-            r->backlog_cap = cap;
-        }
+        if (mem_grow(&r->backlog, &r->backlog_cap, r->backlog_len + f->n, sizeof *r->backlog))
+            return pipeline_error(st->pl, HARK_E_NOMEM, "out of memory buffering audio");
         memcpy(r->backlog + r->backlog_len, f->samples, f->n * sizeof(float));
         r->backlog_len += f->n;
         return 0;

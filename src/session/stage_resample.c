@@ -23,18 +23,6 @@ static int resample_init(struct stage *st)
     return st->priv ? 0 : HARK_E_NOMEM;
 }
 
-static int grow(struct resample *r, size_t need)
-{
-    if (need <= r->out_cap)
-        return 0;
-    float *o = hark_realloc(r->out, need * sizeof(float));
-    if (!o)
-        return HARK_E_NOMEM;
-    r->out = o;
-    r->out_cap = need;
-    return 0;
-}
-
 static int emit_audio(struct stage *st, struct resample *r, const float *s, size_t n)
 {
     if (!n)
@@ -59,7 +47,7 @@ static int resample_write(struct stage *st, const struct frame *f)
     }
     if (!r->rs)
         return emit_audio(st, r, f->samples, f->n);
-    if (grow(r, resampler_max_out(r->rs, f->n)))
+    if (mem_grow(&r->out, &r->out_cap, resampler_max_out(r->rs, f->n), sizeof *r->out))
         return pipeline_error(st->pl, HARK_E_NOMEM, "out of memory resampling");
     size_t got = resampler_feed(r->rs, f->samples, f->n, r->out);
     return emit_audio(st, r, r->out, got);
@@ -70,7 +58,7 @@ static int resample_flush(struct stage *st, enum hark_reason reason)
     struct resample *r = st->priv;
     if (!r->rs)
         return 0;
-    if (grow(r, resampler_max_out(r->rs, 0)))
+    if (mem_grow(&r->out, &r->out_cap, resampler_max_out(r->rs, 0), sizeof *r->out))
         return pipeline_error(st->pl, HARK_E_NOMEM, "out of memory resampling");
     size_t got = resampler_flush(r->rs, r->out);
     return emit_audio(st, r, r->out, got);

@@ -68,10 +68,33 @@ static void test_alloc_failure(void)
     mem_fail_after(0);
 }
 
+static void test_mem_grow(void)
+{
+    float *a = NULL;
+    size_t cap = 0;
+    ASSERT_OK(mem_grow(&a, &cap, 10, sizeof *a));
+    ASSERT_EQ(cap, 10);
+    a[9] = 1.5f;
+    ASSERT_OK(mem_grow(&a, &cap, 11, sizeof *a)); /* at least doubles */
+    ASSERT_EQ(cap, 20);
+    ASSERT(a[9] == 1.5f);
+    ASSERT_OK(mem_grow(&a, &cap, 5, sizeof *a)); /* never shrinks */
+    ASSERT_EQ(cap, 20);
+    float *before = a;
+    ASSERT_EQ(mem_grow(&a, &cap, SIZE_MAX / 2, sizeof *a), -1); /* overflow: unchanged */
+    ASSERT(a == before && cap == 20);
+    mem_fail_after(1);
+    ASSERT_EQ(mem_grow(&a, &cap, 100, sizeof *a), -1);
+    mem_fail_after(0);
+    ASSERT(a == before && cap == 20 && a[9] == 1.5f);
+    hark_free(a);
+}
+
 int main(void)
 {
     RUN(test_errors);
     RUN(test_json);
     RUN(test_alloc_failure);
+    RUN(test_mem_grow);
     return 0;
 }

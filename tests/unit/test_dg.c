@@ -140,7 +140,7 @@ static void test_vocabulary_limit(void)
     struct hark_options *o;
     struct dg_params p;
     char err[256];
-    ASSERT_EQ(apply(&o, &p, err, sizeof err, args, 5), HARK_E_LIMIT);
+    ASSERT_EQ(apply(&o, &p, err, sizeof err, args, 5), HARK_E_BAD_OPTION);
     ASSERT(!strncmp(err, "keyterm: more than", 18));
     hark_options_destroy(o);
 }

@@ -162,9 +162,114 @@ static void test_errors(void)
               HARK_E_BAD_AUDIO);
 }
 
+/* Pages carrying one packet of any size: full pages of 255 segments of 255
+ * bytes, continued, then the rest. */
+static size_t big_packet(uint8_t *out, uint32_t serial, const uint8_t *pkt, size_t len)
+{
+    size_t n = 0, off = 0;
+    int cont = 0;
+    while (len - off >= 255 * 255) {
+        memset(out + n, 0, 27);
+        memcpy(out + n, "OggS", 4);
+        out[n + 5] = (uint8_t)(cont ? 1 : 0);
+        memcpy(out + n + 14, &serial, 4);
+        out[n + 26] = 255;
+        memset(out + n + 27, 255, 255);
+        memcpy(out + n + 27 + 255, pkt + off, 255 * 255);
+        n += 27 + 255 + 255 * 255;
+        off += 255 * 255;
+        cont = 1;
+    }
+    size_t tail = page(out + n, cont, serial, pkt + off, len - off);
+    return n + tail;
+}
+
+static const char head1[] = "OpusHead\x01\x01\x38\x01\x80\x3e\0\0\0\0\0";
+static const char head2[] = "OpusHead\x01\x02\x38\x01\x80\xbb\0\0\0\0\0";
+
+static void test_chains_tags_and_empty_pages(void)
+{
+    static uint8_t buf[1 << 19], tags[200 * 1024];
+    char err[256];
+    int count = 0;
+    struct ogg_demux *d;
+
+    /* cover art: a 200 KiB OpusTags over several pages is skipped, not refused */
+    memcpy(tags, "OpusTags", 8);
+    size_t n = page(buf, 2, 5, head1, 19);
+    n += big_packet(buf + n, 5, tags, sizeof tags);
+    n += page(buf + n, 0, 5, "\xfc\xff\xfe", 3);
+    /* a chained second stream with the same head goes on as one */
+    n += page(buf + n, 4, 5, "\xfc\xff\xfe", 3); /* EOS of the first link */
+    n += page(buf + n, 2, 6, head1, 19);
+    n += page(buf + n, 0, 6, "OpusTags", 8);
+    n += page(buf + n, 0, 6, "\xfc\xff\xfe", 3);
+    ASSERT_OK(ogg_demux_create(&d, count_cb, &count));
+    ASSERT_OK(ogg_demux_feed(d, buf, n, err, sizeof err));
+    ASSERT_EQ(count, 4); /* one head, 2 + 1 audio packets */
+    ogg_demux_destroy(d);
+
+    /* a chained stream with another head: refused, said so */
+    n = page(buf, 2, 5, head1, 19);
+    n += page(buf + n, 0, 5, "OpusTags", 8);
+    n += page(buf + n, 4, 5, "\xfc\xff\xfe", 3);
+    n += page(buf + n, 2, 6, head2, 19);
+    ASSERT_OK(ogg_demux_create(&d, count_cb, &count));
+    ASSERT_EQ(ogg_demux_feed(d, buf, n, err, sizeof err), HARK_E_UNSUPPORTED);
+    ASSERT(strstr(err, "chained"));
+    ogg_demux_destroy(d);
+}
+
+static size_t sizes[16], n_sizes;
+static int size_cb(void *user, const uint8_t *pkt, size_t len)
+{
+    (void)user;
+    (void)pkt;
+    if (n_sizes < 16)
+        sizes[n_sizes++] = len;
+    return 0;
+}
+
+static void test_packet_sizes_across_empty_page(void)
+{
+    /* the exact sizes: 255 + 10 across an empty continued page, then 20 */
+    static uint8_t buf[4096];
+    uint8_t pkt[300];
+    memset(pkt, 0xfc, sizeof pkt);
+    char err[256];
+    size_t n = page(buf, 2, 6, head1, 19);
+    n += page(buf + n, 0, 6, "OpusTags", 8);
+    /* one page ending in an open 255-byte segment */
+    memset(buf + n, 0, 27);
+    memcpy(buf + n, "OggS", 4);
+    memcpy(buf + n + 14, &(uint32_t){6}, 4);
+    buf[n + 26] = 1;
+    buf[n + 27] = 255;
+    memcpy(buf + n + 28, pkt, 255);
+    n += 28 + 255;
+    memset(buf + n, 0, 27);
+    memcpy(buf + n, "OggS", 4);
+    buf[n + 5] = 1;
+    memcpy(buf + n + 14, &(uint32_t){6}, 4);
+    n += 27;
+    n += page(buf + n, 1, 6, pkt, 10);
+    n += page(buf + n, 0, 6, pkt, 20);
+    struct ogg_demux *d;
+    n_sizes = 0;
+    ASSERT_OK(ogg_demux_create(&d, size_cb, NULL));
+    ASSERT_OK(ogg_demux_feed(d, buf, n, err, sizeof err));
+    ogg_demux_destroy(d);
+    ASSERT_EQ(n_sizes, 3);
+    ASSERT_EQ(sizes[0], 19);
+    ASSERT_EQ(sizes[1], 265);
+    ASSERT_EQ(sizes[2], 20);
+}
+
 int main(void)
 {
     RUN(test_real_files_any_chunking);
     RUN(test_errors);
+    RUN(test_chains_tags_and_empty_pages);
+    RUN(test_packet_sizes_across_empty_page);
     return 0;
 }

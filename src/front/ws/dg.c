@@ -61,8 +61,8 @@ static int add_vocab(char *vocab, size_t size, const char *key, const char *term
     if (!len)
         return 0;
     if (used + len + 2 > size)
-        return err_set(err, n, HARK_E_LIMIT, "%s: more than %zu bytes of keywords and keyterms",
-                       key, size - 1);
+        return err_set(err, n, HARK_E_BAD_OPTION,
+                       "%s: more than %zu bytes of keywords and keyterms", key, size - 1);
     if (used)
         vocab[used++] = ',';
     for (size_t i = 0; i < len; i++)

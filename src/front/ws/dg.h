@@ -28,7 +28,7 @@ struct dg_params {
  * them: %xx and '+' already decoded) to opts, which hold the server's
  * defaults. Unknown parameters are ignored, booleans are case-insensitive
  * (and 1/0), repeated keywords/keyterm become the session vocabulary.
- * Returns 0, or HARK_E_BAD_OPTION/HARK_E_UNSUPPORTED/HARK_E_LIMIT with a
+ * Returns 0, or HARK_E_BAD_OPTION/HARK_E_UNSUPPORTED with a
  * message that starts with the parameter's name. Pure: no I/O, any thread.
  */
 int dg_apply_args(const char *const *args, size_t n_args, struct hark_options *opts,

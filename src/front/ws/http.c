@@ -43,18 +43,26 @@ static int respond(struct lws *wsi, unsigned status, const char *mime, const voi
 
 char **http_query_args(struct lws *wsi, size_t *n)
 {
-    /* lws stores each argument as a fragment (their lengths sum to the
-     * total, '&' not counted), so total+1 fragments and 2*total+1 string
-     * bytes bound the copy: a copy fails only past the last fragment. */
+    /* lws stores each argument as a fragment; empty ones ("a=1&&b=2") too,
+     * so they are counted first. A copy into total+1 bytes fails only past
+     * the last fragment. */
     int t = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_URI_ARGS);
-    size_t total = t > 0 ? (size_t)t : 0, max = total + 1, room = 2 * total + 1;
-    char **args = hark_malloc((max + 1) * sizeof *args + room);
+    size_t total = t > 0 ? (size_t)t : 0, count = 0;
     *n = 0;
+    char *tmp = total ? hark_malloc(total + 1) : NULL;
+    if (total && !tmp)
+        return NULL;
+    while (total && lws_hdr_copy_fragment(wsi, tmp, (int)total + 1, WSI_TOKEN_HTTP_URI_ARGS,
+                                          (int)count) >= 0)
+        count++;
+    hark_free(tmp);
+    size_t room = total + count; /* the strings and their NULs */
+    char **args = hark_malloc((count + 1) * sizeof *args + room + 1);
     if (!args)
         return NULL;
-    char *dst = (char *)(args + max + 1);
-    while (total && *n < max) {
-        int len = lws_hdr_copy_fragment(wsi, dst, (int)room, WSI_TOKEN_HTTP_URI_ARGS, (int)*n);
+    char *dst = (char *)(args + count + 1);
+    for (size_t i = 0; i < count; i++) {
+        int len = lws_hdr_copy_fragment(wsi, dst, (int)room + 1, WSI_TOKEN_HTTP_URI_ARGS, (int)i);
         if (len < 0)
             break;
         args[(*n)++] = dst;
