@@ -318,6 +318,12 @@ static int get_int(const msgpack_object *o, int64_t *out)
     return -1;
 }
 
+/* msgpack-c leaves ptr NULL for an empty string; mem* must not see it. */
+static int str_has(const msgpack_object *o, int c)
+{
+    return o->via.str.size && memchr(o->via.str.ptr, c, o->via.str.size) != NULL;
+}
+
 static int copy_str(const msgpack_object *o, char *dst, size_t cap)
 {
     if (o->via.str.size >= cap)
@@ -362,8 +368,7 @@ static int extra_text(const msgpack_object *v, char *dst, size_t cap, char *err,
                                "%s: array entries must be strings, entry %u is %s", key, i,
                                kind_name(e));
             size_t need = e->via.str.size + (i ? 1 : 0);
-            if (at + need >= cap || memchr(e->via.str.ptr, 0, e->via.str.size) ||
-                memchr(e->via.str.ptr, ',', e->via.str.size))
+            if (at + need >= cap || str_has(e, 0) || str_has(e, ','))
                 return err_set(err, errlen, HARK_E_PROTOCOL,
                                "%s: entries must not contain commas and must fit in %zu bytes", key,
                                cap - 1);
@@ -425,7 +430,8 @@ static int parse_type(const msgpack_object *map, struct nmsg_in *out, char *err,
         }
         char shown[40];
         size_t n = v->via.str.size < sizeof shown - 1 ? v->via.str.size : sizeof shown - 1;
-        memcpy(shown, v->via.str.ptr, n);
+        if (n)
+            memcpy(shown, v->via.str.ptr, n);
         shown[n] = 0;
         for (size_t c = 0; c < n; c++)
             if ((unsigned char)shown[c] < 0x20 || (unsigned char)shown[c] >= 0x7f)
@@ -552,9 +558,10 @@ static int add_extra(struct nmsg_in *out, const msgpack_object *k, const msgpack
                      char *err, size_t errlen)
 {
     char name[32];
-    if (k->via.str.size >= sizeof name || memchr(k->via.str.ptr, 0, k->via.str.size))
+    if (k->via.str.size >= sizeof name || str_has(k, 0))
         return 0; /* not an option name: ignored like any unknown key */
-    memcpy(name, k->via.str.ptr, k->via.str.size);
+    if (k->via.str.size)
+        memcpy(name, k->via.str.ptr, k->via.str.size);
     name[k->via.str.size] = 0;
     if (v->type == MSGPACK_OBJECT_NIL)
         return 0;
