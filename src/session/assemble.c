@@ -49,13 +49,8 @@ static int on_result(struct stage *st, struct assemble *a, const struct frame *f
         .end = secs(f->pos),
         .voice_activity = pl->utt_voice,
     };
-    if (res->n_words > a->words_cap) {
-        struct hark_word *w = hark_realloc(a->words, res->n_words * sizeof *w);
-        if (!w)
-            return pipeline_error(pl, HARK_E_NOMEM, "out of memory assembling words");
-        a->words = w;
-        a->words_cap = res->n_words;
-    }
+    if (mem_grow(&a->words, &a->words_cap, res->n_words, sizeof *a->words))
+        return pipeline_error(pl, HARK_E_NOMEM, "out of memory assembling words");
     double conf = 0;
     for (size_t i = 0; i < res->n_words; i++) {
         const struct engine_word *ew = &res->words[i];
