@@ -354,7 +354,7 @@ static int read_escape(struct parser *p, size_t *i, size_t *n)
         *i = at + 2;
         return 0;
     }
-    unsigned cp;
+    unsigned cp = 0; /* read_hex4 sets it on success; GCC 12 -O3 cannot tell */
     int rc = read_hex4(p, at + 2, &cp);
     if (rc)
         return rc;

@@ -167,12 +167,16 @@ int cli_serve_run(int argc, char **argv, int with_ws)
     unsigned workers = cfg.workers ? (unsigned)cfg.workers : (unsigned)(cores > 0 ? cores : 1);
     char pool[16];
     /* One engine stream per talking speaker: by default as many as sessions
-     * may be open, created lazily, so memory follows active speakers. */
-    snprintf(pool, sizeof pool, "%d", cfg.pool_max ? cfg.pool_max : cfg.max_sessions);
+     * may be open, created lazily, so memory follows active speakers; at
+     * most the engine's own cap (a talker past it waits for a stream, then
+     * gets a typed error), so any --max-sessions starts. */
+    int pmax = cfg.pool_max ? cfg.pool_max
+                            : (cfg.max_sessions < CONFIG_POOL_LIMIT ? cfg.max_sessions
+                                                                    : CONFIG_POOL_LIMIT);
+    snprintf(pool, sizeof pool, "%d", pmax);
     /* Decoders for the first talkers are made at start, not inside the
      * first sessions (ps_init costs ~0.3-0.9 s of CPU). */
     char pool_min[16];
-    int pmax = cfg.pool_max ? cfg.pool_max : cfg.max_sessions;
     int pmin = (int)workers < pmax ? (int)workers : pmax;
     snprintf(pool_min, sizeof pool_min, "%d", pmin < 64 ? pmin : 64);
     const char *kv[12] = {"pool_max", pool, "pool_min", pool_min};
