@@ -138,9 +138,10 @@ const char *hark_engine_get_name(const struct hark_engine *eng);
 
 struct hark_options;
 
-/* Checks what hark_session_create would refuse on this engine (language,
- * engine name) without creating anything; thread-safe. 0 or an error with
- * a message naming the option. */
+/* Checks what hark_session_create would refuse on this engine without
+ * creating anything; thread-safe. 0, HARK_E_NO_ENGINE (engine names another
+ * engine) or HARK_E_UNSUPPORTED (a language or model the engine lacks), with
+ * a message naming the option, the value and what the engine accepts. */
 int hark_engine_check_options(const struct hark_engine *eng, const struct hark_options *opts,
                               char *errbuf, size_t errbuf_size);
 
@@ -170,7 +171,8 @@ int hark_options_copy(struct hark_options **out, const struct hark_options *src)
  *   channels          1..8, downmixed to mono                      (default 1)
  *   language          BCP-47 tag; the engine must support it       (default en-US)
  *   engine            engine name                                  (default pocketsphinx)
- *   model             engine-specific model name                   (default "")
+ *   model             engine-specific model name; the engine must
+ *                     have it (pocketsphinx: "default")            (default "")
  *   interim_results   true|false                                   (default true)
  *   words             true|false: word list in events              (default true)
  *   endpointing_ms    10..10000 silence that ends a turn, or false (default 500)

@@ -59,6 +59,11 @@ struct engine_ops {
     const char *name;
     const char *description;
     const char *languages; /* comma-separated BCP-47 tags */
+    /* Comma-separated model names a session may ask for (option "model");
+     * an empty model always means the engine's default. Checked once, when
+     * the session is created (hark_engine_check_options), so a name the
+     * engine lacks is refused at configure time, not at the first word. */
+    const char *models;
 
     /* settings: NULL-terminated name/value pairs (see hark_engine_load). */
     int (*model_load)(struct engine_model **out, const char *const *settings, char *errbuf,

@@ -1284,6 +1284,7 @@ const struct engine_ops engine_pocketsphinx = {
     .name = "pocketsphinx",
     .description = "CMU PocketSphinx 5prealpha, US English, embedded",
     .languages = "en-US",
+    .models = "default",
     .model_load = model_load,
     .model_free = model_free,
     .stream_acquire = stream_acquire,

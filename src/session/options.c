@@ -44,7 +44,9 @@ static const struct opt_row rows[] = {
      "BCP-47 language tag; the engine must support it"},
     {"engine", OPT_STR, OFF(engine), SZ(engine), 0, 0, "", NULL,
      "engine name (default: the engine the session is created on)"},
-    {"model", OPT_STR, OFF(model), SZ(model), 0, 0, "", NULL, "engine-specific model name"},
+    {"model", OPT_STR, OFF(model), SZ(model), 0, 0, "", NULL,
+     "engine-specific model name; the engine must have it (pocketsphinx: default; empty = the "
+     "engine's default)"},
     {"interim_results", OPT_BOOL, OFF(interim_results), 0, 0, 1, "true", NULL,
      "send partial (revisable) transcripts"},
     {"words", OPT_BOOL, OFF(words), 0, 0, 1, "true", NULL,

@@ -63,17 +63,19 @@ const char *hark_event_type_name(enum hark_event_type t)
     return "?";
 }
 
-/* "en" matches "en-US"; "en-us" matches "en-US"; "" means the default. */
-static int language_supported(const char *list, const char *lang)
+/* Is value one of the comma-separated names in list (case-insensitive)?
+ * With prefix_ok a language subtag also matches: "en" matches "en-US".
+ * "" always matches: it means the engine's default. */
+static int in_list(const char *list, const char *value, int prefix_ok)
 {
-    if (!lang[0])
+    if (!value[0])
         return 1;
-    size_t n = strlen(lang);
+    size_t n = strlen(value);
     for (const char *p = list; p && *p;) {
         const char *comma = strchr(p, ',');
         size_t len = comma ? (size_t)(comma - p) : strlen(p);
-        if ((len == n && strncasecmp(p, lang, n) == 0) ||
-            (n < len && p[n] == '-' && strncasecmp(p, lang, n) == 0))
+        if ((len == n && strncasecmp(p, value, n) == 0) ||
+            (prefix_ok && n < len && p[n] == '-' && strncasecmp(p, value, n) == 0))
             return 1;
         p = comma ? comma + 1 : NULL;
     }
@@ -96,11 +98,21 @@ int hark_engine_check_options(const struct hark_engine *eng, const struct hark_o
         return err_set(errbuf, errbuf_size, HARK_E_NO_ENGINE,
                        "engine: '%s' is not available here (this server runs '%s')", o->engine,
                        eng->ops->name);
-    /* A bad language must fail at configure time, not at the first word. */
-    if (!language_supported(eng->ops->languages, o->language))
+    /* A language or model the engine lacks must fail here, at configure
+     * time, with one error, not at every utterance's stream_acquire. Both
+     * use the same code and the same message shape. */
+    const char *name = NULL, *value = NULL, *accepted = NULL;
+    if (!in_list(eng->ops->languages, o->language, 1))
+        name = "language", value = o->language, accepted = eng->ops->languages;
+    else if (!in_list(eng->ops->models ? eng->ops->models : "", o->model, 0))
+        name = "model", value = o->model, accepted = eng->ops->models;
+    if (name)
         return err_set(errbuf, errbuf_size, HARK_E_UNSUPPORTED,
-                       "language: '%s' is not supported by engine %s (supported: %s)", o->language,
-                       eng->ops->name, eng->ops->languages);
+                       "%s: '%s' is not supported by engine %s (supported: %s%s)", name, value,
+                       eng->ops->name, accepted && *accepted ? accepted : "",
+                       name[0] == 'm' ? (accepted && *accepted ? ", or empty for the default"
+                                                               : "only empty, the default")
+                                      : "");
     return 0;
 }
 

@@ -451,6 +451,8 @@ test('malformed and out-of-place input: typed errors on the session subject, the
     [() => client.send(id, { type: 'dance' }), id, 'protocol_error', /unknown message type "dance"/],
     [() => client.send(id, { session_id: id }), id, 'protocol_error', /no "type"/],
     [() => client.send(id, { type: 'start', sample_rate: 96000 }), id, 'bad_option', /sample_rate/],
+    // a model the engine lacks: refused at start, once (not at every utterance)
+    [() => client.send(id, { type: 'start', model: 'stt-rt' }), id, 'unsupported', /model: 'stt-rt' is not supported by engine pocketsphinx \(supported: default/],
     [() => client.send(id, { type: 'start', session_id: 'other' }), id, 'protocol_error', /differs/],
     [() => client.send('x'.repeat(70), { type: 'start' }), 'x'.repeat(70), 'invalid_argument', /1\.\.63 bytes/],
     [() => client.sendRaw(id, encode({ type: 'start', pad: 'p'.repeat(70000) })), id, 'limit_exceeded', /larger than the 65536/],

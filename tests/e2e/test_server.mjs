@@ -111,6 +111,7 @@ test('bad config is refused naming the field; the socket closes 4400', async () 
     [{ vad_mode: 9 }, 'vad_mode'],
     [{ bogus_key: 1 }, 'bogus_key'],
     [{ language: 'xx-YY' }, 'language'],
+    [{ model: 'stt-rt' }, "model: 'stt-rt' is not supported by engine pocketsphinx (supported: default"],
     [{ interim_results: { a: 1 } }, 'interim_results'],
   ]) {
     const s = await openNative(srv.url, cfg);

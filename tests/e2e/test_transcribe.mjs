@@ -309,6 +309,8 @@ test('bad command lines: exit 1 naming the option and what is accepted; help exi
     [['--chunk-ms', '0', clip], /--chunk-ms/, /1\.\.60000/],
     [['--engine', 'nosuch', clip], /nosuch/, /pocketsphinx/],
     [['--language', 'fr', clip], /'fr'/, /not supported/, /en-US/],
+    // a model the engine lacks: one line before any audio (was: the error once per utterance)
+    [['--model', 'nova-3', clip], /^hark transcribe: model: 'nova-3' is not supported by engine pocketsphinx \(supported: default[^\n]*\n$/],
     [[clip, clip], /only one input/],
     [['--sample-rate'], /needs a value/],
     [[], /usage: hark transcribe/],

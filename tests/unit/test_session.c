@@ -601,6 +601,19 @@ static void test_create_errors(void)
     ASSERT(strstr(err, "fr-FR") && strstr(err, "en-US"));
     ASSERT(s == NULL);
     ASSERT_OK(hark_options_set(o, "language", "en", err, sizeof err));
+    /* A model the engine lacks: refused here, with the same code and message
+     * shape as a language, naming what is accepted (issue 10, item 8). */
+    ASSERT_OK(hark_options_set(o, "model", "stt-rt", err, sizeof err));
+    ASSERT_EQ(hark_session_create(&s, eng, o, NULL, record, &r1, err, sizeof err),
+              HARK_E_UNSUPPORTED);
+    ASSERT(s == NULL);
+    ASSERT_STR_EQ(err, "model: 'stt-rt' is not supported by engine pocketsphinx (supported: "
+                       "default, or empty for the default)");
+    ASSERT_EQ(hark_engine_check_options(eng, o, err, sizeof err), HARK_E_UNSUPPORTED);
+    ASSERT_OK(hark_options_set(o, "model", "DEFAULT", err, sizeof err));
+    ASSERT_OK(hark_engine_check_options(eng, o, err, sizeof err));
+    ASSERT_OK(hark_options_set(o, "model", "", err, sizeof err));
+    ASSERT_OK(hark_engine_check_options(eng, o, err, sizeof err));
     ASSERT_OK(hark_options_set(o, "engine", "nosuch", err, sizeof err));
     ASSERT_EQ(hark_session_create(&s, eng, o, NULL, record, &r1, err, sizeof err),
               HARK_E_NO_ENGINE);
