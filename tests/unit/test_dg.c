@@ -109,12 +109,14 @@ static void test_errors_name_the_parameter(void)
     } cases[] = {
         {{"encoding=flac", "sample_rate=48000"}, HARK_E_UNSUPPORTED, "encoding: 'flac'"},
         {{"encoding=linear16", "channels=1"}, HARK_E_BAD_OPTION, "sample_rate: required"},
-        {{"encoding=linear16", "sample_rate=96000"}, HARK_E_BAD_OPTION, "sample_rate: "},
+        {{"encoding=linear16", "sample_rate=96000"},
+         HARK_E_BAD_OPTION,
+         "sample_rate: 96000 is out of range (8000..48000)"},
         {{"interim_results=yes", "model=x"}, HARK_E_BAD_OPTION, "interim_results: 'yes'"},
         {{"vad_events=", "model=x"}, HARK_E_BAD_OPTION, "vad_events: ''"},
-        {{"endpointing=soon", "model=x"}, HARK_E_BAD_OPTION, "endpointing: "},
-        {{"utterance_end_ms=5", "model=x"}, HARK_E_BAD_OPTION, "utterance_end_ms: "},
-        {{"channels=0", "model=x"}, HARK_E_BAD_OPTION, "channels: "},
+        {{"endpointing=soon", "model=x"}, HARK_E_BAD_OPTION, "endpointing: 'soon' is not"},
+        {{"utterance_end_ms=5", "model=x"}, HARK_E_BAD_OPTION, "utterance_end_ms: 5 is out"},
+        {{"channels=0", "model=x"}, HARK_E_BAD_OPTION, "channels: 0 is out of range"},
         {{"encoding=aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "model=x"},
          HARK_E_UNSUPPORTED,
          "encoding: "},
@@ -126,6 +128,11 @@ static void test_errors_name_the_parameter(void)
         int rc = apply(&o, &p, err, sizeof err, cases[i].arg, 2);
         if (rc != cases[i].rc || strncmp(err, cases[i].starts, strlen(cases[i].starts)))
             FAIL_("case %zu: rc %d, err '%s'", i, rc, err);
+        /* the parameter is named once ("sample_rate: sample_rate: ..." was
+         * the option's own prefix after the parameter's) */
+        const char *colon = strchr(err, ':');
+        if (colon && !strncmp(colon + 2, err, (size_t)(colon - err + 1)))
+            FAIL_("case %zu: parameter named twice: '%s'", i, err);
         hark_options_destroy(o);
     }
 }

@@ -38,9 +38,16 @@ static int set(struct hark_options *o, const char *name, const char *value, cons
 {
     char why[400];
     int rc = hark_options_set(o, name, value, why, sizeof why);
-    if (rc)
-        return err_set(err, n, rc, "%s: %s", param, why);
-    return 0;
+    if (!rc)
+        return 0;
+    /* The option's message starts with its own name ("endpointing_ms: ...");
+     * the client knows the parameter it sent, so that name replaces it
+     * rather than being put in front ("sample_rate: sample_rate: ..."). */
+    size_t len = strlen(name);
+    const char *rest = why;
+    if (!strncmp(why, name, len) && !strncmp(why + len, ": ", 2))
+        rest = why + len + 2;
+    return err_set(err, n, rc, "%s: %s", param, rest);
 }
 
 /* Appends a keyword or keyterm to the comma-separated vocabulary. A
