@@ -53,6 +53,7 @@ struct json {
 struct pending_key {
     const char *key;
     size_t len;
+    size_t at; /* byte offset of its opening quote, for errors */
 };
 
 struct parser {
@@ -66,6 +67,8 @@ struct parser {
     size_t nvals, cap_vals;
     struct pending_key *keys;
     size_t nkeys, cap_keys;
+    struct pending_key *sorted; /* duplicate check of a big object */
+    size_t cap_sorted;
     char *scratch; /* decoded string or number text being read */
     size_t cap_scratch;
     char *errbuf;
@@ -579,6 +582,57 @@ static int parse_array(struct parser *p)
     return push_value(p, arr);
 }
 
+static int key_cmp(const void *a, const void *b)
+{
+    const struct pending_key *x = a, *y = b;
+    if (x->len != y->len)
+        return x->len < y->len ? -1 : 1;
+    int c = memcmp(x->key, y->key, x->len);
+    if (c)
+        return c;
+    return x->at < y->at ? -1 : x->at > y->at;
+}
+
+static int same_key(const struct pending_key *x, const struct pending_key *y)
+{
+    return x->len == y->len && memcmp(x->key, y->key, x->len) == 0;
+}
+
+/* A repeated member name is refused (RFC 8259 leaves its meaning open:
+ * {"sample_rate":8000,"sample_rate":16000} would silently mean whichever one
+ * the reader picks). Reports the first repeat in document order. Pairwise for
+ * small objects; sorting a copy for big ones, so a 1 MiB object of distinct
+ * names stays O(n log n). */
+static int check_duplicates(struct parser *p, const struct pending_key *k, size_t n)
+{
+    const struct pending_key *dup = NULL;
+    if (n <= 16) {
+        for (size_t i = 1; i < n && !dup; i++)
+            for (size_t j = 0; j < i && !dup; j++)
+                if (same_key(&k[i], &k[j]))
+                    dup = &k[i];
+    } else {
+        if (grow((void **)&p->sorted, &p->cap_sorted, n, sizeof *p->sorted))
+            return nomem(p);
+        memcpy(p->sorted, k, n * sizeof *k);
+        qsort(p->sorted, n, sizeof *p->sorted, key_cmp);
+        for (size_t i = 1; i < n; i++)
+            if (same_key(&p->sorted[i], &p->sorted[i - 1]) && (!dup || p->sorted[i].at < dup->at))
+                dup = &p->sorted[i];
+    }
+    if (!dup)
+        return 0;
+    /* The name as the input spells it (valid UTF-8 and escapes, so the
+     * message stays printable), cut short after 64 bytes. The string was
+     * read whole, so its closing quote is within the input. */
+    const char *name = (const char *)p->s + dup->at + 1;
+    size_t raw = 0;
+    while (name[raw] != '"' && raw < 64)
+        raw += name[raw] == '\\' ? 2 : 1;
+    return fail(p, dup->at, "duplicate member name \"%.*s%s\"; each name may appear once", (int)raw,
+                name, name[raw] != '"' ? "..." : "");
+}
+
 static int parse_object(struct parser *p)
 {
     int rc = enter(p);
@@ -594,7 +648,7 @@ static int parse_object(struct parser *p)
             if (grow((void **)&p->keys, &p->cap_keys, p->nkeys + 1, sizeof *p->keys))
                 return nomem(p);
             struct pending_key *k = &p->keys[p->nkeys];
-            size_t key_at = p->pos;
+            size_t key_at = k->at = p->pos;
             rc = read_string(p, &k->key, &k->len);
             if (rc)
                 return rc;
@@ -624,6 +678,8 @@ static int parse_object(struct parser *p)
         }
     }
     struct json_value obj = {.type = JSON_OBJECT, .n = (uint32_t)(p->nvals - vbase)};
+    if (obj.n > 1 && (rc = check_duplicates(p, p->keys + kbase, obj.n)))
+        return rc;
     if (obj.n) {
         struct json_member *m = arena_alloc(p->doc, obj.n * sizeof *m, alignof(struct json_member));
         if (!m)
@@ -707,6 +763,7 @@ cleanup:
         json_free(p.doc);
     hark_free(p.vals);
     hark_free(p.keys);
+    hark_free(p.sorted);
     hark_free(p.scratch);
     return rc;
 }

@@ -1,12 +1,16 @@
 /* A small, strict JSON reader for the wire protocols' text frames, which are
  * untrusted input. Accepts exactly RFC 8259 JSON text (any value at the top
  * level) with these limits: at most JSON_MAX_LEN bytes, containers nested at
- * most JSON_MAX_DEPTH deep, strings valid UTF-8, numbers within double range.
+ * most JSON_MAX_DEPTH deep, strings valid UTF-8, numbers within double range,
+ * member names unique within their object (RFC 8259 leaves repeats open).
  *
  * The input need not be NUL-terminated and is never read past `len`. Parsing
- * is O(len) in time, and memory is allocated only as bytes are consumed: at
- * worst about 16 bytes per input byte while parsing and 8 kept by the document
- * (an array of one-digit numbers; measured 16 MiB peak for 1 MiB of text).
+ * is O(len) in time (O(len log len) for objects of more than 16 members, whose
+ * names are sorted to find repeats), and memory is allocated only as bytes are
+ * consumed: at worst about 16 bytes per input byte while parsing and 8 kept by
+ * the document (an array of one-digit numbers; measured 16 MiB peak for 1 MiB
+ * of text; an object of short distinct names needs a little more, see
+ * test_json's large inputs).
  *
  * Ownership: json_parse returns a document the caller frees with json_free.
  * Every json_value and string reached from it is owned by the document and
@@ -35,7 +39,10 @@ struct json_value; /* a node inside a document, borrowed from it */
  * Errors (*out is then NULL):
  *   HARK_E_PROTOCOL  "invalid JSON at byte N: <what was found and expected>"
  *                    (N counts from 0; N == len when the text ends early);
- *                    also for nesting deeper than JSON_MAX_DEPTH
+ *                    also for nesting deeper than JSON_MAX_DEPTH, and for a
+ *                    repeated member name: "duplicate member name \"x\"; ..."
+ *                    at the repeat (names compare decoded, so "a" and
+ *                    "\u0061" are the same name)
  *   HARK_E_LIMIT     len > JSON_MAX_LEN (nothing is read)
  *   HARK_E_NOMEM, HARK_E_INVAL (out NULL, or text NULL with len > 0) */
 int json_parse(struct json **out, const char *text, size_t len, char *errbuf, size_t errbuf_size);
@@ -45,15 +52,15 @@ const struct json_value *json_root(const struct json *doc);
 /* JSON_NULL also for v == NULL (e.g. a missing member). */
 enum json_type json_type(const struct json_value *v);
 
-/* Member `key` (compared by bytes) of an object; the last one when the key is
- * repeated. NULL if absent or obj is not an object. O(members). */
+/* Member `key` (compared by bytes) of an object (names are unique). NULL if
+ * absent or obj is not an object. O(members). */
 const struct json_value *json_get(const struct json_value *obj, const char *key);
 /* Element count of an array or object, 0 for anything else. */
 size_t json_len(const struct json_value *v);
 /* Element i of an array; NULL out of range or not an array. */
 const struct json_value *json_at(const struct json_value *arr, size_t i);
-/* Name and value of member i of an object in document order (duplicates
- * included); NULL out of range or not an object. */
+/* Name and value of member i of an object in document order; NULL out of
+ * range or not an object. */
 const char *json_key_at(const struct json_value *obj, size_t i);
 const struct json_value *json_value_at(const struct json_value *obj, size_t i);
 

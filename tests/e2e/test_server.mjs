@@ -122,6 +122,40 @@ test('bad config is refused naming the field; the socket closes 4400', async () 
   }
 });
 
+test('config values: over 4 KB is "too long" with the limit; a repeated key is an error naming it', async () => {
+  // a vocabulary of 5000 bytes: the right type, only too long
+  let s = await openNative(srv.url, { vocabulary: 'word '.repeat(1000) });
+  assert.equal(s.ready.type, 'error');
+  assert.equal(s.ready.code, 'bad_option');
+  assert.equal(s.ready.message, 'vocabulary: value too long (at most 4095 bytes)');
+  assert.equal((await s.closed).code, 4400);
+  // the same as an array of words
+  s = await openNative(srv.url, { vocabulary: Array(1000).fill('word') });
+  assert.equal(s.ready.message, 'vocabulary: value too long (at most 4095 bytes)');
+  assert.equal((await s.closed).code, 4400);
+  // an unknown key with a long value is still an unknown key
+  s = await openNative(srv.url, { bogus: 'x'.repeat(5000) });
+  assert.match(s.ready.message, /unknown option 'bogus'/);
+  assert.equal((await s.closed).code, 4400);
+  // a wrong type is still a type error
+  s = await openNative(srv.url, { vocabulary: { a: 1 } });
+  assert.match(s.ready.message, /vocabulary: must be a string/);
+  assert.equal((await s.closed).code, 4400);
+
+  // {"sample_rate":8000,"sample_rate":16000}: which one? refused, naming it
+  const ws = new WebSocket(srv.url + '/v1/stream');
+  const ev = [];
+  ws.on('message', (d) => ev.push(JSON.parse(d.toString())));
+  const closed = new Promise((r) => ws.on('close', (c) => r(c)));
+  await new Promise((r) => ws.on('open', r));
+  ws.send('{"type":"config","sample_rate":8000,"sample_rate":16000}');
+  assert.equal(await closed, 4400);
+  assert.equal(ev.length, 1);
+  assert.equal(ev[0].type, 'error');
+  assert.equal(ev[0].code, 'protocol_error');
+  assert.equal(ev[0].message, 'invalid JSON at byte 36: duplicate member name "sample_rate"; each name may appear once');
+});
+
 test('protocol errors: audio before config, bad JSON, unknown type, oversized frame', async () => {
   // audio before config
   let ws = new WebSocket(srv.url + '/v1/stream');

@@ -130,10 +130,22 @@ static int on_config(struct wsconn *c, const struct json_value *root)
         const char *key = json_key_at(root, i);
         if (!strcmp(key, "type"))
             continue;
-        char val[4096];
-        if (json_to_text(json_value_at(root, i), val, sizeof val)) {
-            send_error(c, HARK_E_BAD_OPTION,
-                       "%s: must be a string, number, boolean or array of strings", key);
+        char val[4096]; /* the longest option (vocabulary) and its NUL */
+        rc = json_to_text(json_value_at(root, i), val, sizeof val);
+        if (rc == HARK_E_LIMIT && hark_options_get(o, key, val, 1) != 0) {
+            rc = hark_options_set(o, key, "", err, sizeof err); /* unknown key: say that */
+        } else if (rc == HARK_E_LIMIT) {
+            /* the right kind of value, only too long: say that, and the limit */
+            snprintf(err, sizeof err, "%s: value too long (at most %zu bytes)", key,
+                     sizeof val - 1);
+            rc = HARK_E_BAD_OPTION;
+        } else if (rc) {
+            snprintf(err, sizeof err, "%s: must be a string, number, boolean or array of strings",
+                     key);
+            rc = HARK_E_BAD_OPTION;
+        }
+        if (rc) {
+            send_error(c, rc, "%s", err);
             goto refuse;
         }
         if ((rc = hark_options_set(o, key, val, err, sizeof err))) {
