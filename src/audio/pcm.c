@@ -114,6 +114,31 @@ size_t pcm_sample_bytes(enum pcm_format fmt)
     return 0;
 }
 
+const char *pcm_container_magic(const uint8_t *h, size_t n)
+{
+    static const struct {
+        char magic[5];
+        const char *name;
+    } sigs[] = {
+        {"RIFF", "WAV"},
+        {"RF64", "WAV"},
+        {"RIFX", "WAV"},
+        {"OggS", "Ogg"},
+        {"\x1a\x45\xdf\xa3", "WebM"},
+        {"fLaC", "FLAC"},
+        {"caff", "CAF"},
+        {"FORM", "AIFF"},
+    };
+    if (!h || n < PCM_MAGIC_BYTES)
+        return NULL;
+    for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
+        if (!memcmp(h, sigs[i].magic, PCM_MAGIC_BYTES))
+            return sigs[i].name;
+    if (!memcmp(h, "ID3", 3) && h[3] >= 2 && h[3] <= 4)
+        return "MP3";
+    return NULL;
+}
+
 const char *pcm_format_name(enum pcm_format fmt)
 {
     switch (fmt) {

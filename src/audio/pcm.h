@@ -48,4 +48,18 @@ float pcm_alaw_to_float(uint8_t a);
 uint8_t pcm_float_to_mulaw(float x);
 uint8_t pcm_float_to_alaw(float x);
 
+/*
+ * Is this the start of a container or compressed file rather than raw
+ * samples? Looks at the first PCM_MAGIC_BYTES bytes only (fewer: NULL) and
+ * names the format whose signature they are: "WAV" (RIFF, RF64, RIFX), "Ogg"
+ * (OggS), "WebM" (EBML 1A 45 DF A3), "FLAC" (fLaC), "MP3" (ID3v2 tag: "ID3"
+ * and version 2..4), "CAF" (caff), "AIFF" (FORM); NULL for none of them.
+ * Each is four fixed bytes (ID3: three and one of three versions), which raw
+ * audio starts with by chance about once in 2^32 streams of random bytes,
+ * and less often in practice: as samples they are loud (s16 "OggS" is 26447,
+ * 21351), where real streams start near silence. Pure; thread-safe.
+ */
+#define PCM_MAGIC_BYTES 4
+const char *pcm_container_magic(const uint8_t *head, size_t n);
+
 #endif

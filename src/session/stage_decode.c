@@ -4,7 +4,14 @@
  * data chunk (trailing LIST chunks etc.) are not audio and are skipped.
  * "auto" reads the first bytes to tell WAV, Ogg Opus and WebM/Opus apart
  * (what clients send when they do not name an encoding: files, browsers'
- * MediaRecorder); Opus is decoded straight to the pipeline rate. */
+ * MediaRecorder); Opus is decoded straight to the pipeline rate.
+ *
+ * A raw encoding's first bytes are checked too: a stream that starts with an
+ * Ogg, WebM, FLAC, MP3 (ID3), CAF or AIFF signature is a file sent with the
+ * wrong encoding, which decoded as samples gives noise and no words, so it is
+ * refused at once with bad_audio naming the format. A WAV header is the
+ * exception: clients send one in front of raw PCM, and as 22 samples (1.4 ms
+ * at 16 kHz) it never disturbed recognition, so it is decoded as before. */
 #include <stdio.h>
 #include <string.h>
 
@@ -23,7 +30,8 @@
 struct decode {
     struct stage *st;
     int sniffing; /* "auto": the container is not known yet */
-    uint8_t head[4];
+    int checking; /* raw: the first bytes are not yet checked for a container */
+    uint8_t head[PCM_MAGIC_BYTES];
     size_t head_len;
     struct ogg_demux *ogg;
     struct webm_demux *webm;
@@ -79,6 +87,7 @@ static int decode_init(struct stage *st)
         return wav_parser_create(&d->wav);
     }
     raw_format(pl->opts->encoding, &d->fmt);
+    d->checking = 1;
     d->channels = pl->opts->channels;
     pl->in_rate = pl->opts->sample_rate;
     snprintf(d->what, sizeof d->what, "%s,%dch", pcm_format_name(d->fmt), d->channels);
@@ -170,12 +179,9 @@ static int sniff(struct decode *d)
         strcpy(d->what, "webm");
         rc = webm_demux_create(&d->webm, opus_packet_cb, d);
     } else {
-        const char *known = !memcmp(h, "fLaC", 4)                   ? "FLAC"
-                            : !memcmp(h, "ID3", 3)                  ? "MP3"
-                            : h[0] == 0xff && (h[1] & 0xe0) == 0xe0 ? "MP3 or AAC"
-                            : !memcmp(h, "caff", 4)                 ? "CAF"
-                            : !memcmp(h + 0, "FORM", 4)             ? "AIFF"
-                                                                    : NULL;
+        const char *known = pcm_container_magic(h, 4);
+        if (!known && h[0] == 0xff && (h[1] & 0xe0) == 0xe0)
+            known = "MP3 or AAC";
         d->failed = known ? HARK_E_UNSUPPORTED : HARK_E_BAD_AUDIO;
         if (known)
             return pipeline_error(pl, d->failed,
@@ -194,6 +200,27 @@ static int sniff(struct decode *d)
     return 0;
 }
 
+/* Raw encodings: a container's signature in the first bytes means the
+ * encoding is wrong (see the top of the file). */
+static int check_raw(struct decode *d)
+{
+    struct pipeline *pl = d->st->pl;
+    const char *name = pcm_container_magic(d->head, d->head_len);
+    d->checking = 0;
+    if (!name || !strcmp(name, "WAV"))
+        return 0;
+    int readable = !strcmp(name, "Ogg") || !strcmp(name, "WebM");
+    d->failed = HARK_E_BAD_AUDIO;
+    return pipeline_error(
+        pl, d->failed,
+        "the audio is %s data (its first 4 bytes are that format's signature), not raw %s: %s",
+        name, options_encoding_name(pl->opts->encoding),
+        readable ? "set the encoding to auto (Deepgram /v1/listen: leave encoding out) and hark "
+                   "reads the container"
+                 : "this format is not supported; send WAV, Ogg Opus or WebM/Opus with the "
+                   "encoding auto, or raw PCM, mu-law or A-law");
+}
+
 static int decode_write(struct stage *st, const struct frame *f)
 {
     if (f->kind != FRAME_BYTES)
@@ -204,7 +231,7 @@ static int decode_write(struct stage *st, const struct frame *f)
         return d->failed;
     const uint8_t *in = f->bytes;
     size_t n = f->n;
-    if (d->sniffing) {
+    if (d->sniffing || d->checking) {
         size_t take = sizeof d->head - d->head_len;
         if (take > n)
             take = n;
@@ -214,7 +241,7 @@ static int decode_write(struct stage *st, const struct frame *f)
         n -= take;
         if (d->head_len < sizeof d->head)
             return 0;
-        int rc = sniff(d);
+        int rc = d->sniffing ? sniff(d) : check_raw(d);
         if (rc)
             return rc;
         /* the container's first bytes, then the rest */
@@ -258,6 +285,13 @@ static int decode_write(struct stage *st, const struct frame *f)
 static int decode_flush(struct stage *st, enum hark_reason reason)
 {
     struct decode *d = st->priv;
+    /* A raw stream shorter than the signature check: its bytes are audio. */
+    if (reason == HARK_REASON_CLOSE && !d->failed && d->checking && d->head_len) {
+        d->checking = 0;
+        int rc = decode_samples(st, d, d->head, d->head_len);
+        if (rc)
+            return rc;
+    }
     /* The stream ended inside a WAV header: say so rather than end quietly
      * with no words. (A partial sample frame at the very end is dropped:
      * less than one sample period of audio.) */

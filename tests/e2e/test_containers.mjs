@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import WebSocket from 'ws';
 import { chromium } from 'playwright-core';
-import { HARK, CLIPS, references, startServer, sleep, wer } from './lib.mjs';
+import { HARK, CLIPS, references, startServer, openNative, sleep, wer } from './lib.mjs';
 
 const CHROMIUM = '/usr/bin/chromium';
 const KEY = 'container-key';
@@ -105,6 +105,59 @@ test('unsupported containers get a typed error naming the format', async () => {
   let out = '';
   try { execFileSync(HARK, ['transcribe', flac], { encoding: 'utf8', stdio: 'pipe' }); } catch (e) { out = e.stderr; }
   assert.match(out, /not a WAV, Ogg Opus or WebM\/Opus file/);
+});
+
+test('a file sent as raw PCM: one typed error naming the format and encoding auto; a WAV header on linear16 still works', async () => {
+  const ogg = readFileSync(opus(CLIPS[1]));
+  const RAW = /the audio is Ogg data \(its first 4 bytes are that format's signature\), not raw pcm_s16le: set the encoding to auto/;
+  // native: bad_audio, close 4415 (was: no error and no text)
+  const s = await openNative(srv.url, { encoding: 'pcm_s16le', sample_rate: 16000 }, ['token', KEY]);
+  assert.equal(s.ready.type, 'ready', JSON.stringify(s.ready));
+  for (let off = 0; off < ogg.length; off += 500) s.ws.send(ogg.subarray(off, off + 500));
+  assert.equal((await s.closed).code, 4415);
+  const errs = s.events.filter((e) => e.type === 'error');
+  assert.equal(errs.length, 1, JSON.stringify(s.events));
+  assert.equal(errs[0].code, 'bad_audio');
+  assert.match(errs[0].message, RAW);
+  assert.ok(!s.events.some((e) => e.type === 'transcript' && e.text), 'no transcript from noise');
+
+  // Deepgram live, encoding=linear16: 1008 DATA-0000 at once
+  let ws = new WebSocket(srv.url + '/v1/listen?encoding=linear16&sample_rate=16000', ['token', KEY]);
+  let msgs = [];
+  ws.on('message', (d) => msgs.push(JSON.parse(d.toString())));
+  let closed = new Promise((r) => ws.on('close', (code, reason) => r({ code, reason: reason.toString() })));
+  await new Promise((r) => ws.on('open', r));
+  ws.send(ogg.subarray(0, 4000));
+  const c = await closed;
+  assert.equal(c.code, 1008);
+  assert.match(c.reason, /DATA-0000/);
+  assert.ok(!msgs.some((m) => m.type === 'Results'), JSON.stringify(msgs));
+
+  // Deepgram pre-recorded, encoding=linear16: 400 naming the format and the fix
+  const res = JSON.parse(execFileSync('curl', ['-s', '-H', `Authorization: Token ${KEY}`, '--data-binary',
+    '@' + opus(CLIPS[1]), srv.http + '/v1/listen?encoding=linear16&sample_rate=16000'], { encoding: 'utf8' }));
+  assert.match(res.err_msg, /the audio is Ogg data/);
+  assert.match(res.err_msg, /leave encoding out/);
+
+  // the CLI: one error, exit 2 (bad input)
+  const cli = spawnSync(HARK, ['transcribe', '--encoding', 'pcm_s16le', opus(CLIPS[1])], { encoding: 'utf8' });
+  assert.equal(cli.status, 2, cli.stderr);
+  assert.match(cli.stderr, RAW);
+  assert.equal(cli.stderr.match(/Ogg data/g).length, 1, cli.stderr);
+
+  // a WAV file on linear16 (clients do send the header first): transcribed as before
+  const wav = readFileSync(CLIPS[1]);
+  ws = new WebSocket(srv.url + '/v1/listen?encoding=linear16&sample_rate=16000', ['token', KEY]);
+  msgs = [];
+  ws.on('message', (d) => msgs.push(JSON.parse(d.toString())));
+  closed = new Promise((r) => ws.on('close', (code) => r(code)));
+  await new Promise((r) => ws.on('open', r));
+  for (let off = 0; off < wav.length; off += 3200) ws.send(wav.subarray(off, off + 3200));
+  ws.send(JSON.stringify({ type: 'CloseStream' }));
+  assert.equal(await closed, 1000);
+  const text = msgs.filter((m) => m.type === 'Results' && m.is_final)
+    .map((m) => m.channel.alternatives[0].transcript).join(' ');
+  assert.match(text, /young man/);
 });
 
 test('browser MediaRecorder (WebM/Opus, 250 ms chunks) streams to /v1/listen like a web page', async (t) => {

@@ -305,6 +305,41 @@ static void test_chunking_is_invisible(void)
     }
 }
 
+static void test_container_magic(void)
+{
+    static const struct {
+        const char *head;
+        const char *name;
+    } cases[] = {
+        {"RIFF", "WAV"},
+        {"RF64", "WAV"},
+        {"RIFX", "WAV"},
+        {"OggS", "Ogg"},
+        {"\x1a\x45\xdf\xa3", "WebM"},
+        {"fLaC", "FLAC"},
+        {"ID3\x03", "MP3"},
+        {"ID3\x04", "MP3"},
+        {"caff", "CAF"},
+        {"FORM", "AIFF"},
+        /* not signatures: near misses, MPEG frame sync (plausible as s16
+         * samples), an unknown ID3 version, silence */
+        {"OggT", NULL},
+        {"oggs", NULL},
+        {"\xff\xfb\x90\x00", NULL},
+        {"ID3\x09", NULL},
+        {"\0\0\0\0", NULL},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const char *got = pcm_container_magic((const uint8_t *)cases[i].head, PCM_MAGIC_BYTES);
+        if (cases[i].name ? !got || strcmp(got, cases[i].name) : got != NULL)
+            FAIL_("case %zu: got %s, expected %s", i, got ? got : "NULL",
+                  cases[i].name ? cases[i].name : "NULL");
+    }
+    /* fewer than 4 bytes say nothing */
+    ASSERT(pcm_container_magic((const uint8_t *)"OggS", 3) == NULL);
+    ASSERT(pcm_container_magic(NULL, 4) == NULL);
+}
+
 int main(void)
 {
     RUN(test_sizes_and_names);
@@ -316,5 +351,6 @@ int main(void)
     RUN(test_float_formats_and_nan);
     RUN(test_downmix);
     RUN(test_chunking_is_invisible);
+    RUN(test_container_magic);
     return 0;
 }

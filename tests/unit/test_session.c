@@ -589,6 +589,76 @@ static void test_bad_audio_keeps_session(void)
     hark_session_destroy(s);
 }
 
+/* A file sent with a raw encoding (issue 10, item 9): the first bytes are a
+ * container's signature, so one bad_audio error naming the format and the
+ * fix, however the bytes are split; a WAV header stays tolerated. */
+static void test_container_as_raw(void)
+{
+    static const struct {
+        const char *encoding;
+        const char *head;
+        const char *says;
+    } cases[] = {
+        {"pcm_s16le", "OggS\x00\x02", "Ogg data"},
+        {"pcm_f32le", "\x1a\x45\xdf\xa3\x9f", "WebM data"},
+        {"mulaw", "fLaC\x00", "FLAC data"},
+        {"alaw", "ID3\x04\x00", "MP3 data"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const char *kv[] = {"encoding", cases[i].encoding, NULL};
+        struct hark_session *s = open_session(&r1, kv);
+        unsigned char audio[4000];
+        memset(audio, 0, sizeof audio);
+        memcpy(audio, cases[i].head, 5);
+        /* one byte at a time: only the stream's first bytes count */
+        int rc = 0;
+        for (size_t k = 0; k < sizeof audio && !rc; k++)
+            rc = hark_session_feed(s, audio + k, 1);
+        ASSERT_EQ(rc, HARK_E_BAD_AUDIO);
+        ASSERT_EQ(r1.n, 1);
+        ASSERT_EQ(r1.ev[0].type, HARK_EVENT_ERROR);
+        ASSERT_EQ(r1.ev[0].code, HARK_E_BAD_AUDIO);
+        const char *msg = hark_session_errmsg(s);
+        if (!strstr(msg, cases[i].says) || !strstr(msg, cases[i].encoding) || !strstr(msg, "auto"))
+            FAIL_("case %zu: '%s'", i, msg);
+        ASSERT_EQ(hark_session_feed(s, audio, 10), HARK_E_BAD_AUDIO); /* sticky */
+        ASSERT_OK(hark_session_close(s));
+        hark_session_destroy(s);
+    }
+    const char *s16[] = {"encoding", "pcm_s16le", NULL};
+    /* The same bytes later in the stream are samples. */
+    struct hark_session *s = open_session(&r1, s16);
+    ASSERT_OK(hark_session_feed(s, "\0\0\0\0OggS", 8));
+    ASSERT_OK(hark_session_close(s));
+    ASSERT_EQ(r1.ev[r1.n - 1].type, HARK_EVENT_CLOSED);
+    ASSERT_NEAR(r1.ev[r1.n - 1].audio_seconds, 4.0 / 16000, 1e-9);
+    hark_session_destroy(s);
+    /* A stream shorter than a signature is audio (a 1.5-sample stream). */
+    s = open_session(&r1, s16);
+    ASSERT_OK(hark_session_feed(s, "Og", 2));
+    ASSERT_OK(hark_session_feed(s, "g", 1));
+    ASSERT_OK(hark_session_close(s));
+    ASSERT_EQ(r1.ev[0].type, HARK_EVENT_CLOSED);
+    ASSERT_NEAR(r1.ev[0].audio_seconds, 1.0 / 16000, 1e-9);
+    hark_session_destroy(s);
+    /* A WAV file sent as pcm_s16le: its header is 22 samples, as before, and
+     * the words come through. */
+    size_t len;
+    unsigned char *wav = check_read_file(clip(1), &len);
+    s = open_session(&r1, s16);
+    for (size_t off = 0; off < len; off += 3200)
+        ASSERT_OK(hark_session_feed(s, wav + off, len - off < 3200 ? len - off : 3200));
+    ASSERT_OK(hark_session_close(s));
+    hark_session_destroy(s);
+    free(wav);
+    check_contract(&r1);
+    char text[2048];
+    finals_text(&r1, text, sizeof text);
+    ASSERT(strstr(text, "young man"));
+    for (int i = 0; i < r1.n; i++)
+        ASSERT_NE(r1.ev[i].type, HARK_EVENT_ERROR);
+}
+
 static void test_create_errors(void)
 {
     struct hark_options *o;
@@ -643,6 +713,7 @@ int main(void)
     RUN_SHARED(test_voice_activity);
     RUN_SHARED(test_vad_off);
     RUN_SHARED(test_bad_audio_keeps_session);
+    RUN_SHARED(test_container_as_raw);
     RUN_SHARED(test_create_errors);
     hark_engine_destroy(eng);
     CHECK_NO_LEAKS();
