@@ -1,7 +1,8 @@
 /* libFuzzer target for raw sample decoding. The first two bytes choose the
  * format and channel count; the rest is audio, decoded in one piece and in
  * pieces whose sizes come from the input. Both must be bit-identical, within
- * [-1, 1], and within pcm_dec_max_out. */
+ * [-1, 1], and within pcm_dec_max_out. The container signature check runs
+ * on the same bytes. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +28,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const uint8_t *audio = data + 3;
     size_t len = size - 3;
     size_t frame = pcm_sample_bytes(fmt) * (size_t)channels;
+
+    /* The raw-stream check of the decode stage reads only the first bytes. */
+    const char *magic = pcm_container_magic(audio, len);
+    CHECK(!magic || (len >= PCM_MAGIC_BYTES && magic[0]));
 
     struct pcm_dec *whole = NULL, *pieces = NULL;
     CHECK(pcm_dec_create(&whole, fmt, channels) == 0);
