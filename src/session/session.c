@@ -197,6 +197,17 @@ enum hark_state hark_session_get_state(const struct hark_session *s)
     return (enum hark_state)s->turn;
 }
 
+int hark_session_report_error(struct hark_session *s, int code, const char *message)
+{
+    if (!s || code >= 0 || !message)
+        return HARK_E_INVAL;
+    if (s->state != S_STREAMING)
+        return HARK_E_STATE;
+    struct hark_event ev = {.type = HARK_EVENT_ERROR, .code = code, .message = message};
+    pipeline_deliver(&s->pl, &ev);
+    return 0;
+}
+
 int hark_session_close(struct hark_session *s)
 {
     if (!s)

@@ -10,7 +10,7 @@
 #include "base/log.h"
 #include "base/mem.h"
 
-enum job_kind { J_AUDIO, J_FINALIZE, J_STATE, J_CLOSE };
+enum job_kind { J_AUDIO, J_FINALIZE, J_STATE, J_ERROR, J_CLOSE };
 
 /* Audio bytes one chan may process per turn on a worker (~1 s of 16 kHz
  * s16; more for wider formats, which is fine). */
@@ -225,6 +225,9 @@ static void run_jobs(struct chan *c, struct job *j)
             break;
         case J_STATE:
             hark_session_set_state(c->s, (enum hark_state)j->state);
+            break;
+        case J_ERROR: /* state: the code; data: the message and its NUL */
+            hark_session_report_error(c->s, j->state, (const char *)j->data);
             break;
         case J_CLOSE:
             hark_session_close(c->s);
@@ -483,6 +486,13 @@ int chan_post_finalize(struct chan *c)
 int chan_post_state(struct chan *c, enum hark_state state)
 {
     return post(c, J_STATE, (int)state, NULL, 0);
+}
+
+int chan_post_error(struct chan *c, int code, const char *message)
+{
+    /* Not refused when the audio budget is full: it is often why the client
+     * is told its session ends (buffer overflow, idle timeout). */
+    return post(c, J_ERROR, code, message, strlen(message) + 1);
 }
 
 int chan_post_close(struct chan *c)

@@ -192,6 +192,43 @@ test('protocol errors: audio before config, bad JSON, unknown type, oversized fr
   assert.equal((await big.closed).code, 1009);
 });
 
+test('errors are events like the others: seq contiguous around protocol errors mid-stream, speaker_id on every event', async () => {
+  const s = await openNative(srv.url, { speaker_id: 'spk-7' });
+  assert.equal(s.ready.type, 'ready');
+  const pcm = wavPcm(CLIPS[1]);
+  const half = pcm.length / 2 - ((pcm.length / 2) % 2);
+  await streamPcm(s.ws, pcm.subarray(0, half));
+  // bad messages while results of the first half are still being made
+  s.ws.send('{not json');
+  s.ws.send(JSON.stringify({ type: 'dance' }));
+  s.ws.send(JSON.stringify({ type: 'state', state: 'sleeping' }));
+  s.ws.send(JSON.stringify({ type: 'finalize' }));
+  s.ws.send(JSON.stringify({ type: 'config' }));
+  await streamPcm(s.ws, pcm.subarray(half));
+  s.ws.send(JSON.stringify({ type: 'close' }));
+  assert.equal((await s.closed).code, 1000);
+  const evs = s.events.filter((e) => e.type !== 'ready');
+  assert.deepEqual(evs.map((e) => e.seq), evs.map((_, i) => i), JSON.stringify(evs.map((e) => [e.type, e.seq])));
+  for (const e of evs) assert.equal(e.speaker_id, 'spk-7', JSON.stringify(e));
+  const errs = evs.filter((e) => e.type === 'error');
+  assert.equal(errs.length, 4);
+  assert.deepEqual(errs.map((e) => e.code), Array(4).fill('protocol_error'));
+  // in the order sent: after the first half's results, before the finalize's final
+  const at = (pred) => evs.findIndex(pred);
+  const fin = at((e) => e.type === 'transcript' && e.is_final && e.reason === 'finalize');
+  assert.ok(fin > at((e) => e.type === 'error' && /state/.test(e.message)), 'errors before the finalize final');
+  assert.ok(fin < at((e) => e.type === 'error' && /already configured/.test(e.message)), 'the config error after it');
+  assert.equal(evs.at(-1).type, 'closed');
+  checkContract(s.events);
+  assert.match(finals(s.events), /young/);
+
+  // an error with no session (bad config) is the only event: seq 0
+  const bad = await openNative(srv.url, { sample_rate: 1 });
+  assert.equal(bad.ready.type, 'error');
+  assert.equal(bad.ready.seq, 0);
+  assert.equal((await bad.closed).code, 4400);
+});
+
 test('undecodable audio closes 4415 with a typed error', async () => {
   const s = await openNative(srv.url, { encoding: 'wav' });
   s.ws.send(Buffer.from('definitely not a RIFF header, just some text bytes'));

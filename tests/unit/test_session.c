@@ -659,6 +659,27 @@ static void test_container_as_raw(void)
         ASSERT_NE(r1.ev[i].type, HARK_EVENT_ERROR);
 }
 
+/* An error the caller found (a bad wire message) is numbered with the
+ * session's own events (issue 10, item 12). */
+static void test_report_error(void)
+{
+    struct hark_session *s = open_session(&r1, NULL);
+    ASSERT_OK(hark_session_report_error(s, HARK_E_PROTOCOL, "bad message"));
+    ASSERT_OK(hark_session_finalize(s));
+    ASSERT_OK(hark_session_report_error(s, HARK_E_PROTOCOL, "another"));
+    ASSERT_EQ(hark_session_report_error(s, 0, "not an error"), HARK_E_INVAL);
+    ASSERT_OK(hark_session_close(s));
+    ASSERT_EQ(hark_session_report_error(s, HARK_E_PROTOCOL, "after close"), HARK_E_STATE);
+    hark_session_destroy(s);
+    check_contract(&r1);
+    ASSERT_EQ(r1.n, 4); /* error, final (finalize), error, closed */
+    ASSERT_EQ(r1.ev[0].type, HARK_EVENT_ERROR);
+    ASSERT_EQ(r1.ev[0].code, HARK_E_PROTOCOL);
+    ASSERT_EQ(r1.ev[1].type, HARK_EVENT_TRANSCRIPT);
+    ASSERT_EQ(r1.ev[2].type, HARK_EVENT_ERROR);
+    ASSERT_EQ(r1.ev[3].type, HARK_EVENT_CLOSED);
+}
+
 static void test_create_errors(void)
 {
     struct hark_options *o;
@@ -714,6 +735,7 @@ int main(void)
     RUN_SHARED(test_vad_off);
     RUN_SHARED(test_bad_audio_keeps_session);
     RUN_SHARED(test_container_as_raw);
+    RUN_SHARED(test_report_error);
     RUN_SHARED(test_create_errors);
     hark_engine_destroy(eng);
     CHECK_NO_LEAKS();

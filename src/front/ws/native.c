@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "base/json.h"
+#include "base/log.h"
 #include "base/mem.h"
 #include "front/ws/wsfe.h"
 #include "session/event_json.h"
@@ -36,6 +37,13 @@ struct native {
 
 static void send_error(struct wsconn *c, int err, const char *fmt, ...) HARK_PRINTF(3, 4);
 
+/* An error found here on the I/O thread. With a session it is queued behind
+ * the session's work and rendered like every other event, so it carries the
+ * next seq and the speaker_id in order with the results (the workers own the
+ * counter; nothing here could number it without racing them). Without one
+ * (config refused, audio before config) it is the connection's first and
+ * only event: seq 0. After the close was queued the CLOSED event is already
+ * the last one, and the error has no place in the stream: it is logged. */
 static void send_error(struct wsconn *c, int err, const char *fmt, ...)
 {
     char msg[600];
@@ -43,17 +51,16 @@ static void send_error(struct wsconn *c, int err, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    struct hark_event ev = {.type = HARK_EVENT_ERROR, .code = err, .message = msg};
+    if (c->chan) {
+        if (chan_post_error(c->chan, err, msg) != 0)
+            LOG_DEBUG(chan_session_id(c->chan), "closing; error not sent: %s: %s",
+                      hark_err_code(err), msg);
+        return;
+    }
+    struct hark_event ev = {.type = HARK_EVENT_ERROR, .seq = 0, .code = err, .message = msg};
     struct buf b;
     buf_init(&b);
-    buf_putc(&b, '{');
-    buf_json_key(&b, "type");
-    buf_json_str(&b, "error");
-    buf_json_key(&b, "code");
-    buf_json_str(&b, hark_err_code(err));
-    buf_json_key(&b, "message");
-    buf_json_str(&b, msg);
-    buf_putc(&b, '}');
+    event_json_render(&ev, &b);
     if (!b.oom)
         wsconn_send(c, b.data, b.len, 0);
     buf_deinit(&b);
