@@ -229,6 +229,25 @@ test('errors are events like the others: seq contiguous around protocol errors m
   assert.equal((await bad.closed).code, 4400);
 });
 
+test('--max-session-seconds: a limit_exceeded error numbered with the session\'s events, then 4429', async () => {
+  const own = await startServer(['--max-session-seconds', '1']);
+  try {
+    const s = await openNative(own.url, { speaker_id: 'spk-l' });
+    await streamPcm(s.ws, wavPcm(CLIPS[1]), { realtime: true });
+    const c = await s.closed;
+    assert.equal(c.code, 4429);
+    const evs = s.events.filter((e) => e.type !== 'ready');
+    assert.deepEqual(evs.map((e) => e.seq), evs.map((_, i) => i));
+    const e = evs.find((x) => x.type === 'error');
+    assert.equal(e.code, 'limit_exceeded');
+    assert.match(e.message, /1 s limit/);
+    assert.equal(e.speaker_id, 'spk-l');
+    assert.equal(evs.at(-1).type, 'closed');
+  } finally {
+    await own.stop();
+  }
+});
+
 test('undecodable audio closes 4415 with a typed error', async () => {
   const s = await openNative(srv.url, { encoding: 'wav' });
   s.ws.send(Buffer.from('definitely not a RIFF header, just some text bytes'));

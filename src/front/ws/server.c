@@ -673,13 +673,12 @@ static void tick_cb(lws_sorted_usec_list_t *sul)
             double audio, cpu;
             chan_usage(c->chan, &audio, &cpu);
             if (audio > fe->cfg.max_session_seconds) {
-                char msg[200];
-                int n = snprintf(msg, sizeof msg,
-                                 "{\"type\":\"error\",\"code\":\"limit_exceeded\",\"message\":"
-                                 "\"session reached the %d s limit\"}",
-                                 fe->cfg.max_session_seconds);
+                char msg[100];
+                snprintf(msg, sizeof msg, "session reached the %d s limit",
+                         fe->cfg.max_session_seconds);
+                /* through the session, so it is numbered with its events */
                 if (c->d == &dialect_native)
-                    wsconn_send(c, msg, (size_t)n, 0);
+                    chan_post_error(c->chan, HARK_E_LIMIT, msg);
                 wsconn_close_after(c, 4429, "session length limit");
             }
         }
