@@ -170,9 +170,9 @@ int cli_serve_run(int argc, char **argv, int with_ws)
      * may be open, created lazily, so memory follows active speakers; at
      * most the engine's own cap (a talker past it waits for a stream, then
      * gets a typed error), so any --max-sessions starts. */
-    int pmax = cfg.pool_max ? cfg.pool_max
-                            : (cfg.max_sessions < CONFIG_POOL_LIMIT ? cfg.max_sessions
-                                                                    : CONFIG_POOL_LIMIT);
+    int pmax = cfg.pool_max
+                   ? cfg.pool_max
+                   : (cfg.max_sessions < CONFIG_POOL_LIMIT ? cfg.max_sessions : CONFIG_POOL_LIMIT);
     snprintf(pool, sizeof pool, "%d", pmax);
     /* Decoders for the first talkers are made at start, not inside the
      * first sessions (ps_init costs ~0.3-0.9 s of CPU). */
