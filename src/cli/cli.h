@@ -26,9 +26,12 @@ int cli_serve_run(int argc, char **argv, int with_ws);
 struct config;
 struct natsw;
 struct workers;
+struct admit;
+struct metrics;
 int cli_nats_start(struct natsw **out, const struct config *cfg,
                    const struct hark_options *defaults, struct hark_engine *eng,
-                   struct workers *pool, char *err, size_t n);
+                   struct workers *pool, struct admit *admit, struct metrics *metrics, char *err,
+                   size_t n);
 /* The URL the NATS front end uses (--nats-url or the default). */
 const char *cli_nats_url(const struct config *cfg);
 

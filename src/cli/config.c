@@ -21,98 +21,114 @@ struct cfg_row {
     const char *choices; /* CFG_CHOICE: "a|b|c" */
     const char *group;
     const char *help;
+    /* Commands that use it: CONFIG_SERVE (every row) or BOTH (also `hark
+     * worker`). `hark worker` neither lists nor accepts a serve-only flag. */
+    unsigned cmds;
 };
+
+#define BOTH (CONFIG_SERVE | CONFIG_WORKER)
 
 #define OFF(f) offsetof(struct config, f), sizeof(((struct config *)0)->f)
 
 /* clang-format off */
 static const struct cfg_row rows[] = {
     {"host", "HARK_HOST", NULL, CFG_STR, OFF(host), "127.0.0.1", 0, 0, NULL, "network",
-     "address to listen on (0.0.0.0 for all interfaces)"},
+     "address to listen on (0.0.0.0 for all interfaces)", BOTH},
     {"port", "HARK_PORT", NULL, CFG_INT, OFF(port), "8080", 0, 65535, NULL, "network",
-     "TCP port for WebSocket and HTTP (0 = pick a free port and print it)"},
+     "TCP port for WebSocket and HTTP (0 = pick a free port and print it); `hark worker` serves "
+     "/healthz, /readyz and /metrics on it, only when it is given", BOTH},
     {"max-sessions", "HARK_MAX_SESSIONS", NULL, CFG_INT, OFF(max_sessions), "64", 1, 100000, NULL,
-     "limits", "most streaming sessions open at once; more are refused with a retryable error"},
+     "limits", "most sessions open at once, of every front end together (WebSocket, batch, NATS); "
+     "more are refused with a retryable error", BOTH},
     {"max-frame-bytes", "HARK_MAX_FRAME_BYTES", NULL, CFG_INT, OFF(max_frame_bytes), "1048576",
-     1024, 67108864, NULL, "limits", "largest WebSocket message accepted, in bytes"},
+     1024, 67108864, NULL, "limits", "largest WebSocket or NATS message accepted, in bytes", BOTH},
     {"max-session-seconds", "HARK_MAX_SESSION_SECONDS", NULL, CFG_INT, OFF(max_session_seconds),
-     "14400", 0, 604800, NULL, "limits", "longest session in seconds of audio (0 = unlimited)"},
+     "14400", 0, 604800, NULL, "limits", "longest session in seconds of audio (0 = unlimited)", BOTH},
     {"idle-timeout", "HARK_IDLE_TIMEOUT", NULL, CFG_INT, OFF(idle_timeout), "10", 0, 86400, NULL,
-     "limits", "close a session after this many seconds without audio or keepalive (0 = never)"},
+     "limits", "close a session after this many seconds without audio or keepalive (0 = never)", CONFIG_SERVE},
     {"session-buffer-bytes", "HARK_SESSION_BUFFER_BYTES", NULL, CFG_INT,
      OFF(session_buffer_bytes), "1048576", 65536, 268435456, NULL, "limits",
-     "audio bytes queued per session before its socket is paused (back-pressure)"},
+     "audio bytes queued per session before its socket is paused (back-pressure)", BOTH},
     {"max-body-bytes", "HARK_MAX_BODY_BYTES", NULL, CFG_INT, OFF(max_body_bytes), "104857600",
      1024, 2147483647, NULL, "limits",
      "largest request body of the batch endpoints (POST /v1/listen, /v1/audio/transcriptions); "
-     "larger uploads get 413"},
+     "larger uploads get 413", CONFIG_SERVE},
     {"max-lag-ms", "HARK_MAX_LAG_MS", NULL, CFG_INT, OFF(max_lag_ms), "1000", 50, 60000, NULL,
-     "limits", "admission control: refuse new sessions while work waits longer than this"},
+     "limits", "admission control: refuse new sessions while work waits longer than this", BOTH},
     {"max-busy-percent", "HARK_MAX_BUSY_PERCENT", NULL, CFG_INT, OFF(max_busy_percent), "90", 10,
-     100, NULL, "limits", "admission control: refuse new sessions while the open sessions' measured compute needs more than this share of the workers"},
+     100, NULL, "limits", "admission control: refuse new sessions while the open sessions' measured compute needs more than this share of the workers", BOTH},
     {"shutdown-timeout", "HARK_SHUTDOWN_TIMEOUT", NULL, CFG_INT, OFF(shutdown_timeout), "10", 0,
-     600, NULL, "limits", "seconds to deliver open sessions' finals on SIGTERM/SIGINT"},
+     600, NULL, "limits", "seconds to deliver open sessions' finals on SIGTERM/SIGINT", BOTH},
     {"workers", "HARK_WORKERS", NULL, CFG_INT, OFF(workers), "0", 0, 256, NULL, "compute",
-     "recognition threads (0 = number of CPU cores)"},
+     "recognition threads (0 = number of CPU cores)", BOTH},
     {"engine", "HARK_ENGINE", NULL, CFG_STR, OFF(engine), "pocketsphinx", 0, 0, NULL, "compute",
-     "recognition engine"},
+     "recognition engine", BOTH},
     {"pool-max", "HARK_POOL_MAX", NULL, CFG_INT, OFF(pool_max), "0", 0, CONFIG_POOL_LIMIT, NULL,
-     "compute", "engine streams at most, one per talking speaker, ~100 MB each on pocketsphinx (0 = max-sessions, at most 256)"},
+     "compute", "engine streams at most, one per talking speaker, ~100 MB each on pocketsphinx (0 = max-sessions, at most 256)", BOTH},
     {"second-pass", "HARK_SECOND_PASS", NULL, CFG_CHOICE, OFF(second_pass), "default", 0, 0,
-     "default|none|bestpath|full", "compute", "PocketSphinx final pass (see docs/engines.md)"},
+     "default|none|bestpath|full", "compute", "PocketSphinx final pass (see docs/engines.md)", BOTH},
     {"model-dir", "HARK_MODEL_DIR", NULL, CFG_STR, OFF(model_dir), "", 0, 0, NULL, "compute",
-     "engine model directory (default: the engine's packaged model)"},
+     "engine model directory (default: the engine's packaged model)", BOTH},
     {"vad-mode", "HARK_VAD_MODE", "STT_VAD_AGGRESSIVENESS", CFG_INT, OFF(vad_mode), "2", 0, 3, NULL,
-     "session defaults", "voice activity detection aggressiveness 0..3"},
+     "session defaults", "voice activity detection aggressiveness 0..3", BOTH},
     {"endpointing-ms", "HARK_ENDPOINTING_MS", NULL, CFG_INT, OFF(endpointing_ms), "500", 0, 10000,
-     NULL, "session defaults", "silence that ends a turn, ms (0 = off)"},
+     NULL, "session defaults", "silence that ends a turn, ms (0 = off)", BOTH},
     {"utterance-end-ms", "HARK_UTTERANCE_END_MS", NULL, CFG_INT, OFF(utterance_end_ms), "0", 0,
-     10000, NULL, "session defaults", "utterance_end after this many ms without words (0 = off)"},
+     10000, NULL, "session defaults", "utterance_end after this many ms without words (0 = off)", BOTH},
     {"interim-results", "HARK_INTERIM_RESULTS", NULL, CFG_BOOL, OFF(interim_results), "true", 0, 1,
-     NULL, "session defaults", "send partial transcripts"},
+     NULL, "session defaults", "send partial transcripts", BOTH},
     {"max-utterance-ms", "HARK_MAX_UTTERANCE_MS", NULL, CFG_INT, OFF(max_utterance_ms), "30000",
-     1000, 120000, NULL, "session defaults", "longest utterance before a forced final, ms"},
+     1000, 120000, NULL, "session defaults", "longest utterance before a forced final, ms", BOTH},
     {"partial-interval-ms", "HARK_PARTIAL_INTERVAL_MS", NULL, CFG_INT, OFF(partial_interval_ms),
-     "200", 50, 5000, NULL, "session defaults", "minimum audio between partials, ms"},
+     "200", 50, 5000, NULL, "session defaults", "minimum audio between partials, ms", BOTH},
     {"nats-url", "HARK_NATS_URL", "NATS_URL", CFG_STR, OFF(nats_url), "", 0, 0, NULL, "nats",
      "NATS server URL(s), comma-separated; `hark serve` also runs the NATS front end when set, "
-     "`hark worker` defaults to nats://127.0.0.1:4222"},
+     "`hark worker` defaults to nats://127.0.0.1:4222", BOTH},
     {"nats-subject-in", "HARK_NATS_SUBJECT_IN", NULL, CFG_STR, OFF(nats_subject_in),
-     "ai.voice.stream", 0, 0, NULL, "nats", "audio arrives on PREFIX.{session_id}"},
+     "ai.voice.stream", 0, 0, NULL, "nats", "audio arrives on PREFIX.{session_id}", BOTH},
     {"nats-subject-out", "HARK_NATS_SUBJECT_OUT", NULL, CFG_STR, OFF(nats_subject_out),
-     "ai.voice.transcription", 0, 0, NULL, "nats", "results are published on PREFIX.{session_id}"},
+     "ai.voice.transcription", 0, 0, NULL, "nats", "results are published on PREFIX.{session_id}", BOTH},
     {"chunk-timeout", "HARK_CHUNK_TIMEOUT", "STT_CHUNK_TIMEOUT", CFG_SECONDS, OFF(chunk_timeout_ms),
      "2.0", 0, 600000, NULL, "nats",
-     "NATS sessions: no chunk for this many seconds finalizes the utterance (0 = off)"},
+     "NATS sessions: no chunk for this many seconds finalizes the utterance (0 = off)", BOTH},
     {"buffer-size-bytes", "HARK_BUFFER_SIZE_BYTES", "STT_BUFFER_SIZE_BYTES", CFG_INT,
      OFF(buffer_size_bytes), "0", 0, 268435456, NULL, "nats",
-     "NATS sessions: longest utterance in bytes of input audio (0 = --max-utterance-ms)"},
+     "NATS sessions: longest utterance in bytes of input audio (0 = --max-utterance-ms)", BOTH},
     {"enable-vad", "HARK_ENABLE_VAD", "STT_ENABLE_VAD", CFG_BOOL, OFF(enable_vad), "true", 0, 1,
      NULL, "nats", "NATS sessions: VAD gating and endpointing; false = every frame goes to the engine "
-     "(speech is still detected, for interrupts and has_voice_activity)"},
+     "(speech is still detected, for interrupts and has_voice_activity)", BOTH},
     {"interrupt-detection", "HARK_INTERRUPT_DETECTION", "STT_ENABLE_INTERRUPT_DETECTION",
      CFG_BOOL, OFF(interrupt_detection), "true", 0, 1, NULL, "nats",
      "NATS sessions: the first speech heard while responding (also mid-utterance) publishes "
-     "an interrupt and switches to listening"},
+     "an interrupt and switches to listening", BOTH},
     {"nats-idle-timeout", "HARK_NATS_IDLE_TIMEOUT", NULL, CFG_INT, OFF(nats_idle_timeout), "30", 0,
      86400, NULL, "nats", "NATS sessions: finalize a session after this many seconds without a "
-     "message and no end (0 = never)"},
+     "message and no end (0 = never)", BOTH},
+    {"audio-gap-threshold", "HARK_AUDIO_GAP_THRESHOLD", NULL, CFG_SECONDS,
+     OFF(gap_threshold_ms), "0.5", 0, 60000, NULL, "nats",
+     "NATS sessions: a chunk whose timestamp starts more than this many seconds after the audio "
+     "before it ended publishes an audio_gap warning (audio lost; 0 = off)", BOTH},
+    {"allow-shared-subjects", "HARK_ALLOW_SHARED_SUBJECTS", NULL, CFG_BOOL,
+     OFF(allow_shared_subjects), "false", 0, 1, NULL, "nats",
+     "start even when another worker already serves --nats-subject-in (every result is then "
+     "published twice; see docs/nats.md, Several workers)", BOTH},
     {"api-keys", "HARK_API_KEYS", NULL, CFG_STR, OFF(api_keys), "", 0, 0, NULL, "auth",
      "comma-separated API keys; when any key is set, every endpoint but /healthz and /readyz "
-     "needs one"},
+     "needs one", CONFIG_SERVE},
     {"api-keys-file", "HARK_API_KEYS_FILE", NULL, CFG_STR, OFF(api_keys_file), "", 0, 0, NULL,
-     "auth", "file with one API key per line ('#' starts a comment)"},
+     "auth", "file with one API key per line ('#' starts a comment)", CONFIG_SERVE},
     {"max-sessions-per-key", "HARK_MAX_SESSIONS_PER_KEY", NULL, CFG_INT,
      OFF(max_sessions_per_key), "0", 0, 100000, NULL, "auth",
-     "concurrent streaming sessions one API key may hold (0 = no limit)"},
+     "concurrent streaming sessions one API key may hold (0 = no limit)", CONFIG_SERVE},
     {"log-level", "HARK_LOG_LEVEL", NULL, CFG_CHOICE, OFF(log_level), "info", 0, 0,
-     "error|warn|info|debug", "logging", "log verbosity"},
+     "error|warn|info|debug", "logging", "log verbosity", BOTH},
     {"log-format", "HARK_LOG_FORMAT", NULL, CFG_CHOICE, OFF(log_format), "text", 0, 0, "text|json",
-     "logging", "text lines or JSON lines (each with the session id)"},
+     "logging", "text lines or JSON lines (each with the session id)", BOTH},
 };
 /* clang-format on */
 
 #define N_ROWS (sizeof rows / sizeof rows[0])
+_Static_assert(N_ROWS <= sizeof(((struct config *)0)->given), "struct config.given is too small");
 
 static int parse_bool(const char *v, int *out)
 {
@@ -201,6 +217,7 @@ int config_load_env(struct config *c, char *err, size_t n)
         const struct cfg_row *r = &rows[i];
         if (set_row(c, r, r->def, r->flag, err, n))
             return -1;
+        c->given[i] = 0;
         /* Only the variable that is used is checked: a HARK_* variable
          * overrides the seed alias, so a bad alias next to it is ignored. */
         const char *src = r->env, *v = getenv(r->env);
@@ -210,8 +227,46 @@ int config_load_env(struct config *c, char *err, size_t n)
         }
         if (v && set_row(c, r, v, src, err, n))
             return -1;
+        c->given[i] = v != NULL;
     }
     return 0;
+}
+
+int config_given(const struct config *c, const char *flag)
+{
+    for (size_t i = 0; i < N_ROWS; i++)
+        if (!strcmp(rows[i].flag, flag))
+            return c->given[i];
+    return 0;
+}
+
+static int row_for(const struct cfg_row *r, unsigned cmd)
+{
+    return cmd == CONFIG_SERVE || (r->cmds & cmd);
+}
+
+/* Seed 004's variables hark has no use for: one line each when set, so an
+ * operator porting a deployment learns what happens to them. */
+static const struct {
+    const char *name, *what;
+} ignored_env[] = {
+    {"WHISPER_URL", "hark calls no Whisper service; it recognises in-process with --engine "
+                    "(HARK_ENGINE)"},
+    {"WHISPER_MODEL_SIZE", "the model is the engine's own (--model-dir, HARK_MODEL_DIR)"},
+    {"WHISPER_DEVICE", "hark recognises on the CPU with --workers threads (HARK_WORKERS)"},
+    {"OTEL_ENABLED", "hark exports no OpenTelemetry; metrics are Prometheus text on /metrics "
+                     "(hark worker: with --port), logs go to stderr"},
+    {"HYPERDX_ENABLED", "hark sends nothing to HyperDX; logs go to stderr (--log-format json "
+                        "for a collector)"},
+};
+
+void config_note_ignored_env(void (*note)(const char *name, const char *value, const char *what))
+{
+    for (size_t i = 0; i < sizeof ignored_env / sizeof ignored_env[0]; i++) {
+        const char *v = getenv(ignored_env[i].name);
+        if (v)
+            note(ignored_env[i].name, v, ignored_env[i].what);
+    }
 }
 
 static const struct cfg_row *find_flag(const char *name, size_t len)
@@ -222,14 +277,14 @@ static const struct cfg_row *find_flag(const char *name, size_t len)
     return NULL;
 }
 
-int config_parse_args(struct config *c, int argc, char **argv, int first, const char *usage_line,
-                      char *err, size_t n)
+int config_parse_args(struct config *c, unsigned cmd, int argc, char **argv, int first,
+                      const char *usage_line, char *err, size_t n)
 {
     int i = first;
     for (; i < argc; i++) {
         const char *a = argv[i];
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
-            config_print_help(stdout, usage_line);
+            config_print_help(stdout, usage_line, cmd);
             return -2;
         }
         if (strncmp(a, "--", 2) != 0)
@@ -239,6 +294,10 @@ int config_parse_args(struct config *c, int argc, char **argv, int first, const 
         const struct cfg_row *r = find_flag(name, len);
         if (!r) {
             snprintf(err, n, "unknown option '%.*s' (see --help)", (int)(len + 2), a);
+            return -1;
+        }
+        if (!row_for(r, cmd)) {
+            snprintf(err, n, "option '--%s' is for hark serve only (see --help)", r->flag);
             return -1;
         }
         const char *v;
@@ -256,6 +315,7 @@ int config_parse_args(struct config *c, int argc, char **argv, int first, const 
         snprintf(src, sizeof src, "--%s", r->flag);
         if (set_row(c, r, v, src, err, n))
             return -1;
+        c->given[r - rows] = 1;
     }
     return i;
 }
@@ -282,13 +342,15 @@ static const char *type_text(const struct cfg_row *r, char *buf, size_t n)
     return buf;
 }
 
-void config_print_help(FILE *f, const char *usage_line)
+void config_print_help(FILE *f, const char *usage_line, unsigned cmd)
 {
     fprintf(f, "%s\n", usage_line);
     const char *group = "";
     char t[64];
     for (size_t i = 0; i < N_ROWS; i++) {
         const struct cfg_row *r = &rows[i];
+        if (!row_for(r, cmd))
+            continue;
         if (strcmp(group, r->group)) {
             group = r->group;
             fprintf(f, "\n%s:\n", group);
@@ -304,8 +366,8 @@ void config_print_help(FILE *f, const char *usage_line)
 
 void config_print_markdown(FILE *f)
 {
-    fprintf(f, "| flag | environment | values | default | meaning |\n"
-               "|---|---|---|---|---|\n");
+    fprintf(f, "| flag | environment | values | default | commands | meaning |\n"
+               "|---|---|---|---|---|---|\n");
     char t[64];
     const char *group = "";
     for (size_t i = 0; i < N_ROWS; i++) {
@@ -317,10 +379,10 @@ void config_print_markdown(FILE *f)
                 *q = '/';
         if (strcmp(group, r->group)) {
             group = r->group;
-            fprintf(f, "| **%s** | | | | |\n", group);
+            fprintf(f, "| **%s** | | | | | |\n", group);
         }
-        fprintf(f, "| `--%s` | `%s`%s%s%s | %s | `%s` | %s |\n", r->flag, r->env,
+        fprintf(f, "| `--%s` | `%s`%s%s%s | %s | `%s` | %s | %s |\n", r->flag, r->env,
                 r->alias ? ", `" : "", r->alias ? r->alias : "", r->alias ? "`" : "", t, r->def,
-                r->help);
+                (r->cmds & CONFIG_WORKER) ? "serve, worker" : "serve", r->help);
     }
 }

@@ -54,6 +54,8 @@ struct config {
     int enable_vad;
     int interrupt_detection;
     int nats_idle_timeout;
+    int gap_threshold_ms;
+    int allow_shared_subjects;
     /* auth */
     char api_keys[8192];
     char api_keys_file[512];
@@ -61,19 +63,32 @@ struct config {
     /* logging */
     char log_level[8];
     char log_format[8];
+    /* per table row: set by a flag or an environment variable (not the default) */
+    unsigned char given[128];
 };
+
+/* The commands that read the table: `hark serve` uses every row,
+ * `hark worker` the rows marked for it. */
+enum config_cmd { CONFIG_SERVE = 1, CONFIG_WORKER = 2 };
 
 /* Defaults, then environment. Returns 0 or -1 with a message in err. */
 int config_load_env(struct config *c, char *err, size_t n);
 /*
- * Parses flags from argv[first..argc); unknown flags are errors. Returns the
+ * Parses flags from argv[first..argc); unknown flags, and flags of rows the
+ * command does not use, are errors. Returns the
  * index of the first non-flag argument, or -1 with a message in err, or -2
  * when --help was given (help already printed to stdout).
  */
-int config_parse_args(struct config *c, int argc, char **argv, int first, const char *usage_line,
-                      char *err, size_t n);
-/* The table as Markdown (docs/configuration.md) or as --help text. */
+int config_parse_args(struct config *c, unsigned cmd, int argc, char **argv, int first,
+                      const char *usage_line, char *err, size_t n);
+/* 1 when the row of --flag was set by a flag or its variable. */
+int config_given(const struct config *c, const char *flag);
+/* The table as Markdown (docs/configuration.md, every row with the commands
+ * that use it) or as one command's --help text (its rows only). */
 void config_print_markdown(FILE *f);
-void config_print_help(FILE *f, const char *usage_line);
+void config_print_help(FILE *f, const char *usage_line, unsigned cmd);
+/* Calls note for each set environment variable of seed 004 that hark does
+ * not use, with what hark does instead. */
+void config_note_ignored_env(void (*note)(const char *name, const char *value, const char *what));
 
 #endif

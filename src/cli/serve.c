@@ -9,10 +9,13 @@
 #include <unistd.h>
 
 #include "base/buf.h"
+#include "base/log.h"
+#include "base/metrics.h"
 #include "cli/cli.h"
 #include "cli/config.h"
 #include "front/nats/natsw.h"
 #include "front/ws/wsfe.h"
+#include "host/admit.h"
 
 static struct wsfe *running;
 static struct natsw *running_nats;
@@ -79,6 +82,19 @@ static void log_json_cb(void *user, enum hark_log_level level, const char *sessi
     buf_deinit(&b);
 }
 
+static void note_ignored(const char *name, const char *value, const char *what)
+{
+    /* the value is not shown: a URL may carry credentials */
+    LOG_WARN(NULL, "%s is set but not used: %s", name, what);
+}
+
+/* hark worker --port: /readyz also needs the NATS connection. */
+static const char *nats_not_ready(void *user)
+{
+    struct natsw *const *nw = user;
+    return *nw && natsw_connected(*nw) ? NULL : "not connected to NATS\n";
+}
+
 /* Session defaults from the server config, as option text. */
 static int build_defaults(const struct config *c, struct hark_options **out, char *err, size_t n)
 {
@@ -133,7 +149,8 @@ int cli_serve_run(int argc, char **argv, int with_ws)
     static const char worker_usage[] =
         "usage: hark worker [options]\n\n"
         "Runs the NATS streaming speech-to-text worker (seed 004, docs/nats.md): audio in on "
-        "{nats-subject-in}.{session_id}, results out on {nats-subject-out}.{session_id}, msgpack.\n"
+        "{nats-subject-in}.{session_id}, results out on {nats-subject-out}.{session_id}, msgpack. "
+        "With --port (or HARK_PORT) it also serves /healthz, /readyz and /metrics over HTTP.\n"
         "Every option can also be set by its environment variable.";
     const char *usage = with_ws ? serve_usage : worker_usage;
     const char *cmd = with_ws ? "hark serve" : "hark worker";
@@ -148,7 +165,8 @@ int cli_serve_run(int argc, char **argv, int with_ws)
         fprintf(stderr, "%s: %s\n", cmd, err);
         return CLI_USAGE;
     }
-    int first = config_parse_args(&cfg, argc, argv, 1, usage, err, sizeof err);
+    unsigned cfg_cmd = with_ws ? CONFIG_SERVE : CONFIG_WORKER;
+    int first = config_parse_args(&cfg, cfg_cmd, argc, argv, 1, usage, err, sizeof err);
     if (first == -2)
         return CLI_OK;
     if (first < 0) {
@@ -162,6 +180,9 @@ int cli_serve_run(int argc, char **argv, int with_ws)
     enum hark_log_level level = HARK_LOG_INFO;
     cli_parse_log_level(cfg.log_level, &level);
     hark_log_set(strcmp(cfg.log_format, "json") ? cli_log_cb : log_json_cb, NULL, level);
+    config_note_ignored_env(note_ignored);
+    /* hark worker opens an HTTP port only when asked to */
+    int with_http = with_ws || config_given(&cfg, "port");
 
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     unsigned workers = cfg.workers ? (unsigned)cfg.workers : (unsigned)(cores > 0 ? cores : 1);
@@ -208,10 +229,26 @@ int cli_serve_run(int argc, char **argv, int with_ws)
      * control sees all the load. */
     struct workers *wpool = NULL;
     struct natsw *nw = NULL;
+    struct metrics *metrics = NULL;
+    struct admit *admit = NULL;
     int status = CLI_OK;
     rc = workers_create(&wpool, workers, wake_all, NULL);
     if (rc) {
         fprintf(stderr, "%s: cannot start %u worker threads\n", cmd, workers);
+        status = CLI_RUNTIME;
+        goto out;
+    }
+    /* One metrics registry and one admission policy for both front ends:
+     * --max-sessions and the measured demand count every session. */
+    struct admit_cfg ac = {
+        .max_sessions = cfg.max_sessions,
+        .workers = workers,
+        .max_lag_ms = cfg.max_lag_ms,
+        .max_busy_percent = cfg.max_busy_percent,
+        .pool = wpool,
+    };
+    if (metrics_create(&metrics) || (ac.metrics = metrics, admit_create(&admit, &ac))) {
+        fprintf(stderr, "%s: out of memory\n", cmd);
         status = CLI_RUNTIME;
         goto out;
     }
@@ -230,17 +267,22 @@ int cli_serve_run(int argc, char **argv, int with_ws)
         .workers = workers,
         .pool = wpool,
         .defaults = defaults,
-        .api_keys = cfg.api_keys,
-        .api_keys_file = cfg.api_keys_file,
+        .api_keys = with_ws ? cfg.api_keys : NULL,
+        .api_keys_file = with_ws ? cfg.api_keys_file : NULL,
         .max_sessions_per_key = cfg.max_sessions_per_key,
+        .metrics = metrics,
+        .admit = admit,
+        .health_only = !with_ws,
+        .not_ready = with_ws ? NULL : nats_not_ready,
+        .ready_user = &nw,
     };
-    if (with_ws && (rc = wsfe_create(&fe, &wc, eng, err, sizeof err))) {
+    if (with_http && (rc = wsfe_create(&fe, &wc, eng, err, sizeof err))) {
         fprintf(stderr, "%s: %s\n", cmd, err);
         status = CLI_RUNTIME;
         goto out;
     }
     if ((!with_ws || cfg.nats_url[0]) &&
-        (rc = cli_nats_start(&nw, &cfg, defaults, eng, wpool, err, sizeof err))) {
+        (rc = cli_nats_start(&nw, &cfg, defaults, eng, wpool, admit, metrics, err, sizeof err))) {
         fprintf(stderr, "%s: NATS: %s\n", cmd, err);
         status = CLI_RUNTIME;
         goto out;
@@ -254,7 +296,11 @@ int cli_serve_run(int argc, char **argv, int with_ws)
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
 
-    if (fe) {
+    if (fe && !with_ws) {
+        const char *shown = strcmp(cfg.host, "0.0.0.0") ? cfg.host : "127.0.0.1";
+        printf("hark %s health on http://%s:%d/ (/healthz, /readyz, /metrics)\n", hark_version(),
+               shown, wsfe_port(fe));
+    } else if (fe) {
         int port = wsfe_port(fe);
         const char *shown = strcmp(cfg.host, "0.0.0.0") ? cfg.host : "127.0.0.1";
         printf("hark %s listening on http://%s:%d/ (demo page), ws://%s:%d/v1/stream; engine %s, "
@@ -283,6 +329,8 @@ out:
     set_wake(NULL, NULL);
     wsfe_destroy(fe);
     natsw_destroy(nw);
+    admit_destroy(admit);
+    metrics_destroy(metrics);
     hark_options_destroy(defaults);
     hark_engine_destroy(eng);
     if (status == CLI_OK)

@@ -1,6 +1,7 @@
 /*
  * hark worker: the NATS front end (seed 004, docs/nats.md) without the
- * WebSocket server; `hark serve --nats-url` runs the same front end next to
+ * WebSocket server (with --port, a health-only HTTP port: /healthz, /readyz,
+ * /metrics); `hark serve --nats-url` runs the same front end next to
  * the WebSocket one. Both go through cli_serve_run (serve.c); this file maps
  * the server config onto the NATS front end.
  */
@@ -23,7 +24,8 @@ const char *cli_nats_url(const struct config *cfg)
 
 int cli_nats_start(struct natsw **out, const struct config *cfg,
                    const struct hark_options *defaults, struct hark_engine *eng,
-                   struct workers *pool, char *err, size_t n)
+                   struct workers *pool, struct admit *admit, struct metrics *metrics, char *err,
+                   size_t n)
 {
     /* STT_ENABLE_VAD and STT_ENABLE_INTERRUPT_DETECTION are session
      * options of the NATS sessions only: WebSocket clients choose per session. */
@@ -48,10 +50,12 @@ int cli_nats_start(struct natsw **out, const struct config *cfg,
             .idle_timeout = cfg->nats_idle_timeout,
             .chunk_timeout_ms = cfg->chunk_timeout_ms,
             .buffer_size_bytes = (size_t)cfg->buffer_size_bytes,
-            .max_lag_ms = cfg->max_lag_ms,
-            .max_busy_percent = cfg->max_busy_percent,
             .shutdown_timeout = cfg->shutdown_timeout,
             .defaults = o,
+            .gap_threshold_ms = cfg->gap_threshold_ms,
+            .allow_shared_subjects = cfg->allow_shared_subjects,
+            .admit = admit,
+            .metrics = metrics,
         };
         rc = natsw_create(out, &nc, eng, pool, err, n);
     }

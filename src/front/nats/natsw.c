@@ -18,12 +18,14 @@
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "base/clock.h"
 #include "base/err.h"
 #include "base/log.h"
 #include "base/mem.h"
 #include "front/nats/nmsg.h"
+#include "host/admit.h"
 #include "session/options.h"
 
 #define TICK_MS 100
@@ -40,6 +42,7 @@ struct nsess {
 
     /* front end state, guarded by natsw.mu */
     struct chan *chan;
+    struct admit_slot *slot;      /* counted by host/admit.h until the session is freed */
     int64_t last_msg, last_chunk; /* monotonic ns */
     int audio_since_finalize;
     int closing; /* end, idle, fatal error or shutdown posted the close */
@@ -51,6 +54,11 @@ struct nsess {
         size_t len;
     } recent[RECENT_CHUNKS];
     unsigned recent_n;
+    /* Gap detection (docs/nats.md "Lost audio"): raw PCM only */
+    double bytes_per_sec; /* 0: a container encoding, chunk durations unknown */
+    int next_ts_valid;
+    double next_ts;            /* client time where the next chunk's audio should start */
+    double audio_pos;          /* seconds of audio the session received */
     struct nsess *hnext;       /* hash chain */
     struct nsess *prev, *next; /* all sessions */
 
@@ -93,6 +101,12 @@ struct natsw {
     unsigned log_count, log_suppressed;
 
     atomic_ullong msgs_in, errors_out, publish_failed, sessions_total;
+    struct metric *m_msgs, *m_errors, *m_gaps, *m_gap_seconds, *m_audio, *m_connected;
+
+    /* presence probe (one worker per subject space) */
+    natsSubscription *presence;
+    char presence_subject[300];
+    char instance[160]; /* "hark worker pid P on HOST", the probe's answer */
 };
 
 /* ------------------------------------------------------------ table */
@@ -344,6 +358,9 @@ struct pend_err {
     int code;
     char speaker[NMSG_SPEAKER_MAX];
     char msg[600];
+    /* or an audio_gap warning (code 0) */
+    int gap;
+    double gap_start, gap_duration, audio_offset;
 };
 
 static void fail(struct pend_err *pe, const char *speaker, int code, const char *fmt, ...)
@@ -359,27 +376,12 @@ static void fail(struct pend_err *pe, const char *speaker, int code, const char 
     snprintf(pe->speaker, sizeof pe->speaker, "%s", speaker ? speaker : "");
 }
 
-static int admit(struct natsw *nw, char *msg, size_t n)
+/* The session stops taking input: its finals, then closed. */
+static void end_session(struct nsess *s)
 {
-    if (nw->draining) {
-        snprintf(msg, n, "worker is shutting down; retry on another worker");
-        return HARK_E_BUSY;
-    }
-    if (nw->n_sessions >= nw->cfg.max_sessions) {
-        snprintf(msg, n, "too many sessions on this worker (max %d); retry later",
-                 nw->cfg.max_sessions);
-        return HARK_E_LIMIT;
-    }
-    struct workers_stats ws;
-    workers_stats(nw->pool, &ws);
-    if (ws.oldest_wait_ms > nw->cfg.max_lag_ms ||
-        ws.busy_fraction * 100 > nw->cfg.max_busy_percent) {
-        snprintf(msg, n,
-                 "worker at capacity (workers %.0f%% busy, queue wait %.0f ms); retry later",
-                 ws.busy_fraction * 100, ws.oldest_wait_ms);
-        return HARK_E_BUSY;
-    }
-    return 0;
+    s->closing = 1;
+    admit_closing(s->slot);
+    chan_post_close(s->chan);
 }
 
 static int is_option(const char *name)
@@ -465,23 +467,32 @@ static void on_start(struct natsw *nw, const char *id, const struct nmsg_in *m, 
              id);
         return;
     }
-    int rc = admit(nw, err, sizeof err);
+    /* One admission policy for every front end (host/admit.h): the same
+     * session count and measured demand as the WebSocket sessions. */
+    struct admit_slot *slot = NULL;
+    int rc = admit_acquire(nw->cfg.admit, 1, &slot, err, sizeof err);
     if (rc) {
         fail(pe, m->speaker_id, rc, "%s", err);
         return;
     }
     struct hark_options *o = NULL;
     if ((rc = start_options(nw, m, &o, err, sizeof err))) {
+        admit_release(slot);
         fail(pe, m->speaker_id, rc, "start refused: %s", err);
         return;
     }
     size_t subj = strlen(nw->subj_out) + 1 + strlen(id) + 1;
     s = hark_calloc(1, sizeof *s + subj);
     if (!s) {
+        admit_release(slot);
         hark_options_destroy(o);
         fail(pe, m->speaker_id, HARK_E_NOMEM, "out of memory");
         return;
     }
+    s->slot = slot;
+    if (o->encoding == ENC_PCM_S16LE || o->encoding == ENC_PCM_F32LE || o->encoding == ENC_MULAW ||
+        o->encoding == ENC_ALAW)
+        s->bytes_per_sec = (double)o->sample_rate * o->channels * bytes_per_sample(o);
     snprintf(s->id, sizeof s->id, "%s", id);
     snprintf(s->speaker, sizeof s->speaker, "%s", m->speaker_id);
     snprintf(s->subject, subj, "%s.%s", nw->subj_out, id);
@@ -489,10 +500,12 @@ static void on_start(struct natsw *nw, const char *id, const struct nmsg_in *m, 
                      err, sizeof err);
     hark_options_destroy(o);
     if (rc) {
+        admit_release(s->slot);
         hark_free(s);
         fail(pe, m->speaker_id, rc, "start refused: %s", err);
         return;
     }
+    admit_bind(s->slot, s->chan);
     if (m->has_state && m->state == HARK_STATE_RESPONDING)
         chan_post_state(s->chan, HARK_STATE_RESPONDING);
     s->last_msg = s->last_chunk = clock_mono_ns();
@@ -536,6 +549,43 @@ static int check_order(struct nsess *s, const struct nmsg_in *m, struct pend_err
     return 0;
 }
 
+/* Lost audio (docs/nats.md "Lost audio"): core NATS delivers at most once,
+ * so chunks published while the worker was not subscribed (a nats-server
+ * restart, a network cut) are gone. The chunks' timestamps tell: a chunk
+ * should start where the audio before it ended. Clocks jitter, so only a
+ * jump past --audio-gap-threshold is reported; a chunk that starts early
+ * (a client sending faster than real time) is no gap. Called for audio the
+ * session accepted. */
+static void track_audio(struct natsw *nw, struct nsess *s, const struct nmsg_in *m,
+                        struct pend_err *pe)
+{
+    if (!s->bytes_per_sec)
+        return;
+    double dur = (double)m->audio_len / s->bytes_per_sec;
+    if (m->has_timestamp) {
+        double gap = m->timestamp - s->next_ts;
+        if (s->next_ts_valid && nw->cfg.gap_threshold_ms && gap * 1000 > nw->cfg.gap_threshold_ms) {
+            pe->gap = 1;
+            pe->gap_start = s->next_ts;
+            pe->gap_duration = gap;
+            pe->audio_offset = s->audio_pos;
+            snprintf(pe->speaker, sizeof pe->speaker, "%s", s->speaker);
+            snprintf(pe->msg, sizeof pe->msg,
+                     "audio gap: the chunk at timestamp %.3f starts %.3f s after the audio before "
+                     "it ended (%.3f); that audio never arrived (lost while the worker was not "
+                     "subscribed, or not sent) and is missing at %.3f s of the session's audio",
+                     m->timestamp, gap, s->next_ts, s->audio_pos);
+            metrics_inc(nw->m_gaps);
+            metrics_add(nw->m_gap_seconds, gap);
+        }
+        s->next_ts = m->timestamp + dur;
+        s->next_ts_valid = 1;
+    } else if (s->next_ts_valid) {
+        s->next_ts += dur;
+    }
+    s->audio_pos += dur;
+}
+
 static void no_session(struct natsw *nw, const char *id, const struct nmsg_in *m,
                        struct pend_err *pe)
 {
@@ -575,6 +625,10 @@ static void dispatch(struct natsw *nw, const char *id, const struct nmsg_in *m, 
             return;
         s->audio_since_finalize = 1;
         int rc = chan_post_audio(s->chan, m->audio, m->audio_len);
+        if (!rc) {
+            admit_audio(s->slot);
+            track_audio(nw, s, m, pe);
+        }
         if (rc == HARK_E_LIMIT)
             fail(pe, s->speaker, rc,
                  "session buffer full (%zu bytes of audio waiting, limit %zu); chunk of %zu "
@@ -588,8 +642,7 @@ static void dispatch(struct natsw *nw, const char *id, const struct nmsg_in *m, 
         chan_post_state(s->chan, m->state);
         return;
     case NMSG_END:
-        s->closing = 1;
-        chan_post_close(s->chan);
+        end_session(s);
         LOG_DEBUG(id, "end received");
         return;
     case NMSG_START:
@@ -597,10 +650,28 @@ static void dispatch(struct natsw *nw, const char *id, const struct nmsg_in *m, 
     }
 }
 
+/* The audio_gap warning, published at once like input errors (it is about
+ * the chunk that just arrived, not about results). */
+static void send_gap(struct natsw *nw, const char *id, const struct pend_err *pe)
+{
+    LOG_WARN(id, "%s", pe->msg);
+    struct buf b;
+    buf_init(&b);
+    buf_printf(&b, "%s.%s", nw->subj_out, id);
+    size_t subj_len = b.len;
+    buf_putc(&b, 0);
+    nmsg_render_gap(&b, id, pe->speaker, pe->msg, nmsg_now(), pe->gap_start, pe->gap_duration,
+                    pe->audio_offset);
+    if (!b.oom)
+        publish(nw, b.data, b.data + subj_len + 1, b.len - subj_len - 1);
+    buf_deinit(&b);
+}
+
 static void handle(struct natsw *nw, const char *id, const void *data, size_t len)
 {
     char err[600];
     atomic_fetch_add(&nw->msgs_in, 1);
+    metrics_inc(nw->m_msgs);
     if (!*id || strlen(id) >= NMSG_ID_MAX) {
         send_error(nw, id, NULL, HARK_E_INVAL,
                    "session id must be 1..%d bytes (the last token of the subject)",
@@ -631,6 +702,8 @@ static void handle(struct natsw *nw, const char *id, const void *data, size_t le
     nmsg_free(&m);
     if (pe.code)
         send_error(nw, id, pe.speaker, pe.code, "%s", pe.msg);
+    else if (pe.gap)
+        send_gap(nw, id, &pe);
 }
 
 static void on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
@@ -652,6 +725,7 @@ static void on_disconnected(natsConnection *nc, void *closure)
 {
     struct natsw *nw = closure;
     atomic_store(&nw->connected, 0);
+    metrics_set(nw->m_connected, 0);
     if (nw->stop_requested) /* our own close at shutdown */
         LOG_DEBUG(NULL, "disconnected from NATS");
     else
@@ -664,6 +738,7 @@ static void on_reconnected(natsConnection *nc, void *closure)
     char url[256] = "";
     natsConnection_GetConnectedUrl(nc, url, sizeof url);
     atomic_store(&nw->connected, 1);
+    metrics_set(nw->m_connected, 1);
     LOG_INFO(NULL, "reconnected to NATS at %s; subscriptions restored", url);
 }
 
@@ -673,6 +748,7 @@ static void on_connected(natsConnection *nc, void *closure)
     char url[256] = "";
     natsConnection_GetConnectedUrl(nc, url, sizeof url);
     atomic_store(&nw->connected, 1);
+    metrics_set(nw->m_connected, 1);
     LOG_INFO(NULL, "connected to NATS at %s", url);
 }
 
@@ -680,6 +756,7 @@ static void on_closed(natsConnection *nc, void *closure)
 {
     struct natsw *nw = closure;
     atomic_store(&nw->connected, 0);
+    metrics_set(nw->m_connected, 0);
     LOG_DEBUG(NULL, "NATS connection closed");
 }
 
@@ -727,11 +804,15 @@ static void wait_wake(struct natsw *nw)
 
 static void begin_drain(struct natsw *nw)
 {
+    admit_drain(nw->cfg.admit);
     pthread_mutex_lock(&nw->mu);
     nw->draining = 1;
     int n = nw->n_sessions;
     pthread_mutex_unlock(&nw->mu);
     LOG_INFO(NULL, "shutting down: no new sessions; finishing %d session(s)", n);
+    /* A worker replacing this one (rolling restart) may start now. */
+    if (nw->presence)
+        natsSubscription_Unsubscribe(nw->presence);
     /* Messages already received are still processed; then no more arrive. */
     if (nw->sub) {
         if (atomic_load(&nw->connected) && natsSubscription_Drain(nw->sub) == NATS_OK)
@@ -743,10 +824,9 @@ static void begin_drain(struct natsw *nw)
     for (struct nsess *s = nw->all; s; s = s->next) {
         if (s->closing)
             continue;
-        s->closing = 1;
         note_error(nw, s, HARK_E_BUSY,
                    "worker shutting down: session finalized; start a new session to go on");
-        chan_post_close(s->chan);
+        end_session(s);
     }
     pthread_mutex_unlock(&nw->mu);
 }
@@ -765,10 +845,8 @@ static int pump_once(struct natsw *nw, int64_t deadline)
         for (struct chan_msg *i = m; i; i = i->next) {
             if (i->flags & MSG_LAST)
                 s->done = 1;
-            if ((i->flags & MSG_FATAL) && !s->closing) {
-                s->closing = 1;
-                chan_post_close(s->chan);
-            }
+            if ((i->flags & MSG_FATAL) && !s->closing)
+                end_session(s);
         }
         if (m) {
             if (s->out_tail)
@@ -794,8 +872,7 @@ static int pump_once(struct natsw *nw, int64_t deadline)
                      nw->cfg.idle_timeout);
             LOG_INFO(s->id, "%s", msg);
             note_error(nw, s, HARK_E_TIMEOUT, msg);
-            s->closing = 1;
-            chan_post_close(s->chan);
+            end_session(s);
         }
         if (!s->closing && nw->cfg.max_session_seconds) {
             double audio, cpu;
@@ -805,8 +882,7 @@ static int pump_once(struct natsw *nw, int64_t deadline)
                 snprintf(msg, sizeof msg, "session reached the %d s limit: session finalized",
                          nw->cfg.max_session_seconds);
                 note_error(nw, s, HARK_E_LIMIT, msg);
-                s->closing = 1;
-                chan_post_close(s->chan);
+                end_session(s);
             }
         }
         if (s->out_head) {
@@ -829,12 +905,15 @@ static int pump_once(struct natsw *nw, int64_t deadline)
             struct nsess *s = nw->all;
             table_remove(nw, s);
             chan_release(s->chan); /* a worker may still render for it */
+            admit_release(s->slot);
+            s->slot = NULL;
             s->hnext = nw->zombies;
             nw->zombies = s;
         }
         exit_now = 1;
     }
     pthread_mutex_unlock(&nw->mu);
+    admit_tick(nw->cfg.admit);
 
     /* Only the pump frees sessions, so these stay valid unlocked. */
     for (struct nsess *s = work; s; s = s->work_next) {
@@ -852,7 +931,9 @@ static int pump_once(struct natsw *nw, int64_t deadline)
         chan_usage(s->chan, &audio, &cpu);
         LOG_INFO(s->id, "session ended: %.2f s audio, %.3f s cpu, %llu results", audio, cpu,
                  (unsigned long long)s->sequence);
+        metrics_add(nw->m_audio, audio);
         chan_release(s->chan); /* done: no worker renders for it any more */
+        admit_release(s->slot);
         nsess_free(s);
     }
     return exit_now;
@@ -882,13 +963,102 @@ static void *pump_main(void *arg)
     return NULL;
 }
 
-/* ------------------------------------------------------------ lifecycle */
+/* ------------------------------------------------------------ presence */
 
 static int nats_fail(char *err, size_t n, const char *what, natsStatus st)
 {
     return err_set(err, n, st == NATS_NO_MEMORY ? HARK_E_NOMEM : HARK_E_IO, "%s: %s", what,
                    natsStatus_GetText(st));
 }
+
+/* Two workers on the same subjects both receive every message: each runs
+ * every session and every result is published twice (docs/nats.md "Several
+ * workers"). Every worker answers a probe on a subject derived from its
+ * input prefix (outside {subject_in}.*, so never a session id); a starting
+ * worker asks and refuses to start when another answers. The responder is
+ * subscribed before asking, so two workers starting together see each
+ * other (and both refuse). */
+#define PROBE_MS 750
+
+static void on_presence(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
+{
+    struct natsw *nw = closure;
+    const char *reply = natsMsg_GetReply(msg);
+    int len = natsMsg_GetDataLength(msg);
+    const char *who = natsMsg_GetData(msg);
+    if (reply && !(len == (int)strlen(nw->instance) && !memcmp(who, nw->instance, (size_t)len))) {
+        LOG_WARN(NULL,
+                 "another hark (%.*s) is starting on %s.*: it refuses to start unless given "
+                 "--allow-shared-subjects, in which case every result is published twice",
+                 len, who ? who : "", nw->subj_in);
+        natsConnection_PublishString(nc, reply, nw->instance);
+    }
+    natsMsg_Destroy(msg);
+}
+
+static int probe_presence(struct natsw *nw, char *err, size_t n)
+{
+    char host[64] = "?";
+    gethostname(host, sizeof host - 1);
+    snprintf(nw->instance, sizeof nw->instance, "hark worker pid %ld on %s", (long)getpid(), host);
+    snprintf(nw->presence_subject, sizeof nw->presence_subject, "_HARK.presence.%s", nw->subj_in);
+    natsStatus st =
+        natsConnection_Subscribe(&nw->presence, nw->nc, nw->presence_subject, on_presence, nw);
+    if (st != NATS_OK)
+        return nats_fail(err, n, "cannot subscribe", st);
+    if (!atomic_load(&nw->connected)) {
+        LOG_WARN(NULL,
+                 "not connected to NATS: cannot check now whether another worker serves %s.*; "
+                 "a worker started later will find this one",
+                 nw->subj_in);
+        return 0;
+    }
+    natsInbox *inbox = NULL;
+    natsSubscription *replies = NULL;
+    char other[200] = "";
+    st = natsInbox_Create(&inbox);
+    if (st == NATS_OK)
+        st = natsConnection_SubscribeSync(&replies, nw->nc, inbox);
+    if (st == NATS_OK)
+        st = natsConnection_FlushTimeout(nw->nc, 2000); /* our responder is in place */
+    if (st == NATS_OK)
+        st = natsConnection_PublishRequestString(nw->nc, nw->presence_subject, inbox, nw->instance);
+    int64_t end = clock_mono_ns() + PROBE_MS * 1000000LL;
+    while (st == NATS_OK && !other[0]) {
+        int64_t left = (end - clock_mono_ns()) / 1000000;
+        natsMsg *m = NULL;
+        if (left <= 0 || natsSubscription_NextMsg(&m, replies, left) != NATS_OK)
+            break;
+        int len = natsMsg_GetDataLength(m);
+        if (!(len == (int)strlen(nw->instance) &&
+              !memcmp(natsMsg_GetData(m), nw->instance, (size_t)len)))
+            snprintf(other, sizeof other, "%.*s", len, natsMsg_GetData(m));
+        natsMsg_Destroy(m);
+    }
+    natsSubscription_Destroy(replies);
+    natsInbox_Destroy(inbox);
+    if (st != NATS_OK)
+        return nats_fail(err, n, "cannot probe for other workers", st);
+    if (!other[0])
+        return 0;
+    if (nw->cfg.allow_shared_subjects) {
+        LOG_WARN(
+            NULL,
+            "another hark (%s) already serves %s.*; starting anyway (--allow-shared-subjects): "
+            "both run every session and every result is published twice",
+            other, nw->subj_in);
+        return 0;
+    }
+    return err_set(err, n, HARK_E_STATE,
+                   "another hark (%s) already serves %s.*: both would run every session and "
+                   "publish every result twice. Give each worker its own subjects: partition them "
+                   "with a nats-server subject mapping and one --nats-subject-in per worker "
+                   "(docs/nats.md, \"Several workers\"); or pass --allow-shared-subjects to start "
+                   "anyway",
+                   other, nw->subj_in);
+}
+
+/* ------------------------------------------------------------ lifecycle */
 
 /* natsOptions_SetServers wants an array; the config has "a,b,c". */
 static natsStatus set_servers(natsOptions *o, char *list)
@@ -942,6 +1112,8 @@ static int connect_nats(struct natsw *nw, char *err, size_t n)
         rc = nats_fail(err, n, "cannot connect to NATS", st);
         goto out;
     }
+    if ((rc = probe_presence(nw, err, n)))
+        goto out;
     char subject[300];
     snprintf(subject, sizeof subject, "%s.*", nw->subj_in);
     st = natsConnection_Subscribe(&nw->sub, nw->nc, subject, on_msg, nw);
@@ -1008,6 +1180,19 @@ int natsw_create(struct natsw **out, const struct natsw_cfg *cfg, struct hark_en
         rc = err_set(err, n, HARK_E_NOMEM, "out of memory");
         goto fail;
     }
+    struct metrics *mx = cfg->metrics;
+    nw->m_msgs =
+        metrics_counter(mx, "hark_nats_messages_total", "NATS messages received", NULL, NULL);
+    nw->m_connected =
+        metrics_gauge(mx, "hark_nats_connected", "1 while connected to a NATS server", NULL, NULL);
+    nw->m_gaps = metrics_counter(mx, "hark_nats_audio_gaps_total",
+                                 "Gaps in NATS sessions' audio (chunk timestamps jumped past "
+                                 "--audio-gap-threshold): audio lost or never sent",
+                                 NULL, NULL);
+    nw->m_gap_seconds = metrics_counter(mx, "hark_nats_audio_gap_seconds_total",
+                                        "Seconds of audio missing in those gaps", NULL, NULL);
+    nw->m_audio =
+        metrics_counter(mx, "hark_audio_seconds_total", "Seconds of audio processed", NULL, NULL);
     if ((rc = connect_nats(nw, err, n)))
         goto fail;
     if (pthread_create(&nw->pump, NULL, pump_main, nw)) {
@@ -1050,6 +1235,8 @@ void natsw_destroy(struct natsw *nw)
     }
     if (nw->sub)
         natsSubscription_Destroy(nw->sub);
+    if (nw->presence)
+        natsSubscription_Destroy(nw->presence);
     if (nw->nc) {
         natsConnection_Close(nw->nc);
         natsConnection_Destroy(nw->nc);
@@ -1065,6 +1252,7 @@ void natsw_destroy(struct natsw *nw)
     for (struct nsess *s = nw->all, *next; s; s = next) {
         next = s->next;
         chan_release(s->chan);
+        admit_release(s->slot);
         nsess_free(s);
     }
     hark_options_destroy(nw->defaults);

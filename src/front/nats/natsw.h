@@ -33,7 +33,10 @@
 #include <stddef.h>
 
 #include "hark/hark.h"
+#include "base/metrics.h"
 #include "session/workers.h"
+
+struct admit;
 
 struct natsw;
 
@@ -42,7 +45,7 @@ struct natsw_cfg {
     const char *subject_in;  /* audio on {subject_in}.{session_id} */
     const char *subject_out; /* results on {subject_out}.{session_id} */
     const char *name;        /* client name shown by the server (may be NULL) */
-    int max_sessions;        /* more starts get a limit_exceeded error */
+    int max_sessions;        /* sizes the session table; admission is cfg.admit's */
     size_t max_message_bytes;
     size_t session_buffer_bytes; /* audio queued per session before chunks are refused */
     int max_session_seconds;     /* audio per session, then it is finalized (0 = unlimited) */
@@ -50,10 +53,12 @@ struct natsw_cfg {
     int chunk_timeout_ms;        /* gap between chunks that finalizes the utterance (0 = off) */
     size_t buffer_size_bytes;    /* > 0: longest utterance in input bytes (seed's
                                     STT_BUFFER_SIZE_BYTES); 0: defaults' max_utterance_ms */
-    int max_lag_ms;              /* admission control, as the WebSocket front end */
-    int max_busy_percent;
-    int shutdown_timeout;                /* s to finish open sessions after natsw_stop */
+    int shutdown_timeout;        /* s to finish open sessions after natsw_stop */
     const struct hark_options *defaults; /* session defaults; copied */
+    int gap_threshold_ms;      /* chunk timestamps jumping further: audio_gap warning (0 = off) */
+    int allow_shared_subjects; /* start even when another worker answers on subject_in */
+    struct admit *admit;       /* host/admit.h, shared with the other front ends; outlives nw */
+    struct metrics *metrics;   /* shared registry (may be NULL); outlives nw */
 };
 
 /* Connects (retrying in the background when no server answers yet: the

@@ -817,3 +817,25 @@ void nmsg_render_closed(struct buf *out, const char *session_id, const char *spe
     pack_str(&pk, "segments");
     msgpack_pack_int64(&pk, segments);
 }
+
+void nmsg_render_gap(struct buf *out, const char *session_id, const char *speaker_id,
+                     const char *message, double timestamp, double gap_start, double gap_duration,
+                     double audio_offset)
+{
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, out, buf_sink);
+    msgpack_pack_map(&pk, 9);
+    pack_kv_str(&pk, "session_id", session_id);
+    pack_kv_str(&pk, "type", "warning");
+    pack_kv_str(&pk, "code", "audio_gap");
+    pack_kv_str(&pk, "message", message);
+    pack_str(&pk, "timestamp");
+    msgpack_pack_double(&pk, timestamp);
+    pack_speaker(&pk, speaker_id);
+    pack_str(&pk, "gap_start");
+    msgpack_pack_double(&pk, gap_start);
+    pack_str(&pk, "gap_duration");
+    msgpack_pack_double(&pk, gap_duration);
+    pack_str(&pk, "audio_offset");
+    msgpack_pack_double(&pk, audio_offset);
+}

@@ -119,6 +119,14 @@ void nmsg_render_error(struct buf *out, const char *session_id, const char *spea
  * the last message of a session. */
 void nmsg_render_closed(struct buf *out, const char *session_id, const char *speaker_id,
                         double timestamp, double audio_seconds, int64_t segments);
+/* {session_id, type: "warning", code: "audio_gap", message, timestamp,
+ * speaker_id, gap_start, gap_duration, audio_offset}: chunk timestamps say
+ * gap_duration s of audio starting at client time gap_start never arrived;
+ * audio_offset is where it is missing in the session's audio (the results'
+ * start/end scale). */
+void nmsg_render_gap(struct buf *out, const char *session_id, const char *speaker_id,
+                     const char *message, double timestamp, double gap_start, double gap_duration,
+                     double audio_offset);
 
 const char *nmsg_state_name(enum hark_state s);
 /* Wall clock seconds since the epoch, for the seed's timestamp fields. */

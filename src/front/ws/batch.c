@@ -39,6 +39,7 @@
 #include "base/mem.h"
 #include "front/ws/dg.h"
 #include "front/ws/wsfe.h"
+#include "host/admit.h"
 
 #define POST_BYTES 32768  /* body bytes coalesced into one worker job */
 #define TX_CHUNK 65536    /* response bytes per HTTP_WRITEABLE */
@@ -86,8 +87,9 @@ struct batch {
     enum kind kind;
     enum phase phase;
     struct chan *chan;
-    int key_index; /* API key counted against, -1 = none */
-    int counted;   /* counted in the front end's sessions */
+    int key_index;           /* API key counted against, -1 = none */
+    int counted;             /* counted in the front end's sessions */
+    struct admit_slot *slot; /* host/admit.h: counted against max-sessions */
     int paused;
     int64_t gone_checked; /* last client_gone() while paused */
     int close_wanted;     /* body complete: close the session once pend is posted */
@@ -350,6 +352,8 @@ static void batch_free(struct batch *b)
     release_chan(b);
     if (b->counted)
         wsfe_batch_sessions(b->fe, -1);
+    admit_release(b->slot);
+    b->slot = NULL;
     if (b->key_index >= 0)
         auth_release(wsfe_auth(b->fe), b->key_index);
     if (b->spa)
@@ -1234,6 +1238,7 @@ int batch_begin(struct wsfe *fe, struct lws *wsi, const char *path)
     }
     hark_options_destroy(o);
     b->counted = 1;
+    b->slot = wsfe_admit_take(fe);
     wsfe_batch_sessions(fe, 1);
     struct batch **head = wsfe_batches(fe);
     b->next = *head;

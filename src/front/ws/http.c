@@ -92,6 +92,10 @@ int http_handle(struct wsfe *fe, struct lws *wsi, const char *path)
 {
     int post = lws_hdr_total_length(wsi, WSI_TOKEN_POST_URI) > 0;
     int batch = post && batch_is_path(path);
+    if (wsfe_config(fe)->health_only &&
+        (post || (strcmp(path, "/healthz") && strcmp(path, "/readyz") && strcmp(path, "/metrics"))))
+        return http_error(wsi, HTTP_STATUS_NOT_FOUND, "not_found",
+                          "this port serves /healthz, /readyz and /metrics only");
     if (strcmp(path, "/healthz") && strcmp(path, "/readyz")) {
         char why[256];
         int key;
@@ -106,9 +110,14 @@ int http_handle(struct wsfe *fe, struct lws *wsi, const char *path)
     if (!strcmp(path, "/healthz"))
         return respond(wsi, HTTP_STATUS_OK, "text/plain", "ok\n", 3);
     if (!strcmp(path, "/readyz")) {
-        if (wsfe_is_ready(fe))
-            return respond(wsi, HTTP_STATUS_OK, "text/plain", "ready\n", 6);
-        return respond(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE, "text/plain", "shutting down\n", 14);
+        const struct wsfe_cfg *cfg = wsfe_config(fe);
+        if (!wsfe_is_ready(fe))
+            return respond(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE, "text/plain", "shutting down\n",
+                           14);
+        const char *why = cfg->not_ready ? cfg->not_ready(cfg->ready_user) : NULL;
+        if (why)
+            return respond(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE, "text/plain", why, strlen(why));
+        return respond(wsi, HTTP_STATUS_OK, "text/plain", "ready\n", 6);
     }
     if (!strcmp(path, "/metrics")) {
         struct buf b;

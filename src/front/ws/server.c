@@ -21,6 +21,7 @@
 #include "base/mem.h"
 #include "front/ws/dg.h"
 #include "front/ws/wsfe.h"
+#include "host/admit.h"
 
 #define RX_CHUNK 65536
 
@@ -32,6 +33,10 @@ struct wsfe {
     struct workers *workers;
     int own_workers; /* else shared, created and destroyed by the caller */
     struct metrics *metrics;
+    int own_metrics;
+    struct admit *admit;
+    int own_admit;
+    struct admit_slot *admitted; /* wsfe_admit's slot, until a session takes it */
     struct lws_context *ctx;
     struct lws_vhost *vhost;
     lws_sorted_usec_list_t tick;
@@ -44,16 +49,12 @@ struct wsfe {
     int exit_loop;
     unsigned char *tx;
     size_t tx_cap;
-    struct workers_stats wstats;
-    double demand;    /* workers the talking sessions need to stay real time */
-    double rtf_prior; /* CPU per audio second of a session, from the last measured ones */
 
-    struct metric *m_opened, *m_active, *m_conns, *m_audio, *m_queue, *m_busy, *m_lag;
-    struct metric *m_refused_busy, *m_refused_limit, *m_refused_draining;
+    struct metric *m_conns, *m_audio;
     struct metric *m_lat_partial, *m_lat_endpoint, *m_lat_finalize;
     struct metric *m_events[8];
     struct metric *m_errors[32];
-    struct metric *m_decode, *m_streams, *m_demand;
+    struct metric *m_decode, *m_streams;
 };
 
 static const double lat_bounds[] = {0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1, 2, 5, 10};
@@ -63,31 +64,10 @@ static const double lat_bounds[] = {0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75,
 static void register_metrics(struct wsfe *fe)
 {
     struct metrics *m = fe->metrics;
-    fe->m_opened =
-        metrics_counter(m, "hark_sessions_opened_total", "Streaming sessions started", NULL, NULL);
-    fe->m_active =
-        metrics_gauge(m, "hark_sessions_active", "Streaming sessions open now", NULL, NULL);
     fe->m_conns =
         metrics_gauge(m, "hark_connections", "WebSocket connections open now", NULL, NULL);
-    const char *refused = "Sessions refused by admission control or limits";
-    fe->m_refused_busy =
-        metrics_counter(m, "hark_sessions_refused_total", refused, "reason", "busy");
-    fe->m_refused_limit =
-        metrics_counter(m, "hark_sessions_refused_total", refused, "reason", "max_sessions");
-    fe->m_refused_draining =
-        metrics_counter(m, "hark_sessions_refused_total", refused, "reason", "shutting_down");
     fe->m_audio =
         metrics_counter(m, "hark_audio_seconds_total", "Seconds of audio processed", NULL, NULL);
-    fe->m_queue = metrics_gauge(m, "hark_worker_queue_depth",
-                                "Sessions with work waiting for a worker thread", NULL, NULL);
-    fe->m_busy = metrics_gauge(m, "hark_worker_busy_ratio",
-                               "Share of worker time spent recognising (last second)", NULL, NULL);
-    fe->m_demand = metrics_gauge(m, "hark_compute_demand_workers",
-                                 "Workers the talking sessions need to stay real time (sum of "
-                                 "their CPU per audio second)",
-                                 NULL, NULL);
-    fe->m_lag =
-        metrics_gauge(m, "hark_worker_lag_seconds", "Age of the oldest queued work", NULL, NULL);
     size_t nb = sizeof lat_bounds / sizeof lat_bounds[0];
     fe->m_lat_partial = metrics_histogram(
         m, "hark_first_partial_latency_seconds",
@@ -135,10 +115,6 @@ static void refresh_gauges(void *user)
     hark_engine_stats(fe->eng, &es);
     metrics_set(fe->m_decode, es.decode_seconds);
     metrics_set(fe->m_streams, es.streams_in_use);
-    metrics_set(fe->m_queue, fe->wstats.queued_chans);
-    metrics_set(fe->m_busy, fe->wstats.busy_fraction);
-    metrics_set(fe->m_demand, fe->demand);
-    metrics_set(fe->m_lag, fe->wstats.oldest_wait_ms / 1000.0);
 }
 
 /* ------------------------------------------------------------ connections */
@@ -176,9 +152,13 @@ struct batch **wsfe_batches(struct wsfe *fe)
 void wsfe_batch_sessions(struct wsfe *fe, int delta)
 {
     fe->n_sessions += delta;
-    if (delta > 0)
-        metrics_inc(fe->m_opened);
-    metrics_set(fe->m_active, fe->n_sessions);
+}
+
+struct admit_slot *wsfe_admit_take(struct wsfe *fe)
+{
+    struct admit_slot *s = fe->admitted;
+    fe->admitted = NULL;
+    return s;
 }
 
 const struct wsfe_cfg *wsfe_config(struct wsfe *fe)
@@ -229,99 +209,22 @@ void wsconn_close_after(struct wsconn *c, int code, const char *reason)
     c->close_code = code;
     snprintf(c->close_reason, sizeof c->close_reason, "%s", reason ? reason : "");
     c->st = WC_CLOSING;
+    if (c->slot)
+        admit_closing(c->slot);
     /* With a session, its CLOSED event is the last message (after the final
      * results); without one, an empty last message closes. */
     if (!c->chan || chan_post_close(c->chan) != 0)
         wsconn_send(c, "", 0, MSG_LAST);
 }
 
-/* A session counts once it has this much audio (its CPU per audio second
- * is noise before), and as talking while audio came within the window.
- * Its first second costs more than the rest (the engine's start-up hold is
- * decoded in one burst: +19% read at 2 s of audio), so once a second of
- * audio is decoded past the base snapshot the rate is measured from there. */
-#define MEASURE_MIN_AUDIO_SEC 2.0
-#define MEASURE_BASE_SEC 1.0
-#define MEASURE_SPAN_SEC 1.0
-#define TALKING_WINDOW_NS 2000000000LL
-
-/* CPU seconds per audio second of a session, or -1 while it has too little
- * audio to tell. Takes the base snapshot on the first call past
- * MEASURE_BASE_SEC (calls come every tick and at each admission). */
-static double session_rtf(struct wsconn *c)
-{
-    double audio, cpu;
-    chan_usage(c->chan, &audio, &cpu);
-    if (c->base_audio == 0 && audio >= MEASURE_BASE_SEC) {
-        c->base_audio = audio;
-        c->base_cpu = cpu;
-    }
-    if (c->base_audio > 0 && audio - c->base_audio >= MEASURE_SPAN_SEC)
-        return (cpu - c->base_cpu) / (audio - c->base_audio);
-    return audio >= MEASURE_MIN_AUDIO_SEC ? cpu / audio : -1;
-}
-
-/* Real-time demand: the CPU per audio second of every session that is
- * talking (audio frames arriving), measured where it has enough audio, else
- * the average of the measured ones (the prior; so a burst of new sessions
- * counts before any of them is measured). Closing sessions only finish what
- * they sent; open but silent ones and batch jobs (bulk work with no
- * real-time need) need nothing. */
-static void measure_load(struct wsfe *fe)
-{
-    workers_stats(fe->workers, &fe->wstats);
-    int64_t now = clock_mono_ns();
-    double demand = 0, measured = 0;
-    int n_measured = 0;
-    for (struct wsconn *c = fe->conns; c; c = c->next) {
-        if (!c->chan || c->st != WC_STREAMING)
-            continue;
-        double rtf = session_rtf(c);
-        if (rtf >= 0) {
-            measured += rtf;
-            n_measured++;
-        }
-        if (c->last_audio && now - c->last_audio <= TALKING_WINDOW_NS)
-            demand += rtf >= 0 ? rtf : fe->rtf_prior;
-    }
-    if (n_measured)
-        fe->rtf_prior = measured / n_measured;
-    fe->demand = demand;
-}
-
+/* Admission is host/admit.c's, for every front end. The slot waits in
+ * fe->admitted for the session this callback is about to start; one that
+ * no session took (its start failed) is returned at the next admission or
+ * tick: everything here runs on the one service thread. */
 int wsfe_admit(struct wsfe *fe, char *msg, size_t n)
 {
-    if (fe->draining) {
-        metrics_inc(fe->m_refused_draining);
-        snprintf(msg, n, "server is shutting down; retry on another instance");
-        return HARK_E_BUSY;
-    }
-    if (fe->n_sessions >= fe->cfg.max_sessions) {
-        metrics_inc(fe->m_refused_limit);
-        snprintf(msg, n, "too many sessions (max %d); retry later", fe->cfg.max_sessions);
-        return HARK_E_LIMIT;
-    }
-    /* Compute cannot keep up with real time: refuse rather than let every
-     * session's latency grow without bound. Two signals: work already waits
-     * too long for a worker, or the open sessions' measured CPU per audio
-     * second adds up to more than the workers can give. (Plain worker busy
-     * time is no signal: one client sending faster than real time makes the
-     * workers 100% busy without anyone falling behind.) Measured now, not at
-     * the last tick: sessions that just ended must not refuse the next. */
-    measure_load(fe);
-    double capacity = (double)fe->cfg.workers * fe->cfg.max_busy_percent / 100.0;
-    /* The newcomer will need about what the others do; with nobody talking
-     * there is always room for one. */
-    double need = fe->demand > 0 ? fe->demand + fe->rtf_prior : 0;
-    if (fe->wstats.oldest_wait_ms > fe->cfg.max_lag_ms || need > capacity) {
-        metrics_inc(fe->m_refused_busy);
-        snprintf(msg, n,
-                 "server at capacity (talking sessions need %.2f of %.2f workers, a new one "
-                 "about %.2f; queue wait %.0f ms); retry later",
-                 fe->demand, capacity, fe->rtf_prior, fe->wstats.oldest_wait_ms);
-        return HARK_E_BUSY;
-    }
-    return 0;
+    admit_release(wsfe_admit_take(fe));
+    return admit_acquire(fe->admit, 1, &fe->admitted, msg, n);
 }
 
 int wsconn_start(struct wsconn *c, const struct hark_options *opts, void *render_user, char *err,
@@ -339,9 +242,9 @@ int wsconn_start(struct wsconn *c, const struct hark_options *opts, void *render
     }
     c->st = WC_STREAMING;
     c->session_started = clock_mono_ns();
+    c->slot = wsfe_admit_take(fe);
+    admit_bind(c->slot, c->chan);
     fe->n_sessions++;
-    metrics_inc(fe->m_opened);
-    metrics_set(fe->m_active, fe->n_sessions);
     LOG_INFO(chan_session_id(c->chan), "session started on %s (%s)", c->path, c->d->name);
     return 0;
 }
@@ -360,7 +263,7 @@ int wsconn_post_audio(struct wsconn *c, const uint8_t *data, size_t len)
     int rc = chan_post_audio(c->chan, data, len);
     if (rc)
         return rc;
-    c->last_audio = c->last_activity; /* stamped when this message arrived */
+    admit_audio(c->slot);
     if (!c->paused && chan_pending_bytes(c->chan) > c->fe->cfg.session_buffer_bytes / 2) {
         c->paused = 1;
         lws_rx_flow_control(c->wsi, 0);
@@ -464,8 +367,9 @@ static void conn_remove(struct wsconn *c)
         LOG_INFO(chan_session_id(c->chan), "session ended: %.2f s audio, %.3f s cpu", audio, cpu);
         chan_release(c->chan);
         c->chan = NULL;
+        admit_release(c->slot);
+        c->slot = NULL;
         fe->n_sessions--;
-        metrics_set(fe->m_active, fe->n_sessions);
     }
     if (c->key_index >= 0)
         auth_release(fe->auth, c->key_index);
@@ -495,7 +399,8 @@ static int confirm_upgrade(struct wsfe *fe, struct lws *wsi)
 {
     char path[128], why[256];
     int key;
-    if (lws_hdr_copy(wsi, path, sizeof path, WSI_TOKEN_GET_URI) < 0 || !dialect_for(path)) {
+    if (fe->cfg.health_only || lws_hdr_copy(wsi, path, sizeof path, WSI_TOKEN_GET_URI) < 0 ||
+        !dialect_for(path)) {
         http_error(wsi, HTTP_STATUS_NOT_FOUND, "not_found", "no WebSocket endpoint at this path");
         return 1;
     }
@@ -643,6 +548,7 @@ static void begin_shutdown(struct wsfe *fe)
     if (fe->draining)
         return;
     fe->draining = 1;
+    admit_drain(fe->admit);
     fe->drain_deadline = clock_mono_ns() + (int64_t)fe->cfg.shutdown_timeout * 1000000000LL;
     LOG_INFO(NULL, "shutting down: finishing %d session(s)", fe->n_sessions);
     for (struct wsconn *c = fe->conns; c; c = c->next)
@@ -656,7 +562,8 @@ static void tick_cb(lws_sorted_usec_list_t *sul)
     int64_t now = clock_mono_ns();
     if (fe->stop_requested)
         begin_shutdown(fe);
-    measure_load(fe);
+    admit_release(wsfe_admit_take(fe));
+    admit_tick(fe->admit);
     for (struct wsconn *c = fe->conns; c; c = c->next) {
         if (c->st != WC_OPEN && c->st != WC_STREAMING)
             continue;
@@ -699,10 +606,8 @@ static int cb_http(struct lws *wsi, enum lws_callback_reasons reason, void *user
         /* fires once per protocol; this is the one place that drains */
         if (!fe)
             return 0;
-        if (fe->stop_requested && !fe->draining) {
-            workers_stats(fe->workers, &fe->wstats);
+        if (fe->stop_requested && !fe->draining)
             begin_shutdown(fe);
-        }
         drain_all(fe);
         batch_drain(fe);
         return 0;
@@ -777,7 +682,9 @@ int wsfe_create(struct wsfe **out, const struct wsfe_cfg *cfg, struct hark_engin
     fe->cfg = *cfg;
     fe->eng = eng;
     int rc = hark_options_copy(&fe->defaults, cfg->defaults);
-    if (!rc)
+    fe->metrics = cfg->metrics;
+    fe->own_metrics = !cfg->metrics;
+    if (!rc && fe->own_metrics)
         rc = metrics_create(&fe->metrics);
     if (rc) {
         err_set(err, n, rc, "out of memory");
@@ -795,6 +702,22 @@ int wsfe_create(struct wsfe **out, const struct wsfe_cfg *cfg, struct hark_engin
     if (rc) {
         err_set(err, n, rc, "cannot start %u worker threads", cfg->workers);
         goto fail;
+    }
+    fe->admit = cfg->admit;
+    fe->own_admit = !cfg->admit;
+    if (fe->own_admit) {
+        struct admit_cfg ac = {
+            .max_sessions = cfg->max_sessions,
+            .workers = cfg->workers,
+            .max_lag_ms = cfg->max_lag_ms,
+            .max_busy_percent = cfg->max_busy_percent,
+            .pool = fe->workers,
+            .metrics = fe->metrics,
+        };
+        if ((rc = admit_create(&fe->admit, &ac))) {
+            err_set(err, n, rc, "out of memory");
+            goto fail;
+        }
     }
 
     lws_set_log_level(LLL_ERR | LLL_WARN, lws_log_cb);
@@ -866,7 +789,11 @@ void wsfe_destroy(struct wsfe *fe)
         lws_context_destroy(fe->ctx);
         fe->ctx = NULL;
     }
-    metrics_destroy(fe->metrics);
+    admit_release(wsfe_admit_take(fe));
+    if (fe->own_admit)
+        admit_destroy(fe->admit);
+    if (fe->own_metrics)
+        metrics_destroy(fe->metrics);
     auth_destroy(fe->auth);
     hark_options_destroy(fe->defaults);
     hark_free(fe->tx);

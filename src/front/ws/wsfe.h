@@ -21,6 +21,9 @@
 #include "hark/hark.h"
 #include "session/workers.h"
 
+struct admit;
+struct admit_slot;
+
 struct lws;
 struct wsfe;
 struct wsconn;
@@ -46,6 +49,17 @@ struct wsfe_cfg {
     const char *api_keys;                /* comma-separated; NULL/"" with no keys file = auth off */
     const char *api_keys_file;           /* one key per line */
     int max_sessions_per_key;            /* 0 = no per-key limit */
+    /* Shared with the other front ends (both outlive wsfe_destroy); NULL:
+     * the front end makes its own from the fields above. */
+    struct metrics *metrics;
+    struct admit *admit;
+    /* Only /healthz, /readyz and /metrics (hark worker --port): no
+     * WebSocket, batch or demo routes. */
+    int health_only;
+    /* Optional extra readiness (e.g. the NATS connection): NULL when ready,
+     * else why not (a line for /readyz's 503). Service thread. */
+    const char *(*not_ready)(void *user);
+    void *ready_user;
 };
 
 /* Wire dialect of one connection, chosen by the request path. */
@@ -89,11 +103,7 @@ struct wsconn {
     struct chan_msg *out_head, *out_tail; /* ready to write, oldest first */
     int paused;
     int64_t last_activity;
-    int64_t last_audio; /* last audio frame (0 = none yet): the session is talking */
-    /* Usage when the session first had MEASURE_BASE_SEC of audio decoded
-     * (base_audio 0 = not yet): its steady CPU per audio second is measured
-     * from there, past the start-up burst. */
-    double base_audio, base_cpu;
+    struct admit_slot *slot; /* host/admit.h: counted while the session is open */
     int64_t session_started;
     size_t msg_bytes; /* size of the message being received */
     struct buf text;  /* text message being assembled */
@@ -117,8 +127,13 @@ void wsconn_close_after(struct wsconn *c, int code, const char *reason);
 int wsconn_post_audio(struct wsconn *c, const uint8_t *data, size_t len);
 /* Ready to take sessions (not shutting down). */
 int wsfe_is_ready(struct wsfe *fe);
-/* Admission: 0 or HARK_E_BUSY/HARK_E_LIMIT with a message. */
+/* Admission (host/admit.h, shared by every front end): 0 with a slot held
+ * for the session about to start, or HARK_E_BUSY/HARK_E_LIMIT with a
+ * message. wsconn_start takes the slot; a batch request takes it with
+ * wsfe_admit_take and releases it itself. A slot nobody took is returned at
+ * the next admission or tick. */
 int wsfe_admit(struct wsfe *fe, char *msg, size_t n);
+struct admit_slot *wsfe_admit_take(struct wsfe *fe);
 /* Create the session for a connection (after admission). */
 int wsconn_start(struct wsconn *c, const struct hark_options *opts, void *render_user, char *err,
                  size_t n);
