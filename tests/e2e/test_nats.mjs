@@ -7,14 +7,14 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import { createServer } from 'node:net';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { connect } from 'nats';
 import { encode, decode } from '@msgpack/msgpack';
 import {
   HARK, CLIPS, wavPcm, sleep, wer, references, startServer, openNative, finals as wsFinals,
-  streamPcm as wsStreamPcm,
+  streamPcm as wsStreamPcm, curl,
 } from './lib.mjs';
 
 const NATS_SERVER = process.env.NATS_SERVER_BIN || '/usr/sbin/nats-server';
@@ -80,6 +80,7 @@ async function startWorker(url, args = [], env = {}) {
   return {
     proc,
     log: () => err,
+    stdout: () => out,
     alive: () => proc.exitCode === null && proc.signalCode === null,
     async stop(signal = 'SIGTERM') {
       if (proc.exitCode !== null || proc.signalCode !== null) return proc.exitCode;
@@ -702,5 +703,311 @@ test('SIGTERM: open sessions get their finals and a closed message before the wo
     await c.close().catch(() => {});
     await w.stop();
     await ns.stop();
+  }
+});
+
+// ---------------------------------------------------------------- hardening (issue 10)
+
+const metricValue = (text, name) => {
+  const m = text.match(new RegExp('^' + name.replace(/[{}"]/g, (c) => '\\' + c) + ' (\\S+)$', 'm'));
+  return m ? Number(m[1]) : NaN;
+};
+
+// 16 kHz mono s16 WAV of pcm
+function wavFile(file, pcm) {
+  const h = Buffer.alloc(44);
+  h.write('RIFF', 0); h.writeUInt32LE(36 + pcm.length, 4); h.write('WAVE', 8);
+  h.write('fmt ', 12); h.writeUInt32LE(16, 16); h.writeUInt16LE(1, 20); h.writeUInt16LE(1, 22);
+  h.writeUInt32LE(16000, 24); h.writeUInt32LE(32000, 28); h.writeUInt16LE(2, 32); h.writeUInt16LE(16, 34);
+  h.write('data', 36); h.writeUInt32LE(pcm.length, 40);
+  writeFileSync(file, Buffer.concat([h, pcm]));
+  return file;
+}
+
+test('audio gap: chunks skipped on purpose publish one audio_gap warning with where and how long; jittered timestamps publish none', async () => {
+  const pcm = wavPcm(CLIPS[2]);
+  const id = 'gap-1', id2 = 'gap-jitter';
+  client.send(id, { type: 'start', speaker_id: 'spk-g' });
+  client.send(id2, { type: 'start', speaker_id: 'spk-j' });
+  const t0 = 1700000000;
+  let sent = 0, ts2 = 0;
+  // send-time stamps of a real-time client: late by 0..300 ms, never decreasing
+  const delay = [0, 0.3, 0.05, 0.25, 0.1, 0, 0.28, 0.12, 0.02, 0.3, 0.3, 0];
+  for (let off = 0, i = 0; off < pcm.length; off += 3200, i++) {
+    const chunk = pcm.subarray(off, Math.min(off + 3200, pcm.length));
+    // chunks 10..19 (1.0 s of audio from 1.0 s) never sent
+    if (i < 10 || i >= 20) {
+      client.send(id, { type: 'chunk', audio_b64: Buffer.from(chunk).toString('base64'), timestamp: t0 + off / 32000 });
+      sent += chunk.length;
+    }
+    ts2 = Math.max(ts2, t0 + off / 32000 + delay[i % delay.length]);
+    client.send(id2, { type: 'chunk', audio_b64: Buffer.from(chunk).toString('base64'), timestamp: ts2 });
+  }
+  client.send(id, { type: 'end' });
+  client.send(id2, { type: 'end' });
+  await client.nc.flush();
+  await until(() => ofType(client.msgs(id), 'closed').length && ofType(client.msgs(id2), 'closed').length, 60000, 'closed of gap-1');
+  const w = ofType(client.msgs(id), 'warning');
+  assert.equal(w.length, 1, brief(client.msgs(id)));
+  assert.equal(w[0].code, 'audio_gap');
+  assert.equal(w[0].session_id, id);
+  assert.equal(w[0].speaker_id, 'spk-g');
+  assert.ok(Math.abs(w[0].gap_duration - 1.0) < 1e-6, `gap_duration ${w[0].gap_duration}`);
+  assert.ok(Math.abs(w[0].gap_start - (t0 + 1.0)) < 1e-6, `gap_start ${w[0].gap_start}`);
+  assert.ok(Math.abs(w[0].audio_offset - 1.0) < 1e-6, `audio_offset ${w[0].audio_offset}`);
+  assert.match(w[0].message, /never arrived/);
+  assert.equal(ofType(client.msgs(id), 'error').length, 0, brief(client.msgs(id)));
+  assert.ok(Math.abs(ofType(client.msgs(id), 'closed')[0].audio_seconds - sent / 32000) < 0.01);
+  assert.equal(ofType(client.msgs(id2), 'warning').length + ofType(client.msgs(id2), 'error').length, 0, brief(client.msgs(id2)));
+  assert.match(worker.log(), /audio gap: the chunk at timestamp/);
+});
+
+test('nats-server restart while a client that does not buffer keeps streaming: the audio it lost is reported as gaps, as much as the session is missing', async () => {
+  const port = await freePort();
+  let ns = await startNats(port, dir);
+  const w = await startWorker(ns.url, ['--nats-idle-timeout', '30', '--chunk-timeout', '30']);
+  const c = await startClient(ns.url);
+  let up = true;
+  (async () => {
+    for await (const st of c.nc.status()) {
+      if (st.type === 'disconnect') up = false;
+      if (st.type === 'reconnect') up = true;
+    }
+  })();
+  try {
+    const id = 'gap-restart';
+    const pcm = Buffer.concat([wavPcm(CLIPS[3]), wavPcm(CLIPS[4])]);
+    c.send(id, { type: 'start', speaker_id: 'spk-gr' });
+    await c.nc.flush();
+    // live, 100 ms a chunk; a chunk made while disconnected is dropped by
+    // the client (like a client without a reconnect buffer)
+    const start = Date.now();
+    let dropped = 0, killed = false, restarted = null;
+    for (let t = 0, off = 0; off < pcm.length; t++, off += 3200) {
+      if (!killed && off >= 20 * 3200) {
+        killed = true;
+        await ns.stop('SIGKILL');
+        restarted = sleep(1200).then(() => startNats(port, dir)).then((n) => { ns = n; });
+      }
+      const chunk = pcm.subarray(off, Math.min(off + 3200, pcm.length));
+      if (up) {
+        c.send(id, { type: 'chunk', audio_b64: Buffer.from(chunk).toString('base64'), timestamp: 1700000000 + off / 32000 });
+      } else {
+        dropped += chunk.length;
+      }
+      const wait = start + (t + 1) * 100 - Date.now();
+      if (wait > 0) await sleep(wait);
+    }
+    await restarted;
+    const end = Date.now() + 30000;
+    for (;;) {
+      try { await c.nc.flush(); break; } catch (e) {
+        if (Date.now() > end) throw e;
+        await sleep(100);
+      }
+    }
+    c.send(id, { type: 'end' });
+    await until(() => ofType(c.msgs(id), 'closed').length, 60000, 'closed after the restart');
+    const msgs = c.msgs(id);
+    const lost = pcm.length / 32000 - ofType(msgs, 'closed')[0].audio_seconds;
+    const gaps = ofType(msgs, 'warning').filter((m) => m.code === 'audio_gap');
+    const reported = gaps.reduce((a, g) => a + g.gap_duration, 0);
+    assert.ok(dropped / 32000 >= 0.5, `the client dropped ${dropped / 32000} s`);
+    assert.ok(lost >= dropped / 32000 - 0.01, `lost ${lost} s, dropped ${dropped / 32000} s`);
+    assert.ok(gaps.length >= 1, brief(msgs));
+    // every lost piece longer than the threshold is reported; shorter ones may not be
+    assert.ok(Math.abs(reported - lost) <= 0.5 * gaps.length + 0.01, `reported ${reported} s of ${lost} s lost`);
+  } finally {
+    await c.close().catch(() => {});
+    const code = await w.stop();
+    await ns.stop();
+    assert.equal(code, 0, 'worker exit status\n' + w.log().slice(-3000));
+  }
+});
+
+test('a second worker on the same subjects refuses to start, naming the fix; on its own partition or with --allow-shared-subjects it starts', async () => {
+  const run = (args) => spawnSync(HARK, ['worker', '--nats-url', nats.url, '--workers', '1', ...args],
+    { encoding: 'utf8', timeout: 60000, env: { ...process.env, HARK_LOG_LEVEL: 'info' } });
+  const r = run([]);
+  assert.notEqual(r.status, 0, r.stderr);
+  assert.match(r.stderr, /another hark \(hark worker pid \d+ on .*\) already serves ai\.voice\.stream\.\*/);
+  assert.match(r.stderr, /every result twice/);
+  assert.match(r.stderr, /Several workers/);
+  assert.match(r.stderr, /--allow-shared-subjects/);
+  await until(() => /is starting on ai\.voice\.stream\.\*/.test(worker.log()), 5000, 'the running worker logs the newcomer');
+  // a partition of its own: no conflict
+  const p = await startWorker(nats.url, ['--nats-subject-in', 'ai.voice.stream.p1']);
+  assert.equal(await p.stop(), 0, p.log());
+  assert.doesNotMatch(p.log(), /another hark/);
+  // the override starts, loudly
+  const o = await startWorker(nats.url, ['--allow-shared-subjects']);
+  assert.match(o.log(), /already serves ai\.voice\.stream\.\*; starting anyway/);
+  assert.equal(await o.stop(), 0, o.log());
+});
+
+test('hark worker --port serves /healthz, /readyz, /metrics (NATS sessions, gaps) and nothing else; --help lists only the worker\'s options', async () => {
+  const port = await freePort();
+  let ns = await startNats(port, dir);
+  const w = await startWorker(ns.url, ['--port', '0', '--nats-subject-in', 'e2e.health.in', '--nats-subject-out', 'e2e.health.out']);
+  const c = await startClient(ns.url, { prefixIn: 'e2e.health.in', prefixOut: 'e2e.health.out' });
+  try {
+    const hp = Number(w.stdout().match(/health on http:\/\/127\.0\.0\.1:(\d+)\/ \(\/healthz, \/readyz, \/metrics\)/)?.[1]);
+    assert.ok(hp > 0, w.stdout());
+    const http = `http://127.0.0.1:${hp}`;
+    assert.equal((await fetch(http + '/healthz')).status, 200);
+    assert.equal((await fetch(http + '/readyz')).status, 200);
+    for (const [method, p] of [['GET', '/'], ['GET', '/index.html'], ['POST', '/v1/listen'], ['POST', '/v1/audio/transcriptions']])
+      assert.equal((await fetch(http + p, { method, body: method === 'POST' ? 'x' : undefined })).status, 404, `${method} ${p}`);
+    const up = await curl(['-H', 'Connection: Upgrade', '-H', 'Upgrade: websocket', '-H', 'Sec-WebSocket-Version: 13',
+      '-H', 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==', http + '/v1/stream'], 10000);
+    assert.equal(up.status, 404);
+    // a NATS session with a gap shows in the metrics
+    const pcm = wavPcm(CLIPS[1]);
+    const id = 'health-1';
+    c.send(id, { type: 'start' });
+    c.send(id, { type: 'chunk', audio_b64: pcm.subarray(0, 32000).toString('base64'), timestamp: 100 });
+    await c.nc.flush();
+    const end = Date.now() + 20000;
+    let m = '';
+    while (Date.now() < end) {
+      m = await (await fetch(http + '/metrics')).text();
+      if (metricValue(m, 'hark_sessions_active') === 1) break;
+      await sleep(50);
+    }
+    assert.equal(metricValue(m, 'hark_sessions_active'), 1, m);
+    assert.equal(metricValue(m, 'hark_sessions_opened_total'), 1);
+    assert.equal(metricValue(m, 'hark_nats_connected'), 1);
+    c.send(id, { type: 'chunk', audio_b64: pcm.subarray(32000, 64000).toString('base64'), timestamp: 103 });
+    c.send(id, { type: 'end' });
+    await until(() => ofType(c.msgs(id), 'closed').length, 30000, 'closed of health-1');
+    m = await (await fetch(http + '/metrics')).text();
+    assert.equal(metricValue(m, 'hark_nats_audio_gaps_total'), 1, m);
+    assert.equal(metricValue(m, 'hark_nats_audio_gap_seconds_total'), 2);
+    assert.equal(metricValue(m, 'hark_sessions_active'), 0);
+    assert.ok(metricValue(m, 'hark_audio_seconds_total') >= 1.99);
+    assert.ok(metricValue(m, 'hark_nats_messages_total') >= 4);
+    // no NATS server: not ready
+    await ns.stop('SIGKILL');
+    await until(() => /disconnected from NATS/.test(w.log()), 10000, 'disconnect');
+    const r = await fetch(http + '/readyz');
+    assert.equal(r.status, 503);
+    assert.match(await r.text(), /not connected to NATS/);
+    ns = await startNats(port, dir);
+    await until(() => /reconnected to NATS/.test(w.log()), 30000, 'reconnect');
+    assert.equal((await fetch(http + '/readyz')).status, 200);
+  } finally {
+    await c.close().catch(() => {});
+    const code = await w.stop();
+    await ns.stop();
+    assert.equal(code, 0, 'worker exit status\n' + w.log().slice(-3000));
+  }
+  // without --port the worker opens no HTTP port
+  assert.doesNotMatch(worker.log() + '', /health on/);
+  const help = spawnSync(HARK, ['worker', '--help'], { encoding: 'utf8', timeout: 10000 }).stdout;
+  for (const f of ['--nats-url', '--port', '--host', '--max-sessions', '--allow-shared-subjects', '--audio-gap-threshold', '--log-level'])
+    assert.ok(help.includes(f + ' '), f);
+  for (const f of ['--api-keys', '--api-keys-file', '--max-sessions-per-key', '--max-body-bytes', '--idle-timeout'])
+    assert.ok(!help.includes(f + ' '), f);
+  const bad = spawnSync(HARK, ['worker', '--api-keys', 'k'], { encoding: 'utf8', timeout: 10000 });
+  assert.equal(bad.status, 1);
+  assert.match(bad.stderr, /'--api-keys' is for hark serve only/);
+});
+
+test('seed variables hark does not use are each named once on stderr with what hark does instead (values not shown)', () => {
+  const r = spawnSync(HARK, ['worker', '--engine', 'no-such-engine'], {
+    encoding: 'utf8', timeout: 20000,
+    env: { ...process.env, WHISPER_URL: 'http://user:s3cret@whisper:9000', WHISPER_MODEL_SIZE: 'base',
+      WHISPER_DEVICE: 'cuda', OTEL_ENABLED: 'true', HYPERDX_ENABLED: 'true' },
+  });
+  assert.equal(r.status, 3, r.stderr);
+  for (const [v, what] of [['WHISPER_URL', /calls no Whisper service/], ['WHISPER_MODEL_SIZE', /--model-dir/],
+    ['WHISPER_DEVICE', /CPU/], ['OTEL_ENABLED', /no OpenTelemetry.*\/metrics/], ['HYPERDX_ENABLED', /HyperDX.*stderr/]]) {
+    const lines = r.stderr.split('\n').filter((l) => l.includes(v + ' is set but not used'));
+    assert.equal(lines.length, 1, `${v}:\n${r.stderr}`);
+    assert.match(lines[0], what);
+  }
+  assert.ok(!r.stderr.includes('s3cret'));
+  const quiet = spawnSync(HARK, ['worker', '--engine', 'no-such-engine'], { encoding: 'utf8', timeout: 20000 });
+  assert.doesNotMatch(quiet.stderr, /is set but not used/);
+});
+
+test('one admission policy: during 2 batch uploads NATS starts are admitted like WebSocket sessions (busy workers are no signal)', async () => {
+  const pin = 'e2e.admit.in', pout = 'e2e.admit.out';
+  // default --max-busy-percent (90); queue wait is not what this test is about
+  const srv = await startServer(['--workers', '2', '--max-lag-ms', '60000', '--nats-subject-in', pin,
+    '--nats-subject-out', pout], { HARK_NATS_URL: nats.url });
+  const c = await startClient(nats.url, { prefixIn: pin, prefixOut: pout });
+  const long = Buffer.concat([...Array(2)].flatMap(() => CLIPS.map((f) => wavPcm(f))));
+  const file = wavFile(path.join(dir, 'long.wav'), long);
+  try {
+    const uploads = [0, 1].map(() => curl(['-H', 'Content-Type: audio/wav', '--data-binary', '@' + file, `${srv.http}/v1/listen`])
+      .catch((e) => ({ status: e.message })));
+    // the batch jobs keep both workers busy
+    let busy = 0, m = '';
+    const end = Date.now() + 30000;
+    while (Date.now() < end && busy < 0.9) {
+      await sleep(200);
+      m = await (await fetch(srv.http + '/metrics')).text();
+      busy = metricValue(m, 'hark_worker_busy_ratio');
+    }
+    assert.ok(busy >= 0.9, `workers ${busy} busy:\n${m}`);
+    assert.equal(metricValue(m, 'hark_sessions_active'), 2);
+    const ids = [0, 1, 2, 3].map((i) => `admit-${i}`);
+    for (const id of ids) c.send(id, { type: 'start' });
+    await c.nc.flush();
+    const ws = await openNative(srv.url, { encoding: 'pcm_s16le', sample_rate: 16000 });
+    assert.equal(ws.ready.type, 'ready', JSON.stringify(ws.ready));
+    await sleep(1000);
+    for (const id of ids) assert.equal(ofType(c.msgs(id), 'error').length, 0, `${id}: ${brief(c.msgs(id))}`);
+    m = await (await fetch(srv.http + '/metrics')).text();
+    assert.equal(metricValue(m, 'hark_sessions_active'), 7, 'batch, NATS and WebSocket sessions are counted together');
+    assert.equal(metricValue(m, 'hark_sessions_refused_total{reason="busy"}'), 0);
+    for (const id of ids) c.send(id, { type: 'end' });
+    ws.ws.send(JSON.stringify({ type: 'close' }));
+    await ws.closed;
+    for (const u of await Promise.all(uploads)) assert.equal(u.status, 200);
+  } finally {
+    await c.close().catch(() => {});
+    const code = await srv.stop();
+    assert.equal(code, 0, 'serve exit status\n' + srv.log().slice(-3000));
+  }
+});
+
+test('--max-sessions counts WebSocket and NATS sessions together on hark serve --nats-url', async () => {
+  const pin = 'e2e.max.in', pout = 'e2e.max.out';
+  const srv = await startServer(['--max-sessions', '2', '--workers', '2', '--max-busy-percent', '100', '--max-lag-ms', '60000',
+    '--nats-subject-in', pin, '--nats-subject-out', pout], { HARK_NATS_URL: nats.url });
+  const c = await startClient(nats.url, { prefixIn: pin, prefixOut: pout });
+  try {
+    const a = await openNative(srv.url, { encoding: 'pcm_s16le', sample_rate: 16000 });
+    assert.equal(a.ready.type, 'ready');
+    c.send('max-1', { type: 'start' });
+    await c.nc.flush();
+    await sleep(300);
+    assert.equal(ofType(c.msgs('max-1'), 'error').length, 0, brief(c.msgs('max-1')));
+    // full: one of each kind
+    c.send('max-2', { type: 'start' });
+    await until(() => ofType(c.msgs('max-2'), 'error').length, 10000, 'error of max-2');
+    assert.equal(ofType(c.msgs('max-2'), 'error')[0].code, 'limit_exceeded', brief(c.msgs('max-2')));
+    assert.match(ofType(c.msgs('max-2'), 'error')[0].message, /too many sessions \(max 2\)/);
+    const b = await openNative(srv.url, { encoding: 'pcm_s16le', sample_rate: 16000 });
+    assert.equal(b.ready.type, 'error', JSON.stringify(b.ready));
+    // the native dialect answers every refusal of admission as busy (close 1013)
+    assert.equal(b.ready.code, 'busy');
+    assert.match(b.ready.message, /too many sessions \(max 2\)/);
+    // the WebSocket session ends: a NATS start fits again
+    a.ws.send(JSON.stringify({ type: 'close' }));
+    await a.closed;
+    await sleep(300);
+    c.send('max-3', { type: 'start' });
+    c.send('max-3', { type: 'end' });
+    await until(() => ofType(c.msgs('max-3'), 'closed').length, 10000, 'closed of max-3');
+    assert.equal(ofType(c.msgs('max-3'), 'error').length, 0, brief(c.msgs('max-3')));
+    c.send('max-1', { type: 'end' });
+    await until(() => ofType(c.msgs('max-1'), 'closed').length, 10000, 'closed of max-1');
+  } finally {
+    await c.close().catch(() => {});
+    const code = await srv.stop();
+    assert.equal(code, 0, 'serve exit status\n' + srv.log().slice(-3000));
   }
 });

@@ -1233,6 +1233,7 @@ void natsw_destroy(struct natsw *nw)
         natsw_stop(nw);
         natsw_wait(nw);
     }
+    nw->stop_requested = 1; /* our own close below: no "disconnected" warning */
     if (nw->sub)
         natsSubscription_Destroy(nw->sub);
     if (nw->presence)
