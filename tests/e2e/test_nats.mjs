@@ -829,7 +829,7 @@ test('a second worker on the same subjects refuses to start, naming the fix; on 
   const run = (args) => spawnSync(HARK, ['worker', '--nats-url', nats.url, '--workers', '1', ...args],
     { encoding: 'utf8', timeout: 60000, env: { ...process.env, HARK_LOG_LEVEL: 'info' } });
   const r = run([]);
-  assert.notEqual(r.status, 0, r.stderr);
+  assert.equal(r.status, 4, r.stderr);
   assert.match(r.stderr, /another hark \(hark worker pid \d+ on .*\) already serves ai\.voice\.stream\.\*/);
   assert.match(r.stderr, /every result twice/);
   assert.match(r.stderr, /Several workers/);
