@@ -231,10 +231,18 @@ int wsconn_start(struct wsconn *c, const struct hark_options *opts, void *render
                  size_t n)
 {
     struct wsfe *fe = c->fe;
-    int rc = chan_create(&c->chan, fe->workers, fe->eng, opts, NULL, c->d->render, render_user,
-                         fe->cfg.session_buffer_bytes, err, n);
+    /* The slot wsfe_admit reserved; admitted now if none is waiting (the
+     * Deepgram dialect admits before the upgrade, in another callback). */
+    struct admit_slot *slot = wsfe_admit_take(fe);
+    int rc = slot ? 0 : admit_acquire(fe->admit, 1, &slot, err, n);
     if (rc)
         return rc;
+    rc = chan_create(&c->chan, fe->workers, fe->eng, opts, NULL, c->d->render, render_user,
+                     fe->cfg.session_buffer_bytes, err, n);
+    if (rc) {
+        admit_release(slot);
+        return rc;
+    }
     /* Workers may still render with it after the connection is gone. */
     if (render_user == c->dstate) {
         chan_on_free(c->chan, hark_free, c->dstate);
@@ -242,7 +250,7 @@ int wsconn_start(struct wsconn *c, const struct hark_options *opts, void *render
     }
     c->st = WC_STREAMING;
     c->session_started = clock_mono_ns();
-    c->slot = wsfe_admit_take(fe);
+    c->slot = slot;
     admit_bind(c->slot, c->chan);
     fe->n_sessions++;
     LOG_INFO(chan_session_id(c->chan), "session started on %s (%s)", c->path, c->d->name);
