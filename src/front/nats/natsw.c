@@ -101,7 +101,7 @@ struct natsw {
     unsigned log_count, log_suppressed;
 
     atomic_ullong msgs_in, errors_out, publish_failed, sessions_total;
-    struct metric *m_msgs, *m_errors, *m_gaps, *m_gap_seconds, *m_audio, *m_connected;
+    struct metric *m_msgs, *m_gaps, *m_gap_seconds, *m_audio, *m_connected;
 
     /* presence probe (one worker per subject space) */
     natsSubscription *presence;
