@@ -77,7 +77,8 @@ const char *hark_version(void);
     XX(TIMEOUT, -13, "timeout", "timed out")                                                       \
     XX(PROTOCOL, -14, "protocol_error", "message violates the protocol")                           \
     XX(AUTH, -15, "unauthorized", "missing or invalid credentials")                                \
-    XX(INTERNAL, -16, "internal_error", "internal error")
+    XX(INTERNAL, -16, "internal_error", "internal error")                                          \
+    XX(RESUME_FAILED, -17, "resume_failed", "the session cannot be resumed")
 
 enum hark_err {
     HARK_OK = 0,
