@@ -1,6 +1,9 @@
 // hark demo page: microphone -> AudioWorklet (20 ms s16le frames at 16 kHz)
-// -> WebSocket /v1/stream (native protocol) -> partial words in grey, final
-// words solid. Plain JS, no build step, no external resources.
+// -> hark-client (clients/js, served as /hark-client.js) -> WebSocket
+// /v1/stream (native protocol) -> partial words in grey, final words solid.
+// Plain JS modules, no build step, no external resources. The client keeps
+// the session through network faults (resume, or a new session replaying the
+// audio since the last final); the page only shows what happens.
 //
 // States shown in the header: idle, connecting, listening, reconnecting,
 // stopping (waiting for the last final after Stop), error.
@@ -8,19 +11,11 @@
 // Query parameters (for testing the less common paths):
 //   ?resample=worklet  run the AudioContext at the device rate and resample
 //                      in the worklet, as on browsers that refuse 16 kHz.
-'use strict';
+import { HarkClient } from './hark-client.js';
 
 const RATE = 16000;
 const FRAME_MS = 20;
-const PREROLL_FRAMES = 50; // audio kept while (re)connecting: 1 s
-const MAX_BUFFERED = 256 * 1024; // bytes queued on the socket before frames are dropped
-const BACKOFF_MIN_MS = 500;
-const BACKOFF_MAX_MS = 10000;
-// How long Stop waits for the server's last final. The server first finishes
-// the audio it has queued, which takes a while on a busy machine.
-const STOP_TIMEOUT_MS = 20000;
-// Close codes after which retrying cannot help (the server refused what we send).
-const FATAL_CLOSE = new Set([4400, 4415]);
+const FRAME_BYTES = (RATE * 2 * FRAME_MS) / 1000;
 
 const $ = (id) => document.getElementById(id);
 const ui = {
@@ -38,17 +33,11 @@ const ui = {
 };
 const params = new URLSearchParams(location.search);
 
-let running = false; // between Start and Stop
-let ws = null; // current socket (null between attempts)
-let ready = false; // current socket got "ready": audio may flow
-let attempt = 0; // consecutive failed attempts, for the backoff
-let retryTimer = null;
+let client = null; // between Start and the end of Stop
 let audio = null; // { stream, ctx, node, inputRate, outputRate }
-let preroll = []; // frames captured while not ready (bounded)
-let startedAt = 0; // performance.now() at Start
-let sessionOffset = 0; // seconds from Start to the current session's first audio
-let dropped = 0; // frames dropped because the socket was backed up
 let level = 0;
+let lostMs = 0; // audio the client had to drop during an outage
+let restarts = 0;
 
 function setState(s, detail) {
   ui.state.className = 'state ' + s;
@@ -67,8 +56,11 @@ function setInfo(parts) {
   renderInfo();
 }
 function renderInfo() {
-  const drops = dropped ? 'dropped ' + (dropped * FRAME_MS) / 1000 + ' s of audio (slow network)' : '';
-  ui.info.textContent = [...infoParts, drops].filter(Boolean).join(' · ');
+  const extra = [
+    restarts ? 'continued in a new session ' + restarts + '×' : '',
+    lostMs ? 'lost ' + (lostMs / 1000).toFixed(1) + ' s of audio (long outage)' : '',
+  ];
+  ui.info.textContent = [...infoParts, ...extra].filter(Boolean).join(' · ');
 }
 
 function wsUrl() {
@@ -95,124 +87,90 @@ function line(cls, at, text) {
   return p;
 }
 
+// Times of the client's events are seconds from Start, across reconnects.
 function showPartial(m) {
   if (!m || !m.text) {
     ui.partial.hidden = true;
     ui.partial.querySelector('.text').textContent = '';
     return;
   }
-  ui.partial.querySelector('time').textContent = clock(sessionOffset + (m.start || 0));
+  ui.partial.querySelector('time').textContent = clock(m.start || 0);
   ui.partial.querySelector('.text').textContent = m.text;
   ui.partial.hidden = false;
   ui.placeholder.hidden = true;
 }
 
-function addFinal(m, clearPartial = true) {
-  if (clearPartial) showPartial(null);
+function addFinal(m) {
+  showPartial(null);
   if (!m.text) return; // an utterance that turned out to be noise
-  ui.finals.append(line('final', sessionOffset + (m.start || 0), m.text));
+  ui.finals.append(line('final', m.start || 0, m.text));
   ui.placeholder.hidden = true;
   ui.finals.lastChild.scrollIntoView({ block: 'nearest' });
 }
 
-function onMessage(sock, ev) {
-  if (typeof ev.data !== 'string') return;
-  let m;
-  try {
-    m = JSON.parse(ev.data);
-  } catch (e) {
-    return;
-  }
-  // A socket that is no longer current is one that Stop is closing: it only
-  // delivers the last words of its session.
-  const current = sock === ws;
-  switch (m.type) {
-    case 'ready':
-      if (!current) break;
-      ready = true;
-      attempt = 0;
-      showError('');
-      // Frames still in the preroll were captured this long ago.
-      sessionOffset = (performance.now() - startedAt) / 1000 - (preroll.length * FRAME_MS) / 1000;
-      for (const f of preroll) sock.send(f);
-      preroll = [];
-      setInfo([
-        'session ' + m.session_id,
-        m.engine,
-        m.sample_rate / 1000 + ' kHz ' + m.encoding,
-        audio && audio.inputRate !== audio.outputRate
-          ? 'resampled ' + audio.inputRate + '→' + audio.outputRate + ' Hz in the worklet'
-          : audio && 'capture at ' + audio.inputRate + ' Hz',
-      ]);
-      if (running) setState('listening');
+function onClientState(c, ev) {
+  if (c !== client) return;
+  switch (ev.state) {
+    case 'connecting':
+      setState('connecting');
       break;
-    case 'transcript':
-      if (m.is_final) addFinal(m, current || !running);
-      else if (current || !running) showPartial(m);
+    case 'streaming':
+    case 'paused':
+      setState('listening');
       break;
-    case 'error':
-      showError(m.code + ': ' + m.message);
+    case 'finalizing':
+      setState('stopping', 'finishing the last words');
       break;
-    case 'closed':
-      if (current || !running) showPartial(null);
+    case 'reconnecting':
+      // The 'reconnecting' event that follows says when (unless the client
+      // reconnects at once, into a new session).
+      setState('reconnecting');
+      showPartial(null);
       break;
   }
 }
 
-function connect() {
-  retryTimer = null;
-  setState(attempt ? 'reconnecting' : 'connecting', attempt ? 'try ' + attempt : '');
-  const sock = new WebSocket(wsUrl());
-  ws = sock;
-  ready = false;
-  sock.binaryType = 'arraybuffer';
-  sock.onopen = () => {
-    sock.send(
-      JSON.stringify({
-        type: 'config',
-        encoding: 'pcm_s16le',
-        sample_rate: RATE,
-        channels: 1,
-        interim_results: true,
-      }),
-    );
-  };
-  sock.onmessage = (ev) => onMessage(sock, ev);
-  sock.onerror = () => {}; // onclose follows with the code
-  sock.onclose = (ev) => {
-    if (ws !== sock) return;
-    ws = null;
-    ready = false;
-    showPartial(null); // an unfinished utterance of a lost session never becomes final
-    if (!running) {
-      setState('idle');
-      return;
-    }
-    if (FATAL_CLOSE.has(ev.code)) {
-      fail('server refused the stream (' + ev.code + (ev.reason ? ' ' + ev.reason : '') + ')');
-      return;
-    }
-    // Reconnect with exponential backoff and jitter: 0.5 s, 1 s, 2 s ... 10 s.
-    const base = Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * 2 ** attempt);
-    const delay = Math.round(base * (0.8 + 0.4 * Math.random()));
-    attempt++;
-    setState('reconnecting', 'in ' + (delay / 1000).toFixed(1) + ' s');
-    retryTimer = setTimeout(connect, delay);
-  };
-}
-
-function onFrame(pcm) {
-  if (ws && ready && ws.readyState === WebSocket.OPEN) {
-    if (ws.bufferedAmount > MAX_BUFFERED) {
-      dropped++; // the network cannot keep up; stay live rather than fall behind
-      if (dropped % 50 === 1) renderInfo();
-      return;
-    }
-    ws.send(pcm);
-  } else if (running) {
-    preroll.push(pcm);
-    if (preroll.length > PREROLL_FRAMES) preroll.shift();
-  }
+function makeClient() {
+  const c = new HarkClient({
+    url: wsUrl(),
+    config: { encoding: 'pcm_s16le', sample_rate: RATE, channels: 1, interim_results: true },
+    chunkBytes: FRAME_BYTES, // a backlog goes out as the 20 ms frames it was captured in
+    // How long Stop waits for the server's last final. The server first
+    // finishes the audio it has queued, which takes a while on a busy machine.
+    closeTimeoutMs: 20000,
+  });
+  c.on('state', (ev) => onClientState(c, ev));
+  c.on('reconnecting', (ev) => {
+    if (c === client && c.state === 'reconnecting')
+      setState('reconnecting', 'try ' + ev.attempt + ' in ' + (ev.delay_ms / 1000).toFixed(1) + ' s');
+  });
+  c.on('ready', (m) => {
+    showError('');
+    setInfo([
+      'session ' + m.session_id,
+      m.engine,
+      m.sample_rate / 1000 + ' kHz ' + m.encoding,
+      audio && audio.inputRate !== audio.outputRate
+        ? 'resampled ' + audio.inputRate + '→' + audio.outputRate + ' Hz in the worklet'
+        : audio && 'capture at ' + audio.inputRate + ' Hz',
+    ]);
+  });
+  c.on('resumed', () => showError(''));
+  c.on('restarted', () => {
+    restarts++;
+    renderInfo();
+  });
+  c.on('audio_lost', (ev) => {
+    lostMs += ev.to_ms - ev.from_ms;
+    renderInfo();
+  });
+  c.on('partial', (m) => showPartial(m));
+  c.on('final', (m) => addFinal(m));
+  c.on('error', (m) => {
+    showError(m.code + ': ' + m.message);
+    if (m.fatal && c === client) fail(m.code + ': ' + m.message);
+  });
+  return c;
 }
 
 function drawLevel() {
@@ -264,7 +222,10 @@ async function openAudio() {
     node.port.onmessage = (e) => {
       if (e.data.type === 'frame') {
         level = Math.max(e.data.rms, level * 0.85);
-        onFrame(e.data.pcm);
+        // The client queues frames while it (re)connects and sends them
+        // when it can: nothing is dropped unless an outage outlasts its
+        // buffer (then it says so: audio_lost).
+        if (client && !client.closing) client.send(e.data.pcm);
       }
     };
     src.connect(node);
@@ -287,15 +248,10 @@ function closeAudio() {
 }
 
 function fail(msg) {
-  running = false;
-  clearTimeout(retryTimer);
-  retryTimer = null;
+  const c = client;
+  client = null;
   closeAudio();
-  if (ws) {
-    const sock = ws;
-    ws = null;
-    sock.close();
-  }
+  if (c) c.close();
   setState('error');
   showError(msg);
   ui.start.disabled = false;
@@ -303,10 +259,14 @@ function fail(msg) {
 }
 
 async function start() {
-  if (running) return;
+  if (client) return;
   showError('');
   ui.start.disabled = true;
   setState('connecting', 'microphone');
+  lostMs = 0;
+  restarts = 0;
+  const c = makeClient();
+  client = c;
   try {
     audio = await openAudio();
   } catch (e) {
@@ -314,44 +274,25 @@ async function start() {
     fail('microphone: ' + why);
     return;
   }
-  running = true;
-  attempt = 0;
-  dropped = 0;
-  preroll = [];
-  startedAt = performance.now();
+  if (client !== c) return;
   ui.stop.disabled = false;
   requestAnimationFrame(drawLevel);
-  connect();
+  c.connect().catch(() => {}); // failures arrive as events
 }
 
-function stop() {
-  if (!running) return;
-  running = false;
-  clearTimeout(retryTimer);
-  retryTimer = null;
+async function stop() {
+  const c = client;
+  if (!c) return;
   closeAudio();
-  preroll = [];
-  ui.start.disabled = false;
   ui.stop.disabled = true;
-  const sock = ws;
-  ws = null;
-  if (sock && ready && sock.readyState === WebSocket.OPEN) {
-    // The server answers with the last final, "closed", then closes.
-    sock.send(JSON.stringify({ type: 'close' }));
-    setState('stopping', 'finishing the last words');
-    const timer = setTimeout(() => sock.close(), STOP_TIMEOUT_MS);
-    sock.onclose = () => {
-      clearTimeout(timer);
-      if (running || ws) return; // Start was pressed again meanwhile
-      showPartial(null);
-      setState('idle');
-    };
-  } else {
-    if (sock) sock.close();
-    showPartial(null);
-    setState('idle');
-  }
-  ready = false;
+  // The server finishes the audio it has, sends the last finals and
+  // "closed"; the client waits for them (and keeps reconnecting meanwhile).
+  await c.close();
+  if (client !== c) return; // failed meanwhile
+  client = null;
+  showPartial(null);
+  setState('idle');
+  ui.start.disabled = false;
 }
 
 function clearTranscript() {
@@ -364,7 +305,7 @@ ui.start.onclick = start;
 ui.stop.onclick = stop;
 ui.clear.onclick = clearTranscript;
 window.addEventListener('pagehide', () => {
-  if (ws && ready) ws.send(JSON.stringify({ type: 'close' }));
+  if (client) client.close();
 });
 if (!window.AudioWorkletNode || !navigator.mediaDevices) {
   ui.start.disabled = true;

@@ -44,6 +44,8 @@ export interface HarkClientOptions {
   bufferBytes?: number;
   /** Ring buffer size in seconds of audio (raw encodings). Default 60. */
   bufferSeconds?: number;
+  /** Largest binary message sent (backlogs are split). Default 100 ms of raw audio, else 16 KiB. */
+  chunkBytes?: number;
   /** Exponential backoff with full jitter: uniform in [0, min(capMs, baseMs * 2^attempt)). Default 250 / 10000. */
   backoff?: { baseMs?: number; capMs?: number };
   /** A keepalive after this long without audio. Default 5000. */

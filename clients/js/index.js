@@ -42,7 +42,6 @@ const RAW = {
 const FATAL_CLOSE = new Set([4400, 4415]);
 const RESUME_FAILED_CLOSE = 4404;
 const MAX_SOCKET_BUFFERED = 512 * 1024; // bytes queued on a socket before the pump waits
-const SEND_CHUNK = 32 * 1024; // largest binary message the pump sends
 
 export const STATES = ['connecting', 'streaming', 'paused', 'reconnecting', 'finalizing', 'closed'];
 
@@ -145,6 +144,9 @@ export class HarkClient {
     this.rate = (this.config.sample_rate || 16000) * (this.config.channels || 1) * (this.raw ? this.raw.bytes : 0);
     this.frameBytes = this.raw ? this.raw.bytes * (this.config.channels || 1) : 1;
     const bufferBytes = options.bufferBytes ?? (this.raw ? Math.round(this.rate * (options.bufferSeconds ?? 60)) : 4 << 20);
+    // Largest binary message: 100 ms of raw audio, so that controls queued
+    // behind a backlog are not held up long.
+    this.chunkBytes = options.chunkBytes ?? (this.raw ? Math.max(this.frameBytes, this.bytesAt(100)) : 16384);
     this.ring = new AudioRing(Math.max(this.frameBytes, bufferBytes - (bufferBytes % this.frameBytes)));
 
     this.handlers = new Map();
@@ -255,10 +257,11 @@ export class HarkClient {
   // one, with {reason:'timeout'}).
   close() {
     if (this.closePromise) return this.closePromise;
+    if (this.done) return (this.closePromise = Promise.resolve(this.closedEvent));
     this.closePromise = new Promise((resolve) => {
       this.closeResolve = resolve;
     });
-    if (this.state === 'idle' || this.done) {
+    if (this.state === 'idle') {
       this.finish({ reason: 'client' });
       return this.closePromise;
     }
@@ -448,6 +451,7 @@ export class HarkClient {
     }
     this.setClientState('closed');
     const ev = { type: 'closed', session_id: this.session?.id ?? null, ...closed };
+    this.closedEvent = ev;
     this.emit('closed', ev);
     if (this.readyReject) this.readyReject(new Error('closed before ready: ' + (closed.message || closed.reason)));
     if (this.closeResolve) this.closeResolve(ev);
@@ -609,7 +613,7 @@ export class HarkClient {
       if (this.sent < limit) {
         if (ws.bufferedAmount > MAX_SOCKET_BUFFERED) break;
         let chunk;
-        const to = Math.min(limit, this.sent + SEND_CHUNK);
+        const to = Math.min(limit, this.sent + this.chunkBytes);
         if (this.sent < this.ring.start) {
           // Lost in an overflow (reported then): silence keeps the times.
           const n = Math.min(to, this.ring.start) - this.sent;
