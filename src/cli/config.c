@@ -33,10 +33,21 @@ struct cfg_row {
 /* clang-format off */
 static const struct cfg_row rows[] = {
     {"host", "HARK_HOST", NULL, CFG_STR, OFF(host), "127.0.0.1", 0, 0, NULL, "network",
-     "address to listen on (0.0.0.0 for all interfaces)", BOTH},
+     "IP address to listen on, exactly: 127.0.0.1 or ::1 (this machine only), 0.0.0.0 (every "
+     "IPv4 address), :: (every IPv6 address), or one address of this machine", BOTH},
     {"port", "HARK_PORT", NULL, CFG_INT, OFF(port), "8080", 0, 65535, NULL, "network",
      "TCP port for WebSocket and HTTP (0 = pick a free port and print it); `hark worker` serves "
      "/healthz, /readyz and /metrics on it, only when it is given", BOTH},
+    {"tls-cert", "HARK_TLS_CERT", NULL, CFG_STR, OFF(tls_cert), "", 0, 0, NULL, "network",
+     "PEM certificate (chain) file: serve https and wss on the port instead of http and ws; "
+     "needs --tls-key", BOTH},
+    {"tls-key", "HARK_TLS_KEY", NULL, CFG_STR, OFF(tls_key), "", 0, 0, NULL, "network",
+     "PEM private key file (unencrypted) of --tls-cert", BOTH},
+    {"allowed-origins", "HARK_ALLOWED_ORIGINS", NULL, CFG_STR, OFF(allowed_origins), "", 0, 0,
+     NULL, "network",
+     "browser origins (scheme://host[:port], comma-separated, * = any) allowed besides the "
+     "server's own to open WebSockets and call the batch endpoints (CORS); requests from other "
+     "origins get 403, requests without Origin (non-browser clients) pass", CONFIG_SERVE},
     {"max-sessions", "HARK_MAX_SESSIONS", NULL, CFG_INT, OFF(max_sessions), "64", 1, 100000, NULL,
      "limits", "most sessions open at once, of every front end together (WebSocket, batch, NATS); "
      "more are refused with a retryable error", BOTH},

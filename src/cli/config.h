@@ -22,6 +22,9 @@ struct config {
     /* network */
     char host[128];
     int port;
+    char tls_cert[512];
+    char tls_key[512];
+    char allowed_origins[4096];
     /* limits */
     int max_sessions;
     int max_frame_bytes;

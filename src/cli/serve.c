@@ -275,6 +275,9 @@ int cli_serve_run(int argc, char **argv, int with_ws)
         .health_only = !with_ws,
         .not_ready = with_ws ? NULL : nats_not_ready,
         .ready_user = &nw,
+        .tls_cert = cfg.tls_cert,
+        .tls_key = cfg.tls_key,
+        .allowed_origins = cfg.allowed_origins,
     };
     if (with_http && (rc = wsfe_create(&fe, &wc, eng, err, sizeof err))) {
         fprintf(stderr, "%s: %s\n", cmd, err);
@@ -296,16 +299,26 @@ int cli_serve_run(int argc, char **argv, int with_ws)
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
 
-    if (fe && !with_ws) {
-        const char *shown = strcmp(cfg.host, "0.0.0.0") ? cfg.host : "127.0.0.1";
-        printf("hark %s health on http://%s:%d/ (/healthz, /readyz, /metrics)\n", hark_version(),
-               shown, wsfe_port(fe));
-    } else if (fe) {
-        int port = wsfe_port(fe);
-        const char *shown = strcmp(cfg.host, "0.0.0.0") ? cfg.host : "127.0.0.1";
-        printf("hark %s listening on http://%s:%d/ (demo page), ws://%s:%d/v1/stream; engine %s, "
-               "%u workers\n",
-               hark_version(), shown, port, shown, port, cfg.engine, workers);
+    if (fe) {
+        /* A URL that works from this machine: the any-address as the
+         * loopback one, IPv6 in brackets. */
+        int port = wsfe_port(fe), v6 = 0, tls = cfg.tls_cert[0] != 0;
+        char addr[sizeof cfg.host], shown[sizeof cfg.host + 2];
+        if (listen_parse_host(cfg.host, addr, sizeof addr, &v6))
+            snprintf(addr, sizeof addr, "%s", cfg.host); /* cannot be: it listens */
+        if (!strcmp(addr, "0.0.0.0"))
+            snprintf(addr, sizeof addr, "127.0.0.1");
+        else if (!strcmp(addr, "::"))
+            snprintf(addr, sizeof addr, "::1");
+        snprintf(shown, sizeof shown, v6 ? "[%s]" : "%s", addr);
+        if (!with_ws)
+            printf("hark %s health on %s://%s:%d/ (/healthz, /readyz, /metrics)\n", hark_version(),
+                   tls ? "https" : "http", shown, port);
+        else
+            printf("hark %s listening on %s://%s:%d/ (demo page), %s://%s:%d/v1/stream; engine "
+                   "%s, %u workers\n",
+                   hark_version(), tls ? "https" : "http", shown, port, tls ? "wss" : "ws", shown,
+                   port, cfg.engine, workers);
     }
     if (nw)
         printf("hark %s worker on NATS %s (%s): %s.* -> %s.*; engine %s, %u workers\n",

@@ -40,19 +40,20 @@ export async function startServer(args = [], env = {}) {
   });
   let out = '', err = '';
   proc.stderr.on('data', (d) => { err += d; });
-  const port = await new Promise((resolve, reject) => {
+  // "listening on http://127.0.0.1:PORT/", https:// with TLS, [::1] for IPv6
+  const [scheme, host, port] = await new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error('server did not start:\n' + err)), 30000);
     proc.stdout.on('data', (d) => {
       out += d;
-      const m = out.match(/listening on http:\/\/[^:]+:(\d+)\//);
-      if (m) { clearTimeout(timer); resolve(Number(m[1])); }
+      const m = out.match(/listening on (https?):\/\/(\[[^\]]+\]|[^:/]+):(\d+)\//);
+      if (m) { clearTimeout(timer); resolve([m[1], m[2], Number(m[3])]); }
     });
     proc.on('exit', (code) => { clearTimeout(timer); reject(new Error(`server exited ${code}:\n${err}`)); });
   });
   return {
-    proc, port,
-    url: `ws://127.0.0.1:${port}`,
-    http: `http://127.0.0.1:${port}`,
+    proc, port, host,
+    url: `${scheme === 'https' ? 'wss' : 'ws'}://${host}:${port}`,
+    http: `${scheme}://${host}:${port}`,
     log: () => err,
     async stop(signal = 'SIGTERM') {
       if (proc.exitCode !== null) return proc.exitCode;

@@ -140,16 +140,32 @@ static int find_key(const struct auth *a, const char *k, size_t len)
     return found;
 }
 
-/* The credential a request carries, into buf: 1 found, 0 none. *bad_scheme
- * is set when an Authorization header was there but not Token/Bearer. */
-static int credential(struct lws *wsi, char *buf, size_t size, int *bad_scheme)
+/* A whole header (hark_free), or NULL when absent or out of memory. lws
+ * bounds headers by max_http_header_data, so this is never large. */
+static char *header_dup(struct lws *wsi, enum lws_token_indexes h)
 {
-    char hdr[MAX_KEY_LEN + 64];
+    int len = lws_hdr_total_length(wsi, h);
+    if (len <= 0)
+        return NULL;
+    char *v = hark_malloc((size_t)len + 1);
+    if (v && lws_hdr_copy(wsi, v, len + 1, h) < 0) {
+        hark_free(v);
+        v = NULL;
+    }
+    return v;
+}
+
+/* The credential a request carries: 1 found (*key, *key_len point into
+ * *hold, which the caller frees), 0 none. *bad_scheme is set when an
+ * Authorization header was there but not Token/Bearer. Any length is read:
+ * a key too long to be one of ours is an invalid key, not a missing one. */
+static int credential(struct lws *wsi, char **hold, const char **key, size_t *key_len,
+                      int *bad_scheme)
+{
     *bad_scheme = 0;
-    int len = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_AUTHORIZATION);
-    if (len > 0 && (size_t)len < sizeof hdr &&
-        lws_hdr_copy(wsi, hdr, sizeof hdr, WSI_TOKEN_HTTP_AUTHORIZATION) > 0) {
-        const char *p = hdr;
+    *hold = header_dup(wsi, WSI_TOKEN_HTTP_AUTHORIZATION);
+    if (*hold) {
+        const char *p = *hold;
         if (!strncasecmp(p, "token ", 6))
             p += 6;
         else if (!strncasecmp(p, "bearer ", 7))
@@ -159,23 +175,27 @@ static int credential(struct lws *wsi, char *buf, size_t size, int *bad_scheme)
         if (p) {
             while (*p == ' ')
                 p++;
-            snprintf(buf, size, "%s", p);
+            *key = p;
+            *key_len = strlen(p);
             return 1;
         }
         *bad_scheme = 1;
+        hark_free(*hold);
     }
-    len = lws_hdr_total_length(wsi, WSI_TOKEN_PROTOCOL);
-    if (len > 0 && (size_t)len < sizeof hdr &&
-        lws_hdr_copy(wsi, hdr, sizeof hdr, WSI_TOKEN_PROTOCOL) > 0) {
+    *hold = header_dup(wsi, WSI_TOKEN_PROTOCOL);
+    if (*hold) {
         /* "token, KEY[, x-deepgram-session-id, UUID]" or "bearer, KEY" */
-        char *save = NULL, *first = strtok_r(hdr, ", ", &save);
+        char *save = NULL, *first = strtok_r(*hold, ", ", &save);
         if (first && (!strcasecmp(first, "token") || !strcasecmp(first, "bearer"))) {
-            char *key = strtok_r(NULL, ", ", &save);
-            if (key) {
-                snprintf(buf, size, "%s", key);
+            char *k = strtok_r(NULL, ", ", &save);
+            if (k) {
+                *key = k;
+                *key_len = strlen(k);
                 return 1;
             }
         }
+        hark_free(*hold);
+        *hold = NULL;
     }
     return 0;
 }
@@ -185,14 +205,17 @@ int auth_check(struct auth *a, struct lws *wsi, int *key_index, char *why, size_
     *key_index = -1;
     if (!auth_enabled(a))
         return 0;
-    char cred[MAX_KEY_LEN + 64];
+    char *hold;
+    const char *cred;
+    size_t cred_len;
     int bad_scheme;
-    if (!credential(wsi, cred, sizeof cred, &bad_scheme))
+    if (!credential(wsi, &hold, &cred, &cred_len, &bad_scheme))
         return err_set(why, n, HARK_E_AUTH,
                        "%s: send 'Authorization: Token KEY' (or Bearer), or the WebSocket "
                        "subprotocols 'token, KEY'",
                        bad_scheme ? "unsupported Authorization scheme" : "an API key is required");
-    int k = find_key(a, cred, strlen(cred));
+    int k = cred_len <= MAX_KEY_LEN ? find_key(a, cred, cred_len) : -1;
+    hark_free(hold);
     if (k < 0)
         return err_set(why, n, HARK_E_AUTH, "invalid API key");
     *key_index = k;

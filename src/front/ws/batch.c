@@ -1029,7 +1029,7 @@ static int write_response(struct batch *b)
                 wsi, (const unsigned char *)"retry-after:", (const unsigned char *)RETRY_AFTER,
                 (int)strlen(RETRY_AFTER), &p, end))
             return -1;
-        if (lws_finalize_write_http_header(wsi, start, &p, end))
+        if (origin_add_cors(wsi, &p, end) || lws_finalize_write_http_header(wsi, start, &p, end))
             return -1;
         b->hdr_sent = 1;
         lws_callback_on_writable(wsi);
@@ -1078,22 +1078,36 @@ static int header(struct lws *wsi, enum lws_token_indexes h, char *out, size_t n
 /* Deepgram query parameters beyond session options. */
 static int dg_extra_query(struct batch *b, char *err, size_t n)
 {
-    char v[64];
+    /* Every argument, whatever its length: lws_get_urlarg_by_name stops at
+     * the first one longer than its buffer, so a long callback URL (or any
+     * long argument before it) would be silently ignored. */
     b->utt_split = DEFAULT_UTT_SPLIT;
-    const char *s = lws_get_urlarg_by_name(b->wsi, "utt_split=", v, sizeof v);
-    if (s) {
-        char *end;
-        double x = strtod(s, &end);
-        if (end == s || *end || !(x >= 0.05 && x <= 60))
-            return err_set(err, n, HARK_E_BAD_OPTION,
-                           "utt_split: '%s' is not a number of seconds from 0.05 to 60", s);
-        b->utt_split = x;
+    size_t n_args;
+    char **args = http_query_args(b->wsi, &n_args);
+    if (!args)
+        return err_set(err, n, HARK_E_NOMEM, "out of memory");
+    int rc = 0;
+    const char *utt = NULL;
+    for (size_t i = 0; i < n_args && !rc; i++) {
+        if (!strncmp(args[i], "utt_split=", 10) && !utt)
+            utt = args[i] + 10; /* the first wins, as for other parameters */
+        else if (!strncmp(args[i], "callback=", 9))
+            rc = err_set(err, n, HARK_E_UNSUPPORTED,
+                         "callback: asynchronous callbacks are not supported; the response "
+                         "carries the results");
     }
-    if (lws_get_urlarg_by_name(b->wsi, "callback=", v, sizeof v))
-        return err_set(err, n, HARK_E_UNSUPPORTED,
-                       "callback: asynchronous callbacks are not supported; the response "
-                       "carries the results");
-    return 0;
+    if (!rc && utt) {
+        char *end;
+        double x = strtod(utt, &end);
+        if (end == utt || *end || !(x >= 0.05 && x <= 60))
+            rc = err_set(err, n, HARK_E_BAD_OPTION,
+                         "utt_split: '%.60s%s' is not a number of seconds from 0.05 to 60", utt,
+                         strlen(utt) > 60 ? "..." : "");
+        else
+            b->utt_split = x;
+    }
+    hark_free(args);
+    return rc;
 }
 
 static enum kind kind_of(const char *path)

@@ -183,12 +183,18 @@ static void dg_refuse(struct wsfe *fe, struct lws *wsi, unsigned status, int err
     buf_json_key(&b, "request_id");
     buf_json_str(&b, id);
     buf_putc(&b, '}');
-    /* dg-error carries the message too (header-safe: no newlines) */
+    /* dg-error carries the message too. Header values must be printable
+     * ASCII (the message may quote what the client sent, e.g. a language
+     * of raw bytes): other bytes are written as %XX, like in the URL. */
     char hdr[300];
-    snprintf(hdr, sizeof hdr, "%s", msg);
-    for (char *q = hdr; *q; q++)
-        if (*q == '\r' || *q == '\n')
-            *q = ' ';
+    size_t k = 0;
+    for (const unsigned char *q = (const unsigned char *)msg; *q && k + 4 < sizeof hdr; q++) {
+        if (*q >= 0x20 && *q < 0x7f)
+            hdr[k++] = (char)*q;
+        else
+            k += (size_t)snprintf(hdr + k, sizeof hdr - k, "%%%02X", *q);
+    }
+    hdr[k] = 0;
     const char *extra[] = {"dg-error:", hdr, "dg-request-id:", id, NULL};
     if (!b.oom)
         http_respond(wsi, status, "application/json", b.data, b.len, extra);

@@ -22,8 +22,11 @@ int http_respond(struct lws *wsi, unsigned status, const char *mime, const void 
                                         (const unsigned char *)extra[1], (int)strlen(extra[1]), &p,
                                         end))
             return -1;
-    if (lws_finalize_write_http_header(wsi, start, &p, end))
+    if (origin_add_cors(wsi, &p, end) || lws_finalize_write_http_header(wsi, start, &p, end))
         return -1;
+    /* HEAD: the headers of a GET, no body */
+    if (lws_hdr_total_length(wsi, WSI_TOKEN_HEAD_URI) > 0)
+        len = 0;
     unsigned char *out = hark_malloc(LWS_PRE + len + 1);
     if (!out)
         return -1;
@@ -88,25 +91,67 @@ int http_error(struct lws *wsi, unsigned status, const char *code, const char *m
     return rc;
 }
 
+/* A GET resource: health, metrics, demo assets. */
+static const struct web_asset *asset_for(const char *path)
+{
+    const char *want = strcmp(path, "/") ? path : "/index.html";
+    for (const struct web_asset *a = web_assets; a->path; a++)
+        if (!strcmp(a->path, want))
+            return a;
+    return NULL;
+}
+
 int http_handle(struct wsfe *fe, struct lws *wsi, const char *path)
 {
     int post = lws_hdr_total_length(wsi, WSI_TOKEN_POST_URI) > 0;
+    int get = lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI) > 0 ||
+              lws_hdr_total_length(wsi, WSI_TOKEN_HEAD_URI) > 0;
     int batch = post && batch_is_path(path);
     if (wsfe_config(fe)->health_only &&
         (post || (strcmp(path, "/healthz") && strcmp(path, "/readyz") && strcmp(path, "/metrics"))))
         return http_error(wsi, HTTP_STATUS_NOT_FOUND, "not_found",
                           "this port serves /healthz, /readyz and /metrics only");
+    char refused[400];
+    if (lws_hdr_total_length(wsi, WSI_TOKEN_OPTIONS_URI) > 0)
+        return origin_preflight(fe, wsi);
+    /* A page elsewhere may POST a form here (no preflight): refused before
+     * any audio is read. */
+    if (batch && origin_check(fe, wsi, refused, sizeof refused))
+        return batch_refuse(wsi, path, HTTP_STATUS_FORBIDDEN, HARK_E_AUTH, refused);
     if (strcmp(path, "/healthz") && strcmp(path, "/readyz")) {
-        char why[256];
         int key;
-        if (auth_check(wsfe_auth(fe), wsi, &key, why, sizeof why))
-            return batch ? batch_refuse(wsi, path, HTTP_STATUS_UNAUTHORIZED, HARK_E_AUTH, why)
-                         : http_error(wsi, HTTP_STATUS_UNAUTHORIZED, "unauthorized", why);
+        if (auth_check(wsfe_auth(fe), wsi, &key, refused, sizeof refused))
+            return batch ? batch_refuse(wsi, path, HTTP_STATUS_UNAUTHORIZED, HARK_E_AUTH, refused)
+                         : http_error(wsi, HTTP_STATUS_UNAUTHORIZED, "unauthorized", refused);
     }
     if (batch)
         return batch_begin(fe, wsi, path);
+    int known = !strcmp(path, "/healthz") || !strcmp(path, "/readyz") ||
+                !strcmp(path, "/metrics") || asset_for(path);
+    if ((!get && known) || (!post && batch_is_path(path))) {
+        /* each path has its methods; others are 405 with the ones it has */
+        const char *allow = known ? "GET, HEAD, OPTIONS" : "POST, OPTIONS";
+        const char *extra[] = {"allow:", allow, NULL};
+        char msg[120];
+        snprintf(msg, sizeof msg, "this path accepts %s", allow);
+        struct buf b;
+        buf_init(&b);
+        buf_puts(&b, "{\"error\":{");
+        buf_json_key(&b, "code");
+        buf_json_str(&b, "method_not_allowed");
+        buf_json_key(&b, "message");
+        buf_json_str(&b, msg);
+        buf_puts(&b, "}}");
+        int rc = b.oom ? -1
+                       : http_respond(wsi, HTTP_STATUS_METHOD_NOT_ALLOWED, "application/json",
+                                      b.data, b.len, extra);
+        buf_deinit(&b);
+        return rc;
+    }
     if (post)
         return http_error(wsi, HTTP_STATUS_NOT_FOUND, "not_found", "no POST endpoint at this path");
+    if (!get)
+        return http_error(wsi, HTTP_STATUS_NOT_FOUND, "not_found", "no such resource");
     if (!strcmp(path, "/healthz"))
         return respond(wsi, HTTP_STATUS_OK, "text/plain", "ok\n", 3);
     if (!strcmp(path, "/readyz")) {
@@ -129,9 +174,8 @@ int http_handle(struct wsfe *fe, struct lws *wsi, const char *path)
         buf_deinit(&b);
         return rc;
     }
-    const char *want = strcmp(path, "/") ? path : "/index.html";
-    for (const struct web_asset *a = web_assets; a->path; a++)
-        if (!strcmp(a->path, want))
-            return respond(wsi, HTTP_STATUS_OK, a->mime, a->data, a->len);
+    const struct web_asset *a = asset_for(path);
+    if (a)
+        return respond(wsi, HTTP_STATUS_OK, a->mime, a->data, a->len);
     return http_error(wsi, HTTP_STATUS_NOT_FOUND, "not_found", "no such resource");
 }

@@ -39,6 +39,7 @@ struct wsfe {
     struct admit_slot *admitted; /* wsfe_admit's slot, until a session takes it */
     struct lws_context *ctx;
     struct lws_vhost *vhost;
+    char iface[64]; /* the address lws binds (it keeps the pointer) */
     lws_sorted_usec_list_t tick;
     struct wsconn *conns;
     struct batch *batches; /* batch.c: POST transcriptions in progress */
@@ -414,6 +415,13 @@ static int confirm_upgrade(struct wsfe *fe, struct lws *wsi)
     }
     const struct dialect_ops *d = dialect_for(path);
     /* Refuse before the upgrade, with a real HTTP status and a JSON body. */
+    if (origin_check(fe, wsi, why, sizeof why)) {
+        if (d->refuse)
+            d->refuse(fe, wsi, HTTP_STATUS_FORBIDDEN, HARK_E_AUTH, why);
+        else
+            http_error(wsi, HTTP_STATUS_FORBIDDEN, "forbidden", why);
+        return 1;
+    }
     if (auth_check(fe->auth, wsi, &key, why, sizeof why)) {
         if (d->refuse)
             d->refuse(fe, wsi, HTTP_STATUS_UNAUTHORIZED, HARK_E_AUTH, why);
@@ -732,16 +740,19 @@ int wsfe_create(struct wsfe **out, const struct wsfe_cfg *cfg, struct hark_engin
     struct lws_context_creation_info info;
     memset(&info, 0, sizeof info);
     info.port = cfg->port;
-    info.iface = cfg->host;
     info.protocols = protocols;
     info.pvo = &pvo;
     info.user = fe;
     info.options = LWS_SERVER_OPTION_FAIL_UPON_UNABLE_TO_BIND | LWS_SERVER_OPTION_VALIDATE_UTF8;
+    if ((rc = listen_configure(&info, cfg, fe->iface, sizeof fe->iface, err, n)))
+        goto fail;
     info.max_http_header_data = 8192;
     info.vhost_name = "hark";
     fe->ctx = lws_create_context(&info);
     if (!fe->ctx) {
-        rc = err_set(err, n, HARK_E_IO, "cannot listen on %s:%d (address in use or not allowed)",
+        rc = err_set(err, n, HARK_E_IO,
+                     "cannot listen on %s port %d (address in use, not on this machine, or not "
+                     "allowed)",
                      cfg->host, cfg->port);
         goto fail;
     }

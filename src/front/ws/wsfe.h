@@ -60,6 +60,10 @@ struct wsfe_cfg {
      * else why not (a line for /readyz's 503). Service thread. */
     const char *(*not_ready)(void *user);
     void *ready_user;
+    const char *tls_cert, *tls_key; /* PEM files; NULL/"" = plain http/ws */
+    /* Origins (comma list, "*" = any) browsers may connect from besides the
+     * server's own; requests without Origin are not browsers and pass. */
+    const char *allowed_origins;
 };
 
 /* Wire dialect of one connection, chosen by the request path. */
@@ -169,6 +173,31 @@ char **http_query_args(struct lws *wsi, size_t *n);
 /* {"error":{"code":...,"message":...}} */
 int http_error(struct lws *wsi, unsigned status, const char *code, const char *message);
 struct auth *wsfe_auth(struct wsfe *fe);
+
+/* listen.c: the listening address and TLS (before the context exists) */
+struct lws_context_creation_info;
+/* An IP literal ("[::1]" and "localhost" too) into addr; *is_ipv6 set.
+ * -1 when host is not an address. Pure. */
+int listen_parse_host(const char *host, char *addr, size_t size, int *is_ipv6);
+/* Both or neither file; each readable PEM, the key the certificate's. */
+int listen_check_tls(const char *cert_path, const char *key_path, char *err, size_t n);
+/* Sets iface (stored in iface[size]), family options and TLS of info. */
+int listen_configure(struct lws_context_creation_info *info, const struct wsfe_cfg *cfg,
+                     char *iface, size_t size, char *err, size_t n);
+
+/* origin.c: browser origins (--allowed-origins) and CORS */
+/* 1 when the request may proceed: no Origin header, the server's own
+ * origin, or a listed one. origin (size n) gets the header ("" = none). */
+int origin_allowed(struct wsfe *fe, struct lws *wsi, char *origin, size_t n);
+/* Adds Access-Control-Allow-Origin (and Vary, Expose-Headers) to a
+ * response being built when the request came from an allowed browser
+ * origin; nothing otherwise. 0 or -1 (no room). */
+int origin_add_cors(struct lws *wsi, unsigned char **p, unsigned char *end);
+/* 0 when origin_allowed, else HARK_E_AUTH with why (for a 403). */
+int origin_check(struct wsfe *fe, struct lws *wsi, char *why, size_t n);
+/* Answers an OPTIONS request (CORS preflight: 204, or 403 for a refused
+ * origin). Returns what the HTTP callback must return. */
+int origin_preflight(struct wsfe *fe, struct lws *wsi);
 
 /* auth.c: API keys (service thread only) */
 struct auth;
