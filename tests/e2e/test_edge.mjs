@@ -13,7 +13,8 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import WebSocket from 'ws';
-import { CLIPS, startServer, wavPcm, curl } from './lib.mjs';
+import { DeepgramClient } from '@deepgram/sdk';
+import { CLIPS, startServer, wavPcm, curl, sleep } from './lib.mjs';
 
 let tmp, plain, keyed, listed, any, wav1s;
 
@@ -294,4 +295,75 @@ test('demo assets and health answer GET/HEAD only: other methods get 405 with Al
   assert.equal(head.status, 200);
   assert.ok(Number(head.headers['content-length']) > 0);
   assert.equal(head.body, '', 'HEAD has no body');
+});
+
+// ---------------------------------------------------------------- item 13: parser limits
+
+test('a URI over 8 KB gets 414, headers over 16 KB or 40 lines 431, %00 400: JSON bodies, no silent hang-up', async () => {
+  const long = await rawRequest(plain.port, `GET /v1/listen?tag=${'a'.repeat(9000)} HTTP/1.1\r\nHost: x\r\n` +
+    upgradeHeaders() + '\r\n');
+  assert.equal(long.status, 414, long.raw.toString().slice(0, 200));
+  assert.match(JSON.parse(long.body).error.message, /longer than 8192 bytes/);
+  assert.equal(JSON.parse(long.body).error.code, 'limit_exceeded');
+  // the request line alone, still being sent: answered as soon as it is too long
+  const big = await rawRequest(plain.port, `GET /healthz HTTP/1.1\r\nHost: x\r\nx-pad: ${'p'.repeat(17000)}\r\n\r\n`);
+  assert.equal(big.status, 431);
+  assert.match(JSON.parse(big.body).error.message, /larger than 16384 bytes/);
+  let many = 'GET /healthz HTTP/1.1\r\nHost: x\r\n';
+  for (let i = 0; i < 60; i++) many += `Accept-Language: x${i}\r\n`;
+  const lines = await rawRequest(plain.port, many + '\r\n');
+  assert.equal(lines.status, 431);
+  assert.match(JSON.parse(lines.body).error.message, /more than 40 header lines/);
+  for (const q of ['language=%00', 'a=%0', 'a=%zz']) {
+    const r = await rawRequest(plain.port, `GET /v1/listen?${q} HTTP/1.1\r\nHost: x\r\n` + upgradeHeaders() + '\r\n');
+    assert.equal(r.status, 400, q);
+    assert.equal(JSON.parse(r.body).error.code, 'protocol_error');
+  }
+  // curl sees the same
+  const c = await curl([`${plain.http}/healthz?a=${'b'.repeat(9000)}`]);
+  assert.equal(c.status, 414);
+  // and the server is fine afterwards
+  assert.equal((await curl([plain.http + '/healthz'])).status, 200);
+});
+
+test('@deepgram/sdk live session with 100 keyterms on /v1/listen gets its words', async () => {
+  const keyterm = Array.from({ length: 100 }, (_, i) => `term${i}`);
+  keyterm[7] = 'young man';
+  const dg = new DeepgramClient({ apiKey: 'unused', baseUrl: plain.http });
+  const socket = await dg.listen.v1.connect({ model: 'nova-3', encoding: 'linear16', sample_rate: 16000, keyterm });
+  const messages = [];
+  socket.on('message', (m) => messages.push(m));
+  const closed = new Promise((resolve) => socket.on('close', (e) => resolve(e)));
+  socket.connect();
+  await socket.waitForOpen();
+  const pcm = wavPcm(CLIPS[1]);
+  for (let off = 0; off < pcm.length; off += 3200) {
+    socket.sendMedia(pcm.subarray(off, Math.min(off + 3200, pcm.length)));
+    await sleep(25);
+  }
+  socket.sendCloseStream({ type: 'CloseStream' });
+  const ev = await closed;
+  assert.equal(ev.code, 1000);
+  const finals = messages.filter((m) => m.type === 'Results' && m.is_final)
+    .map((m) => m.channel.alternatives[0].transcript).join(' ');
+  assert.match(finals, /young man/);
+  // and the same many arguments over a raw upgrade: 101, not a hang-up
+  const q = keyterm.map((k) => 'keyterm=' + encodeURIComponent(k)).join('&');
+  const r = await tryWs(`${plain.url}/v1/listen?encoding=linear16&sample_rate=16000&${q}`);
+  assert.deepEqual(r, { opened: true });
+});
+
+test('batch: 48 query arguments are served; more on a request with a body get a typed 414', async () => {
+  const post = (n) => curl(['-X', 'POST', '-H', 'Content-Type: audio/wav', '--data-binary', '@' + wav1s,
+    plain.http + '/v1/listen?' + Array.from({ length: n }, (_, i) => `keyterm=k${i}`).join('&')]);
+  const ok = await post(48);
+  assert.equal(ok.status, 200, ok.body);
+  const tooMany = await post(100);
+  assert.equal(tooMany.status, 414, tooMany.body);
+  assert.match(tooMany.json().error.message, /more than 48 query arguments on a request with a body/);
+});
+
+test('the query header the door uses cannot be sent by a client', async () => {
+  const r = await curl(['-H', 'X-Hark-Query: language=xx', plain.http + '/healthz']);
+  assert.equal(r.status, 400);
 });

@@ -5,6 +5,7 @@
 
 #include "base/buf.h"
 #include "base/mem.h"
+#include "front/ws/head.h"
 #include "front/ws/wsfe.h"
 
 /* Sends a complete response. Returns what the HTTP callback must return. */
@@ -44,8 +45,45 @@ static int respond(struct lws *wsi, unsigned status, const char *mime, const voi
     return http_respond(wsi, status, mime, body, len, NULL);
 }
 
+/* The query the door moved into x-hark-query, split like lws' own. */
+static char **door_query_args(struct lws *wsi, size_t *n)
+{
+    int len = lws_hdr_custom_length(wsi, HEAD_QUERY_HEADER, (int)strlen(HEAD_QUERY_HEADER));
+    size_t total = len > 0 ? (size_t)len : 0;
+    char *raw = hark_malloc(total + 1);
+    if (!raw)
+        return NULL;
+    if (total && lws_hdr_custom_copy(wsi, raw, (int)total + 1, HEAD_QUERY_HEADER,
+                                     (int)strlen(HEAD_QUERY_HEADER)) < 0)
+        total = 0;
+    /* each argument: at most its raw bytes and a NUL, so total + 1 */
+    char *strs = hark_malloc(total + 1);
+    size_t count = strs ? head_split_query(raw, total, strs, total + 1) : 0;
+    char **args = strs ? hark_malloc((count + 1) * sizeof *args + total + 1) : NULL;
+    if (args) {
+        char *dst = (char *)(args + count + 1), *src = strs;
+        memcpy(dst, strs, total + 1);
+        for (size_t i = 0; i < count; i++) {
+            args[i] = dst + (src - strs);
+            src += strlen(src) + 1;
+        }
+        args[count] = NULL;
+        *n = count;
+    }
+    hark_free(raw);
+    hark_free(strs);
+    return args;
+}
+
 char **http_query_args(struct lws *wsi, size_t *n)
 {
+    struct wsfe *fe = lws_context_user(lws_get_context(wsi));
+    *n = 0;
+    /* the door moved a long query there (and drops a client's own) */
+    if (fe && door_active(wsfe_config(fe)) &&
+        lws_hdr_custom_length(wsi, HEAD_QUERY_HEADER, (int)strlen(HEAD_QUERY_HEADER)) >= 0)
+        return door_query_args(wsi, n);
+
     /* lws stores each argument as a fragment; empty ones ("a=1&&b=2") too,
      * so they are counted first. A copy into total+1 bytes fails only past
      * the last fragment. */

@@ -24,6 +24,7 @@
 #include <string.h>
 
 #include "base/err.h"
+#include "front/ws/head.h"
 #include "front/ws/wsfe.h"
 
 int listen_parse_host(const char *host, char *addr, size_t size, int *is_ipv6)
@@ -116,6 +117,18 @@ int listen_configure(struct lws_context_creation_info *info, const struct wsfe_c
         info->options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
         info->ssl_cert_filepath = cfg->tls_cert;
         info->ssl_private_key_filepath = cfg->tls_key;
+    } else {
+        /* every connection starts at the door (door.c) */
+        info->options |= LWS_SERVER_OPTION_ADOPT_APPLY_LISTEN_ACCEPT_CONFIG;
+        info->listen_accept_role = "raw-skt";
+        info->listen_accept_protocol = "door";
     }
+    /* what the door lets through, plus its rewrite */
+    info->max_http_header_data = HEAD_MAX_BYTES + 1024;
     return 0;
+}
+
+int door_active(const struct wsfe_cfg *cfg)
+{
+    return !cfg->tls_cert || !*cfg->tls_cert;
 }

@@ -646,6 +646,12 @@ static int cb_http(struct lws *wsi, enum lws_callback_reasons reason, void *user
     return lws_callback_http_dummy(wsi, reason, user, in, len);
 }
 
+static int cb_door(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                   size_t len)
+{
+    return door_callback(wsi, (int)reason, user, in, len);
+}
+
 static const struct lws_protocols protocols[] = {
     {"http", cb_http, sizeof(struct http_pss), 0, 0, NULL, 0},
     {"hark", cb_ws, sizeof(struct wsconn), RX_CHUNK, 0, NULL, 0},
@@ -653,6 +659,7 @@ static const struct lws_protocols protocols[] = {
      * lws answers with the first offered name it knows, i.e. "token". */
     {"token", cb_ws, sizeof(struct wsconn), RX_CHUNK, 0, NULL, 0},
     {"bearer", cb_ws, sizeof(struct wsconn), RX_CHUNK, 0, NULL, 0},
+    {"door", cb_door, 0, 0, 0, NULL, 0}, /* door.c */
     {NULL, NULL, 0, 0, 0, NULL, 0},
 };
 
@@ -668,6 +675,11 @@ static void lws_log_cb(int level, const char *line)
     size_t n = strlen(msg);
     while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
         msg[--n] = 0;
+    /* The door's hand-off (door.c): lws first tries the vhost's accept role
+     * for an adopted socket, and reports a read buffer at error level. */
+    if (strstr(msg, "adoption bind to role 'raw-skt'") ||
+        strstr(msg, "adopt_socket_readbuf: calling service"))
+        level = LLL_DEBUG;
     if (level & LLL_ERR)
         LOG_ERROR(NULL, "lws: %s", msg);
     else if (level & LLL_WARN)
@@ -746,7 +758,6 @@ int wsfe_create(struct wsfe **out, const struct wsfe_cfg *cfg, struct hark_engin
     info.options = LWS_SERVER_OPTION_FAIL_UPON_UNABLE_TO_BIND | LWS_SERVER_OPTION_VALIDATE_UTF8;
     if ((rc = listen_configure(&info, cfg, fe->iface, sizeof fe->iface, err, n)))
         goto fail;
-    info.max_http_header_data = 8192;
     info.vhost_name = "hark";
     fe->ctx = lws_create_context(&info);
     if (!fe->ctx) {

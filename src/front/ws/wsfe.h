@@ -185,6 +185,14 @@ int listen_check_tls(const char *cert_path, const char *key_path, char *err, siz
 int listen_configure(struct lws_context_creation_info *info, const struct wsfe_cfg *cfg,
                      char *iface, size_t size, char *err, size_t n);
 
+/* door.c: plain-text connections' request heads, checked (head.h) before
+ * lws' HTTP server gets them: the callback of the raw-socket protocol
+ * "door" (service thread). */
+int door_callback(struct lws *wsi, int reason, void *user, void *in, size_t len);
+/* The door is in use (plain text: no TLS), so a query with many arguments
+ * may come in the x-hark-query header. */
+int door_active(const struct wsfe_cfg *cfg);
+
 /* origin.c: browser origins (--allowed-origins) and CORS */
 /* 1 when the request may proceed: no Origin header, the server's own
  * origin, or a listed one. origin (size n) gets the header ("" = none). */
