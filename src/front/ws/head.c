@@ -28,6 +28,9 @@ static long check_line(const char *p, size_t len, char *why, size_t n)
     const char *sp1 = memchr(p, ' ', len);
     if (!sp1 || sp1 == p)
         return fail(why, n, 400, "malformed request line");
+    for (const char *m = p; m < sp1; m++)
+        if (*m < 'A' || *m > 'Z')
+            return fail(why, n, 400, "malformed request line");
     const char *t = sp1 + 1, *end = p + len;
     const char *sp2 = memchr(t, ' ', (size_t)(end - t));
     if (!sp2 || sp2 == t || end - sp2 < 6 || memcmp(sp2 + 1, "HTTP/", 5))
