@@ -2,7 +2,7 @@
  * which read the first bytes of every plain-text connection before lws does.
  * Input: the bytes a client sends. Whatever they are: head_scan returns 0, a
  * length within the input and the limits, or -400/-414/-431 with a message;
- * an accepted head rewrites into at most len + 64 bytes that scan again as a
+ * an accepted head rewrites into at most 2 len + 64 bytes that scan again as a
  * complete head whose request line carries no query; the query splits into
  * at most len + 1 bytes. */
 #include <stdint.h>
@@ -28,7 +28,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         CHECK(why[0] != 0);
     if (r > 0) {
         CHECK((size_t)r <= HEAD_MAX_BYTES);
-        size_t cap = (size_t)r + 64;
+        size_t cap = 2 * (size_t)r + 64;
         char *out = malloc(cap);
         if (!out)
             return 0;

@@ -212,7 +212,7 @@ static void peek_cb(lws_sorted_usec_list_t *sul)
         refuse(d, 414, why);
         return;
     }
-    char out[HEAD_MAX_BYTES + 128];
+    char out[2 * HEAD_MAX_BYTES + 64];
     long w = head_rewrite(buf, (size_t)r, out, sizeof out);
     if (w < 0 || recv(d->fd, buf, (size_t)r, MSG_DONTWAIT) != (ssize_t)r) {
         door_free(d);

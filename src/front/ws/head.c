@@ -33,7 +33,9 @@ static long check_line(const char *p, size_t len, char *why, size_t n)
             return fail(why, n, 400, "malformed request line");
     const char *t = sp1 + 1, *end = p + len;
     const char *sp2 = memchr(t, ' ', (size_t)(end - t));
-    if (!sp2 || sp2 == t || end - sp2 < 6 || memcmp(sp2 + 1, "HTTP/", 5))
+    /* "HTTP/d.d" and nothing after it */
+    if (!sp2 || sp2 == t || end - sp2 != 9 || memcmp(sp2 + 1, "HTTP/", 5) || sp2[6] < '0' ||
+        sp2[6] > '9' || sp2[7] != '.' || sp2[8] < '0' || sp2[8] > '9')
         return fail(why, n, 400, "malformed request line");
     for (const char *q = t; q < sp2; q++) {
         unsigned char c = (unsigned char)*q;

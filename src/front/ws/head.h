@@ -37,7 +37,8 @@ long head_scan(const char *buf, size_t len, char *why, size_t n);
  * line ends. Requests that are not upgrades get "connection: close" (their
  * Connection headers dropped), so each request on a connection passes this
  * check. Returns the length written to out, or -1 when cap is too small
- * (cap >= len + 64 always suffices).
+ * (cap >= 2 * len + 64 always suffices: a line
+ * ending in a bare LF gains a CR).
  */
 long head_rewrite(const char *head, size_t len, char *out, size_t cap);
 
