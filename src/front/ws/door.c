@@ -239,6 +239,11 @@ static int take(struct lws *wsi)
     d->ctx = lws_get_context(wsi);
     d->vhost = lws_get_vhost(wsi);
     d->deadline = clock_mono_ns() + DOOR_TIMEOUT_NS;
+    /* A client sends its head right after connecting: look at once, then
+     * less and less often (1 ms doubling to 50 ms; lws' timers have
+     * millisecond resolution, so the door adds about 1 ms to a new
+     * connection: 1.2 ms median to the first byte of /healthz, 0.2 ms
+     * without it). */
     d->delay_us = 1000;
     d->fd = dup(fd);
     int dummy = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
