@@ -11,6 +11,7 @@ import { execFile, execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync, chmodSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import WebSocket from 'ws';
 import { HARK, CLIPS, startServer, curl } from './lib.mjs';
 
 let tmp, srv, ca, cert, key, otherKey;
@@ -96,6 +97,18 @@ test('@deepgram/sdk streams a clip over wss and gets its words', async () => {
   } finally {
     rmSync(script, { force: true });
   }
+});
+
+test('over wss the own origin is https://Host; the same host over http is another origin', async () => {
+  const ca_ = (await import('node:fs')).readFileSync(ca);
+  const open = (origin) => new Promise((resolve) => {
+    const ws = new WebSocket(srv.url + '/v1/stream', { ca: ca_, origin });
+    ws.on('open', () => { ws.close(); resolve(101); });
+    ws.on('unexpected-response', (req, res) => resolve(res.statusCode));
+    ws.on('error', (e) => resolve(e.message));
+  });
+  assert.equal(await open(`https://127.0.0.1:${srv.port}`), 101);
+  assert.equal(await open(`http://127.0.0.1:${srv.port}`), 403);
 });
 
 test('bad TLS files are start-up errors that name the file', async () => {
