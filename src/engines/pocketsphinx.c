@@ -80,6 +80,7 @@
 #include "engines/engine.h"
 #include "engines/ps_model.h"
 #include "engines/ps_pron.h"
+#include "engines/ps_share.h"
 
 #ifndef HARK_PS_MODEL_DIR
 #define HARK_PS_MODEL_DIR "/usr/share/pocketsphinx/model/en-us"
@@ -107,6 +108,7 @@ struct engine_stream {
     char *vocab;                /* key of the words added; "" = clean */
     int busy;
     int broken; /* a ps_* call failed: destroy on release */
+    int own_lm; /* reads its own language model, not m->shared's */
     int in_utt;
     int cmn;       /* the decoder has live CMN of the model's length (see cmn_*) */
     int cmn_fresh; /* the session has no remembered mean: estimate one */
@@ -131,6 +133,8 @@ struct engine_model {
     char *hmm, *lm, *dict;
     int pool_min, pool_max;
     enum second_pass pass;
+    int share;               /* share_model=yes */
+    struct ps_share *shared; /* NULL: each decoder reads its own model */
     struct ps_model_am am;
     struct ps_pron *pron;
 
@@ -194,7 +198,7 @@ static void log_setup(void)
 /* ------------------------------------------------------------ settings */
 
 static const char *const setting_names =
-    "model_dir, hmm, lm, dict, pool_min, pool_max, second_pass";
+    "model_dir, hmm, lm, dict, pool_min, pool_max, second_pass, share_model";
 
 static int parse_int(const char *v, int lo, int hi, int *out)
 {
@@ -224,6 +228,7 @@ static int apply_settings(struct engine_model *m, const char *const *settings, c
     m->pool_min = 1;
     m->pool_max = 8;
     m->pass = DEFAULT_PASS;
+    m->share = 1;
     for (size_t i = 0; settings && settings[i]; i += 2) {
         const char *name = settings[i], *v = settings[i + 1];
         if (!v)
@@ -255,6 +260,13 @@ static int apply_settings(struct engine_model *m, const char *const *settings, c
                                "bestpath or full",
                                v);
             m->pass = (enum second_pass)k;
+        } else if (strcmp(name, "share_model") == 0) {
+            if (strcmp(v, "yes") != 0 && strcmp(v, "no") != 0)
+                return err_set(errbuf, errbuf_size, HARK_E_BAD_OPTION,
+                               "pocketsphinx setting share_model='%s' is invalid; expected yes "
+                               "or no",
+                               v);
+            m->share = v[0] == 'y';
         } else {
             return err_set(errbuf, errbuf_size, HARK_E_BAD_OPTION,
                            "unknown pocketsphinx setting '%s'; accepted: %s", name, setting_names);
@@ -504,11 +516,26 @@ static void decoder_free(struct engine_stream *s)
     hark_free(s);
 }
 
-static int decoder_new(struct engine_model *m, unsigned id, struct engine_stream **out,
-                       char *errbuf, size_t errbuf_size)
+/* The decoder configuration; lm NULL leaves -lm out (the decoder then has
+ * no search until ps_set_lm). Call under sphinx_lock. */
+static cmd_ln_t *decoder_config(const struct engine_model *m, const char *lm, const char *dict)
 {
     static const char *const fwdflat[] = {"no", "no", "yes"};
     static const char *const bestpath[] = {"no", "yes", "yes"};
+    if (lm)
+        return cmd_ln_init(NULL, ps_args(), TRUE, "-hmm", m->hmm, "-lm", lm, "-dict", dict,
+                           "-remove_silence", "no", "-fwdflat", fwdflat[m->pass], "-bestpath",
+                           bestpath[m->pass], NULL);
+    return cmd_ln_init(NULL, ps_args(), TRUE, "-hmm", m->hmm, "-dict", dict, "-remove_silence",
+                       "no", "-fwdflat", fwdflat[m->pass], "-bestpath", bestpath[m->pass], NULL);
+}
+
+/* With a share, a new decoder is built on the reduced dictionary and given
+ * the shared language model (ps_set_lm retains it; the search wraps it in
+ * its own ngram_model_set); see ps_share.h. */
+static int decoder_new(struct engine_model *m, unsigned id, struct engine_stream **out,
+                       char *errbuf, size_t errbuf_size)
+{
     *out = NULL;
     struct engine_stream *s = hark_calloc(1, sizeof *s);
     if (!s || !(s->vocab = hark_strdup(""))) {
@@ -519,12 +546,18 @@ static int decoder_new(struct engine_model *m, unsigned id, struct engine_stream
     s->id = id;
     int64_t t0 = clock_mono_ns();
     pthread_mutex_lock(&sphinx_lock);
-    cmd_ln_t *cfg = cmd_ln_init(NULL, ps_args(), TRUE, "-hmm", m->hmm, "-lm", m->lm, "-dict",
-                                m->dict, "-remove_silence", "no", "-fwdflat", fwdflat[m->pass],
-                                "-bestpath", bestpath[m->pass], NULL);
+    const char *dict = m->shared && ps_share_dict(m->shared) ? ps_share_dict(m->shared) : m->dict;
+    cmd_ln_t *cfg = decoder_config(m, m->shared ? NULL : m->lm, dict);
     if (cfg) {
         s->ps = ps_init(cfg);
         cmd_ln_free_r(cfg); /* the decoder keeps its own reference */
+    }
+    s->own_lm = !m->shared;
+    if (s->ps && m->shared &&
+        (ps_set_lm(s->ps, "_default", ps_share_lm(m->shared)) < 0 ||
+         ps_set_search(s->ps, "_default") < 0)) {
+        ps_free(s->ps);
+        s->ps = NULL;
     }
     if (s->ps)
         s->est_fe = fe_init_auto_r(ps_get_config(s->ps));
@@ -567,6 +600,11 @@ static void model_free(struct engine_model *m)
         decoder_free(s);
         s = next;
     }
+    if (m->shared) {
+        pthread_mutex_lock(&sphinx_lock);
+        ps_share_close(m->shared);
+        pthread_mutex_unlock(&sphinx_lock);
+    }
     ps_pron_free(m->pron);
     ps_model_am_clear(&m->am);
     pthread_cond_destroy(&m->freed);
@@ -604,6 +642,15 @@ static int model_load(struct engine_model **out, const char *const *settings, ch
         rc = ps_model_check_lm(m->lm, errbuf, errbuf_size);
     if (!rc)
         rc = ps_pron_load(&m->pron, m->dict, m->am.noisedict, &m->am, errbuf, errbuf_size);
+    if (!rc && m->share) {
+        pthread_mutex_lock(&sphinx_lock);
+        cmd_ln_t *cfg = decoder_config(m, NULL, m->dict);
+        rc = cfg ? ps_share_open(&m->shared, cfg, m->lm, m->dict, errbuf, errbuf_size)
+                 : err_set(errbuf, errbuf_size, HARK_E_MODEL,
+                           "pocketsphinx rejected the decoder configuration");
+        cmd_ln_free_r(cfg);
+        pthread_mutex_unlock(&sphinx_lock);
+    }
     for (int i = 0; !rc && i < m->pool_min; i++) {
         struct engine_stream *s;
         rc = decoder_new(m, ++m->next_id, &s, errbuf, errbuf_size);
@@ -617,10 +664,15 @@ static int model_load(struct engine_model **out, const char *const *settings, ch
         model_free(m);
         return rc;
     }
+    size_t kept = 0, total = 0;
+    if (m->shared)
+        ps_share_dict_counts(m->shared, &kept, &total);
     LOG_INFO(NULL,
-             "pocketsphinx: model %s (%zu words), second_pass=%s, pool %d..%d, loaded in %.0f ms",
+             "pocketsphinx: model %s (%zu words), second_pass=%s, pool %d..%d, language model "
+             "%s, decoder dictionary %zu of %zu entries, loaded in %.0f ms",
              m->hmm, ps_pron_size(m->pron), pass_names[m->pass], m->pool_min, m->pool_max,
-             (clock_mono_ns() - t0) / 1e6);
+             m->shared ? "shared" : "per decoder", kept ? kept : ps_pron_size(m->pron),
+             total ? total : ps_pron_size(m->pron), (clock_mono_ns() - t0) / 1e6);
     *out = m;
     return 0;
 }
@@ -772,11 +824,29 @@ static int plan_vocab(const struct engine_model *m, const struct engine_stream_c
 }
 
 /* Adds the plan's words to a clean decoder. The search is rebuilt once, with
- * the last word (update=TRUE); that is the expensive part. */
+ * the last word (update=TRUE); that is the expensive part. ps_add_word adds
+ * each word to every language model of the search, so a decoder on the
+ * shared one first reads its own (the shared search, freed here, releases
+ * its reference under sphinx_lock). */
 static int add_words(struct engine_stream *s, const struct vocab_plan *p, char *errbuf,
                      size_t errbuf_size)
 {
     int64_t t0 = clock_mono_ns();
+    if (!s->own_lm) {
+        pthread_mutex_lock(&sphinx_lock);
+        int bad =
+            ps_set_lm_file(s->ps, "_default", s->m->lm) < 0 || ps_set_search(s->ps, "_default") < 0;
+        pthread_mutex_unlock(&sphinx_lock);
+        if (bad) {
+            s->broken = 1;
+            return err_set(errbuf, errbuf_size, HARK_E_ENGINE,
+                           "pocketsphinx could not give decoder %u its own language model '%s'",
+                           s->id, s->m->lm);
+        }
+        s->own_lm = 1;
+        LOG_DEBUG(s->sid, "pocketsphinx: decoder %u: own language model read in %.0f ms", s->id,
+                  (clock_mono_ns() - t0) / 1e6);
+    }
     for (size_t i = 0; i < p->n; i++) {
         int last = i + 1 == p->n;
         if (ps_add_word(s->ps, p->words[i], p->phones[i], last) < 0) {

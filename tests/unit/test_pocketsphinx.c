@@ -410,6 +410,9 @@ static void test_bad_settings(void)
     ASSERT_EQ(load_fails(word, err, sizeof err), HARK_E_BAD_OPTION);
     const char *order[] = {"pool_min", "3", "pool_max", "2", NULL};
     ASSERT_EQ(load_fails(order, err, sizeof err), HARK_E_BAD_OPTION);
+    const char *share[] = {"share_model", "maybe", NULL};
+    ASSERT_EQ(load_fails(share, err, sizeof err), HARK_E_BAD_OPTION);
+    ASSERT(strstr(err, "share_model") && strstr(err, "yes") && strstr(err, "no"));
     const char *novalue[] = {"lm", NULL};
     ASSERT_EQ(load_fails(novalue, err, sizeof err), HARK_E_BAD_OPTION);
 }
@@ -638,6 +641,117 @@ static void test_vocabulary(void)
 }
 
 /*
+ * share_model (the default): decoders read one language model and a
+ * dictionary reduced to its words. The words, times and confidences of every
+ * clip must be those of private decoders (share_model=no), also with two
+ * threads scoring through the shared model at once (sphinxbase's trie keeps
+ * a score cache that ps_share gives each thread its own copy of), and after
+ * a session added vocabulary, which must reach only that session's decoder,
+ * through a language model of its own.
+ */
+#define SHARE_DESC 4096
+static char share_ref[MAX_CLIPS][SHARE_DESC];
+
+struct share_job {
+    struct engine_model *m;
+    int reverse;
+    int round; /* session ids are new each round: a known id restores its mean */
+    int mismatches;
+};
+
+static void *share_worker(void *arg)
+{
+    struct share_job *j = arg;
+    char got[SHARE_DESC];
+    for (int k = 0; k < n_clips; k++) {
+        int i = j->reverse ? n_clips - 1 - k : k;
+        char sid[32];
+        snprintf(sid, sizeof sid, "share-%d-%d-%d", j->round, j->reverse, i);
+        struct engine_stream *s = acquire(j->m, sid, NULL, 60000);
+        int partials;
+        struct engine_result r = decode(s, &clips[i], &partials);
+        describe(&r, got, sizeof got);
+        if (strcmp(got, share_ref[i]) != 0) {
+            fprintf(stderr, "  shared, thread %d, clip %d:\n    %s\n  private:\n    %s\n",
+                    j->reverse, i, got, share_ref[i]);
+            j->mismatches++;
+        }
+        ops->stream_release(s);
+    }
+    return NULL;
+}
+
+static void test_shared_model(void)
+{
+    const char *private_settings[] = {"model_dir", model_dir(), "share_model", "no", NULL};
+    const char *shared_settings[] = {"model_dir", model_dir(), "pool_min", "2",
+                                     "pool_max",  "3",         NULL};
+    struct hark_engine_stats st;
+    int partials;
+    char got[SHARE_DESC];
+
+    hark_log_set(capture, NULL, HARK_LOG_DEBUG);
+    log_clear();
+    struct engine_model *m = load(private_settings);
+    ASSERT(log_has("language model per decoder"));
+    for (int i = 0; i < n_clips; i++) {
+        char sid[32];
+        snprintf(sid, sizeof sid, "private-%d", i);
+        struct engine_stream *s = acquire(m, sid, NULL, 0);
+        struct engine_result r = decode(s, &clips[i], &partials);
+        describe(&r, share_ref[i], sizeof share_ref[i]);
+        ops->stream_release(s);
+    }
+    ops->model_free(m);
+
+    log_clear();
+    m = load(shared_settings);
+    ASSERT(log_has("language model shared, decoder dictionary 79420 of 134723 entries"));
+
+    /* Two threads, two decoders, one language model, at the same time. */
+    struct share_job jobs[2] = {{.m = m, .reverse = 0}, {.m = m, .reverse = 1}};
+    pthread_t th[2];
+    for (int t = 0; t < 2; t++)
+        ASSERT_EQ(pthread_create(&th[t], NULL, share_worker, &jobs[t]), 0);
+    for (int t = 0; t < 2; t++)
+        ASSERT_EQ(pthread_join(th[t], NULL), 0);
+    ASSERT_EQ(jobs[0].mismatches + jobs[1].mismatches, 0);
+
+    /* A session with vocabulary gets its own language model; a session
+     * decoding next to it, and sessions after it, get none of its words and
+     * the private decoders' results. */
+    const struct clip *c = clip_named("0880");
+    int ci = (int)(c - clips);
+    const char *const vocab[] = {"illdisposed zorbliq", NULL};
+    log_clear();
+    struct engine_stream *v = acquire(m, "vocab", vocab, 0);
+    ASSERT(log_has("own language model read"));
+    ASSERT(log_has("added 'illdisposed'"));
+    struct engine_stream *plain = acquire(m, "plain", NULL, 0);
+    struct engine_result r = decode(v, c, &partials);
+    ASSERT(strstr(r.text, "illdisposed") != NULL);
+    r = decode(plain, c, &partials);
+    describe(&r, got, sizeof got);
+    ASSERT_STR_EQ(got, share_ref[ci]);
+    ops->stream_release(plain);
+    ops->stream_release(v);
+    for (int t = 0; t < 2; t++) {
+        jobs[t].mismatches = 0;
+        jobs[t].round = 1;
+    }
+    for (int t = 0; t < 2; t++)
+        ASSERT_EQ(pthread_create(&th[t], NULL, share_worker, &jobs[t]), 0);
+    for (int t = 0; t < 2; t++)
+        ASSERT_EQ(pthread_join(th[t], NULL), 0);
+    ASSERT_EQ(jobs[0].mismatches + jobs[1].mismatches, 0);
+    ops->stats(m, &st);
+    ASSERT_LE(st.streams_total, 3);
+
+    hark_log_set(NULL, NULL, HARK_LOG_ERROR);
+    ops->model_free(m);
+}
+
+/*
  * A new session's words depend on its own audio only: the same clip gives
  * the same words and times as a new session on a fresh decoder, on the one
  * decoder after other sessions (other clips, hence other cepstral means)
@@ -823,6 +937,7 @@ int main(void)
     RUN(test_other_passes);
     RUN(test_pool);
     RUN(test_vocabulary);
+    RUN(test_shared_model);
     RUN(test_new_session_own_audio);
     RUN(test_first_utterance_hold);
     RUN(test_partial_words);

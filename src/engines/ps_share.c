@@ -1,0 +1,291 @@
+/*
+ * Shared language model and reduced dictionary (see ps_share.h for what is
+ * shared and why that is safe).
+ */
+#define _GNU_SOURCE /* RTLD_NEXT, memfd_create, malloc_usable_size */
+#include "engines/ps_share.h"
+
+#include <ctype.h>
+#include <dlfcn.h>
+#include <errno.h>
+#include <malloc.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <sphinxbase/logmath.h>
+#include <sphinxbase/ngram_model.h>
+
+#include "base/err.h"
+#include "base/log.h"
+#include "base/mem.h"
+
+#define SHARE_SLOTS 8     /* engine models sharing a language model at once */
+#define TRIE_COPY_MAX 256 /* bytes of an lm_trie_t copy (5prealpha: 96) */
+#define DICT_LINE_MAX 4096
+
+struct ps_share {
+    logmath_t *lmath; /* the model's, borrowed by it: freed after it */
+    ngram_model_t *lm;
+    int slot;    /* in trie_slots, or -1 */
+    int dict_fd; /* memfd of the reduced dictionary, or -1 */
+    char dict_path[64];
+    size_t dict_kept, dict_total;
+};
+
+/* ------------------------------------------------------------ lm_trie_score */
+
+/* sphinxbase's own signature (lm_trie.h is not installed; int32 is int). */
+struct lm_trie_s;
+typedef float (*trie_score_fn)(struct lm_trie_s *trie, int order, int32 wid, int32 *hist,
+                               int32 n_hist, int32 *n_used);
+float lm_trie_score(struct lm_trie_s *trie, int order, int32 wid, int32 *hist, int32 n_hist,
+                    int32 *n_used);
+
+/* A registered shared trie. gen changes with every registration, so a
+ * thread's copy of a freed trie is never taken for a new one at the same
+ * address. */
+static struct trie_slot {
+    _Atomic(struct lm_trie_s *) trie;
+    atomic_uint gen;
+    size_t size;
+} trie_slots[SHARE_SLOTS];
+static atomic_int n_slots_live;
+static atomic_uint next_gen;
+static pthread_mutex_t slots_lock = PTHREAD_MUTEX_INITIALIZER;
+static _Atomic(trie_score_fn) next_score;
+
+/* This thread's copies of the shared tries' structs: the shared arrays, a
+ * private cache. */
+static _Thread_local struct trie_copy {
+    unsigned gen; /* 0 = none */
+    _Alignas(max_align_t) unsigned char data[TRIE_COPY_MAX];
+} trie_copies[SHARE_SLOTS];
+
+/* ps_share_open's probe: the trie a score went through on this thread. */
+static _Thread_local int probing;
+static _Thread_local struct lm_trie_s *probe_seen;
+
+static trie_score_fn resolve_next(void)
+{
+    trie_score_fn f = atomic_load_explicit(&next_score, memory_order_acquire);
+    if (f)
+        return f;
+    /* dlsym returns void *; POSIX guarantees it converts to a function
+     * pointer. */
+    void *sym = dlsym(RTLD_NEXT, "lm_trie_score");
+    if (!sym) {
+        /* Only sphinxbase calls this function, so it has one. */
+        fprintf(stderr, "hark: sphinxbase's lm_trie_score not found: %s\n", dlerror());
+        abort();
+    }
+    memcpy(&f, &sym, sizeof f);
+    atomic_store_explicit(&next_score, f, memory_order_release);
+    return f;
+}
+
+/* Replaces sphinxbase's lm_trie_score for the whole process (see
+ * ps_share.h). Unshared tries, the only kind when no model shares, cost one
+ * relaxed load more than before. */
+float lm_trie_score(struct lm_trie_s *trie, int order, int32 wid, int32 *hist, int32 n_hist,
+                    int32 *n_used)
+{
+    trie_score_fn next = resolve_next();
+    if (probing)
+        probe_seen = trie;
+    if (atomic_load_explicit(&n_slots_live, memory_order_acquire)) {
+        for (int i = 0; i < SHARE_SLOTS; i++) {
+            struct trie_slot *sl = &trie_slots[i];
+            if (atomic_load_explicit(&sl->trie, memory_order_acquire) != trie)
+                continue;
+            struct trie_copy *c = &trie_copies[i];
+            unsigned gen = atomic_load_explicit(&sl->gen, memory_order_acquire);
+            if (c->gen != gen) {
+                memcpy(c->data, trie, sl->size);
+                c->gen = gen;
+            }
+            return next((struct lm_trie_s *)(void *)c->data, order, wid, hist, n_hist, n_used);
+        }
+    }
+    return next(trie, order, wid, hist, n_hist, n_used);
+}
+
+static int slot_register(struct lm_trie_s *trie, size_t size)
+{
+    int slot = -1;
+    pthread_mutex_lock(&slots_lock);
+    for (int i = 0; i < SHARE_SLOTS && slot < 0; i++) {
+        if (atomic_load_explicit(&trie_slots[i].trie, memory_order_relaxed))
+            continue;
+        slot = i;
+        trie_slots[i].size = size;
+        atomic_store_explicit(&trie_slots[i].gen, atomic_fetch_add(&next_gen, 1) + 1,
+                              memory_order_release);
+        atomic_store_explicit(&trie_slots[i].trie, trie, memory_order_release);
+        atomic_fetch_add(&n_slots_live, 1);
+    }
+    pthread_mutex_unlock(&slots_lock);
+    return slot;
+}
+
+static void slot_unregister(int slot)
+{
+    if (slot < 0)
+        return;
+    pthread_mutex_lock(&slots_lock);
+    atomic_store_explicit(&trie_slots[slot].trie, NULL, memory_order_release);
+    atomic_fetch_sub(&n_slots_live, 1);
+    pthread_mutex_unlock(&slots_lock);
+}
+
+/* ------------------------------------------------------------ dictionary */
+
+/* Copies the entries of dict_path whose base word ("word" of "word(2)") is
+ * a unigram of lm into a memfd. 0, or -1 (the caller keeps the full file). */
+static int write_reduced_dict(struct ps_share *s, const char *dict_path)
+{
+    FILE *in = fopen(dict_path, "r");
+    if (!in)
+        return -1;
+    int fd = memfd_create("hark-dict", MFD_CLOEXEC);
+    int wfd = fd >= 0 ? dup(fd) : -1;
+    FILE *out = wfd >= 0 ? fdopen(wfd, "w") : NULL;
+    if (!out) {
+        if (wfd >= 0)
+            close(wfd);
+        if (fd >= 0)
+            close(fd);
+        fclose(in);
+        return -1;
+    }
+    char line[DICT_LINE_MAX], word[DICT_LINE_MAX];
+    int32 unknown = ngram_unknown_wid(s->lm);
+    int ok = 1;
+    while (ok && fgets(line, sizeof line, in)) {
+        const char *p = line;
+        while (isspace((unsigned char)*p))
+            p++;
+        size_t n = 0;
+        while (p[n] && !isspace((unsigned char)p[n]))
+            n++;
+        if (!n)
+            continue;
+        s->dict_total++;
+        memcpy(word, p, n);
+        word[n] = '\0';
+        char *alt = strchr(word, '(');
+        if (alt && alt != word)
+            *alt = '\0';
+        if (ngram_wid(s->lm, word) == unknown)
+            continue;
+        ok = fputs(line, out) >= 0;
+        s->dict_kept++;
+    }
+    ok = ok && !ferror(in);
+    ok = (fclose(out) == 0) && ok;
+    fclose(in);
+    if (!ok || !s->dict_kept) {
+        close(fd);
+        return -1;
+    }
+    s->dict_fd = fd;
+    snprintf(s->dict_path, sizeof s->dict_path, "/proc/self/fd/%d", fd);
+    /* The path must open: /proc may be missing in a sandbox. */
+    FILE *check = fopen(s->dict_path, "r");
+    if (!check) {
+        close(fd);
+        s->dict_fd = -1;
+        return -1;
+    }
+    fclose(check);
+    return 0;
+}
+
+/* ------------------------------------------------------------ public */
+
+void ps_share_close(struct ps_share *s)
+{
+    if (!s)
+        return;
+    slot_unregister(s->slot);
+    if (s->lm)
+        ngram_model_free(s->lm);
+    if (s->lmath)
+        logmath_free(s->lmath);
+    if (s->dict_fd >= 0)
+        close(s->dict_fd);
+    hark_free(s);
+}
+
+int ps_share_open(struct ps_share **out, cmd_ln_t *cfg, const char *lm_path, const char *dict_path,
+                  char *errbuf, size_t errbuf_size)
+{
+    *out = NULL;
+    struct ps_share *s = hark_calloc(1, sizeof *s);
+    if (!s)
+        return err_set(errbuf, errbuf_size, HARK_E_NOMEM, "out of memory");
+    s->slot = -1;
+    s->dict_fd = -1;
+    /* As ps_reinit makes the decoder's (ngram_model_set_init requires the
+     * same base and shift). */
+    s->lmath = logmath_init((float64)cmd_ln_float32_r(cfg, "-logbase"), 0, TRUE);
+    if (s->lmath)
+        s->lm = ngram_model_read(cfg, lm_path, NGRAM_AUTO, s->lmath);
+    if (!s->lm) {
+        ps_share_close(s);
+        return err_set(errbuf, errbuf_size, HARK_E_MODEL,
+                       "pocketsphinx could not read the language model '%s' (see the log for "
+                       "sphinxbase's reason)",
+                       lm_path);
+    }
+
+    /* Does scoring reach the lm_trie_score above? */
+    resolve_next();
+    probing = 1;
+    probe_seen = NULL;
+    (void)ngram_score(s->lm, "</s>", NULL);
+    probing = 0;
+    size_t size = probe_seen ? malloc_usable_size(probe_seen) : 0;
+    if (!probe_seen || size > TRIE_COPY_MAX || (s->slot = slot_register(probe_seen, size)) < 0) {
+        LOG_WARN(NULL,
+                 "pocketsphinx: decoders cannot share the language model here (%s); each "
+                 "decoder reads its own",
+                 !probe_seen            ? "sphinxbase's lm_trie_score is not interposed"
+                 : size > TRIE_COPY_MAX ? "unexpected lm_trie_t size"
+                                        : "too many models sharing");
+        ps_share_close(s);
+        return 0;
+    }
+
+    if (write_reduced_dict(s, dict_path) != 0) {
+        s->dict_kept = s->dict_total = 0;
+        snprintf(s->dict_path, sizeof s->dict_path, "%s", "");
+        LOG_WARN(NULL,
+                 "pocketsphinx: no reduced dictionary (memfd or /proc/self/fd unavailable: %s); "
+                 "decoders read '%s'",
+                 strerror(errno), dict_path);
+    }
+    *out = s;
+    return 0;
+}
+
+ngram_model_t *ps_share_lm(const struct ps_share *s)
+{
+    return s->lm;
+}
+
+const char *ps_share_dict(const struct ps_share *s)
+{
+    return s->dict_path[0] ? s->dict_path : NULL;
+}
+
+void ps_share_dict_counts(const struct ps_share *s, size_t *kept, size_t *total)
+{
+    *kept = s->dict_kept;
+    *total = s->dict_total;
+}
