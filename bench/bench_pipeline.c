@@ -16,9 +16,11 @@
  *            every sample: on the pause sets each clip plus its pause is one
  *            utterance (what a server with endpointing but no VAD gating
  *            does).
- *   rss      resident memory per session: idle sessions, then talking ones
- *            (each holding a decoder), from /proc/self/statm, in a child
- *            process so earlier allocations do not hide growth.
+ *   rss      resident memory per session: idle sessions, then up to 6
+ *            talking ones (each holding a decoder), RSS and PSS from
+ *            /proc/self/smaps_rollup, with the engine's share_model=yes and
+ *            =no, each in a child process so earlier allocations do not hide
+ *            growth.
  *   resample hark's speex resampler (the quality stage_resample.c uses) on
  *            8, 44.1 and 48 kHz versions of the continuous set, alone and
  *            inside the pipeline (44.1 kHz input against 16 kHz input).
@@ -362,10 +364,13 @@ static struct hark_options *make_options(int endpointing)
     return o;
 }
 
+/* The engine's share_model setting (the rss section measures both). */
+static const char *share_model = "yes";
+
 static struct hark_engine *load_engine(const char *pass, const char *pool_min, const char *pool_max)
 {
-    const char *settings[] = {"second_pass", pass,     "pool_min", pool_min,
-                              "pool_max",    pool_max, NULL};
+    const char *settings[] = {"second_pass", pass,          "pool_min",  pool_min, "pool_max",
+                              pool_max,      "share_model", share_model, NULL};
     struct hark_engine *eng;
     char err[512];
     if (hark_engine_load(&eng, "pocketsphinx", settings, err, sizeof err))
@@ -712,20 +717,32 @@ static void write_json(const char *path, const struct cpu_result *res, int n, in
 
 /* ------------------------------------------------------------ rss section */
 
-static double rss_mb(void)
+/* Resident and proportional set size of this process: PSS divides each
+ * shared page among the processes mapping it (the model files mapped by
+ * PocketSphinx, libraries), RSS counts it whole. */
+struct mem {
+    double rss, pss; /* MB */
+};
+
+static struct mem mem_now(void)
 {
-    FILE *f = fopen("/proc/self/statm", "r");
-    long size = 0, res = 0;
-    if (f) {
-        if (fscanf(f, "%ld %ld", &size, &res) != 2)
-            res = 0;
-        fclose(f);
+    struct mem m = {0, 0};
+    FILE *f = fopen("/proc/self/smaps_rollup", "r");
+    char line[256];
+    long kb;
+    while (f && fgets(line, sizeof line, f)) {
+        if (sscanf(line, "Rss: %ld kB", &kb) == 1)
+            m.rss = kb / 1024.0;
+        else if (sscanf(line, "Pss: %ld kB", &kb) == 1)
+            m.pss = kb / 1024.0;
     }
-    return (double)res * (double)sysconf(_SC_PAGESIZE) / (1024.0 * 1024.0);
+    if (f)
+        fclose(f);
+    return m;
 }
 
 #define RSS_IDLE 200
-#define RSS_TALK 4
+#define RSS_TALK 6
 
 static void rss_child(const struct clip *clips)
 {
@@ -734,18 +751,18 @@ static void rss_child(const struct clip *clips)
     struct hark_session *idle[RSS_IDLE], *talk[RSS_TALK];
     char pool_max[16];
     snprintf(pool_max, sizeof pool_max, "%d", RSS_TALK);
-    printf("== rss: resident memory (/proc/self/statm) ==\n");
-    double r0 = rss_mb();
+    printf("== rss: resident memory, share_model=%s (/proc/self/smaps_rollup) ==\n", share_model);
+    struct mem r0 = mem_now();
     struct hark_engine *eng = load_engine("bestpath", "0", pool_max);
-    double r1 = rss_mb();
+    struct mem r1 = mem_now();
     struct hark_options *o = make_options(1);
     for (int i = 0; i < RSS_IDLE; i++)
         idle[i] = open_session(eng, o, &sinks[i]);
-    double r2 = rss_mb();
+    struct mem r2 = mem_now();
     for (int i = 0; i < RSS_IDLE; i++)
         feed_all(idle[i], silence, RATE);
-    double r3 = rss_mb();
-    double rt[RSS_TALK + 1];
+    struct mem r3 = mem_now();
+    struct mem rt[RSS_TALK + 1];
     rt[0] = r3;
     /* 1.5 s of speech: the VAD has started an utterance, so each session
      * holds its own decoder (pool_max = RSS_TALK, none pre-created). */
@@ -753,26 +770,32 @@ static void rss_child(const struct clip *clips)
     for (int i = 0; i < RSS_TALK; i++) {
         talk[i] = open_session(eng, o, &sinks[RSS_IDLE + i]);
         feed_all(talk[i], clips[0].pcm, speech);
-        rt[i + 1] = rss_mb();
+        rt[i + 1] = mem_now();
     }
     struct hark_engine_stats es;
     hark_engine_stats(eng, &es);
-    printf("%-58s %9s\n", "step", "RSS MB");
-    printf("%-58s %9.1f\n", "before engine load", r0);
-    printf("%-58s %9.1f\n", "engine loaded (pool_min=0: no decoder yet)", r1);
-    printf("%-58s %9.1f\n", "+200 idle sessions (created, no audio)", r2);
-    printf("%-58s %9.1f\n", "+1 s of digital silence fed to each of them", r3);
+    printf("%-58s %9s %9s\n", "step", "RSS MB", "PSS MB");
+    printf("%-58s %9.1f %9.1f\n", "before engine load", r0.rss, r0.pss);
+    printf("%-58s %9.1f %9.1f\n", "engine loaded (pool_min=0: no decoder yet)", r1.rss, r1.pss);
+    printf("%-58s %9.1f %9.1f\n", "+200 idle sessions (created, no audio)", r2.rss, r2.pss);
+    printf("%-58s %9.1f %9.1f\n", "+1 s of digital silence fed to each of them", r3.rss, r3.pss);
     for (int i = 0; i < RSS_TALK; i++) {
         char what[80];
         snprintf(what, sizeof what, "+talking session %d (1.5 s of speech, holds a decoder)",
                  i + 1);
-        printf("%-58s %9.1f\n", what, rt[i + 1]);
+        printf("%-58s %9.1f %9.1f\n", what, rt[i + 1].rss, rt[i + 1].pss);
     }
-    printf("\nper idle session, created only:        %8.1f KB\n", (r2 - r1) * 1024 / RSS_IDLE);
-    printf("per idle session, after 1 s of audio:  %8.1f KB\n", (r3 - r1) * 1024 / RSS_IDLE);
-    printf("first talking session (first decoder): %8.1f MB\n", rt[1] - rt[0]);
-    printf("each further talking session:          %8.1f MB (mean of %d)\n",
-           (rt[RSS_TALK] - rt[1]) / (RSS_TALK - 1), RSS_TALK - 1);
+    printf("\nper idle session, created only:        %8.1f KB\n",
+           (r2.rss - r1.rss) * 1024 / RSS_IDLE);
+    printf("per idle session, after 1 s of audio:  %8.1f KB\n",
+           (r3.rss - r1.rss) * 1024 / RSS_IDLE);
+    printf("first talking session (first decoder): %8.1f MB RSS %8.1f MB PSS\n",
+           rt[1].rss - rt[0].rss, rt[1].pss - rt[0].pss);
+    printf("second talking session:                %8.1f MB RSS %8.1f MB PSS\n",
+           rt[2].rss - rt[1].rss, rt[2].pss - rt[1].pss);
+    printf("each further talking session:          %8.1f MB RSS %8.1f MB PSS (mean of %d)\n",
+           (rt[RSS_TALK].rss - rt[1].rss) / (RSS_TALK - 1),
+           (rt[RSS_TALK].pss - rt[1].pss) / (RSS_TALK - 1), RSS_TALK - 1);
     printf("decoders in use: %u of %u created\n\n", es.streams_in_use, es.streams_total);
     for (int i = 0; i < RSS_TALK; i++) {
         hark_session_destroy(talk[i]);
@@ -783,20 +806,26 @@ static void rss_child(const struct clip *clips)
     hark_engine_destroy(eng);
 }
 
+/* Each setting in its own child process, so that neither's freed memory
+ * hides the other's growth. */
 static void rss_section(const struct clip *clips)
 {
-    fflush(stdout);
-    pid_t pid = fork();
-    if (pid < 0)
-        die("fork: %s", strerror(errno));
-    if (pid == 0) {
-        rss_child(clips);
+    static const char *const modes[] = {"yes", "no"};
+    for (size_t k = 0; k < sizeof modes / sizeof modes[0]; k++) {
         fflush(stdout);
-        _exit(0);
+        pid_t pid = fork();
+        if (pid < 0)
+            die("fork: %s", strerror(errno));
+        if (pid == 0) {
+            share_model = modes[k];
+            rss_child(clips);
+            fflush(stdout);
+            _exit(0);
+        }
+        int st;
+        if (waitpid(pid, &st, 0) < 0 || !WIFEXITED(st) || WEXITSTATUS(st))
+            die("%s", "rss child failed");
     }
-    int st;
-    if (waitpid(pid, &st, 0) < 0 || !WIFEXITED(st) || WEXITSTATUS(st))
-        die("%s", "rss child failed");
 }
 
 /* ------------------------------------------------------------ latency section */
