@@ -40,6 +40,7 @@ struct config {
     char engine[32];
     int pool_max;
     char second_pass[16];
+    char share_model[8];
     char model_dir[256];
     /* session defaults */
     int vad_mode;

@@ -206,6 +206,10 @@ int cli_serve_run(int argc, char **argv, int with_ws)
         kv[nkv++] = "second_pass";
         kv[nkv++] = cfg.second_pass;
     }
+    if (strcmp(cfg.share_model, "yes")) {
+        kv[nkv++] = "share_model";
+        kv[nkv++] = cfg.share_model;
+    }
     if (cfg.model_dir[0]) {
         kv[nkv++] = "model_dir";
         kv[nkv++] = cfg.model_dir;
