@@ -128,7 +128,7 @@ struct hark_engine;
  * "pool_min", "second_pass" (none|bestpath|full). NULL-terminated array of
  * pairs: { "pool_max", "4", NULL }. May be NULL for defaults.
  *
- * Loads and validates the model (on pocketsphinx ~250 ms and ~100 MB per
+ * Loads and validates the model (on pocketsphinx ~250 ms and ~50 MB per
  * pooled decoder). errbuf, when not NULL, receives a detail message on error.
  */
 int hark_engine_load(struct hark_engine **out, const char *name, const char *const *settings,

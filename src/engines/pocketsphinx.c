@@ -1,17 +1,20 @@
 /*
  * The embedded PocketSphinx 5prealpha engine (US English).
  *
- * Model: the validated file paths (ps_model), the base dictionary (ps_pron)
- * and a pool of decoders. PocketSphinx cannot share a model between decoders
- * (each ps_init loads ~93 MB and takes ~250 ms), so a "stream" here IS one
- * pooled decoder: pool_min are created at load, more on demand up to
- * pool_max. stream_acquire's wait_ms bounds only the wait for a busy
+ * Model: the validated file paths (ps_model), the base dictionary (ps_pron),
+ * with share_model=yes (the default) the language model all clean decoders
+ * read and a dictionary reduced to its words (ps_share; a decoder then costs
+ * ~48 MB instead of ~93 MB: its search and dictionary stay private, see
+ * ps_share.h), and a pool of decoders. A decoder still takes ~250 ms to
+ * create, so a "stream" here IS one pooled decoder: pool_min are created at
+ * load, more on demand up to pool_max. stream_acquire's wait_ms bounds only the wait for a busy
  * decoder; creating one (~250 ms) or adding vocabulary words (~0.5 s, the
  * search is rebuilt) happens inside the call. stats: streams_total counts
  * live decoders plus ones being created, decode_seconds the thread CPU time
  * of utt_feed, utt_partial and utt_end.
  *
- * Vocabulary: ps_add_word changes a decoder's dictionary and LM for good.
+ * Vocabulary: ps_add_word changes a decoder's dictionary and LM for good (a
+ * decoder on the shared LM first reads its own, see add_words).
  * Each decoder is tagged with the canonical key of the words added to it
  * (sorted, unique, only words the base dictionary lacks; "" = clean).
  * stream_acquire takes, in order: a free decoder with the session's key, a
