@@ -25,9 +25,24 @@ struct job {
     int64_t arrival; /* monotonic ns when posted */
     enum job_kind kind;
     int state;
-    size_t len;
+    size_t len;  /* payload bytes in data */
+    size_t cap;  /* bytes allocated for data */
+    size_t cost; /* counted against the chan's budget (JOB_COST) */
     uint8_t data[];
 };
+
+/* Every queued job counts against the chan's budget with its fixed costs:
+ * the job header and the allocator's chunk header (glibc: 8 bytes, 16-byte
+ * granularity; 16 covers both). Before, only audio payload counted, and a
+ * client sending {"type":"finalize"} in a loop, or 1-byte audio frames
+ * (~74 MB against a 1 MiB budget), grew the server without bound. */
+#define JOB_COST(cap) (sizeof(struct job) + (cap) + 16)
+
+/* Audio jobs are allocated with room for at least this much, and audio
+ * posted while the tail job is audio not yet taken by a worker is appended
+ * to it: a stream of small frames costs one allocation per AUDIO_JOB_MIN
+ * bytes, not one per frame. */
+#define AUDIO_JOB_MIN 4096
 
 struct chan {
     pthread_mutex_t mu;
@@ -45,6 +60,9 @@ struct chan {
     int released;
     int done;
     int close_posted;
+    /* A finalize was posted and no audio since: another one is a no-op
+     * (the first flushes everything before it), so it is not queued. */
+    int finalize_since_audio;
     double audio_sec, cpu_sec;
 
     /* set by the worker running the chan, read by ready_push */
@@ -194,7 +212,10 @@ static void on_event(void *user, const struct hark_event *ev)
         return;
     }
     m->next = NULL;
+    if (ev->type == HARK_EVENT_TRANSCRIPT && !ev->is_final)
+        flags |= MSG_PARTIAL;
     m->flags = flags;
+    m->segment = ev->type == HARK_EVENT_TRANSCRIPT ? ev->segment : -1;
     latency_ref(c, ev, &m->lat_kind, &m->t_ref);
     m->len = c->scratch.len;
     if (m->len)
@@ -245,8 +266,8 @@ static void run_jobs(struct chan *c, struct job *j)
             c->seen[i].arrival = j->arrival;
         }
         pthread_mutex_lock(&c->mu);
-        if (j->kind == J_AUDIO) /* chan_release may have zeroed it meanwhile */
-            c->pending_bytes = c->pending_bytes > j->len ? c->pending_bytes - j->len : 0;
+        /* chan_release may have zeroed it meanwhile */
+        c->pending_bytes = c->pending_bytes > j->cost ? c->pending_bytes - j->cost : 0;
         if (j->kind == J_CLOSE)
             c->done = 1;
         c->cpu_sec += cpu;
@@ -437,11 +458,30 @@ static int post(struct chan *c, enum job_kind kind, int state, const void *data,
         rc = HARK_E_STATE;
         goto out;
     }
-    if (kind == J_AUDIO && c->pending_bytes + len > c->max_pending) {
+    /* Coalescing, so that repeated controls cost nothing: a finalize with no
+     * audio since the last one is a no-op; a state change replaces a state
+     * change still waiting at the tail (only the last one matters, and
+     * nothing between them would have seen the first). */
+    struct job *t = c->jtail;
+    if (kind == J_FINALIZE && c->finalize_since_audio)
+        goto out;
+    if (kind == J_STATE && t && t->kind == J_STATE) {
+        t->state = state;
+        goto out;
+    }
+    if (kind == J_AUDIO && t && t->kind == J_AUDIO && t->cap - t->len >= len) {
+        memcpy(t->data + t->len, data, len); /* its capacity is counted already */
+        t->len += len;
+        c->finalize_since_audio = 0;
+        goto out;
+    }
+    size_t cap = kind == J_AUDIO && len < AUDIO_JOB_MIN ? AUDIO_JOB_MIN : len;
+    /* The close is never refused: it is how a full session ends. */
+    if (kind != J_CLOSE && c->pending_bytes + JOB_COST(cap) > c->max_pending) {
         rc = HARK_E_LIMIT;
         goto out;
     }
-    struct job *j = hark_malloc(sizeof *j + len);
+    struct job *j = hark_malloc(sizeof *j + cap);
     if (!j) {
         rc = HARK_E_NOMEM;
         goto out;
@@ -451,6 +491,8 @@ static int post(struct chan *c, enum job_kind kind, int state, const void *data,
     j->kind = kind;
     j->state = state;
     j->len = len;
+    j->cap = cap;
+    j->cost = JOB_COST(cap);
     if (len)
         memcpy(j->data, data, len);
     if (c->jtail)
@@ -458,8 +500,11 @@ static int post(struct chan *c, enum job_kind kind, int state, const void *data,
     else
         c->jhead = j;
     c->jtail = j;
+    c->pending_bytes += j->cost;
     if (kind == J_AUDIO)
-        c->pending_bytes += len;
+        c->finalize_since_audio = 0;
+    if (kind == J_FINALIZE)
+        c->finalize_since_audio = 1;
     if (kind == J_CLOSE)
         c->close_posted = 1;
     int schedule = !c->scheduled;

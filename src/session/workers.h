@@ -42,8 +42,9 @@ typedef void (*workers_wake_cb)(void *user);
 enum {
     MSG_TEXT = 0,
     MSG_BINARY = 1,
-    MSG_LAST = 2,  /* the session is over after this message */
-    MSG_FATAL = 4, /* the session cannot go on (e.g. undecodable audio) */
+    MSG_LAST = 2,    /* the session is over after this message */
+    MSG_FATAL = 4,   /* the session cannot go on (e.g. undecodable audio) */
+    MSG_PARTIAL = 8, /* a partial transcript: superseded by any later one of its segment */
 };
 
 /* What a message's latency measures, for metrics (see docs/metrics). */
@@ -58,7 +59,8 @@ struct chan_msg {
     struct chan_msg *next;
     unsigned flags;
     int lat_kind;
-    int64_t t_ref; /* monotonic ns the latency counts from */
+    int64_t t_ref;   /* monotonic ns the latency counts from */
+    int64_t segment; /* of a transcript (MSG_PARTIAL) */
     size_t len;
     char data[]; /* len bytes (+ NUL) */
 };
@@ -78,7 +80,8 @@ void workers_stats(struct workers *w, struct workers_stats *out);
 
 /* Creates the session (hark_session_create, on the calling thread) with the
  * chan as its event sink. render/user are used on worker threads.
- * max_pending_bytes bounds audio waiting to be processed. */
+ * max_pending_bytes bounds the jobs waiting to be processed: every queued
+ * job counts, audio and controls, with its fixed overhead. */
 int chan_create(struct chan **out, struct workers *w, struct hark_engine *eng,
                 const struct hark_options *opts, const char *session_id, chan_render_cb render,
                 void *render_user, size_t max_pending_bytes, char *errbuf, size_t errbuf_size);
@@ -89,9 +92,14 @@ const char *chan_session_id(const struct chan *c);
  * Not for use from other threads. */
 const struct hark_session *chan_session(const struct chan *c);
 
-/* Queue audio; copies the bytes. HARK_E_LIMIT when max_pending_bytes would be
- * exceeded (the front end should have paused reading before that). */
+/* Queue audio; copies the bytes (appended to the queued tail job when it is
+ * audio with room). HARK_E_LIMIT when max_pending_bytes would be exceeded
+ * (the front end should have paused reading before that). */
 int chan_post_audio(struct chan *c, const void *bytes, size_t len);
+/* Controls coalesce: a finalize with no audio posted since the previous
+ * finalize is a no-op (returns 0, queues nothing); a state change replaces
+ * one still waiting at the tail of the queue. Otherwise they cost a job
+ * against max_pending_bytes like audio, and HARK_E_LIMIT when full. */
 int chan_post_finalize(struct chan *c);
 int chan_post_state(struct chan *c, enum hark_state state);
 /* Queue an error the front end found in the client's input about this
@@ -99,14 +107,15 @@ int chan_post_state(struct chan *c, enum hark_state state);
  * with the session's other events, so it gets the next seq and the speaker_id
  * (hark_session_report_error). HARK_E_STATE after the close was queued. */
 int chan_post_error(struct chan *c, int code, const char *message);
-/* Queue the close: flushes the last finals; the CLOSED event is the last. */
+/* Queue the close: flushes the last finals; the CLOSED event is the last.
+ * Never refused for the budget. */
 int chan_post_close(struct chan *c);
 
 /* Run fn(arg) when the chan is freed: for state its render callback uses,
  * which must outlive any render on a worker (after chan_release too). */
 void chan_on_free(struct chan *c, void (*fn)(void *), void *arg);
 
-/* Audio bytes queued and not yet processed (for rx flow control). */
+/* Bytes the queued jobs cost (payload + overhead; for rx flow control). */
 size_t chan_pending_bytes(struct chan *c);
 /* Detach all messages produced so far, oldest first; caller frees each with
  * hark_free. */

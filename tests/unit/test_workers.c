@@ -201,6 +201,71 @@ static void test_live_before_bulk(void)
     workers_destroy(w);
 }
 
+/* Holds the only worker inside a render until *gate is set, so that the
+ * jobs of other chans stay queued while a test posts them. */
+static void gate_render(void *user, const struct hark_event *ev, struct buf *out, unsigned *flags)
+{
+    atomic_int *gate = user;
+    for (int i = 0; i < 20000 && !atomic_load(gate); i++)
+        sleep_ms(1);
+    buf_puts(out, hark_event_type_name(ev->type));
+}
+
+/* Every queued job counts against the budget, controls coalesce, and small
+ * audio frames share one buffer. On the old code only audio payload
+ * counted: 1-byte frames interleaved with state changes were never refused
+ * while each cost a whole allocation. */
+static void test_budget_counts_every_job(void)
+{
+    struct workers *w;
+    ASSERT_OK(workers_create(&w, 1, wake, NULL));
+    atomic_int gate = 0;
+    struct chan *blocker, *c;
+    ASSERT_OK(chan_create(&blocker, w, eng, NULL, NULL, gate_render, &gate, 1 << 20, NULL, 0));
+    /* Its CLOSED event holds the worker; every chan posted later queues
+     * behind it on the ready list. */
+    ASSERT_OK(chan_post_close(blocker));
+
+    const size_t budget = 65536;
+    ASSERT_OK(chan_create(&c, w, eng, NULL, NULL, render, NULL, budget, NULL, 0));
+    /* finalize and state floods coalesce into one job each */
+    for (int i = 0; i < 100000; i++)
+        ASSERT_OK(chan_post_finalize(c));
+    size_t one = chan_pending_bytes(c);
+    ASSERT(one > 0 && one < 256);
+    for (int i = 0; i < 100000; i++)
+        ASSERT_OK(chan_post_state(c, i & 1 ? HARK_STATE_RESPONDING : HARK_STATE_LISTENING));
+    ASSERT(chan_pending_bytes(c) < 2 * one + 1);
+    /* 60000 one-byte frames fit the 64 KiB budget: they share buffers */
+    static const unsigned char z[1];
+    for (int i = 0; i < 60000; i++)
+        ASSERT_OK(chan_post_audio(c, z, 1));
+    ASSERT(chan_pending_bytes(c) <= budget);
+    chan_release(c);
+
+    /* 1-byte audio alternating with state changes cannot coalesce: each
+     * pair costs jobs, and the budget refuses them long before 20000 */
+    ASSERT_OK(chan_create(&c, w, eng, NULL, NULL, render, NULL, budget, NULL, 0));
+    int refused = 0;
+    for (int i = 0; i < 20000 && !refused; i++) {
+        int rc = chan_post_audio(c, z, 1);
+        if (!rc)
+            rc = chan_post_state(c, i & 1 ? HARK_STATE_RESPONDING : HARK_STATE_LISTENING);
+        if (rc) {
+            ASSERT_EQ(rc, HARK_E_LIMIT);
+            refused = i + 1;
+        }
+    }
+    ASSERT(refused > 0 && refused < 100);
+    ASSERT(chan_pending_bytes(c) <= budget);
+    ASSERT_OK(chan_post_close(c)); /* never refused: it ends a full session */
+    chan_release(c);
+
+    atomic_store(&gate, 1);
+    chan_release(blocker);
+    workers_destroy(w);
+}
+
 int main(void)
 {
     char err[256];
@@ -211,6 +276,7 @@ int main(void)
     RUN_SHARED(test_concurrent_sessions);
     RUN_SHARED(test_limits_and_release);
     RUN_SHARED(test_live_before_bulk);
+    RUN_SHARED(test_budget_counts_every_job);
     hark_engine_destroy(eng);
     CHECK_NO_LEAKS();
     return 0;
