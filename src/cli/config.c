@@ -59,7 +59,24 @@ static const struct cfg_row rows[] = {
      "limits", "close a session after this many seconds without audio or keepalive (0 = never)", CONFIG_SERVE},
     {"session-buffer-bytes", "HARK_SESSION_BUFFER_BYTES", NULL, CFG_INT,
      OFF(session_buffer_bytes), "1048576", 65536, 268435456, NULL, "limits",
-     "audio bytes queued per session before its socket is paused (back-pressure)", BOTH},
+     "bytes of work queued per session (audio and controls, each with its overhead) before its "
+     "socket is paused (back-pressure)", BOTH},
+    {"max-output-bytes", "HARK_MAX_OUTPUT_BYTES", NULL, CFG_INT, OFF(max_output_bytes),
+     "4194304", 0, 1073741824, NULL, "limits",
+     "results queued for one WebSocket client that does not read; past it superseded partials are "
+     "dropped, then the connection closes with 1008 (0 = unlimited)", CONFIG_SERVE},
+    {"first-message-timeout", "HARK_FIRST_MESSAGE_TIMEOUT", NULL, CFG_INT,
+     OFF(first_message_timeout), "10", 0, 3600, NULL, "limits",
+     "seconds a new WebSocket connection has to send its config (native) or first message "
+     "(Deepgram), however it trickles bytes (0 = no deadline)", CONFIG_SERVE},
+    {"max-connections-per-ip", "HARK_MAX_CONNECTIONS_PER_IP", NULL, CFG_INT,
+     OFF(max_connections_per_ip), "256", 0, 1000000, NULL, "limits",
+     "WebSocket connections and batch uploads one client address may hold; more get 429 "
+     "(0 = no limit)", CONFIG_SERVE},
+    {"min-body-rate", "HARK_MIN_BODY_RATE", NULL, CFG_INT, OFF(min_body_rate), "1024", 0,
+     1073741824, NULL, "limits",
+     "batch uploads: least average body bytes per second after 5 s (time hark paused reading "
+     "excluded); slower ones get 408 and free their slot (0 = off)", CONFIG_SERVE},
     {"max-body-bytes", "HARK_MAX_BODY_BYTES", NULL, CFG_INT, OFF(max_body_bytes), "104857600",
      1024, 2147483647, NULL, "limits",
      "largest request body of the batch endpoints (POST /v1/listen, /v1/audio/transcriptions); "

@@ -64,6 +64,10 @@ struct config {
     char api_keys[8192];
     char api_keys_file[512];
     int max_sessions_per_key;
+    int max_output_bytes;
+    int first_message_timeout;
+    int max_connections_per_ip;
+    int min_body_rate;
     /* logging */
     char log_level[8];
     char log_format[8];

@@ -282,6 +282,10 @@ int cli_serve_run(int argc, char **argv, int with_ws)
         .tls_cert = cfg.tls_cert,
         .tls_key = cfg.tls_key,
         .allowed_origins = cfg.allowed_origins,
+        .max_output_bytes = (size_t)cfg.max_output_bytes,
+        .first_message_timeout = cfg.first_message_timeout,
+        .max_connections_per_ip = cfg.max_connections_per_ip,
+        .min_body_rate = cfg.min_body_rate,
     };
     if (with_http && (rc = wsfe_create(&fe, &wc, eng, err, sizeof err))) {
         fprintf(stderr, "%s: %s\n", cmd, err);

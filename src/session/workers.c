@@ -60,9 +60,11 @@ struct chan {
     int released;
     int done;
     int close_posted;
-    /* A finalize was posted and no audio since: another one is a no-op
-     * (the first flushes everything before it), so it is not queued. */
-    int finalize_since_audio;
+    /* A finalize waits in the queue (not yet taken by a worker) with no
+     * audio after it: another one is answered by its final, so it is not
+     * queued. One posted after a worker took it gets its own (empty) final,
+     * as the protocol promises. */
+    int finalize_queued;
     double audio_sec, cpu_sec;
 
     /* set by the worker running the chan, read by ready_push */
@@ -312,8 +314,10 @@ static void *worker_main(void *arg)
                 break;
         }
         c->jhead = last ? last->next : NULL;
-        if (!c->jhead)
+        if (!c->jhead) {
             c->jtail = NULL;
+            c->finalize_queued = 0; /* taken; a split leaves the tail's finalize queued */
+        }
         if (last)
             last->next = NULL;
         pthread_mutex_unlock(&c->mu);
@@ -458,12 +462,13 @@ static int post(struct chan *c, enum job_kind kind, int state, const void *data,
         rc = HARK_E_STATE;
         goto out;
     }
-    /* Coalescing, so that repeated controls cost nothing: a finalize with no
-     * audio since the last one is a no-op; a state change replaces a state
-     * change still waiting at the tail (only the last one matters, and
-     * nothing between them would have seen the first). */
+    /* Coalescing, so that repeated controls cost nothing: a finalize behind
+     * a queued finalize with no audio between them is a no-op; a state
+     * change replaces a state change still waiting at the tail (only the
+     * last one matters, and nothing between them would have seen the
+     * first). */
     struct job *t = c->jtail;
-    if (kind == J_FINALIZE && c->finalize_since_audio)
+    if (kind == J_FINALIZE && c->finalize_queued)
         goto out;
     if (kind == J_STATE && t && t->kind == J_STATE) {
         t->state = state;
@@ -472,7 +477,7 @@ static int post(struct chan *c, enum job_kind kind, int state, const void *data,
     if (kind == J_AUDIO && t && t->kind == J_AUDIO && t->cap - t->len >= len) {
         memcpy(t->data + t->len, data, len); /* its capacity is counted already */
         t->len += len;
-        c->finalize_since_audio = 0;
+        c->finalize_queued = 0;
         goto out;
     }
     size_t cap = kind == J_AUDIO && len < AUDIO_JOB_MIN ? AUDIO_JOB_MIN : len;
@@ -502,9 +507,9 @@ static int post(struct chan *c, enum job_kind kind, int state, const void *data,
     c->jtail = j;
     c->pending_bytes += j->cost;
     if (kind == J_AUDIO)
-        c->finalize_since_audio = 0;
+        c->finalize_queued = 0;
     if (kind == J_FINALIZE)
-        c->finalize_since_audio = 1;
+        c->finalize_queued = 1;
     if (kind == J_CLOSE)
         c->close_posted = 1;
     int schedule = !c->scheduled;

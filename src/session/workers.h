@@ -96,9 +96,9 @@ const struct hark_session *chan_session(const struct chan *c);
  * audio with room). HARK_E_LIMIT when max_pending_bytes would be exceeded
  * (the front end should have paused reading before that). */
 int chan_post_audio(struct chan *c, const void *bytes, size_t len);
-/* Controls coalesce: a finalize with no audio posted since the previous
- * finalize is a no-op (returns 0, queues nothing); a state change replaces
- * one still waiting at the tail of the queue. Otherwise they cost a job
+/* Controls coalesce: a finalize behind a finalize still queued, with no
+ * audio between them, is a no-op (returns 0, queues nothing: the queued one
+ * answers both); a state change replaces one still waiting at the tail. Otherwise they cost a job
  * against max_pending_bytes like audio, and HARK_E_LIMIT when full. */
 int chan_post_finalize(struct chan *c);
 int chan_post_state(struct chan *c, enum hark_state state);

@@ -638,9 +638,14 @@ static void dispatch(struct natsw *nw, const char *id, const struct nmsg_in *m, 
             fail(pe, s->speaker, rc, "chunk dropped: %s", hark_strerror(rc));
         return;
     }
-    case NMSG_STATE_CHANGE:
-        chan_post_state(s->chan, m->state);
+    case NMSG_STATE_CHANGE: {
+        /* Coalesces with a state change still queued; refused only when
+         * audio and controls alternate past the session buffer. */
+        int rc = chan_post_state(s->chan, m->state);
+        if (rc)
+            fail(pe, s->speaker, rc, "state_change dropped: %s", hark_strerror(rc));
         return;
+    }
     case NMSG_END:
         end_session(s);
         LOG_DEBUG(id, "end received");

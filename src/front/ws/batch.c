@@ -91,8 +91,11 @@ struct batch {
     int counted;             /* counted in the front end's sessions */
     struct admit_slot *slot; /* host/admit.h: counted against max-sessions */
     int paused;
-    int64_t gone_checked; /* last client_gone() while paused */
-    int close_wanted;     /* body complete: close the session once pend is posted */
+    int64_t paused_since, paused_ns; /* reading paused by us: not the client's slowness */
+    int close_after;                 /* answered before the body ended: close after it */
+    char peer[48];                   /* counted against max_connections_per_ip */
+    int64_t gone_checked;            /* last client_gone() while paused */
+    int close_wanted;                /* body complete: close the session once pend is posted */
     int close_posted;
     struct buf pend; /* body bytes not yet handed to the chan */
     uint64_t content_length, received;
@@ -231,6 +234,8 @@ static const char *dg_err_code(unsigned status)
         return "INVALID_AUTH";
     case 411:
         return "LENGTH_REQUIRED";
+    case 408:
+        return "REQUEST_TIMEOUT";
     case 413:
         return "PAYLOAD_TOO_LARGE";
     case 429:
@@ -356,6 +361,7 @@ static void batch_free(struct batch *b)
     b->slot = NULL;
     if (b->key_index >= 0)
         auth_release(wsfe_auth(b->fe), b->key_index);
+    wsfe_peer_release(b->fe, b->peer);
     if (b->spa)
         lws_spa_destroy(b->spa); /* calls on_form_file(CLOSE): b must still be valid */
     EVP_MD_CTX_free(b->sha);
@@ -373,6 +379,7 @@ static void pause_reading(struct batch *b)
 {
     if (!b->paused) {
         b->paused = 1;
+        b->paused_since = clock_mono_ns();
         lws_rx_flow_control(b->wsi, 0);
         lws_set_timeout(b->wsi, NO_PENDING_TIMEOUT, 0);
     }
@@ -382,6 +389,7 @@ static void resume_reading(struct batch *b)
 {
     if (b->paused) {
         b->paused = 0;
+        b->paused_ns += clock_mono_ns() - b->paused_since;
         lws_rx_flow_control(b->wsi, 1);
         if (b->phase == P_RECEIVING)
             lws_set_timeout(b->wsi, PENDING_TIMEOUT_HTTP_CONTENT, BODY_TIMEOUT);
@@ -1052,7 +1060,10 @@ static int write_response(struct batch *b)
         lws_callback_on_writable(wsi);
         return 0;
     }
+    int close = b->close_after;
     batch_free(b);
+    if (close) /* the rest of the body was never read */
+        return -1;
     return lws_http_transaction_completed(wsi) ? -1 : 0;
 }
 
@@ -1250,6 +1261,10 @@ int batch_begin(struct wsfe *fe, struct lws *wsi, const char *path)
             goto refuse;
         }
     }
+    if ((rc = wsfe_peer_acquire(fe, wsi, b->peer, msg, sizeof msg))) {
+        status = 429;
+        goto refuse;
+    }
     hark_options_destroy(o);
     b->counted = 1;
     b->slot = wsfe_admit_take(fe);
@@ -1380,6 +1395,37 @@ static void drain_one(struct batch *b)
     }
     if (b->closed)
         respond(b);
+}
+
+/* An upload must average min_body_rate once it has run RATE_GRACE_SEC
+ * (time we paused reading excluded): a client trickling its body would
+ * otherwise hold a session slot for as long as it likes, since lws re-arms
+ * its body timeout on every byte (4 uploads at 0.5 B/s held all of
+ * --max-sessions 4). Answered with 408 now, and the slot is freed. */
+#define RATE_GRACE_SEC 5.0
+
+void batch_tick(struct wsfe *fe)
+{
+    int rate = wsfe_config(fe)->min_body_rate;
+    if (rate <= 0)
+        return;
+    int64_t now = clock_mono_ns();
+    struct batch *next;
+    for (struct batch *b = *wsfe_batches(fe); b; b = next) {
+        next = b->next;
+        if (b->phase != P_RECEIVING || b->paused)
+            continue;
+        double active = (double)(now - b->t0 - b->paused_ns) / 1e9;
+        if (active < RATE_GRACE_SEC || (double)b->received >= rate * active)
+            continue;
+        b->err_status = 0; /* this one is answered, whatever was found before */
+        fail(b, HTTP_STATUS_REQUEST_TIMEOUT, HARK_E_TIMEOUT, NULL,
+             "request body too slow: %llu of %llu bytes in %.1f s, below the minimum of %d "
+             "bytes/s (--min-body-rate)",
+             (unsigned long long)b->received, (unsigned long long)b->content_length, active, rate);
+        b->close_after = 1;
+        respond(b);
+    }
 }
 
 void batch_drain(struct wsfe *fe)

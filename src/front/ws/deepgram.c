@@ -254,7 +254,10 @@ static int dg_text(struct wsconn *c, const char *msg, size_t len)
     if (c->st != WC_STREAMING || !type) {
         /* nothing to do */
     } else if (!strcmp(type, "Finalize")) {
-        chan_post_finalize(c->chan);
+        /* Reading pauses before the session's buffer fills; a full one
+         * means the client ignored that, as for audio. */
+        if (chan_post_finalize(c->chan))
+            wsconn_close_after(c, 1008, "messages sent faster than they can be buffered");
     } else if (!strcmp(type, "CloseStream")) {
         wsconn_close_after(c, 1000, "");
     }

@@ -178,8 +178,17 @@ out:
     return 0;
 }
 
+/* The session's buffer is full although reading pauses at half of it. */
+static void overflow(struct wsconn *c, int rc)
+{
+    send_error(c, HARK_E_LIMIT, "session buffer full (%s); the client sends faster than allowed",
+               hark_strerror(rc));
+    wsconn_close_after(c, CLOSE_LIMIT, "buffer overflow");
+}
+
 static int native_text(struct wsconn *c, const char *msg, size_t len)
 {
+    int rc = 0;
     struct json *doc = NULL;
     char err[256];
     if (json_parse(&doc, msg, len, err, sizeof err) || json_type(json_root(doc)) != JSON_OBJECT) {
@@ -206,15 +215,15 @@ static int native_text(struct wsconn *c, const char *msg, size_t len)
     } else if (!strcmp(type, "keepalive")) {
         /* activity time already refreshed by the server */
     } else if (!strcmp(type, "finalize")) {
-        chan_post_finalize(c->chan);
+        rc = chan_post_finalize(c->chan);
     } else if (!strcmp(type, "close")) {
         wsconn_close_after(c, CLOSE_NORMAL, "");
     } else if (!strcmp(type, "state")) {
         const char *st = json_str(json_get(root, "state"));
         if (st && !strcmp(st, "listening"))
-            chan_post_state(c->chan, HARK_STATE_LISTENING);
+            rc = chan_post_state(c->chan, HARK_STATE_LISTENING);
         else if (st && !strcmp(st, "responding"))
-            chan_post_state(c->chan, HARK_STATE_RESPONDING);
+            rc = chan_post_state(c->chan, HARK_STATE_RESPONDING);
         else
             send_error(c, HARK_E_PROTOCOL, "state: must be \"listening\" or \"responding\"");
     } else if (!strcmp(type, "config")) {
@@ -224,6 +233,8 @@ static int native_text(struct wsconn *c, const char *msg, size_t len)
                    "unknown message type \"%s\" (accepted: finalize, keepalive, state, close)",
                    type);
     }
+    if (rc)
+        overflow(c, rc);
     json_free(doc);
     return 0;
 }
@@ -238,11 +249,8 @@ static int native_binary(struct wsconn *c, const uint8_t *data, size_t len)
     if (len == 0)
         return 0;
     int rc = wsconn_post_audio(c, data, len);
-    if (rc) {
-        send_error(c, HARK_E_LIMIT, "audio buffer full (%s); the client sends faster than allowed",
-                   hark_strerror(rc));
-        wsconn_close_after(c, CLOSE_LIMIT, "buffer overflow");
-    }
+    if (rc)
+        overflow(c, rc);
     return 0;
 }
 

@@ -9,7 +9,15 @@
  * Back-pressure: a connection whose queued audio passes half the session
  * buffer stops being read (lws_rx_flow_control) until the workers catch up,
  * so a client sending faster than recognition cannot grow memory; TCP
- * pushes back on it while other sessions keep their latency.
+ * pushes back on it while other sessions keep their latency. Every queued
+ * job counts (controls too, see workers.h), and text frames are paused the
+ * same way as audio.
+ *
+ * The other direction is bounded too: a connection's queued output is
+ * capped at max_output_bytes. Past it, partials that a later message of
+ * their segment supersedes are dropped (oldest first), then any partial;
+ * finals and errors are never dropped: when they alone pass the cap, the
+ * client is not reading, and the connection closes with 1008.
  */
 #include <libwebsockets.h>
 #include <signal.h>
@@ -50,6 +58,11 @@ struct wsfe {
     int exit_loop;
     unsigned char *tx;
     size_t tx_cap;
+    struct peer_slots {
+        char addr[48];
+        int n;
+    } * peers; /* addresses with counted connections (max_connections_per_ip) */
+    size_t n_peers, cap_peers;
 
     struct metric *m_conns, *m_audio;
     struct metric *m_lat_partial, *m_lat_endpoint, *m_lat_finalize;
@@ -172,11 +185,20 @@ struct workers *wsfe_workers(struct wsfe *fe)
     return fe->workers;
 }
 
+/* What a queued message holds in memory (the allocator's header aside). */
+#define OUT_COST(m) (sizeof *(m) + (m)->len + 1)
+
 static void out_append(struct wsconn *c, struct chan_msg *m)
 {
     while (m) {
         struct chan_msg *next = m->next;
         m->next = NULL;
+        if (c->out_overflow && !(m->flags & MSG_LAST)) {
+            hark_free(m); /* closing for max_output_bytes: only the end matters */
+            m = next;
+            continue;
+        }
+        c->out_bytes += OUT_COST(m);
         if (c->out_tail)
             c->out_tail->next = m;
         else
@@ -184,6 +206,73 @@ static void out_append(struct wsconn *c, struct chan_msg *m)
         c->out_tail = m;
         m = next;
     }
+}
+
+/* Unlinks m (after prev, or the head) from the output queue and frees it. */
+static void out_drop(struct wsconn *c, struct chan_msg *prev, struct chan_msg *m)
+{
+    if (prev)
+        prev->next = m->next;
+    else
+        c->out_head = m->next;
+    if (c->out_tail == m)
+        c->out_tail = prev;
+    c->out_bytes -= OUT_COST(m);
+    hark_free(m);
+}
+
+/* Keeps the output queue within max_output_bytes (see the top of the file).
+ * Segments never go down along the queue, so a partial is superseded when
+ * the next transcript after it has its segment. */
+static void out_limit(struct wsconn *c)
+{
+    size_t cap = c->fe->cfg.max_output_bytes;
+    if (!cap || c->out_bytes <= cap || c->out_overflow)
+        return;
+    struct chan_msg *pp = NULL, *p = NULL; /* the last partial seen, and its predecessor */
+    for (struct chan_msg *prev = NULL, *m = c->out_head; m;) {
+        struct chan_msg *next = m->next;
+        int transcript = m->segment >= 0;
+        if (transcript && p && p->segment == m->segment) {
+            out_drop(c, pp, p);
+            if (prev == p)
+                prev = pp;
+            p = NULL;
+        }
+        if (m->flags & MSG_PARTIAL) {
+            pp = prev;
+            p = m;
+        } else if (transcript) {
+            p = NULL;
+        }
+        prev = m;
+        m = next;
+    }
+    for (struct chan_msg *prev = NULL, *m = c->out_head; m && c->out_bytes > cap;) {
+        struct chan_msg *next = m->next;
+        if (m->flags & MSG_PARTIAL)
+            out_drop(c, prev, m);
+        else
+            prev = m;
+        m = next;
+    }
+    if (c->out_bytes <= cap)
+        return;
+    /* Finals and errors alone pass the cap: the client does not read. */
+    LOG_WARN(c->chan ? chan_session_id(c->chan) : NULL,
+             "%zu bytes of results queued for a client that does not read (max %zu); closing",
+             c->out_bytes, cap);
+    while (c->out_head)
+        out_drop(c, NULL, c->out_head);
+    c->out_overflow = 1;
+    c->close_code = LWS_CLOSE_STATUS_POLICY_VIOLATION;
+    snprintf(c->close_reason, sizeof c->close_reason,
+             "client not reading: over %zu bytes of results queued", cap);
+    c->st = WC_CLOSING; /* input is ignored from now on */
+    wsconn_send(c, "", 0, MSG_LAST);
+    /* The close frame waits behind what the socket holds: a peer that never
+     * reads never takes it, so the connection goes after a grace period. */
+    lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, 5);
 }
 
 void wsconn_send(struct wsconn *c, const char *data, size_t len, unsigned flags)
@@ -196,10 +285,12 @@ void wsconn_send(struct wsconn *c, const char *data, size_t len, unsigned flags)
     }
     memset(m, 0, sizeof *m);
     m->flags = flags;
+    m->segment = -1;
     m->len = len;
     memcpy(m->data, data, len);
     m->data[len] = 0;
     out_append(c, m);
+    out_limit(c);
     lws_callback_on_writable(c->wsi);
 }
 
@@ -267,17 +358,77 @@ int wsconn_query(struct wsconn *c, const char *name, char *buf, size_t n)
     return 0;
 }
 
+/* Back-pressure on input: after any message (audio or control) that left
+ * the session's queued jobs past half its buffer. */
+static void rx_limit(struct wsconn *c)
+{
+    if (c->chan && !c->paused &&
+        chan_pending_bytes(c->chan) > c->fe->cfg.session_buffer_bytes / 2) {
+        c->paused = 1;
+        lws_rx_flow_control(c->wsi, 0);
+    }
+}
+
 int wsconn_post_audio(struct wsconn *c, const uint8_t *data, size_t len)
 {
     int rc = chan_post_audio(c->chan, data, len);
     if (rc)
         return rc;
     admit_audio(c->slot);
-    if (!c->paused && chan_pending_bytes(c->chan) > c->fe->cfg.session_buffer_bytes / 2) {
-        c->paused = 1;
-        lws_rx_flow_control(c->wsi, 0);
-    }
+    rx_limit(c);
     return 0;
+}
+
+int wsfe_peer_acquire(struct wsfe *fe, struct lws *wsi, char *peer, char *why, size_t n)
+{
+    peer[0] = 0;
+    if (fe->cfg.max_connections_per_ip <= 0)
+        return 0;
+    char addr[48];
+    lws_get_peer_simple(wsi, addr, sizeof addr);
+    if (!addr[0])
+        return 0;
+    /* A dual-stack socket reports IPv4 peers as ::ffff:a.b.c.d: one client. */
+    if (!strncmp(addr, "::ffff:", 7) && strchr(addr + 7, '.'))
+        memmove(addr, addr + 7, strlen(addr + 7) + 1);
+    size_t i = 0;
+    while (i < fe->n_peers && strcmp(fe->peers[i].addr, addr))
+        i++;
+    if (i < fe->n_peers && fe->peers[i].n >= fe->cfg.max_connections_per_ip) {
+        snprintf(why, n, "too many connections from %s (max %d); retry later", addr,
+                 fe->cfg.max_connections_per_ip);
+        return HARK_E_LIMIT;
+    }
+    if (i == fe->n_peers) {
+        if (fe->n_peers == fe->cap_peers) {
+            size_t cap = fe->cap_peers ? 2 * fe->cap_peers : 16;
+            struct peer_slots *t = hark_realloc(fe->peers, cap * sizeof *t);
+            if (!t)
+                return 0; /* not counted rather than refused */
+            fe->peers = t;
+            fe->cap_peers = cap;
+        }
+        snprintf(fe->peers[i].addr, sizeof fe->peers[i].addr, "%s", addr);
+        fe->peers[i].n = 0;
+        fe->n_peers++;
+    }
+    fe->peers[i].n++;
+    snprintf(peer, 48, "%s", addr);
+    return 0;
+}
+
+void wsfe_peer_release(struct wsfe *fe, char *peer)
+{
+    if (!peer[0])
+        return;
+    for (size_t i = 0; i < fe->n_peers; i++) {
+        if (strcmp(fe->peers[i].addr, peer))
+            continue;
+        if (--fe->peers[i].n <= 0)
+            fe->peers[i] = fe->peers[--fe->n_peers];
+        break;
+    }
+    peer[0] = 0;
 }
 
 static void conn_drain(struct wsconn *c)
@@ -290,6 +441,7 @@ static void conn_drain(struct wsconn *c)
         for (struct chan_msg *i = m; i; i = i->next)
             fatal |= (i->flags & MSG_FATAL) != 0;
         out_append(c, m);
+        out_limit(c);
         lws_callback_on_writable(c->wsi);
         if (fatal && c->d->fatal)
             c->d->fatal(c);
@@ -325,6 +477,7 @@ static int conn_write(struct wsconn *c)
     c->out_head = m->next;
     if (!c->out_head)
         c->out_tail = NULL;
+    c->out_bytes -= OUT_COST(m);
     int last = (m->flags & MSG_LAST) != 0;
     if (m->len) {
         if (LWS_PRE + m->len > fe->tx_cap) {
@@ -382,6 +535,7 @@ static void conn_remove(struct wsconn *c)
     }
     if (c->key_index >= 0)
         auth_release(fe->auth, c->key_index);
+    wsfe_peer_release(fe, c->peer);
     if (c->d && c->d->destroy)
         c->d->destroy(c);
     while (c->out_head) {
@@ -437,6 +591,15 @@ static int confirm_upgrade(struct wsfe *fe, struct lws *wsi)
         return 1;
     }
     auth_release(fe->auth, key); /* counted for real once established */
+    char peer[48];
+    if (wsfe_peer_acquire(fe, wsi, peer, why, sizeof why)) {
+        if (d->refuse)
+            d->refuse(fe, wsi, 429, HARK_E_LIMIT, why);
+        else
+            http_error(wsi, 429, "limit_exceeded", why);
+        return 1;
+    }
+    wsfe_peer_release(fe, peer); /* likewise */
     return d->check ? d->check(fe, wsi) : 0;
 }
 
@@ -470,7 +633,7 @@ static int cb_ws(struct lws *wsi, enum lws_callback_reasons reason, void *user, 
         c->wsi = wsi;
         c->fe = fe;
         c->st = WC_OPEN;
-        c->last_activity = clock_mono_ns();
+        c->last_activity = c->opened = clock_mono_ns();
         buf_init(&c->text);
         if (lws_hdr_copy(wsi, c->path, sizeof c->path, WSI_TOKEN_GET_URI) < 0)
             c->path[0] = 0;
@@ -486,6 +649,8 @@ static int cb_ws(struct lws *wsi, enum lws_callback_reasons reason, void *user, 
                 code = LWS_CLOSE_STATUS_POLICY_VIOLATION;
             else if (auth_acquire(fe->auth, c->key_index, why, sizeof why))
                 code = 1013; /* try again later */
+            else if (wsfe_peer_acquire(fe, wsi, c->peer, why, sizeof why))
+                code = 1013;
             if (code) {
                 c->key_index = -2; /* refused below, after linking */
                 lws_close_reason(wsi, (enum lws_close_status)code, (unsigned char *)why,
@@ -524,6 +689,7 @@ static int cb_ws(struct lws *wsi, enum lws_callback_reasons reason, void *user, 
             int is_last = lws_is_final_fragment(wsi);
             /* An empty binary message means "end of stream" to some clients;
              * an empty chunk of a message that carried bytes means nothing. */
+            c->got_message |= is_last;
             if (len == 0 && (!is_last || c->msg_bytes))
                 return 0;
             return c->d->binary(c, in, len) ? -1 : 0;
@@ -533,7 +699,11 @@ static int cb_ws(struct lws *wsi, enum lws_callback_reasons reason, void *user, 
             return 0;
         if (c->text.oom)
             return -1;
-        return c->d->text(c, c->text.data ? c->text.data : "", c->text.len) ? -1 : 0;
+        c->got_message = 1;
+        if (c->d->text(c, c->text.data ? c->text.data : "", c->text.len))
+            return -1;
+        rx_limit(c); /* controls queue jobs too */
+        return 0;
     }
     case LWS_CALLBACK_SERVER_WRITEABLE:
         if (!c->fe)
@@ -580,9 +750,31 @@ static void tick_cb(lws_sorted_usec_list_t *sul)
         begin_shutdown(fe);
     admit_release(wsfe_admit_take(fe));
     admit_tick(fe->admit);
+    batch_tick(fe);
     for (struct wsconn *c = fe->conns; c; c = c->next) {
         if (c->st != WC_OPEN && c->st != WC_STREAMING)
             continue;
+        /* A hard deadline from the upgrade to the config (native) or the
+         * first whole message: unlike the idle timer, trickling bytes of a
+         * message does not extend it. */
+        if (fe->cfg.first_message_timeout && (c->st == WC_OPEN || !c->got_message) &&
+            now - c->opened > (int64_t)fe->cfg.first_message_timeout * 1000000000LL) {
+            LOG_INFO(c->chan ? chan_session_id(c->chan) : NULL,
+                     "no %s within %d s of connecting; closing",
+                     c->st == WC_OPEN ? "config" : "message", fe->cfg.first_message_timeout);
+            if (c->d == &dialect_native) {
+                char msg[200];
+                int n = snprintf(msg, sizeof msg,
+                                 "{\"type\":\"error\",\"code\":\"%s\",\"message\":\"no "
+                                 "config within %d s of connecting\"}",
+                                 hark_err_code(HARK_E_TIMEOUT), fe->cfg.first_message_timeout);
+                wsconn_send(c, msg, (size_t)n, 0);
+                wsconn_close_after(c, 4408, "config timeout");
+            } else {
+                c->d->idle(c); /* Deepgram: its NET-0001 "no audio within the window" */
+            }
+            continue;
+        }
         /* While hark has paused reading (back-pressure) the client cannot
          * send: that is not idleness. */
         if (fe->cfg.idle_timeout && !c->paused &&
@@ -826,6 +1018,7 @@ void wsfe_destroy(struct wsfe *fe)
         metrics_destroy(fe->metrics);
     auth_destroy(fe->auth);
     hark_options_destroy(fe->defaults);
+    hark_free(fe->peers);
     hark_free(fe->tx);
     hark_free(fe);
 }

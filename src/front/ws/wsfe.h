@@ -64,6 +64,11 @@ struct wsfe_cfg {
     /* Origins (comma list, "*" = any) browsers may connect from besides the
      * server's own; requests without Origin are not browsers and pass. */
     const char *allowed_origins;
+    /* Per-client limits (docs/configuration.md "Limits"). */
+    size_t max_output_bytes;    /* queued outgoing bytes per connection (0 = unlimited) */
+    int first_message_timeout;  /* s from upgrade to config (native) / first message (0 = off) */
+    int max_connections_per_ip; /* WebSocket connections + batch uploads per peer (0 = off) */
+    int min_body_rate;          /* batch bodies: least average bytes/s (0 = off) */
 };
 
 /* Wire dialect of one connection, chosen by the request path. */
@@ -105,7 +110,12 @@ struct wsconn {
     int dstate_owned; /* dstate passed to the chan, which frees it */
 
     struct chan_msg *out_head, *out_tail; /* ready to write, oldest first */
+    size_t out_bytes;                     /* their cost, for max_output_bytes */
+    int out_overflow;                     /* closing for max_output_bytes: drop output */
     int paused;
+    int64_t opened;  /* upgrade time, for first_message_timeout */
+    int got_message; /* a whole message arrived */
+    char peer[48];   /* counted against max_connections_per_ip ("" = not counted) */
     int64_t last_activity;
     struct admit_slot *slot; /* host/admit.h: counted while the session is open */
     int64_t session_started;
@@ -129,6 +139,11 @@ void wsconn_close_after(struct wsconn *c, int code, const char *reason);
 /* Queue audio of a streaming connection; pauses reading when the backlog
  * passes half the session buffer. */
 int wsconn_post_audio(struct wsconn *c, const uint8_t *data, size_t len);
+/* Per-peer connection count (max_connections_per_ip): takes one slot for
+ * the request's peer address, written to peer (size >= 48; "" when not
+ * counted); HARK_E_LIMIT with why when the peer has all of them. */
+int wsfe_peer_acquire(struct wsfe *fe, struct lws *wsi, char *peer, char *why, size_t n);
+void wsfe_peer_release(struct wsfe *fe, char *peer);
 /* Ready to take sessions (not shutting down). */
 int wsfe_is_ready(struct wsfe *fe);
 /* Admission (host/admit.h, shared by every front end): 0 with a slot held
@@ -243,6 +258,8 @@ int batch_callback(struct lws *wsi, int reason, struct http_pss *pss, void *in, 
                    int *handled);
 /* Wake-up drain: collect results, resume paused uploads, start responses. */
 void batch_drain(struct wsfe *fe);
+/* Once a second: uploads slower than min_body_rate get 408. */
+void batch_tick(struct wsfe *fe);
 /* server.c: the front end's list of batch requests, and their session count
  * (they count as sessions for admission and graceful shutdown). */
 struct batch **wsfe_batches(struct wsfe *fe);
