@@ -1228,6 +1228,10 @@ int batch_begin(struct wsfe *fe, struct lws *wsi, const char *path)
             goto refuse;
         }
     }
+    if ((rc = wsfe_peer_acquire(fe, wsi, b->peer, msg, sizeof msg))) {
+        status = 429;
+        goto refuse;
+    }
     if ((rc = wsfe_admit(fe, msg, sizeof msg))) {
         status = HTTP_STATUS_SERVICE_UNAVAILABLE;
         rc = HARK_E_BUSY;
@@ -1260,10 +1264,6 @@ int batch_begin(struct wsfe *fe, struct lws *wsi, const char *path)
             snprintf(msg, sizeof msg, "cannot create the form parser");
             goto refuse;
         }
-    }
-    if ((rc = wsfe_peer_acquire(fe, wsi, b->peer, msg, sizeof msg))) {
-        status = 429;
-        goto refuse;
     }
     hark_options_destroy(o);
     b->counted = 1;

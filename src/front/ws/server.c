@@ -647,9 +647,9 @@ static int cb_ws(struct lws *wsi, enum lws_callback_reasons reason, void *user, 
             int code = 0;
             if (auth_check(fe->auth, wsi, &c->key_index, why, sizeof why))
                 code = LWS_CLOSE_STATUS_POLICY_VIOLATION;
-            else if (auth_acquire(fe->auth, c->key_index, why, sizeof why))
-                code = 1013; /* try again later */
             else if (wsfe_peer_acquire(fe, wsi, c->peer, why, sizeof why))
+                code = 1013; /* try again later; (CLOSED releases c->peer) */
+            else if (auth_acquire(fe->auth, c->key_index, why, sizeof why))
                 code = 1013;
             if (code) {
                 c->key_index = -2; /* refused below, after linking */
