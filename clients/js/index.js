@@ -439,6 +439,7 @@ export class HarkClient {
     clearTimeout(this.closeTimer);
     clearInterval(this.tick);
     this.retryTimer = this.closeTimer = this.tick = null;
+    this.flushLost();
     if (this.ws) {
       const ws = this.ws;
       this.ws = null;
@@ -579,6 +580,7 @@ export class HarkClient {
   }
 
   connected() {
+    this.flushLost();
     this.handshake = false;
     this.attempt = 0;
     const now = Date.now();
@@ -662,12 +664,30 @@ export class HarkClient {
     if (to > lostFrom) this.lost(lostFrom, to);
   }
 
+  // Reports [from, to) as lost. An outage drops a little with every frame
+  // submitted: contiguous losses are gathered into one event, emitted within
+  // 200 ms, on reconnect and at the end.
   lost(from, to) {
     from = Math.max(from, this.lostTo);
     if (to <= from) return;
     this.lostTo = to;
     this.stats.lostBytes += to - from;
-    this.emit('audio_lost', { type: 'audio_lost', from_ms: this.ms(from), to_ms: this.ms(to) });
+    const p = this.pendingLost;
+    if (p && p.to === from) p.to = to;
+    else {
+      this.flushLost();
+      this.pendingLost = { from, to };
+    }
+    if (!this.lostTimer) this.lostTimer = setTimeout(() => this.flushLost(), 200);
+  }
+
+  flushLost() {
+    clearTimeout(this.lostTimer);
+    this.lostTimer = null;
+    const p = this.pendingLost;
+    if (!p) return;
+    this.pendingLost = null;
+    this.emit('audio_lost', { type: 'audio_lost', from_ms: this.ms(p.from), to_ms: this.ms(p.to) });
   }
 
   // ---- timers --------------------------------------------------------------------

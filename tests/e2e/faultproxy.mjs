@@ -18,6 +18,8 @@
 //                                        the peers see silence. New connections
 //                                        still pass (a client that reconnects
 //                                        gets through). unstall() resumes.
+//   proxy.block() / unblock()            an outage: new connections are reset
+//                                        as soon as they arrive (server down)
 //   proxy.counters                       connections, bytes, cuts, stalls
 //   await proxy.close()
 //
@@ -162,10 +164,17 @@ export class FaultProxy {
     this.conns = new Set();
     this.nextId = 0;
     this.random = null; // { rnd, minBytes, maxBytes, dirs }
-    this.counters = { connections: 0, open: 0, bytesUp: 0, bytesDown: 0, cuts: 0, stalls: 0 };
+    this.counters = { connections: 0, open: 0, bytesUp: 0, bytesDown: 0, cuts: 0, stalls: 0, refused: 0 };
     this.cutLog = []; // { conn, dir, at, up, down } per cut
     this.closeWaiters = [];
+    this.blocked = false;
     this.listener = net.createServer((sock) => {
+      if (this.blocked) {
+        this.counters.refused++;
+        sock.on('error', () => {});
+        sock.resetAndDestroy();
+        return;
+      }
       const c = new Conn(this, this.nextId++, sock);
       this.conns.add(c);
       this.counters.connections++;
@@ -212,6 +221,16 @@ export class FaultProxy {
   stall() {
     for (const c of this.conns) c.stall(true);
     this.counters.stalls++;
+  }
+
+  // An outage: connections that arrive are reset at once, as when nothing
+  // listens. Open connections are not touched (cut() them too).
+  block() {
+    this.blocked = true;
+  }
+
+  unblock() {
+    this.blocked = false;
   }
 
   unstall() {

@@ -161,3 +161,18 @@ test('stall: silence both ways, nothing closed; new connections pass; unstall re
   c.sock.destroy();
   c2.sock.destroy();
 });
+
+test('block: new connections are reset while blocked, pass again after', async (t) => {
+  const { peer, proxy } = await setup(t);
+  proxy.block();
+  const s = net.connect({ host: '127.0.0.1', port: proxy.port });
+  const [err] = await once(s, 'error');
+  assert.equal(err.code, 'ECONNRESET');
+  assert.equal(peer.conns.length, 0);
+  assert.equal(proxy.counters.refused, 1);
+  proxy.unblock();
+  const c = await dial(proxy.port);
+  c.sock.write('ok');
+  await until('forwarded', () => peer.conns[0]?.got.toString() === 'ok');
+  c.sock.destroy();
+});
