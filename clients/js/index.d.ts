@@ -46,6 +46,8 @@ export interface HarkClientOptions {
   bufferSeconds?: number;
   /** Largest binary message sent (backlogs are split). Default 100 ms of raw audio, else 16 KiB. */
   chunkBytes?: number;
+  /** Unacknowledged bytes in flight at most, when the server acks (resume on). Default 5 s of raw audio, else 256 KiB. */
+  windowBytes?: number;
   /** Exponential backoff with full jitter: uniform in [0, min(capMs, baseMs * 2^attempt)). Default 250 / 10000. */
   backoff?: { baseMs?: number; capMs?: number };
   /** A keepalive after this long without audio. Default 5000. */

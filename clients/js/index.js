@@ -147,6 +147,10 @@ export class HarkClient {
     // Largest binary message: 100 ms of raw audio, so that controls queued
     // behind a backlog are not held up long.
     this.chunkBytes = options.chunkBytes ?? (this.raw ? Math.max(this.frameBytes, this.bytesAt(100)) : 16384);
+    // Unacknowledged audio in flight at most (when the server acks): a
+    // reconnect resends at most this much, and a file streamed at full
+    // speed does not pile up in socket buffers.
+    this.windowBytes = options.windowBytes ?? (this.raw ? Math.round(this.rate * 5) : 256 << 10);
     this.ring = new AudioRing(Math.max(this.frameBytes, bufferBytes - (bufferBytes % this.frameBytes)));
 
     this.handlers = new Map();
@@ -474,6 +478,7 @@ export class HarkClient {
           // Without a fixed byte rate there is no fallback to keep audio
           // for: what the server holds is all that can be dropped.
           if (!this.raw) this.ring.trim(this.acked);
+          this.pump(); // the window moved
         }
         return;
     }
@@ -614,8 +619,11 @@ export class HarkClient {
       const limit = next ? Math.min(next.at, this.ring.end) : this.ring.end;
       if (this.sent < limit) {
         if (ws.bufferedAmount > MAX_SOCKET_BUFFERED) break;
+        // A server that resumes acks what it holds: keep within the window.
+        const room = s.token ? this.acked + this.windowBytes - this.sent : Infinity;
+        if (room <= 0) break;
         let chunk;
-        const to = Math.min(limit, this.sent + this.chunkBytes);
+        const to = Math.min(limit, this.sent + this.chunkBytes, this.sent + room);
         if (this.sent < this.ring.start) {
           // Lost in an overflow (reported then): silence keeps the times.
           const n = Math.min(to, this.ring.start) - this.sent;

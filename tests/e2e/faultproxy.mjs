@@ -49,7 +49,7 @@ class Conn {
     this.client = client;
     this.server = net.connect({ host: proxy.host, port: proxy.targetPort });
     this.bytes = { up: 0, down: 0 };
-    this.plan = null; // { dir, left } : cut after `left` more bytes in `dir`
+    this.plans = []; // { dir, left }: cut after `left` more bytes in `dir` (first one due wins)
     this.stalled = false;
     this.dead = false;
     this.client.setNoDelay(true);
@@ -71,28 +71,26 @@ class Conn {
   forward(dir, data) {
     if (this.dead) return;
     const to = dir === 'up' ? this.server : this.client;
-    if (this.plan && (this.plan.dir === dir || this.plan.dir === 'any')) {
-      if (data.length >= this.plan.left) {
-        const head = data.subarray(0, this.plan.left);
-        const cut = { conn: this.id, dir, at: this.bytes[dir] + head.length, up: this.bytes.up, down: this.bytes.down };
-        this.bytes[dir] += head.length;
-        this.proxy.counters[dir === 'up' ? 'bytesUp' : 'bytesDown'] += head.length;
-        if (dir === 'up') cut.up += head.length;
-        else cut.down += head.length;
-        this.plan = null;
-        // Stop reading both sides now: nothing after the cut point may pass.
-        this.client.pause();
-        this.server.pause();
-        this.dead = true;
-        // The reset waits a moment after the bytes reach the kernel: a RST
-        // that arrives together with data can be reported to the peer as a
-        // plain EOF (Linux), and the point is an abrupt reset.
-        if (head.length) to.write(head, () => setTimeout(() => this.reset(cut), 10));
-        else this.reset(cut);
-        return;
-      }
-      this.plan.left -= data.length;
+    const mine = this.plans.filter((p) => p.dir === dir || p.dir === 'any');
+    const due = mine.filter((p) => data.length >= p.left).sort((a, b) => a.left - b.left)[0];
+    if (due) {
+      const head = data.subarray(0, due.left);
+      this.bytes[dir] += head.length;
+      this.proxy.counters[dir === 'up' ? 'bytesUp' : 'bytesDown'] += head.length;
+      const cut = { conn: this.id, dir, at: this.bytes[dir], up: this.bytes.up, down: this.bytes.down };
+      this.plans = [];
+      // Stop reading both sides now: nothing after the cut point may pass.
+      this.client.pause();
+      this.server.pause();
+      this.dead = true;
+      // The reset waits a moment after the bytes reach the kernel: a RST
+      // that arrives together with data can be reported to the peer as a
+      // plain EOF (Linux), and the point is an abrupt reset.
+      if (head.length) to.write(head, () => setTimeout(() => this.reset(cut), 10));
+      else this.reset(cut);
+      return;
     }
+    for (const p of mine) p.left -= data.length;
     this.bytes[dir] += data.length;
     this.proxy.counters[dir === 'up' ? 'bytesUp' : 'bytesDown'] += data.length;
     to.write(data);
@@ -105,7 +103,7 @@ class Conn {
       this.reset({ conn: this.id, dir, at: this.bytes[dir === 'down' ? 'down' : 'up'], up: this.bytes.up, down: this.bytes.down });
       return;
     }
-    this.plan = { dir, left: after };
+    this.plans.push({ dir, left: after });
   }
 
   reset(cut) {
@@ -194,26 +192,30 @@ export class FaultProxy {
     for (const c of [...this.conns]) c.cut(after, dir);
   }
 
-  // From now on, cuts each connection (open or new) once at a random offset:
-  // between minBytes and maxBytes more bytes of a random direction (dirs).
+  // From now on, cuts each connection (open or new) at a random offset: for
+  // each direction of dirs a random count between minBytes and maxBytes more
+  // bytes; the first direction to reach its count cuts.
   // Returns the seed, which is printed so that a failing run can be replayed.
-  randomCuts({ seed = (Math.random() * 2 ** 32) >>> 0, minBytes = 1, maxBytes = 65536, dirs = ['up', 'down'] } = {}) {
-    this.log(`faultproxy: random cuts, seed ${seed} (${minBytes}..${maxBytes} bytes, ${dirs.join('/')})`);
-    this.random = { rnd: prng(seed), minBytes, maxBytes, dirs };
+  // ranges: { up: [min, max], down: [min, max] } overrides the range per direction.
+  randomCuts({ seed = (Math.random() * 2 ** 32) >>> 0, minBytes = 1, maxBytes = 65536, dirs = ['up', 'down'], ranges = {} } = {}) {
+    const range = Object.fromEntries(dirs.map((d) => [d, ranges[d] || [minBytes, maxBytes]]));
+    this.log(`faultproxy: random cuts, seed ${seed} (${dirs.map((d) => d + ' ' + range[d].join('..')).join(', ')} bytes)`);
+    this.random = { rnd: prng(seed), range, dirs };
     for (const c of this.conns) this.planRandom(c);
     return seed;
   }
 
   stopRandomCuts() {
     this.random = null;
-    for (const c of this.conns) c.plan = null;
+    for (const c of this.conns) c.plans = [];
   }
 
   planRandom(c) {
-    const { rnd, minBytes, maxBytes, dirs } = this.random;
-    const dir = dirs[Math.floor(rnd() * dirs.length)];
-    const after = minBytes + Math.floor(rnd() * (maxBytes - minBytes + 1));
-    c.cut(after, dir);
+    const { rnd, range, dirs } = this.random;
+    for (const dir of dirs) {
+      const [lo, hi] = range[dir];
+      c.cut(lo + Math.floor(rnd() * (hi - lo + 1)), dir);
+    }
   }
 
   // Half-open: every open connection stops forwarding both ways; nothing is
