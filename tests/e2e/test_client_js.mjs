@@ -8,7 +8,10 @@
 //       session replays the audio after the last final, a `restarted` event
 //       marks the boundary, and no word after the last final is lost;
 //   (d) an outage longer than the ring buffer: `audio_lost` gives the span;
-//   (e) a half-open stall: detected, and the session continues.
+//   (e) a half-open stall: detected, and the session continues;
+//   (f) the API key as a header or a subprotocol; a refused key is final.
+// (b) needs a server that offers resume (resume_token in ready); it is
+// skipped, saying so, against one that does not.
 // Audio goes at full speed (the server reads it as fast as it decodes), so
 // the scenarios need no real-time pacing.
 //
@@ -248,4 +251,22 @@ test('(e) half-open stall: detected within 2K + margin, the session goes on', { 
   assert.match(text, /young man/, text);
   checkSeq(log);
   proxy.unstall();
+});
+
+test('(f) API key: as a header or as the token subprotocol; a wrong key stops without retrying', { timeout: 60000 }, async (t) => {
+  const keyed = await startServer(['--api-keys', 'client-key-1']);
+  t.after(() => keyed.stop());
+  for (const auth of ['header', 'subprotocol']) {
+    const { client } = makeClient(keyed.url, { apiKey: 'client-key-1', auth });
+    const ready = await client.connect();
+    assert.equal(ready.type, 'ready', auth);
+    assert.equal((await client.close()).reason, 'client', auth);
+  }
+  const { client, log } = makeClient(keyed.url, { apiKey: 'wrong-key' });
+  await assert.rejects(client.connect(), /closed before ready/);
+  assert.equal(client.state, 'closed');
+  assert.equal(client.stats.connects, 1, 'retried after a 401');
+  const err = log.find((e) => e.ev === 'error');
+  assert.equal(err.code, 'unauthorized');
+  assert.equal(err.fatal, true);
 });
