@@ -437,7 +437,12 @@ static void test_labelled_counter(void)
     n++;
     HARK_ERR_MAP(XX)
 #undef XX
-    ASSERT_EQ(n, 16);
+    /* as many series as the table has codes (it grows: count it) */
+#define XX(sym, num, code, text) +1
+    enum { N_CODES = 0 HARK_ERR_MAP(XX) };
+#undef XX
+    ASSERT_EQ(n, N_CODES);
+    ASSERT(N_CODES <= 32);
     for (size_t i = 0; i < n; i++)
         for (size_t j = 0; j < i; j++)
             ASSERT(errs[i] != errs[j]);
@@ -448,8 +453,8 @@ static void test_labelled_counter(void)
     struct buf b;
     buf_init(&b);
     render_checked(m, &b);
-    const char *expect[2 + 16];
-    char lines[16][96];
+    const char *expect[2 + 32];
+    char lines[32][96];
     expect[0] = "# HELP hark_errors_total Errors by code.";
     expect[1] = "# TYPE hark_errors_total counter";
     n = 0;
