@@ -540,8 +540,9 @@ int chan_post_state(struct chan *c, enum hark_state state)
 
 int chan_post_error(struct chan *c, int code, const char *message)
 {
-    /* Not refused when the audio budget is full: it is often why the client
-     * is told its session ends (buffer overflow, idle timeout). */
+    /* Counted and refused like any job when the budget is full, so a flood
+     * of bad messages stays bounded; the front end then closes, and the
+     * close code and reason say why. */
     return post(c, J_ERROR, code, message, strlen(message) + 1);
 }
 

@@ -105,7 +105,8 @@ int chan_post_state(struct chan *c, enum hark_state state);
 /* Queue an error the front end found in the client's input about this
  * session (code < 0; message copied): delivered as an ERROR event in order
  * with the session's other events, so it gets the next seq and the speaker_id
- * (hark_session_report_error). HARK_E_STATE after the close was queued. */
+ * (hark_session_report_error). HARK_E_STATE after the close was queued,
+ * HARK_E_LIMIT when the session budget is full (like any job). */
 int chan_post_error(struct chan *c, int code, const char *message);
 /* Queue the close: flushes the last finals; the CLOSED event is the last.
  * Never refused for the budget. */

@@ -174,6 +174,16 @@ test(`state flood: RSS grows < ${BOUND_MB} MB in 10 s (a state change replaces a
   });
 });
 
+test(`bad-message flood, replies unread: RSS grows < ${BOUND_MB} MB in 5 s (each error is a counted job; errors are never dropped, so the output cap closes)`, async () => {
+  await underAttack(srv, 'bad message', async () => {
+    const a = await openNative(srv.url, { encoding: 'pcm_s16le', sample_rate: 16000 });
+    a.ws.pause(); // every unknown type is answered with an error event: none is read
+    const n = await flood(a.ws, (i) => `{"type":"nope${i & 7}"}`, 5000);
+    console.log(`  ${n} bad messages sent`);
+    a.ws.terminate();
+  });
+});
+
 test(`keepalive flood: RSS grows < ${BOUND_MB} MB in 5 s (keepalive never queues)`, async () => {
   await underAttack(srv, 'keepalive', async () => {
     const a = await openNative(srv.url, { encoding: 'pcm_s16le', sample_rate: 16000 });
