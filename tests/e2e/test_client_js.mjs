@@ -141,6 +141,17 @@ test('(b) random cuts with resume: the same finals, no seq lost or repeated', { 
   t.diagnostic(`${cuts} cuts in ${secs.toFixed(1)} s (${((cuts * 60) / secs).toFixed(0)} per minute), ` +
     `${client.stats.resumes} resumes, ${client.stats.resentBytes} bytes resent, ` +
     `cut directions ${JSON.stringify(proxy.cutLog.reduce((a, c) => ({ ...a, [c.dir]: (a[c.dir] || 0) + 1 }), {}))}`);
+  // Reconnect to `resumed`: from the end of the backoff wait to the answer.
+  const waits = [];
+  log.forEach((e, i) => {
+    if (e.ev !== 'reconnecting') return;
+    const r = log.slice(i + 1).find((x) => x.ev === 'resumed' || x.ev === 'reconnecting');
+    if (r && r.ev === 'resumed') waits.push(r.at - e.at - e.delay_ms);
+  });
+  waits.sort((x, y) => x - y);
+  if (waits.length)
+    t.diagnostic(`reconnect to resumed: median ${waits[waits.length >> 1]} ms, max ${waits.at(-1)} ms; ` +
+      `${Math.round(client.stats.resentBytes / Math.max(1, client.stats.resumes) / 1024)} KiB resent per resume`);
   assert.ok(cuts >= 10, `only ${cuts} cuts`);
   assert.ok(proxy.cutLog.some((c) => c.dir === 'down'), 'no cut towards the client');
   assert.equal(client.stats.restarts, 0, 'a resume failed: ' + JSON.stringify(log.filter((e) => e.ev === 'error')));

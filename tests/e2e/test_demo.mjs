@@ -20,6 +20,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { chromium } from 'playwright-core';
 import { DATA, startServer, sleep } from './lib.mjs';
+import { FaultProxy } from './faultproxy.mjs';
 
 const CHROMIUM = '/usr/bin/chromium';
 const CLIP = path.join(DATA, 'sense_and_sensibility_01_austen_64kb-0880.wav');
@@ -110,7 +111,7 @@ function recordSockets(page) {
   return frames;
 }
 
-async function openPage(t, server, query = '') {
+async function openPage(t, server, query = '', base = server.http) {
   const context = await browser.newContext({ viewport: { width: 1100, height: 640 } });
   t.after(() => context.close());
   const page = await context.newPage();
@@ -120,7 +121,7 @@ async function openPage(t, server, query = '') {
     if (m.type() === 'error') errors.push(m.text());
   });
   const frames = recordSockets(page);
-  await page.goto(server.http + '/' + query);
+  await page.goto(base + '/' + query);
   await page.evaluate(installRecorder);
   return { page, errors, frames };
 }
@@ -280,5 +281,43 @@ test('reconnects with jittered exponential backoff when the server goes away', {
   await screenshot(t, page, 'demo-after-reconnect.png');
   // A failed connection attempt is logged by Chromium as a console error;
   // nothing else may be.
+  assert.deepEqual(errors.filter((e) => !/WebSocket connection to .* failed/.test(e)), []);
+});
+
+// The page loaded through the fault proxy: a connection reset mid-stream is
+// survived by hark-client. With a server that resumes, the page keeps its
+// session (no second `ready`); without, it continues in a new one.
+test('a reset connection: the page resumes and keeps transcribing', { timeout: 80000 }, async (t) => {
+  const server = await startServer();
+  t.after(() => server.stop());
+  const proxy = await FaultProxy.start({ port: server.port, log: (s) => t.diagnostic(s) });
+  t.after(() => proxy.close());
+  const { page, errors, frames } = await openPage(t, server, '', `http://127.0.0.1:${proxy.port}`);
+  await page.click('#start');
+  await until('state listening', async () => (await stateText(page)) === 'listening', 15000);
+  await until(`"${EXPECTED}" in the final transcript`, async () =>
+    (await finalsText(page)).includes(EXPECTED), FINAL_WAIT_MS);
+  const before = await page.locator('#finals .final').count();
+  const ready = JSON.parse(frames.find((f) => f.kind === 'recv' && JSON.parse(f.payload).type === 'ready').payload);
+  proxy.cut();
+  await until('state reconnecting', async () => (await pageLog(page)).some((e) =>
+    e.kind === 'state' && e.text.startsWith('reconnecting')), 10000);
+  await until('state listening again', async () => (await stateText(page)) === 'listening', 20000);
+  await until('a final after the reset', async () =>
+    (await page.locator('#finals .final').count()) > before &&
+    (await page.locator('#finals .final').last().textContent()).includes(EXPECTED), FINAL_WAIT_MS);
+  const sockets = frames.filter((f) => f.kind === 'open').length;
+  const firstSent = frames.filter((f) => f.kind === 'sent' && f.id === 1 && typeof f.payload === 'string')
+    .map((f) => JSON.parse(f.payload))[0];
+  if (ready.resume_token) {
+    assert.deepEqual({ type: firstSent.type, session_id: firstSent.session_id, resume_token: firstSent.resume_token },
+      { type: 'resume', session_id: ready.session_id, resume_token: ready.resume_token });
+    assert.match(await page.locator('#info').textContent(), new RegExp('session ' + ready.session_id));
+  } else {
+    assert.equal(firstSent.type, 'config');
+  }
+  t.diagnostic(`${sockets} sockets; after the reset the page sent ${firstSent.type}`);
+  await page.click('#stop');
+  await until('state idle after Stop', async () => (await stateText(page)) === 'idle', STOP_WAIT_MS);
   assert.deepEqual(errors.filter((e) => !/WebSocket connection to .* failed/.test(e)), []);
 });
