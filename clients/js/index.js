@@ -389,7 +389,7 @@ export class HarkClient {
 
   scheduleReconnect() {
     if (this.done || this.retryTimer) return;
-    this.setClientState('reconnecting');
+    this.setClientState(this.closing ? 'finalizing' : 'reconnecting');
     // Full jitter: uniform in [0, min(cap, base * 2^attempt)).
     const ceiling = Math.min(this.backoffCap, this.backoffBase * 2 ** this.attempt);
     const delay = Math.floor(this.random() * ceiling);
@@ -427,7 +427,7 @@ export class HarkClient {
     this.controls = this.controls.concat(old?.sentControls?.filter((c) => c.at > from) || []).sort((a, b) => a.at - b.at);
     this.stats.restarts++;
     // Straight away: the server answered, it is reachable.
-    this.setClientState('reconnecting');
+    this.setClientState(this.closing ? 'finalizing' : 'reconnecting');
     this.open();
   }
 
