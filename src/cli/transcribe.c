@@ -5,9 +5,14 @@
  * partial is rewritten in place and finals go on their own lines; piped,
  * only finals are printed (one per line); --json prints every event as one
  * JSON object per line in the native protocol's shape.
+ *
+ * With --server ws://HOST:PORT the same stream goes to a hark server
+ * through the C client (include/hark/client.h), which reconnects and
+ * resumes through network faults; the output is the same.
  */
 #include <errno.h>
 #include <getopt.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,9 +21,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "audio/wav.h"
 #include "base/buf.h"
+#include "base/log.h"
 #include "base/mem.h"
 #include "cli/cli.h"
+#include "hark/client.h"
 #include "session/event_json.h"
 
 struct tx {
@@ -30,8 +38,13 @@ struct tx {
     int partial_shown;
     int errors;
     int first_error;
+    double closed_audio; /* CLOSED's audio_seconds */
     struct buf line;
 };
+
+/* --server: events arrive on the client's thread while the main thread
+ * reads the input and draws the progress bar; both print under this. */
+static pthread_mutex_t print_mu = PTHREAD_MUTEX_INITIALIZER;
 
 static size_t terminal_columns(void)
 {
@@ -64,6 +77,8 @@ static void print_progress_prefix(struct tx *t)
 static void on_event(void *user, const struct hark_event *ev)
 {
     struct tx *t = user;
+    if (ev->type == HARK_EVENT_CLOSED)
+        t->closed_audio = ev->audio_seconds;
     if (ev->type == HARK_EVENT_ERROR) {
         t->errors++;
         if (!t->first_error)
@@ -141,25 +156,30 @@ static void show_progress(struct tx *t)
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: hark transcribe [options] FILE|-\n"
-            "\n"
-            "Streams audio through a recognition session and prints what was said.\n"
-            "FILE may be WAV, Ogg Opus or WebM/Opus (format read from the file) or raw audio with "
-            "--encoding.\n"
-            "\n"
-            "output:\n"
-            "  --json                 one JSON object per event per line\n"
-            "  --realtime             pace input at capture rate (default: as fast as possible)\n"
-            "  --chunk-ms N           feed audio in chunks of N ms (default 100)\n"
-            "  --describe             print the session's pipeline on stderr\n"
-            "  --log-level L          error|warn|info|debug (default warn)\n"
-            "engine:\n"
-            "  --engine NAME          engine to use (default pocketsphinx; see `hark engines`)\n"
-            "  --engine-opt K=V       engine setting, repeatable (pocketsphinx: second_pass=\n"
-            "                         none|bestpath|full, share_model=yes|no, model_dir=, hmm=,\n"
-            "                         lm=, dict=)\n"
-            "session options (also settable as --name or --name=value):\n");
+    fprintf(
+        f, "usage: hark transcribe [options] FILE|-\n"
+           "\n"
+           "Streams audio through a recognition session and prints what was said.\n"
+           "FILE may be WAV, Ogg Opus or WebM/Opus (format read from the file) or raw audio with "
+           "--encoding.\n"
+           "\n"
+           "output:\n"
+           "  --json                 one JSON object per event per line\n"
+           "  --realtime             pace input at capture rate (default: as fast as possible)\n"
+           "  --chunk-ms N           feed audio in chunks of N ms (default 100)\n"
+           "  --describe             print the session's pipeline on stderr\n"
+           "  --log-level L          error|warn|info|debug (default warn)\n"
+           "server (stream to a hark server instead of recognising here):\n"
+           "  --server URL           ws://HOST:PORT or wss://HOST:PORT (path default /v1/stream);\n"
+           "                         reconnects and resumes through network faults\n"
+           "  --api-key KEY          API key for the server (default: $HARK_API_KEY)\n"
+           "  --ca-file FILE         wss: CA certificates (PEM) to verify the server\n"
+           "engine:\n"
+           "  --engine NAME          engine to use (default pocketsphinx; see `hark engines`)\n"
+           "  --engine-opt K=V       engine setting, repeatable (pocketsphinx: second_pass=\n"
+           "                         none|bestpath|full, share_model=yes|no, model_dir=, hmm=,\n"
+           "                         lm=, dict=)\n"
+           "session options (also settable as --name or --name=value):\n");
     for (int i = 0; hark_options_name(i); i++) {
         char flag[64];
         snprintf(flag, sizeof flag, "--%s", hark_options_name(i));
@@ -205,6 +225,289 @@ static void sleep_until(struct timespec *t0, double sec)
     }
 }
 
+/* ------------------------------------------------------------ --server */
+
+/* The session options given on the command line, as the config message's
+ * name/value pairs (the server's defaults stand for the rest). */
+#define WIRE_MAX 64
+struct wire_opts {
+    char names[WIRE_MAX][64];
+    const char *kv[2 * WIRE_MAX + 1];
+    int n;
+};
+
+static void wire_set(struct wire_opts *w, const char *name, const char *val)
+{
+    for (int i = 0; i < w->n; i++) {
+        if (!strcmp(w->names[i], name)) {
+            w->kv[2 * i + 1] = val;
+            return;
+        }
+    }
+    if (w->n == WIRE_MAX)
+        return; /* more than every option there is: repeats only */
+    snprintf(w->names[w->n], sizeof w->names[0], "%s", name);
+    w->kv[2 * w->n] = w->names[w->n];
+    w->kv[2 * w->n + 1] = val;
+    w->n++;
+    w->kv[2 * w->n] = NULL;
+}
+
+struct remote {
+    struct tx *t;
+    int ready;         /* a session was opened */
+    int refused_early; /* the server refused the config */
+};
+
+static void print_json_line(struct tx *t, struct buf *b)
+{
+    buf_putc(b, '\n');
+    fwrite(b->data, 1, b->len, stdout);
+    fflush(stdout);
+}
+
+static void on_client_event(void *user, const struct hark_client_event *ce)
+{
+    struct remote *r = user;
+    struct tx *t = r->t;
+    pthread_mutex_lock(&print_mu);
+    struct buf b;
+    buf_init(&b);
+    switch (ce->type) {
+    case HARK_CLIENT_EVENT_SESSION:
+        if (ce->event->type == HARK_EVENT_ERROR && !r->ready)
+            r->refused_early = 1;
+        on_event(t, ce->event);
+        break;
+    case HARK_CLIENT_EVENT_READY:
+    case HARK_CLIENT_EVENT_RESUMED:
+        r->ready = 1;
+        LOG_INFO(ce->session_id, "%s",
+                 ce->type == HARK_CLIENT_EVENT_READY ? "session open" : "session resumed");
+        break;
+    case HARK_CLIENT_EVENT_RECONNECTING:
+        LOG_INFO(NULL, "reconnecting in %u ms (attempt %u): %s", ce->delay_ms, ce->attempt,
+                 ce->message);
+        break;
+    case HARK_CLIENT_EVENT_ERROR:
+        t->errors++;
+        if (!t->first_error)
+            t->first_error = ce->code;
+        if (t->partial_shown) {
+            printf("\r\033[K");
+            t->partial_shown = 0;
+        }
+        fflush(stdout);
+        fprintf(stderr, "hark: error: %s: %s\n", hark_err_code(ce->code), ce->message);
+        if (t->json) {
+            buf_puts(&b, "{\"type\":\"error\"");
+            buf_json_key(&b, "code");
+            buf_json_str(&b, hark_err_code(ce->code));
+            buf_json_key(&b, "message");
+            buf_json_str(&b, ce->message);
+            buf_putc(&b, '}');
+            print_json_line(t, &b);
+        }
+        break;
+    case HARK_CLIENT_EVENT_RESTARTED:
+        fflush(stdout);
+        fprintf(stderr, "hark: session %s could not be resumed; session %s continues from %.2f s\n",
+                ce->old_session_id, ce->session_id, (double)ce->offset_ms / 1000.0);
+        if (t->json) {
+            buf_puts(&b, "{\"type\":\"restarted\"");
+            buf_json_key(&b, "old_session_id");
+            buf_json_str(&b, ce->old_session_id);
+            buf_json_key(&b, "new_session_id");
+            buf_json_str(&b, ce->session_id);
+            buf_json_key(&b, "offset_ms");
+            buf_json_num(&b, (double)ce->offset_ms);
+            buf_putc(&b, '}');
+            print_json_line(t, &b);
+        }
+        break;
+    case HARK_CLIENT_EVENT_AUDIO_LOST:
+        fflush(stdout);
+        if (ce->from_ms >= 0)
+            fprintf(stderr, "hark: warning: audio lost from %.2f s to %.2f s\n",
+                    (double)ce->from_ms / 1000.0, (double)ce->to_ms / 1000.0);
+        else
+            fprintf(stderr, "hark: warning: audio lost: bytes %llu to %llu\n",
+                    (unsigned long long)ce->from_byte, (unsigned long long)ce->to_byte);
+        if (t->json) {
+            buf_puts(&b, "{\"type\":\"audio_lost\"");
+            buf_json_key(&b, "from_ms");
+            buf_json_num(&b, (double)ce->from_ms);
+            buf_json_key(&b, "to_ms");
+            buf_json_num(&b, (double)ce->to_ms);
+            buf_putc(&b, '}');
+            print_json_line(t, &b);
+        }
+        break;
+    case HARK_CLIENT_EVENT_STATE:
+        LOG_DEBUG(NULL, "client %s -> %s", hark_client_state_name(ce->prev_state),
+                  hark_client_state_name(ce->state));
+        break;
+    }
+    buf_deinit(&b);
+    pthread_mutex_unlock(&print_mu);
+}
+
+/* A WAV file goes to the server as its raw samples when they are in a raw
+ * encoding: then the client can replay them into a new session if the old
+ * one is lost (a WAV stream cannot restart without its header). Reads the
+ * header (into pre) and sets the wire options; *skip = header bytes. */
+static int wav_to_raw(FILE *in, struct buf *pre, struct wire_opts *w, double *bps, size_t *skip,
+                      char *rate, char *ch, size_t num_size, const char *input)
+{
+    struct wav_parser *wp = NULL;
+    struct wav_info info;
+    char err[256];
+    size_t used = 0, total = 0;
+    int rc = wav_parser_create(&wp);
+    while (!rc) {
+        rc = wav_parser_feed(wp, (const uint8_t *)pre->data + total, pre->len - total, &used, &info,
+                             err, sizeof err);
+        total += used;
+        if (rc)
+            break;
+        unsigned char more[4096];
+        size_t n = fread(more, 1, sizeof more, in);
+        if (n == 0) {
+            rc = 0; /* the header never ended: sent as it is, the server says why */
+            break;
+        }
+        buf_append(pre, more, n);
+    }
+    wav_parser_destroy(wp);
+    if (rc < 0) {
+        fprintf(stderr, "hark: error: %s: %s: %s\n", hark_err_code(rc), input, err);
+        return rc;
+    }
+    *skip = 0;
+    if (rc == 1 && (info.fmt == PCM_S16LE || info.fmt == PCM_F32LE || info.fmt == PCM_MULAW ||
+                    info.fmt == PCM_ALAW)) {
+        snprintf(rate, num_size, "%d", info.sample_rate);
+        snprintf(ch, num_size, "%d", info.channels);
+        wire_set(w, "encoding", pcm_format_name(info.fmt));
+        wire_set(w, "sample_rate", rate);
+        wire_set(w, "channels", ch);
+        *bps = (double)pcm_sample_bytes(info.fmt) * info.sample_rate * info.channels;
+        *skip = total;
+    }
+    return 0;
+}
+
+static int run_remote(struct tx *t, const char *url, const char *api_key, const char *ca_file,
+                      struct wire_opts *w, FILE *in, const unsigned char *head, size_t head_len,
+                      int sniff_wav, int realtime, int chunk_ms, const char *input)
+{
+    struct remote r = {.t = t};
+    struct buf pre;
+    buf_init(&pre);
+    buf_append(&pre, head, head_len);
+    double bps = 0;
+    size_t skip = 0;
+    char rate[16], ch[16], err[512];
+    int rc = CLI_OK;
+    struct hark_client *c = NULL;
+    unsigned char *chunk = NULL;
+    if (sniff_wav) {
+        if (wav_to_raw(in, &pre, w, &bps, &skip, rate, ch, sizeof rate, input)) {
+            rc = CLI_INPUT;
+            goto out;
+        }
+    } else {
+        struct hark_options *o = NULL;
+        if (!hark_options_create(&o)) {
+            for (int i = 0; i < w->n; i++)
+                hark_options_set(o, w->kv[2 * i], w->kv[2 * i + 1], NULL, 0);
+            bps = raw_bytes_per_sec(o);
+            hark_options_destroy(o);
+        }
+    }
+    if (in != stdin && bps > 0) {
+        struct stat st;
+        if (fstat(fileno(in), &st) == 0 && S_ISREG(st.st_mode))
+            t->total_sec = (double)(st.st_size - (off_t)skip) / bps;
+    }
+    t->progress =
+        t->total_sec > 5.0 && !t->json && (t->tty || (isatty(STDERR_FILENO) && !realtime));
+
+    struct hark_client_config cfg;
+    hark_client_config_init(&cfg);
+    cfg.url = url;
+    cfg.api_key = api_key;
+    cfg.ca_file = ca_file;
+    cfg.options = w->kv;
+    cfg.when_full = HARK_CLIENT_WAIT; /* a file waits; nothing is dropped */
+    cfg.connect_attempts = 3;
+    cfg.give_up_ms = 30000;
+    int crc = hark_client_create(&c, &cfg, on_client_event, &r, err, sizeof err);
+    if (crc) {
+        fprintf(stderr, "hark transcribe: %s\n", err);
+        rc = crc == HARK_E_INVAL || crc == HARK_E_BAD_OPTION ? CLI_USAGE : CLI_RUNTIME;
+        goto out;
+    }
+    size_t chunk_bytes = bps > 0 ? (size_t)(bps * chunk_ms / 1000.0) : 3200;
+    if (chunk_bytes < 1)
+        chunk_bytes = 1;
+    chunk = hark_malloc(chunk_bytes);
+    if (!chunk) {
+        rc = CLI_RUNTIME;
+        goto out;
+    }
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    unsigned long long sent = pre.len - skip;
+    int send_rc = hark_client_send_audio(c, pre.data + skip, pre.len - skip);
+    while (!send_rc) {
+        size_t n = fread(chunk, 1, chunk_bytes, in);
+        if (n == 0)
+            break;
+        send_rc = hark_client_send_audio(c, chunk, n);
+        sent += n;
+        if (bps > 0) {
+            pthread_mutex_lock(&print_mu);
+            t->done_sec = (double)sent / bps;
+            show_progress(t);
+            pthread_mutex_unlock(&print_mu);
+            if (realtime)
+                sleep_until(&t0, (double)sent / bps);
+        }
+    }
+    int read_error = ferror(in);
+    if (read_error)
+        fprintf(stderr, "hark transcribe: read error on %s: %s\n", input, strerror(errno));
+    crc = hark_client_close(c, 0);
+    pthread_mutex_lock(&print_mu);
+    if (t->progress && !t->tty)
+        fprintf(stderr, "\r\033[K");
+    if (t->partial_shown)
+        printf("\n");
+    pthread_mutex_unlock(&print_mu);
+    if (!crc && !t->errors && t->closed_audio <= 0.0) {
+        fprintf(stderr,
+                "hark transcribe: %s: no audio: the server decoded no samples from %llu bytes\n",
+                input, sent);
+        rc = CLI_INPUT;
+    } else if (read_error) {
+        rc = CLI_INPUT;
+    } else if (crc || t->errors) {
+        int code = t->first_error ? t->first_error : crc;
+        rc = r.refused_early && (code == HARK_E_BAD_OPTION || code == HARK_E_UNSUPPORTED ||
+                                 code == HARK_E_NO_ENGINE)
+                 ? CLI_USAGE
+             : code == HARK_E_BAD_AUDIO || code == HARK_E_UNSUPPORTED ? CLI_INPUT
+             : code == HARK_E_ENGINE || code == HARK_E_MODEL          ? CLI_ENGINE
+                                                                      : CLI_RUNTIME;
+    }
+out:
+    hark_client_destroy(c);
+    hark_free(chunk);
+    buf_deinit(&pre);
+    return rc;
+}
+
 int cli_transcribe(int argc, char **argv)
 {
     struct tx t = {0};
@@ -213,6 +516,9 @@ int cli_transcribe(int argc, char **argv)
     struct hark_session *sess = NULL;
     struct cli_settings settings = {0};
     const char *engine_name = "pocketsphinx";
+    const char *server = NULL, *api_key = getenv("HARK_API_KEY"), *ca_file = NULL;
+    struct wire_opts wire = {0};
+    int engine_given = 0;
     int realtime = 0, describe = 0, chunk_ms = 100, encoding_given = 0;
     enum hark_log_level log_level = HARK_LOG_WARN;
     char err[512];
@@ -276,6 +582,7 @@ int cli_transcribe(int argc, char **argv)
         } else if (!strcmp(name, "no_interim")) {
             name[0] = 0;
             hark_options_set(opts, "interim_results", "false", NULL, 0);
+            wire_set(&wire, "interim_results", "false");
             continue;
         } else {
             if (i + 1 >= argc) {
@@ -287,6 +594,13 @@ int cli_transcribe(int argc, char **argv)
         }
         if (!strcmp(name, "engine")) {
             engine_name = val;
+            engine_given = 1;
+        } else if (!strcmp(name, "server")) {
+            server = val;
+        } else if (!strcmp(name, "api_key")) {
+            api_key = val;
+        } else if (!strcmp(name, "ca_file")) {
+            ca_file = val;
         } else if (!strcmp(name, "engine_opt")) {
             if (cli_settings_add(&settings, val)) {
                 fprintf(stderr, "hark transcribe: --engine-opt wants NAME=VALUE, got '%s'\n", val);
@@ -313,6 +627,7 @@ int cli_transcribe(int argc, char **argv)
                 rc = CLI_USAGE;
                 goto out;
             }
+            wire_set(&wire, name, val);
             if (!strcmp(name, "encoding"))
                 encoding_given = 1;
         }
@@ -358,9 +673,23 @@ int cli_transcribe(int argc, char **argv)
             goto out;
         }
         hark_options_set(opts, "encoding", is_wav ? "wav" : "auto", NULL, 0);
+        wire_set(&wire, "encoding", is_wav ? "wav" : "auto");
     }
 
     t.tty = isatty(STDOUT_FILENO) && !t.json;
+    if (server) {
+        if (settings.n) {
+            fprintf(stderr, "hark transcribe: --engine-opt configures a local engine; the "
+                            "server's engine is set where it runs\n");
+            rc = CLI_USAGE;
+            goto out;
+        }
+        if (engine_given)
+            wire_set(&wire, "engine", engine_name);
+        rc = run_remote(&t, server, api_key, ca_file, &wire, in, head, head_len,
+                        is_wav && !encoding_given, realtime, chunk_ms, input);
+        goto out;
+    }
     double bps = is_wav ? wav_bytes_per_sec(head, head_len) : raw_bytes_per_sec(opts);
     if (in != stdin && bps > 0) {
         struct stat st;

@@ -1,0 +1,1153 @@
+/*
+ * The C client of the native protocol (include/hark/client.h): one
+ * libwebsockets context and one service thread per client.
+ *
+ * Who touches what: the user's threads append audio to the ring and
+ * controls to a small queue under `mu`, then wake the service thread with
+ * lws_cancel_service (the only lws call allowed off that thread). Everything
+ * else (the connection, the session bookkeeping, timers, events) belongs to
+ * the service thread. Events are delivered with `mu` released, so the
+ * callback may queue audio.
+ *
+ * Byte offsets are absolute: offset 0 is the first byte ever queued, across
+ * every connection and session. A server session started at `sess_base`;
+ * its "audio_bytes" N is our offset sess_base + N.
+ */
+#include "hark/client.h"
+
+#include <libwebsockets.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "base/buf.h"
+#include "base/clock.h"
+#include "base/err.h"
+#include "base/json.h"
+#include "base/log.h"
+#include "base/mem.h"
+#include "client/client_msg.h"
+#include "client/client_ring.h"
+#include "client/client_url.h"
+
+#define CTL_MAX 64           /* finalize/state controls queued at once */
+#define CHUNK_MAX 16384      /* audio bytes per WebSocket message */
+#define TX_MAX 8192          /* longest text message we send */
+#define RX_MAX JSON_MAX_LEN  /* longest server message we accept */
+#define TICK_US (250 * 1000) /* keepalive, liveness and give-up checks */
+#define DEFAULT_RING (4u << 20)
+
+enum conn { CONN_NONE, CONN_CONNECTING, CONN_OPEN, CONN_LIVE /* ready or resumed */ };
+enum ctl_kind { CTL_FINALIZE, CTL_STATE };
+
+struct ctl {
+    uint64_t at; /* audio offset the control follows */
+    enum ctl_kind kind;
+    enum hark_state state;
+};
+
+struct hark_client {
+    /* config, immutable after create */
+    struct client_url url;
+    char *api_key;
+    char *ca_file;
+    char **opts; /* name, value, ..., NULL */
+    enum hark_client_when_full when_full;
+    unsigned keepalive_ms, base_ms, cap_ms, connect_attempts, give_up_ms;
+    hark_client_event_cb cb;
+    void *user;
+    lws_retry_bo_t retry;
+
+    struct lws_context *ctx;
+    pthread_t thread;
+
+    /* shared with the user's threads, under mu */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    struct client_ring ring;
+    uint64_t sent; /* next byte to send */
+    struct ctl ctl[CTL_MAX];
+    size_t ctl_n;
+    uint64_t lost_from, lost_to; /* unsent audio dropped, not yet reported */
+    int close_req, stop, done, rc;
+    int ctx_gone; /* the service thread has destroyed the context */
+    enum hark_client_state state;
+    struct hark_client_stats stats;
+
+    /* service thread only */
+    struct lws *wsi;
+    uintptr_t gen; /* connection attempt number, in the wsi's opaque data */
+    enum conn conn;
+    int dying; /* the context is being destroyed: callbacks change nothing */
+    int first_sent, resuming, close_sent, keepalive_due;
+    int peer_close; /* close code the server sent, 0 if none */
+    int last_error; /* last error event's code on this connection */
+    int want_new;   /* next connection opens a new session */
+    char session_id[128], token[128], old_session_id[128];
+    int have_session, session_over, ever_ready;
+    int64_t last_seq;  /* server seq of the current session, -1 none */
+    uint64_t user_seq; /* next seq the user sees */
+    int64_t seg_base, last_final_seg;
+    uint64_t sess_base, sent_hw, acked, committed;
+    double byte_rate;      /* raw encodings: bytes per second; 0 otherwise */
+    unsigned frame_bytes;  /* raw: bytes of one sample frame */
+    double closed_seconds; /* audio of earlier sessions */
+    unsigned attempt, first_failures;
+    int64_t down_since_ns, last_rx_ns, last_audio_ns, last_ka_ns;
+    uint64_t rng;
+    lws_sorted_usec_list_t sul_tick, sul_retry;
+    struct buf rx;
+    struct client_msg msg;
+    unsigned char tx[LWS_PRE + (CHUNK_MAX > TX_MAX ? CHUNK_MAX : TX_MAX)];
+};
+
+const char *hark_client_state_name(enum hark_client_state s)
+{
+    static const char *const names[] = {"connecting",   "streaming",  "paused",
+                                        "reconnecting", "finalizing", "closed"};
+    return (unsigned)s < sizeof names / sizeof names[0] ? names[s] : "unknown";
+}
+
+const char *hark_client_event_name(enum hark_client_event_type t)
+{
+    static const char *const names[] = {"",          "session",    "ready",
+                                        "resumed",   "state",      "reconnecting",
+                                        "restarted", "audio_lost", "error"};
+    return (unsigned)t < sizeof names / sizeof names[0] ? names[t] : "unknown";
+}
+
+void hark_client_config_init(struct hark_client_config *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    cfg->buffer_bytes = DEFAULT_RING;
+    cfg->keepalive_ms = 5000;
+    cfg->backoff_base_ms = 250;
+    cfg->backoff_cap_ms = 10000;
+}
+
+/* Wakes the service thread; called with mu held (ctx_gone is read under it). */
+static void wake_locked(struct hark_client *c)
+{
+    if (!c->ctx_gone)
+        lws_cancel_service(c->ctx);
+}
+
+/* ------------------------------------------------------------ events */
+
+static void emit(struct hark_client *c, struct hark_client_event *ev)
+{
+    if (c->cb)
+        c->cb(c->user, ev);
+}
+
+static void set_state(struct hark_client *c, enum hark_client_state s)
+{
+    pthread_mutex_lock(&c->mu);
+    enum hark_client_state prev = c->state;
+    if (prev == s || prev == HARK_CLIENT_CLOSED) {
+        pthread_mutex_unlock(&c->mu);
+        return;
+    }
+    c->state = s;
+    pthread_mutex_unlock(&c->mu);
+    struct hark_client_event ev = {.type = HARK_CLIENT_EVENT_STATE, .state = s, .prev_state = prev};
+    emit(c, &ev);
+}
+
+/* The state a live connection is in: finalizing once close was asked for. */
+static enum hark_client_state live_state(struct hark_client *c)
+{
+    pthread_mutex_lock(&c->mu);
+    int closing = c->close_req;
+    pthread_mutex_unlock(&c->mu);
+    return closing ? HARK_CLIENT_FINALIZING : HARK_CLIENT_STREAMING;
+}
+
+static int64_t bytes_ms(const struct hark_client *c, uint64_t off)
+{
+    return c->byte_rate > 0 ? (int64_t)((double)off * 1000.0 / c->byte_rate) : -1;
+}
+
+static void report_lost(struct hark_client *c, uint64_t from, uint64_t to)
+{
+    if (to <= from)
+        return;
+    pthread_mutex_lock(&c->mu);
+    c->stats.bytes_lost += to - from;
+    pthread_mutex_unlock(&c->mu);
+    struct hark_client_event ev = {.type = HARK_CLIENT_EVENT_AUDIO_LOST,
+                                   .from_byte = from,
+                                   .to_byte = to,
+                                   .from_ms = bytes_ms(c, from),
+                                   .to_ms = bytes_ms(c, to)};
+    LOG_INFO(c->session_id, "client: audio lost: bytes %llu..%llu", (unsigned long long)from,
+             (unsigned long long)to);
+    emit(c, &ev);
+}
+
+/* The end: no more connections. rc 0 after the last CLOSED, else why. */
+static void finish(struct hark_client *c, int rc, const char *fmt, ...) HARK_PRINTF(3, 4);
+static void finish(struct hark_client *c, int rc, const char *fmt, ...)
+{
+    if (c->state == HARK_CLIENT_CLOSED)
+        return;
+    if (rc && fmt) {
+        char msg[512];
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(msg, sizeof msg, fmt, ap);
+        va_end(ap);
+        struct hark_client_event ev = {.type = HARK_CLIENT_EVENT_ERROR, .code = rc, .message = msg};
+        LOG_INFO(c->session_id, "client: %s", msg);
+        emit(c, &ev);
+    }
+    if (c->wsi)
+        lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+    lws_sul_cancel(&c->sul_retry);
+    set_state(c, HARK_CLIENT_CLOSED);
+    pthread_mutex_lock(&c->mu);
+    c->done = 1;
+    c->rc = rc;
+    pthread_cond_broadcast(&c->cv);
+    pthread_mutex_unlock(&c->mu);
+}
+
+/* What the ring must keep: for a resume, everything after the server's
+ * acknowledgement; for a new session (raw encodings only), everything after
+ * the last final's committed point. The rest may go. */
+static void release(struct hark_client *c)
+{
+    uint64_t keep;
+    if (c->byte_rate > 0)
+        keep = c->token[0] && c->acked < c->committed ? c->acked : c->committed;
+    else
+        keep = c->token[0] ? c->acked : c->sent_hw;
+    pthread_mutex_lock(&c->mu);
+    if (keep > c->sent)
+        keep = c->sent;
+    client_ring_release(&c->ring, keep);
+    pthread_cond_broadcast(&c->cv);
+    pthread_mutex_unlock(&c->mu);
+}
+
+/* ------------------------------------------------------------ connecting */
+
+static void connect_now(struct hark_client *c);
+
+static void retry_cb(lws_sorted_usec_list_t *sul)
+{
+    struct hark_client *c = lws_container_of(sul, struct hark_client, sul_retry);
+    connect_now(c);
+}
+
+/* Exponential backoff with full jitter: uniform in [0, min(cap, base*2^n)). */
+static unsigned backoff_ms(struct hark_client *c)
+{
+    uint64_t span = c->base_ms;
+    for (unsigned i = 1; i < c->attempt && span < c->cap_ms; i++)
+        span *= 2;
+    if (span > c->cap_ms)
+        span = c->cap_ms;
+    c->rng ^= c->rng << 13; /* xorshift64: jitter needs no crypto */
+    c->rng ^= c->rng >> 7;
+    c->rng ^= c->rng << 17;
+    return span ? (unsigned)(c->rng % span) : 0;
+}
+
+static void schedule_reconnect(struct hark_client *c, const char *why, int now)
+{
+    c->attempt++;
+    unsigned delay = now ? 0 : backoff_ms(c);
+    set_state(c, HARK_CLIENT_RECONNECTING);
+    struct hark_client_event ev = {.type = HARK_CLIENT_EVENT_RECONNECTING,
+                                   .attempt = c->attempt,
+                                   .delay_ms = delay,
+                                   .message = why};
+    LOG_INFO(c->session_id, "client: reconnecting in %u ms (attempt %u): %s", delay, c->attempt,
+             why);
+    emit(c, &ev);
+    if (c->state != HARK_CLIENT_CLOSED)
+        lws_sul_schedule(c->ctx, 0, &c->sul_retry, retry_cb, (lws_usec_t)delay * 1000);
+}
+
+static void connect_now(struct hark_client *c)
+{
+    if (c->conn != CONN_NONE || c->state == HARK_CLIENT_CLOSED)
+        return;
+    struct lws_client_connect_info ci;
+    memset(&ci, 0, sizeof ci);
+    ci.context = c->ctx;
+    ci.address = c->url.host;
+    ci.port = c->url.port;
+    ci.path = c->url.path;
+    ci.host = c->url.hostport;
+    ci.origin = c->url.hostport;
+    ci.ssl_connection = c->url.tls ? LCCSCF_USE_SSL : 0;
+    ci.retry_and_idle_policy = &c->retry;
+    ci.opaque_user_data = (void *)++c->gen;
+    ci.protocol = NULL;
+    c->conn = CONN_CONNECTING;
+    c->first_sent = c->resuming = c->close_sent = c->keepalive_due = 0;
+    c->peer_close = c->last_error = 0;
+    buf_reset(&c->rx);
+    struct lws *w = lws_client_connect_via_info(&ci);
+    if (w && c->conn == CONN_CONNECTING)
+        c->wsi = w;
+    if (!w && c->conn == CONN_CONNECTING) {
+        /* failed before any callback could say so */
+        c->wsi = NULL;
+        c->conn = CONN_NONE;
+        c->first_failures++;
+        if (!c->ever_ready && c->connect_attempts && c->first_failures >= c->connect_attempts)
+            finish(c, HARK_E_IO, "cannot connect to %s:%d", c->url.host, c->url.port);
+        else
+            schedule_reconnect(c, "connection failed", 0);
+    }
+}
+
+static int is_fatal_close(int code)
+{
+    /* bad config or protocol (4400), undecodable audio (4415), a session
+     * limit (4429), a message too large (1009): the same again fails again */
+    return code == 4400 || code == 4415 || code == 4429 || code == 1009;
+}
+
+/* The connection is gone (refused, cut, closed by either side). */
+static void on_down(struct hark_client *c, const char *why, int http_status)
+{
+    if (c->conn == CONN_NONE)
+        return;
+    enum conn was = c->conn;
+    c->conn = CONN_NONE;
+    c->wsi = NULL;
+    if (c->dying || c->state == HARK_CLIENT_CLOSED)
+        return;
+    int64_t now = clock_mono_ns();
+    if (!c->down_since_ns)
+        c->down_since_ns = now;
+    if (http_status == 401 || http_status == 403) {
+        finish(c, HARK_E_AUTH, "the server refused the API key (HTTP %d)", http_status);
+        return;
+    }
+    if (c->resuming && was == CONN_OPEN &&
+        (c->peer_close == 4404 || c->peer_close == 4400 || c->last_error)) {
+        /* resume refused (or a server that does not know resume): a new session */
+        LOG_INFO(c->session_id, "client: resume refused (close %d): new session", c->peer_close);
+        c->want_new = 1;
+        schedule_reconnect(c, "resume failed; opening a new session", 1);
+        return;
+    }
+    if (is_fatal_close(c->peer_close)) {
+        finish(c, c->last_error ? c->last_error : HARK_E_PROTOCOL,
+               "the server ended the session (close %d)", c->peer_close);
+        return;
+    }
+    if (!c->ever_ready && was < CONN_OPEN) {
+        c->first_failures++;
+        if (c->connect_attempts && c->first_failures >= c->connect_attempts) {
+            finish(c, HARK_E_IO, "cannot connect to %s:%d: %s", c->url.host, c->url.port,
+                   why && *why ? why : "connection failed");
+            return;
+        }
+    }
+    if (c->give_up_ms && c->ever_ready &&
+        (now - c->down_since_ns) / 1000000 > (int64_t)c->give_up_ms) {
+        finish(c, HARK_E_IO, "no connection to %s:%d for %u ms; giving up", c->url.host,
+               c->url.port, c->give_up_ms);
+        return;
+    }
+    schedule_reconnect(c, why && *why ? why : "connection lost", 0);
+}
+
+/* ------------------------------------------------------------ sending */
+
+static int write_text(struct hark_client *c, const char *s, size_t n)
+{
+    if (n > TX_MAX)
+        return -1;
+    memcpy(c->tx + LWS_PRE, s, n);
+    return lws_write(c->wsi, c->tx + LWS_PRE, n, LWS_WRITE_TEXT) < (int)n ? -1 : 0;
+}
+
+static int send_first(struct hark_client *c)
+{
+    struct buf b;
+    buf_init(&b);
+    buf_putc(&b, '{');
+    buf_json_key(&b, "type");
+    if (c->have_session && c->token[0] && !c->session_over && !c->want_new) {
+        c->resuming = 1;
+        buf_json_str(&b, "resume");
+        buf_json_key(&b, "session_id");
+        buf_json_str(&b, c->session_id);
+        buf_json_key(&b, "resume_token");
+        buf_json_str(&b, c->token);
+        buf_json_key(&b, "last_seq");
+        buf_json_num(&b, (double)c->last_seq);
+        buf_json_key(&b, "audio_bytes");
+        buf_json_num(&b, (double)(c->sent_hw - c->sess_base));
+    } else {
+        c->resuming = 0;
+        buf_json_str(&b, "config");
+        for (size_t i = 0; c->opts && c->opts[i]; i += 2) {
+            const char *v = c->opts[i + 1];
+            buf_json_key(&b, c->opts[i]);
+            if (!strcmp(v, "true") || !strcmp(v, "false") ||
+                (v[0] && v[0] != '0' && strspn(v, "0123456789") == strlen(v) && strlen(v) < 10))
+                buf_puts(&b, v);
+            else
+                buf_json_str(&b, v);
+        }
+    }
+    buf_putc(&b, '}');
+    int rc = b.oom ? -1 : write_text(c, b.data, b.len);
+    buf_deinit(&b);
+    c->first_sent = 1;
+    return rc;
+}
+
+/* One message per WRITEABLE: controls due, then audio, keepalive, close. */
+static int on_writable(struct hark_client *c)
+{
+    if (!c->first_sent)
+        return send_first(c);
+    if (c->conn != CONN_LIVE || lws_send_pipe_choked(c->wsi))
+        return 0;
+    char text[64];
+    size_t tn = 0, an = 0;
+    int more = 0, close_now = 0;
+    pthread_mutex_lock(&c->mu);
+    if (c->sent < c->ring.base)
+        c->sent = c->ring.base; /* dropped before it could be sent (reported) */
+    if (c->ctl_n && c->ctl[0].at <= c->sent) {
+        struct ctl k = c->ctl[0];
+        memmove(c->ctl, c->ctl + 1, --c->ctl_n * sizeof c->ctl[0]);
+        tn = (size_t)snprintf(text, sizeof text,
+                              k.kind == CTL_FINALIZE ? "{\"type\":\"finalize\"}"
+                              : k.state == HARK_STATE_RESPONDING
+                                  ? "{\"type\":\"state\",\"state\":\"responding\"}"
+                                  : "{\"type\":\"state\",\"state\":\"listening\"}");
+    } else if (c->sent < c->ring.end) {
+        uint64_t limit = c->ctl_n ? c->ctl[0].at : c->ring.end;
+        size_t max = limit - c->sent < CHUNK_MAX ? (size_t)(limit - c->sent) : CHUNK_MAX;
+        an = client_ring_copy(&c->ring, c->sent, c->tx + LWS_PRE, max);
+        if (c->sent < c->sent_hw)
+            c->stats.bytes_resent += an < c->sent_hw - c->sent ? an : c->sent_hw - c->sent;
+        c->sent += an;
+        c->stats.bytes_sent += an;
+        if (c->sent > c->sent_hw)
+            c->sent_hw = c->sent;
+    } else if (c->close_req && !c->close_sent) {
+        close_now = 1;
+    }
+    more = c->ctl_n || c->sent < c->ring.end || (c->close_req && !c->close_sent && !close_now);
+    pthread_mutex_unlock(&c->mu);
+
+    int rc = 0;
+    if (tn) {
+        rc = write_text(c, text, tn);
+    } else if (an) {
+        rc = lws_write(c->wsi, c->tx + LWS_PRE, an, LWS_WRITE_BINARY) < (int)an ? -1 : 0;
+        c->last_audio_ns = clock_mono_ns();
+        if (!c->token[0] && c->byte_rate <= 0)
+            release(c); /* nothing can be replayed: sent is done with */
+        if (c->state == HARK_CLIENT_PAUSED)
+            set_state(c, HARK_CLIENT_STREAMING);
+    } else if (close_now) {
+        static const char msg[] = "{\"type\":\"close\"}";
+        c->close_sent = 1;
+        set_state(c, HARK_CLIENT_FINALIZING);
+        rc = write_text(c, msg, sizeof msg - 1);
+    } else if (c->keepalive_due) {
+        static const char msg[] = "{\"type\":\"keepalive\"}";
+        c->keepalive_due = 0;
+        c->last_ka_ns = clock_mono_ns();
+        rc = write_text(c, msg, sizeof msg - 1);
+    }
+    if (more || c->keepalive_due)
+        lws_callback_on_writable(c->wsi);
+    return rc;
+}
+
+/* ------------------------------------------------------------ receiving */
+
+static void on_ready(struct hark_client *c, const struct client_msg *m)
+{
+    uint64_t from = 0;
+    if (c->have_session) {
+        /* A new session continues the old one: from the last final's
+         * committed point, which only raw encodings can find in bytes. */
+        if (c->byte_rate <= 0) {
+            finish(c, HARK_E_RESUME_FAILED,
+                   "session %s could not be resumed, and audio in this encoding cannot be "
+                   "replayed into a new session (only pcm_s16le, pcm_f32le, mulaw and alaw can)",
+                   c->session_id);
+            return;
+        }
+        from = c->committed;
+        pthread_mutex_lock(&c->mu);
+        uint64_t base = c->ring.base;
+        pthread_mutex_unlock(&c->mu);
+        if (from < base) {
+            report_lost(c, from, base);
+            from = base;
+        }
+        snprintf(c->old_session_id, sizeof c->old_session_id, "%s", c->session_id);
+        c->seg_base = c->last_final_seg + 1;
+    }
+    c->sess_base = from;
+    c->closed_seconds = c->byte_rate > 0 ? (double)from / c->byte_rate : 0;
+    snprintf(c->session_id, sizeof c->session_id, "%s", m->session_id);
+    snprintf(c->token, sizeof c->token, "%s", m->resume_token);
+    if (m->encoding[0] && m->sample_rate > 0 && m->channels > 0) {
+        const char *e = m->encoding;
+        unsigned sb = !strcmp(e, "pcm_s16le")                     ? 2
+                      : !strcmp(e, "pcm_f32le")                   ? 4
+                      : !strcmp(e, "mulaw") || !strcmp(e, "alaw") ? 1
+                                                                  : 0;
+        c->frame_bytes = sb * (unsigned)m->channels;
+        c->byte_rate = (double)c->frame_bytes * m->sample_rate;
+    }
+    c->last_seq = -1;
+    c->acked = c->committed = from;
+    c->session_over = c->want_new = 0;
+    c->conn = CONN_LIVE;
+    c->attempt = 0;
+    c->down_since_ns = 0;
+    pthread_mutex_lock(&c->mu);
+    c->sent = from;
+    c->sent_hw = from > c->sent_hw ? from : c->sent_hw;
+    c->stats.connects++;
+    c->stats.restarts += c->have_session;
+    pthread_mutex_unlock(&c->mu);
+    int restarted = c->have_session;
+    c->have_session = c->ever_ready = 1;
+    struct hark_client_event ev = {.type = HARK_CLIENT_EVENT_READY, .session_id = c->session_id};
+    emit(c, &ev);
+    if (restarted) {
+        struct hark_client_event rs = {.type = HARK_CLIENT_EVENT_RESTARTED,
+                                       .session_id = c->session_id,
+                                       .old_session_id = c->old_session_id,
+                                       .offset_ms = bytes_ms(c, from)};
+        LOG_INFO(c->session_id, "client: new session replaces %s from %lld ms", c->old_session_id,
+                 (long long)rs.offset_ms);
+        emit(c, &rs);
+    }
+    set_state(c, live_state(c));
+    release(c);
+    lws_callback_on_writable(c->wsi);
+}
+
+static void on_resumed(struct hark_client *c, const struct client_msg *m)
+{
+    uint64_t held = c->sess_base + m->audio_bytes;
+    if (held > c->sent_hw || strcmp(m->session_id, c->session_id)) {
+        lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+        c->last_error = HARK_E_RESUME_FAILED; /* treated as refused: new session */
+        return;
+    }
+    pthread_mutex_lock(&c->mu);
+    uint64_t base = c->ring.base;
+    pthread_mutex_unlock(&c->mu);
+    uint64_t from = held;
+    if (from < base) {
+        report_lost(c, from, base);
+        from = base;
+    }
+    if (held > c->acked)
+        c->acked = held;
+    pthread_mutex_lock(&c->mu);
+    c->sent = from;
+    c->stats.connects++;
+    c->stats.resumes++;
+    c->stats.bytes_acked = c->acked;
+    pthread_mutex_unlock(&c->mu);
+    c->conn = CONN_LIVE;
+    c->resuming = 0;
+    c->attempt = 0;
+    c->down_since_ns = 0;
+    struct hark_client_event ev = {.type = HARK_CLIENT_EVENT_RESUMED,
+                                   .session_id = c->session_id,
+                                   .resent_bytes = c->sent_hw - from};
+    LOG_INFO(c->session_id, "client: resumed; resending %llu bytes",
+             (unsigned long long)(c->sent_hw - from));
+    emit(c, &ev);
+    set_state(c, live_state(c));
+    release(c);
+    lws_callback_on_writable(c->wsi);
+}
+
+/* A session event: shifted into the user's single stream and delivered. */
+static void on_event(struct hark_client *c, struct client_msg *m)
+{
+    struct hark_event *ev = &m->ev;
+    if (c->conn != CONN_LIVE) {
+        /* before ready/resumed: only an error refusing the config or resume */
+        if (ev->type != HARK_EVENT_ERROR)
+            return;
+        c->last_error = ev->code;
+        if (c->resuming)
+            return; /* handled by the fallback, not the user's business */
+    } else {
+        if (c->last_seq >= 0 && (int64_t)ev->seq <= c->last_seq)
+            return; /* replayed twice: already delivered */
+        c->last_seq = (int64_t)ev->seq;
+        if (ev->type == HARK_EVENT_ERROR)
+            c->last_error = ev->code;
+    }
+    double off = c->closed_seconds;
+    ev->seq = c->user_seq++;
+    ev->session_id = c->session_id;
+    switch (ev->type) {
+    case HARK_EVENT_TRANSCRIPT:
+        ev->segment += c->seg_base;
+        ev->start += off;
+        ev->end += off;
+        for (size_t i = 0; i < ev->n_words; i++) {
+            m->words[i].start += off;
+            m->words[i].end += off;
+        }
+        if (ev->is_final) {
+            c->last_final_seg = ev->segment;
+            if (c->frame_bytes) {
+                uint64_t b = (uint64_t)((double)ev->committed_ms * c->byte_rate / 1000.0);
+                b -= b % c->frame_bytes;
+                if (c->sess_base + b > c->committed)
+                    c->committed = c->sess_base + b;
+            }
+            ev->committed_ms += (int64_t)(off * 1000.0 + 0.5);
+            release(c);
+        }
+        break;
+    case HARK_EVENT_SPEECH_STARTED:
+    case HARK_EVENT_INTERRUPT:
+        ev->start += off;
+        break;
+    case HARK_EVENT_UTTERANCE_END:
+        ev->end += off;
+        break;
+    case HARK_EVENT_CLOSED:
+        ev->audio_seconds += off;
+        ev->segments += c->seg_base;
+        pthread_mutex_lock(&c->mu);
+        int asked = c->close_req && c->close_sent;
+        pthread_mutex_unlock(&c->mu);
+        if (!asked) {
+            /* the server ended it (shutdown, idle, error): the audio not yet
+             * in finals goes to a new session on the next connection */
+            c->session_over = 1;
+            c->user_seq--;
+            return;
+        }
+        break;
+    case HARK_EVENT_ERROR:
+        break;
+    }
+    struct hark_client_event out = {.type = HARK_CLIENT_EVENT_SESSION, .event = ev};
+    emit(c, &out);
+    if (ev->type == HARK_EVENT_CLOSED)
+        finish(c, 0, NULL);
+}
+
+static void on_message(struct hark_client *c, const char *text, size_t len)
+{
+    char err[256];
+    int rc = client_msg_parse(&c->msg, text, len, err, sizeof err);
+    if (rc) {
+        LOG_WARN(c->session_id, "client: bad message from the server: %s", err);
+        return;
+    }
+    switch (c->msg.kind) {
+    case CLIENT_MSG_READY:
+        if (c->conn == CONN_OPEN && !c->resuming)
+            on_ready(c, &c->msg);
+        break;
+    case CLIENT_MSG_RESUMED:
+        if (c->conn == CONN_OPEN && c->resuming)
+            on_resumed(c, &c->msg);
+        break;
+    case CLIENT_MSG_ACK:
+        if (c->conn == CONN_LIVE && c->sess_base + c->msg.audio_bytes > c->acked &&
+            c->sess_base + c->msg.audio_bytes <= c->sent_hw) {
+            c->acked = c->sess_base + c->msg.audio_bytes;
+            pthread_mutex_lock(&c->mu);
+            c->stats.bytes_acked = c->acked;
+            pthread_mutex_unlock(&c->mu);
+            release(c);
+        }
+        break;
+    case CLIENT_MSG_EVENT:
+        on_event(c, &c->msg);
+        break;
+    case CLIENT_MSG_UNKNOWN:
+        break;
+    }
+}
+
+/* ------------------------------------------------------------ service */
+
+static void tick_cb(lws_sorted_usec_list_t *sul)
+{
+    struct hark_client *c = lws_container_of(sul, struct hark_client, sul_tick);
+    int64_t now = clock_mono_ns();
+    if (c->conn == CONN_LIVE && c->state != HARK_CLIENT_CLOSED) {
+        int64_t ka = (int64_t)c->keepalive_ms * 1000000;
+        if (now - c->last_audio_ns >= ka && now - c->last_ka_ns >= ka) {
+            c->keepalive_due = 1;
+            if (c->state == HARK_CLIENT_STREAMING)
+                set_state(c, HARK_CLIENT_PAUSED);
+            lws_callback_on_writable(c->wsi);
+        }
+        /* Half-open: a server that acknowledges keepalives (one offering
+         * resume) has said nothing for two intervals. */
+        if (c->token[0] && now - c->last_rx_ns > 2 * ka + 1000000000LL) {
+            LOG_INFO(c->session_id, "client: nothing received for %lld ms: reconnecting",
+                     (long long)((now - c->last_rx_ns) / 1000000));
+            lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+        }
+    }
+    if (c->conn == CONN_NONE && c->give_up_ms && c->ever_ready && c->down_since_ns &&
+        (now - c->down_since_ns) / 1000000 > (int64_t)c->give_up_ms)
+        finish(c, HARK_E_IO, "no connection to %s:%d for %u ms; giving up", c->url.host,
+               c->url.port, c->give_up_ms);
+    lws_sul_schedule(c->ctx, 0, &c->sul_tick, tick_cb, TICK_US);
+}
+
+/* Requests from the user's threads (audio, controls, close). */
+static void on_wake(struct hark_client *c)
+{
+    pthread_mutex_lock(&c->mu);
+    uint64_t lf = c->lost_from, lt = c->lost_to;
+    c->lost_from = c->lost_to = 0;
+    int closing = c->close_req;
+    pthread_mutex_unlock(&c->mu);
+    report_lost(c, lf, lt);
+    if (closing && c->conn == CONN_LIVE)
+        set_state(c, HARK_CLIENT_FINALIZING);
+    if (c->conn == CONN_LIVE)
+        lws_callback_on_writable(c->wsi);
+}
+
+static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                    size_t len)
+{
+    struct hark_client *c = lws_context_user(lws_get_context(wsi));
+    if (!c)
+        return 0;
+    /* this attempt's wsi, still current (an old one may report late) */
+    int mine = c->conn != CONN_NONE && lws_get_opaque_user_data(wsi) == (void *)c->gen;
+    switch (reason) {
+    case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
+        if (!c->dying)
+            on_wake(c);
+        return 0;
+    case LWS_CALLBACK_CLIENT_APPEND_HANDSHAKE_HEADER:
+        if (c->api_key && mine) {
+            unsigned char **p = (unsigned char **)in, *end = *p + len;
+            char v[600];
+            int n = snprintf(v, sizeof v, "Token %s", c->api_key);
+            if (lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_AUTHORIZATION, (unsigned char *)v,
+                                             n, p, end))
+                return -1;
+        }
+        return 0;
+    case LWS_CALLBACK_CLIENT_ESTABLISHED:
+        if (!mine)
+            return -1;
+        c->wsi = wsi;
+        c->conn = CONN_OPEN;
+        c->last_rx_ns = c->last_audio_ns = c->last_ka_ns = clock_mono_ns();
+        lws_callback_on_writable(wsi);
+        return 0;
+    case LWS_CALLBACK_CLIENT_RECEIVE:
+        if (!mine)
+            return -1;
+        c->last_rx_ns = clock_mono_ns();
+        if (lws_frame_is_binary(wsi))
+            return 0; /* the server sends text only */
+        if (c->rx.len + len > RX_MAX) {
+            LOG_WARN(c->session_id, "client: server message over %zu bytes: reconnecting",
+                     (size_t)RX_MAX);
+            return -1;
+        }
+        buf_append(&c->rx, in, len);
+        if (lws_is_final_fragment(wsi) && !lws_remaining_packet_payload(wsi)) {
+            if (!c->rx.oom)
+                on_message(c, c->rx.data, c->rx.len);
+            buf_reset(&c->rx);
+        }
+        return 0;
+    case LWS_CALLBACK_CLIENT_WRITEABLE:
+        if (!mine || c->state == HARK_CLIENT_CLOSED)
+            return -1;
+        return on_writable(c);
+    case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
+        if (mine && len >= 2)
+            c->peer_close = ((unsigned char *)in)[0] << 8 | ((unsigned char *)in)[1];
+        return 0;
+    case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
+        if (mine) {
+            char why[200];
+            snprintf(why, sizeof why, "%s", in ? (const char *)in : "connection failed");
+            on_down(c, why, lws_http_client_http_response(wsi));
+        }
+        return 0;
+    case LWS_CALLBACK_CLIENT_CLOSED:
+        if (mine) {
+            char why[64];
+            snprintf(why, sizeof why,
+                     c->peer_close ? "closed by the server (%d)" : "connection lost",
+                     c->peer_close);
+            on_down(c, why, 0);
+        }
+        return 0;
+    default:
+        return 0;
+    }
+}
+
+static const struct lws_protocols protocols[] = {
+    {"hark-client", callback, 0, 0, 0, NULL, 0},
+    {NULL, NULL, 0, 0, 0, NULL, 0},
+};
+
+static void *service_main(void *arg)
+{
+    struct hark_client *c = arg;
+    lws_sul_schedule(c->ctx, 0, &c->sul_tick, tick_cb, TICK_US);
+    connect_now(c);
+    for (;;) {
+        pthread_mutex_lock(&c->mu);
+        int stop = c->stop;
+        pthread_mutex_unlock(&c->mu);
+        if (stop)
+            break;
+        if (lws_service(c->ctx, 0) < 0)
+            break;
+    }
+    c->dying = 1;
+    lws_sul_cancel(&c->sul_tick);
+    lws_sul_cancel(&c->sul_retry);
+    pthread_mutex_lock(&c->mu);
+    c->ctx_gone = 1; /* no more lws_cancel_service on it */
+    pthread_mutex_unlock(&c->mu);
+    lws_context_destroy(c->ctx);
+    pthread_mutex_lock(&c->mu);
+    if (!c->done) {
+        c->done = 1;
+        c->rc = c->rc ? c->rc : HARK_E_STATE;
+        c->state = HARK_CLIENT_CLOSED;
+    }
+    pthread_cond_broadcast(&c->cv);
+    pthread_mutex_unlock(&c->mu);
+    return NULL;
+}
+
+static void lws_log_cb(int level, const char *line)
+{
+    char msg[512];
+    snprintf(msg, sizeof msg, "%s", line);
+    size_t n = strlen(msg);
+    while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
+        msg[--n] = 0;
+    if (level & LLL_ERR)
+        LOG_ERROR(NULL, "lws: %s", msg);
+    else
+        LOG_DEBUG(NULL, "lws: %s", msg);
+}
+
+/* ------------------------------------------------------------ public */
+
+static char **copy_options(const char *const *opts, char *err, size_t n, int *rc)
+{
+    size_t count = 0;
+    while (opts && opts[count])
+        count++;
+    *rc = 0;
+    if (count % 2) {
+        *rc = err_set(err, n, HARK_E_INVAL, "options: name '%s' without a value", opts[count - 1]);
+        return NULL;
+    }
+    struct hark_options *check = NULL;
+    char **out = hark_calloc(count + 1, sizeof *out);
+    if (!out || hark_options_create(&check)) {
+        hark_free(out);
+        *rc = err_set(err, n, HARK_E_NOMEM, "out of memory");
+        return NULL;
+    }
+    for (size_t i = 0; i < count && !*rc; i += 2) {
+        /* refused here as the server would refuse it, before connecting */
+        *rc = hark_options_set(check, opts[i], opts[i + 1], err, n);
+        out[i] = hark_strdup(opts[i]);
+        out[i + 1] = hark_strdup(opts[i + 1]);
+        if (!*rc && (!out[i] || !out[i + 1]))
+            *rc = err_set(err, n, HARK_E_NOMEM, "out of memory");
+    }
+    hark_options_destroy(check);
+    if (*rc) {
+        for (size_t i = 0; i < count; i++)
+            hark_free(out[i]);
+        hark_free(out);
+        return NULL;
+    }
+    return out;
+}
+
+int hark_client_create(struct hark_client **out, const struct hark_client_config *cfg,
+                       hark_client_event_cb cb, void *user, char *err, size_t n)
+{
+    if (!out || !cfg)
+        return err_set(err, n, HARK_E_INVAL, "out and cfg must not be NULL");
+    *out = NULL;
+    struct hark_client *c = hark_calloc(1, sizeof *c);
+    if (!c)
+        return err_set(err, n, HARK_E_NOMEM, "out of memory");
+    int rc = client_url_parse(&c->url, cfg->url, err, n);
+    if (rc)
+        goto fail;
+    c->opts = copy_options(cfg->options, err, n, &rc);
+    if (rc)
+        goto fail;
+    if ((cfg->api_key && !(c->api_key = hark_strdup(cfg->api_key))) ||
+        (cfg->ca_file && !(c->ca_file = hark_strdup(cfg->ca_file)))) {
+        rc = err_set(err, n, HARK_E_NOMEM, "out of memory");
+        goto fail;
+    }
+    if (c->api_key &&
+        (strlen(c->api_key) > 512 || strcspn(c->api_key, "\r\n") != strlen(c->api_key))) {
+        rc = err_set(err, n, HARK_E_INVAL, "API key: at most 512 bytes, no line breaks");
+        goto fail;
+    }
+    c->when_full = cfg->when_full;
+    c->keepalive_ms = cfg->keepalive_ms ? cfg->keepalive_ms : 5000;
+    c->base_ms = cfg->backoff_base_ms ? cfg->backoff_base_ms : 250;
+    c->cap_ms = cfg->backoff_cap_ms ? cfg->backoff_cap_ms : 10000;
+    c->connect_attempts = cfg->connect_attempts;
+    c->give_up_ms = cfg->give_up_ms;
+    c->cb = cb;
+    c->user = user;
+    c->last_seq = -1;
+    c->last_final_seg = -1;
+    c->rng = (uint64_t)clock_mono_ns() ^ (uint64_t)(uintptr_t)c ^ 0x9e3779b97f4a7c15ull;
+    /* lws's own ping/pong: a dead peer is found even by a server that does
+     * not answer keepalives (a PONG, not data, resets the timer) */
+    unsigned ka_s = (c->keepalive_ms + 999) / 1000;
+    c->retry.secs_since_valid_ping = (uint16_t)ka_s;
+    c->retry.secs_since_valid_hangup = (uint16_t)(2 * ka_s + 1);
+    buf_init(&c->rx);
+    client_msg_init(&c->msg);
+    if ((rc = client_ring_init(&c->ring, cfg->buffer_bytes ? cfg->buffer_bytes : DEFAULT_RING))) {
+        err_set(err, n, rc, "audio buffer of %zu bytes: %s", cfg->buffer_bytes, hark_strerror(rc));
+        goto fail;
+    }
+    /* A raw encoding's byte rate from the options, until ready confirms it. */
+    const char *enc = "pcm_s16le";
+    int rate = 16000, ch = 1;
+    for (size_t i = 0; c->opts[i]; i += 2) {
+        if (!strcmp(c->opts[i], "encoding"))
+            enc = c->opts[i + 1];
+        else if (!strcmp(c->opts[i], "sample_rate"))
+            rate = atoi(c->opts[i + 1]);
+        else if (!strcmp(c->opts[i], "channels"))
+            ch = atoi(c->opts[i + 1]);
+    }
+    unsigned sb = !strcmp(enc, "pcm_s16le")                       ? 2
+                  : !strcmp(enc, "pcm_f32le")                     ? 4
+                  : !strcmp(enc, "mulaw") || !strcmp(enc, "alaw") ? 1
+                                                                  : 0;
+    c->frame_bytes = sb * (unsigned)ch;
+    c->byte_rate = (double)c->frame_bytes * rate;
+    pthread_mutex_init(&c->mu, NULL);
+    pthread_cond_init(&c->cv, NULL);
+
+    lws_set_log_level(LLL_ERR | LLL_WARN, lws_log_cb);
+    struct lws_context_creation_info info;
+    memset(&info, 0, sizeof info);
+    info.port = CONTEXT_PORT_NO_LISTEN;
+    info.protocols = protocols;
+    info.user = c;
+    info.timeout_secs = 10; /* a connect or handshake that hangs */
+    info.gid = -1;
+    info.uid = -1;
+    if (c->url.tls) {
+        info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+        info.client_ssl_ca_filepath = c->ca_file;
+    }
+    c->ctx = lws_create_context(&info);
+    if (!c->ctx) {
+        rc = err_set(err, n, HARK_E_INTERNAL, "cannot create the WebSocket context");
+        goto fail_sync;
+    }
+    if (pthread_create(&c->thread, NULL, service_main, c)) {
+        lws_context_destroy(c->ctx);
+        rc = err_set(err, n, HARK_E_INTERNAL, "cannot start the client thread");
+        goto fail_sync;
+    }
+    *out = c;
+    return 0;
+fail_sync:
+    pthread_mutex_destroy(&c->mu);
+    pthread_cond_destroy(&c->cv);
+fail:
+    c->thread = 0;
+    c->ctx = NULL;
+    client_ring_deinit(&c->ring);
+    buf_deinit(&c->rx);
+    client_msg_deinit(&c->msg);
+    for (size_t i = 0; c->opts && c->opts[i]; i++)
+        hark_free(c->opts[i]);
+    hark_free(c->opts);
+    hark_free(c->api_key);
+    hark_free(c->ca_file);
+    hark_free(c);
+    return rc;
+}
+
+int hark_client_send_audio(struct hark_client *c, const void *bytes, size_t len)
+{
+    if (!c || (!bytes && len))
+        return HARK_E_INVAL;
+    const uint8_t *p = bytes;
+    pthread_mutex_lock(&c->mu);
+    int rc = 0;
+    while (len && !rc) {
+        if (c->done || c->close_req) {
+            rc = HARK_E_STATE;
+            break;
+        }
+        size_t room = client_ring_room(&c->ring);
+        if (room == 0 && c->when_full == HARK_CLIENT_WAIT) {
+            pthread_cond_wait(&c->cv, &c->mu);
+            continue;
+        }
+        if (room < len && c->when_full == HARK_CLIENT_DROP_OLDEST) {
+            /* make room for what fits; the oldest goes */
+            uint64_t from = c->ring.base > c->sent ? c->ring.base : c->sent;
+            uint64_t nb = c->ring.base + (len - room);
+            if (len > c->ring.cap) { /* more than the ring: its head never fits */
+                size_t skip = len - c->ring.cap;
+                nb = c->ring.end + skip;
+                c->ring.base = c->ring.end = nb; /* offsets are modular: nothing moves */
+                p += skip;
+                len -= skip;
+            } else {
+                client_ring_release(&c->ring, nb);
+            }
+            if (nb > from) { /* audio never sent: lost now */
+                c->lost_from = c->lost_to ? c->lost_from : from;
+                c->lost_to = nb;
+            }
+        }
+        size_t k = client_ring_push(&c->ring, p, len);
+        p += k;
+        len -= k;
+    }
+    wake_locked(c);
+    pthread_mutex_unlock(&c->mu);
+    return rc;
+}
+
+static int push_ctl(struct hark_client *c, enum ctl_kind kind, enum hark_state st)
+{
+    if (!c)
+        return HARK_E_INVAL;
+    pthread_mutex_lock(&c->mu);
+    int rc = 0;
+    if (c->done || c->close_req)
+        rc = HARK_E_STATE;
+    else if (c->ctl_n == CTL_MAX)
+        rc = HARK_E_LIMIT;
+    else
+        c->ctl[c->ctl_n++] = (struct ctl){.at = c->ring.end, .kind = kind, .state = st};
+    wake_locked(c);
+    pthread_mutex_unlock(&c->mu);
+    return rc;
+}
+
+int hark_client_finalize(struct hark_client *c)
+{
+    return push_ctl(c, CTL_FINALIZE, HARK_STATE_LISTENING);
+}
+
+int hark_client_set_state(struct hark_client *c, enum hark_state state)
+{
+    if (state != HARK_STATE_LISTENING && state != HARK_STATE_RESPONDING)
+        return HARK_E_INVAL;
+    return push_ctl(c, CTL_STATE, state);
+}
+
+int hark_client_close(struct hark_client *c, unsigned timeout_ms)
+{
+    if (!c)
+        return HARK_E_INVAL;
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += timeout_ms / 1000;
+    until.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
+    if (until.tv_nsec >= 1000000000) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000;
+    }
+    pthread_mutex_lock(&c->mu);
+    c->close_req = 1;
+    pthread_cond_broadcast(&c->cv); /* a waiting send_audio gives up */
+    wake_locked(c);
+    while (!c->done) {
+        if (!timeout_ms) {
+            pthread_cond_wait(&c->cv, &c->mu);
+        } else if (pthread_cond_timedwait(&c->cv, &c->mu, &until)) {
+            if (!c->done) {
+                c->rc = HARK_E_TIMEOUT;
+                c->stop = 1;
+                wake_locked(c);
+            }
+            break;
+        }
+    }
+    int rc = c->rc;
+    pthread_mutex_unlock(&c->mu);
+    return rc;
+}
+
+void hark_client_destroy(struct hark_client *c)
+{
+    if (!c)
+        return;
+    pthread_mutex_lock(&c->mu);
+    c->stop = 1;
+    pthread_cond_broadcast(&c->cv);
+    wake_locked(c);
+    pthread_mutex_unlock(&c->mu);
+    pthread_join(c->thread, NULL);
+    pthread_mutex_destroy(&c->mu);
+    pthread_cond_destroy(&c->cv);
+    client_ring_deinit(&c->ring);
+    buf_deinit(&c->rx);
+    client_msg_deinit(&c->msg);
+    for (size_t i = 0; c->opts && c->opts[i]; i++)
+        hark_free(c->opts[i]);
+    hark_free(c->opts);
+    hark_free(c->api_key);
+    hark_free(c->ca_file);
+    hark_free(c);
+}
+
+enum hark_client_state hark_client_state(const struct hark_client *c)
+{
+    struct hark_client *m = (struct hark_client *)c;
+    pthread_mutex_lock(&m->mu);
+    enum hark_client_state s = m->state;
+    pthread_mutex_unlock(&m->mu);
+    return s;
+}
+
+void hark_client_stats(const struct hark_client *c, struct hark_client_stats *out)
+{
+    struct hark_client *m = (struct hark_client *)c;
+    pthread_mutex_lock(&m->mu);
+    *out = m->stats;
+    pthread_mutex_unlock(&m->mu);
+}
