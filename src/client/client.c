@@ -766,6 +766,10 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         if (!mine)
             return -1;
         c->last_rx_ns = clock_mono_ns();
+        /* Anything from the server proves the connection, not only a PONG:
+         * a server applying back-pressure reads (and answers) no PING for a
+         * while, yet its events flow. */
+        lws_validity_confirmed(wsi);
         if (lws_frame_is_binary(wsi))
             return 0; /* the server sends text only */
         if (c->rx.len + len > RX_MAX) {
