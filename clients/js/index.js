@@ -351,7 +351,10 @@ export class HarkClient {
     const ws = this.ws;
     if (!ws) return;
     this.ws = null;
-    ws.onopen = ws.onmessage = ws.onerror = ws.onclose = null;
+    ws.onopen = ws.onmessage = ws.onclose = null;
+    // Closing a socket still connecting reports an error (the `ws` package
+    // emits it, and throws it when nothing listens): expected, ignored.
+    ws.onerror = () => {};
     try {
       if (typeof ws.terminate === 'function') ws.terminate();
       else if (ws.readyState <= 1) ws.close(4000, 'reconnecting');
@@ -447,7 +450,8 @@ export class HarkClient {
     if (this.ws) {
       const ws = this.ws;
       this.ws = null;
-      ws.onopen = ws.onmessage = ws.onerror = ws.onclose = null;
+      ws.onopen = ws.onmessage = ws.onclose = null;
+      ws.onerror = () => {}; // as in dropSocket()
       try {
         ws.close(1000);
       } catch {
