@@ -9,9 +9,11 @@
 //       marks the boundary, and no word after the last final is lost;
 //   (d) an outage longer than the ring buffer: `audio_lost` gives the span;
 //   (e) a half-open stall: detected, and the session continues;
-//   (f) the API key as a header or a subprotocol; a refused key is final.
-// (b) needs a server that offers resume (resume_token in ready); it is
-// skipped, saying so, against one that does not.
+//   (f) the API key as a header or a subprotocol; a refused key is final;
+//   (g) paused (seed 003): silence past the half-open limit, kept alive by
+//       keepalives and their acks, no reconnect.
+// (b) and (g) need a server that offers resume (resume_token in ready, acks);
+// they are skipped, saying so, against one that does not.
 // Audio goes at full speed (the server reads it as fast as it decodes), so
 // the scenarios need no real-time pacing.
 //
@@ -280,4 +282,28 @@ test('(f) API key: as a header or as the token subprotocol; a wrong key stops wi
   const err = log.find((e) => e.ev === 'error');
   assert.equal(err.code, 'unauthorized');
   assert.equal(err.fatal, true);
+});
+
+test('(g) paused: no audio for longer than the half-open limit, keepalives keep the session', { timeout: 60000 }, async (t) => {
+  const probe = await openNative(server.url, CONFIG);
+  probe.ws.close();
+  if (!probe.ready.resume_token) {
+    t.skip('this server does not answer keepalives with acks (no resume_token in ready)');
+    return;
+  }
+  const KEEPALIVE = 1000;
+  const { client, log } = makeClient(server.url, { keepaliveMs: KEEPALIVE });
+  const pcm = Buffer.concat([wavPcm(CLIPS[1]), SILENCE]);
+  for (let off = 0; off < pcm.length; off += 640) client.send(pcm.subarray(off, off + 640));
+  await waitFor(log, (e) => e.ev === 'final' && e.text, 60000);
+  await waitFor(log, (e) => e.ev === 'state' && e.state === 'paused', 10000);
+  await sleep(2.5 * client.deadMs); // silence from the user, well past the half-open limit
+  assert.equal(client.state, 'paused');
+  assert.equal(client.stats.connects, 1, 'reconnected while paused: ' + JSON.stringify(log.filter((e) => e.ev === 'timeout')));
+  client.send(pcm.subarray(0, 640 * 50)); // talking again
+  assert.equal(client.state, 'streaming');
+  const closed = await client.close();
+  assert.equal(closed.reason, 'client');
+  assert.deepEqual(log.filter((e) => e.ev === 'state').map((e) => e.state),
+    ['connecting', 'streaming', 'paused', 'streaming', 'finalizing', 'closed']);
 });
