@@ -37,7 +37,9 @@ const ATTACK_MS = 10000;
 // just before it). The normal session running alongside reuses an engine
 // stream that is already allocated. Measured with the limits: +0 to +1 MB
 // for most attacks, +3.4 MB for the client that never reads (its 4 MiB
-// --max-output-bytes), +9.8 MB for the unread finalize flood; without
+// --max-output-bytes), +0.1 MB for the unread finalize flood (+9 to +20
+// MB before the warm-up below ran the second decoder through a long
+// utterance: that was the decoder growing, not a queue); without
 // them, the unread finalize flood grew by +31 MB here (a faster client than
 // Node's grew the server by ~1 GB in 10 s).
 const BOUND_MB = 20;
@@ -95,6 +97,14 @@ async function normalSession(url) {
   return finals(s.events);
 }
 
+// The attackers' opening: `prime` in one message, then close.
+async function primeSession(url) {
+  const s = await openNative(url, { encoding: 'pcm_s16le', sample_rate: 16000 });
+  s.ws.send(prime);
+  s.ws.send(JSON.stringify({ type: 'close' }));
+  await Promise.race([s.closed, sleep(60000)]);
+}
+
 // Sends msg() as fast as the socket takes it for ms; the client reads what
 // comes back unless paused. Bounded: stops by time.
 async function flood(ws, msg, ms = ATTACK_MS) {
@@ -142,8 +152,11 @@ before(async () => {
   srv = await startServer(['--nats-url', nats.url, '--max-busy-percent', '100', '--max-lag-ms', '60000']);
   small = await startServer(['--max-sessions', '4', '--max-connections-per-ip', '8', '--first-message-timeout', '3',
     '--max-busy-percent', '100', '--max-lag-ms', '60000']);
-  // warm: the engine streams the normal sessions reuse
-  await Promise.all([normalSession(srv.url), normalSession(small.url)]);
+  // warm: the engine streams the normal sessions reuse, and on srv the
+  // second one the attackers' sessions use, through the attackers' long
+  // utterance (a decoder's search grows with its first long utterance: on a
+  // loaded machine the first attack read +20 MB of that as its own growth)
+  await Promise.all([normalSession(srv.url), primeSession(srv.url), normalSession(small.url)]);
 });
 
 after(async () => {
