@@ -39,6 +39,8 @@
 #define RX_MAX JSON_MAX_LEN  /* longest server message we accept */
 #define TICK_US (250 * 1000) /* keepalive, liveness and give-up checks */
 #define DEFAULT_RING (4u << 20)
+#define FLOW_WINDOW_S 5             /* seconds of audio ahead of the server's ack */
+#define FLOW_WINDOW_BYTES (160000u) /* the same for encodings without a byte rate */
 
 enum conn { CONN_NONE, CONN_CONNECTING, CONN_OPEN, CONN_LIVE /* ready or resumed */ };
 enum ctl_kind { CTL_FINALIZE, CTL_STATE };
@@ -94,6 +96,8 @@ struct hark_client {
     uint64_t sess_base, sent_hw, acked, committed;
     double byte_rate;      /* raw encodings: bytes per second; 0 otherwise */
     unsigned frame_bytes;  /* raw: bytes of one sample frame */
+    unsigned char silence; /* raw: the byte of a silent sample */
+    uint64_t window;       /* most audio sent ahead of the server's ack */
     double closed_seconds; /* audio of earlier sessions */
     unsigned attempt, first_failures;
     int64_t down_since_ns, last_rx_ns, last_audio_ns, last_ka_ns;
@@ -164,6 +168,13 @@ static enum hark_client_state live_state(struct hark_client *c)
     int closing = c->close_req;
     pthread_mutex_unlock(&c->mu);
     return closing ? HARK_CLIENT_FINALIZING : HARK_CLIENT_STREAMING;
+}
+
+/* Silence byte and flow window for the encoding (byte_rate set). */
+static void set_format(struct hark_client *c, const char *enc)
+{
+    c->silence = !strcmp(enc, "mulaw") ? 0xFF : !strcmp(enc, "alaw") ? 0xD5 : 0;
+    c->window = c->byte_rate > 0 ? (uint64_t)(FLOW_WINDOW_S * c->byte_rate) : FLOW_WINDOW_BYTES;
 }
 
 static int64_t bytes_ms(const struct hark_client *c, uint64_t off)
@@ -420,9 +431,23 @@ static int on_writable(struct hark_client *c)
     size_t tn = 0, an = 0;
     int more = 0, close_now = 0;
     pthread_mutex_lock(&c->mu);
-    if (c->sent < c->ring.base)
-        c->sent = c->ring.base; /* dropped before it could be sent (reported) */
-    if (c->ctl_n && c->ctl[0].at <= c->sent) {
+    /* Lost audio (reported) is sent as silence in a raw encoding, so the
+     * server's timeline stays the stream's; other encodings skip it. */
+    size_t quiet = 0;
+    /* Flow: audio goes no further than a window ahead of the server's ack,
+     * so a reconnect resends at most that (the next ack, or the one a
+     * keepalive gets, opens it again). */
+    int held_back = c->token[0] && c->sent >= c->acked + c->window;
+    if (c->sent < c->ring.base && !c->frame_bytes)
+        c->sent = c->ring.base;
+    if (c->sent < c->ring.base) {
+        quiet = c->ring.base - c->sent < CHUNK_MAX ? (size_t)(c->ring.base - c->sent) : CHUNK_MAX;
+        memset(c->tx + LWS_PRE, c->silence, quiet);
+        c->sent += quiet;
+        an = quiet;
+        if (c->sent > c->sent_hw)
+            c->sent_hw = c->sent;
+    } else if (c->ctl_n && c->ctl[0].at <= c->sent) {
         struct ctl k = c->ctl[0];
         memmove(c->ctl, c->ctl + 1, --c->ctl_n * sizeof c->ctl[0]);
         tn = (size_t)snprintf(text, sizeof text,
@@ -430,8 +455,10 @@ static int on_writable(struct hark_client *c)
                               : k.state == HARK_STATE_RESPONDING
                                   ? "{\"type\":\"state\",\"state\":\"responding\"}"
                                   : "{\"type\":\"state\",\"state\":\"listening\"}");
-    } else if (c->sent < c->ring.end) {
+    } else if (c->sent < c->ring.end && !held_back) {
         uint64_t limit = c->ctl_n ? c->ctl[0].at : c->ring.end;
+        if (c->token[0] && limit > c->acked + c->window)
+            limit = c->acked + c->window;
         size_t max = limit - c->sent < CHUNK_MAX ? (size_t)(limit - c->sent) : CHUNK_MAX;
         an = client_ring_copy(&c->ring, c->sent, c->tx + LWS_PRE, max);
         if (c->sent < c->sent_hw)
@@ -440,10 +467,13 @@ static int on_writable(struct hark_client *c)
         c->stats.bytes_sent += an;
         if (c->sent > c->sent_hw)
             c->sent_hw = c->sent;
-    } else if (c->close_req && !c->close_sent) {
+    } else if (c->close_req && !c->close_sent && c->sent >= c->ring.end && !c->ctl_n) {
         close_now = 1;
     }
     more = c->ctl_n || c->sent < c->ring.end || (c->close_req && !c->close_sent && !close_now);
+    if (c->token[0] && c->sent >= c->acked + c->window && !quiet &&
+        !(c->ctl_n && c->ctl[0].at <= c->sent))
+        more = 0; /* the next ack asks for WRITEABLE */
     pthread_mutex_unlock(&c->mu);
 
     int rc = 0;
@@ -491,10 +521,8 @@ static void on_ready(struct hark_client *c, const struct client_msg *m)
         pthread_mutex_lock(&c->mu);
         uint64_t base = c->ring.base;
         pthread_mutex_unlock(&c->mu);
-        if (from < base) {
+        if (from < base) /* sent as silence: times stay the stream's */
             report_lost(c, from, base);
-            from = base;
-        }
         snprintf(c->old_session_id, sizeof c->old_session_id, "%s", c->session_id);
         c->seg_base = c->last_final_seg + 1;
     }
@@ -510,6 +538,7 @@ static void on_ready(struct hark_client *c, const struct client_msg *m)
                                                                   : 0;
         c->frame_bytes = sb * (unsigned)m->channels;
         c->byte_rate = (double)c->frame_bytes * m->sample_rate;
+        set_format(c, e);
     }
     c->last_seq = -1;
     c->acked = c->committed = from;
@@ -554,8 +583,9 @@ static void on_resumed(struct hark_client *c, const struct client_msg *m)
     pthread_mutex_unlock(&c->mu);
     uint64_t from = held;
     if (from < base) {
-        report_lost(c, from, base);
-        from = base;
+        report_lost(c, from, base); /* raw: sent as silence; others: skipped */
+        if (!c->frame_bytes)
+            from = base;
     }
     if (held > c->acked)
         c->acked = held;
@@ -677,6 +707,7 @@ static void on_message(struct hark_client *c, const char *text, size_t len)
             c->stats.bytes_acked = c->acked;
             pthread_mutex_unlock(&c->mu);
             release(c);
+            lws_callback_on_writable(c->wsi); /* the flow window moved */
         }
         break;
     case CLIENT_MSG_EVENT:
@@ -703,7 +734,7 @@ static void tick_cb(lws_sorted_usec_list_t *sul)
         }
         /* Half-open: a server that acknowledges keepalives (one offering
          * resume) has said nothing for two intervals. */
-        if (c->token[0] && now - c->last_rx_ns > 2 * ka + 1000000000LL) {
+        if (c->token[0] && now - c->last_rx_ns > 2 * ka + 2000000000LL) {
             LOG_INFO(c->session_id, "client: nothing received for %lld ms: reconnecting",
                      (long long)((now - c->last_rx_ns) / 1000000));
             lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
@@ -940,7 +971,7 @@ int hark_client_create(struct hark_client **out, const struct hark_client_config
      * not answer keepalives (a PONG, not data, resets the timer) */
     unsigned ka_s = (c->keepalive_ms + 999) / 1000;
     c->retry.secs_since_valid_ping = (uint16_t)ka_s;
-    c->retry.secs_since_valid_hangup = (uint16_t)(2 * ka_s + 1);
+    c->retry.secs_since_valid_hangup = (uint16_t)(2 * ka_s + 2);
     buf_init(&c->rx);
     client_msg_init(&c->msg);
     if ((rc = client_ring_init(&c->ring, cfg->buffer_bytes ? cfg->buffer_bytes : DEFAULT_RING))) {
@@ -964,6 +995,7 @@ int hark_client_create(struct hark_client **out, const struct hark_client_config
                                                                   : 0;
     c->frame_bytes = sb * (unsigned)ch;
     c->byte_rate = (double)c->frame_bytes * rate;
+    set_format(c, enc);
     pthread_mutex_init(&c->mu, NULL);
     pthread_cond_init(&c->cv, NULL);
 
