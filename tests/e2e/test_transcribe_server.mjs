@@ -10,6 +10,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { CLIPS, startServer, sleep, wer } from './lib.mjs';
+import { FaultProxy } from './faultproxy.mjs';
 import { run, hark, finalsOf, checkJsonLines } from './cli_helpers.mjs';
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'hark-txsrv-'));
@@ -39,6 +40,9 @@ function events(stdout, what) {
   const extra = lines.filter((l) => /^\{"type":"(restarted|audio_lost)"/.test(l)).map((l) => JSON.parse(l));
   return { events: checkJsonLines(session.join('\n') + '\n', what), extra };
 }
+
+const finalsBySegment = (evs) => evs.filter((e) => e.type === 'transcript' && e.is_final)
+  .map((e) => `${e.segment}:${e.text}`);
 
 // The tolerance for a transcript that went through new sessions: a new
 // session restarts recognition at the last final's committed point, and its
@@ -121,70 +125,28 @@ test('bad server URL, nothing listening, wrong key, bad option: a clear error an
   }
 });
 
-// A proxy that resets the connection (RST both ways) once `cuts[i]` bytes
-// went up on the i-th connection; later connections pass untouched.
-// TODO: tests/e2e/faultproxy.mjs once it is on main.
-async function cutProxy(targetPort, cuts) {
-  const counters = { conns: 0, cuts: 0 };
-  const socks = new Set();
-  const srv = net.createServer((client) => {
-    const limit = cuts[counters.conns++];
-    const up = net.connect(targetPort, '127.0.0.1');
-    socks.add(client);
-    socks.add(up);
-    let n = 0;
-    const kill = () => {
-      for (const s of [client, up]) {
-        if (!s.destroyed) s.resetAndDestroy();
-        socks.delete(s);
-      }
-    };
-    client.on('data', (d) => {
-      if (limit !== undefined && n + d.length >= limit) {
-        up.write(d.subarray(0, limit - n), () => setTimeout(kill, 10));
-        n = limit;
-        counters.cuts++;
-        client.pause();
-        return;
-      }
-      n += d.length;
-      up.write(d);
-    });
-    up.on('data', (d) => client.write(d));
-    for (const s of [client, up]) {
-      s.on('error', kill);
-      s.on('close', kill);
-    }
-  });
-  await new Promise((res) => srv.listen(0, '127.0.0.1', res));
-  return {
-    url: `ws://127.0.0.1:${srv.address().port}`,
-    counters,
-    close: () => { for (const s of socks) s.destroy(); return new Promise((res) => srv.close(res)); },
-  };
-}
-
-test('connections cut at random byte offsets: the finals of the uncut run, segments continue', async () => {
+test('connections cut at random byte offsets (faultproxy): the finals of the uncut run, segments continue', async () => {
   const ref = await hark(['transcribe', '--json', '--server', server.url, long]);
   assert.equal(ref.code, 0, ref.stderr);
   const refEvents = events(ref.stdout, 'uncut').events;
-  // Three cuts at seeded random offsets inside the 770 KB of audio.
-  let seed = Number(process.env.HARK_TEST_SEED || Date.now() % 100000);
-  const rnd = () => ((seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648);
-  const cuts = [0, 1, 2].map(() => 40000 + Math.floor(rnd() * 600000));
-  console.error(`cuts at ${cuts.join(', ')} bytes (HARK_TEST_SEED to repeat)`);
-  const proxy = await cutProxy(server.port, cuts);
+  const proxy = await FaultProxy.start({ port: server.port });
+  // Cuts anywhere in either direction (mid-frame, mid-final), three of
+  // them, then the connection is left alone so the file can finish.
+  const seed = Number(process.env.HARK_TEST_SEED) || undefined;
+  proxy.randomCuts({ seed, ranges: { up: [20000, 600000], down: [200, 20000] } });
+  const stopper = setInterval(() => { if (proxy.counters.cuts >= 3) proxy.stopRandomCuts(); }, 20);
   try {
     const r = await hark(['transcribe', '--json', '--server', proxy.url, long], { timeoutMs: 120000 });
     assert.equal(r.code, 0, r.stderr);
-    assert.equal(proxy.counters.cuts, 3, 'every planned cut happened');
+    assert.ok(proxy.counters.cuts >= 3, `cuts: ${JSON.stringify(proxy.counters)}`);
     const { events: evs, extra } = events(r.stdout, 'cut');
-    // The server here keeps no session across connections: every cut is a
-    // new session from the last final, marked by "restarted".
-    assert.ok(extra.some((e) => e.type === 'restarted'), r.stdout);
+    // Without a server that keeps sessions across connections every cut is
+    // a new session from the last final, marked by "restarted"; with one,
+    // a resume, and then the finals are exactly the uncut run's.
     assert.ok(!extra.some((e) => e.type === 'audio_lost'), 'no audio lost');
-    closeTo(finalsOf(refEvents), finalsOf(evs));
-    // Times run on across sessions: finals in order, inside the file.
+    if (extra.some((e) => e.type === 'restarted')) closeTo(finalsOf(refEvents), finalsOf(evs));
+    else assert.deepEqual(finalsBySegment(evs), finalsBySegment(refEvents));
+    // Times run on across sessions: finals in order, ending where the uncut run's end.
     const fin = evs.filter((e) => e.type === 'transcript' && e.is_final && e.text);
     for (let i = 1; i < fin.length; i++) assert.ok(fin[i].start >= fin[i - 1].end - 0.05, 'finals overlap');
     const refFin = refEvents.filter((e) => e.type === 'transcript' && e.is_final && e.text);
@@ -192,6 +154,26 @@ test('connections cut at random byte offsets: the finals of the uncut run, segme
       `last final ends at ${fin.at(-1).end}, uncut ${refFin.at(-1).end}`);
     assert.equal(evs.at(-1).type, 'closed');
     assert.ok(Math.abs(evs.at(-1).audio_seconds - refEvents.at(-1).audio_seconds) < 0.01);
+  } finally {
+    clearInterval(stopper);
+    await proxy.close();
+  }
+});
+
+test('half-open connection (faultproxy stall): detected by the missing PONG, the stream carries on', async () => {
+  const ref = await hark(['transcribe', '--json', '--server', server.url, CLIPS[0]]);
+  const proxy = await FaultProxy.start({ port: server.port });
+  try {
+    const p = hark(['transcribe', '--json', '--realtime', '--server', proxy.url, CLIPS[0]],
+      { timeoutMs: 120000 });
+    await sleep(2000);
+    proxy.stall(); // nothing passes, nothing closes; a new connection gets through
+    const r = await p;
+    assert.equal(r.code, 0, r.stderr);
+    assert.ok(proxy.counters.connections >= 2, JSON.stringify(proxy.counters));
+    const { events: evs } = events(r.stdout, 'stalled');
+    closeTo(finalsOf(events(ref.stdout, 'ref').events), finalsOf(evs));
+    assert.equal(evs.at(-1).type, 'closed');
   } finally {
     await proxy.close();
   }
