@@ -282,12 +282,8 @@ static void on_client_event(void *user, const struct hark_client_event *ce)
     case HARK_CLIENT_EVENT_READY:
     case HARK_CLIENT_EVENT_RESUMED:
         r->ready = 1;
-        LOG_INFO(ce->session_id, "%s",
-                 ce->type == HARK_CLIENT_EVENT_READY ? "session open" : "session resumed");
         break;
-    case HARK_CLIENT_EVENT_RECONNECTING:
-        LOG_INFO(NULL, "reconnecting in %u ms (attempt %u): %s", ce->delay_ms, ce->attempt,
-                 ce->message);
+    case HARK_CLIENT_EVENT_RECONNECTING: /* the library logs these (--log-level info) */
         break;
     case HARK_CLIENT_EVENT_ERROR:
         t->errors++;

@@ -92,6 +92,7 @@ struct hark_client {
     int have_session, session_over, ever_ready;
     int64_t last_seq;  /* server seq of the current session, -1 none */
     uint64_t user_seq; /* next seq the user sees */
+    uint64_t seq_base; /* added to the current session's seq */
     int64_t seg_base, last_final_seg;
     uint64_t sess_base, sent_hw, acked, committed;
     double byte_rate;      /* raw encodings: bytes per second; 0 otherwise */
@@ -541,6 +542,7 @@ static void on_ready(struct hark_client *c, const struct client_msg *m)
         set_format(c, e);
     }
     c->last_seq = -1;
+    c->seq_base = c->user_seq;
     c->acked = c->committed = from;
     c->session_over = c->want_new = 0;
     c->conn = CONN_LIVE;
@@ -629,7 +631,11 @@ static void on_event(struct hark_client *c, struct client_msg *m)
             c->last_error = ev->code;
     }
     double off = c->closed_seconds;
-    ev->seq = c->user_seq++;
+    /* The server's seq, continued after the last session's (a gap the
+     * server made stays visible); an error refusing a config has none. */
+    ev->seq = c->conn == CONN_LIVE ? c->seq_base + ev->seq : c->user_seq;
+    uint64_t next = c->user_seq;
+    c->user_seq = ev->seq + 1;
     ev->session_id = c->session_id;
     switch (ev->type) {
     case HARK_EVENT_TRANSCRIPT:
@@ -669,7 +675,7 @@ static void on_event(struct hark_client *c, struct client_msg *m)
             /* the server ended it (shutdown, idle, error): the audio not yet
              * in finals goes to a new session on the next connection */
             c->session_over = 1;
-            c->user_seq--;
+            c->user_seq = next;
             return;
         }
         break;
