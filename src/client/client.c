@@ -9,6 +9,10 @@
  * the service thread. Events are delivered with `mu` released, so the
  * callback may queue audio.
  *
+ * This file is the connection: connecting and backoff, writing, the
+ * libwebsockets callback, timers, the thread and the public calls;
+ * client_stream.c turns what the server says into the user's events.
+ *
  * Byte offsets are absolute: offset 0 is the first byte ever queued, across
  * every connection and session. A server session started at `sess_base`;
  * its "audio_bytes" N is our offset sess_base + N.
@@ -29,85 +33,7 @@
 #include "base/json.h"
 #include "base/log.h"
 #include "base/mem.h"
-#include "client/client_msg.h"
-#include "client/client_ring.h"
-#include "client/client_url.h"
-
-#define CTL_MAX 64           /* finalize/state controls queued at once */
-#define CHUNK_MAX 16384      /* audio bytes per WebSocket message */
-#define TX_MAX 8192          /* longest text message we send */
-#define RX_MAX JSON_MAX_LEN  /* longest server message we accept */
-#define TICK_US (250 * 1000) /* keepalive, liveness and give-up checks */
-#define DEFAULT_RING (4u << 20)
-#define FLOW_WINDOW_S 5             /* seconds of audio ahead of the server's ack */
-#define FLOW_WINDOW_BYTES (160000u) /* the same for encodings without a byte rate */
-
-enum conn { CONN_NONE, CONN_CONNECTING, CONN_OPEN, CONN_LIVE /* ready or resumed */ };
-enum ctl_kind { CTL_FINALIZE, CTL_STATE };
-
-struct ctl {
-    uint64_t at; /* audio offset the control follows */
-    enum ctl_kind kind;
-    enum hark_state state;
-};
-
-struct hark_client {
-    /* config, immutable after create */
-    struct client_url url;
-    char *api_key;
-    char *ca_file;
-    char **opts; /* name, value, ..., NULL */
-    enum hark_client_when_full when_full;
-    unsigned keepalive_ms, base_ms, cap_ms, connect_attempts, give_up_ms;
-    hark_client_event_cb cb;
-    void *user;
-    lws_retry_bo_t retry;
-
-    struct lws_context *ctx;
-    pthread_t thread;
-
-    /* shared with the user's threads, under mu */
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    struct client_ring ring;
-    uint64_t sent; /* next byte to send */
-    struct ctl ctl[CTL_MAX];
-    size_t ctl_n;
-    uint64_t lost_from, lost_to; /* unsent audio dropped, not yet reported */
-    int close_req, stop, done, rc;
-    int ctx_gone; /* the service thread has destroyed the context */
-    enum hark_client_state state;
-    struct hark_client_stats stats;
-
-    /* service thread only */
-    struct lws *wsi;
-    uintptr_t gen; /* connection attempt number, in the wsi's opaque data */
-    enum conn conn;
-    int dying; /* the context is being destroyed: callbacks change nothing */
-    int first_sent, resuming, close_sent, keepalive_due;
-    int peer_close; /* close code the server sent, 0 if none */
-    int last_error; /* last error event's code on this connection */
-    int want_new;   /* next connection opens a new session */
-    char session_id[128], token[128], old_session_id[128];
-    int have_session, session_over, ever_ready;
-    int64_t last_seq;  /* server seq of the current session, -1 none */
-    uint64_t user_seq; /* next seq the user sees */
-    uint64_t seq_base; /* added to the current session's seq */
-    int64_t seg_base, last_final_seg;
-    uint64_t sess_base, sent_hw, acked, committed;
-    double byte_rate;      /* raw encodings: bytes per second; 0 otherwise */
-    unsigned frame_bytes;  /* raw: bytes of one sample frame */
-    unsigned char silence; /* raw: the byte of a silent sample */
-    uint64_t window;       /* most audio sent ahead of the server's ack */
-    double closed_seconds; /* audio of earlier sessions */
-    unsigned attempt, first_failures;
-    int64_t down_since_ns, last_rx_ns, last_audio_ns, last_ka_ns;
-    uint64_t rng;
-    lws_sorted_usec_list_t sul_tick, sul_retry;
-    struct buf rx;
-    struct client_msg msg;
-    unsigned char tx[LWS_PRE + (CHUNK_MAX > TX_MAX ? CHUNK_MAX : TX_MAX)];
-};
+#include "client/client_int.h"
 
 const char *hark_client_state_name(enum hark_client_state s)
 {
@@ -134,115 +60,10 @@ void hark_client_config_init(struct hark_client_config *cfg)
 }
 
 /* Wakes the service thread; called with mu held (ctx_gone is read under it). */
-static void wake_locked(struct hark_client *c)
+void client_wake_locked(struct hark_client *c)
 {
     if (!c->ctx_gone)
         lws_cancel_service(c->ctx);
-}
-
-/* ------------------------------------------------------------ events */
-
-static void emit(struct hark_client *c, struct hark_client_event *ev)
-{
-    if (c->cb)
-        c->cb(c->user, ev);
-}
-
-static void set_state(struct hark_client *c, enum hark_client_state s)
-{
-    pthread_mutex_lock(&c->mu);
-    enum hark_client_state prev = c->state;
-    if (prev == s || prev == HARK_CLIENT_CLOSED) {
-        pthread_mutex_unlock(&c->mu);
-        return;
-    }
-    c->state = s;
-    pthread_mutex_unlock(&c->mu);
-    struct hark_client_event ev = {.type = HARK_CLIENT_EVENT_STATE, .state = s, .prev_state = prev};
-    emit(c, &ev);
-}
-
-/* The state a live connection is in: finalizing once close was asked for. */
-static enum hark_client_state live_state(struct hark_client *c)
-{
-    pthread_mutex_lock(&c->mu);
-    int closing = c->close_req;
-    pthread_mutex_unlock(&c->mu);
-    return closing ? HARK_CLIENT_FINALIZING : HARK_CLIENT_STREAMING;
-}
-
-/* Silence byte and flow window for the encoding (byte_rate set). */
-static void set_format(struct hark_client *c, const char *enc)
-{
-    c->silence = !strcmp(enc, "mulaw") ? 0xFF : !strcmp(enc, "alaw") ? 0xD5 : 0;
-    c->window = c->byte_rate > 0 ? (uint64_t)(FLOW_WINDOW_S * c->byte_rate) : FLOW_WINDOW_BYTES;
-}
-
-static int64_t bytes_ms(const struct hark_client *c, uint64_t off)
-{
-    return c->byte_rate > 0 ? (int64_t)((double)off * 1000.0 / c->byte_rate) : -1;
-}
-
-static void report_lost(struct hark_client *c, uint64_t from, uint64_t to)
-{
-    if (to <= from)
-        return;
-    pthread_mutex_lock(&c->mu);
-    c->stats.bytes_lost += to - from;
-    pthread_mutex_unlock(&c->mu);
-    struct hark_client_event ev = {.type = HARK_CLIENT_EVENT_AUDIO_LOST,
-                                   .from_byte = from,
-                                   .to_byte = to,
-                                   .from_ms = bytes_ms(c, from),
-                                   .to_ms = bytes_ms(c, to)};
-    LOG_INFO(c->session_id, "client: audio lost: bytes %llu..%llu", (unsigned long long)from,
-             (unsigned long long)to);
-    emit(c, &ev);
-}
-
-/* The end: no more connections. rc 0 after the last CLOSED, else why. */
-static void finish(struct hark_client *c, int rc, const char *fmt, ...) HARK_PRINTF(3, 4);
-static void finish(struct hark_client *c, int rc, const char *fmt, ...)
-{
-    if (c->state == HARK_CLIENT_CLOSED)
-        return;
-    if (rc && fmt) {
-        char msg[512];
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(msg, sizeof msg, fmt, ap);
-        va_end(ap);
-        struct hark_client_event ev = {.type = HARK_CLIENT_EVENT_ERROR, .code = rc, .message = msg};
-        LOG_INFO(c->session_id, "client: %s", msg);
-        emit(c, &ev);
-    }
-    if (c->wsi)
-        lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
-    lws_sul_cancel(&c->sul_retry);
-    set_state(c, HARK_CLIENT_CLOSED);
-    pthread_mutex_lock(&c->mu);
-    c->done = 1;
-    c->rc = rc;
-    pthread_cond_broadcast(&c->cv);
-    pthread_mutex_unlock(&c->mu);
-}
-
-/* What the ring must keep: for a resume, everything after the server's
- * acknowledgement; for a new session (raw encodings only), everything after
- * the last final's committed point. The rest may go. */
-static void release(struct hark_client *c)
-{
-    uint64_t keep;
-    if (c->byte_rate > 0)
-        keep = c->token[0] && c->acked < c->committed ? c->acked : c->committed;
-    else
-        keep = c->token[0] ? c->acked : c->sent_hw;
-    pthread_mutex_lock(&c->mu);
-    if (keep > c->sent)
-        keep = c->sent;
-    client_ring_release(&c->ring, keep);
-    pthread_cond_broadcast(&c->cv);
-    pthread_mutex_unlock(&c->mu);
 }
 
 /* ------------------------------------------------------------ connecting */
@@ -273,14 +94,14 @@ static void schedule_reconnect(struct hark_client *c, const char *why, int now)
 {
     c->attempt++;
     unsigned delay = now ? 0 : backoff_ms(c);
-    set_state(c, HARK_CLIENT_RECONNECTING);
+    client_stream_state(c, HARK_CLIENT_RECONNECTING);
     struct hark_client_event ev = {.type = HARK_CLIENT_EVENT_RECONNECTING,
                                    .attempt = c->attempt,
                                    .delay_ms = delay,
                                    .message = why};
     LOG_INFO(c->session_id, "client: reconnecting in %u ms (attempt %u): %s", delay, c->attempt,
              why);
-    emit(c, &ev);
+    client_stream_emit(c, &ev);
     if (c->state != HARK_CLIENT_CLOSED)
         lws_sul_schedule(c->ctx, 0, &c->sul_retry, retry_cb, (lws_usec_t)delay * 1000);
 }
@@ -314,7 +135,7 @@ static void connect_now(struct hark_client *c)
         c->conn = CONN_NONE;
         c->first_failures++;
         if (!c->ever_ready && c->connect_attempts && c->first_failures >= c->connect_attempts)
-            finish(c, HARK_E_IO, "cannot connect to %s:%d", c->url.host, c->url.port);
+            client_stream_finish(c, HARK_E_IO, "cannot connect to %s:%d", c->url.host, c->url.port);
         else
             schedule_reconnect(c, "connection failed", 0);
     }
@@ -341,7 +162,8 @@ static void on_down(struct hark_client *c, const char *why, int http_status)
     if (!c->down_since_ns)
         c->down_since_ns = now;
     if (http_status == 401 || http_status == 403) {
-        finish(c, HARK_E_AUTH, "the server refused the API key (HTTP %d)", http_status);
+        client_stream_finish(c, HARK_E_AUTH, "the server refused the API key (HTTP %d)",
+                             http_status);
         return;
     }
     if (c->resuming && was == CONN_OPEN &&
@@ -353,22 +175,22 @@ static void on_down(struct hark_client *c, const char *why, int http_status)
         return;
     }
     if (is_fatal_close(c->peer_close)) {
-        finish(c, c->last_error ? c->last_error : HARK_E_PROTOCOL,
-               "the server ended the session (close %d)", c->peer_close);
+        client_stream_finish(c, c->last_error ? c->last_error : HARK_E_PROTOCOL,
+                             "the server ended the session (close %d)", c->peer_close);
         return;
     }
     if (!c->ever_ready && was < CONN_OPEN) {
         c->first_failures++;
         if (c->connect_attempts && c->first_failures >= c->connect_attempts) {
-            finish(c, HARK_E_IO, "cannot connect to %s:%d: %s", c->url.host, c->url.port,
-                   why && *why ? why : "connection failed");
+            client_stream_finish(c, HARK_E_IO, "cannot connect to %s:%d: %s", c->url.host,
+                                 c->url.port, why && *why ? why : "connection failed");
             return;
         }
     }
     if (c->give_up_ms && c->ever_ready &&
         (now - c->down_since_ns) / 1000000 > (int64_t)c->give_up_ms) {
-        finish(c, HARK_E_IO, "no connection to %s:%d for %u ms; giving up", c->url.host,
-               c->url.port, c->give_up_ms);
+        client_stream_finish(c, HARK_E_IO, "no connection to %s:%d for %u ms; giving up",
+                             c->url.host, c->url.port, c->give_up_ms);
         return;
     }
     schedule_reconnect(c, why && *why ? why : "connection lost", 0);
@@ -484,13 +306,13 @@ static int on_writable(struct hark_client *c)
         rc = lws_write(c->wsi, c->tx + LWS_PRE, an, LWS_WRITE_BINARY) < (int)an ? -1 : 0;
         c->last_audio_ns = clock_mono_ns();
         if (!c->token[0] && c->byte_rate <= 0)
-            release(c); /* nothing can be replayed: sent is done with */
+            client_stream_release(c); /* nothing can be replayed: sent is done with */
         if (c->state == HARK_CLIENT_PAUSED)
-            set_state(c, HARK_CLIENT_STREAMING);
+            client_stream_state(c, HARK_CLIENT_STREAMING);
     } else if (close_now) {
         static const char msg[] = "{\"type\":\"close\"}";
         c->close_sent = 1;
-        set_state(c, HARK_CLIENT_FINALIZING);
+        client_stream_state(c, HARK_CLIENT_FINALIZING);
         rc = write_text(c, msg, sizeof msg - 1);
     } else if (c->keepalive_due) {
         static const char msg[] = "{\"type\":\"keepalive\"}";
@@ -501,227 +323,6 @@ static int on_writable(struct hark_client *c)
     if (more || c->keepalive_due)
         lws_callback_on_writable(c->wsi);
     return rc;
-}
-
-/* ------------------------------------------------------------ receiving */
-
-static void on_ready(struct hark_client *c, const struct client_msg *m)
-{
-    uint64_t from = 0;
-    if (c->have_session) {
-        /* A new session continues the old one: from the last final's
-         * committed point, which only raw encodings can find in bytes. */
-        if (c->byte_rate <= 0) {
-            finish(c, HARK_E_RESUME_FAILED,
-                   "session %s could not be resumed, and audio in this encoding cannot be "
-                   "replayed into a new session (only pcm_s16le, pcm_f32le, mulaw and alaw can)",
-                   c->session_id);
-            return;
-        }
-        from = c->committed;
-        pthread_mutex_lock(&c->mu);
-        uint64_t base = c->ring.base;
-        pthread_mutex_unlock(&c->mu);
-        if (from < base) /* sent as silence: times stay the stream's */
-            report_lost(c, from, base);
-        snprintf(c->old_session_id, sizeof c->old_session_id, "%s", c->session_id);
-        c->seg_base = c->last_final_seg + 1;
-    }
-    c->sess_base = from;
-    c->closed_seconds = c->byte_rate > 0 ? (double)from / c->byte_rate : 0;
-    snprintf(c->session_id, sizeof c->session_id, "%s", m->session_id);
-    snprintf(c->token, sizeof c->token, "%s", m->resume_token);
-    if (m->encoding[0] && m->sample_rate > 0 && m->channels > 0) {
-        const char *e = m->encoding;
-        unsigned sb = !strcmp(e, "pcm_s16le")                     ? 2
-                      : !strcmp(e, "pcm_f32le")                   ? 4
-                      : !strcmp(e, "mulaw") || !strcmp(e, "alaw") ? 1
-                                                                  : 0;
-        c->frame_bytes = sb * (unsigned)m->channels;
-        c->byte_rate = (double)c->frame_bytes * m->sample_rate;
-        set_format(c, e);
-    }
-    c->last_seq = -1;
-    c->seq_base = c->user_seq;
-    c->acked = c->committed = from;
-    c->session_over = c->want_new = 0;
-    c->conn = CONN_LIVE;
-    c->attempt = 0;
-    c->down_since_ns = 0;
-    pthread_mutex_lock(&c->mu);
-    c->sent = from;
-    c->sent_hw = from > c->sent_hw ? from : c->sent_hw;
-    c->stats.connects++;
-    c->stats.restarts += c->have_session;
-    pthread_mutex_unlock(&c->mu);
-    int restarted = c->have_session;
-    c->have_session = c->ever_ready = 1;
-    struct hark_client_event ev = {.type = HARK_CLIENT_EVENT_READY, .session_id = c->session_id};
-    emit(c, &ev);
-    if (restarted) {
-        struct hark_client_event rs = {.type = HARK_CLIENT_EVENT_RESTARTED,
-                                       .session_id = c->session_id,
-                                       .old_session_id = c->old_session_id,
-                                       .offset_ms = bytes_ms(c, from)};
-        LOG_INFO(c->session_id, "client: new session replaces %s from %lld ms", c->old_session_id,
-                 (long long)rs.offset_ms);
-        emit(c, &rs);
-    }
-    set_state(c, live_state(c));
-    release(c);
-    lws_callback_on_writable(c->wsi);
-}
-
-static void on_resumed(struct hark_client *c, const struct client_msg *m)
-{
-    uint64_t held = c->sess_base + m->audio_bytes;
-    if (held > c->sent_hw || strcmp(m->session_id, c->session_id)) {
-        lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
-        c->last_error = HARK_E_RESUME_FAILED; /* treated as refused: new session */
-        return;
-    }
-    pthread_mutex_lock(&c->mu);
-    uint64_t base = c->ring.base;
-    pthread_mutex_unlock(&c->mu);
-    uint64_t from = held;
-    if (from < base) {
-        report_lost(c, from, base); /* raw: sent as silence; others: skipped */
-        if (!c->frame_bytes)
-            from = base;
-    }
-    if (held > c->acked)
-        c->acked = held;
-    pthread_mutex_lock(&c->mu);
-    c->sent = from;
-    c->stats.connects++;
-    c->stats.resumes++;
-    c->stats.bytes_acked = c->acked;
-    pthread_mutex_unlock(&c->mu);
-    c->conn = CONN_LIVE;
-    c->resuming = 0;
-    c->attempt = 0;
-    c->down_since_ns = 0;
-    struct hark_client_event ev = {.type = HARK_CLIENT_EVENT_RESUMED,
-                                   .session_id = c->session_id,
-                                   .resent_bytes = c->sent_hw - from};
-    LOG_INFO(c->session_id, "client: resumed; resending %llu bytes",
-             (unsigned long long)(c->sent_hw - from));
-    emit(c, &ev);
-    set_state(c, live_state(c));
-    release(c);
-    lws_callback_on_writable(c->wsi);
-}
-
-/* A session event: shifted into the user's single stream and delivered. */
-static void on_event(struct hark_client *c, struct client_msg *m)
-{
-    struct hark_event *ev = &m->ev;
-    if (c->conn != CONN_LIVE) {
-        /* before ready/resumed: only an error refusing the config or resume */
-        if (ev->type != HARK_EVENT_ERROR)
-            return;
-        c->last_error = ev->code;
-        if (c->resuming)
-            return; /* handled by the fallback, not the user's business */
-    } else {
-        if (c->last_seq >= 0 && (int64_t)ev->seq <= c->last_seq)
-            return; /* replayed twice: already delivered */
-        c->last_seq = (int64_t)ev->seq;
-        if (ev->type == HARK_EVENT_ERROR)
-            c->last_error = ev->code;
-    }
-    double off = c->closed_seconds;
-    /* The server's seq, continued after the last session's (a gap the
-     * server made stays visible); an error refusing a config has none. */
-    ev->seq = c->conn == CONN_LIVE ? c->seq_base + ev->seq : c->user_seq;
-    uint64_t next = c->user_seq;
-    c->user_seq = ev->seq + 1;
-    ev->session_id = c->session_id;
-    switch (ev->type) {
-    case HARK_EVENT_TRANSCRIPT:
-        ev->segment += c->seg_base;
-        ev->start += off;
-        ev->end += off;
-        for (size_t i = 0; i < ev->n_words; i++) {
-            m->words[i].start += off;
-            m->words[i].end += off;
-        }
-        if (ev->is_final) {
-            c->last_final_seg = ev->segment;
-            if (c->frame_bytes) {
-                uint64_t b = (uint64_t)((double)ev->committed_ms * c->byte_rate / 1000.0);
-                b -= b % c->frame_bytes;
-                if (c->sess_base + b > c->committed)
-                    c->committed = c->sess_base + b;
-            }
-            ev->committed_ms += (int64_t)(off * 1000.0 + 0.5);
-            release(c);
-        }
-        break;
-    case HARK_EVENT_SPEECH_STARTED:
-    case HARK_EVENT_INTERRUPT:
-        ev->start += off;
-        break;
-    case HARK_EVENT_UTTERANCE_END:
-        ev->end += off;
-        break;
-    case HARK_EVENT_CLOSED:
-        ev->audio_seconds += off;
-        ev->segments += c->seg_base;
-        pthread_mutex_lock(&c->mu);
-        int asked = c->close_req && c->close_sent;
-        pthread_mutex_unlock(&c->mu);
-        if (!asked) {
-            /* the server ended it (shutdown, idle, error): the audio not yet
-             * in finals goes to a new session on the next connection */
-            c->session_over = 1;
-            c->user_seq = next;
-            return;
-        }
-        break;
-    case HARK_EVENT_ERROR:
-        break;
-    }
-    struct hark_client_event out = {.type = HARK_CLIENT_EVENT_SESSION, .event = ev};
-    emit(c, &out);
-    if (ev->type == HARK_EVENT_CLOSED)
-        finish(c, 0, NULL);
-}
-
-static void on_message(struct hark_client *c, const char *text, size_t len)
-{
-    char err[256];
-    int rc = client_msg_parse(&c->msg, text, len, err, sizeof err);
-    if (rc) {
-        LOG_WARN(c->session_id, "client: bad message from the server: %s", err);
-        return;
-    }
-    switch (c->msg.kind) {
-    case CLIENT_MSG_READY:
-        if (c->conn == CONN_OPEN && !c->resuming)
-            on_ready(c, &c->msg);
-        break;
-    case CLIENT_MSG_RESUMED:
-        if (c->conn == CONN_OPEN && c->resuming)
-            on_resumed(c, &c->msg);
-        break;
-    case CLIENT_MSG_ACK:
-        if (c->conn == CONN_LIVE && c->sess_base + c->msg.audio_bytes > c->acked &&
-            c->sess_base + c->msg.audio_bytes <= c->sent_hw) {
-            c->acked = c->sess_base + c->msg.audio_bytes;
-            pthread_mutex_lock(&c->mu);
-            c->stats.bytes_acked = c->acked;
-            pthread_mutex_unlock(&c->mu);
-            release(c);
-            lws_callback_on_writable(c->wsi); /* the flow window moved */
-        }
-        break;
-    case CLIENT_MSG_EVENT:
-        on_event(c, &c->msg);
-        break;
-    case CLIENT_MSG_UNKNOWN:
-        break;
-    }
 }
 
 /* ------------------------------------------------------------ service */
@@ -735,7 +336,7 @@ static void tick_cb(lws_sorted_usec_list_t *sul)
         if (now - c->last_audio_ns >= ka && now - c->last_ka_ns >= ka) {
             c->keepalive_due = 1;
             if (c->state == HARK_CLIENT_STREAMING)
-                set_state(c, HARK_CLIENT_PAUSED);
+                client_stream_state(c, HARK_CLIENT_PAUSED);
             lws_callback_on_writable(c->wsi);
         }
         /* Half-open: a server that acknowledges keepalives (one offering
@@ -748,8 +349,8 @@ static void tick_cb(lws_sorted_usec_list_t *sul)
     }
     if (c->conn == CONN_NONE && c->give_up_ms && c->ever_ready && c->down_since_ns &&
         (now - c->down_since_ns) / 1000000 > (int64_t)c->give_up_ms)
-        finish(c, HARK_E_IO, "no connection to %s:%d for %u ms; giving up", c->url.host,
-               c->url.port, c->give_up_ms);
+        client_stream_finish(c, HARK_E_IO, "no connection to %s:%d for %u ms; giving up",
+                             c->url.host, c->url.port, c->give_up_ms);
     lws_sul_schedule(c->ctx, 0, &c->sul_tick, tick_cb, TICK_US);
 }
 
@@ -761,9 +362,9 @@ static void on_wake(struct hark_client *c)
     c->lost_from = c->lost_to = 0;
     int closing = c->close_req;
     pthread_mutex_unlock(&c->mu);
-    report_lost(c, lf, lt);
+    client_stream_lost(c, lf, lt);
     if (closing && c->conn == CONN_LIVE)
-        set_state(c, HARK_CLIENT_FINALIZING);
+        client_stream_state(c, HARK_CLIENT_FINALIZING);
     if (c->conn == CONN_LIVE)
         lws_callback_on_writable(c->wsi);
 }
@@ -817,7 +418,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         buf_append(&c->rx, in, len);
         if (lws_is_final_fragment(wsi) && !lws_remaining_packet_payload(wsi)) {
             if (!c->rx.oom)
-                on_message(c, c->rx.data, c->rx.len);
+                client_stream_message(c, c->rx.data, c->rx.len);
             buf_reset(&c->rx);
         }
         return 0;
@@ -1001,7 +602,7 @@ int hark_client_create(struct hark_client **out, const struct hark_client_config
                                                                   : 0;
     c->frame_bytes = sb * (unsigned)ch;
     c->byte_rate = (double)c->frame_bytes * rate;
-    set_format(c, enc);
+    client_stream_format(c, enc);
     pthread_mutex_init(&c->mu, NULL);
     pthread_cond_init(&c->cv, NULL);
 
@@ -1087,7 +688,7 @@ int hark_client_send_audio(struct hark_client *c, const void *bytes, size_t len)
         p += k;
         len -= k;
     }
-    wake_locked(c);
+    client_wake_locked(c);
     pthread_mutex_unlock(&c->mu);
     return rc;
 }
@@ -1104,7 +705,7 @@ static int push_ctl(struct hark_client *c, enum ctl_kind kind, enum hark_state s
         rc = HARK_E_LIMIT;
     else
         c->ctl[c->ctl_n++] = (struct ctl){.at = c->ring.end, .kind = kind, .state = st};
-    wake_locked(c);
+    client_wake_locked(c);
     pthread_mutex_unlock(&c->mu);
     return rc;
 }
@@ -1136,7 +737,7 @@ int hark_client_close(struct hark_client *c, unsigned timeout_ms)
     pthread_mutex_lock(&c->mu);
     c->close_req = 1;
     pthread_cond_broadcast(&c->cv); /* a waiting send_audio gives up */
-    wake_locked(c);
+    client_wake_locked(c);
     while (!c->done) {
         if (!timeout_ms) {
             pthread_cond_wait(&c->cv, &c->mu);
@@ -1144,7 +745,7 @@ int hark_client_close(struct hark_client *c, unsigned timeout_ms)
             if (!c->done) {
                 c->rc = HARK_E_TIMEOUT;
                 c->stop = 1;
-                wake_locked(c);
+                client_wake_locked(c);
             }
             break;
         }
@@ -1161,7 +762,7 @@ void hark_client_destroy(struct hark_client *c)
     pthread_mutex_lock(&c->mu);
     c->stop = 1;
     pthread_cond_broadcast(&c->cv);
-    wake_locked(c);
+    client_wake_locked(c);
     pthread_mutex_unlock(&c->mu);
     pthread_join(c->thread, NULL);
     pthread_mutex_destroy(&c->mu);
