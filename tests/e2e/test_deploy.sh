@@ -72,6 +72,43 @@ for _ in $(seq 1 100); do
 done
 [ -n "$PORT" ] || fail "--max-sessions 1000 did not start: $(cat "$TMP/err")"
 curl -fsS "http://127.0.0.1:$PORT/readyz" >/dev/null || fail "not ready"
+# the installed client library (<hark/client.h>, in libhark) through it
+cat > "$TMP/remote.c" <<'C'
+#include <hark/client.h>
+#include <stdio.h>
+static void on_event(void *user, const struct hark_client_event *ce)
+{
+    if (ce->type == HARK_CLIENT_EVENT_SESSION && ce->event->type == HARK_EVENT_TRANSCRIPT &&
+        ce->event->is_final && ce->event->text[0])
+        printf("%s\n", ce->event->text);
+}
+int main(int argc, char **argv)
+{
+    const char *opts[] = {"encoding", "wav", NULL};
+    struct hark_client_config cfg;
+    struct hark_client *c;
+    char err[256], buf[4096];
+    hark_client_config_init(&cfg);
+    cfg.url = argv[1];
+    cfg.options = opts;
+    cfg.connect_attempts = 3;
+    if (hark_client_create(&c, &cfg, on_event, NULL, err, sizeof err)) {
+        fprintf(stderr, "%s\n", err);
+        return 1;
+    }
+    FILE *f = fopen(argv[2], "rb");
+    size_t n;
+    while (f && (n = fread(buf, 1, sizeof buf, f)) > 0)
+        hark_client_send_audio(c, buf, n);
+    int rc = hark_client_close(c, 60000);
+    hark_client_destroy(c);
+    return f && !rc ? 0 : 1;
+}
+C
+cc -o "$TMP/remote" "$TMP/remote.c" $(pkg-config --cflags --libs hark) || fail "build the client against hark.pc"
+WORDS=$(LD_LIBRARY_PATH=$(pkg-config --variable=libdir hark) "$TMP/remote" "ws://127.0.0.1:$PORT" "$CLIP" | wc -w)
+[ "$WORDS" -ge 5 ] || fail "installed client library got $WORDS words from the server"
+echo "ok: a program built with pkg-config streams to the server with <hark/client.h>: $WORDS words"
 kill $SERVER
 wait $SERVER 2>/dev/null
 echo "ok: --max-sessions 1000 starts"
