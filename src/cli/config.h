@@ -35,6 +35,9 @@ struct config {
     int max_lag_ms;
     int max_busy_percent;
     int shutdown_timeout;
+    int resume_window;
+    int resume_buffer_bytes;
+    int ping_interval;
     /* compute */
     int workers;
     char engine[32];

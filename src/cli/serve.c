@@ -286,6 +286,9 @@ int cli_serve_run(int argc, char **argv, int with_ws)
         .first_message_timeout = cfg.first_message_timeout,
         .max_connections_per_ip = cfg.max_connections_per_ip,
         .min_body_rate = cfg.min_body_rate,
+        .resume_window = cfg.resume_window,
+        .resume_buffer_bytes = (size_t)cfg.resume_buffer_bytes,
+        .ping_interval = cfg.ping_interval,
     };
     if (with_http && (rc = wsfe_create(&fe, &wc, eng, err, sizeof err))) {
         fprintf(stderr, "%s: %s\n", cmd, err);

@@ -214,9 +214,10 @@ static void on_event(void *user, const struct hark_event *ev)
         return;
     }
     m->next = NULL;
-    if (ev->type == HARK_EVENT_TRANSCRIPT && !ev->is_final)
-        flags |= MSG_PARTIAL;
-    m->flags = flags;
+    if (ev->type == HARK_EVENT_TRANSCRIPT)
+        flags |= ev->is_final ? MSG_FINAL : MSG_PARTIAL;
+    m->flags = flags | MSG_SEQ;
+    m->seq = ev->seq;
     m->segment = ev->type == HARK_EVENT_TRANSCRIPT ? ev->segment : -1;
     latency_ref(c, ev, &m->lat_kind, &m->t_ref);
     m->len = c->scratch.len;

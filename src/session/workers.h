@@ -45,6 +45,11 @@ enum {
     MSG_LAST = 2,    /* the session is over after this message */
     MSG_FATAL = 4,   /* the session cannot go on (e.g. undecodable audio) */
     MSG_PARTIAL = 8, /* a partial transcript: superseded by any later one of its segment */
+    /* Set by the chan on rendered events (render callbacks need not): the
+     * message is a session event, numbered `seq` (kept for replay on
+     * resume, src/host/outbox.h); MSG_FINAL: a final transcript. */
+    MSG_SEQ = 16,
+    MSG_FINAL = 32,
 };
 
 /* What a message's latency measures, for metrics (see docs/metrics). */
@@ -60,7 +65,8 @@ struct chan_msg {
     unsigned flags;
     int lat_kind;
     int64_t t_ref;   /* monotonic ns the latency counts from */
-    int64_t segment; /* of a transcript (MSG_PARTIAL) */
+    uint64_t seq;    /* with MSG_SEQ: the event's seq */
+    int64_t segment; /* of a transcript (MSG_PARTIAL, MSG_FINAL); -1 for other events */
     size_t len;
     char data[]; /* len bytes (+ NUL) */
 };

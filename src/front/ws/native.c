@@ -27,6 +27,7 @@
 #define CLOSE_GOING_AWAY 1001
 #define CLOSE_TRY_LATER 1013
 #define CLOSE_PROTOCOL 4400
+#define CLOSE_RESUME_FAILED 4404
 #define CLOSE_IDLE 4408
 #define CLOSE_BAD_AUDIO 4415
 #define CLOSE_LIMIT 4429
@@ -115,10 +116,60 @@ static void send_ready(struct wsconn *c, const struct hark_options *o)
         else
             buf_json_str(&b, v);
     }
+    const char *token = wsconn_token(c);
+    if (token) {
+        buf_json_key(&b, "resume_token");
+        buf_json_str(&b, token);
+        buf_json_key(&b, "resume_window");
+        buf_printf(&b, "%d", wsfe_resume_window(wsconn_fe(c)));
+    }
     buf_putc(&b, '}');
     if (!b.oom)
         wsconn_send(c, b.data, b.len, 0);
     buf_deinit(&b);
+}
+
+/* {"type":"resume","session_id","resume_token","last_seq":K,"audio_bytes":S}
+ * as a connection's first message: take the session over, answer
+ * {"type":"resumed","session_id","audio_bytes":H,"last_seq":K}, replay
+ * every event after K as first sent, then go on live. */
+static void on_resume(struct wsconn *c, const struct json_value *root)
+{
+    const char *id = json_str(json_get(root, "session_id"));
+    const char *token = json_str(json_get(root, "resume_token"));
+    const struct json_value *k = json_get(root, "last_seq"), *b = json_get(root, "audio_bytes");
+    double last = json_num(k), bytes = json_num(b);
+    if (!id || !token || json_type(k) != JSON_NUMBER || json_type(b) != JSON_NUMBER || last < -1 ||
+        last != (double)(int64_t)last || last > 9e15 || bytes < 0 ||
+        bytes != (double)(uint64_t)bytes || bytes > 9e15) {
+        send_error(c, HARK_E_PROTOCOL,
+                   "resume: needs session_id and resume_token (strings), last_seq (integer >= "
+                   "-1) and audio_bytes (integer >= 0)");
+        wsconn_close_after(c, CLOSE_PROTOCOL, "bad resume");
+        return;
+    }
+    char err[300];
+    if (wsconn_resume(c, id, token, (int64_t)last, (uint64_t)bytes, err, sizeof err)) {
+        send_error(c, HARK_E_RESUME_FAILED, "%s", err);
+        wsconn_close_after(c, CLOSE_RESUME_FAILED, "resume failed");
+        return;
+    }
+    struct buf m;
+    buf_init(&m);
+    buf_putc(&m, '{');
+    buf_json_key(&m, "type");
+    buf_json_str(&m, "resumed");
+    buf_json_key(&m, "session_id");
+    buf_json_str(&m, id);
+    buf_json_key(&m, "audio_bytes");
+    buf_printf(&m, "%llu", (unsigned long long)wsconn_audio_bytes(c));
+    buf_json_key(&m, "last_seq");
+    buf_printf(&m, "%lld", (long long)last);
+    buf_putc(&m, '}');
+    if (!m.oom)
+        wsconn_send(c, m.data, m.len, 0);
+    buf_deinit(&m);
+    wsconn_replay(c, (int64_t)last);
 }
 
 /* The config message: flat keys = session option names. */
@@ -207,13 +258,18 @@ static int native_text(struct wsconn *c, const char *msg, size_t len)
     } else if (c->st == WC_OPEN) {
         if (!strcmp(type, "config")) {
             on_config(c, root);
+        } else if (!strcmp(type, "resume")) {
+            on_resume(c, root);
         } else {
             send_error(c, HARK_E_PROTOCOL,
-                       "the first message must be {\"type\":\"config\",...}, got \"%s\"", type);
+                       "the first message must be {\"type\":\"config\",...} or "
+                       "{\"type\":\"resume\",...}, got \"%s\"",
+                       type);
             wsconn_close_after(c, CLOSE_PROTOCOL, "no config");
         }
     } else if (!strcmp(type, "keepalive")) {
         /* activity time already refreshed by the server */
+        wsconn_ack(c, 1);
     } else if (!strcmp(type, "finalize")) {
         rc = chan_post_finalize(c->chan);
     } else if (!strcmp(type, "close")) {
@@ -226,8 +282,9 @@ static int native_text(struct wsconn *c, const char *msg, size_t len)
             rc = chan_post_state(c->chan, HARK_STATE_RESPONDING);
         else
             send_error(c, HARK_E_PROTOCOL, "state: must be \"listening\" or \"responding\"");
-    } else if (!strcmp(type, "config")) {
-        send_error(c, HARK_E_PROTOCOL, "session already configured; config is only accepted once");
+    } else if (!strcmp(type, "config") || !strcmp(type, "resume")) {
+        send_error(c, HARK_E_PROTOCOL, "session already configured; %s is only accepted first",
+                   type);
     } else {
         send_error(c, HARK_E_PROTOCOL,
                    "unknown message type \"%s\" (accepted: finalize, keepalive, state, close)",

@@ -25,6 +25,7 @@
 #include <string.h>
 
 #include "base/clock.h"
+#include "base/err.h"
 #include "base/log.h"
 #include "base/mem.h"
 #include "front/ws/dg.h"
@@ -32,6 +33,9 @@
 #include "host/admit.h"
 
 #define RX_CHUNK 65536
+/* Events kept for a resume while the connection is up (docs/protocol.md):
+ * what may sit in socket buffers when it drops, with room. */
+#define REPLAY_BYTES 65536
 
 struct wsfe {
     struct wsfe_cfg cfg;
@@ -39,7 +43,8 @@ struct wsfe {
     struct hark_engine *eng;
     struct auth *auth;
     struct workers *workers;
-    int own_workers; /* else shared, created and destroyed by the caller */
+    struct table *table; /* sessions by id and resume token, detached ones too */
+    int own_workers;     /* else shared, created and destroyed by the caller */
     struct metrics *metrics;
     int own_metrics;
     struct admit *admit;
@@ -49,6 +54,7 @@ struct wsfe {
     struct lws_vhost *vhost;
     char iface[64]; /* the address lws binds (it keeps the pointer) */
     lws_sorted_usec_list_t tick;
+    lws_retry_bo_t retry; /* ping policy; lws keeps the pointer */
     struct wsconn *conns;
     struct batch *batches; /* batch.c: POST transcriptions in progress */
     int n_sessions;
@@ -187,6 +193,41 @@ struct workers *wsfe_workers(struct wsfe *fe)
 
 /* What a queued message holds in memory (the allocator's header aside). */
 #define OUT_COST(m) (sizeof *(m) + (m)->len + 1)
+
+int wsfe_resume_window(struct wsfe *fe)
+{
+    return table_resume_window(fe->table);
+}
+
+const char *wsconn_token(struct wsconn *c)
+{
+    return c->ts && table_resume_window(c->fe->table) && c->ts->token[0] ? c->ts->token : NULL;
+}
+
+uint64_t wsconn_audio_bytes(struct wsconn *c)
+{
+    return c->ts ? c->ts->audio_bytes : 0;
+}
+
+/* A session left the table (ended while attached, or detached and not
+ * resumed): its accounting ends here, once. */
+static void session_ended_cb(void *user, struct tsess *s)
+{
+    struct wsfe *fe = user;
+    double audio, cpu;
+    chan_usage(s->chan, &audio, &cpu);
+    metrics_add(fe->m_audio, audio);
+    LOG_INFO(s->id, "session ended: %.2f s audio, %.3f s cpu", audio, cpu);
+    admit_release(s->user); /* the slot lives with the session, across connections */
+    s->user = NULL;
+    fe->n_sessions--;
+    struct wsconn *c = s->conn;
+    if (c) {
+        c->chan = NULL;
+        c->ts = NULL;
+        c->slot = NULL;
+    }
+}
 
 static void out_append(struct wsconn *c, struct chan_msg *m)
 {
@@ -340,9 +381,15 @@ int wsconn_start(struct wsconn *c, const struct hark_options *opts, void *render
         chan_on_free(c->chan, hark_free, c->dstate);
         c->dstate_owned = 1;
     }
+    if (table_add(fe->table, c->chan, render_user, c, &c->ts)) {
+        c->chan = NULL; /* released by the table */
+        admit_release(slot);
+        return err_set(err, n, HARK_E_NOMEM, "out of memory");
+    }
     c->st = WC_STREAMING;
     c->session_started = clock_mono_ns();
     c->slot = slot;
+    c->ts->user = slot;
     admit_bind(c->slot, c->chan);
     fe->n_sessions++;
     LOG_INFO(chan_session_id(c->chan), "session started on %s (%s)", c->path, c->d->name);
@@ -375,6 +422,8 @@ int wsconn_post_audio(struct wsconn *c, const uint8_t *data, size_t len)
     if (rc)
         return rc;
     admit_audio(c->slot);
+    c->ts->audio_bytes += len;
+    wsconn_ack(c, 0);
     rx_limit(c);
     return 0;
 }
@@ -431,6 +480,27 @@ void wsfe_peer_release(struct wsfe *fe, char *peer)
     peer[0] = 0;
 }
 
+/* Acks tell a resuming client how much of its audio it need not resend;
+ * they belong to the connection (no seq, never replayed). */
+#define ACK_INTERVAL_NS 250000000LL
+
+void wsconn_ack(struct wsconn *c, int force)
+{
+    if (!c->ts || c->d != &dialect_native || !table_resume_window(c->fe->table))
+        return;
+    int64_t now = clock_mono_ns();
+    if (!force && (c->ts->audio_bytes == c->acked || now - c->last_ack < ACK_INTERVAL_NS))
+        return;
+    char msg[64];
+    int len = snprintf(msg, sizeof msg, "{\"type\":\"ack\",\"audio_bytes\":%llu}",
+                       (unsigned long long)c->ts->audio_bytes);
+    wsconn_send(c, msg, (size_t)len, 0);
+    c->acked = c->ts->audio_bytes;
+    c->last_ack = now;
+}
+
+/* Queue the session's new events on the connection, each kept in the
+ * session's replay history; an ack follows every final. */
 static void conn_drain(struct wsconn *c)
 {
     if (!c->chan)
@@ -438,20 +508,97 @@ static void conn_drain(struct wsconn *c)
     struct chan_msg *m = chan_take_msgs(c->chan);
     if (m) {
         int fatal = 0;
-        for (struct chan_msg *i = m; i; i = i->next)
-            fatal |= (i->flags & MSG_FATAL) != 0;
-        out_append(c, m);
-        out_limit(c);
+        while (m) {
+            struct chan_msg *next = m->next;
+            m->next = NULL;
+            fatal |= (m->flags & MSG_FATAL) != 0;
+            table_sent(c->fe->table, c->ts, m);
+            int final = (m->flags & MSG_FINAL) != 0;
+            out_append(c, m);
+            out_limit(c);
+            if (final)
+                wsconn_ack(c, 1);
+            m = next;
+        }
         lws_callback_on_writable(c->wsi);
         if (fatal && c->d->fatal)
             c->d->fatal(c);
     }
+    wsconn_ack(c, 0);
     if (c->paused && chan_pending_bytes(c->chan) < c->fe->cfg.session_buffer_bytes / 4) {
         c->paused = 0;
         /* the client was waiting on us, not idle: its clock starts now */
         c->last_activity = clock_mono_ns();
         lws_rx_flow_control(c->wsi, 1);
     }
+}
+
+int wsconn_resume(struct wsconn *c, const char *id, const char *token, int64_t last_seq,
+                  uint64_t client_bytes, char *err, size_t n)
+{
+    struct wsfe *fe = c->fe;
+    struct tsess *s;
+    int rc = table_resume(fe->table, id, token, last_seq, client_bytes, &s, err, n);
+    if (rc)
+        return rc;
+    struct wsconn *old = s->conn;
+    if (old) {
+        /* Still attached: a half-open connection the client gave up on.
+         * Its undrained events join the history first; what it had queued
+         * is in the history already. */
+        if (old->st != WC_STREAMING && !old->out_overflow)
+            return err_set(err, n, HARK_E_RESUME_FAILED, "the session is closing");
+        conn_drain(old);
+        old->chan = NULL;
+        old->ts = NULL;
+        while (old->out_head)
+            out_drop(old, NULL, old->out_head);
+        if (old->paused)
+            lws_rx_flow_control(old->wsi, 1);
+        wsconn_close_after(old, 4409, "resumed on another connection");
+        LOG_INFO(s->id, "resumed on a new connection; the old one is closed (4409)");
+    }
+    if (!c->dstate_owned)
+        hark_free(c->dstate);
+    c->dstate = s->render_state;
+    c->dstate_owned = 1;
+    c->chan = s->chan;
+    c->ts = s;
+    c->slot = s->user;
+    c->st = WC_STREAMING;
+    c->session_started = clock_mono_ns();
+    c->acked = s->audio_bytes; /* the resumed message carries it */
+    c->last_ack = c->session_started;
+    table_attach(fe->table, s, c);
+    LOG_INFO(s->id, "session resumed (client saw seq %lld; server holds %llu audio bytes)",
+             (long long)last_seq, (unsigned long long)s->audio_bytes);
+    return 0;
+}
+
+void wsconn_replay(struct wsconn *c, int64_t last_seq)
+{
+    int fatal = 0;
+    for (const struct chan_msg *m = c->ts->hist.head; m; m = m->next) {
+        if ((int64_t)m->seq <= last_seq)
+            continue;
+        struct chan_msg *copy = hark_malloc(sizeof *m + m->len + 1);
+        if (!copy) {
+            LOG_ERROR(c->ts->id, "out of memory replaying events; closing the connection");
+            lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+            return;
+        }
+        memcpy(copy, m, sizeof *m + m->len + 1);
+        copy->next = NULL;
+        copy->flags &= ~(unsigned)MSG_FATAL;
+        copy->lat_kind = LAT_NONE; /* latency was observed when first sent */
+        fatal |= (m->flags & MSG_FATAL) != 0;
+        out_append(c, copy);
+        out_limit(c);
+    }
+    lws_callback_on_writable(c->wsi);
+    conn_drain(c); /* events made since: after the replayed ones */
+    if (fatal && c->d->fatal)
+        c->d->fatal(c);
 }
 
 static void observe_latency(struct wsfe *fe, const struct chan_msg *m)
@@ -522,16 +669,25 @@ static void conn_remove(struct wsconn *c)
         fe->conns = c->next;
     if (c->next)
         c->next->prev = c->prev;
-    if (c->chan) {
-        double audio, cpu;
-        chan_usage(c->chan, &audio, &cpu);
-        metrics_add(fe->m_audio, audio);
-        LOG_INFO(chan_session_id(c->chan), "session ended: %.2f s audio, %.3f s cpu", audio, cpu);
-        chan_release(c->chan);
+    if (c->ts) {
+        /* Dropped without a close (no close frame, or one other than 1000;
+         * the native `close` and every server-side end set WC_CLOSING):
+         * the session waits for a resume. */
+        struct tsess *ts = c->ts;
+        /* A client that stopped reading (out_overflow) may be half-open
+         * too: its events are in the history, its session not closed. */
+        int dropped = (c->st == WC_STREAMING || c->out_overflow) && c->d == &dialect_native &&
+                      !fe->draining && c->peer_close != LWS_CLOSE_STATUS_NORMAL;
+        if (dropped) {
+            c->chan = NULL;
+            c->ts = NULL;
+            table_detach(fe->table, ts, clock_mono_ns());
+        } else {
+            table_end(fe->table, ts);
+        }
         c->chan = NULL;
-        admit_release(c->slot);
-        c->slot = NULL;
-        fe->n_sessions--;
+        c->ts = NULL;
+        c->slot = NULL; /* released with the session (session_ended_cb) */
     }
     if (c->key_index >= 0)
         auth_release(fe->auth, c->key_index);
@@ -681,6 +837,7 @@ static int cb_ws(struct lws *wsi, enum lws_callback_reasons reason, void *user, 
             snprintf(msg, sizeof msg, "message larger than %zu bytes", fe->cfg.max_frame_bytes);
             lws_close_reason(wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, (unsigned char *)msg,
                              strlen(msg));
+            c->st = WC_GONE; /* ended by the server: no resume */
             return -1;
         }
         if (c->st == WC_CLOSING)
@@ -692,19 +849,30 @@ static int cb_ws(struct lws *wsi, enum lws_callback_reasons reason, void *user, 
             c->got_message |= is_last;
             if (len == 0 && (!is_last || c->msg_bytes))
                 return 0;
-            return c->d->binary(c, in, len) ? -1 : 0;
+            if (c->d->binary(c, in, len) == 0)
+                return 0;
+            c->st = WC_GONE;
+            return -1;
         }
         buf_append(&c->text, in, len);
         if (!lws_is_final_fragment(wsi))
             return 0;
-        if (c->text.oom)
-            return -1;
         c->got_message = 1;
-        if (c->d->text(c, c->text.data ? c->text.data : "", c->text.len))
+        if (c->text.oom || c->d->text(c, c->text.data ? c->text.data : "", c->text.len)) {
+            c->st = WC_GONE; /* ended by the server: no resume */
             return -1;
+        }
         rx_limit(c); /* controls queue jobs too */
         return 0;
     }
+    case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
+        /* A close frame is a deliberate end (1000) or a peer going away; a
+         * connection that just drops never gets here. */
+        if (c->fe)
+            c->peer_close =
+                len >= 2 ? ((const unsigned char *)in)[0] << 8 | ((const unsigned char *)in)[1]
+                         : LWS_CLOSE_STATUS_NORMAL;
+        return 0;
     case LWS_CALLBACK_SERVER_WRITEABLE:
         if (!c->fe)
             return -1;
@@ -727,6 +895,7 @@ static void drain_all(struct wsfe *fe)
 {
     for (struct wsconn *c = fe->conns; c; c = c->next)
         conn_drain(c);
+    table_drain(fe->table);
 }
 
 static void begin_shutdown(struct wsfe *fe)
@@ -736,7 +905,9 @@ static void begin_shutdown(struct wsfe *fe)
     fe->draining = 1;
     admit_drain(fe->admit);
     fe->drain_deadline = clock_mono_ns() + (int64_t)fe->cfg.shutdown_timeout * 1000000000LL;
-    LOG_INFO(NULL, "shutting down: finishing %d session(s)", fe->n_sessions);
+    LOG_INFO(NULL, "shutting down: finishing %d session(s), dropping %d detached", fe->n_sessions,
+             table_detached(fe->table));
+    table_drop_detached(fe->table);
     for (struct wsconn *c = fe->conns; c; c = c->next)
         if (c->d && c->d->shutdown)
             c->d->shutdown(c);
@@ -751,9 +922,12 @@ static void tick_cb(lws_sorted_usec_list_t *sul)
     admit_release(wsfe_admit_take(fe));
     admit_tick(fe->admit);
     batch_tick(fe);
+    table_drain(fe->table);
+    table_tick(fe->table, now);
     for (struct wsconn *c = fe->conns; c; c = c->next) {
         if (c->st != WC_OPEN && c->st != WC_STREAMING)
             continue;
+        wsconn_ack(c, 0);
         /* A hard deadline from the upgrade to the config (native) or the
          * first whole message: unlike the idle timer, trickling bytes of a
          * message does not extend it. */
@@ -916,6 +1090,18 @@ int wsfe_create(struct wsfe **out, const struct wsfe_cfg *cfg, struct hark_engin
     if (rc)
         goto fail;
     metrics_on_render(fe->metrics, refresh_gauges, fe);
+    struct table_cfg tc = {
+        .resume_window = cfg->resume_window,
+        .resume_buffer_bytes = cfg->resume_buffer_bytes,
+        .replay_bytes = REPLAY_BYTES,
+        .metrics = cfg->health_only ? NULL : fe->metrics,
+        .ended_cb = session_ended_cb,
+        .user = fe,
+    };
+    if ((rc = table_create(&fe->table, &tc))) {
+        err_set(err, n, rc, "out of memory");
+        goto fail;
+    }
     fe->workers = cfg->pool;
     fe->own_workers = !cfg->pool;
     rc = cfg->pool ? 0 : workers_create(&fe->workers, cfg->workers, wake_cb, fe);
@@ -950,6 +1136,13 @@ int wsfe_create(struct wsfe **out, const struct wsfe_cfg *cfg, struct hark_engin
     info.options = LWS_SERVER_OPTION_FAIL_UPON_UNABLE_TO_BIND | LWS_SERVER_OPTION_VALIDATE_UTF8;
     if ((rc = listen_configure(&info, cfg, fe->iface, sizeof fe->iface, err, n)))
         goto fail;
+    /* Pings find dead peers (half-open TCP, a vanished NAT entry) so their
+     * sessions detach for a resume: a peer that answers nothing for two
+     * intervals is dropped. */
+    fe->retry.secs_since_valid_ping = (uint16_t)cfg->ping_interval;
+    fe->retry.secs_since_valid_hangup = (uint16_t)(2 * cfg->ping_interval);
+    if (cfg->ping_interval > 0)
+        info.retry_and_idle_policy = &fe->retry;
     info.vhost_name = "hark";
     fe->ctx = lws_create_context(&info);
     if (!fe->ctx) {
@@ -1011,6 +1204,7 @@ void wsfe_destroy(struct wsfe *fe)
         lws_context_destroy(fe->ctx);
         fe->ctx = NULL;
     }
+    table_destroy(fe->table); /* detached sessions left: before their slots' admit */
     admit_release(wsfe_admit_take(fe));
     if (fe->own_admit)
         admit_destroy(fe->admit);

@@ -18,6 +18,7 @@
 
 #include "base/buf.h"
 #include "base/metrics.h"
+#include "host/table.h"
 #include "hark/hark.h"
 #include "session/workers.h"
 
@@ -69,6 +70,9 @@ struct wsfe_cfg {
     int first_message_timeout;  /* s from upgrade to config (native) / first message (0 = off) */
     int max_connections_per_ip; /* WebSocket connections + batch uploads per peer (0 = off) */
     int min_body_rate;          /* batch bodies: least average bytes/s (0 = off) */
+    int resume_window;          /* s a dropped native session is kept; 0 = off */
+    size_t resume_buffer_bytes; /* events kept per detached session */
+    int ping_interval;          /* s between WebSocket pings of a quiet peer */
 };
 
 /* Wire dialect of one connection, chosen by the request path. */
@@ -106,6 +110,7 @@ struct wsconn {
     const struct dialect_ops *d;
     enum wsconn_state st;
     struct chan *chan;
+    struct tsess *ts; /* the session's entry in the host table (owns chan) */
     void *dstate;     /* dialect state; its render part must be immutable once chan exists */
     int dstate_owned; /* dstate passed to the chan, which frees it */
 
@@ -126,6 +131,9 @@ struct wsconn {
     char path[128];
     int key_index;       /* API key the connection authenticated with, -1 = none */
     char request_id[37]; /* sent as dg-request-id on the upgrade (Deepgram dialect) */
+    int peer_close;      /* close code the peer sent (0 = none: the connection dropped) */
+    uint64_t acked;      /* audio bytes of the last ack sent */
+    int64_t last_ack;
     struct wsconn *prev, *next;
 };
 
@@ -144,6 +152,20 @@ int wsconn_post_audio(struct wsconn *c, const uint8_t *data, size_t len);
  * counted); HARK_E_LIMIT with why when the peer has all of them. */
 int wsfe_peer_acquire(struct wsfe *fe, struct lws *wsi, char *peer, char *why, size_t n);
 void wsfe_peer_release(struct wsfe *fe, char *peer);
+/* Native resume (docs/protocol.md, Resume). wsconn_ack: send an ack of the
+ * audio held, when some is unacked and 250 ms passed, or always (force).
+ * wsconn_resume: take over the session (from its detached state or a
+ * half-open connection, closed 4409), 0 or HARK_E_RESUME_FAILED with why; then the
+ * dialect sends its `resumed` and calls wsconn_replay for the events after
+ * last_seq. wsconn_token: the session's resume token, NULL when resume is
+ * off. */
+void wsconn_ack(struct wsconn *c, int force);
+int wsconn_resume(struct wsconn *c, const char *id, const char *token, int64_t last_seq,
+                  uint64_t client_bytes, char *err, size_t n);
+void wsconn_replay(struct wsconn *c, int64_t last_seq);
+const char *wsconn_token(struct wsconn *c);
+uint64_t wsconn_audio_bytes(struct wsconn *c);
+int wsfe_resume_window(struct wsfe *fe);
 /* Ready to take sessions (not shutting down). */
 int wsfe_is_ready(struct wsfe *fe);
 /* Admission (host/admit.h, shared by every front end): 0 with a slot held
