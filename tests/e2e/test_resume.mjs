@@ -6,6 +6,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import WebSocket from 'ws';
+import { FaultProxy } from './faultproxy.mjs';
 import { CLIPS, startServer, openNative, wavPcm, streamPcm, waitFor, checkContract, sleep } from './lib.mjs';
 
 const CONFIG = { encoding: 'pcm_s16le', sample_rate: 16000 };
@@ -41,6 +42,7 @@ class ResumingClient {
 
   attach(ws) {
     this.ws = ws;
+    ws.on('error', () => {}); // a reset connection: 'close' follows
     this.closed = new Promise((resolve) => ws.on('close', (code, reason) => resolve({ code, reason: reason.toString() })));
     ws.on('message', (data, isBinary) => {
       if (isBinary || ws !== this.ws) return;
@@ -120,6 +122,43 @@ class ResumingClient {
     }
   }
 
+  // Reconnects and resumes until it works (a resume's own connection may be
+  // cut too); resolves the server's audio_bytes.
+  async reconnect(tries = 40) {
+    for (let i = 0; i < tries; i++) {
+      await sleep(50 + i * 50);
+      let r;
+      try {
+        r = await Promise.race([this.resume(), this.closed.then(() => null)]);
+      } catch { r = null; }
+      if (r && r.type === 'resumed' && this.ws.readyState === WebSocket.OPEN) {
+        assert.ok(r.audio_bytes <= this.sent, `server holds ${r.audio_bytes} > sent ${this.sent}`);
+        return r.audio_bytes;
+      }
+      assert.ok(!r || r.type !== 'error', 'resume refused: ' + JSON.stringify(r));
+    }
+    throw new Error('could not resume');
+  }
+
+  // Streams through connections that fail by themselves (the fault proxy).
+  async streamThroughFaults(pcm, { bytesPerSec = 128000, frame = 3200 } = {}) {
+    let off = 0, base = 0, t0 = Date.now();
+    while (off < pcm.length) {
+      if (this.ws.readyState !== WebSocket.OPEN) {
+        off = this.sent = await this.reconnect();
+        base = off;
+        t0 = Date.now();
+        this.reconnects = (this.reconnects || 0) + 1;
+        continue;
+      }
+      const end = Math.min(off + frame, pcm.length);
+      this.ws.send(pcm.subarray(off, end));
+      off = this.sent = end;
+      const wait = t0 + ((off - base) / bytesPerSec) * 1000 - Date.now();
+      if (wait > 0) await sleep(wait);
+    }
+  }
+
   async finish() {
     this.ws.send(JSON.stringify({ type: 'close' }));
     const c = await this.closed;
@@ -179,6 +218,31 @@ test('several cuts in one stream, at random points', async () => {
   assertSameTranscript(c);
   const ok = await metric(srv, 'hark_resumes_total{result="ok"}');
   assert.ok(ok >= 6, 'resumes counted: ' + ok);
+});
+
+test('random resets through the fault proxy (RST mid-frame, both directions), resumed each time', async () => {
+  const proxy = await FaultProxy.start({ port: srv.port });
+  try {
+    const pcm = speech();
+    const c = new ResumingClient(proxy.url);
+    await c.open();
+    proxy.randomCuts({ minBytes: 3000, maxBytes: 120000 });
+    await c.streamThroughFaults(pcm);
+    proxy.stopRandomCuts();
+    if (c.ws.readyState !== WebSocket.OPEN) await c.reconnect();
+    // the last audio must have arrived before the close (a cut may lose it)
+    c.ws.send(JSON.stringify({ type: 'keepalive' }));
+    let ack = await waitFor(c.events, (e) => e.type === 'ack' && e.audio_bytes === pcm.length, 2000).catch(() => null);
+    if (!ack) {
+      const h = await c.reconnect();
+      c.ws.send(pcm.subarray(h));
+    }
+    await c.finish();
+    assert.ok(proxy.counters.cuts >= 2, 'cuts: ' + JSON.stringify(proxy.counters));
+    assertSameTranscript(c);
+  } finally {
+    await proxy.close();
+  }
 });
 
 test('a keepalive is answered with an ack', async () => {

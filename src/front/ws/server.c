@@ -36,6 +36,7 @@
 /* Events kept for a resume while the connection is up (docs/protocol.md):
  * what may sit in socket buffers when it drops, with room. */
 #define REPLAY_BYTES 65536
+#define TICK_NS 1000000000LL
 
 struct wsfe {
     struct wsfe_cfg cfg;
@@ -928,6 +929,12 @@ static void tick_cb(lws_sorted_usec_list_t *sul)
         if (c->st != WC_OPEN && c->st != WC_STREAMING)
             continue;
         wsconn_ack(c, 0);
+        /* lws only counts a PONG as a sign of life; a peer that sent
+         * anything in the last tick is alive too, and one whose reading we
+         * paused (back-pressure) cannot get its PONG read: neither must be
+         * hung up as dead. */
+        if (c->paused || now - c->last_activity < TICK_NS)
+            lws_validity_confirmed(c->wsi);
         /* A hard deadline from the upgrade to the config (native) or the
          * first whole message: unlike the idle timer, trickling bytes of a
          * message does not extend it. */
