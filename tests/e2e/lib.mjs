@@ -29,6 +29,16 @@ export function wavPcm(file) {
   return b.subarray(44);
 }
 
+// A canonical 44-byte-header 16 kHz mono s16 WAV of pcm.
+export function wavOf(pcm) {
+  const h = Buffer.alloc(44);
+  h.write('RIFF', 0); h.writeUInt32LE(36 + pcm.length, 4); h.write('WAVEfmt ', 8);
+  h.writeUInt32LE(16, 16); h.writeUInt16LE(1, 20); h.writeUInt16LE(1, 22);
+  h.writeUInt32LE(16000, 24); h.writeUInt32LE(32000, 28); h.writeUInt16LE(2, 32); h.writeUInt16LE(16, 34);
+  h.write('data', 36); h.writeUInt32LE(pcm.length, 40);
+  return Buffer.concat([h, pcm]);
+}
+
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 // Starts `hark serve` with extra args on a kernel-chosen port; resolves when

@@ -11,7 +11,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import WebSocket from 'ws';
-import { CLIPS, startServer, openNative, wavPcm, streamPcm, sleep, curl } from './lib.mjs';
+import { CLIPS, startServer, openNative, wavPcm, streamPcm, sleep, curl, wavOf } from './lib.mjs';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
 const NEED = "an API key is required: send 'Authorization: Token KEY' (or Bearer), or the " +
@@ -35,7 +35,7 @@ before(async () => {
   writeFileSync(onlyFile, 'only-file-key\n');
   const pcm = wavPcm(CLIPS[1]).subarray(0, 32000); // one second at 16 kHz s16
   wav1s = path.join(tmp, 'one-second.wav');
-  writeFileSync(wav1s, Buffer.concat([wavHeader(pcm.length), pcm]));
+  writeFileSync(wav1s, wavOf(pcm));
   [keyed, fileEnv, limited, open] = await Promise.all([
     startServer(['--api-keys-file', keysFile], { HARK_API_KEYS: ` ${ENV_KEYS[0]} , ${ENV_KEYS[1]},${ENV_KEYS[2]}` }),
     startServer([], { HARK_API_KEYS_FILE: onlyFile }),
@@ -47,15 +47,6 @@ after(async () => {
   await Promise.all([keyed, fileEnv, limited, open].map((s) => s?.stop()));
   if (tmp) rmSync(tmp, { recursive: true, force: true });
 });
-
-function wavHeader(len) {
-  const h = Buffer.alloc(44);
-  h.write('RIFF', 0); h.writeUInt32LE(36 + len, 4); h.write('WAVEfmt ', 8);
-  h.writeUInt32LE(16, 16); h.writeUInt16LE(1, 20); h.writeUInt16LE(1, 22);
-  h.writeUInt32LE(16000, 24); h.writeUInt32LE(32000, 28); h.writeUInt16LE(2, 32); h.writeUInt16LE(16, 34);
-  h.write('data', 36); h.writeUInt32LE(len, 40);
-  return h;
-}
 
 
 const auth = (value) => (value === undefined ? [] : ['-H', `Authorization: ${value}`]);

@@ -11,7 +11,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import {
-  HARK, CLIPS, startServer, openNative, wavPcm, streamPcm, sleep, curl,
+  HARK, CLIPS, startServer, openNative, wavPcm, streamPcm, sleep, curl, wavOf,
 } from './lib.mjs';
 
 const KEY = 'batch-test-key';
@@ -45,16 +45,6 @@ const listen = (base, file, query = '', extra = []) =>
 const openai = (base, file, fields = {}, extra = []) =>
   curl([...extra, '-F', `file=@${file}`, ...Object.entries(fields).flatMap(([k, v]) => ['-F', `${k}=${v}`]),
     `${base}/v1/audio/transcriptions`]);
-
-// A canonical 16 kHz mono s16 WAV of pcm.
-function wavOf(pcm) {
-  const h = Buffer.alloc(44);
-  h.write('RIFF', 0); h.writeUInt32LE(36 + pcm.length, 4); h.write('WAVEfmt ', 8);
-  h.writeUInt32LE(16, 16); h.writeUInt16LE(1, 20); h.writeUInt16LE(1, 22);
-  h.writeUInt32LE(16000, 24); h.writeUInt32LE(32000, 28); h.writeUInt16LE(2, 32); h.writeUInt16LE(16, 34);
-  h.write('data', 36); h.writeUInt32LE(pcm.length, 40);
-  return Buffer.concat([h, pcm]);
-}
 
 function checkDeepgramShape(r, file) {
   const j = r.json();

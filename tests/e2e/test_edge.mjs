@@ -14,7 +14,7 @@ import os from 'node:os';
 import path from 'node:path';
 import WebSocket from 'ws';
 import { DeepgramClient } from '@deepgram/sdk';
-import { CLIPS, startServer, wavPcm, curl, sleep } from './lib.mjs';
+import { CLIPS, startServer, wavPcm, curl, sleep, wavOf } from './lib.mjs';
 
 let tmp, plain, keyed, listed, any, wav1s;
 
@@ -22,7 +22,7 @@ before(async () => {
   tmp = mkdtempSync(path.join(os.tmpdir(), 'hark-edge-'));
   const pcm = wavPcm(CLIPS[1]).subarray(0, 32000); // one second at 16 kHz s16
   wav1s = path.join(tmp, 'one-second.wav');
-  writeFileSync(wav1s, Buffer.concat([wavHeader(pcm.length), pcm]));
+  writeFileSync(wav1s, wavOf(pcm));
   [plain, keyed, listed, any] = await Promise.all([
     startServer([]),
     startServer(['--api-keys', 'edge-key']),
@@ -34,15 +34,6 @@ after(async () => {
   await Promise.all([plain, keyed, listed, any].map((s) => s?.stop()));
   if (tmp) rmSync(tmp, { recursive: true, force: true });
 });
-
-function wavHeader(len) {
-  const h = Buffer.alloc(44);
-  h.write('RIFF', 0); h.writeUInt32LE(36 + len, 4); h.write('WAVEfmt ', 8);
-  h.writeUInt32LE(16, 16); h.writeUInt16LE(1, 20); h.writeUInt16LE(1, 22);
-  h.writeUInt32LE(16000, 24); h.writeUInt32LE(32000, 28); h.writeUInt16LE(2, 32); h.writeUInt16LE(16, 34);
-  h.write('data', 36); h.writeUInt32LE(len, 40);
-  return h;
-}
 
 // ---------------------------------------------------------------- helpers
 

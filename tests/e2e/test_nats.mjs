@@ -14,7 +14,7 @@ import { connect } from 'nats';
 import { encode, decode } from '@msgpack/msgpack';
 import {
   HARK, CLIPS, wavPcm, sleep, wer, references, startServer, openNative, finals as wsFinals,
-  streamPcm as wsStreamPcm, curl,
+  streamPcm as wsStreamPcm, curl, wavOf,
 } from './lib.mjs';
 
 const NATS_SERVER = process.env.NATS_SERVER_BIN || '/usr/sbin/nats-server';
@@ -713,14 +713,9 @@ const metricValue = (text, name) => {
   return m ? Number(m[1]) : NaN;
 };
 
-// 16 kHz mono s16 WAV of pcm
+// 16 kHz mono s16 WAV of pcm, written to file
 function wavFile(file, pcm) {
-  const h = Buffer.alloc(44);
-  h.write('RIFF', 0); h.writeUInt32LE(36 + pcm.length, 4); h.write('WAVE', 8);
-  h.write('fmt ', 12); h.writeUInt32LE(16, 16); h.writeUInt16LE(1, 20); h.writeUInt16LE(1, 22);
-  h.writeUInt32LE(16000, 24); h.writeUInt32LE(32000, 28); h.writeUInt16LE(2, 32); h.writeUInt16LE(16, 34);
-  h.write('data', 36); h.writeUInt32LE(pcm.length, 40);
-  writeFileSync(file, Buffer.concat([h, pcm]));
+  writeFileSync(file, wavOf(pcm));
   return file;
 }
 
