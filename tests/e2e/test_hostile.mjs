@@ -148,8 +148,13 @@ async function startNats() {
 before(async () => {
   dir = mkdtempSync(path.join(tmpdir(), 'hark-hostile-'));
   nats = await startNats();
-  // admission control off: a loaded machine must not refuse the normal session
-  srv = await startServer(['--nats-url', nats.url, '--max-busy-percent', '100', '--max-lag-ms', '60000']);
+  // admission control off: a loaded machine must not refuse the normal session.
+  // Resume off: the attackers end by dropping their connection, which with
+  // resume on leaves each session detached, still decoding its queued audio
+  // with an engine stream of its own, into the next attack's measurement
+  // (what a detached session may hold is test_resume's subject).
+  srv = await startServer(['--nats-url', nats.url, '--max-busy-percent', '100', '--max-lag-ms', '60000',
+    '--resume-window', '0']);
   small = await startServer(['--max-sessions', '4', '--max-connections-per-ip', '8', '--first-message-timeout', '3',
     '--max-busy-percent', '100', '--max-lag-ms', '60000']);
   // warm: the engine streams the normal sessions reuse, and on srv the
