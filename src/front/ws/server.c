@@ -513,7 +513,8 @@ static void conn_drain(struct wsconn *c)
             struct chan_msg *next = m->next;
             m->next = NULL;
             fatal |= (m->flags & MSG_FATAL) != 0;
-            table_sent(c->fe->table, c->ts, m);
+            if (c->d == &dialect_native) /* the one dialect that resumes */
+                table_sent(c->fe->table, c->ts, m);
             int final = (m->flags & MSG_FINAL) != 0;
             out_append(c, m);
             out_limit(c);
