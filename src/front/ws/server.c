@@ -594,8 +594,11 @@ void wsconn_replay(struct wsconn *c, int64_t last_seq)
         copy->flags &= ~(unsigned)MSG_FATAL;
         copy->lat_kind = LAT_NONE; /* latency was observed when first sent */
         fatal |= (m->flags & MSG_FATAL) != 0;
+        int final = (m->flags & MSG_FINAL) != 0;
         out_append(c, copy);
         out_limit(c);
+        if (final)
+            wsconn_ack(c, 1); /* after every final, replayed ones too */
     }
     lws_callback_on_writable(c->wsi);
     conn_drain(c); /* events made since: after the replayed ones */
