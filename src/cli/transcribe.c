@@ -29,6 +29,8 @@
 #include "hark/client.h"
 #include "session/event_json.h"
 
+#define CLOSE_TIMEOUT_MS 120000 /* hark transcribe --server: the end of input to closed */
+
 struct tx {
     int json;
     int tty;          /* stdout is a terminal */
@@ -474,7 +476,15 @@ static int run_remote(struct tx *t, const char *url, const char *api_key, const 
     int read_error = ferror(in);
     if (read_error)
         fprintf(stderr, "hark transcribe: read error on %s: %s\n", input, strerror(errno));
-    crc = hark_client_close(c, 0);
+    /* The client keeps at most a 5 s window of audio ahead of the server's
+     * ack, so the end of a session is seconds after the input's; a server
+     * that never ends it must not hang the command (or a script) forever. */
+    crc = hark_client_close(c, CLOSE_TIMEOUT_MS);
+    if (crc == HARK_E_TIMEOUT)
+        fprintf(stderr,
+                "hark transcribe: timeout: the server did not end the session within %d s of "
+                "the end of %s\n",
+                CLOSE_TIMEOUT_MS / 1000, input);
     pthread_mutex_lock(&print_mu);
     if (t->progress && !t->tty)
         fprintf(stderr, "\r\033[K");
