@@ -1,6 +1,7 @@
 /* The session host's resume table (src/host/table.c) and replay history
  * (src/host/outbox.c): tokens, lookups, refusals, detach and expiry, the
  * detached budget. Real chans on the real engine and worker pool. */
+#include <string.h>
 #include <unistd.h>
 
 #include "check.h"
@@ -154,11 +155,14 @@ static void test_table(void)
     table_attach(t, a, &conn);
     ASSERT_EQ(table_detached(t), 0);
     table_detach(t, a, 10);
+    /* the expiry frees the session: ask with copies of its id and token */
+    char id[sizeof a->id], token[sizeof a->token];
+    memcpy(id, a->id, sizeof id);
+    memcpy(token, a->token, sizeof token);
     table_tick(t, 10 + 2100000000LL);
     ASSERT_EQ(ended, 1);
     ASSERT_EQ(table_detached(t), 0);
-    ASSERT_EQ(table_resume(t, a->id, a->token, 0, 1000, &f, msgbuf, sizeof msgbuf),
-              HARK_E_RESUME_FAILED);
+    ASSERT_EQ(table_resume(t, id, token, 0, 1000, &f, msgbuf, sizeof msgbuf), HARK_E_RESUME_FAILED);
     table_end(t, b);
     ASSERT_EQ(ended, 2);
     table_destroy(t);
