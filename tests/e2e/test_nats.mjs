@@ -242,8 +242,12 @@ let dir, nats, worker, client;
 before(async () => {
   dir = mkdtempSync(path.join(tmpdir(), 'hark-nats-'));
   nats = await startNats(await freePort(), dir);
+  // 6 worker threads (on 2 cores): admission's capacity is threads x
+  // --max-busy-percent, and 6 sessions at full speed measure more than 2
+  // workers' worth under ASan; the tests here are about NATS, not admission
+  // (test_server and the admission test below are)
   worker = await startWorker(nats.url, ['--max-frame-bytes', '65536', '--nats-idle-timeout', '4',
-    '--chunk-timeout', '1.5']);
+    '--chunk-timeout', '1.5', '--workers', '6']);
   client = await startClient(nats.url);
   dump = (what) => {
     const id = what.match(/of (\S+)/)?.[1];
