@@ -538,6 +538,20 @@ static char **copy_options(const char *const *opts, char *err, size_t n, int *rc
     return out;
 }
 
+/* What create allocated besides the thread, its lock and its context. */
+static void free_client(struct hark_client *c)
+{
+    client_ring_deinit(&c->ring);
+    buf_deinit(&c->rx);
+    client_msg_deinit(&c->msg);
+    for (size_t i = 0; c->opts && c->opts[i]; i++)
+        hark_free(c->opts[i]);
+    hark_free(c->opts);
+    hark_free(c->api_key);
+    hark_free(c->ca_file);
+    hark_free(c);
+}
+
 int hark_client_create(struct hark_client **out, const struct hark_client_config *cfg,
                        hark_client_event_cb cb, void *user, char *err, size_t n)
 {
@@ -635,17 +649,7 @@ fail_sync:
     pthread_mutex_destroy(&c->mu);
     pthread_cond_destroy(&c->cv);
 fail:
-    c->thread = 0;
-    c->ctx = NULL;
-    client_ring_deinit(&c->ring);
-    buf_deinit(&c->rx);
-    client_msg_deinit(&c->msg);
-    for (size_t i = 0; c->opts && c->opts[i]; i++)
-        hark_free(c->opts[i]);
-    hark_free(c->opts);
-    hark_free(c->api_key);
-    hark_free(c->ca_file);
-    hark_free(c);
+    free_client(c);
     return rc;
 }
 
@@ -767,15 +771,7 @@ void hark_client_destroy(struct hark_client *c)
     pthread_join(c->thread, NULL);
     pthread_mutex_destroy(&c->mu);
     pthread_cond_destroy(&c->cv);
-    client_ring_deinit(&c->ring);
-    buf_deinit(&c->rx);
-    client_msg_deinit(&c->msg);
-    for (size_t i = 0; c->opts && c->opts[i]; i++)
-        hark_free(c->opts[i]);
-    hark_free(c->opts);
-    hark_free(c->api_key);
-    hark_free(c->ca_file);
-    hark_free(c);
+    free_client(c);
 }
 
 enum hark_client_state hark_client_state(const struct hark_client *c)
