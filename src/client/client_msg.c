@@ -205,7 +205,7 @@ static int parse(struct client_msg *m, const struct json_value *root, char *err,
     if (!type)
         return err_set(err, n, HARK_E_PROTOCOL, "message has no \"type\"");
     m->type = type;
-    uint64_t u;
+    uint64_t u = 0; /* get_count sets it on success; GCC 12 -O3 cannot tell */
     int rc;
     if (!strcmp(type, "ready") || !strcmp(type, "resumed")) {
         m->session_id = get_str(root, "session_id");
