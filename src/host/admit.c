@@ -228,9 +228,9 @@ void admit_bind(struct admit_slot *s, struct chan *c)
     pthread_mutex_unlock(&s->a->mu);
 }
 
-void admit_audio(struct admit_slot *s)
+void admit_audio(struct admit_slot *s, int64_t now_ns)
 {
-    atomic_store(&s->last_audio, clock_mono_ns());
+    atomic_store(&s->last_audio, now_ns);
 }
 
 void admit_closing(struct admit_slot *s)

@@ -22,6 +22,7 @@
 #define HARK_HOST_ADMIT_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "base/metrics.h"
 #include "session/workers.h"
@@ -51,8 +52,10 @@ int admit_acquire(struct admit *a, int realtime, struct admit_slot **out, char *
 /* The slot's session now runs on this chan (its usage is measured). The
  * chan must stay valid until admit_release. */
 void admit_bind(struct admit_slot *s, struct chan *c);
-/* An audio message arrived for the slot's session: it is talking. */
-void admit_audio(struct admit_slot *s);
+/* An audio message arrived for the slot's session at now_ns (monotonic; the
+ * front end's arrival stamp, so no second clock read per audio frame): it
+ * is talking. */
+void admit_audio(struct admit_slot *s, int64_t now_ns);
 /* The session takes no more input (finishing): it needs no real-time share. */
 void admit_closing(struct admit_slot *s);
 /* The session is gone. Accepts NULL. */

@@ -1,5 +1,6 @@
 /* Admission (host/admit.c): one session count for every front end, bulk and
  * real-time sessions alike; refusals by reason; shutdown; the metrics. */
+#include "base/clock.h"
 #include "check.h"
 #include "host/admit.h"
 
@@ -53,7 +54,7 @@ static void test_count_and_refuse(void)
     ASSERT_NEAR(series(m, "hark_sessions_opened_total"), 3, 0);
     ASSERT_NEAR(series(m, "hark_sessions_refused_total{reason=\"max_sessions\"}"), 2, 0);
     /* a session that ends frees its place for any front end */
-    admit_audio(s[0]);
+    admit_audio(s[0], clock_mono_ns());
     admit_closing(s[0]);
     admit_release(s[0]);
     ASSERT_OK(admit_acquire(a, 1, &s[0], msg, sizeof msg));

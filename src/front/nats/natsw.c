@@ -626,7 +626,7 @@ static void dispatch(struct natsw *nw, const char *id, const struct nmsg_in *m, 
         s->audio_since_finalize = 1;
         int rc = chan_post_audio(s->chan, m->audio, m->audio_len);
         if (!rc) {
-            admit_audio(s->slot);
+            admit_audio(s->slot, now);
             track_audio(nw, s, m, pe);
         }
         if (rc == HARK_E_LIMIT)

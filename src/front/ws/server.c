@@ -422,7 +422,7 @@ int wsconn_post_audio(struct wsconn *c, const uint8_t *data, size_t len)
     int rc = chan_post_audio(c->chan, data, len);
     if (rc)
         return rc;
-    admit_audio(c->slot);
+    admit_audio(c->slot, c->last_activity); /* stamped when this message arrived */
     c->ts->audio_bytes += len;
     wsconn_ack(c, 0);
     rx_limit(c);
