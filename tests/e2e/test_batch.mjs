@@ -159,9 +159,18 @@ test('bad requests: undecodable body, bad query, JSON url body, missing Content-
   const chunked = await listen(srv.http, CLIPS[1], '', ['-H', 'Transfer-Encoding: chunked']);
   assert.equal(chunked.status, 411);
   assert.match(chunked.json().err_msg, /Content-Length/);
+  // the OpenAI endpoint decodes chunked bodies (Node's fetch streams files that way)
   const oaChunked = await openai(srv.http, CLIPS[1], {}, ['-H', 'Transfer-Encoding: chunked']);
-  assert.equal(oaChunked.status, 411);
-  assert.equal(oaChunked.json().error.type, 'invalid_request_error');
+  assert.equal(oaChunked.status, 200, oaChunked.body);
+  assert.equal(oaChunked.json().text, cliText(CLIPS[1]));
+  assert.equal(oaChunked.headers.connection, 'close');
+  // both framings at once is refused (request smuggling); an unknown coding is 501
+  const both = await openai(srv.http, CLIPS[1], {}, ['-H', 'Transfer-Encoding: chunked', '-H', 'Content-Length: 10']);
+  assert.equal(both.status, 400, both.body);
+  assert.match(both.json().error.message, /both/);
+  const gz = await curl(['-H', 'Transfer-Encoding: gzip', '-H', 'Content-Length: 5', '-d', 'abcde',
+    `${srv.http}/v1/audio/transcriptions`]);
+  assert.equal(gz.status, 501, gz.body);
 
   // the server is still fine afterwards
   assert.equal((await listen(srv.http, CLIPS[4])).status, 200);

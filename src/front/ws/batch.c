@@ -37,6 +37,7 @@
 #include "base/clock.h"
 #include "base/log.h"
 #include "base/mem.h"
+#include "front/ws/chunked.h"
 #include "front/ws/dg.h"
 #include "front/ws/wsfe.h"
 #include "host/admit.h"
@@ -58,10 +59,20 @@ enum kind { K_DEEPGRAM, K_OPENAI };
 enum phase { P_RECEIVING, P_PROCESSING, P_RESPONDING };
 
 /* OpenAI form fields, in lws_spa order. */
-enum { F_MODEL, F_LANGUAGE, F_FORMAT, F_PROMPT, F_TEMPERATURE, F_GRANULARITY, F_FILE, F_COUNT };
+enum {
+    F_MODEL,
+    F_LANGUAGE,
+    F_FORMAT,
+    F_PROMPT,
+    F_TEMPERATURE,
+    F_GRANULARITY,
+    F_STREAM,
+    F_FILE,
+    F_COUNT
+};
 static const char *const form_fields[F_COUNT] = {
-    "model", "language", "response_format", "prompt", "temperature", "timestamp_granularities[]",
-    "file"};
+    "model",  "language", "response_format", "prompt", "temperature", "timestamp_granularities[]",
+    "stream", "file"};
 
 enum oa_format { OA_JSON, OA_TEXT, OA_VERBOSE, OA_SRT, OA_VTT };
 static const char *const oa_formats[] = {"json", "text", "verbose_json", "srt", "vtt"};
@@ -97,8 +108,11 @@ struct batch {
     int64_t gone_checked;            /* last client_gone() while paused */
     int close_wanted;                /* body complete: close the session once pend is posted */
     int close_posted;
-    struct buf pend; /* body bytes not yet handed to the chan */
-    uint64_t content_length, received;
+    struct buf pend;                   /* body bytes not yet handed to the chan */
+    uint64_t content_length, received; /* received: body bytes (decoded, when chunked) */
+    int chunked;                       /* Transfer-Encoding: chunked (no Content-Length) */
+    struct chunked ck;
+    size_t max_body;
     int64_t t0;
     EVP_MD_CTX *sha; /* Deepgram: metadata.sha256 of the body */
     char request_id[37];
@@ -111,6 +125,7 @@ struct batch {
     int file_parts;
     int form_failed;
     enum oa_format format;
+    int stream;             /* stream=true: Server-Sent Events */
     char language_used[36]; /* the session's language option */
     double temperature;
 
@@ -528,6 +543,15 @@ static void form_check(struct batch *b)
         }
         b->format = (enum oa_format)i;
     }
+    if ((v = field(b, F_STREAM))) {
+        if (!strcasecmp(v, "true") || !strcmp(v, "1")) {
+            b->stream = 1;
+        } else if (strcasecmp(v, "false") && strcmp(v, "0")) {
+            fail(b, HTTP_STATUS_BAD_REQUEST, HARK_E_BAD_OPTION, "stream",
+                 "stream: '%s' is not true or false", v);
+            return;
+        }
+    }
     if ((v = field(b, F_TEMPERATURE))) {
         char *end;
         double t = strtod(v, &end);
@@ -862,6 +886,30 @@ static void openai_response(struct batch *b)
     join_texts(&t, b);
     const char *text = t.data ? t.data : "";
     b->mime = "application/json";
+    if (b->stream) {
+        /* The events of a streamed transcription (stream=true), whatever
+         * the response_format: a delta per final utterance, then the whole
+         * text. Written when the upload is transcribed, not as it goes: the
+         * response starts once the session is done, like every other. */
+        for (size_t i = 0; i < b->n_segs; i++) {
+            buf_puts(o, "data: {\"type\":\"transcript.text.delta\",\"delta\":");
+            buf_reset(&t);
+            if (i)
+                buf_putc(&t, ' ');
+            buf_puts(&t, str_at(b, b->segs[i].text));
+            buf_json_strn(o, t.data ? t.data : "", t.len);
+            buf_puts(o, "}\n\n");
+        }
+        buf_reset(&t);
+        join_texts(&t, b);
+        buf_puts(o, "data: {\"type\":\"transcript.text.done\",\"text\":");
+        buf_json_strn(o, t.data ? t.data : "", t.len);
+        buf_puts(o, "}\n\n");
+        b->mime = "text/event-stream";
+        o->oom |= t.oom;
+        buf_deinit(&t);
+        return;
+    }
     switch (b->format) {
     case OA_JSON:
         buf_putc(o, '{');
@@ -1032,6 +1080,10 @@ static int write_response(struct batch *b)
                 wsi, (const unsigned char *)"dg-request-id:", (const unsigned char *)b->request_id,
                 (int)strlen(b->request_id), &p, end))
             return -1;
+        if (b->close_after &&
+            lws_add_http_header_by_name(wsi, (const unsigned char *)"connection:",
+                                        (const unsigned char *)"close", 5, &p, end))
+            return -1;
         if (b->status == HTTP_STATUS_SERVICE_UNAVAILABLE &&
             lws_add_http_header_by_name(
                 wsi, (const unsigned char *)"retry-after:", (const unsigned char *)RETRY_AFTER,
@@ -1144,19 +1196,36 @@ int batch_begin(struct wsfe *fe, struct lws *wsi, const char *path)
     if (pss->batch) /* a previous request on this connection still open: cannot be */
         batch_free(pss->batch);
 
-    /* Body length: lws decodes no chunked bodies and has no size limit. */
+    /* Body length: lws has no size limit and decodes no chunked bodies
+     * (chunked.c does, for OpenAI's multipart uploads: the Node SDK streams
+     * a file that way). Both headers at once is how requests are smuggled
+     * past a proxy: refused. */
     int te = header(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING, h, sizeof h);
+    int chunked = te > 0 && !strcasecmp(h, "chunked");
+    if (te && !chunked)
+        return respond_now(wsi, kind, 501, HARK_E_UNSUPPORTED, NULL,
+                           "Transfer-Encoding other than chunked is not supported", id);
     int cl = header(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH, h, sizeof h);
-    if (te || cl <= 0)
+    if (chunked && cl)
+        return respond_now(wsi, kind, HTTP_STATUS_BAD_REQUEST, HARK_E_PROTOCOL, NULL,
+                           "a request must not carry both Transfer-Encoding and Content-Length",
+                           id);
+    if (chunked && kind == K_DEEPGRAM)
         return respond_now(wsi, kind, 411, HARK_E_PROTOCOL, NULL,
                            "Content-Length is required (chunked request bodies are not "
-                           "supported); send the whole body with its length",
+                           "supported here); send the whole body with its length",
                            id);
-    char *end;
-    unsigned long long len = strtoull(h, &end, 10);
-    if (end == h || *end || h[0] == '-')
-        return respond_now(wsi, kind, HTTP_STATUS_BAD_REQUEST, HARK_E_PROTOCOL, NULL,
-                           "Content-Length is not a number", id);
+    if (!chunked && cl <= 0)
+        return respond_now(wsi, kind, 411, HARK_E_PROTOCOL, NULL,
+                           "Content-Length (or Transfer-Encoding: chunked) is required", id);
+    unsigned long long len = 0;
+    if (!chunked) {
+        char *end;
+        len = strtoull(h, &end, 10);
+        if (end == h || *end || h[0] == '-')
+            return respond_now(wsi, kind, HTTP_STATUS_BAD_REQUEST, HARK_E_PROTOCOL, NULL,
+                               "Content-Length is not a number", id);
+    }
     size_t max =
         wsfe_config(fe)->max_body_bytes ? wsfe_config(fe)->max_body_bytes : DEFAULT_MAX_BODY;
     if (len > max) {
@@ -1165,7 +1234,7 @@ int batch_begin(struct wsfe *fe, struct lws *wsi, const char *path)
         return respond_now(wsi, kind, HTTP_STATUS_REQ_ENTITY_TOO_LARGE, HARK_E_LIMIT,
                            kind == K_OPENAI ? "file" : NULL, msg, id);
     }
-    if (len == 0)
+    if (len == 0 && !chunked)
         return respond_now(wsi, kind, HTTP_STATUS_BAD_REQUEST, HARK_E_BAD_AUDIO,
                            kind == K_OPENAI ? "file" : NULL,
                            "the request body is empty; send the audio", id);
@@ -1191,6 +1260,9 @@ int batch_begin(struct wsfe *fe, struct lws *wsi, const char *path)
     b->kind = kind;
     b->key_index = -1;
     b->content_length = len;
+    b->chunked = chunked;
+    chunked_init(&b->ck);
+    b->max_body = max;
     b->t0 = clock_mono_ns();
     memcpy(b->request_id, id, sizeof id);
     dg_now_iso(b->created);
@@ -1294,11 +1366,19 @@ refuse:
 
 static void drain_one(struct batch *b);
 
-static int on_body(struct batch *b, const void *in, size_t len)
+static int on_body_complete(struct batch *b);
+
+/* Answered before the body's end: the connection closes after the answer. */
+static void fail_now(struct batch *b, unsigned status, int err, const char *param, const char *msg)
 {
-    if (b->phase != P_RECEIVING)
-        return 0;
-    b->received += len;
+    b->err_status = 0; /* this one is answered, whatever was found before */
+    fail(b, status, err, param, "%s", msg);
+    b->close_after = 1;
+    respond(b);
+}
+
+static int on_body_data(struct batch *b, const void *in, size_t len)
+{
     if (b->sha)
         EVP_DigestUpdate(b->sha, in, len);
     if (b->kind == K_DEEPGRAM) {
@@ -1310,6 +1390,58 @@ static int on_body(struct batch *b, const void *in, size_t len)
              "%d bytes, a field name longer than 31 bytes, or a malformed body); send the "
              "audio as a file part, e.g. curl -F file=@audio.wav",
              SPA_STORAGE / 2);
+    }
+    return 0;
+}
+
+/* A chunked body's length is known at its end only. Past max_body the rest
+ * is read and dropped, so that the 413 comes after the body like other
+ * errors found in it: answering mid-upload and closing with unread input
+ * resets the connection, and the reset can destroy the answer before the
+ * client reads it (Node's fetch then reports no status at all). A body
+ * going on for another max_body is answered at once. */
+static int on_chunk(void *user, const uint8_t *data, size_t len)
+{
+    struct batch *b = user;
+    b->received += len;
+    if (b->received <= b->max_body)
+        return on_body_data(b, data, len);
+    char msg[160];
+    snprintf(msg, sizeof msg, "request body larger than the limit of %zu bytes", b->max_body);
+    if (b->received - b->max_body > b->max_body) {
+        fail_now(b, HTTP_STATUS_REQ_ENTITY_TOO_LARGE, HARK_E_LIMIT,
+                 b->kind == K_OPENAI ? "file" : NULL, msg);
+        return 1;
+    }
+    if (b->err_status != HTTP_STATUS_REQ_ENTITY_TOO_LARGE) {
+        b->err_status = 0; /* the size is what the client must fix first */
+        fail(b, HTTP_STATUS_REQ_ENTITY_TOO_LARGE, HARK_E_LIMIT, b->kind == K_OPENAI ? "file" : NULL,
+             "%s", msg);
+        release_chan(b); /* nothing more is recognised */
+    }
+    return 0;
+}
+
+/* A chunked body ends at its last chunk, which lws does not see: it would
+ * wait for more. So the request ends here, and the connection closes after
+ * the answer (lws cannot parse a next request on it). */
+static int on_body(struct batch *b, const void *in, size_t len)
+{
+    if (b->phase != P_RECEIVING)
+        return 0;
+    if (!b->chunked) {
+        b->received += len;
+        return on_body_data(b, in, len);
+    }
+    size_t used;
+    int rc = chunked_feed(&b->ck, in, len, &used, on_chunk, b);
+    if (rc == HARK_E_PROTOCOL) {
+        char msg[200];
+        snprintf(msg, sizeof msg, "malformed chunked request body: %s", b->ck.why);
+        fail_now(b, HTTP_STATUS_BAD_REQUEST, HARK_E_PROTOCOL, NULL, msg);
+    } else if (rc == 1) {
+        b->close_after = 1;
+        return on_body_complete(b);
     }
     return 0;
 }
@@ -1419,10 +1551,13 @@ void batch_tick(struct wsfe *fe)
         if (active < RATE_GRACE_SEC || (double)b->received >= rate * active)
             continue;
         b->err_status = 0; /* this one is answered, whatever was found before */
+        char of[40] = "";  /* a chunked body's length is not known */
+        if (!b->chunked)
+            snprintf(of, sizeof of, " of %llu", (unsigned long long)b->content_length);
         fail(b, HTTP_STATUS_REQUEST_TIMEOUT, HARK_E_TIMEOUT, NULL,
-             "request body too slow: %llu of %llu bytes in %.1f s, below the minimum of %d "
+             "request body too slow: %llu%s bytes in %.1f s, below the minimum of %d "
              "bytes/s (--min-body-rate)",
-             (unsigned long long)b->received, (unsigned long long)b->content_length, active, rate);
+             (unsigned long long)b->received, of, active, rate);
         b->close_after = 1;
         respond(b);
     }
