@@ -193,6 +193,36 @@ static void latency_ref(struct chan *c, const struct hark_event *ev, int *kind, 
     }
 }
 
+/* One message of an event; only the event's last one measures latency. */
+static void queue_msg(struct chan *c, const struct hark_event *ev, unsigned flags, int last,
+                      const char *data, size_t len)
+{
+    struct chan_msg *m = hark_malloc(sizeof *m + len + 1);
+    if (!m) {
+        LOG_ERROR(c->id, "out of memory queueing an event; event dropped");
+        return;
+    }
+    m->next = NULL;
+    m->flags = flags | MSG_SEQ;
+    m->seq = ev->seq;
+    m->segment = ev->type == HARK_EVENT_TRANSCRIPT ? ev->segment : -1;
+    m->lat_kind = LAT_NONE;
+    m->t_ref = 0;
+    if (last)
+        latency_ref(c, ev, &m->lat_kind, &m->t_ref);
+    m->len = len;
+    if (len)
+        memcpy(m->data, data, len);
+    m->data[len] = 0;
+    pthread_mutex_lock(&c->mu);
+    if (c->mtail)
+        c->mtail->next = m;
+    else
+        c->mhead = m;
+    c->mtail = m;
+    pthread_mutex_unlock(&c->mu);
+}
+
 /* Session event sink: runs on the worker thread that runs the chan. */
 static void on_event(void *user, const struct hark_event *ev)
 {
@@ -208,29 +238,23 @@ static void on_event(void *user, const struct hark_event *ev)
         LOG_ERROR(c->id, "out of memory rendering an event; event dropped");
         return;
     }
-    struct chan_msg *m = hark_malloc(sizeof *m + c->scratch.len + 1);
-    if (!m) {
-        LOG_ERROR(c->id, "out of memory queueing an event; event dropped");
-        return;
-    }
-    m->next = NULL;
     if (ev->type == HARK_EVENT_TRANSCRIPT)
         flags |= ev->is_final ? MSG_FINAL : MSG_PARTIAL;
-    m->flags = flags | MSG_SEQ;
-    m->seq = ev->seq;
-    m->segment = ev->type == HARK_EVENT_TRANSCRIPT ? ev->segment : -1;
-    latency_ref(c, ev, &m->lat_kind, &m->t_ref);
-    m->len = c->scratch.len;
-    if (m->len)
-        memcpy(m->data, c->scratch.data, m->len);
-    m->data[m->len] = 0;
-    pthread_mutex_lock(&c->mu);
-    if (c->mtail)
-        c->mtail->next = m;
-    else
-        c->mhead = m;
-    c->mtail = m;
-    pthread_mutex_unlock(&c->mu);
+    const char *p = c->scratch.data ? c->scratch.data : "", *end = p + c->scratch.len;
+    do {
+        size_t len = (size_t)(end - p);
+        unsigned f = flags & ~(unsigned)MSG_MULTI;
+        int last = 1;
+        if (flags & MSG_MULTI) {
+            const char *nul = memchr(p, 0, len);
+            len = nul ? (size_t)(nul - p) : len;
+            last = !nul || nul + 1 >= end;
+            if (!last)
+                f &= ~(unsigned)(MSG_LAST | MSG_FATAL | MSG_FINAL | MSG_PARTIAL);
+        }
+        queue_msg(c, ev, f, last, p, len);
+        p += len + 1;
+    } while (p < end);
 }
 
 static void run_jobs(struct chan *c, struct job *j)

@@ -50,6 +50,14 @@ enum {
      * resume, src/host/outbox.h); MSG_FINAL: a final transcript. */
     MSG_SEQ = 16,
     MSG_FINAL = 32,
+    /* Set by a render callback: what it wrote is several text messages,
+     * each ended by a NUL byte (JSON text holds none: it escapes them).
+     * The chan queues them as separate messages of the same event, in
+     * order; the flags of the event (MSG_FINAL, MSG_LAST, ...) go with the
+     * last. For wire protocols that answer one event with several
+     * messages (OpenAI Realtime: speech_stopped, committed, delta and
+     * completed for one final). */
+    MSG_MULTI = 64,
 };
 
 /* What a message's latency measures, for metrics (see docs/metrics). */

@@ -266,6 +266,71 @@ static void test_budget_counts_every_job(void)
     workers_destroy(w);
 }
 
+/* A final rendered as three NUL-ended messages (MSG_MULTI): three chan
+ * messages of its seq, in order; only the last carries MSG_FINAL; the
+ * CLOSED event rendered as one stays one, with MSG_LAST. */
+static void render_multi(void *user, const struct hark_event *ev, struct buf *out, unsigned *flags)
+{
+    if (ev->type == HARK_EVENT_TRANSCRIPT && ev->is_final) {
+        buf_printf(out, "a:%llu", (unsigned long long)ev->seq);
+        buf_putc(out, 0);
+        buf_puts(out, "b");
+        buf_putc(out, 0);
+        buf_puts(out, "c");
+        buf_putc(out, 0);
+        *flags |= MSG_MULTI;
+    } else if (ev->type == HARK_EVENT_CLOSED) {
+        buf_puts(out, "closed");
+        *flags |= MSG_MULTI; /* one piece without a NUL */
+    }
+}
+
+static void test_multi_messages(void)
+{
+    struct workers *w;
+    ASSERT_OK(workers_create(&w, 1, wake, NULL));
+    struct chan *c;
+    size_t n;
+    unsigned char *pcm = clip_pcm(1, &n);
+    ASSERT_OK(chan_create(&c, w, eng, NULL, NULL, render_multi, NULL, 1 << 22, NULL, 0));
+    ASSERT_OK(chan_post_audio(c, pcm, n));
+    ASSERT_OK(chan_post_close(c));
+    int finals = 0, closed = 0;
+    char want = 'a';
+    uint64_t seq = 0;
+    for (int spins = 0; spins < 60000 && !closed; spins++) {
+        struct chan_msg *m = chan_take_msgs(c);
+        while (m) {
+            struct chan_msg *next = m->next;
+            ASSERT(!closed);
+            if (!strcmp(m->data, "closed")) {
+                ASSERT(m->flags & MSG_LAST);
+                ASSERT_EQ(want, 'a');
+                closed = 1;
+            } else {
+                ASSERT_EQ(m->data[0], want);
+                ASSERT_EQ(m->len, want == 'a' ? strlen(m->data) : 1);
+                if (want == 'a')
+                    seq = m->seq;
+                ASSERT_EQ(m->seq, seq); /* one event */
+                ASSERT_EQ(!!(m->flags & MSG_FINAL), want == 'c');
+                ASSERT(!(m->flags & (MSG_LAST | MSG_MULTI)));
+                finals += want == 'c';
+                want = want == 'c' ? 'a' : (char)(want + 1);
+            }
+            hark_free(m);
+            m = next;
+        }
+        if (!closed)
+            sleep_ms(1);
+    }
+    ASSERT(closed);
+    ASSERT(finals >= 1);
+    chan_release(c);
+    free(pcm);
+    workers_destroy(w);
+}
+
 int main(void)
 {
     char err[256];
@@ -277,6 +342,7 @@ int main(void)
     RUN_SHARED(test_limits_and_release);
     RUN_SHARED(test_live_before_bulk);
     RUN_SHARED(test_budget_counts_every_job);
+    RUN_SHARED(test_multi_messages);
     hark_engine_destroy(eng);
     CHECK_NO_LEAKS();
     return 0;
