@@ -248,7 +248,8 @@ struct hark_event {
     int voice_activity;   /* the VAD heard speech in the segment (so far); with vad
                              off its detector still listens for this */
 
-    /* SPEECH_STARTED: timestamp = start; UTTERANCE_END: last_word_end = end */
+    /* SPEECH_STARTED: timestamp = start, segment = the segment the speech
+     * belongs to (the one open now); UTTERANCE_END: last_word_end = end */
     /* INTERRUPT: start = time of the speech onset; sent once per switch to
      * HARK_STATE_RESPONDING, at the first speech the VAD hears after it */
 

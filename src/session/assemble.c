@@ -93,7 +93,8 @@ static int on_speech_start(struct stage *st, struct assemble *a, const struct fr
 {
     struct pipeline *pl = st->pl;
     if (pl->opts->vad_events) {
-        struct hark_event ev = {.type = HARK_EVENT_SPEECH_STARTED, .start = secs(f->pos)};
+        struct hark_event ev = {
+            .type = HARK_EVENT_SPEECH_STARTED, .segment = a->segment, .start = secs(f->pos)};
         pipeline_deliver(pl, &ev);
     }
     return 0;
