@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "front/ws/dg.h"
+#include "front/proto/dg.h"
 #include "hark/hark.h"
 
 #define CHECK(c)                                                                                   \

@@ -1,8 +1,8 @@
-/* Deepgram query parameters -> session options (src/front/ws/dg.c): the
+/* Deepgram query parameters -> session options (src/front/proto/dg.c): the
  * argument strings are what lws hands over, already percent- and
  * plus-decoded, one "key=value" per query argument. */
 #include "check.h"
-#include "front/ws/dg.h"
+#include "front/proto/dg.h"
 #include "hark/hark.h"
 
 static int apply(struct hark_options **o, struct dg_params *p, char *err, size_t n,

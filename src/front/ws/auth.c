@@ -239,3 +239,27 @@ void auth_release(struct auth *a, int key_index)
     if (auth_enabled(a) && key_index >= 0 && a->sessions[key_index] > 0)
         a->sessions[key_index]--;
 }
+
+int auth_check_key(struct auth *a, const char *key, int *key_index, char *why, size_t n)
+{
+    *key_index = -1;
+    if (!auth_enabled(a))
+        return 0;
+    size_t len = strlen(key);
+    int k = len && len <= MAX_KEY_LEN ? find_key(a, key, len) : -1;
+    if (k < 0)
+        return err_set(why, n, HARK_E_AUTH, len ? "invalid API key" : "an API key is required");
+    *key_index = k;
+    return 0;
+}
+
+int auth_has_credential(struct lws *wsi)
+{
+    char *hold;
+    const char *cred;
+    size_t cred_len;
+    int bad_scheme;
+    int found = credential(wsi, &hold, &cred, &cred_len, &bad_scheme);
+    hark_free(hold);
+    return found || bad_scheme;
+}

@@ -37,8 +37,8 @@
 #include "base/clock.h"
 #include "base/log.h"
 #include "base/mem.h"
+#include "front/proto/dg.h"
 #include "front/ws/chunked.h"
-#include "front/ws/dg.h"
 #include "front/ws/wsfe.h"
 #include "host/admit.h"
 

@@ -28,7 +28,7 @@
 #include "base/err.h"
 #include "base/log.h"
 #include "base/mem.h"
-#include "front/ws/dg.h"
+#include "front/proto/dg.h" /* dg_uuid */
 #include "front/ws/wsfe.h"
 #include "host/admit.h"
 
@@ -51,6 +51,7 @@ struct wsfe {
     struct admit *admit;
     int own_admit;
     struct admit_slot *admitted; /* wsfe_admit's slot, until a session takes it */
+    struct dialect_ctx dcx;      /* what dialects read: defaults, engine, resume window */
     struct lws_context *ctx;
     struct lws_vhost *vhost;
     char iface[64]; /* the address lws binds (it keeps the pointer) */
@@ -153,6 +154,11 @@ const struct hark_options *wsfe_defaults(struct wsfe *fe)
 struct hark_engine *wsfe_engine(struct wsfe *fe)
 {
     return fe->eng;
+}
+
+const struct dialect_ctx *wsfe_dialect_ctx(struct wsfe *fe)
+{
+    return &fe->dcx;
 }
 
 struct auth *wsfe_auth(struct wsfe *fe)
@@ -351,6 +357,18 @@ void wsconn_close_after(struct wsconn *c, int code, const char *reason)
         wsconn_send(c, "", 0, MSG_LAST);
 }
 
+void wsconn_close_now(struct wsconn *c, int code, const char *reason)
+{
+    if (c->st == WC_CLOSING || c->st == WC_GONE)
+        return;
+    c->close_code = code;
+    snprintf(c->close_reason, sizeof c->close_reason, "%s", reason ? reason : "");
+    c->st = WC_CLOSING;
+    if (c->slot)
+        admit_closing(c->slot);
+    wsconn_send(c, "", 0, MSG_LAST);
+}
+
 /* Admission is host/admit.c's, for every front end. The slot waits in
  * fe->admitted for the session this callback is about to start; one that
  * no session took (its start failed) is returned at the next admission or
@@ -361,27 +379,30 @@ int wsfe_admit(struct wsfe *fe, char *msg, size_t n)
     return admit_acquire(fe->admit, 1, &fe->admitted, msg, n);
 }
 
-int wsconn_start(struct wsconn *c, const struct hark_options *opts, void *render_user, char *err,
-                 size_t n)
+int wsconn_admit(struct wsconn *c, char *msg, size_t n)
+{
+    if (c->fe->admitted) /* reserved before the upgrade (drive_check) */
+        return 0;
+    return wsfe_admit(c->fe, msg, n);
+}
+
+int wsconn_start(struct wsconn *c, const struct hark_options *opts, chan_render_cb render,
+                 void *render_user, void (*free_user)(void *), char *err, size_t n)
 {
     struct wsfe *fe = c->fe;
-    /* The slot wsfe_admit reserved; admitted now if none is waiting (the
-     * Deepgram dialect admits before the upgrade, in another callback). */
+    /* The slot wsconn_admit reserved; admitted now if none is waiting. */
     struct admit_slot *slot = wsfe_admit_take(fe);
     int rc = slot ? 0 : admit_acquire(fe->admit, 1, &slot, err, n);
     if (rc)
         return rc;
-    rc = chan_create(&c->chan, fe->workers, fe->eng, opts, NULL, c->d->render, render_user,
+    rc = chan_create(&c->chan, fe->workers, fe->eng, opts, NULL, render, render_user,
                      fe->cfg.session_buffer_bytes, err, n);
     if (rc) {
         admit_release(slot);
         return rc;
     }
     /* Workers may still render with it after the connection is gone. */
-    if (render_user == c->dstate) {
-        chan_on_free(c->chan, hark_free, c->dstate);
-        c->dstate_owned = 1;
-    }
+    chan_on_free(c->chan, free_user, render_user);
     if (table_add(fe->table, c->chan, render_user, c, &c->ts)) {
         c->chan = NULL; /* released by the table */
         admit_release(slot);
@@ -394,15 +415,6 @@ int wsconn_start(struct wsconn *c, const struct hark_options *opts, void *render
     admit_bind(c->slot, c->chan);
     fe->n_sessions++;
     LOG_INFO(chan_session_id(c->chan), "session started on %s (%s)", c->path, c->d->name);
-    return 0;
-}
-
-int wsconn_query(struct wsconn *c, const char *name, char *buf, size_t n)
-{
-    const char *v = lws_get_urlarg_by_name(c->wsi, name, buf, (int)n); /* points into buf */
-    if (!v)
-        return -1;
-    memmove(buf, v, strlen(v) + 1);
     return 0;
 }
 
@@ -487,7 +499,7 @@ void wsfe_peer_release(struct wsfe *fe, char *peer)
 
 void wsconn_ack(struct wsconn *c, int force)
 {
-    if (!c->ts || c->d != &dialect_native || !table_resume_window(c->fe->table))
+    if (!c->ts || !c->d->resumable || !table_resume_window(c->fe->table))
         return;
     int64_t now = clock_mono_ns();
     if (!force && (c->ts->audio_bytes == c->acked || now - c->last_ack < ACK_INTERVAL_NS))
@@ -513,7 +525,7 @@ static void conn_drain(struct wsconn *c)
             struct chan_msg *next = m->next;
             m->next = NULL;
             fatal |= (m->flags & MSG_FATAL) != 0;
-            if (c->d == &dialect_native) /* the one dialect that resumes */
+            if (c->d->resumable)
                 table_sent(c->fe->table, c->ts, m);
             int final = (m->flags & MSG_FINAL) != 0;
             out_append(c, m);
@@ -523,8 +535,8 @@ static void conn_drain(struct wsconn *c)
             m = next;
         }
         lws_callback_on_writable(c->wsi);
-        if (fatal && c->d->fatal)
-            c->d->fatal(c);
+        if (fatal)
+            drive_signal(c, DS_FATAL, HARK_E_BAD_AUDIO, "");
     }
     wsconn_ack(c, 0);
     if (c->paused && chan_pending_bytes(c->chan) < c->fe->cfg.session_buffer_bytes / 4) {
@@ -560,10 +572,6 @@ int wsconn_resume(struct wsconn *c, const char *id, const char *token, int64_t l
         wsconn_close_after(old, 4409, "resumed on another connection");
         LOG_INFO(s->id, "resumed on a new connection; the old one is closed (4409)");
     }
-    if (!c->dstate_owned)
-        hark_free(c->dstate);
-    c->dstate = s->render_state;
-    c->dstate_owned = 1;
     c->chan = s->chan;
     c->ts = s;
     c->slot = s->user;
@@ -602,8 +610,8 @@ void wsconn_replay(struct wsconn *c, int64_t last_seq)
     }
     lws_callback_on_writable(c->wsi);
     conn_drain(c); /* events made since: after the replayed ones */
-    if (fatal && c->d->fatal)
-        c->d->fatal(c);
+    if (fatal)
+        drive_signal(c, DS_FATAL, HARK_E_BAD_AUDIO, "");
 }
 
 static void observe_latency(struct wsfe *fe, const struct chan_msg *m)
@@ -681,7 +689,7 @@ static void conn_remove(struct wsconn *c)
         struct tsess *ts = c->ts;
         /* A client that stopped reading (out_overflow) may be half-open
          * too: its events are in the history, its session not closed. */
-        int dropped = (c->st == WC_STREAMING || c->out_overflow) && c->d == &dialect_native &&
+        int dropped = (c->st == WC_STREAMING || c->out_overflow) && c->d->resumable &&
                       !fe->draining && c->peer_close != LWS_CLOSE_STATUS_NORMAL;
         if (dropped) {
             c->chan = NULL;
@@ -697,8 +705,7 @@ static void conn_remove(struct wsconn *c)
     if (c->key_index >= 0)
         auth_release(fe->auth, c->key_index);
     wsfe_peer_release(fe, c->peer);
-    if (c->d && c->d->destroy)
-        c->d->destroy(c);
+    drive_destroy(c);
     while (c->out_head) {
         struct chan_msg *n = c->out_head->next;
         hark_free(c->out_head);
@@ -708,15 +715,6 @@ static void conn_remove(struct wsconn *c)
     c->fe = NULL;
 }
 
-static const struct dialect_ops *dialect_for(const char *path)
-{
-    if (!strcmp(path, "/v1/stream") || !strcmp(path, "/v1/stream/"))
-        return &dialect_native;
-    if (!strcmp(path, "/v1/listen") || !strcmp(path, "/v1/listen/"))
-        return &dialect_deepgram;
-    return NULL;
-}
-
 /* Runs before the 101: only known paths may upgrade. (lws delivers this to
  * the vhost's default protocol, which is "hark" here, not protocols[0].) */
 static int confirm_upgrade(struct wsfe *fe, struct lws *wsi)
@@ -724,44 +722,32 @@ static int confirm_upgrade(struct wsfe *fe, struct lws *wsi)
     char path[128], why[256];
     int key;
     if (fe->cfg.health_only || lws_hdr_copy(wsi, path, sizeof path, WSI_TOKEN_GET_URI) < 0 ||
-        !dialect_for(path)) {
+        !drive_route(path)) {
         http_error(wsi, HTTP_STATUS_NOT_FOUND, "not_found", "no WebSocket endpoint at this path");
         return 1;
     }
-    const struct dialect_ops *d = dialect_for(path);
+    const struct dialect_ops *d = drive_route(path);
     /* Refuse before the upgrade, with a real HTTP status and a JSON body. */
     if (origin_check(fe, wsi, why, sizeof why)) {
-        if (d->refuse)
-            d->refuse(fe, wsi, HTTP_STATUS_FORBIDDEN, HARK_E_AUTH, why);
-        else
-            http_error(wsi, HTTP_STATUS_FORBIDDEN, "forbidden", why);
+        drive_refuse(fe, wsi, d, HTTP_STATUS_FORBIDDEN, HARK_E_AUTH, why);
         return 1;
     }
     if (auth_check(fe->auth, wsi, &key, why, sizeof why)) {
-        if (d->refuse)
-            d->refuse(fe, wsi, HTTP_STATUS_UNAUTHORIZED, HARK_E_AUTH, why);
-        else
-            http_error(wsi, HTTP_STATUS_UNAUTHORIZED, "unauthorized", why);
+        drive_refuse(fe, wsi, d, HTTP_STATUS_UNAUTHORIZED, HARK_E_AUTH, why);
         return 1;
     }
     if (auth_acquire(fe->auth, key, why, sizeof why)) {
-        if (d->refuse)
-            d->refuse(fe, wsi, 429, HARK_E_LIMIT, why);
-        else
-            http_error(wsi, 429, "limit_exceeded", why);
+        drive_refuse(fe, wsi, d, 429, HARK_E_LIMIT, why);
         return 1;
     }
     auth_release(fe->auth, key); /* counted for real once established */
     char peer[48];
     if (wsfe_peer_acquire(fe, wsi, peer, why, sizeof why)) {
-        if (d->refuse)
-            d->refuse(fe, wsi, 429, HARK_E_LIMIT, why);
-        else
-            http_error(wsi, 429, "limit_exceeded", why);
+        drive_refuse(fe, wsi, d, 429, HARK_E_LIMIT, why);
         return 1;
     }
     wsfe_peer_release(fe, peer); /* likewise */
-    return d->check ? d->check(fe, wsi) : 0;
+    return drive_check(fe, wsi, d, path);
 }
 
 static int cb_ws(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
@@ -773,17 +759,19 @@ static int cb_ws(struct lws *wsi, enum lws_callback_reasons reason, void *user, 
     case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
         return confirm_upgrade(fe, wsi);
     case LWS_CALLBACK_ADD_HEADERS: {
-        /* The 101 of a Deepgram upgrade carries dg-request-id; lws has
-         * already zeroed the connection's storage, which ESTABLISHED keeps. */
+        /* The connection's request id; the 101 carries it when the dialect
+         * names a header for it (Deepgram: dg-request-id). lws has already
+         * zeroed the connection's storage, which ESTABLISHED keeps. */
         struct lws_process_html_args *args = in;
         char path[128];
-        if (lws_hdr_copy(wsi, path, sizeof path, WSI_TOKEN_GET_URI) < 0 ||
-            dialect_for(path) != &dialect_deepgram)
-            return 0;
+        const struct dialect_ops *d;
         dg_uuid(c->request_id);
+        if (lws_hdr_copy(wsi, path, sizeof path, WSI_TOKEN_GET_URI) < 0 ||
+            !(d = drive_route(path)) || !d->id_header)
+            return 0;
         unsigned char *p = (unsigned char *)args->p;
         if (lws_add_http_header_by_name(
-                wsi, (const unsigned char *)"dg-request-id:", (const unsigned char *)c->request_id,
+                wsi, (const unsigned char *)d->id_header, (const unsigned char *)c->request_id,
                 (int)strlen(c->request_id), &p, (unsigned char *)args->p + args->max_len))
             return 1;
         args->p = (char *)p;
@@ -798,7 +786,7 @@ static int cb_ws(struct lws *wsi, enum lws_callback_reasons reason, void *user, 
         buf_init(&c->text);
         if (lws_hdr_copy(wsi, c->path, sizeof c->path, WSI_TOKEN_GET_URI) < 0)
             c->path[0] = 0;
-        c->d = dialect_for(c->path);
+        c->d = drive_route(c->path);
         c->key_index = -1;
         {
             /* CONFIRM_UPGRADE checked both; only a race with another
@@ -826,7 +814,7 @@ static int cb_ws(struct lws *wsi, enum lws_callback_reasons reason, void *user, 
         if (!c->d || c->key_index == -2) /* CONFIRM_UPGRADE checked these already */
             return -1;
         lws_set_timeout(wsi, NO_PENDING_TIMEOUT, 0);
-        return c->d->open(c) ? -1 : 0;
+        return drive_open(c) ? -1 : 0;
     }
     case LWS_CALLBACK_RECEIVE: {
         if (!c->fe || c->st == WC_GONE)
@@ -854,7 +842,7 @@ static int cb_ws(struct lws *wsi, enum lws_callback_reasons reason, void *user, 
             c->got_message |= is_last;
             if (len == 0 && (!is_last || c->msg_bytes))
                 return 0;
-            if (c->d->binary(c, in, len) == 0)
+            if (drive_binary(c, in, len) == 0)
                 return 0;
             c->st = WC_GONE;
             return -1;
@@ -863,7 +851,7 @@ static int cb_ws(struct lws *wsi, enum lws_callback_reasons reason, void *user, 
         if (!lws_is_final_fragment(wsi))
             return 0;
         c->got_message = 1;
-        if (c->text.oom || c->d->text(c, c->text.data ? c->text.data : "", c->text.len)) {
+        if (c->text.oom || drive_text(c, c->text.data ? c->text.data : "", c->text.len)) {
             c->st = WC_GONE; /* ended by the server: no resume */
             return -1;
         }
@@ -914,8 +902,8 @@ static void begin_shutdown(struct wsfe *fe)
              table_detached(fe->table));
     table_drop_detached(fe->table);
     for (struct wsconn *c = fe->conns; c; c = c->next)
-        if (c->d && c->d->shutdown)
-            c->d->shutdown(c);
+        if (c->d && c->dstate)
+            drive_signal(c, DS_SHUTDOWN, 0, "");
 }
 
 static void tick_cb(lws_sorted_usec_list_t *sul)
@@ -947,17 +935,9 @@ static void tick_cb(lws_sorted_usec_list_t *sul)
             LOG_INFO(c->chan ? chan_session_id(c->chan) : NULL,
                      "no %s within %d s of connecting; closing",
                      c->st == WC_OPEN ? "config" : "message", fe->cfg.first_message_timeout);
-            if (c->d == &dialect_native) {
-                char msg[200];
-                int n = snprintf(msg, sizeof msg,
-                                 "{\"type\":\"error\",\"code\":\"%s\",\"message\":\"no "
-                                 "config within %d s of connecting\"}",
-                                 hark_err_code(HARK_E_TIMEOUT), fe->cfg.first_message_timeout);
-                wsconn_send(c, msg, (size_t)n, 0);
-                wsconn_close_after(c, 4408, "config timeout");
-            } else {
-                c->d->idle(c); /* Deepgram: its NET-0001 "no audio within the window" */
-            }
+            char msg[100];
+            snprintf(msg, sizeof msg, "within %d s of connecting", fe->cfg.first_message_timeout);
+            drive_signal(c, DS_FIRST_TIMEOUT, HARK_E_TIMEOUT, msg);
             continue;
         }
         /* While hark has paused reading (back-pressure) the client cannot
@@ -966,7 +946,7 @@ static void tick_cb(lws_sorted_usec_list_t *sul)
             now - c->last_activity > (int64_t)fe->cfg.idle_timeout * 1000000000LL) {
             LOG_INFO(c->chan ? chan_session_id(c->chan) : NULL, "idle for %d s; closing",
                      fe->cfg.idle_timeout);
-            c->d->idle(c);
+            drive_signal(c, DS_IDLE, HARK_E_TIMEOUT, "");
             continue;
         }
         if (c->chan && fe->cfg.max_session_seconds) {
@@ -976,10 +956,7 @@ static void tick_cb(lws_sorted_usec_list_t *sul)
                 char msg[100];
                 snprintf(msg, sizeof msg, "session reached the %d s limit",
                          fe->cfg.max_session_seconds);
-                /* through the session, so it is numbered with its events */
-                if (c->d == &dialect_native)
-                    chan_post_error(c->chan, HARK_E_LIMIT, msg);
-                wsconn_close_after(c, 4429, "session length limit");
+                drive_signal(c, DS_LENGTH, HARK_E_LIMIT, msg);
             }
         }
     }
@@ -1164,6 +1141,9 @@ int wsfe_create(struct wsfe **out, const struct wsfe_cfg *cfg, struct hark_engin
         goto fail;
     }
     fe->vhost = lws_get_vhost_by_name(fe->ctx, "hark");
+    fe->dcx.defaults = fe->defaults;
+    fe->dcx.engine = hark_engine_get_name(eng);
+    fe->dcx.resume_window = table_resume_window(fe->table);
     lws_sul_schedule(fe->ctx, 0, &fe->tick, tick_cb, LWS_US_PER_SEC);
     *out = fe;
     return 0;

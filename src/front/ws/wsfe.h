@@ -5,10 +5,11 @@
  *
  * Threads: every function here runs on the lws service thread, except the
  * dialects' render callbacks (worker threads, pure functions of the event and
- * the connection's immutable render state) and wsfe_wake (any thread).
+ * the session's immutable render state) and wsfe_wake (any thread).
  *
- * A wire dialect (native, deepgram) is one ops table: it parses client
- * frames into chan_post_* calls and renders events into wire messages.
+ * A wire dialect (native, deepgram, ...) is a pure module in src/front/proto
+ * (dialect.h); drive.c routes request paths to dialects and runs their
+ * actions against the connection and the session host.
  */
 #ifndef HARK_FRONT_WS_WSFE_H
 #define HARK_FRONT_WS_WSFE_H
@@ -18,6 +19,7 @@
 
 #include "base/buf.h"
 #include "base/metrics.h"
+#include "front/proto/dialect.h"
 #include "host/table.h"
 #include "hark/hark.h"
 #include "session/workers.h"
@@ -75,33 +77,6 @@ struct wsfe_cfg {
     int ping_interval;          /* s between WebSocket pings of a quiet peer */
 };
 
-/* Wire dialect of one connection, chosen by the request path. */
-struct dialect_ops {
-    const char *name;
-    /* Connection established; may queue messages or refuse (return error). */
-    int (*open)(struct wsconn *c);
-    int (*text)(struct wsconn *c, const char *msg, size_t len);
-    int (*binary)(struct wsconn *c, const uint8_t *data, size_t len);
-    /* Worker thread: render one event (user = the wsconn's render state). */
-    chan_render_cb render;
-    /* No audio or keepalive for idle_timeout seconds. */
-    void (*idle)(struct wsconn *c);
-    /* Server shutting down: finish the session (finals, then close). */
-    void (*shutdown)(struct wsconn *c);
-    /* A rendered message carried MSG_FATAL: end the session. */
-    void (*fatal)(struct wsconn *c);
-    /* Release dialect state (connection gone). */
-    void (*destroy)(struct wsconn *c);
-    /* Optional, before the upgrade: validate the request (query etc.);
-     * nonzero = refused (the dialect has sent the HTTP response). */
-    int (*check)(struct wsfe *fe, struct lws *wsi);
-    /* Optional: the dialect's HTTP error shape for a refused upgrade. */
-    void (*refuse)(struct wsfe *fe, struct lws *wsi, unsigned status, int err, const char *msg);
-};
-
-extern const struct dialect_ops dialect_native;
-extern const struct dialect_ops dialect_deepgram;
-
 enum wsconn_state { WC_OPEN, WC_STREAMING, WC_CLOSING, WC_GONE };
 
 struct wsconn {
@@ -111,8 +86,7 @@ struct wsconn {
     enum wsconn_state st;
     struct chan *chan;
     struct tsess *ts; /* the session's entry in the host table (owns chan) */
-    void *dstate;     /* dialect state; its render part must be immutable once chan exists */
-    int dstate_owned; /* dstate passed to the chan, which frees it */
+    void *dstate;     /* the dialect's connection state (its render state is the session's) */
 
     struct chan_msg *out_head, *out_tail; /* ready to write, oldest first */
     size_t out_bytes;                     /* their cost, for max_output_bytes */
@@ -129,21 +103,25 @@ struct wsconn {
     int close_code;   /* sent after the last message (0 = 1000) */
     char close_reason[124];
     char path[128];
-    int key_index;       /* API key the connection authenticated with, -1 = none */
-    char request_id[37]; /* sent as dg-request-id on the upgrade (Deepgram dialect) */
-    int peer_close;      /* close code the peer sent (0 = none: the connection dropped) */
-    uint64_t acked;      /* audio bytes of the last ack sent */
+    int key_index; /* API key the connection authenticated with, -1 = none */
+    char
+        request_id[37]; /* the connection's uuid; sent on the 101 when the dialect names a header */
+    int peer_close;     /* close code the peer sent (0 = none: the connection dropped) */
+    uint64_t acked;     /* audio bytes of the last ack sent */
     int64_t last_ack;
     struct wsconn *prev, *next;
 };
 
-/* --- for dialects --- */
+/* --- for the dialect driver (drive.c) --- */
 struct wsfe *wsconn_fe(struct wsconn *c);
 /* Queue a message produced on the I/O thread (copied). MSG_LAST closes the
  * connection after it with close_code/close_reason. */
 void wsconn_send(struct wsconn *c, const char *data, size_t len, unsigned flags);
-/* Send {"type":"error",...}-style text now-ish and close with code after. */
+/* Close with code after the session's last results (its CLOSED event). */
 void wsconn_close_after(struct wsconn *c, int code, const char *reason);
+/* Close with code after the messages queued so far, without the session's
+ * further results. */
+void wsconn_close_now(struct wsconn *c, int code, const char *reason);
 /* Queue audio of a streaming connection; pauses reading when the backlog
  * passes half the session buffer. */
 int wsconn_post_audio(struct wsconn *c, const uint8_t *data, size_t len);
@@ -175,15 +153,18 @@ int wsfe_is_ready(struct wsfe *fe);
  * the next admission or tick. */
 int wsfe_admit(struct wsfe *fe, char *msg, size_t n);
 struct admit_slot *wsfe_admit_take(struct wsfe *fe);
-/* Create the session for a connection (after admission). */
-int wsconn_start(struct wsconn *c, const struct hark_options *opts, void *render_user, char *err,
-                 size_t n);
+/* Admission for the session a connection is about to start: keeps a slot
+ * reserved before the upgrade, else wsfe_admit. */
+int wsconn_admit(struct wsconn *c, char *msg, size_t n);
+/* Create the session for a connection (after admission). The session owns
+ * render_user from then on (free_user(render_user) when it is freed); on
+ * failure the caller keeps it. */
+int wsconn_start(struct wsconn *c, const struct hark_options *opts, chan_render_cb render,
+                 void *render_user, void (*free_user)(void *), char *err, size_t n);
 const struct hark_options *wsfe_defaults(struct wsfe *fe);
 struct hark_engine *wsfe_engine(struct wsfe *fe);
 struct metrics *wsfe_metrics(struct wsfe *fe);
-/* Copy a URL query argument ("name=" prefix match) of the upgrade request;
- * only valid inside dialect open(). */
-int wsconn_query(struct wsconn *c, const char *name, char *buf, size_t n);
+const struct dialect_ctx *wsfe_dialect_ctx(struct wsfe *fe);
 /* Count an event type/error for /metrics (any thread). */
 void wsfe_count_event(struct wsfe *fe, const struct hark_event *ev);
 
@@ -198,6 +179,23 @@ void wsfe_stop(struct wsfe *fe);
 /* A shared pool's workers have output for this front end. Any thread. */
 void wsfe_wake(struct wsfe *fe);
 void wsfe_destroy(struct wsfe *fe);
+
+/* drive.c: routes and the dialect driver */
+/* The dialect serving a WebSocket path, or NULL. */
+const struct dialect_ops *drive_route(const char *path);
+/* Before the upgrade (CONFIRM_UPGRADE): the dialect's open() on the request,
+ * and for a session that starts at the upgrade its options and admission.
+ * 1 = refused (the HTTP response is sent). */
+int drive_check(struct wsfe *fe, struct lws *wsi, const struct dialect_ops *d, const char *path);
+/* A refused upgrade in the dialect's error shape (or the server's). */
+void drive_refuse(struct wsfe *fe, struct lws *wsi, const struct dialect_ops *d, unsigned status,
+                  int err, const char *msg);
+/* ESTABLISHED, a whole message, a front-end signal, connection gone. */
+int drive_open(struct wsconn *c);
+int drive_text(struct wsconn *c, const char *msg, size_t len);
+int drive_binary(struct wsconn *c, const uint8_t *data, size_t len);
+void drive_signal(struct wsconn *c, enum dialect_sig sig, int err, const char *msg);
+void drive_destroy(struct wsconn *c);
 
 /* http.c */
 int http_handle(struct wsfe *fe, struct lws *wsi, const char *path);
@@ -255,6 +253,11 @@ int auth_check(struct auth *a, struct lws *wsi, int *key_index, char *why, size_
 /* Count a session against its key's limit; HARK_E_LIMIT when full. */
 int auth_acquire(struct auth *a, int key_index, char *why, size_t n);
 void auth_release(struct auth *a, int key_index);
+/* A key sent in a dialect's message: 0 (index in *key_index, -1 when auth is
+ * off) or HARK_E_AUTH with why. */
+int auth_check_key(struct auth *a, const char *key, int *key_index, char *why, size_t n);
+/* The request carries a credential (header or subprotocol), valid or not. */
+int auth_has_credential(struct lws *wsi);
 
 /* batch.c: pre-recorded transcription over plain HTTP POST (POST /v1/listen,
  * POST /v1/audio/transcriptions). The body streams into a session on the

@@ -14,30 +14,34 @@
  *
  * Close codes matter: the JS SDK v5 reconnects after anything but 1000.
  */
-#include <libwebsockets.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "base/err.h"
 #include "base/json.h"
 #include "base/mem.h"
-#include "front/ws/dg.h"
-#include "front/ws/wsfe.h"
+#include "front/proto/dg.h"
+#include "front/proto/dialect.h"
 #include "session/event_json.h"
 
 #define NET0001                                                                                    \
     "NET-0001: hark did not receive audio data or a text message within the timeout window"
 #define DATA0000 "DATA-0000: payload cannot be decoded as audio"
 
-/* Immutable once the session exists: read by workers when rendering. */
-struct dgst {
-    struct wsfe *fe;
+/* Render state: immutable once the session has it. */
+struct dgr {
     struct dg_params p;
     char request_id[37];
     char created[32];
-    const char *engine;
+    char engine[64];
 };
 
-static void render_results(struct dgst *d, const struct hark_event *ev, struct buf *b)
+/* Connection state. */
+struct dgc {
+    int streaming; /* the session started (at the upgrade) and is not ending */
+};
+
+static void render_results(const struct dgr *d, const struct hark_event *ev, struct buf *b)
 {
     int from_finalize = ev->is_final && (ev->reason == HARK_REASON_FINALIZE ||
                                          (ev->reason == HARK_REASON_CLOSE && ev->text[0]));
@@ -79,7 +83,7 @@ static void render_results(struct dgst *d, const struct hark_event *ev, struct b
     buf_putc(b, '}');
 }
 
-static void render_metadata(struct dgst *d, double duration, struct buf *b)
+static void render_metadata(const struct dgr *d, double duration, struct buf *b)
 {
     buf_putc(b, '{');
     buf_json_key(b, "type");
@@ -108,10 +112,10 @@ static void render_metadata(struct dgst *d, double duration, struct buf *b)
     buf_puts(b, "}}}");
 }
 
-static void render(void *user, const struct hark_event *ev, struct buf *out, unsigned *flags)
+static void render(const void *rstate, const struct hark_event *ev, struct buf *out,
+                   unsigned *flags)
 {
-    struct dgst *d = user;
-    wsfe_count_event(d->fe, ev);
+    const struct dgr *d = rstate;
     switch (ev->type) {
     case HARK_EVENT_TRANSCRIPT:
         render_results(d, ev, out);
@@ -140,178 +144,144 @@ static void render(void *user, const struct hark_event *ev, struct buf *out, uns
 }
 
 /* Deepgram's session defaults differ from hark's: interim results,
- * SpeechStarted and UtteranceEnd are opt-in. */
-static int build_options(struct wsfe *fe, struct lws *wsi, struct hark_options **out,
-                         struct dg_params *p, char *err, size_t n)
+ * SpeechStarted and UtteranceEnd are opt-in. The session starts at the
+ * upgrade, so a bad query is refused with HTTP 400 before it. */
+static int dg_open(const struct dialect_ctx *cx, const struct dialect_req *rq, void **state,
+                   struct dialect_out *out, char *err, size_t n)
 {
-    struct hark_options *o;
-    int rc = hark_options_copy(&o, wsfe_defaults(fe));
-    if (rc)
-        return err_set(err, n, rc, "out of memory");
+    struct hark_options *o = NULL;
+    struct dgc *c = NULL;
+    struct dgr *r = NULL;
+    int rc = hark_options_copy(&o, cx->defaults);
+    if (rc || !(c = hark_calloc(1, sizeof *c)) || !(r = hark_calloc(1, sizeof *r))) {
+        rc = err_set(err, n, HARK_E_NOMEM, "out of memory");
+        goto fail;
+    }
     hark_options_set(o, "interim_results", "false", NULL, 0);
     hark_options_set(o, "vad_events", "false", NULL, 0);
     hark_options_set(o, "utterance_end_ms", "0", NULL, 0);
-    size_t n_args;
-    char **args = http_query_args(wsi, &n_args);
-    rc = args ? dg_apply_args((const char *const *)args, n_args, o, p, err, n)
-              : err_set(err, n, HARK_E_NOMEM, "out of memory");
-    hark_free(args);
-    if (!rc)
-        rc = hark_engine_check_options(wsfe_engine(fe), o, err, n);
-    if (rc) {
-        hark_options_destroy(o);
-        return rc;
-    }
-    *out = o;
+    if ((rc = dg_apply_args(rq->args, rq->n_args, o, &r->p, err, n)))
+        goto fail;
+    snprintf(r->request_id, sizeof r->request_id, "%s", rq->request_id);
+    snprintf(r->engine, sizeof r->engine, "%s", cx->engine);
+    dg_now_iso(r->created);
+    c->streaming = 1;
+    *state = c;
+    da_start(out, o, r);
     return 0;
+fail:
+    hark_options_destroy(o);
+    hark_free(c);
+    hark_free(r);
+    return rc;
 }
 
-static void dg_refuse(struct wsfe *fe, struct lws *wsi, unsigned status, int err, const char *msg)
+static void dg_refuse(unsigned status, int err, const char *msg, struct buf *b,
+                      struct dialect_headers *h)
 {
+    (void)status;
     char id[37];
     dg_uuid(id);
-    struct buf b;
-    buf_init(&b);
-    buf_putc(&b, '{');
-    buf_json_key(&b, "err_code");
-    buf_json_str(&b, err == HARK_E_AUTH    ? "INVALID_AUTH"
-                     : err == HARK_E_BUSY  ? "SERVICE_UNAVAILABLE"
-                     : err == HARK_E_LIMIT ? "TOO_MANY_REQUESTS"
-                                           : "Bad Request");
-    buf_json_key(&b, "err_msg");
-    buf_json_str(&b, msg);
-    buf_json_key(&b, "request_id");
-    buf_json_str(&b, id);
-    buf_putc(&b, '}');
+    buf_putc(b, '{');
+    buf_json_key(b, "err_code");
+    buf_json_str(b, err == HARK_E_AUTH    ? "INVALID_AUTH"
+                    : err == HARK_E_BUSY  ? "SERVICE_UNAVAILABLE"
+                    : err == HARK_E_LIMIT ? "TOO_MANY_REQUESTS"
+                                          : "Bad Request");
+    buf_json_key(b, "err_msg");
+    buf_json_str(b, msg);
+    buf_json_key(b, "request_id");
+    buf_json_str(b, id);
+    buf_putc(b, '}');
     /* dg-error carries the message too. Header values must be printable
      * ASCII (the message may quote what the client sent, e.g. a language
-     * of raw bytes): other bytes are written as %XX, like in the URL. */
-    char hdr[300];
-    size_t k = 0;
-    for (const unsigned char *q = (const unsigned char *)msg; *q && k + 4 < sizeof hdr; q++) {
-        if (*q >= 0x20 && *q < 0x7f)
-            hdr[k++] = (char)*q;
-        else
-            k += (size_t)snprintf(hdr + k, sizeof hdr - k, "%%%02X", *q);
-    }
-    hdr[k] = 0;
-    const char *extra[] = {"dg-error:", hdr, "dg-request-id:", id, NULL};
-    if (!b.oom)
-        http_respond(wsi, status, "application/json", b.data, b.len, extra);
-    buf_deinit(&b);
+     * of raw bytes). */
+    h->name[0] = "dg-error:";
+    dialect_header_value(h->value[0], sizeof h->value[0], msg);
+    h->name[1] = "dg-request-id:";
+    snprintf(h->value[1], sizeof h->value[1], "%s", id);
+    h->n = 2;
 }
 
-/* Before the upgrade: parameters and capacity, so a client learns of a bad
- * request or a full server from an HTTP status rather than a dropped socket. */
-static int dg_check(struct wsfe *fe, struct lws *wsi)
+static int dg_text(void *state, const char *msg, size_t len, struct dialect_out *out)
 {
-    struct hark_options *o = NULL;
-    struct dg_params p;
-    char err[512];
-    int rc = build_options(fe, wsi, &o, &p, err, sizeof err);
-    hark_options_destroy(o);
-    if (rc) {
-        dg_refuse(fe, wsi, HTTP_STATUS_BAD_REQUEST, rc, err);
-        return 1;
-    }
-    if ((rc = wsfe_admit(fe, err, sizeof err))) {
-        dg_refuse(fe, wsi, HTTP_STATUS_SERVICE_UNAVAILABLE, HARK_E_BUSY, err);
-        return 1;
-    }
-    return 0;
-}
-
-static int dg_open(struct wsconn *c)
-{
-    struct wsfe *fe = wsconn_fe(c);
-    struct dgst *d = hark_calloc(1, sizeof *d);
-    if (!d)
-        return HARK_E_NOMEM;
-    c->dstate = d;
-    d->fe = fe;
-    d->engine = hark_engine_get_name(wsfe_engine(fe));
-    snprintf(d->request_id, sizeof d->request_id, "%s", c->request_id);
-    dg_now_iso(d->created);
-    struct hark_options *o = NULL;
-    char err[512];
-    int rc = build_options(fe, c->wsi, &o, &d->p, err, sizeof err);
-    if (!rc)
-        rc = wsconn_start(c, o, d, err, sizeof err);
-    hark_options_destroy(o);
-    if (rc) {
-        /* checked before the upgrade, so only a race or no memory gets here */
-        wsconn_close_after(c, 1011, err);
-    }
-    return 0;
-}
-
-static int dg_text(struct wsconn *c, const char *msg, size_t len)
-{
+    struct dgc *c = state;
     struct json *doc = NULL;
     if (json_parse(&doc, msg, len, NULL, 0))
         return 0; /* not JSON: ignored, as Deepgram does */
     const char *type = json_str(json_get(json_root(doc), "type"));
-    if (c->st != WC_STREAMING || !type) {
+    if (!c->streaming || !type) {
         /* nothing to do */
     } else if (!strcmp(type, "Finalize")) {
-        /* Reading pauses before the session's buffer fills; a full one
-         * means the client ignored that, as for audio. */
-        if (chan_post_finalize(c->chan))
-            wsconn_close_after(c, 1008, "messages sent faster than they can be buffered");
+        da_simple(out, DA_FINALIZE, 0);
     } else if (!strcmp(type, "CloseStream")) {
-        wsconn_close_after(c, 1000, "");
+        c->streaming = 0;
+        da_close(out, 1000, 0, "");
     }
-    /* KeepAlive only refreshes the idle timer (done by the server);
+    /* KeepAlive only refreshes the idle timer (done by the front end);
      * Configure and unknown types are accepted and ignored. */
     json_free(doc);
     return 0;
 }
 
-static int dg_binary(struct wsconn *c, const uint8_t *data, size_t len)
+static int dg_binary(void *state, const uint8_t *data, size_t len, struct dialect_out *out)
 {
-    if (c->st != WC_STREAMING)
+    struct dgc *c = state;
+    if (!c->streaming)
         return 0;
     if (len == 0) { /* legacy end of stream */
-        wsconn_close_after(c, 1000, "");
+        c->streaming = 0;
+        da_close(out, 1000, 0, "");
         return 0;
     }
-    if (wsconn_post_audio(c, data, len))
-        wsconn_close_after(c, 1008, "audio sent faster than it can be buffered");
+    da_audio(out, data, len);
     return 0;
 }
 
-static void dg_idle(struct wsconn *c)
+static void dg_signal(void *state, enum dialect_sig sig, int err, const char *msg,
+                      struct dialect_out *out)
 {
-    wsconn_close_after(c, 1011, NET0001);
+    struct dgc *c = state;
+    (void)err;
+    c->streaming = 0;
+    switch (sig) {
+    case DS_REFUSED: /* checked before the upgrade: only a race or no memory */
+        da_close(out, 1011, 0, msg);
+        break;
+    case DS_OVERFLOW:
+        /* Reading pauses before the session's buffer fills; a full one
+         * means the client ignored that. */
+        da_close(out, 1008, 0, "messages sent faster than they can be buffered");
+        break;
+    case DS_FIRST_TIMEOUT:
+    case DS_IDLE:
+        da_close(out, 1011, 0, NET0001);
+        break;
+    case DS_LENGTH:
+        da_close(out, 4429, 0, "session length limit");
+        break;
+    case DS_FATAL:
+        da_close(out, 1008, 0, DATA0000);
+        break;
+    case DS_SHUTDOWN:
+        da_close(out, 1001, 0, "server shutting down");
+        break;
+    }
 }
 
-static void dg_shutdown(struct wsconn *c)
+static void dg_destroy(void *state)
 {
-    wsconn_close_after(c, 1001, "server shutting down");
-}
-
-static void dg_fatal(struct wsconn *c)
-{
-    wsconn_close_after(c, 1008, DATA0000);
-}
-
-static void dg_destroy(struct wsconn *c)
-{
-    if (!c->dstate_owned)
-        hark_free(c->dstate);
-    c->dstate = NULL;
+    hark_free(state);
 }
 
 const struct dialect_ops dialect_deepgram = {
     .name = "deepgram",
+    .id_header = "dg-request-id:",
     .open = dg_open,
     .text = dg_text,
     .binary = dg_binary,
+    .signal = dg_signal,
     .render = render,
-    .idle = dg_idle,
-    .shutdown = dg_shutdown,
-    .fatal = dg_fatal,
-    .destroy = dg_destroy,
-    .check = dg_check,
     .refuse = dg_refuse,
+    .destroy = dg_destroy,
 };

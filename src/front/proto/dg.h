@@ -4,8 +4,8 @@
  * query parameters -> session options, request ids, model metadata.
  * Pure functions; the service thread calls them.
  */
-#ifndef HARK_FRONT_WS_DG_H
-#define HARK_FRONT_WS_DG_H
+#ifndef HARK_FRONT_PROTO_DG_H
+#define HARK_FRONT_PROTO_DG_H
 
 #include <stddef.h>
 

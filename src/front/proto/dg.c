@@ -1,4 +1,4 @@
-#include "front/ws/dg.h"
+#include "front/proto/dg.h"
 
 #include <stdio.h>
 #include <stdlib.h>
