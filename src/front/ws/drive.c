@@ -22,6 +22,7 @@ static const struct route {
 } routes[] = {
     {"/v1/stream", &dialect_native},
     {"/v1/listen", &dialect_deepgram},
+    {"/ws/transcribe", &dialect_relay},
 };
 
 const struct dialect_ops *drive_route(const char *path)

@@ -1,0 +1,119 @@
+// The seeds' own client code, run verbatim against a real `hark serve` with
+// only its URL changed (docs/seeds.md):
+//   seed 002: TranscriptionClient (JS) on /ws/transcribe, the relay shape
+//             {"transcript","is_final","speech_final"}; `ws` is its WebSocket
+//   seed 001: the browser snippet on /v1/stream (no config message)
+// Finals must match the native protocol's for the same audio.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { once } from 'node:events';
+import vm from 'node:vm';
+import WebSocket from 'ws';
+import { CLIPS, startServer, openNative, waitFor, finals, sleep, wavPcm } from './lib.mjs';
+
+let srv;
+// Sessions here stream at full speed, one after another: admission's
+// compute measure must not refuse the next one (admission has its own tests).
+before(async () => {
+  srv = await startServer(['--idle-timeout', '5', '--max-busy-percent', '100', '--max-lag-ms', '60000']);
+});
+after(async () => { if (srv) await srv.stop(); });
+
+const seed = (name) => readFileSync(new URL(`./seeds/${name}`, import.meta.url), 'utf8');
+
+// Finals of the native protocol for the same bytes (containers sniffed).
+async function nativeFinals(bytes, config = { encoding: 'auto' }) {
+  const s = await openNative(srv.url, config);
+  assert.equal(s.ready.type, 'ready', JSON.stringify(s.ready));
+  for (let off = 0; off < bytes.length; off += 8000) s.ws.send(bytes.subarray(off, off + 8000));
+  s.ws.send(JSON.stringify({ type: 'close' }));
+  await s.closed;
+  return finals(s.events);
+}
+
+// Seed 002's client code as the seed prints it, with its URL pointed here;
+// its console.log lines are what it shows its user.
+function runSeed002(url) {
+  const lines = [];
+  const code = seed('002_client.js').replace('ws://localhost:8000/ws/transcribe', url);
+  const ctx = { WebSocket, setTimeout, console: { log: (l) => lines.push(l) } };
+  const client = vm.runInNewContext(code + '\n;client', ctx);
+  return { client, lines };
+}
+
+async function openSeed002(url) {
+  const r = runSeed002(url);
+  const end = Date.now() + 10000;
+  while (r.client.ws.readyState !== WebSocket.OPEN) {
+    assert.ok(Date.now() < end, 'seed 002 client did not connect');
+    await sleep(10);
+  }
+  return r;
+}
+
+// Stops the seed's reconnect-forever (its onclose reconnects after 1 s).
+function stopReconnecting(client) {
+  client.connect = () => {};
+}
+
+test('seed 002 TranscriptionClient verbatim on /ws/transcribe: WAV sniffed, finals as native', async () => {
+  const wav = readFileSync(CLIPS[0]);
+  const want = await nativeFinals(wav);
+  assert.ok(want.length > 20, want);
+  const { client, lines } = await openSeed002(srv.url + '/ws/transcribe');
+  const closed = once(client.ws, 'close');
+  for (let off = 0; off < wav.length; off += 8000) {
+    client.sendAudio(wav.subarray(off, off + 8000)); // the seed's method
+    await sleep(5);
+  }
+  stopReconnecting(client);
+  client.ws.send(Buffer.alloc(0)); // the relay's b"": end of audio
+  const [code] = await closed;
+  assert.equal(code, 1000);
+  const got = lines.filter((l) => l.startsWith('FINAL: ')).map((l) => l.slice(7)).join(' ');
+  assert.equal(got, want);
+  assert.ok(lines.some((l) => l.startsWith('interim: ')), 'interim results shown');
+  assert.ok(!lines.some((l) => /undefined/.test(l)), lines.join('\n'));
+});
+
+test('relay shape: raw PCM from query parameters; every message is {transcript,is_final,speech_final}', async () => {
+  const pcm = wavPcm(CLIPS[1]);
+  const want = await nativeFinals(pcm, { encoding: 'pcm_s16le', sample_rate: 16000 });
+  const ws = new WebSocket(srv.url + '/ws/transcribe?encoding=linear16&sample_rate=16000&interim_results=false');
+  const msgs = [];
+  ws.on('message', (d) => msgs.push(JSON.parse(d.toString())));
+  const closed = once(ws, 'close');
+  await once(ws, 'open');
+  for (let off = 0; off < pcm.length; off += 6400) ws.send(pcm.subarray(off, off + 6400));
+  ws.send(JSON.stringify({ type: 'finalize' }));
+  ws.send(Buffer.alloc(0));
+  const [code] = await closed;
+  assert.equal(code, 1000);
+  for (const m of msgs) {
+    assert.deepEqual(Object.keys(m), ['transcript', 'is_final', 'speech_final']);
+    assert.ok(m.transcript.length > 0);
+    assert.equal(m.is_final, true); // interim_results=false
+  }
+  assert.equal(msgs.map((m) => m.transcript).join(' '), want);
+});
+
+test('relay shape: a bad query is refused with HTTP 400 before the upgrade; bad audio closes 4415', async () => {
+  const ws = new WebSocket(srv.url + '/ws/transcribe?encoding=flac');
+  ws.on('error', () => {});
+  const [, res] = await once(ws, 'unexpected-response');
+  assert.equal(res.statusCode, 400);
+  let body = '';
+  for await (const c of res) body += c;
+  assert.match(JSON.parse(body).error.message, /encoding/);
+
+  const bad = new WebSocket(srv.url + '/ws/transcribe');
+  const msgs = [];
+  bad.on('message', (d) => msgs.push(JSON.parse(d.toString())));
+  const closed = once(bad, 'close');
+  await once(bad, 'open');
+  bad.send(Buffer.from('this is not audio in any container hark reads'.repeat(20)));
+  const [code] = await closed;
+  assert.equal(code, 4415);
+  assert.ok(msgs.some((m) => m.error && m.message), JSON.stringify(msgs));
+});
