@@ -29,8 +29,11 @@
 #include <strings.h>
 #include <time.h>
 
+#include "base/clock.h"
 #include "base/err.h"
 #include "base/json.h"
+#include "base/mem.h"
+#include "front/proto/dialect.h"
 #include "session/workers.h"
 
 static int set(struct hark_options *o, const char *name, const char *value, const char *param,
@@ -380,3 +383,183 @@ void aai_render_event(const struct aai_params *p, const struct hark_event *ev, i
         break;
     }
 }
+
+/* ------------------------------------------------------------ the dialect */
+
+/* Connection state (I/O thread). */
+struct aaic {
+    int streaming; /* the session started and is not ending */
+    struct aai_params p;
+};
+
+/* An Error message, then the close with the same code (AssemblyAI's way:
+ * errors are reported after the upgrade, never as an HTTP status). */
+static void fail(struct aaic *c, struct dialect_out *out, int code, const char *msg)
+{
+    struct buf b;
+    buf_init(&b);
+    aai_render_error(&b, code, msg);
+    if (!b.oom)
+        da_send(out, b.data, b.len);
+    buf_deinit(&b);
+    if (c)
+        c->streaming = 0;
+    /* the close reason is at most 123 bytes: the Error carries the text */
+    da_close(out, code, 0, strlen(msg) < 120 ? msg : "See Error message for details");
+}
+
+static int aai_open(const struct dialect_ctx *cx, const struct dialect_req *rq, void **state,
+                    struct dialect_out *out, char *err, size_t n)
+{
+    struct hark_options *o = NULL;
+    struct aai_params *r = NULL;
+    struct aaic *c = hark_calloc(1, sizeof *c);
+    int rc = c ? hark_options_copy(&o, cx->defaults) : HARK_E_NOMEM;
+    if (!rc && !(r = hark_malloc(sizeof *r)))
+        rc = HARK_E_NOMEM;
+    if (rc) {
+        hark_options_destroy(o);
+        hark_free(c);
+        return err_set(err, n, rc, "out of memory");
+    }
+    *state = c;
+    char why[512];
+    if ((rc = aai_apply_args(rq->args, rq->n_args, o, &c->p, why, sizeof why))) {
+        hark_options_destroy(o);
+        hark_free(r);
+        fail(c, out, AAI_CLOSE_INVALID, why);
+        return 0;
+    }
+    c->p.started_unix = (int64_t)time(NULL);
+    c->p.started_ms = clock_mono_ns() / 1000000;
+    *r = c->p;
+    c->streaming = 1;
+    da_start(out, o, r);
+    return 0;
+}
+
+static void aai_started(void *state, const struct dialect_session *s, struct dialect_out *out)
+{
+    struct aaic *c = state;
+    struct buf b;
+    buf_init(&b);
+    aai_render_begin(&b, s->id, &c->p);
+    if (!b.oom)
+        da_send(out, b.data, b.len);
+    buf_deinit(&b);
+}
+
+static int aai_text(void *state, const char *msg, size_t len, struct dialect_out *out)
+{
+    struct aaic *c = state;
+    char why[300];
+    if (!c->streaming)
+        return 0;
+    switch (aai_parse_text(msg, len, why, sizeof why)) {
+    case AAI_MSG_TERMINATE:
+        c->streaming = 0;
+        da_close(out, AAI_CLOSE_NORMAL, 0, "");
+        break;
+    case AAI_MSG_FORCE_ENDPOINT:
+        da_simple(out, DA_FINALIZE, 0);
+        break;
+    case AAI_MSG_KEEPALIVE:
+        da_simple(out, DA_KEEPALIVE, 0);
+        break;
+    case AAI_MSG_UPDATE:
+        /* valid; the session's settings are fixed at its start
+         * (docs/assemblyai.md) */
+        break;
+    case AAI_MSG_INVALID:
+        fail(c, out, AAI_CLOSE_INVALID, why);
+        break;
+    }
+    return 0;
+}
+
+static int aai_binary(void *state, const uint8_t *data, size_t len, struct dialect_out *out)
+{
+    struct aaic *c = state;
+    if (c->streaming && len)
+        da_audio(out, data, len);
+    return 0;
+}
+
+static void aai_signal(void *state, enum dialect_sig sig, int err, const char *msg,
+                       struct dialect_out *out)
+{
+    struct aaic *c = state;
+    char text[400];
+    switch (sig) {
+    case DS_REFUSED:
+        snprintf(text, sizeof text, "%s: %s",
+                 err == HARK_E_AUTH                          ? "Unauthorized Connection"
+                 : err == HARK_E_BUSY || err == HARK_E_LIMIT ? "Too many concurrent sessions"
+                                                             : "Session Cancelled",
+                 msg ? msg : "");
+        fail(c, out, aai_close_code(err), text);
+        break;
+    case DS_OVERFLOW:
+        fail(c, out, AAI_CLOSE_RATE,
+             "Audio Transmission Rate Exceeded: audio sent faster than it can be buffered");
+        break;
+    case DS_FIRST_TIMEOUT:
+    case DS_IDLE: /* like inactivity_timeout: the session ends, with its Termination */
+        c->streaming = 0;
+        da_close(out, AAI_CLOSE_NORMAL, 0, "");
+        break;
+    case DS_LENGTH:
+        fail(c, out, AAI_CLOSE_EXPIRED, "Session Expired: Maximum session duration exceeded");
+        break;
+    case DS_FATAL: /* the Error (3006) was rendered with the event */
+        c->streaming = 0;
+        da_close(out, aai_close_code(err ? err : HARK_E_BAD_AUDIO), 0,
+                 "See Error message for details");
+        break;
+    case DS_SHUTDOWN:
+        c->streaming = 0;
+        da_close(out, 1001, 0, "server shutting down");
+        break;
+    }
+}
+
+static void aai_render(const void *rstate, const struct hark_event *ev, struct buf *out,
+                       unsigned *flags)
+{
+    static const struct aai_params none;
+    const struct aai_params *p = rstate ? rstate : &none;
+    if (!rstate && ev->type == HARK_EVENT_ERROR) { /* before a session */
+        aai_render_error(out, aai_close_code(ev->code), ev->message ? ev->message : "");
+        return;
+    }
+    aai_render_event(p, ev, clock_mono_ns() / 1000000, out, flags);
+}
+
+static void aai_refuse(unsigned status, int err, const char *msg, struct buf *body,
+                       struct dialect_headers *hdr)
+{
+    (void)status;
+    (void)err;
+    (void)hdr;
+    buf_putc(body, '{');
+    buf_json_key(body, "error");
+    buf_json_str(body, msg);
+    buf_putc(body, '}');
+}
+
+static void aai_destroy(void *state)
+{
+    hark_free(state);
+}
+
+const struct dialect_ops dialect_assemblyai = {
+    .name = "assemblyai",
+    .open = aai_open,
+    .text = aai_text,
+    .binary = aai_binary,
+    .signal = aai_signal,
+    .started = aai_started,
+    .render = aai_render,
+    .refuse = aai_refuse,
+    .destroy = aai_destroy,
+};

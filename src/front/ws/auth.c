@@ -5,9 +5,17 @@
  *   Authorization: Token KEY | Bearer KEY      (scheme case-insensitive)
  *   Sec-WebSocket-Protocol: token, KEY          (browsers; "token" is echoed)
  *
- * An Authorization header with another scheme (Basic, a raw key) does not
- * hide a subprotocol credential. No query-string form: keys in URLs end up
- * in proxy and access logs, and no client hark serves needs one.
+ * and on AssemblyAI's /v3/ws only, the forms its SDKs send:
+ *
+ *   Authorization: KEY                          (no scheme)
+ *   ?token=KEY                                  (its temporary-token form;
+ *                                                hark has no separate
+ *                                                temporary tokens)
+ *
+ * An Authorization header with another scheme (Basic, a raw key elsewhere)
+ * does not hide a subprotocol credential. No other query-string form: keys
+ * in URLs end up in proxy and access logs, and no other client hark serves
+ * needs one.
  *
  * Keys are compared in constant time. Each key has a limit on concurrent
  * streaming sessions. Service thread only.
@@ -159,9 +167,17 @@ static char *header_dup(struct lws *wsi, enum lws_token_indexes h)
  * *hold, which the caller frees), 0 none. *bad_scheme is set when an
  * Authorization header was there but not Token/Bearer. Any length is read:
  * a key too long to be one of ours is an invalid key, not a missing one. */
+static int is_assemblyai(struct lws *wsi)
+{
+    char path[16];
+    return lws_hdr_copy(wsi, path, sizeof path, WSI_TOKEN_GET_URI) > 0 &&
+           (!strcmp(path, "/v3/ws") || !strcmp(path, "/v3/ws/"));
+}
+
 static int credential(struct lws *wsi, char **hold, const char **key, size_t *key_len,
                       int *bad_scheme)
 {
+    int aai = is_assemblyai(wsi);
     *bad_scheme = 0;
     *hold = header_dup(wsi, WSI_TOKEN_HTTP_AUTHORIZATION);
     if (*hold) {
@@ -170,6 +186,8 @@ static int credential(struct lws *wsi, char **hold, const char **key, size_t *ke
             p += 6;
         else if (!strncasecmp(p, "bearer ", 7))
             p += 7;
+        else if (aai && *p && !strchr(p, ' '))
+            ; /* a raw key */
         else
             p = NULL;
         if (p) {
@@ -196,6 +214,19 @@ static int credential(struct lws *wsi, char **hold, const char **key, size_t *ke
         }
         hark_free(*hold);
         *hold = NULL;
+    }
+    if (aai) {
+        size_t n = 0;
+        char **args = http_query_args(wsi, &n);
+        for (size_t i = 0; args && i < n && !*hold; i++)
+            if (!strncmp(args[i], "token=", 6) && args[i][6])
+                *hold = hark_strndup(args[i] + 6, strlen(args[i] + 6));
+        hark_free(args);
+        if (*hold) {
+            *key = *hold;
+            *key_len = strlen(*hold);
+            return 1;
+        }
     }
     return 0;
 }

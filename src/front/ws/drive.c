@@ -23,6 +23,7 @@ static const struct route {
     {"/v1/stream", &dialect_native},
     {"/v1/listen", &dialect_deepgram},
     {"/ws/transcribe", &dialect_relay},
+    {"/v3/ws", &dialect_assemblyai},
 };
 
 const struct dialect_ops *drive_route(const char *path)
