@@ -179,7 +179,7 @@ void dialect_header_value(char *out, size_t size, const char *s);
 
 extern const struct dialect_ops dialect_native;
 extern const struct dialect_ops dialect_deepgram;
-extern const struct dialect_ops dialect_relay; /* seed 002, relay.c */
+extern const struct dialect_ops dialect_relay;      /* seed 002, relay.c */
 extern const struct dialect_ops dialect_assemblyai; /* aai.c */
 
 #endif
