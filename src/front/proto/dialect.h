@@ -179,7 +179,8 @@ void dialect_header_value(char *out, size_t size, const char *s);
 
 extern const struct dialect_ops dialect_native;
 extern const struct dialect_ops dialect_deepgram;
-extern const struct dialect_ops dialect_relay;      /* seed 002, relay.c */
-extern const struct dialect_ops dialect_assemblyai; /* aai.c */
+extern const struct dialect_ops dialect_relay;           /* seed 002, relay.c */
+extern const struct dialect_ops dialect_assemblyai;      /* aai.c */
+extern const struct dialect_ops dialect_openai_realtime; /* oairt.c */
 
 #endif

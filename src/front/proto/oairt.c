@@ -29,6 +29,8 @@
 
 #include "base/err.h"
 #include "base/json.h"
+#include "base/mem.h"
+#include "front/proto/dialect.h"
 #include "session/workers.h"
 
 void oairt_config_init(struct oairt_config *c)
@@ -505,3 +507,248 @@ void oairt_render_event(const struct oairt_render *r, const struct hark_event *e
         break;
     }
 }
+
+/* ------------------------------------------------------------ the dialect */
+
+/* Connection state (I/O thread). The session starts at the first audio
+ * (or commit): the client sets the format with session.update first. */
+struct oairtc {
+    const struct hark_options *defaults; /* the server's (outlive connections) */
+    struct oairt_config cfg;
+    int beta;    /* the client asked for the beta shape (OpenAI-Beta: realtime=v1) */
+    int started; /* DA_START was asked for */
+    int ending;
+    unsigned events; /* server events sent from here (event ids) */
+    char session_id[48];
+    struct buf audio; /* the last append, decoded: DA_AUDIO points into it */
+};
+
+static void next_event_id(struct oairtc *c, char *id, size_t n)
+{
+    snprintf(id, n, "event_%s_c%u", c->session_id + 5, c->events++);
+}
+
+static void send_session(struct oairtc *c, struct dialect_out *out, const char *type, int beta)
+{
+    char id[80];
+    struct buf b;
+    buf_init(&b);
+    next_event_id(c, id, sizeof id);
+    oairt_render_session(&b, type, id, c->session_id, &c->cfg, beta);
+    if (!b.oom)
+        da_send(out, b.data, b.len);
+    buf_deinit(&b);
+}
+
+static void send_error(struct oairtc *c, struct dialect_out *out, const char *type,
+                       const char *code, const char *msg, const char *param,
+                       const char *client_event)
+{
+    char id[80];
+    struct buf b;
+    buf_init(&b);
+    next_event_id(c, id, sizeof id);
+    oairt_render_error(&b, id, type, code, msg, param, client_event);
+    if (!b.oom)
+        da_send(out, b.data, b.len);
+    buf_deinit(&b);
+}
+
+static int rt_open(const struct dialect_ctx *cx, const struct dialect_req *rq, void **state,
+                   struct dialect_out *out, char *err, size_t n)
+{
+    struct oairtc *c = hark_calloc(1, sizeof *c);
+    if (!c)
+        return err_set(err, n, HARK_E_NOMEM, "out of memory");
+    c->defaults = cx->defaults;
+    oairt_config_init(&c->cfg);
+    buf_init(&c->audio);
+    /* session ids: sess_ and the request id's hex digits */
+    size_t k = snprintf(c->session_id, sizeof c->session_id, "sess_");
+    for (const char *p = rq->request_id; *p && k + 1 < sizeof c->session_id; p++)
+        if (*p != '-')
+            c->session_id[k++] = *p;
+    c->session_id[k] = 0;
+    if (k == 5)
+        snprintf(c->session_id, sizeof c->session_id, "sess_hark");
+    char h[128];
+    const char *beta = rq->header(rq, "openai-beta:", h, sizeof h);
+    c->beta = beta && strstr(beta, "realtime=v1") != NULL;
+    *state = c;
+    send_session(c, out, c->beta ? "transcription_session.created" : "session.created", c->beta);
+    return 0;
+}
+
+/* The session, with the settings the client made so far. */
+static int start(struct oairtc *c, struct dialect_out *out, const char *client_event)
+{
+    struct hark_options *o = NULL;
+    struct oairt_render *r = NULL;
+    char why[400];
+    int rc = hark_options_copy(&o, c->defaults);
+    if (!rc && !(r = hark_calloc(1, sizeof *r)))
+        rc = HARK_E_NOMEM;
+    if (!rc)
+        rc = oairt_options(&c->cfg, o, why, sizeof why);
+    else
+        snprintf(why, sizeof why, "out of memory");
+    if (rc) {
+        hark_options_destroy(o);
+        hark_free(r);
+        send_error(c, out, "invalid_request_error", hark_err_code(rc), why, NULL, client_event);
+        return rc;
+    }
+    snprintf(r->session_id, sizeof r->session_id, "%s", c->session_id);
+    r->vad = c->cfg.vad;
+    c->started = 1;
+    da_start(out, o, r);
+    return 0;
+}
+
+static int rt_text(void *state, const char *msg, size_t len, struct dialect_out *out)
+{
+    struct oairtc *c = state;
+    struct oairt_in in;
+    if (c->ending)
+        return 0;
+    oairt_parse(msg, len, &c->cfg, &in, &c->audio);
+    switch (in.type) {
+    case OAIRT_UPDATE:
+        if (c->started &&
+            (in.cfg.format != c->cfg.format || in.cfg.vad != c->cfg.vad ||
+             in.cfg.silence_ms != c->cfg.silence_ms || strcmp(in.cfg.language, c->cfg.language))) {
+            send_error(c, out, "invalid_request_error", "invalid_value",
+                       "The audio format, turn detection and language cannot change once audio "
+                       "was appended",
+                       "session", in.event_id);
+            break;
+        }
+        c->cfg = in.cfg;
+        send_session(c, out, in.beta ? "transcription_session.updated" : "session.updated",
+                     in.beta);
+        break;
+    case OAIRT_APPEND:
+        if (!c->audio.len)
+            break;
+        if (!c->started && start(c, out, in.event_id))
+            break;
+        da_audio(out, (const uint8_t *)c->audio.data, c->audio.len);
+        break;
+    case OAIRT_COMMIT:
+        if (!c->started) {
+            send_error(c, out, "invalid_request_error", "input_audio_buffer_commit_empty",
+                       "Error committing input audio buffer: the buffer is empty.", NULL,
+                       in.event_id);
+            break;
+        }
+        da_simple(out, DA_FINALIZE, 0);
+        break;
+    case OAIRT_CLEAR: {
+        /* Audio already appended is being transcribed: hark cannot take it
+         * back (docs/openai.md). */
+        char id[80];
+        struct buf b;
+        buf_init(&b);
+        next_event_id(c, id, sizeof id);
+        oairt_render_cleared(&b, id);
+        if (!b.oom)
+            da_send(out, b.data, b.len);
+        buf_deinit(&b);
+        break;
+    }
+    case OAIRT_INVALID:
+        send_error(c, out, "invalid_request_error", in.code, in.why, in.param, in.event_id);
+        break;
+    }
+    return 0;
+}
+
+static int rt_binary(void *state, const uint8_t *data, size_t len, struct dialect_out *out)
+{
+    struct oairtc *c = state;
+    (void)data;
+    (void)len;
+    if (!c->ending)
+        send_error(c, out, "invalid_request_error", "invalid_value",
+                   "Binary messages are not events: send audio as input_audio_buffer.append "
+                   "with base64",
+                   NULL, NULL);
+    return 0;
+}
+
+static void rt_signal(void *state, enum dialect_sig sig, int err, const char *msg,
+                      struct dialect_out *out)
+{
+    struct oairtc *c = state;
+    c->ending = 1;
+    switch (sig) {
+    case DS_REFUSED:
+        send_error(c, out, err == HARK_E_BUSY ? "server_error" : "invalid_request_error",
+                   hark_err_code(err), msg ? msg : "", NULL, NULL);
+        da_close(out,
+                 err == HARK_E_AUTH                          ? 1008
+                 : err == HARK_E_BUSY || err == HARK_E_LIMIT ? 1013
+                                                             : 1011,
+                 0, hark_err_code(err));
+        break;
+    case DS_OVERFLOW:
+        send_error(c, out, "invalid_request_error", "limit_exceeded",
+                   "audio appended faster than it can be buffered", NULL, NULL);
+        da_close(out, 1008, 0, "audio appended faster than it can be buffered");
+        break;
+    case DS_FIRST_TIMEOUT:
+    case DS_IDLE:
+        da_close(out, 1000, 0, "idle");
+        break;
+    case DS_LENGTH:
+        send_error(c, out, "invalid_request_error", "session_expired",
+                   msg ? msg : "the session reached its maximum length", NULL, NULL);
+        da_close(out, 1000, 0, "session length limit");
+        break;
+    case DS_FATAL: /* the error event went with the session's events */
+        da_close(out, 1008, 0, "undecodable audio");
+        break;
+    case DS_SHUTDOWN:
+        da_close(out, 1001, 0, "server shutting down");
+        break;
+    }
+}
+
+static void rt_render(const void *rstate, const struct hark_event *ev, struct buf *out,
+                      unsigned *flags)
+{
+    static const struct oairt_render none = {.session_id = "sess_hark"};
+    oairt_render_event(rstate ? rstate : &none, ev, out, flags);
+}
+
+static void rt_refuse(unsigned status, int err, const char *msg, struct buf *body,
+                      struct dialect_headers *hdr)
+{
+    (void)hdr;
+    buf_puts(body, "{\"error\":{\"message\":");
+    buf_json_str(body, msg);
+    buf_json_key(body, "type");
+    buf_json_str(body, status >= 500 ? "server_error" : "invalid_request_error");
+    buf_json_key(body, "code");
+    buf_json_str(body, err == HARK_E_AUTH ? "invalid_api_key" : hark_err_code(err));
+    buf_puts(body, ",\"param\":null}}");
+}
+
+static void rt_destroy(void *state)
+{
+    struct oairtc *c = state;
+    if (c)
+        buf_deinit(&c->audio);
+    hark_free(c);
+}
+
+const struct dialect_ops dialect_openai_realtime = {
+    .name = "openai-realtime",
+    .open = rt_open,
+    .text = rt_text,
+    .binary = rt_binary,
+    .signal = rt_signal,
+    .render = rt_render,
+    .refuse = rt_refuse,
+    .destroy = rt_destroy,
+};

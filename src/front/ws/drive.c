@@ -24,6 +24,7 @@ static const struct route {
     {"/v1/listen", &dialect_deepgram},
     {"/ws/transcribe", &dialect_relay},
     {"/v3/ws", &dialect_assemblyai},
+    {"/v1/realtime", &dialect_openai_realtime},
 };
 
 const struct dialect_ops *drive_route(const char *path)
