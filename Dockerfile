@@ -11,7 +11,7 @@ RUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-ins
         build-essential cmake pkg-config \
         libpocketsphinx-dev libsphinxbase-dev pocketsphinx-en-us \
         libspeexdsp-dev libwebrtc-audio-processing-dev libopus-dev \
-        libwebsockets-dev libnats-dev libmsgpack-dev libssl-dev \
+        libwebsockets-dev libnats-dev libmsgpack-dev libssl-dev libcurl4-openssl-dev \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY CMakeLists.txt hark.pc.in ./
@@ -27,7 +27,7 @@ FROM debian:12-slim
 RUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
         libpocketsphinx3 libsphinxbase3 pocketsphinx-en-us \
         libspeexdsp1 libwebrtc-audio-processing1 libopus0 \
-        libwebsockets17 libnats3.4 libmsgpackc2 libssl3 \
+        libwebsockets17 libnats3.4 libmsgpackc2 libssl3 libcurl4 \
         ca-certificates curl \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin hark

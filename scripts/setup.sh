@@ -8,6 +8,7 @@ build-essential cmake pkg-config git ca-certificates
 libpocketsphinx-dev libsphinxbase-dev pocketsphinx-en-us pocketsphinx pocketsphinx-testdata
 libspeexdsp-dev libwebrtc-audio-processing-dev
 libwebsockets-dev libnats-dev libmsgpack-dev nats-server libopus-dev opus-tools
+libcurl4-openssl-dev
 sox espeak-ng curl chromium
 clang libclang-rt-14-dev clang-format
 "

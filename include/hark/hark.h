@@ -78,7 +78,8 @@ const char *hark_version(void);
     XX(PROTOCOL, -14, "protocol_error", "message violates the protocol")                           \
     XX(AUTH, -15, "unauthorized", "missing or invalid credentials")                                \
     XX(INTERNAL, -16, "internal_error", "internal error")                                          \
-    XX(RESUME_FAILED, -17, "resume_failed", "the session cannot be resumed")
+    XX(RESUME_FAILED, -17, "resume_failed", "the session cannot be resumed")                       \
+    XX(PROVIDER, -18, "provider_error", "the recognition provider failed or is unreachable")
 
 enum hark_err {
     HARK_OK = 0,
@@ -146,6 +147,20 @@ struct hark_options;
 int hark_engine_check_options(const struct hark_engine *eng, const struct hark_options *opts,
                               char *errbuf, size_t errbuf_size);
 
+/*
+ * Failover for engines that call a provider over the network (openai): when
+ * the provider errors, times out, refuses the key or is unreachable, a
+ * session goes on with `fallback` (a local engine, e.g. pocketsphinx) from
+ * the start of the utterance that failed, and gets a PROVIDER_FAILOVER
+ * event. A circuit breaker then sends new sessions straight to the fallback
+ * for cooldown_ms (doubling, up to 16 x, while probes keep failing). Sessions
+ * may also ask for the fallback by name (option "engine"). Both engines must
+ * outlive every session; call before the first session. on_failover (may
+ * be NULL) runs on any thread at every failover, for metrics.
+ */
+int hark_engine_set_fallback(struct hark_engine *eng, struct hark_engine *fallback, int cooldown_ms,
+                             void (*on_failover)(void *user, const char *reason), void *user);
+
 /* Usage counters, thread-safe, for metrics. */
 struct hark_engine_stats {
     unsigned streams_total;  /* engine streams (decoders) created */
@@ -202,12 +217,13 @@ const char *hark_options_help(int index);
 /* ----------------------------------------------------------------- events */
 
 enum hark_event_type {
-    HARK_EVENT_TRANSCRIPT = 1,     /* partial (is_final 0) or final (is_final 1) */
-    HARK_EVENT_SPEECH_STARTED = 2, /* VAD saw the onset of speech */
-    HARK_EVENT_UTTERANCE_END = 3,  /* utterance_end_ms passed without new words */
-    HARK_EVENT_INTERRUPT = 4,      /* speech while state is "responding" */
-    HARK_EVENT_ERROR = 5,          /* see code / message */
-    HARK_EVENT_CLOSED = 6,         /* last event after hark_session_close */
+    HARK_EVENT_TRANSCRIPT = 1,        /* partial (is_final 0) or final (is_final 1) */
+    HARK_EVENT_SPEECH_STARTED = 2,    /* VAD saw the onset of speech */
+    HARK_EVENT_UTTERANCE_END = 3,     /* utterance_end_ms passed without new words */
+    HARK_EVENT_INTERRUPT = 4,         /* speech while state is "responding" */
+    HARK_EVENT_ERROR = 5,             /* see code / message */
+    HARK_EVENT_CLOSED = 6,            /* last event after hark_session_close */
+    HARK_EVENT_PROVIDER_FAILOVER = 7, /* the session left its network engine for the fallback */
 };
 
 /* Why a segment ended; carried on finals. */
@@ -260,6 +276,14 @@ struct hark_event {
     /* CLOSED */
     double audio_seconds; /* total audio received */
     int64_t segments;     /* segments finalised */
+
+    /* PROVIDER_FAILOVER: code/message say what failed; failover_reason is a
+     * short word ("unreachable", "timeout", "auth", "http_status",
+     * "bad_reply", "circuit_open"); from/to name the engines; start: the
+     * session time (s) from which the fallback recognises (the open
+     * utterance's start, replayed). */
+    const char *failover_reason;
+    const char *from_engine, *to_engine;
 };
 
 /* Called synchronously from feed/finalize/close/set_state. Must not call back
@@ -300,6 +324,18 @@ int hark_session_finalize(struct hark_session *s);
 
 /* Listening/responding, for interrupt detection (seed 004). */
 int hark_session_set_state(struct hark_session *s, enum hark_state state);
+
+/*
+ * Engines that wait on the network (openai) answer an utterance after the
+ * call that ended it returned. With a notifier set (before the first feed),
+ * the session calls notify(user) from the engine's thread when results are
+ * ready (cheap, thread-safe: e.g. queue a job), and the owner then calls
+ * hark_session_poll on the session's thread, which delivers them, in order
+ * with the events after them. Without one, the call that ends an utterance
+ * waits for its final. Close always waits for every result.
+ */
+void hark_session_set_notify(struct hark_session *s, void (*notify)(void *user), void *user);
+int hark_session_poll(struct hark_session *s);
 enum hark_state hark_session_get_state(const struct hark_session *s);
 
 /* Deliver an ERROR event (code < 0, message copied for the callback) in the

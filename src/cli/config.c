@@ -97,7 +97,22 @@ static const struct cfg_row rows[] = {
     {"workers", "HARK_WORKERS", NULL, CFG_INT, OFF(workers), "0", 0, 256, NULL, "compute",
      "recognition threads (0 = number of CPU cores)", BOTH},
     {"engine", "HARK_ENGINE", NULL, CFG_STR, OFF(engine), "pocketsphinx", 0, 0, NULL, "compute",
-     "recognition engine", BOTH},
+     "recognition engine: pocketsphinx, or openai (default when --openai-url is given; see docs/engines.md)", BOTH},
+    {"openai-url", "HARK_OPENAI_URL", "WHISPER_URL", CFG_STR, OFF(openai_url), "", 0, 0, NULL,
+     "compute", "engine openai: base URL of an OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1 (utterances go to URL/audio/transcriptions)", BOTH},
+    {"openai-key", "HARK_OPENAI_KEY", NULL, CFG_STR, OFF(openai_key), "", 0, 0, NULL, "compute",
+     "engine openai: API key sent as a Bearer token (prefer the environment variable to the flag)", BOTH},
+    {"openai-model", "HARK_OPENAI_MODEL", NULL, CFG_STR, OFF(openai_model), "whisper-1", 0, 0,
+     NULL, "compute", "engine openai: model name sent with each utterance", BOTH},
+    {"openai-timeout-ms", "HARK_OPENAI_TIMEOUT_MS", NULL, CFG_INT, OFF(openai_timeout_ms),
+     "30000", 100, 600000, NULL, "compute", "engine openai: longest wait for one utterance's reply, ms", BOTH},
+    {"openai-retries", "HARK_OPENAI_RETRIES", NULL, CFG_INT, OFF(openai_retries), "2", 0, 10,
+     NULL, "compute", "engine openai: retries of a failed request (connection refused/reset, HTTP 5xx, 429), 250 ms backoff doubling", BOTH},
+    {"fallback-engine", "HARK_FALLBACK_ENGINE", NULL, CFG_STR, OFF(fallback_engine), "", 0, 0,
+     NULL, "compute", "local engine (pocketsphinx) a session fails over to when a network engine fails; empty = no failover", BOTH},
+    {"provider-cooldown-ms", "HARK_PROVIDER_COOLDOWN_MS", NULL, CFG_INT,
+     OFF(provider_cooldown_ms), "30000", 0, 3600000, NULL, "compute",
+     "circuit breaker: after a failover new sessions use the fallback for this long, then one probes the provider (doubling to 16x while probes fail)", BOTH},
     {"pool-max", "HARK_POOL_MAX", NULL, CFG_INT, OFF(pool_max), "0", 0, CONFIG_POOL_LIMIT, NULL,
      "compute", "engine streams at most, one per talking speaker, ~50 MB each on pocketsphinx (0 = max-sessions, at most 256)", BOTH},
     {"second-pass", "HARK_SECOND_PASS", NULL, CFG_CHOICE, OFF(second_pass), "default", 0, 0,
@@ -289,8 +304,6 @@ static int row_for(const struct cfg_row *r, unsigned cmd)
 static const struct {
     const char *name, *what;
 } ignored_env[] = {
-    {"WHISPER_URL", "hark calls no Whisper service; it recognises in-process with --engine "
-                    "(HARK_ENGINE)"},
     {"WHISPER_MODEL_SIZE", "the model is the engine's own (--model-dir, HARK_MODEL_DIR)"},
     {"WHISPER_DEVICE", "hark recognises on the CPU with --workers threads (HARK_WORKERS)"},
     {"OTEL_ENABLED", "hark exports no OpenTelemetry; metrics are Prometheus text on /metrics "

@@ -45,6 +45,13 @@ struct config {
     char second_pass[16];
     char share_model[8];
     char model_dir[256];
+    char openai_url[512];
+    char openai_key[512];
+    char openai_model[128];
+    int openai_timeout_ms;
+    int openai_retries;
+    char fallback_engine[32];
+    int provider_cooldown_ms;
     /* session defaults */
     int vad_mode;
     int endpointing_ms;

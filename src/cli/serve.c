@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "base/buf.h"
+#include "base/err.h"
 #include "base/log.h"
 #include "base/metrics.h"
 #include "cli/cli.h"
@@ -96,6 +97,78 @@ static const char *nats_not_ready(void *user)
 }
 
 /* Session defaults from the server config, as option text. */
+/* hark_provider_failovers_total{reason}: one series per reason the
+ * recognise stage gives (include/hark/hark.h, PROVIDER_FAILOVER). */
+static const char *const failover_reasons[] = {
+    "unreachable", "timeout", "auth", "http_status", "bad_reply", "error", "circuit_open"};
+static struct metric *failover_series[sizeof failover_reasons / sizeof failover_reasons[0]];
+static struct metrics *failover_m;
+
+static void failover_metrics(struct metrics *m)
+{
+    for (size_t i = 0; i < sizeof failover_reasons / sizeof failover_reasons[0]; i++)
+        failover_series[i] = metrics_counter(
+            m, "hark_provider_failovers_total",
+            "Sessions that left a network engine for the fallback engine, by reason", "reason",
+            failover_reasons[i]);
+    failover_m = m;
+}
+
+static void on_failover(void *user, const char *reason)
+{
+    (void)user;
+    if (!failover_m)
+        return;
+    for (size_t i = 0; i < sizeof failover_reasons / sizeof failover_reasons[0]; i++)
+        if (!strcmp(reason, failover_reasons[i]) && failover_series[i])
+            metrics_inc(failover_series[i]);
+}
+
+/* --engine, and --fallback-engine for a network engine. ps_kv: the
+ * pocketsphinx settings, for whichever of the two is pocketsphinx. An
+ * --openai-url (or seed 004's WHISPER_URL) without --engine selects openai. */
+static int load_engines(const struct config *cfg, const char *const *ps_kv,
+                        struct hark_engine **eng, struct hark_engine **fallback, char *err,
+                        size_t n)
+{
+    *eng = *fallback = NULL;
+    const char *name = cfg->engine;
+    if (!config_given(cfg, "engine") && cfg->openai_url[0])
+        name = "openai";
+    char timeout[16], retries[16];
+    snprintf(timeout, sizeof timeout, "%d", cfg->openai_timeout_ms);
+    snprintf(retries, sizeof retries, "%d", cfg->openai_retries);
+    const char *oa_kv[] = {"url",     cfg->openai_url,   "key",        cfg->openai_key,
+                           "model",   cfg->openai_model, "timeout_ms", timeout,
+                           "retries", retries,           NULL};
+    const char *const *kv = strcmp(name, "openai") ? ps_kv : oa_kv;
+    char detail[512];
+    int rc = hark_engine_load(eng, name, kv, detail, sizeof detail);
+    if (rc)
+        return err_set(err, n, rc, "engine %s: %s", name, detail);
+    if (!cfg->fallback_engine[0])
+        return 0;
+    if (!strcmp(cfg->fallback_engine, "openai") || !strcmp(name, cfg->fallback_engine) ||
+        strcmp(name, "openai")) {
+        rc = err_set(err, n, HARK_E_BAD_OPTION,
+                     "--fallback-engine %s: a fallback is for a network engine (--engine openai) "
+                     "and must be a local engine (pocketsphinx)",
+                     cfg->fallback_engine);
+    } else if ((rc = hark_engine_load(fallback, cfg->fallback_engine, ps_kv, detail,
+                                      sizeof detail))) {
+        rc = err_set(err, n, rc, "fallback engine %s: %s", cfg->fallback_engine, detail);
+    } else if ((rc = hark_engine_set_fallback(*eng, *fallback, cfg->provider_cooldown_ms,
+                                              on_failover, NULL))) {
+        rc = err_set(err, n, rc, "fallback engine %s: %s", cfg->fallback_engine, hark_strerror(rc));
+    }
+    if (rc) {
+        hark_engine_destroy(*eng);
+        hark_engine_destroy(*fallback);
+        *eng = *fallback = NULL;
+    }
+    return rc;
+}
+
 static int build_defaults(const struct config *c, struct hark_options **out, char *err, size_t n)
 {
     struct hark_options *o;
@@ -216,17 +289,18 @@ int cli_serve_run(int argc, char **argv, int with_ws)
     }
     kv[nkv] = NULL;
 
-    struct hark_engine *eng = NULL;
+    struct hark_engine *eng = NULL, *fallback = NULL;
     struct hark_options *defaults = NULL;
     struct wsfe *fe = NULL;
-    int rc = hark_engine_load(&eng, cfg.engine, kv, err, sizeof err);
+    int rc = load_engines(&cfg, kv, &eng, &fallback, err, sizeof err);
     if (rc) {
-        fprintf(stderr, "%s: engine %s: %s\n", cmd, cfg.engine, err);
+        fprintf(stderr, "%s: %s\n", cmd, err);
         return CLI_ENGINE;
     }
     if (build_defaults(&cfg, &defaults, err, sizeof err)) {
         fprintf(stderr, "%s: %s\n", cmd, err);
         hark_engine_destroy(eng);
+        hark_engine_destroy(fallback);
         return CLI_USAGE;
     }
     /* One pool for both front ends: no oversubscription, and admission
@@ -256,6 +330,7 @@ int cli_serve_run(int argc, char **argv, int with_ws)
         status = CLI_RUNTIME;
         goto out;
     }
+    failover_metrics(metrics);
     struct wsfe_cfg wc = {
         .host = cfg.host,
         .port = cfg.port,
@@ -329,12 +404,12 @@ int cli_serve_run(int argc, char **argv, int with_ws)
             printf("hark %s listening on %s://%s:%d/ (demo page), %s://%s:%d/v1/stream; engine "
                    "%s, %u workers\n",
                    hark_version(), tls ? "https" : "http", shown, port, tls ? "wss" : "ws", shown,
-                   port, cfg.engine, workers);
+                   port, hark_engine_get_name(eng), workers);
     }
     if (nw)
         printf("hark %s worker on NATS %s (%s): %s.* -> %s.*; engine %s, %u workers\n",
                hark_version(), cli_nats_url(&cfg), natsw_connected(nw) ? "connected" : "connecting",
-               cfg.nats_subject_in, cfg.nats_subject_out, cfg.engine, workers);
+               cfg.nats_subject_in, cfg.nats_subject_out, hark_engine_get_name(eng), workers);
     fflush(stdout);
     if (fe)
         wsfe_run(fe); /* until SIGTERM/SIGINT, then the WebSocket sessions drain */
@@ -357,6 +432,8 @@ out:
     metrics_destroy(metrics);
     hark_options_destroy(defaults);
     hark_engine_destroy(eng);
+    hark_engine_destroy(fallback);
+    failover_m = NULL;
     if (status == CLI_OK)
         fprintf(stderr, "%s: stopped\n", cmd);
     return status;

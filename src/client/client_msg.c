@@ -19,6 +19,7 @@ static const struct {
     {"interrupt", HARK_EVENT_INTERRUPT},
     {"error", HARK_EVENT_ERROR},
     {"closed", HARK_EVENT_CLOSED},
+    {"provider_failover", HARK_EVENT_PROVIDER_FAILOVER},
 };
 static const struct {
     const char *name;
@@ -193,6 +194,14 @@ static int parse_event(struct client_msg *m, const struct json_value *root, char
             return rc;
         ev->segments = (int64_t)u;
         return 0;
+    case HARK_EVENT_PROVIDER_FAILOVER:
+        m->error_code = get_str(root, "code");
+        ev->code = client_msg_err_from_code(m->error_code);
+        ev->message = get_str(root, "message");
+        ev->failover_reason = get_str(root, "reason");
+        ev->from_engine = get_str(root, "from");
+        ev->to_engine = get_str(root, "to");
+        return get_time(root, "start", &ev->start, err, n);
     }
     return 0;
 }

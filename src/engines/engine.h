@@ -16,6 +16,16 @@
  *
  * Engines never call exit() on bad input: model_load validates files first
  * (PocketSphinx's sphinxbase calls exit() on corrupt models).
+ *
+ * Engines that wait on the network (ENGINE_ASYNC, e.g. openai) do not end an
+ * utterance with utt_end: utt_submit hands the utterance to the engine's own
+ * I/O thread and returns at once, so no worker thread waits on a socket.
+ * Their stream is per SESSION (acquired at the first utterance, released at
+ * the session's end), and may have several submitted utterances in flight.
+ * When one completes, the engine's I/O thread calls cfg->notify (which must
+ * be cheap and thread-safe: the session posts itself a job); the session's
+ * thread then takes completions with utt_poll. stream_release cancels what is
+ * in flight; after it returns, notify is never called for the stream.
  */
 #ifndef HARK_ENGINES_ENGINE_H
 #define HARK_ENGINES_ENGINE_H
@@ -52,6 +62,24 @@ struct engine_stream_cfg {
     const char *const *vocabulary; /* NULL-terminated words/phrases to add, or NULL */
     int want_words;                /* word times/confidences needed in finals */
     const char *session_id;        /* for log lines */
+    /* ENGINE_ASYNC only: called from the engine's thread when a submitted
+     * utterance completed (NULL: the caller waits with utt_wait instead). */
+    void (*notify)(void *user);
+    void *notify_user;
+};
+
+/* A submitted utterance's outcome (ENGINE_ASYNC), from utt_poll. */
+struct engine_done {
+    uint64_t ticket;             /* as given to utt_submit */
+    int err;                     /* 0, or HARK_E_* after the engine's own retries */
+    const char *reason;          /* with err: short wire word ("unreachable", "timeout", "auth",
+                                    "http_status", "bad_reply"), static */
+    char message[256];           /* with err: detail for logs and the client */
+    struct engine_result result; /* with !err; storage valid until the next call on the stream */
+};
+
+enum {
+    ENGINE_ASYNC = 1, /* results of finals come later: utt_submit/utt_poll, not utt_end */
 };
 
 struct engine_ops {
@@ -87,16 +115,42 @@ struct engine_ops {
     int (*utt_end)(struct engine_stream *s, struct engine_result *out);
 
     void (*stats)(struct engine_model *m, struct hark_engine_stats *out);
+
+    unsigned flags; /* ENGINE_ASYNC */
+    /* ENGINE_ASYNC: end the current utterance and recognise it in the
+     * background; its engine_done carries `ticket`. The stream is ready for
+     * the next utt_start at once. */
+    int (*utt_submit)(struct engine_stream *s, uint64_t ticket);
+    /* Takes one completed utterance: 1 and *out filled, or 0 when none. */
+    int (*utt_poll)(struct engine_stream *s, struct engine_done *out);
+    /* Blocks until a completion is ready or timeout_ms passed (-1: no limit). */
+    void (*utt_wait)(struct engine_stream *s, int timeout_ms);
 };
 
 /* Compile-time list, NULL-terminated (registry.c). */
 const struct engine_ops *engine_find(const char *name);
 const struct engine_ops *engine_at(int index);
 
+/* A circuit breaker per network engine (registry.c): after a failover the
+ * provider is "open" for cooldown_ms (new sessions start on the fallback), then
+ * one session probes it ("half open"); its first success closes the breaker,
+ * its failure opens it again for twice as long (at most 16 x cooldown_ms). */
+struct engine_breaker;
+
 /* hark_engine internals shared with the session module. */
 struct hark_engine {
     const struct engine_ops *ops;
     struct engine_model *model;
+    struct hark_engine *fallback; /* hark_engine_set_fallback, or NULL */
+    struct engine_breaker *breaker;
+    void (*on_failover)(void *user, const char *reason); /* metrics; any thread */
+    void *on_failover_user;
 };
+
+/* Breaker verdict for a new session: 1 = use the provider (closed, or this
+ * session is the half-open probe: *probe set), 0 = go to the fallback. */
+int engine_breaker_admit(struct hark_engine *eng, int *probe);
+/* ok: 1 the provider answered, 0 it failed, -1 no verdict (a probe ended early). */
+void engine_breaker_result(struct hark_engine *eng, int ok, int probe);
 
 #endif

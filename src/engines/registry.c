@@ -1,17 +1,29 @@
 /* The engines compiled into hark, found by name, and the public
  * hark_engine_* calls that wrap a loaded model. */
+#include <pthread.h>
 #include <string.h>
 
+#include "base/clock.h"
 #include "base/err.h"
 #include "base/log.h"
 #include "base/mem.h"
 #include "engines/engine.h"
 
 extern const struct engine_ops engine_pocketsphinx;
+extern const struct engine_ops engine_openai;
 
 static const struct engine_ops *const engines[] = {
     &engine_pocketsphinx,
+    &engine_openai,
     NULL,
+};
+
+struct engine_breaker {
+    pthread_mutex_t mu;
+    int cooldown_ms;    /* base */
+    int open_ms;        /* current: doubles while probes fail */
+    int64_t open_until; /* monotonic ns; 0 = closed */
+    int probing;        /* a half-open probe session is out */
 };
 
 const struct engine_ops *engine_at(int index)
@@ -75,10 +87,85 @@ int hark_engine_load(struct hark_engine **out, const char *name, const char *con
     return 0;
 }
 
+int hark_engine_set_fallback(struct hark_engine *eng, struct hark_engine *fallback, int cooldown_ms,
+                             void (*on_failover)(void *user, const char *reason), void *user)
+{
+    if (!eng || !fallback || fallback == eng || fallback->fallback || cooldown_ms < 0 ||
+        (fallback->ops->flags & ENGINE_ASYNC) || eng->breaker)
+        return HARK_E_INVAL;
+    struct engine_breaker *b = hark_calloc(1, sizeof *b);
+    if (!b)
+        return HARK_E_NOMEM;
+    pthread_mutex_init(&b->mu, NULL);
+    b->cooldown_ms = b->open_ms = cooldown_ms;
+    eng->breaker = b;
+    eng->fallback = fallback;
+    eng->on_failover = on_failover;
+    eng->on_failover_user = user;
+    return 0;
+}
+
+int engine_breaker_admit(struct hark_engine *eng, int *probe)
+{
+    struct engine_breaker *b = eng->breaker;
+    *probe = 0;
+    if (!b)
+        return 1;
+    pthread_mutex_lock(&b->mu);
+    int ok = 1;
+    if (b->open_until) {
+        /* Open: nobody until the cooldown ends; then one probe at a time. */
+        if (clock_mono_ns() < b->open_until || b->probing)
+            ok = 0;
+        else
+            *probe = b->probing = 1;
+    }
+    pthread_mutex_unlock(&b->mu);
+    return ok;
+}
+
+void engine_breaker_result(struct hark_engine *eng, int ok, int probe)
+{
+    struct engine_breaker *b = eng->breaker;
+    if (!b)
+        return;
+    pthread_mutex_lock(&b->mu);
+    if (ok < 0) {
+        if (probe)
+            b->probing = 0; /* no verdict: the next session probes */
+    } else if (ok) {
+        if (probe || !b->probing) {
+            if (b->open_until)
+                LOG_INFO(NULL, "engine %s: provider answers again; circuit closed", eng->ops->name);
+            b->open_until = 0;
+            b->open_ms = b->cooldown_ms;
+            b->probing = 0;
+        }
+    } else {
+        /* A failed probe doubles the wait; a failure while closed opens it
+         * for the base cooldown. */
+        if (probe && b->open_until)
+            b->open_ms =
+                b->open_ms * 2 > b->cooldown_ms * 16 ? b->cooldown_ms * 16 : b->open_ms * 2;
+        else if (!b->open_until)
+            b->open_ms = b->cooldown_ms;
+        if (probe)
+            b->probing = 0;
+        b->open_until = clock_mono_ns() + (int64_t)b->open_ms * 1000000;
+        LOG_WARN(NULL, "engine %s: circuit open for %d ms; new sessions use %s", eng->ops->name,
+                 b->open_ms, eng->fallback ? eng->fallback->ops->name : "nothing");
+    }
+    pthread_mutex_unlock(&b->mu);
+}
+
 void hark_engine_destroy(struct hark_engine *eng)
 {
     if (!eng)
         return;
+    if (eng->breaker) {
+        pthread_mutex_destroy(&eng->breaker->mu);
+        hark_free(eng->breaker);
+    }
     eng->ops->model_free(eng->model);
     hark_free(eng);
 }

@@ -83,6 +83,20 @@ void event_json_render(const struct hark_event *ev, struct buf *b)
         buf_json_key(b, "message");
         buf_json_str(b, ev->message);
         break;
+    case HARK_EVENT_PROVIDER_FAILOVER:
+        buf_json_key(b, "reason");
+        buf_json_str(b, ev->failover_reason ? ev->failover_reason : "");
+        buf_json_key(b, "code");
+        buf_json_str(b, hark_err_code(ev->code));
+        buf_json_key(b, "message");
+        buf_json_str(b, ev->message ? ev->message : "");
+        buf_json_key(b, "from");
+        buf_json_str(b, ev->from_engine ? ev->from_engine : "");
+        buf_json_key(b, "to");
+        buf_json_str(b, ev->to_engine ? ev->to_engine : "");
+        buf_json_key(b, "start");
+        buf_json_num(b, ev->start);
+        break;
     case HARK_EVENT_CLOSED:
         buf_json_key(b, "audio_seconds");
         buf_json_num(b, ev->audio_seconds);

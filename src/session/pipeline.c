@@ -81,6 +81,17 @@ int pipeline_flush(struct pipeline *pl, enum hark_reason reason)
     return first_err;
 }
 
+int pipeline_poll(struct pipeline *pl)
+{
+    int first_err = 0;
+    for (int i = 0; i < pl->n_stages; i++) {
+        int rc = pl->stages[i].ops->poll ? pl->stages[i].ops->poll(&pl->stages[i]) : 0;
+        if (rc && !first_err)
+            first_err = rc;
+    }
+    return first_err;
+}
+
 void pipeline_deinit(struct pipeline *pl)
 {
     for (int i = pl->n_stages - 1; i >= 0; i--)

@@ -59,6 +59,8 @@ const char *hark_event_type_name(enum hark_event_type t)
         return "error";
     case HARK_EVENT_CLOSED:
         return "closed";
+    case HARK_EVENT_PROVIDER_FAILOVER:
+        return "provider_failover";
     }
     return "?";
 }
@@ -94,10 +96,13 @@ static void make_id(char *out, size_t n)
 int hark_engine_check_options(const struct hark_engine *eng, const struct hark_options *o,
                               char *errbuf, size_t errbuf_size)
 {
-    if (o->engine[0] && strcmp(o->engine, eng->ops->name) != 0)
+    if (eng->fallback && o->engine[0] && strcmp(o->engine, eng->fallback->ops->name) == 0)
+        eng = eng->fallback; /* a session may ask for the local engine by name */
+    else if (o->engine[0] && strcmp(o->engine, eng->ops->name) != 0)
         return err_set(errbuf, errbuf_size, HARK_E_NO_ENGINE,
-                       "engine: '%s' is not available here (this server runs '%s')", o->engine,
-                       eng->ops->name);
+                       "engine: '%s' is not available here (this server runs '%s'%s%s%s)",
+                       o->engine, eng->ops->name, eng->fallback ? " and '" : "",
+                       eng->fallback ? eng->fallback->ops->name : "", eng->fallback ? "'" : "");
     /* A language or model the engine lacks must fail here, at configure
      * time, with one error, not at every utterance's stream_acquire. Both
      * use the same code and the same message shape. */
@@ -182,6 +187,21 @@ int hark_session_finalize(struct hark_session *s)
     if (s->state != S_STREAMING)
         return HARK_E_STATE;
     return pipeline_flush(&s->pl, HARK_REASON_FINALIZE);
+}
+
+void hark_session_set_notify(struct hark_session *s, void (*notify)(void *user), void *user)
+{
+    s->pl.notify = notify;
+    s->pl.notify_user = user;
+}
+
+int hark_session_poll(struct hark_session *s)
+{
+    if (!s)
+        return HARK_E_INVAL;
+    if (s->state != S_STREAMING)
+        return 0; /* close waited for every result */
+    return pipeline_poll(&s->pl);
 }
 
 int hark_session_set_state(struct hark_session *s, enum hark_state state)

@@ -60,6 +60,8 @@ struct stage_ops {
     int (*write)(struct stage *st, const struct frame *f);
     /* End of input for now (finalize or close): push out what is held. */
     int (*flush)(struct stage *st, enum hark_reason reason);
+    /* Optional: results that arrived from another thread (pipeline_poll). */
+    int (*poll)(struct stage *st);
     void (*close)(struct stage *st);
     /* Appends e.g. "resample(44100→16000)". */
     void (*describe)(struct stage *st, struct buf *out);
@@ -84,6 +86,9 @@ struct pipeline {
                       far; read by assemble for results (voice_activity) */
     hark_event_cb cb;
     void *cb_user;
+    /* hark_session_set_notify: results of network engines are ready */
+    void (*notify)(void *user);
+    void *notify_user;
 
     int in_rate;           /* known once the decoder knows it (WAV header) */
     int64_t in_samples;    /* per-channel samples decoded at in_rate */
@@ -114,6 +119,7 @@ void pipeline_deliver(struct pipeline *pl, struct hark_event *ev);
 int pipeline_init(struct pipeline *pl);
 int pipeline_write_bytes(struct pipeline *pl, const void *bytes, size_t n);
 int pipeline_flush(struct pipeline *pl, enum hark_reason reason);
+int pipeline_poll(struct pipeline *pl);
 void pipeline_deinit(struct pipeline *pl);
 const char *pipeline_describe(struct pipeline *pl);
 

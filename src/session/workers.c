@@ -10,7 +10,7 @@
 #include "base/log.h"
 #include "base/mem.h"
 
-enum job_kind { J_AUDIO, J_FINALIZE, J_STATE, J_ERROR, J_CLOSE };
+enum job_kind { J_AUDIO, J_FINALIZE, J_STATE, J_ERROR, J_CLOSE, J_POLL };
 
 /* Audio bytes one chan may process per turn on a worker (~1 s of 16 kHz
  * s16; more for wider formats, which is fine). */
@@ -65,6 +65,8 @@ struct chan {
      * queued. One posted after a worker took it gets its own (empty) final,
      * as the protocol promises. */
     int finalize_queued;
+    /* A J_POLL (results of a network engine) is queued: one is enough. */
+    int poll_queued;
     double audio_sec, cpu_sec;
 
     /* set by the worker running the chan, read by ready_push */
@@ -280,6 +282,12 @@ static void run_jobs(struct chan *c, struct job *j)
         case J_CLOSE:
             hark_session_close(c->s);
             break;
+        case J_POLL:
+            pthread_mutex_lock(&c->mu);
+            c->poll_queued = 0; /* a notify from now on queues another */
+            pthread_mutex_unlock(&c->mu);
+            hark_session_poll(c->s);
+            break;
         }
         double cpu = (double)(clock_thread_ns() - t0) / 1e9;
         if (j->kind == J_AUDIO) {
@@ -438,6 +446,16 @@ void workers_stats(struct workers *w, struct workers_stats *out)
     out->jobs_done = atomic_load(&w->jobs_done);
 }
 
+static int post(struct chan *c, enum job_kind kind, int state, const void *data, size_t len);
+
+/* From an engine's thread: results are ready (hark_session_set_notify). The
+ * chan outlives this: its session's engine stream is released, which stops
+ * the notifications, before the chan is freed. */
+static void chan_notify(void *user)
+{
+    post(user, J_POLL, 0, NULL, 0);
+}
+
 int chan_create(struct chan **out, struct workers *w, struct hark_engine *eng,
                 const struct hark_options *opts, const char *session_id, chan_render_cb render,
                 void *render_user, size_t max_pending_bytes, char *errbuf, size_t errbuf_size)
@@ -459,6 +477,7 @@ int chan_create(struct chan **out, struct workers *w, struct hark_engine *eng,
         return rc;
     }
     snprintf(c->id, sizeof c->id, "%s", hark_session_id(c->s));
+    hark_session_set_notify(c->s, chan_notify, c);
     *out = c;
     return 0;
 }
@@ -495,6 +514,8 @@ static int post(struct chan *c, enum job_kind kind, int state, const void *data,
     struct job *t = c->jtail;
     if (kind == J_FINALIZE && c->finalize_queued)
         goto out;
+    if (kind == J_POLL && c->poll_queued)
+        goto out;
     if (kind == J_STATE && t && t->kind == J_STATE) {
         t->state = state;
         goto out;
@@ -506,8 +527,9 @@ static int post(struct chan *c, enum job_kind kind, int state, const void *data,
         goto out;
     }
     size_t cap = kind == J_AUDIO && len < AUDIO_JOB_MIN ? AUDIO_JOB_MIN : len;
-    /* The close is never refused: it is how a full session ends. */
-    if (kind != J_CLOSE && c->pending_bytes + JOB_COST(cap) > c->max_pending) {
+    /* The close is never refused: it is how a full session ends; nor a
+     * poll (at most one is queued): results already computed are owed. */
+    if (kind != J_CLOSE && kind != J_POLL && c->pending_bytes + JOB_COST(cap) > c->max_pending) {
         rc = HARK_E_LIMIT;
         goto out;
     }
@@ -537,6 +559,8 @@ static int post(struct chan *c, enum job_kind kind, int state, const void *data,
         c->finalize_queued = 1;
     if (kind == J_CLOSE)
         c->close_posted = 1;
+    if (kind == J_POLL)
+        c->poll_queued = 1;
     int schedule = !c->scheduled;
     c->scheduled = 1;
     pthread_mutex_unlock(&c->mu);

@@ -919,7 +919,8 @@ test('seed variables hark does not use are each named once on stderr with what h
       WHISPER_DEVICE: 'cuda', OTEL_ENABLED: 'true', HYPERDX_ENABLED: 'true' },
   });
   assert.equal(r.status, 3, r.stderr);
-  for (const [v, what] of [['WHISPER_URL', /calls no Whisper service/], ['WHISPER_MODEL_SIZE', /--model-dir/],
+  // WHISPER_URL is used: it is --openai-url's seed name (test_providers.mjs)
+  for (const [v, what] of [['WHISPER_MODEL_SIZE', /--model-dir/],
     ['WHISPER_DEVICE', /CPU/], ['OTEL_ENABLED', /no OpenTelemetry.*\/metrics/], ['HYPERDX_ENABLED', /HyperDX.*stderr/]]) {
     const lines = r.stderr.split('\n').filter((l) => l.includes(v + ' is set but not used'));
     assert.equal(lines.length, 1, `${v}:\n${r.stderr}`);

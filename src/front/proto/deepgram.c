@@ -139,6 +139,7 @@ static void render(const void *rstate, const struct hark_event *ev, struct buf *
             *flags |= MSG_FATAL;
         break;
     case HARK_EVENT_INTERRUPT:
+    case HARK_EVENT_PROVIDER_FAILOVER: /* no Deepgram message for it */
         break;
     }
 }

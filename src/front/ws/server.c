@@ -103,8 +103,9 @@ static void register_metrics(struct wsfe *fe)
                                            "From a finalize request to sending its final", NULL,
                                            NULL, lat_bounds, nb);
     static const enum hark_event_type types[] = {
-        HARK_EVENT_TRANSCRIPT, HARK_EVENT_SPEECH_STARTED, HARK_EVENT_UTTERANCE_END,
-        HARK_EVENT_INTERRUPT,  HARK_EVENT_ERROR,          HARK_EVENT_CLOSED};
+        HARK_EVENT_TRANSCRIPT,       HARK_EVENT_SPEECH_STARTED, HARK_EVENT_UTTERANCE_END,
+        HARK_EVENT_INTERRUPT,        HARK_EVENT_ERROR,          HARK_EVENT_CLOSED,
+        HARK_EVENT_PROVIDER_FAILOVER};
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
         fe->m_events[types[i]] = metrics_counter(m, "hark_events_total", "Events sent", "type",
                                                  hark_event_type_name(types[i]));
