@@ -1,0 +1,247 @@
+// Network engines and failover (docs/engines.md): hark in front of an
+// OpenAI-compatible transcription server. The upstream is a second real
+// `hark serve` (its POST /v1/audio/transcriptions), started by the test;
+// the front is `hark serve --engine openai --openai-url <upstream>/v1`.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import {
+  HARK, CLIPS, startServer, openNative, streamPcm, waitFor, wavPcm, wavOf, finals, wer, checkContract,
+  curl, sleep,
+} from './lib.mjs';
+
+const SILENCE = Buffer.alloc(32000 * 1.2); // 1.2 s: ends an utterance (endpointing 500 ms)
+const clips = CLIPS.slice(0, 3).map(wavPcm);
+// Each clip, then silence: one utterance per clip.
+const audio = Buffer.concat(clips.flatMap((c) => [c, SILENCE]));
+let dir;
+
+before(() => { dir = mkdtempSync(path.join(os.tmpdir(), 'hark-prov-')); });
+after(() => { rmSync(dir, { recursive: true, force: true }); });
+
+async function session(url, pcm, config = {}, opts = {}) {
+  const s = await openNative(url, config);
+  assert.equal(s.ready.type, 'ready', JSON.stringify(s.ready));
+  await streamPcm(s.ws, pcm, opts);
+  s.ws.send(JSON.stringify({ type: 'close' }));
+  await waitFor(s.events, (e) => e.type === 'closed', 120000);
+  s.ws.close();
+  return s.events;
+}
+
+// The upstream's own batch answer for one utterance (what the front should relay).
+async function batch(up, pcm, key) {
+  const f = path.join(dir, `u${Math.random().toString(36).slice(2)}.wav`);
+  writeFileSync(f, wavOf(pcm));
+  const r = await curl([`${up.http}/v1/audio/transcriptions`, '-F', `file=@${f}`, '-F', 'model=whisper-1',
+    ...(key ? ['-H', `Authorization: Bearer ${key}`] : [])]);
+  assert.equal(r.status, 200, r.body.toString());
+  return JSON.parse(r.body).text;
+}
+
+function front(up, extra = []) {
+  return startServer(['--workers', '2', '--engine', 'openai', '--openai-url', `${up.http}/v1`, ...extra]);
+}
+
+test('engine openai: finals match the upstream\'s own batch results for the same utterances, in order with the events after them', async () => {
+  const up = await startServer(['--workers', '2']);
+  const fr = await front(up);
+  try {
+    // as fast as the socket takes it: the next utterance's speech_started
+    // happens while the previous final is still at the upstream
+    const ev = await session(fr.url, audio);
+    checkContract(ev);
+    const fin = ev.filter((e) => e.type === 'transcript' && e.is_final && e.text);
+    assert.equal(fin.length, clips.length, JSON.stringify(fin));
+    const ref = [];
+    for (const c of clips) ref.push(await batch(up, c));
+    // Tolerance: the front cuts each utterance with its VAD (a few frames
+    // differ from the whole clip), the upstream's VAD and decoder then see
+    // nearly the same audio: word error rate against the batch text <= 10 %.
+    const w = wer(ref.join(' '), fin.map((e) => e.text).join(' '));
+    assert.ok(w.errors <= Math.ceil(w.words * 0.1), `${w.errors}/${w.words}\nref: ${ref.join(' ')}\nhyp: ${finals(ev)}`);
+    // words with times come through verbose_json, mapped to session time
+    for (const e of fin) {
+      assert.ok(e.words.length > 0, JSON.stringify(e));
+      assert.ok(e.words[0].start >= e.start - 0.05 && e.words.at(-1).end <= e.end + 0.05, JSON.stringify(e));
+    }
+    // Order: every speech_started after segment k's start comes after its final.
+    const idx = (p) => ev.findIndex(p);
+    for (let k = 1; k < fin.length; k++) {
+      const sp = idx((e) => e.type === 'speech_started' && e.timestamp > fin[k - 1].end - 0.01);
+      assert.ok(sp > ev.indexOf(fin[k - 1]), `speech_started of segment ${k} before final ${k - 1}`);
+    }
+  } finally {
+    await fr.stop();
+    await up.stop();
+  }
+});
+
+test('upstream SIGKILLed mid-session with --fallback-engine pocketsphinx: provider_failover, no word lost; the next session goes straight to the fallback (breaker), a metric counts both', async () => {
+  const up = await startServer(['--workers', '2']);
+  const fr = await front(up, ['--fallback-engine', 'pocketsphinx', '--openai-retries', '1']);
+  const local = await startServer(['--workers', '2']);
+  let upDead = false;
+  try {
+    const s = await openNative(fr.url, {});
+    await streamPcm(s.ws, Buffer.concat([clips[0], SILENCE]));
+    await waitFor(s.events, (e) => e.type === 'transcript' && e.is_final, 60000);
+    const tKill = Date.now();
+    await up.stop('SIGKILL'); // (stop() again would wait for a second exit)
+    upDead = true;
+    await streamPcm(s.ws, Buffer.concat([clips[1], SILENCE, clips[2], SILENCE]), { realtime: false });
+    const fo = await waitFor(s.events, (e) => e.type === 'provider_failover', 60000);
+    const firstAfter = await waitFor(s.events, (e) => e.type === 'transcript' && e.is_final && e.seq > fo.seq, 60000);
+    const failoverMs = Date.now() - tKill;
+    s.ws.send(JSON.stringify({ type: 'close' }));
+    await waitFor(s.events, (e) => e.type === 'closed', 60000);
+    checkContract(s.events);
+    assert.equal(fo.reason, 'unreachable', JSON.stringify(fo));
+    assert.equal(fo.code, 'provider_error');
+    assert.equal(fo.from, 'openai');
+    assert.equal(fo.to, 'pocketsphinx');
+    assert.ok(firstAfter.text.length > 0);
+    // No word lost: the finals against a plain pocketsphinx session on the
+    // same audio; utterance 1 came from the upstream (hark + pocketsphinx
+    // too), the rest from the fallback replaying kept audio: WER <= 10 %.
+    const ref = finals(await session(local.url, audio));
+    const w = wer(ref, finals(s.events));
+    assert.ok(w.errors <= Math.ceil(w.words * 0.1), `${w.errors}/${w.words}\nref: ${ref}\nhyp: ${finals(s.events)}`);
+    console.log(`# failover: kill -> first fallback final ${failoverMs} ms (fast stream, retries 1)`);
+
+    // Breaker open (cooldown 30 s): the next session starts on pocketsphinx.
+    const t0 = Date.now();
+    const ev2 = await session(fr.url, Buffer.concat([clips[0], SILENCE]));
+    const fo2 = ev2.find((e) => e.type === 'provider_failover');
+    assert.ok(fo2, JSON.stringify(ev2).slice(0, 500));
+    assert.equal(fo2.reason, 'circuit_open');
+    const fin2 = ev2.find((e) => e.type === 'transcript' && e.is_final);
+    assert.ok(ev2.indexOf(fo2) < ev2.indexOf(fin2));
+    assert.ok(fin2.text.split(' ').length > 5, fin2.text);
+    assert.ok(Date.now() - t0 < 20000);
+    const m = (await curl([`${fr.http}/metrics`])).body.toString();
+    assert.match(m, /hark_provider_failovers_total\{reason="unreachable"\} 1\b/);
+    assert.match(m, /hark_provider_failovers_total\{reason="circuit_open"\} 1\b/);
+  } finally {
+    await fr.stop();
+    await local.stop();
+    if (!upDead) await up.stop();
+  }
+});
+
+test('breaker: after the cooldown one session probes the provider again; its success closes the circuit', async () => {
+  const up = await startServer(['--workers', '2']);
+  const port = up.port;
+  const fr = await startServer(['--workers', '2', '--engine', 'openai', '--openai-url', `http://127.0.0.1:${port}/v1`,
+    '--fallback-engine', 'pocketsphinx', '--openai-retries', '0', '--provider-cooldown-ms', '6000']);
+  try {
+    await up.stop('SIGKILL'); // before any session: the first one fails over
+    const ev1 = await session(fr.url, Buffer.concat([clips[0], SILENCE]));
+    const tOpen = Date.now(); // the circuit opened during ev1
+    assert.equal(ev1.find((e) => e.type === 'provider_failover')?.reason, 'unreachable');
+    const ev2 = await session(fr.url, Buffer.concat([clips[0], SILENCE]));
+    assert.equal(ev2.find((e) => e.type === 'provider_failover')?.reason, 'circuit_open', fr.log());
+    assert.ok(finals(ev2).length > 10);
+    // the upstream comes back on the same port
+    const back = await startServerOn(port);
+    try {
+      await sleep(Math.max(0, tOpen + 6500 - Date.now())); // past the cooldown
+      const ev3 = await session(fr.url, Buffer.concat([clips[0], SILENCE]));
+      assert.equal(ev3.find((e) => e.type === 'provider_failover'), undefined, JSON.stringify(ev3).slice(0, 600));
+      assert.ok(finals(ev3).length > 10);
+      const ev4 = await session(fr.url, Buffer.concat([clips[0], SILENCE]));
+      assert.equal(ev4.find((e) => e.type === 'provider_failover'), undefined);
+      assert.match(fr.log(), /circuit closed/);
+    } finally {
+      await back.stop();
+    }
+  } finally {
+    await fr.stop();
+  }
+});
+
+// `hark serve` on a given port (lib's startServer picks a free one).
+async function startServerOn(port) {
+  const proc = spawn(HARK, ['serve', '--host', '127.0.0.1', '--port', String(port), '--workers', '2'],
+    { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('upstream did not restart')), 30000);
+    proc.stdout.on('data', (d) => { out += d; if (/listening on/.test(out)) { clearTimeout(timer); resolve(); } });
+    proc.on('exit', (code) => { clearTimeout(timer); reject(new Error(`upstream exited ${code}`)); });
+  });
+  return { async stop() { if (proc.exitCode === null) { proc.kill('SIGTERM'); await once(proc, 'exit'); } } };
+}
+
+test('a key the upstream refuses: an unauthorized error (no fallback), or a failover with reason auth (fallback)', async () => {
+  const up = await startServer(['--workers', '2', '--api-keys', 'right-key']);
+  const bad = await front(up, ['--openai-key', 'wrong-key']);
+  const badFb = await front(up, ['--openai-key', 'wrong-key', '--fallback-engine', 'pocketsphinx']);
+  const good = await startServer(['--workers', '2', '--engine', 'openai', '--openai-url', `${up.http}/v1`],
+    { HARK_OPENAI_KEY: 'right-key' });
+  try {
+    const ev = await session(bad.url, Buffer.concat([clips[0], SILENCE]));
+    const err = ev.find((e) => e.type === 'error');
+    assert.ok(err, JSON.stringify(ev).slice(0, 600));
+    assert.equal(err.code, 'unauthorized');
+    assert.match(err.message, /refused the key \(HTTP 401\)/);
+    // still exactly one (empty) final for the segment
+    const fin = ev.filter((e) => e.type === 'transcript' && e.is_final);
+    assert.equal(fin.length, 1);
+    assert.equal(fin[0].text, '');
+    assert.ok(!bad.log().includes('wrong-key'));
+
+    const ev2 = await session(badFb.url, Buffer.concat([clips[0], SILENCE]));
+    const fo = ev2.find((e) => e.type === 'provider_failover');
+    assert.equal(fo?.reason, 'auth', JSON.stringify(ev2).slice(0, 600));
+    assert.equal(fo.code, 'unauthorized');
+    assert.ok(finals(ev2).split(' ').length > 5, finals(ev2));
+
+    const ev3 = await session(good.url, Buffer.concat([clips[0], SILENCE]));
+    assert.equal(ev3.find((e) => e.type === 'error'), undefined);
+    assert.ok(finals(ev3).split(' ').length > 5);
+  } finally {
+    await Promise.all([bad.stop(), badFb.stop(), good.stop()]);
+    await up.stop();
+  }
+});
+
+test('per session: engine "pocketsphinx" picks the fallback by name, an unknown engine is refused naming both; WHISPER_URL selects openai', async () => {
+  const up = await startServer(['--workers', '2']);
+  const fr = await startServer(['--workers', '2', '--fallback-engine', 'pocketsphinx'], { WHISPER_URL: `${up.http}/v1` });
+  try {
+    const s = await openNative(fr.url, {});
+    assert.equal(s.ready.engine, 'openai');
+    s.ws.close();
+    const ps = await openNative(fr.url, { engine: 'pocketsphinx' });
+    assert.equal(ps.ready.type, 'ready', JSON.stringify(ps.ready));
+    await streamPcm(ps.ws, Buffer.concat([clips[0], SILENCE]));
+    ps.ws.send(JSON.stringify({ type: 'close' }));
+    await waitFor(ps.events, (e) => e.type === 'closed', 60000);
+    assert.ok(finals(ps.events).split(' ').length > 5);
+    assert.equal(ps.events.find((e) => e.type === 'provider_failover'), undefined);
+    const no = await openNative(fr.url, { engine: 'nope' });
+    assert.equal(no.ready.type, 'error');
+    assert.match(no.ready.message, /'openai' and 'pocketsphinx'/);
+  } finally {
+    await fr.stop();
+    await up.stop();
+  }
+});
+
+test('hark engines lists the built-in engines; bad openai settings fail at start with a clear message', () => {
+  const r = spawnSync(HARK, ['engines'], { encoding: 'utf8', timeout: 10000 });
+  assert.equal(r.status, 0);
+  assert.match(r.stdout, /^pocketsphinx /m);
+  assert.match(r.stdout, /^openai /m);
+  const bad = spawnSync(HARK, ['serve', '--port', '0', '--engine', 'openai', '--openai-url', 'ftp://x'], { encoding: 'utf8', timeout: 20000 });
+  assert.notEqual(bad.status, 0);
+  assert.match(bad.stderr, /must start with http:\/\/ or https:\/\//);
+  const fb = spawnSync(HARK, ['serve', '--port', '0', '--fallback-engine', 'pocketsphinx'], { encoding: 'utf8', timeout: 20000 });
+  assert.notEqual(fb.status, 0);
+  assert.match(fb.stderr, /a fallback is for a network engine/);
+});
