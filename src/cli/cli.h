@@ -16,6 +16,7 @@ enum cli_exit {
 };
 
 int cli_transcribe(int argc, char **argv);
+int cli_engines(int argc, char **argv);
 int cli_serve(int argc, char **argv);
 int cli_worker(int argc, char **argv);
 

@@ -58,16 +58,18 @@ int cli_settings_add(struct cli_settings *s, const char *kv)
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: hark <command> [options]\n"
-               "\n"
-               "commands:\n"
-               "  serve [options]               run the streaming server (WebSocket + HTTP)\n"
-               "  worker [options]              run the NATS streaming worker (seed 004)\n"
-               "  transcribe [options] FILE|-   stream a file or stdin through a session\n"
-               "  engines                       list the engines built in\n"
-               "  version                       print the version\n"
-               "\n"
-               "`hark <command> --help` shows the command's options.\n");
+    fprintf(
+        f,
+        "usage: hark <command> [options]\n"
+        "\n"
+        "commands:\n"
+        "  serve [options]               run the streaming server (WebSocket + HTTP)\n"
+        "  worker [options]              run the NATS streaming worker (seed 004)\n"
+        "  transcribe [options] FILE|-   stream a file or stdin through a session\n"
+        "  engines [serve options]       list the engines built in and what the options configure\n"
+        "  version                       print the version\n"
+        "\n"
+        "`hark <command> --help` shows the command's options.\n");
 }
 
 int main(int argc, char **argv)
@@ -83,11 +85,8 @@ int main(int argc, char **argv)
         return cli_worker(argc - 1, argv + 1);
     if (!strcmp(cmd, "transcribe"))
         return cli_transcribe(argc - 1, argv + 1);
-    if (!strcmp(cmd, "engines")) {
-        for (int i = 0; hark_engine_name(i); i++)
-            printf("%-14s %s\n", hark_engine_name(i), hark_engine_description(i));
-        return CLI_OK;
-    }
+    if (!strcmp(cmd, "engines"))
+        return cli_engines(argc - 1, argv + 1);
     if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
         printf("hark %s\n", hark_version());
         return CLI_OK;

@@ -438,3 +438,46 @@ out:
         fprintf(stderr, "%s: stopped\n", cmd);
     return status;
 }
+
+/* `hark engines [serve options]`: the engines built in, and what the same
+ * options (flags and environment) would run, without loading anything or
+ * calling a provider. */
+int cli_engines(int argc, char **argv)
+{
+    struct config cfg;
+    char err[512];
+    if (config_load_env(&cfg, err, sizeof err)) {
+        fprintf(stderr, "hark engines: %s\n", err);
+        return CLI_USAGE;
+    }
+    int first = config_parse_args(&cfg, CONFIG_SERVE, argc, argv, 1,
+                                  "usage: hark engines [serve options]", err, sizeof err);
+    if (first == -2)
+        return CLI_OK;
+    if (first < 0 || first < argc) {
+        fprintf(stderr, "hark engines: %s\n", first < 0 ? err : "unexpected argument");
+        return CLI_USAGE;
+    }
+    const char *name = cfg.engine;
+    if (!config_given(&cfg, "engine") && cfg.openai_url[0])
+        name = "openai";
+    for (int i = 0; hark_engine_name(i); i++) {
+        const char *e = hark_engine_name(i);
+        printf("%-14s %s\n", e, hark_engine_description(i));
+        if (!strcmp(e, "openai")) {
+            if (cfg.openai_url[0])
+                printf("%-14s configured: %s, model %s, %s\n", "", cfg.openai_url, cfg.openai_model,
+                       cfg.openai_key[0] ? "with a key" : "no key");
+            else
+                printf("%-14s not configured (--openai-url, HARK_OPENAI_URL or WHISPER_URL)\n", "");
+        } else {
+            printf("%-14s available (local)\n", "");
+        }
+    }
+    printf("in use: %s", name);
+    if (cfg.fallback_engine[0])
+        printf(", failing over to %s (circuit breaker %d ms)", cfg.fallback_engine,
+               cfg.provider_cooldown_ms);
+    printf("\n");
+    return CLI_OK;
+}

@@ -238,6 +238,14 @@ test('hark engines lists the built-in engines; bad openai settings fail at start
   assert.equal(r.status, 0);
   assert.match(r.stdout, /^pocketsphinx /m);
   assert.match(r.stdout, /^openai /m);
+  assert.match(r.stdout, /not configured/);
+  assert.match(r.stdout, /^in use: pocketsphinx$/m);
+  const c = spawnSync(HARK, ['engines', '--fallback-engine', 'pocketsphinx'], {
+    encoding: 'utf8', timeout: 10000, env: { ...process.env, WHISPER_URL: 'http://gpu:8000/v1', HARK_OPENAI_KEY: 'sekrit' } });
+  assert.equal(c.status, 0, c.stderr);
+  assert.match(c.stdout, /configured: http:\/\/gpu:8000\/v1, model whisper-1, with a key/);
+  assert.match(c.stdout, /^in use: openai, failing over to pocketsphinx/m);
+  assert.ok(!c.stdout.includes('sekrit'));
   const bad = spawnSync(HARK, ['serve', '--port', '0', '--engine', 'openai', '--openai-url', 'ftp://x'], { encoding: 'utf8', timeout: 20000 });
   assert.notEqual(bad.status, 0);
   assert.match(bad.stderr, /must start with http:\/\/ or https:\/\//);

@@ -1,0 +1,109 @@
+// Network engines (docs/benchmarks.md, "Network engines"): what hark adds in
+// front of an OpenAI-compatible server, and how long a failover takes.
+//
+//   (cd tests/e2e && node ../../bench/providers.mjs --hark ../../build/hark [--rounds 2])
+//
+// The upstream is a real `hark serve` (its POST /v1/audio/transcriptions);
+// the front is `hark serve --engine openai --openai-url <upstream>/v1`.
+//  1. Added latency: the librivox clips streamed in real time, each followed
+//     by 1.2 s of silence, once straight to the upstream's /v1/stream and once
+//     through the front; per utterance, from sending its last speech byte to
+//     receiving its final (p50/p95 per arm, and the difference).
+//  2. Failover: through a front with --fallback-engine pocketsphinx, the
+//     upstream is SIGKILLed 1 s into an utterance; from the kill to the
+//     provider_failover event and to that utterance's final (made by the
+//     fallback from the kept audio), and its end of speech -> final.
+import { parseArgs } from 'node:util';
+import path from 'node:path';
+import { CLIPS, startServer, openNative, wavPcm, sleep, waitFor } from '../tests/e2e/lib.mjs';
+
+const { values: args } = parseArgs({
+  options: { hark: { type: 'string' }, rounds: { type: 'string', default: '2' } },
+});
+if (args.hark) process.env.HARK_BIN = path.resolve(args.hark);
+const HARK_ENV = args.hark ? path.resolve(args.hark) : undefined;
+void HARK_ENV;
+
+const SILENCE = Buffer.alloc(38400); // 1.2 s
+const clips = CLIPS.map(wavPcm);
+const rounds = Number(args.rounds);
+
+function pct(xs, p) {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))];
+}
+
+// Streams pcm in 20 ms frames at real time; resolves at the end.
+async function realtime(ws, pcm) {
+  const t0 = Date.now();
+  for (let off = 0; off < pcm.length; off += 640) {
+    ws.send(pcm.subarray(off, Math.min(off + 640, pcm.length)));
+    const wait = t0 + ((off + 640) / 32000) * 1000 - Date.now();
+    if (wait > 0) await sleep(wait);
+  }
+}
+
+// Per utterance: last speech byte sent -> final received (ms).
+async function latencies(url) {
+  const s = await openNative(url, {});
+  const arrivals = [];
+  s.ws.on('message', (d, bin) => {
+    if (bin) return;
+    const e = JSON.parse(d.toString());
+    if (e.type === 'transcript' && e.is_final && e.text) arrivals.push(Date.now());
+  });
+  const ends = [];
+  for (let r = 0; r < rounds; r++)
+    for (const c of clips) {
+      await realtime(s.ws, c);
+      ends.push(Date.now());
+      await realtime(s.ws, SILENCE);
+    }
+  s.ws.send(JSON.stringify({ type: 'close' }));
+  await waitFor(s.events, (e) => e.type === 'closed', 60000);
+  s.ws.close();
+  if (arrivals.length !== ends.length) throw new Error(`${arrivals.length} finals for ${ends.length} utterances`);
+  return ends.map((t, i) => arrivals[i] - t);
+}
+
+const up = await startServer(['--workers', '2']);
+const front = await startServer(['--workers', '2', '--engine', 'openai', '--openai-url', `${up.http}/v1`]);
+const direct = await latencies(up.url);
+const relayed = await latencies(front.url);
+await front.stop();
+const row = (name, xs) => `| ${name} | ${xs.length} | ${pct(xs, 50)} | ${pct(xs, 95)} |`;
+console.log('| end of speech -> final, ms | utterances | p50 | p95 |\n|---|---|---|---|');
+console.log(row('upstream directly (/v1/stream)', direct));
+console.log(row('through hark --engine openai', relayed));
+const diff = relayed.map((x, i) => x - direct[i]);
+console.log(row('difference per utterance', diff));
+
+// Failover
+const fb = await startServer(['--workers', '2', '--engine', 'openai', '--openai-url', `${up.http}/v1`,
+  '--fallback-engine', 'pocketsphinx']);
+const s = await openNative(fb.url, {});
+let tFailover = 0, tFinal = 0;
+s.ws.on('message', (d, bin) => {
+  if (bin) return;
+  const e = JSON.parse(d.toString());
+  if (e.type === 'provider_failover') tFailover = Date.now();
+  else if (tFailover && !tFinal && e.type === 'transcript' && e.is_final) tFinal = Date.now();
+});
+await realtime(s.ws, Buffer.concat([clips[0], SILENCE]));
+await waitFor(s.events, (e) => e.type === 'transcript' && e.is_final, 30000);
+const c = clips[1];
+await realtime(s.ws, c.subarray(0, 32000)); // 1 s into the utterance
+const tKill = Date.now();
+up.proc.kill('SIGKILL');
+await realtime(s.ws, c.subarray(32000));
+const tEnd = Date.now();
+await realtime(s.ws, SILENCE);
+await waitFor(s.events, (e) => e.type === 'closed' || (tFinal > 0), 60000);
+s.ws.send(JSON.stringify({ type: 'close' }));
+await waitFor(s.events, (e) => e.type === 'closed', 60000);
+console.log('\n| failover (upstream SIGKILLed 1 s into an utterance) | ms |\n|---|---|');
+console.log(`| kill -> provider_failover | ${tFailover - tKill} |`);
+console.log(`| kill -> first final by the fallback | ${tFinal - tKill} |`);
+console.log(`| that utterance: end of speech -> final | ${tFinal - tEnd} |`);
+await fb.stop();
+process.exit(0);
