@@ -90,7 +90,7 @@ struct recog {
     uint64_t next_ticket;
     float *utt_audio; /* the open utterance, kept for a failover */
     size_t utt_n, utt_cap;
-    struct item q[HOLD_MAX + PEND_MAX];
+    struct item *q; /* HOLD_MAX + PEND_MAX, a ring; allocated for ENGINE_ASYNC only */
     size_t q_head, q_len;
     unsigned n_pend;
     int probe;    /* this session is the breaker's half-open probe */
@@ -122,6 +122,9 @@ static int recog_init(struct stage *st)
                  pl->engine->ops->name, fb->ops->name);
     }
     r->async = (r->eng->ops->flags & ENGINE_ASYNC) != 0;
+    /* ~23 KB: only sessions that start on a network engine hold events */
+    if (r->async && !(r->q = hark_calloc(HOLD_MAX + PEND_MAX, sizeof *r->q)))
+        return HARK_E_NOMEM;
     return options_vocabulary_list(pl->opts, &r->vocab);
 }
 
@@ -552,6 +555,11 @@ static int submit(struct stage *st, struct recog *r, const struct frame *f)
     r->q_len++;
     r->n_pend++;
     end_cleanup(st, r);
+    if (p->state == P_FAILED && pl->engine->fallback) {
+        struct engine_done d = {.ticket = p->ticket, .err = p->err, .reason = "error"};
+        snprintf(d.message, sizeof d.message, "%s", p->msg);
+        return fail_over(st, r, &d);
+    }
     if (!pl->notify) /* nobody would call us back: wait for it now */
         return wait_results(st, r, 1);
     return collect(st, r);
@@ -673,6 +681,7 @@ static void recog_close(struct stage *st)
      * half open for the next one. */
     if (r->probe && !r->reported)
         engine_breaker_result(st->pl->engine, -1, 1);
+    hark_free(r->q);
     hark_free(r->utt_audio);
     hark_free(r->backlog);
     hark_free(r->vocab);

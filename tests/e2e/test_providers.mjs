@@ -233,6 +233,20 @@ test('per session: engine "pocketsphinx" picks the fallback by name, an unknown 
   }
 });
 
+test('hark transcribe --engine openai (no notifier: each final is waited for) gives the upstream\'s text', async () => {
+  const up = await startServer(['--workers', '2']);
+  try {
+    const r = spawnSync(HARK, ['transcribe', '--engine', 'openai', '--engine-opt', `url=${up.http}/v1`, CLIPS[0]],
+      { encoding: 'utf8', timeout: 60000 });
+    assert.equal(r.status, 0, r.stderr);
+    const ref = await batch(up, clips[0]);
+    const w = wer(ref, r.stdout.trim());
+    assert.ok(w.errors <= Math.ceil(w.words * 0.1), `${ref}\n${r.stdout}`);
+  } finally {
+    await up.stop();
+  }
+});
+
 test('hark engines lists the built-in engines; bad openai settings fail at start with a clear message', () => {
   const r = spawnSync(HARK, ['engines'], { encoding: 'utf8', timeout: 10000 });
   assert.equal(r.status, 0);
