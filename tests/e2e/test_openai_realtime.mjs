@@ -237,3 +237,22 @@ test('beta clients (OpenAI-Beta: realtime=v1): transcription_session.* events', 
   assert.equal(upd.session.input_audio_transcription.model, 'whisper-1');
   ws.close();
 });
+
+test('browsers: the key as subprotocol openai-insecure-api-key.KEY; realtime is echoed', async () => {
+  const open = (key) => new Promise((resolve) => {
+    const ws = new WebSocket(srv.url + '/v1/realtime?model=gpt-4o-transcribe',
+      ['realtime', `openai-insecure-api-key.${key}`, 'openai-beta.realtime-v1'], { ca: caPem });
+    const events = [];
+    ws.on('message', (d) => events.push(JSON.parse(d.toString())));
+    ws.on('open', () => resolve({ ws, events }));
+    ws.on('unexpected-response', (req, r) => resolve({ status: r.statusCode }));
+    ws.on('error', () => {});
+  });
+  const ok = await open(KEY);
+  assert.ok(ok.ws, `upgrade refused: ${ok.status}`);
+  assert.equal(ok.ws.protocol, 'realtime');
+  // the beta subprotocol asks for the beta shape, as the header does
+  await waitFor(ok.events, (e) => e.type === 'transcription_session.created', 10000);
+  ok.ws.close();
+  assert.equal((await open('nope')).status, 401);
+});

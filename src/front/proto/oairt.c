@@ -575,6 +575,9 @@ static int rt_open(const struct dialect_ctx *cx, const struct dialect_req *rq, v
     char h[128];
     const char *beta = rq->header(rq, "openai-beta:", h, sizeof h);
     c->beta = beta && strstr(beta, "realtime=v1") != NULL;
+    /* browsers say it as a subprotocol */
+    const char *protos = rq->header(rq, "sec-websocket-protocol:", h, sizeof h);
+    c->beta |= protos && strstr(protos, "openai-beta.realtime-v1") != NULL;
     *state = c;
     send_session(c, out, c->beta ? "transcription_session.created" : "session.created", c->beta);
     return 0;

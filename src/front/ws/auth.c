@@ -4,6 +4,9 @@
  *
  *   Authorization: Token KEY | Bearer KEY      (scheme case-insensitive)
  *   Sec-WebSocket-Protocol: token, KEY          (browsers; "token" is echoed)
+ *   Sec-WebSocket-Protocol: realtime, openai-insecure-api-key.KEY
+ *                                               (OpenAI Realtime in browsers;
+ *                                                "realtime" is echoed)
  *
  * and on AssemblyAI's /v3/ws only, the forms its SDKs send:
  *
@@ -209,6 +212,15 @@ static int credential(struct lws *wsi, char **hold, const char **key, size_t *ke
             if (k) {
                 *key = k;
                 *key_len = strlen(k);
+                return 1;
+            }
+        }
+        /* OpenAI's browser form: the key is a protocol name's suffix */
+        static const char oai[] = "openai-insecure-api-key.";
+        for (char *t = first; t; t = strtok_r(NULL, ", ", &save)) {
+            if (!strncmp(t, oai, sizeof oai - 1) && t[sizeof oai - 1]) {
+                *key = t + sizeof oai - 1;
+                *key_len = strlen(*key);
                 return 1;
             }
         }

@@ -1014,6 +1014,9 @@ static const struct lws_protocols protocols[] = {
      * lws answers with the first offered name it knows, i.e. "token". */
     {"token", cb_ws, sizeof(struct wsconn), RX_CHUNK, 0, NULL, 0},
     {"bearer", cb_ws, sizeof(struct wsconn), RX_CHUNK, 0, NULL, 0},
+    /* OpenAI Realtime in a browser: "realtime, openai-insecure-api-key.KEY"
+     * (auth.c reads the key); "realtime" is echoed. */
+    {"realtime", cb_ws, sizeof(struct wsconn), RX_CHUNK, 0, NULL, 0},
     {"door", cb_door, 0, 0, 0, NULL, 0}, /* door.c */
     {NULL, NULL, 0, 0, 0, NULL, 0},
 };
