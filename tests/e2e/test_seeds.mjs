@@ -117,3 +117,40 @@ test('relay shape: a bad query is refused with HTTP 400 before the upgrade; bad 
   assert.equal(code, 4415);
   assert.ok(msgs.some((m) => m.error && m.message), JSON.stringify(msgs));
 });
+
+// Seed 003's client code as the seed prints it, URL pointed here; `worklet`
+// stands in for the browser's audio worklet that posts ~20 ms PCM frames.
+function runSeed003(url) {
+  const committed = [], previews = [];
+  const worklet = { port: { onmessage: null } };
+  const code = seed('003_client.js').replace('wss://stt.example.com/transcribe', url);
+  const ctx = {
+    WebSocket, JSON, worklet,
+    commit: (t) => committed.push(t),
+    preview: (t) => previews.push(t),
+  };
+  vm.runInNewContext(code + '\n;this.ws = ws; this.finish = finish;', ctx);
+  return { ws: ctx.ws, finish: ctx.finish, worklet, committed, previews };
+}
+
+test('seed 003 client verbatim on /transcribe (Soniox shape): tokens committed equal native finals', async () => {
+  // the clip and 1.5 s of silence, so endpointing finalises the last words
+  // before the seed's finish() (which closes at once)
+  const pcm = Buffer.concat([wavPcm(CLIPS[2]), Buffer.alloc(48000)]);
+  const want = await nativeFinals(pcm, { encoding: 'pcm_s16le', sample_rate: 16000 });
+  const c = runSeed003(srv.url + '/transcribe');
+  const closed = once(c.ws, 'close');
+  await once(c.ws, 'open');
+  await sleep(50); // the seed's onopen sent the configuration
+  for (let off = 0; off < pcm.length; off += 640) {
+    c.worklet.port.onmessage({ data: pcm.subarray(off, off + 640) }); // the seed's sender
+    if (off % 32000 === 0) await sleep(5);
+  }
+  const text = () => c.committed.join('').trim();
+  const end = Date.now() + 30000;
+  while (text() !== want && Date.now() < end) await sleep(50);
+  assert.equal(text(), want);
+  assert.ok(c.previews.length > 0, 'non-final tokens previewed');
+  c.finish();
+  await closed;
+});

@@ -95,19 +95,33 @@ void da_send(struct dialect_out *o, const char *msg, size_t len)
     }
 }
 
-void da_error(struct dialect_out *o, int code, const char *fmt, ...)
+static void add_error(struct dialect_out *o, int code, int now, const char *fmt, va_list ap)
 {
     char msg[600];
-    va_list ap;
-    va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
     struct dialect_act *a = add(o, DA_ERROR);
     if (a) {
         a->code = code;
+        a->now = now;
         a->len = strlen(msg);
         a->str = put(o, msg, a->len);
     }
+}
+
+void da_error(struct dialect_out *o, int code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    add_error(o, code, 0, fmt, ap);
+    va_end(ap);
+}
+
+void da_error_now(struct dialect_out *o, int code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    add_error(o, code, 1, fmt, ap);
+    va_end(ap);
 }
 
 void da_close(struct dialect_out *o, int code, int now, const char *reason)

@@ -63,7 +63,8 @@ enum dialect_act_type {
     DA_KEEPALIVE, /* a sign of life (answered with an ack where resume is on) */
     DA_SEND,      /* str: a text message for the client, sent now */
     DA_ERROR,     /* code (enum hark_err), str: an error event in order with the
-                     session's (through render); without a session rendered now */
+                     session's (through render); without a session, or with
+                     now = 1, rendered and sent now (before a DA_CLOSE now) */
     DA_CLOSE,     /* code = close code, str = reason: the session's last results,
                      then close; with now = 1 without waiting for them */
     DA_RESUME,    /* str = session id, str2 = token, last_seq, audio_bytes */
@@ -106,6 +107,7 @@ void da_audio(struct dialect_out *o, const uint8_t *data, size_t len);
 void da_simple(struct dialect_out *o, enum dialect_act_type type, int code);
 void da_send(struct dialect_out *o, const char *msg, size_t len);
 void da_error(struct dialect_out *o, int code, const char *fmt, ...) HARK_PRINTF(3, 4);
+void da_error_now(struct dialect_out *o, int code, const char *fmt, ...) HARK_PRINTF(3, 4);
 void da_close(struct dialect_out *o, int code, int now, const char *reason);
 void da_resume(struct dialect_out *o, const char *id, const char *token, int64_t last_seq,
                uint64_t audio_bytes);
@@ -146,6 +148,10 @@ struct dialect_ops {
     /* The session resumes after a dropped connection (native only): acks,
      * replay history, detach on a drop. */
     int resumable;
+    /* The API key comes in a message (DA_AUTH): an upgrade without any
+     * credential is let through, and no session starts before the key
+     * passed. A wrong credential in the request is still refused. */
+    int key_in_message;
     /* A response header naming the connection's request id on the 101
      * (e.g. "dg-request-id:"), or NULL. */
     const char *id_header;
@@ -182,5 +188,6 @@ extern const struct dialect_ops dialect_deepgram;
 extern const struct dialect_ops dialect_relay;           /* seed 002, relay.c */
 extern const struct dialect_ops dialect_assemblyai;      /* aai.c */
 extern const struct dialect_ops dialect_openai_realtime; /* oairt.c */
+extern const struct dialect_ops dialect_soniox;          /* soniox.c */
 
 #endif

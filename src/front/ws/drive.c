@@ -25,6 +25,8 @@ static const struct route {
     {"/ws/transcribe", &dialect_relay},
     {"/v3/ws", &dialect_assemblyai},
     {"/v1/realtime", &dialect_openai_realtime},
+    {"/transcribe-websocket", &dialect_soniox},
+    {"/transcribe", &dialect_soniox}, /* seed 003 */
 };
 
 const struct dialect_ops *drive_route(const char *path)
@@ -320,7 +322,7 @@ static void execute(struct wsconn *c, struct dialect_out *out, int depth)
             wsconn_send(c, dialect_str(out, a->str), a->len, 0);
             break;
         case DA_ERROR:
-            if (!c->chan) {
+            if (!c->chan || a->now) {
                 error_now(c, a->code, dialect_str(out, a->str));
             } else if (chan_post_error(c->chan, a->code, dialect_str(out, a->str)) != 0) {
                 /* After the close was queued the CLOSED event is the last

@@ -733,7 +733,10 @@ static int confirm_upgrade(struct wsfe *fe, struct lws *wsi)
         drive_refuse(fe, wsi, d, HTTP_STATUS_FORBIDDEN, HARK_E_AUTH, why);
         return 1;
     }
-    if (auth_check(fe->auth, wsi, &key, why, sizeof why)) {
+    /* A dialect that takes its key in a message checks it there; a
+     * credential the request does carry must be valid all the same. */
+    if (auth_check(fe->auth, wsi, &key, why, sizeof why) &&
+        !(d->key_in_message && !auth_has_credential(wsi))) {
         drive_refuse(fe, wsi, d, HTTP_STATUS_UNAUTHORIZED, HARK_E_AUTH, why);
         return 1;
     }
@@ -795,7 +798,8 @@ static int cb_ws(struct lws *wsi, enum lws_callback_reasons reason, void *user, 
              * learns why from the close frame rather than a bare drop. */
             char why[120];
             int code = 0;
-            if (auth_check(fe->auth, wsi, &c->key_index, why, sizeof why))
+            if (auth_check(fe->auth, wsi, &c->key_index, why, sizeof why) &&
+                !(c->d && c->d->key_in_message && !auth_has_credential(wsi)))
                 code = LWS_CLOSE_STATUS_POLICY_VIOLATION;
             else if (wsfe_peer_acquire(fe, wsi, c->peer, why, sizeof why))
                 code = 1013; /* try again later; (CLOSED releases c->peer) */

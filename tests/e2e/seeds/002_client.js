@@ -1,3 +1,4 @@
+// Seed 002's client code, verbatim (its class and usage).
 class TranscriptionClient {
 constructor(url) {
 this.url = url;
