@@ -57,7 +57,8 @@ struct dialect_req {
 
 enum dialect_act_type {
     DA_START,     /* opts, render: admit and start the session */
-    DA_AUDIO,     /* data/len: audio for the session (points into the input) */
+    DA_AUDIO,     /* data/len: audio for the session (points into the input, or
+                     into the dialect's state when it decoded it: base64) */
     DA_FINALIZE,  /* flush the current utterance */
     DA_STATE,     /* code = enum hark_state */
     DA_KEEPALIVE, /* a sign of life (answered with an ack where resume is on) */
@@ -169,7 +170,8 @@ struct dialect_ops {
     void (*started)(void *state, const struct dialect_session *s, struct dialect_out *out);
     /* Any thread: one event into wire bytes appended to out (nothing = no
      * message); flags |= MSG_FATAL (session/workers.h) to end the session,
-     * MSG_BINARY for a binary message. */
+     * MSG_BINARY for a binary message, MSG_MULTI for several NUL-ended text
+     * messages. */
     void (*render)(const void *rstate, const struct hark_event *ev, struct buf *out,
                    unsigned *flags);
     /* Optional, any thread: a refused upgrade's HTTP body in the dialect's
