@@ -2,21 +2,28 @@
 // only its URL changed (docs/seeds.md):
 //   seed 002: TranscriptionClient (JS) on /ws/transcribe, the relay shape
 //             {"transcript","is_final","speech_final"}; `ws` is its WebSocket
-//   seed 001: the browser snippet on /v1/stream (no config message)
-// Finals must match the native protocol's for the same audio.
+//   seed 001: the browser snippet on /v1/stream (no config message), in
+//             Debian's headless Chromium with a fake microphone playing a clip
+//   seed 003: the Soniox-shaped client on /transcribe
+// Finals must match the native protocol's for the same audio (seed 001's
+// goes through the browser's Opus encoder: the words both agree on).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { once } from 'node:events';
 import vm from 'node:vm';
 import WebSocket from 'ws';
-import { CLIPS, startServer, openNative, waitFor, finals, sleep, wavPcm } from './lib.mjs';
+import { chromium } from 'playwright-core';
+import { CLIPS, DATA, startServer, openNative, waitFor, finals, sleep, wavPcm } from './lib.mjs';
 
 let srv;
 // Sessions here stream at full speed, one after another: admission's
 // compute measure must not refuse the next one (admission has its own tests).
 before(async () => {
-  srv = await startServer(['--idle-timeout', '5', '--max-busy-percent', '100', '--max-lag-ms', '60000']);
+  srv = await startServer(['--max-busy-percent', '100', '--max-lag-ms', '60000']);
 });
 after(async () => { if (srv) await srv.stop(); });
 
@@ -153,4 +160,59 @@ test('seed 003 client verbatim on /transcribe (Soniox shape): tokens committed e
   assert.ok(c.previews.length > 0, 'non-final tokens previewed');
   c.finish();
   await closed;
+});
+
+// Seed 001's browser snippet (TypeScript: its one annotation, `: string`,
+// stripped), run in the page with the seed's URL argument pointed here.
+test('seed 001 browser snippet verbatim on /v1/stream: MediaRecorder WebM/Opus, no config, transcripts shown', async (t) => {
+  const CHROMIUM = '/usr/bin/chromium';
+  assert.ok(existsSync(CHROMIUM), `${CHROMIUM} missing: install Debian's chromium (scripts/setup.sh)`);
+  const work = mkdtempSync(path.join(tmpdir(), 'hark-seed001-'));
+  t.after(() => rmSync(work, { recursive: true, force: true }));
+  // the fake microphone loops the file: speech, then silence for endpointing
+  const wav = path.join(work, 'mic.wav');
+  execFileSync('sox', [path.join(DATA, 'sense_and_sensibility_01_austen_64kb-0880.wav'),
+    '-b', '16', '-e', 'signed-integer', '-c', '1', wav, 'pad', '0.5', '2']);
+  const browser = await chromium.launch({
+    executablePath: CHROMIUM, headless: true, timeout: 30000,
+    args: ['--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream',
+      `--use-file-for-fake-audio-capture=${wav}`, '--no-sandbox', '--disable-gpu',
+      '--no-first-run', '--autoplay-policy=no-user-gesture-required'],
+  });
+  t.after(() => browser.close());
+  const page = await (await browser.newContext()).newPage();
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(e.message));
+  await page.goto(srv.http + '/healthz'); // the server's own origin
+  const code = seed('001_client.ts').replace('async function startAudioStream(wsUrl: string)',
+    'async function startAudioStream(wsUrl)');
+  assert.notEqual(code, seed('001_client.ts'), 'the seed changed: update the annotation strip');
+  await page.evaluate(`(async () => {
+    window.__shown = [];
+    window.__sent = []; // what the page sends, recorded around WebSocket.send
+    const send = WebSocket.prototype.send;
+    WebSocket.prototype.send = function (d) {
+      window.__sent.push(typeof d === 'string' ? 'text' : d.constructor.name);
+      return send.call(this, d);
+    };
+    function updateTranscriptDisplay(text, isFinal) { window.__shown.push({ text, isFinal }); }
+    ${code}
+    window.__seed = await startAudioStream(${JSON.stringify(srv.url + '/v1/stream')});
+  })()`);
+  const end = Date.now() + 40000;
+  let shown = [];
+  while (Date.now() < end) {
+    shown = await page.evaluate(() => window.__shown);
+    if (shown.some((s) => s.isFinal && /young man/.test(s.text))) break;
+    await sleep(200);
+  }
+  // Reference "he was not an ill disposed young man"; hark hears "he was not
+  // an illness those young man": the words both agree on.
+  assert.ok(shown.some((s) => s.isFinal && /young man/.test(s.text)), JSON.stringify(shown));
+  assert.ok(shown.some((s) => !s.isFinal && s.text), 'interim text shown');
+  assert.ok(shown.every((s) => typeof s.text === 'string' && typeof s.isFinal === 'boolean'));
+  const sent = await page.evaluate(() => window.__sent);
+  assert.ok(sent.length > 2 && sent.every((k) => k === 'Blob'), 'only MediaRecorder chunks were sent: ' + sent);
+  assert.deepEqual(errors, []);
+  await page.evaluate(() => { window.__seed.mediaRecorder.stop(); window.__seed.ws.close(); });
 });

@@ -156,18 +156,19 @@ test('config values: over 4 KB is "too long" with the limit; a repeated key is a
   assert.equal(ev[0].message, 'invalid JSON at byte 36: duplicate member name "sample_rate"; each name may appear once');
 });
 
-test('protocol errors: audio before config, bad JSON, unknown type, oversized frame', async () => {
-  // audio before config
+test('protocol errors: bad JSON, unknown type, oversized frame; audio with no config is sniffed', async () => {
+  // audio with no config: a session with the server's defaults, encoding
+  // auto (seed 001's snippet); bytes of no container then close 4415
   let ws = new WebSocket(srv.url + '/v1/stream');
   let ev = [];
   ws.on('message', (d) => ev.push(JSON.parse(d.toString())));
   await new Promise((r) => ws.on('open', r));
-  ws.send(Buffer.alloc(640));
+  ws.send(Buffer.from('these bytes are no audio container '.repeat(40)));
   let code = await new Promise((r) => ws.on('close', (c) => r(c)));
-  assert.equal(code, 4400);
-  assert.equal(ev[0].type, 'error');
-  assert.equal(ev[0].code, 'protocol_error');
-  assert.match(ev[0].message, /config/);
+  assert.equal(code, 4415);
+  assert.equal(ev[0].type, 'ready');
+  assert.equal(ev[0].encoding, 'auto');
+  assert.ok(ev.some((e) => e.type === 'error' && e.code === 'bad_audio'), JSON.stringify(ev));
 
   // bad JSON and unknown types after config: errors, session survives
   const s = await openNative(srv.url, {});

@@ -9,14 +9,17 @@
  *           utterance_end / interrupt / error events, and {"type":"closed"}
  *           as the last message before a 1000 close.
  *
+ * Audio as the first message starts a session with the server's defaults
+ * and the container sniffed (encoding auto), with no config message.
+ *
  * Errors that leave the session intact (bad JSON, unknown type) are
  * reported and the session goes on; errors without a usable session (bad
- * config, audio before config, undecodable audio) close with a 4xxx code.
+ * config, undecodable audio) close with a 4xxx code.
  *
  * Errors go out as DA_ERROR: with a session they are queued behind its work
  * and rendered like every other event, so they carry the next seq and the
  * speaker_id in order with the results (the workers own the counter);
- * without one (config refused, audio before config) the error is the
+ * without one (config refused, no capacity) the error is the
  * connection's first and only event: seq 0.
  */
 #include <stdio.h>
@@ -199,9 +202,23 @@ static int native_text(void *state, const char *msg, size_t len, struct dialect_
 static int native_binary(void *state, const uint8_t *data, size_t len, struct dialect_out *out)
 {
     struct native *s = state;
-    if (s->phase == P_OPEN) {
-        da_error(out, HARK_E_PROTOCOL, "audio before config: send {\"type\":\"config\",...} first");
-        refuse_first(s, out, CLOSE_PROTOCOL, "audio before config");
+    if (s->phase == P_OPEN && len) {
+        /* Audio with no config (seed 001's browser snippet: MediaRecorder
+         * chunks straight away): the server's defaults, the container
+         * sniffed from these first bytes. */
+        struct hark_options *o = NULL;
+        char err[256] = "";
+        int rc = hark_options_copy(&o, s->cx->defaults);
+        if (!rc)
+            rc = hark_options_set(o, "encoding", "auto", err, sizeof err);
+        if (rc) {
+            hark_options_destroy(o);
+            da_error(out, rc, "%s", rc == HARK_E_NOMEM ? "out of memory" : err);
+            refuse_first(s, out, CLOSE_INTERNAL, "internal error");
+            return 0;
+        }
+        da_start(out, o, NULL);
+        da_audio(out, data, len);
     } else if (s->phase == P_STREAMING && len) {
         da_audio(out, data, len);
     }
