@@ -15,14 +15,13 @@
 //     fallback from the kept audio), and its end of speech -> final.
 import { parseArgs } from 'node:util';
 import path from 'node:path';
-import { CLIPS, startServer, openNative, wavPcm, sleep, waitFor } from '../tests/e2e/lib.mjs';
 
 const { values: args } = parseArgs({
   options: { hark: { type: 'string' }, rounds: { type: 'string', default: '2' } },
 });
 if (args.hark) process.env.HARK_BIN = path.resolve(args.hark);
-const HARK_ENV = args.hark ? path.resolve(args.hark) : undefined;
-void HARK_ENV;
+// after HARK_BIN is set: lib.mjs reads it when loaded
+const { CLIPS, startServer, openNative, wavPcm, wavOf, sleep, waitFor } = await import('../tests/e2e/lib.mjs');
 
 const SILENCE = Buffer.alloc(38400); // 1.2 s
 const clips = CLIPS.map(wavPcm);
@@ -66,17 +65,47 @@ async function latencies(url) {
   return ends.map((t, i) => arrivals[i] - t);
 }
 
+// One POST of each clip straight to the upstream: what any batch relay
+// must wait for (the server transcribes after the end of speech).
+async function batchTimes(http) {
+  const out = [];
+  for (let r = 0; r < rounds; r++)
+    for (const c of clips) {
+      const fd = new FormData();
+      fd.append('file', new Blob([wavOf(c)], { type: 'audio/wav' }), 'a.wav');
+      fd.append('model', 'whisper-1');
+      fd.append('response_format', 'verbose_json');
+      fd.append('timestamp_granularities[]', 'word');
+      const t0 = Date.now();
+      const res = await fetch(`${http}/v1/audio/transcriptions`, { method: 'POST', body: fd });
+      await res.json();
+      out.push(Date.now() - t0);
+    }
+  return out;
+}
+
 const up = await startServer(['--workers', '2']);
 const front = await startServer(['--workers', '2', '--engine', 'openai', '--openai-url', `${up.http}/v1`]);
 const direct = await latencies(up.url);
+const batch = await batchTimes(up.http);
+const metric = async () => {
+  const t = await (await fetch(`${front.http}/metrics`)).text();
+  const m = t.match(/^hark_engine_decode_seconds_total\{engine="openai"\} ([0-9.e+-]+)$/m);
+  return m ? Number(m[1]) * 1000 : NaN; // the openai engine counts its requests' wall time here
+};
+const req0 = await metric();
 const relayed = await latencies(front.url);
+const reqMs = (await metric()) - req0;
 await front.stop();
 const row = (name, xs) => `| ${name} | ${xs.length} | ${pct(xs, 50)} | ${pct(xs, 95)} |`;
-console.log('| end of speech -> final, ms | utterances | p50 | p95 |\n|---|---|---|---|');
-console.log(row('upstream directly (/v1/stream)', direct));
-console.log(row('through hark --engine openai', relayed));
-const diff = relayed.map((x, i) => x - direct[i]);
-console.log(row('difference per utterance', diff));
+console.log('| ms | utterances | p50 | p95 |\n|---|---|---|---|');
+console.log(row('end of speech -> final, upstream directly (/v1/stream)', direct));
+console.log(row('end of speech -> final, through hark --engine openai', relayed));
+console.log(row('the upstream\'s batch POST of the same clip alone', batch));
+const mean = (xs) => Math.round(xs.reduce((a, b) => a + b, 0) / xs.length);
+console.log(`\nthrough hark, mean per utterance: end of speech -> final ${mean(relayed)} ms, of which waiting for the ` +
+  `upstream's answer ${Math.round(reqMs / relayed.length)} ms (hark_engine_decode_seconds_total), the rest ` +
+  `(endpointing, cut, WAV, multipart, delivery) ${Math.round(mean(relayed) - reqMs / relayed.length)} ms`);
 
 // Failover
 const fb = await startServer(['--workers', '2', '--engine', 'openai', '--openai-url', `${up.http}/v1`,
