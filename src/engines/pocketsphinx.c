@@ -5,7 +5,8 @@
  * with share_model=yes (the default) the language model all clean decoders
  * read and a dictionary reduced to its words (ps_share; a decoder then costs
  * ~48 MB instead of ~93 MB: its search and dictionary stay private, see
- * ps_share.h), and a pool of decoders. A decoder still takes ~250 ms to
+ * ps_share.h), and a pool of decoders (the engine-neutral src/engines/pool.h).
+ * A decoder still takes ~250 ms to
  * create, so a "stream" here IS one pooled decoder: pool_min are created at
  * load, more on demand up to pool_max. stream_acquire's wait_ms bounds only the wait for a busy
  * decoder; creating one (~250 ms) or adding vocabulary words (~0.5 s, the
@@ -17,7 +18,7 @@
  * decoder on the shared LM first reads its own, see add_words).
  * Each decoder is tagged with the canonical key of the words added to it
  * (sorted, unique, only words the base dictionary lacks; "" = clean).
- * stream_acquire takes, in order: a free decoder with the session's key, a
+ * stream_acquire takes (pool_take), in order: a free decoder with the session's key, a
  * free clean one (words are then added), a new one while the pool has room,
  * or a free decoder with other words, which is destroyed and replaced. So no
  * session ever decodes with another session's words. Pronunciations of new
@@ -81,6 +82,7 @@
 #include "base/log.h"
 #include "base/mem.h"
 #include "engines/engine.h"
+#include "engines/pool.h"
 #include "engines/ps_model.h"
 #include "engines/ps_pron.h"
 #include "engines/ps_share.h"
@@ -104,14 +106,13 @@ static const char *const pass_names[] = {"none", "bestpath", "full"};
 #define DEFAULT_PASS PASS_BESTPATH
 
 struct engine_stream {
+    struct pool_item item; /* first: a pool_item * is the stream; key = vocab; broken: a
+                              ps_* call failed, destroy on release */
     struct engine_model *m;
     ps_decoder_t *ps;
-    struct engine_stream *next; /* in m->streams */
-    unsigned id;                /* for log lines */
-    char *vocab;                /* key of the words added; "" = clean */
-    int busy;
-    int broken; /* a ps_* call failed: destroy on release */
-    int own_lm; /* reads its own language model, not m->shared's */
+    unsigned id; /* for log lines */
+    char *vocab; /* key of the words added; "" = clean */
+    int own_lm;  /* reads its own language model, not m->shared's */
     int in_utt;
     int cmn;       /* the decoder has live CMN of the model's length (see cmn_*) */
     int cmn_fresh; /* the session has no remembered mean: estimate one */
@@ -141,12 +142,7 @@ struct engine_model {
     struct ps_model_am am;
     struct ps_pron *pron;
 
-    pthread_mutex_t lock; /* guards the pool fields below */
-    pthread_cond_t freed; /* a decoder was released or a slot given back */
-    struct engine_stream *streams;
-    unsigned n_streams; /* live decoders + slots reserved for ones being created */
-    unsigned n_busy;    /* handed out, or reserved for a caller */
-    unsigned next_id;
+    struct pool pool; /* of decoders (src/engines/pool.h) */
 
     atomic_llong decode_ns;
     atomic_llong audio_samples;
@@ -467,7 +463,7 @@ static int hold_release(struct engine_stream *s)
     size_t n = s->n_hold;
     s->n_hold = 0;
     if (n && ps_process_raw(s->ps, s->hold, n, FALSE, FALSE) < 0) {
-        s->broken = 1;
+        s->item.broken = 1;
         return HARK_E_ENGINE;
     }
     return 0;
@@ -541,7 +537,7 @@ static int decoder_new(struct engine_model *m, unsigned id, struct engine_stream
 {
     *out = NULL;
     struct engine_stream *s = hark_calloc(1, sizeof *s);
-    if (!s || !(s->vocab = hark_strdup(""))) {
+    if (!s || !(s->item.key = s->vocab = hark_strdup(""))) {
         hark_free(s);
         return err_set(errbuf, errbuf_size, HARK_E_NOMEM, "out of memory");
     }
@@ -595,14 +591,12 @@ static void model_free(struct engine_model *m)
 {
     if (!m)
         return;
-    struct engine_stream *s = m->streams;
-    if (m->n_busy)
-        LOG_ERROR(NULL, "pocketsphinx: engine freed with %u decoders still in use", m->n_busy);
-    while (s) {
-        struct engine_stream *next = s->next;
-        decoder_free(s);
-        s = next;
-    }
+    unsigned n_items, n_busy;
+    pool_counts(&m->pool, &n_items, &n_busy);
+    if (n_busy)
+        LOG_ERROR(NULL, "pocketsphinx: engine freed with %u decoders still in use", n_busy);
+    for (struct pool_item *it; (it = pool_pop(&m->pool));)
+        decoder_free((struct engine_stream *)it);
     if (m->shared) {
         pthread_mutex_lock(&sphinx_lock);
         ps_share_close(m->shared);
@@ -610,8 +604,7 @@ static void model_free(struct engine_model *m)
     }
     ps_pron_free(m->pron);
     ps_model_am_clear(&m->am);
-    pthread_cond_destroy(&m->freed);
-    pthread_mutex_destroy(&m->lock);
+    pool_deinit(&m->pool);
     pthread_mutex_destroy(&m->cmn_lock);
     hark_free(m->hmm);
     hark_free(m->lm);
@@ -627,16 +620,12 @@ static int model_load(struct engine_model **out, const char *const *settings, ch
     struct engine_model *m = hark_calloc(1, sizeof *m);
     if (!m)
         return err_set(errbuf, errbuf_size, HARK_E_NOMEM, "out of memory");
-    pthread_condattr_t attr;
-    pthread_condattr_init(&attr);
-    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    pthread_mutex_init(&m->lock, NULL);
     pthread_mutex_init(&m->cmn_lock, NULL);
-    pthread_cond_init(&m->freed, &attr);
-    pthread_condattr_destroy(&attr);
+    pool_init(&m->pool, 0);
 
     int64_t t0 = clock_mono_ns();
     int rc = apply_settings(m, settings, errbuf, errbuf_size);
+    m->pool.max = (unsigned)m->pool_max;
     /* Everything ps_init will read is checked first: sphinxbase exit()s or
      * crashes on many malformed files. */
     if (!rc)
@@ -656,12 +645,9 @@ static int model_load(struct engine_model **out, const char *const *settings, ch
     }
     for (int i = 0; !rc && i < m->pool_min; i++) {
         struct engine_stream *s;
-        rc = decoder_new(m, ++m->next_id, &s, errbuf, errbuf_size);
-        if (!rc) {
-            s->next = m->streams;
-            m->streams = s;
-            m->n_streams++;
-        }
+        rc = decoder_new(m, (unsigned)i + 1, &s, errbuf, errbuf_size);
+        if (!rc)
+            pool_add_idle(&m->pool, &s->item);
     }
     if (rc) {
         model_free(m);
@@ -841,7 +827,7 @@ static int add_words(struct engine_stream *s, const struct vocab_plan *p, char *
             ps_set_lm_file(s->ps, "_default", s->m->lm) < 0 || ps_set_search(s->ps, "_default") < 0;
         pthread_mutex_unlock(&sphinx_lock);
         if (bad) {
-            s->broken = 1;
+            s->item.broken = 1;
             return err_set(errbuf, errbuf_size, HARK_E_ENGINE,
                            "pocketsphinx could not give decoder %u its own language model '%s'",
                            s->id, s->m->lm);
@@ -853,7 +839,7 @@ static int add_words(struct engine_stream *s, const struct vocab_plan *p, char *
     for (size_t i = 0; i < p->n; i++) {
         int last = i + 1 == p->n;
         if (ps_add_word(s->ps, p->words[i], p->phones[i], last) < 0) {
-            s->broken = 1;
+            s->item.broken = 1;
             return err_set(errbuf, errbuf_size, HARK_E_ENGINE,
                            "pocketsphinx could not add vocabulary word '%s' (%s)", p->words[i],
                            p->phones[i]);
@@ -863,11 +849,11 @@ static int add_words(struct engine_stream *s, const struct vocab_plan *p, char *
     }
     char *key = hark_strdup(p->key);
     if (!key) {
-        s->broken = 1;
+        s->item.broken = 1;
         return err_set(errbuf, errbuf_size, HARK_E_NOMEM, "out of memory");
     }
     hark_free(s->vocab);
-    s->vocab = key;
+    s->item.key = s->vocab = key;
     LOG_DEBUG(s->sid, "pocketsphinx: decoder %u: %zu vocabulary word(s) added in %.0f ms", s->id,
               p->n, (clock_mono_ns() - t0) / 1e6);
     return 0;
@@ -878,25 +864,6 @@ static int add_words(struct engine_stream *s, const struct vocab_plan *p, char *
 static int language_ok(const char *lang)
 {
     return !lang || !*lang || strcasecmp(lang, "en") == 0 || strcasecmp(lang, "en-us") == 0;
-}
-
-static void unlink_stream(struct engine_model *m, struct engine_stream *s)
-{
-    for (struct engine_stream **pp = &m->streams; *pp; pp = &(*pp)->next)
-        if (*pp == s) {
-            *pp = s->next;
-            return;
-        }
-}
-
-/* Gives back a slot reserved by acquire (the decoder could not be made). */
-static void give_back_slot(struct engine_model *m)
-{
-    pthread_mutex_lock(&m->lock);
-    m->n_streams--;
-    m->n_busy--;
-    pthread_cond_broadcast(&m->freed);
-    pthread_mutex_unlock(&m->lock);
 }
 
 static void reset_stream(struct engine_stream *s, const struct engine_stream_cfg *cfg)
@@ -928,68 +895,17 @@ static int stream_acquire(struct engine_model *m, const struct engine_stream_cfg
     if (rc)
         return rc;
 
-    struct timespec deadline;
-    clock_gettime(CLOCK_MONOTONIC, &deadline);
-    if (wait_ms > 0) {
-        deadline.tv_sec += wait_ms / 1000;
-        deadline.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
-        if (deadline.tv_nsec >= 1000000000L) {
-            deadline.tv_sec++;
-            deadline.tv_nsec -= 1000000000L;
-        }
+    struct pool_grant g;
+    if (pool_take(&m->pool, plan.key, wait_ms, &g)) {
+        plan_clear(&plan);
+        return err_set(errbuf, errbuf_size, HARK_E_BUSY,
+                       "all %d pocketsphinx decoders are busy (pool_max); waited %d ms",
+                       m->pool_max, wait_ms < 0 ? 0 : wait_ms);
     }
-    int create = 0;
-    pthread_mutex_lock(&m->lock);
-    for (;;) {
-        struct engine_stream *same = NULL, *clean = NULL, *dirty = NULL;
-        for (struct engine_stream *it = m->streams; it; it = it->next) {
-            if (it->busy)
-                continue;
-            if (!same && strcmp(it->vocab, plan.key) == 0)
-                same = it;
-            else if (!clean && !*it->vocab)
-                clean = it;
-            else if (!dirty)
-                dirty = it;
-        }
-        s = same ? same : clean;
-        if (s) {
-            s->busy = 1;
-            m->n_busy++;
-            break;
-        }
-        if (m->n_streams < (unsigned)m->pool_max || dirty) {
-            /* Reserve a slot, or take over the slot of a decoder carrying
-             * other words while leaving those for their owner when there is
-             * room. The new decoder is built outside the pool lock: ps_init
-             * takes ~250 ms. */
-            if (m->n_streams < (unsigned)m->pool_max) {
-                m->n_streams++;
-            } else {
-                victim = dirty;
-                unlink_stream(m, victim);
-            }
-            m->n_busy++;
-            create = 1;
-            break;
-        }
-        int w = 0;
-        if (wait_ms == 0)
-            w = ETIMEDOUT;
-        else if (wait_ms < 0)
-            w = pthread_cond_wait(&m->freed, &m->lock);
-        else
-            w = pthread_cond_timedwait(&m->freed, &m->lock, &deadline);
-        if (w == ETIMEDOUT) {
-            pthread_mutex_unlock(&m->lock);
-            plan_clear(&plan);
-            return err_set(errbuf, errbuf_size, HARK_E_BUSY,
-                           "all %d pocketsphinx decoders are busy (pool_max); waited %d ms",
-                           m->pool_max, wait_ms < 0 ? 0 : wait_ms);
-        }
-    }
-    unsigned id = create ? ++m->next_id : 0;
-    pthread_mutex_unlock(&m->lock);
+    s = (struct engine_stream *)g.item;
+    victim = (struct engine_stream *)g.victim;
+    int create = g.create;
+    unsigned id = g.id;
 
     log_sid = cfg->session_id;
     if (victim) {
@@ -1002,25 +918,16 @@ static int stream_acquire(struct engine_model *m, const struct engine_stream_cfg
     if (create) {
         rc = decoder_new(m, id, &s, errbuf, errbuf_size);
         if (rc) {
-            give_back_slot(m);
+            pool_cancel(&m->pool);
             goto done;
         }
-        s->busy = 1;
-        pthread_mutex_lock(&m->lock);
-        s->next = m->streams;
-        m->streams = s;
-        pthread_mutex_unlock(&m->lock);
+        pool_add(&m->pool, &s->item);
     }
     reset_stream(s, cfg);
     if (strcmp(s->vocab, plan.key) != 0) {
         rc = add_words(s, &plan, errbuf, errbuf_size);
         if (rc) {
-            pthread_mutex_lock(&m->lock);
-            unlink_stream(m, s);
-            m->n_streams--;
-            m->n_busy--;
-            pthread_cond_broadcast(&m->freed);
-            pthread_mutex_unlock(&m->lock);
+            pool_drop(&m->pool, &s->item);
             decoder_free(s);
             s = NULL;
             goto done;
@@ -1041,22 +948,12 @@ static void stream_release(struct engine_stream *s)
     if (s->in_utt) {
         log_sid = s->sid;
         if (ps_end_utt(s->ps) < 0)
-            s->broken = 1;
+            s->item.broken = 1;
         s->in_utt = 0;
         s->holding = 0;
         log_sid = NULL;
     }
-    pthread_mutex_lock(&m->lock);
-    int destroy = s->broken;
-    if (destroy) {
-        unlink_stream(m, s);
-        m->n_streams--;
-    }
-    s->busy = 0;
-    m->n_busy--;
-    pthread_cond_broadcast(&m->freed);
-    pthread_mutex_unlock(&m->lock);
-    if (destroy) {
+    if (pool_put(&m->pool, &s->item)) {
         LOG_WARN(s->sid, "pocketsphinx: decoder %u failed and was destroyed", s->id);
         decoder_free(s);
     }
@@ -1073,7 +970,7 @@ static int utt_start(struct engine_stream *s)
     int rc = 0;
     log_sid = s->sid;
     if (ps_start_stream(s->ps) < 0 || ps_start_utt(s->ps) < 0) {
-        s->broken = 1;
+        s->item.broken = 1;
         rc = HARK_E_ENGINE;
     } else {
         s->in_utt = 1;
@@ -1131,7 +1028,7 @@ static int utt_feed(struct engine_stream *s, const float *samples, size_t n)
         for (size_t i = 0; i < k; i++)
             s->pcm[i] = to_s16(samples[off + i]);
         if (ps_process_raw(s->ps, s->pcm, k, FALSE, FALSE) < 0) {
-            s->broken = 1;
+            s->item.broken = 1;
             rc = HARK_E_ENGINE;
             break;
         }
@@ -1329,7 +1226,7 @@ static int utt_end(struct engine_stream *s, struct engine_result *out)
     if (s->holding)
         rc = hold_release(s);
     if (rc || ps_end_utt(s->ps) < 0) {
-        s->broken = 1;
+        s->item.broken = 1;
         rc = HARK_E_ENGINE;
     } else {
         cmn_save(s);
@@ -1344,10 +1241,7 @@ static int utt_end(struct engine_stream *s, struct engine_result *out)
 
 static void stats(struct engine_model *m, struct hark_engine_stats *out)
 {
-    pthread_mutex_lock(&m->lock);
-    out->streams_total = m->n_streams;
-    out->streams_in_use = m->n_busy;
-    pthread_mutex_unlock(&m->lock);
+    pool_counts(&m->pool, &out->streams_total, &out->streams_in_use);
     out->decode_seconds = (double)atomic_load(&m->decode_ns) / 1e9;
     out->audio_seconds = (double)atomic_load(&m->audio_samples) / ENGINE_RATE;
 }
