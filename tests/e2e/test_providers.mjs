@@ -83,13 +83,22 @@ test('engine openai: finals match the upstream\'s own batch results for the same
 
 test('upstream SIGKILLed mid-session with --fallback-engine pocketsphinx: provider_failover, no word lost; the next session goes straight to the fallback (breaker), a metric counts both', async () => {
   const up = await startServer(['--workers', '2']);
-  const fr = await front(up, ['--fallback-engine', 'pocketsphinx', '--openai-retries', '1']);
+  // cooldown far longer than this test, however slow the machine
+  const fr = await front(up, ['--fallback-engine', 'pocketsphinx', '--openai-retries', '1', '--provider-cooldown-ms', '600000']);
   const local = await startServer(['--workers', '2']);
   let upDead = false;
   try {
+    // the reference first: a plain pocketsphinx session on the same audio
+    const ref = finals(await session(local.url, audio));
     const s = await openNative(fr.url, {});
     await streamPcm(s.ws, Buffer.concat([clips[0], SILENCE]));
-    await waitFor(s.events, (e) => e.type === 'transcript' && e.is_final, 60000);
+    // silence in real time until the upstream answered (a slow machine must
+    // not idle-time-out the session meanwhile)
+    for (let i = 0; i < 600 && !s.events.some((e) => e.type === 'transcript' && e.is_final); i++) {
+      s.ws.send(Buffer.alloc(3200));
+      await sleep(100);
+    }
+    await waitFor(s.events, (e) => e.type === 'transcript' && e.is_final, 1000);
     const tKill = Date.now();
     await up.stop('SIGKILL'); // (stop() again would wait for a second exit)
     upDead = true;
@@ -108,12 +117,11 @@ test('upstream SIGKILLed mid-session with --fallback-engine pocketsphinx: provid
     // No word lost: the finals against a plain pocketsphinx session on the
     // same audio; utterance 1 came from the upstream (hark + pocketsphinx
     // too), the rest from the fallback replaying kept audio: WER <= 10 %.
-    const ref = finals(await session(local.url, audio));
     const w = wer(ref, finals(s.events));
     assert.ok(w.errors <= Math.ceil(w.words * 0.1), `${w.errors}/${w.words}\nref: ${ref}\nhyp: ${finals(s.events)}`);
     console.log(`# failover: kill -> first fallback final ${failoverMs} ms (fast stream, retries 1)`);
 
-    // Breaker open (cooldown 30 s): the next session starts on pocketsphinx.
+    // Breaker open: the next session starts on pocketsphinx.
     const t0 = Date.now();
     const ev2 = await session(fr.url, Buffer.concat([clips[0], SILENCE]));
     const fo2 = ev2.find((e) => e.type === 'provider_failover');
@@ -137,11 +145,11 @@ test('breaker: after the cooldown one session probes the provider again; its suc
   const up = await startServer(['--workers', '2']);
   const port = up.port;
   const fr = await startServer(['--workers', '2', '--engine', 'openai', '--openai-url', `http://127.0.0.1:${port}/v1`,
-    '--fallback-engine', 'pocketsphinx', '--openai-retries', '0', '--provider-cooldown-ms', '6000']);
+    '--fallback-engine', 'pocketsphinx', '--openai-retries', '0', '--provider-cooldown-ms', '20000']);
   try {
     await up.stop('SIGKILL'); // before any session: the first one fails over
     const ev1 = await session(fr.url, Buffer.concat([clips[0], SILENCE]));
-    const tOpen = Date.now(); // the circuit opened during ev1
+    const tOpen = Date.now(); // the circuit opened during ev1 (20 s: ev2 starts well inside it)
     assert.equal(ev1.find((e) => e.type === 'provider_failover')?.reason, 'unreachable');
     const ev2 = await session(fr.url, Buffer.concat([clips[0], SILENCE]));
     assert.equal(ev2.find((e) => e.type === 'provider_failover')?.reason, 'circuit_open', fr.log());
@@ -149,7 +157,7 @@ test('breaker: after the cooldown one session probes the provider again; its suc
     // the upstream comes back on the same port
     const back = await startServerOn(port);
     try {
-      await sleep(Math.max(0, tOpen + 6500 - Date.now())); // past the cooldown
+      await sleep(Math.max(0, tOpen + 20500 - Date.now())); // past the cooldown
       const ev3 = await session(fr.url, Buffer.concat([clips[0], SILENCE]));
       assert.equal(ev3.find((e) => e.type === 'provider_failover'), undefined, JSON.stringify(ev3).slice(0, 600));
       assert.ok(finals(ev3).length > 10);
