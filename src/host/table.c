@@ -160,11 +160,11 @@ void table_sent(struct table *t, struct tsess *s, const struct chan_msg *m)
     outbox_trim(&s->hist, t->cfg.replay_bytes);
 }
 
-void table_detach(struct table *t, struct tsess *s, int64_t now)
+int table_detach(struct table *t, struct tsess *s, int64_t now)
 {
-    if (!t->cfg.resume_window || !s->token[0] || chan_done(s->chan)) {
+    if (!t->cfg.resume_window || !s->token[0] || (chan_done(s->chan) && !s->finishing)) {
         table_end(t, s);
-        return;
+        return 0;
     }
     s->conn = NULL;
     s->detached_at = now;
@@ -173,6 +173,7 @@ void table_detach(struct table *t, struct tsess *s, int64_t now)
     t->detached_bytes += s->hist.bytes;
     gauges(t);
     LOG_INFO(s->id, "connection lost; session kept %d s for a resume", t->cfg.resume_window);
+    return 1;
 }
 
 /* Keep a detached session's new events within the budget: superseded

@@ -39,6 +39,8 @@ struct tsess {
     uint64_t audio_bytes; /* audio received and queued, all connections */
     int64_t detached_at;  /* monotonic ns; 0 while attached */
     uint64_t detach_seq;  /* events from here on were not sent to anyone */
+    int finishing;        /* the client asked to finish: input is over, events are not all
+                             delivered; kept (and resumable) even once the chan is done */
     void *user;           /* the front end's per-session data, freed by ended_cb */
     struct tsess *hnext, *prev, *next;
 };
@@ -67,9 +69,10 @@ int table_add(struct table *t, struct chan *chan, void *render_state, void *conn
               struct tsess **out);
 /* The front end sent (queued for writing) this message of s. */
 void table_sent(struct table *t, struct tsess *s, const struct chan_msg *m);
-/* The connection dropped without a close: keep the session for the window.
- * With resume off, or a session already finished, it ends instead. */
-void table_detach(struct table *t, struct tsess *s, int64_t now);
+/* The connection dropped without a close: keep the session for the window
+ * (returns 1). With resume off, or a session that finished by itself (its
+ * chan done and not s->finishing), it ends instead (returns 0; s is gone). */
+int table_detach(struct table *t, struct tsess *s, int64_t now);
 /* Remove s and release its chan (the session is over). */
 void table_end(struct table *t, struct tsess *s);
 

@@ -26,6 +26,7 @@
 #include "base/mem.h"
 #include "front/nats/nmsg.h"
 #include "host/admit.h"
+#include "host/limits.h"
 #include "session/options.h"
 
 #define TICK_MS 100
@@ -42,10 +43,10 @@ struct nsess {
 
     /* front end state, guarded by natsw.mu */
     struct chan *chan;
-    struct admit_slot *slot;      /* counted by host/admit.h until the session is freed */
-    int64_t last_msg, last_chunk; /* monotonic ns */
+    struct admit_slot *slot; /* counted by host/admit.h until the session is freed */
+    struct limits_sess lim;  /* host/limits.h; lim.closing: end or a verdict posted the close */
+    int64_t last_chunk;      /* monotonic ns */
     int audio_since_finalize;
-    int closing; /* end, idle, fatal error or shutdown posted the close */
     int has_ts;
     double max_ts;
     struct {
@@ -87,7 +88,8 @@ struct natsw {
     struct nsess *zombies; /* released before done: freed by natsw_destroy */
     char ended[ENDED_IDS][NMSG_ID_MAX];
     unsigned ended_n;
-    int draining;
+    struct limits_cfg limits; /* host/limits.h: the session rules */
+    struct limits_drain drain;
 
     pthread_mutex_t wmu; /* wake-ups of the pump */
     pthread_cond_t wcv;
@@ -379,9 +381,20 @@ static void fail(struct pend_err *pe, const char *speaker, int code, const char 
 /* The session stops taking input: its finals, then closed. */
 static void end_session(struct nsess *s)
 {
-    s->closing = 1;
+    s->lim.closing = 1;
     admit_closing(s->slot);
     chan_post_close(s->chan);
+}
+
+/* The host's verdict (host/limits.h) in this protocol: the reason as an
+ * error message in order with the results (a fatal error was one itself),
+ * then the finals and closed. Under nw->mu. */
+static void verdict(struct natsw *nw, struct nsess *s, enum limits_verdict v, int code,
+                    const char *msg)
+{
+    if (v != LIMITS_FATAL)
+        note_error(nw, s, code, msg);
+    end_session(s);
 }
 
 static int is_option(const char *name)
@@ -461,9 +474,9 @@ static void on_start(struct natsw *nw, const char *id, const struct nmsg_in *m, 
     struct nsess *s = find(nw, id);
     if (s) {
         fail(pe, s->speaker, HARK_E_STATE,
-             s->closing ? "session %s is still finishing; wait for its closed message "
-                          "before starting it again"
-                        : "session %s is already started; send end first",
+             s->lim.closing ? "session %s is still finishing; wait for its closed message "
+                              "before starting it again"
+                            : "session %s is already started; send end first",
              id);
         return;
     }
@@ -508,7 +521,9 @@ static void on_start(struct natsw *nw, const char *id, const struct nmsg_in *m, 
     admit_bind(s->slot, s->chan);
     if (m->has_state && m->state == HARK_STATE_RESPONDING)
         chan_post_state(s->chan, HARK_STATE_RESPONDING);
-    s->last_msg = s->last_chunk = clock_mono_ns();
+    s->last_chunk = clock_mono_ns();
+    limits_open(&s->lim, s->last_chunk);
+    s->lim.got_message = 1; /* start is the first message */
     table_add(nw, s);
     ended_forget(nw, id);
     atomic_fetch_add(&nw->sessions_total, 1);
@@ -609,13 +624,13 @@ static void dispatch(struct natsw *nw, const char *id, const struct nmsg_in *m, 
         no_session(nw, id, m, pe);
         return;
     }
-    if (s->closing) {
+    if (s->lim.closing) {
         fail(pe, s->speaker, HARK_E_STATE, "%s for session %s, which is ending; dropped",
              nmsg_type_name(m->type), id);
         return;
     }
     int64_t now = clock_mono_ns();
-    s->last_msg = now;
+    limits_activity(&s->lim, now, 1);
     switch (m->type) {
     case NMSG_CHUNK: {
         if (check_order(s, m, pe))
@@ -809,9 +824,8 @@ static void wait_wake(struct natsw *nw)
 
 static void begin_drain(struct natsw *nw)
 {
-    admit_drain(nw->cfg.admit);
     pthread_mutex_lock(&nw->mu);
-    nw->draining = 1;
+    limits_drain_begin(&nw->drain, &nw->limits, nw->cfg.admit, clock_mono_ns());
     int n = nw->n_sessions;
     pthread_mutex_unlock(&nw->mu);
     LOG_INFO(NULL, "shutting down: no new sessions; finishing %d session(s)", n);
@@ -825,20 +839,19 @@ static void begin_drain(struct natsw *nw)
         else
             natsSubscription_Unsubscribe(nw->sub); /* not connected: just stop */
     }
+    int code;
+    char msg[160];
+    limits_shutdown_msg(&code, msg, sizeof msg);
     pthread_mutex_lock(&nw->mu);
-    for (struct nsess *s = nw->all; s; s = s->next) {
-        if (s->closing)
-            continue;
-        note_error(nw, s, HARK_E_BUSY,
-                   "worker shutting down: session finalized; start a new session to go on");
-        end_session(s);
-    }
+    for (struct nsess *s = nw->all; s; s = s->next)
+        if (!s->lim.closing)
+            verdict(nw, s, LIMITS_SHUTDOWN, code, msg);
     pthread_mutex_unlock(&nw->mu);
 }
 
 /* One pass: collect output, run timers, retire finished sessions. Returns 1
  * when the pump should exit (draining and nothing left). */
-static int pump_once(struct natsw *nw, int64_t deadline)
+static int pump_once(struct natsw *nw)
 {
     struct nsess *work = NULL, **work_tail = &work, *finished = NULL;
     int64_t now = clock_mono_ns();
@@ -850,8 +863,8 @@ static int pump_once(struct natsw *nw, int64_t deadline)
         for (struct chan_msg *i = m; i; i = i->next) {
             if (i->flags & MSG_LAST)
                 s->done = 1;
-            if ((i->flags & MSG_FATAL) && !s->closing)
-                end_session(s);
+            if (limits_event(&s->lim, i->flags) == LIMITS_FATAL)
+                verdict(nw, s, LIMITS_FATAL, 0, NULL);
         }
         if (m) {
             if (s->out_tail)
@@ -862,7 +875,7 @@ static int pump_once(struct natsw *nw, int64_t deadline)
                 m = m->next;
             s->out_tail = m;
         }
-        if (!s->closing && nw->cfg.chunk_timeout_ms && s->audio_since_finalize &&
+        if (!s->lim.closing && nw->cfg.chunk_timeout_ms && s->audio_since_finalize &&
             now - s->last_chunk >= (int64_t)nw->cfg.chunk_timeout_ms * 1000000) {
             /* STT_CHUNK_TIMEOUT: the audio stopped coming; finish the
              * utterance now instead of waiting for more */
@@ -870,25 +883,16 @@ static int pump_once(struct natsw *nw, int64_t deadline)
             chan_post_finalize(s->chan);
             LOG_DEBUG(s->id, "no chunk for %d ms: utterance finalized", nw->cfg.chunk_timeout_ms);
         }
-        if (!s->closing && nw->cfg.idle_timeout &&
-            now - s->last_msg >= (int64_t)nw->cfg.idle_timeout * 1000000000LL) {
-            char msg[160];
-            snprintf(msg, sizeof msg, "no message for %d s and no end: session finalized",
-                     nw->cfg.idle_timeout);
-            LOG_INFO(s->id, "%s", msg);
-            note_error(nw, s, HARK_E_TIMEOUT, msg);
-            end_session(s);
-        }
-        if (!s->closing && nw->cfg.max_session_seconds) {
-            double audio, cpu;
+        double audio = 0, cpu;
+        if (nw->cfg.max_session_seconds)
             chan_usage(s->chan, &audio, &cpu);
-            if (audio > nw->cfg.max_session_seconds) {
-                char msg[160];
-                snprintf(msg, sizeof msg, "session reached the %d s limit: session finalized",
-                         nw->cfg.max_session_seconds);
-                note_error(nw, s, HARK_E_LIMIT, msg);
-                end_session(s);
-            }
+        int code;
+        char msg[160];
+        enum limits_verdict v =
+            limits_check(&nw->limits, &s->lim, now, audio, &code, msg, sizeof msg);
+        if (v != LIMITS_OK) {
+            LOG_INFO(s->id, "%s", msg);
+            verdict(nw, s, v, code, msg);
         }
         if (s->out_head) {
             s->work_next = NULL;
@@ -902,7 +906,7 @@ static int pump_once(struct natsw *nw, int64_t deadline)
             finished = s;
         }
     }
-    if (nw->draining && (!nw->all || now > deadline)) {
+    if (limits_drain_over(&nw->drain, now, nw->all != NULL)) {
         if (nw->all)
             LOG_WARN(NULL, "shutdown deadline passed with %d session(s) unfinished",
                      nw->n_sessions);
@@ -947,14 +951,11 @@ static int pump_once(struct natsw *nw, int64_t deadline)
 static void *pump_main(void *arg)
 {
     struct natsw *nw = arg;
-    int64_t deadline = 0;
     for (;;) {
         wait_wake(nw);
-        if (nw->stop_requested && !deadline) {
-            deadline = clock_mono_ns() + (int64_t)nw->cfg.shutdown_timeout * 1000000000LL;
+        if (nw->stop_requested && !nw->drain.active)
             begin_drain(nw);
-        }
-        if (pump_once(nw, deadline))
+        if (pump_once(nw))
             break;
     }
     if (!atomic_load(&nw->connected))
@@ -1164,6 +1165,11 @@ int natsw_create(struct natsw **out, const struct natsw_cfg *cfg, struct hark_en
     nw->cfg = *cfg;
     nw->eng = eng;
     nw->pool = pool;
+    nw->limits = (struct limits_cfg){
+        .idle_timeout = cfg->idle_timeout,
+        .max_session_seconds = cfg->max_session_seconds,
+        .shutdown_timeout = cfg->shutdown_timeout,
+    };
     pthread_mutex_init(&nw->mu, NULL);
     pthread_mutex_init(&nw->wmu, NULL);
     pthread_condattr_t ca;

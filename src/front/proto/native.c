@@ -306,6 +306,8 @@ static void native_signal(void *state, enum dialect_sig sig, int err, const char
         da_error(out, err, "%s", msg);
         if (err == HARK_E_BUSY) /* admission: every refusal is "busy" */
             refuse_first(s, out, CLOSE_TRY_LATER, "busy");
+        else if (err == HARK_E_LIMIT) /* a per-key/address limit (detached sessions hold it) */
+            refuse_first(s, out, CLOSE_TRY_LATER, "limit");
         else if (err == HARK_E_RESUME_FAILED)
             refuse_first(s, out, CLOSE_RESUME_FAILED, "resume failed");
         else

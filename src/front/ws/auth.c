@@ -39,6 +39,7 @@
 struct auth {
     char *keys[MAX_KEYS];
     int sessions[MAX_KEYS];
+    int waiting[MAX_KEYS]; /* of those, detached sessions waiting for a resume */
     int n;
     int max_per_key;
 };
@@ -275,6 +276,17 @@ int auth_acquire(struct auth *a, int key_index, char *why, size_t n)
                        a->sessions[key_index]);
     a->sessions[key_index]++;
     return 0;
+}
+
+void auth_waiting(struct auth *a, int key_index, int delta)
+{
+    if (auth_enabled(a) && key_index >= 0)
+        a->waiting[key_index] += delta;
+}
+
+int auth_has_waiting(const struct auth *a, int key_index)
+{
+    return auth_enabled(a) && key_index >= 0 && a->waiting[key_index] > 0;
 }
 
 void auth_release(struct auth *a, int key_index)

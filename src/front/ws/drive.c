@@ -219,7 +219,7 @@ static int do_start(struct wsconn *c, struct dialect_act *a, int depth)
     a->render = NULL;
     if (!w)
         rc = err_set(err, sizeof err, HARK_E_NOMEM, "out of memory");
-    else if (auth_enabled(wsfe_auth(c->fe)) && c->key_index < 0)
+    else if (auth_enabled(wsfe_auth(c->fe)) && c->key_index < 0 && !c->provisional)
         rc = err_set(err, sizeof err, HARK_E_AUTH, "an API key is required");
     else if (wsconn_admit(c, err, sizeof err))
         rc = HARK_E_BUSY;
@@ -332,6 +332,9 @@ static void execute(struct wsconn *c, struct dialect_out *out, int depth)
             }
             break;
         case DA_CLOSE:
+            /* The client's own end (native `close`): a drop before its
+             * last results are written leaves the session resumable. */
+            c->client_close |= depth == 0 && a->code == 1000 && !a->now;
             if (a->now)
                 wsconn_close_now(c, a->code, dialect_str(out, a->str));
             else

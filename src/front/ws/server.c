@@ -31,6 +31,7 @@
 #include "front/proto/dg.h" /* dg_uuid */
 #include "front/ws/wsfe.h"
 #include "host/admit.h"
+#include "host/limits.h"
 
 #define RX_CHUNK 65536
 /* Events kept for a resume while the connection is up (docs/protocol.md):
@@ -61,15 +62,16 @@ struct wsfe {
     struct batch *batches; /* batch.c: POST transcriptions in progress */
     int n_sessions;
     volatile sig_atomic_t stop_requested;
-    int draining;
-    int64_t drain_deadline;
+    struct limits_cfg limits; /* host/limits.h: the session rules */
+    struct limits_drain drain;
     int exit_loop;
     unsigned char *tx;
     size_t tx_cap;
     struct peer_slots {
         char addr[48];
-        int n;
-    } * peers; /* addresses with counted connections (max_connections_per_ip) */
+        int n;       /* connections and sessions holding a slot */
+        int waiting; /* of those, detached sessions waiting for a resume */
+    } * peers;       /* addresses with counted connections (max_connections_per_ip) */
     size_t n_peers, cap_peers;
 
     struct metric *m_conns, *m_audio;
@@ -217,6 +219,33 @@ uint64_t wsconn_audio_bytes(struct wsconn *c)
     return c->ts ? c->ts->audio_bytes : 0;
 }
 
+/* What a session holds against the limits, across its connections and
+ * while detached (so an attacker cannot detach sessions without bound):
+ * its admission slot, its API key's and its address's slots. */
+struct wsess {
+    struct admit_slot *slot;
+    int key_index; /* -1 = none */
+    char peer[48]; /* "" = not counted */
+};
+
+static struct peer_slots *peer_find(struct wsfe *fe, const char *addr)
+{
+    for (size_t i = 0; i < fe->n_peers; i++)
+        if (!strcmp(fe->peers[i].addr, addr))
+            return &fe->peers[i];
+    return NULL;
+}
+
+/* The session detached (+1) or stopped waiting (-1: resumed or ended). */
+static void session_waiting(struct wsfe *fe, struct tsess *s, int delta)
+{
+    struct wsess *w = s->user;
+    auth_waiting(fe->auth, w->key_index, delta);
+    struct peer_slots *p = w->peer[0] ? peer_find(fe, w->peer) : NULL;
+    if (p)
+        p->waiting += delta;
+}
+
 /* A session left the table (ended while attached, or detached and not
  * resumed): its accounting ends here, once. */
 static void session_ended_cb(void *user, struct tsess *s)
@@ -226,7 +255,14 @@ static void session_ended_cb(void *user, struct tsess *s)
     chan_usage(s->chan, &audio, &cpu);
     metrics_add(fe->m_audio, audio);
     LOG_INFO(s->id, "session ended: %.2f s audio, %.3f s cpu", audio, cpu);
-    admit_release(s->user); /* the slot lives with the session, across connections */
+    struct wsess *w = s->user;
+    if (s->detached_at)
+        session_waiting(fe, s, -1);
+    /* the slots live with the session, across connections */
+    admit_release(w->slot);
+    auth_release(fe->auth, w->key_index);
+    wsfe_peer_release(fe, w->peer);
+    hark_free(w);
     s->user = NULL;
     fe->n_sessions--;
     struct wsconn *c = s->conn;
@@ -318,6 +354,7 @@ static void out_limit(struct wsconn *c)
     snprintf(c->close_reason, sizeof c->close_reason,
              "client not reading: over %zu bytes of results queued", cap);
     c->st = WC_CLOSING; /* input is ignored from now on */
+    c->lim.closing = 1;
     wsconn_send(c, "", 0, MSG_LAST);
     /* The close frame waits behind what the socket holds: a peer that never
      * reads never takes it, so the connection goes after a grace period. */
@@ -343,6 +380,22 @@ void wsconn_send(struct wsconn *c, const char *data, size_t len, unsigned flags)
     lws_callback_on_writable(c->wsi);
 }
 
+/* The host's verdict (host/limits.h) on a connection's session, as the
+ * dialect's signal; from here on the session takes no input. */
+static const enum dialect_sig verdict_sig[] = {
+    [LIMITS_FIRST_MESSAGE] = DS_FIRST_TIMEOUT,
+    [LIMITS_IDLE] = DS_IDLE,
+    [LIMITS_LENGTH] = DS_LENGTH,
+    [LIMITS_FATAL] = DS_FATAL,
+    [LIMITS_SHUTDOWN] = DS_SHUTDOWN,
+};
+
+static void conn_verdict(struct wsconn *c, enum limits_verdict v, int code, const char *msg)
+{
+    if (v != LIMITS_OK && !c->lim.closing)
+        drive_signal(c, verdict_sig[v], code, msg);
+}
+
 void wsconn_close_after(struct wsconn *c, int code, const char *reason)
 {
     if (c->st == WC_CLOSING || c->st == WC_GONE)
@@ -350,6 +403,7 @@ void wsconn_close_after(struct wsconn *c, int code, const char *reason)
     c->close_code = code;
     snprintf(c->close_reason, sizeof c->close_reason, "%s", reason ? reason : "");
     c->st = WC_CLOSING;
+    c->lim.closing = 1;
     if (c->slot)
         admit_closing(c->slot);
     /* With a session, its CLOSED event is the last message (after the final
@@ -365,6 +419,7 @@ void wsconn_close_now(struct wsconn *c, int code, const char *reason)
     c->close_code = code;
     snprintf(c->close_reason, sizeof c->close_reason, "%s", reason ? reason : "");
     c->st = WC_CLOSING;
+    c->lim.closing = 1;
     if (c->slot)
         admit_closing(c->slot);
     wsconn_send(c, "", 0, MSG_LAST);
@@ -393,13 +448,23 @@ int wsconn_start(struct wsconn *c, const struct hark_options *opts, chan_render_
     struct wsfe *fe = c->fe;
     /* The slot wsconn_admit reserved; admitted now if none is waiting. */
     struct admit_slot *slot = wsfe_admit_take(fe);
+    if (c->provisional) {
+        admit_release(slot);
+        return wsconn_provisional_err(c, err, n);
+    }
     int rc = slot ? 0 : admit_acquire(fe->admit, 1, &slot, err, n);
     if (rc)
         return rc;
+    struct wsess *w = hark_calloc(1, sizeof *w);
+    if (!w) {
+        admit_release(slot);
+        return err_set(err, n, HARK_E_NOMEM, "out of memory");
+    }
     rc = chan_create(&c->chan, fe->workers, fe->eng, opts, NULL, render, render_user,
                      fe->cfg.session_buffer_bytes, err, n);
     if (rc) {
         admit_release(slot);
+        hark_free(w);
         return rc;
     }
     /* Workers may still render with it after the connection is gone. */
@@ -407,12 +472,18 @@ int wsconn_start(struct wsconn *c, const struct hark_options *opts, chan_render_
     if (table_add(fe->table, c->chan, render_user, c, &c->ts)) {
         c->chan = NULL; /* released by the table */
         admit_release(slot);
+        hark_free(w);
         return err_set(err, n, HARK_E_NOMEM, "out of memory");
     }
     c->st = WC_STREAMING;
     c->session_started = clock_mono_ns();
     c->slot = slot;
-    c->ts->user = slot;
+    w->slot = slot;
+    w->key_index = c->key_index; /* the connection's slots are the session's now */
+    memcpy(w->peer, c->peer, sizeof w->peer);
+    c->key_index = -1;
+    c->peer[0] = 0;
+    c->ts->user = w;
     admit_bind(c->slot, c->chan);
     fe->n_sessions++;
     LOG_INFO(chan_session_id(c->chan), "session started on %s (%s)", c->path, c->d->name);
@@ -435,11 +506,19 @@ int wsconn_post_audio(struct wsconn *c, const uint8_t *data, size_t len)
     int rc = chan_post_audio(c->chan, data, len);
     if (rc)
         return rc;
-    admit_audio(c->slot, c->last_activity); /* stamped when this message arrived */
+    admit_audio(c->slot, c->lim.last_activity); /* stamped when this message arrived */
     c->ts->audio_bytes += len;
     wsconn_ack(c, 0);
     rx_limit(c);
     return 0;
+}
+
+static void peer_addr(struct lws *wsi, char addr[48])
+{
+    lws_get_peer_simple(wsi, addr, 48);
+    /* A dual-stack socket reports IPv4 peers as ::ffff:a.b.c.d: one client. */
+    if (!strncmp(addr, "::ffff:", 7) && strchr(addr + 7, '.'))
+        memmove(addr, addr + 7, strlen(addr + 7) + 1);
 }
 
 int wsfe_peer_acquire(struct wsfe *fe, struct lws *wsi, char *peer, char *why, size_t n)
@@ -448,12 +527,9 @@ int wsfe_peer_acquire(struct wsfe *fe, struct lws *wsi, char *peer, char *why, s
     if (fe->cfg.max_connections_per_ip <= 0)
         return 0;
     char addr[48];
-    lws_get_peer_simple(wsi, addr, sizeof addr);
+    peer_addr(wsi, addr);
     if (!addr[0])
         return 0;
-    /* A dual-stack socket reports IPv4 peers as ::ffff:a.b.c.d: one client. */
-    if (!strncmp(addr, "::ffff:", 7) && strchr(addr + 7, '.'))
-        memmove(addr, addr + 7, strlen(addr + 7) + 1);
     size_t i = 0;
     while (i < fe->n_peers && strcmp(fe->peers[i].addr, addr))
         i++;
@@ -473,11 +549,28 @@ int wsfe_peer_acquire(struct wsfe *fe, struct lws *wsi, char *peer, char *why, s
         }
         snprintf(fe->peers[i].addr, sizeof fe->peers[i].addr, "%s", addr);
         fe->peers[i].n = 0;
+        fe->peers[i].waiting = 0;
         fe->n_peers++;
     }
     fe->peers[i].n++;
     snprintf(peer, 48, "%s", addr);
     return 0;
+}
+
+int wsfe_peer_waiting(struct wsfe *fe, struct lws *wsi)
+{
+    char addr[48];
+    peer_addr(wsi, addr);
+    struct peer_slots *p = addr[0] ? peer_find(fe, addr) : NULL;
+    return p && p->waiting > 0;
+}
+
+int wsconn_provisional_err(struct wsconn *c, char *err, size_t n)
+{
+    return err_set(err, n, HARK_E_LIMIT,
+                   "this client's session limit is held by its detached session(s) waiting for a "
+                   "resume: resume one, or retry after the resume window (%d s)",
+                   table_resume_window(c->fe->table));
 }
 
 void wsfe_peer_release(struct wsfe *fe, char *peer)
@@ -525,7 +618,7 @@ static void conn_drain(struct wsconn *c)
         while (m) {
             struct chan_msg *next = m->next;
             m->next = NULL;
-            fatal |= (m->flags & MSG_FATAL) != 0;
+            fatal |= limits_event(&c->lim, m->flags) == LIMITS_FATAL;
             if (c->d->resumable)
                 table_sent(c->fe->table, c->ts, m);
             int final = (m->flags & MSG_FINAL) != 0;
@@ -537,13 +630,13 @@ static void conn_drain(struct wsconn *c)
         }
         lws_callback_on_writable(c->wsi);
         if (fatal)
-            drive_signal(c, DS_FATAL, HARK_E_BAD_AUDIO, "");
+            conn_verdict(c, LIMITS_FATAL, HARK_E_BAD_AUDIO, "");
     }
     wsconn_ack(c, 0);
     if (c->paused && chan_pending_bytes(c->chan) < c->fe->cfg.session_buffer_bytes / 4) {
         c->paused = 0;
         /* the client was waiting on us, not idle: its clock starts now */
-        c->last_activity = clock_mono_ns();
+        c->lim.last_activity = clock_mono_ns();
         lws_rx_flow_control(c->wsi, 1);
     }
 }
@@ -561,8 +654,10 @@ int wsconn_resume(struct wsconn *c, const char *id, const char *token, int64_t l
         /* Still attached: a half-open connection the client gave up on.
          * Its undrained events join the history first; what it had queued
          * is in the history already. */
-        if (old->st != WC_STREAMING && !old->out_overflow)
+        int finishing = old->client_close && old->st == WC_CLOSING;
+        if (old->st != WC_STREAMING && !old->out_overflow && !finishing)
             return err_set(err, n, HARK_E_RESUME_FAILED, "the session is closing");
+        s->finishing |= finishing;
         conn_drain(old);
         old->chan = NULL;
         old->ts = NULL;
@@ -570,13 +665,32 @@ int wsconn_resume(struct wsconn *c, const char *id, const char *token, int64_t l
             out_drop(old, NULL, old->out_head);
         if (old->paused)
             lws_rx_flow_control(old->wsi, 1);
-        wsconn_close_after(old, 4409, "resumed on another connection");
+        if (old->st == WC_STREAMING) {
+            wsconn_close_after(old, 4409, "resumed on another connection");
+        } else { /* closing already: its queued end went with the rest */
+            old->close_code = 4409;
+            snprintf(old->close_reason, sizeof old->close_reason, "resumed on another connection");
+            old->out_overflow = 0;
+            wsconn_send(old, "", 0, MSG_LAST);
+        }
         LOG_INFO(s->id, "resumed on a new connection; the old one is closed (4409)");
     }
     c->chan = s->chan;
     c->ts = s;
-    c->slot = s->user;
-    c->st = WC_STREAMING;
+    struct wsess *w = s->user;
+    c->slot = w->slot;
+    /* The session holds its slots; the connection's own go back. */
+    auth_release(fe->auth, c->key_index);
+    c->key_index = -1;
+    wsfe_peer_release(fe, c->peer);
+    c->provisional = 0;
+    if (s->detached_at)
+        session_waiting(fe, s, -1);
+    /* A finishing session takes no input: the client's `close` was taken;
+     * its events up to `closed` follow, then the close. */
+    c->st = s->finishing ? WC_CLOSING : WC_STREAMING;
+    c->lim.closing = s->finishing;
+    c->client_close = s->finishing;
     c->session_started = clock_mono_ns();
     c->acked = s->audio_bytes; /* the resumed message carries it */
     c->last_ack = c->session_started;
@@ -612,7 +726,7 @@ void wsconn_replay(struct wsconn *c, int64_t last_seq)
     lws_callback_on_writable(c->wsi);
     conn_drain(c); /* events made since: after the replayed ones */
     if (fatal)
-        drive_signal(c, DS_FATAL, HARK_E_BAD_AUDIO, "");
+        conn_verdict(c, LIMITS_FATAL, HARK_E_BAD_AUDIO, "");
 }
 
 static void observe_latency(struct wsfe *fe, const struct chan_msg *m)
@@ -689,13 +803,19 @@ static void conn_remove(struct wsconn *c)
          * the session waits for a resume. */
         struct tsess *ts = c->ts;
         /* A client that stopped reading (out_overflow) may be half-open
-         * too: its events are in the history, its session not closed. */
-        int dropped = (c->st == WC_STREAMING || c->out_overflow) && c->d->resumable &&
-                      !fe->draining && c->peer_close != LWS_CLOSE_STATUS_NORMAL;
+         * too: its events are in the history, its session not closed. One
+         * that asked to finish (`close`) and dropped before the last event
+         * was written has not seen all its finals: its session stays,
+         * finishing, until it is resumed and has delivered everything. */
+        int finishing = c->client_close && c->st == WC_CLOSING;
+        int dropped = (c->st == WC_STREAMING || c->out_overflow || finishing) && c->d->resumable &&
+                      !fe->drain.active && c->peer_close != LWS_CLOSE_STATUS_NORMAL;
+        ts->finishing |= finishing;
         if (dropped) {
             c->chan = NULL;
             c->ts = NULL;
-            table_detach(fe->table, ts, clock_mono_ns());
+            if (table_detach(fe->table, ts, clock_mono_ns()))
+                session_waiting(fe, ts, +1);
         } else {
             table_end(fe->table, ts);
         }
@@ -740,13 +860,18 @@ static int confirm_upgrade(struct wsfe *fe, struct lws *wsi)
         drive_refuse(fe, wsi, d, HTTP_STATUS_UNAUTHORIZED, HARK_E_AUTH, why);
         return 1;
     }
+    /* Past a limit, a client whose detached session holds the slot may
+     * still come in to resume it (ESTABLISHED makes it provisional). */
     if (auth_acquire(fe->auth, key, why, sizeof why)) {
-        drive_refuse(fe, wsi, d, 429, HARK_E_LIMIT, why);
-        return 1;
+        if (!auth_has_waiting(fe->auth, key)) {
+            drive_refuse(fe, wsi, d, 429, HARK_E_LIMIT, why);
+            return 1;
+        }
+    } else {
+        auth_release(fe->auth, key); /* counted for real once established */
     }
-    auth_release(fe->auth, key); /* counted for real once established */
     char peer[48];
-    if (wsfe_peer_acquire(fe, wsi, peer, why, sizeof why)) {
+    if (wsfe_peer_acquire(fe, wsi, peer, why, sizeof why) && !wsfe_peer_waiting(fe, wsi)) {
         drive_refuse(fe, wsi, d, 429, HARK_E_LIMIT, why);
         return 1;
     }
@@ -786,7 +911,7 @@ static int cb_ws(struct lws *wsi, enum lws_callback_reasons reason, void *user, 
         c->wsi = wsi;
         c->fe = fe;
         c->st = WC_OPEN;
-        c->last_activity = c->opened = clock_mono_ns();
+        limits_open(&c->lim, clock_mono_ns());
         buf_init(&c->text);
         if (lws_hdr_copy(wsi, c->path, sizeof c->path, WSI_TOKEN_GET_URI) < 0)
             c->path[0] = 0;
@@ -799,12 +924,27 @@ static int cb_ws(struct lws *wsi, enum lws_callback_reasons reason, void *user, 
             char why[120];
             int code = 0;
             if (auth_check(fe->auth, wsi, &c->key_index, why, sizeof why) &&
-                !(c->d && c->d->key_in_message && !auth_has_credential(wsi)))
+                !(c->d && c->d->key_in_message && !auth_has_credential(wsi))) {
                 code = LWS_CLOSE_STATUS_POLICY_VIOLATION;
-            else if (wsfe_peer_acquire(fe, wsi, c->peer, why, sizeof why))
-                code = 1013; /* try again later; (CLOSED releases c->peer) */
-            else if (auth_acquire(fe->auth, c->key_index, why, sizeof why))
-                code = 1013;
+            } else {
+                /* 1013: try again later (CLOSED releases what was taken).
+                 * Past a limit held by this client's own detached
+                 * sessions: provisional, to resume one of them. */
+                if (wsfe_peer_acquire(fe, wsi, c->peer, why, sizeof why)) {
+                    if (wsfe_peer_waiting(fe, wsi))
+                        c->provisional = 1;
+                    else
+                        code = 1013;
+                }
+                if (!code && auth_acquire(fe->auth, c->key_index, why, sizeof why)) {
+                    if (auth_has_waiting(fe->auth, c->key_index)) {
+                        c->provisional = 1;
+                        c->key_index = -1; /* holds no key slot */
+                    } else {
+                        code = 1013;
+                    }
+                }
+            }
             if (code) {
                 c->key_index = -2; /* refused below, after linking */
                 lws_close_reason(wsi, (enum lws_close_status)code, (unsigned char *)why,
@@ -824,7 +964,7 @@ static int cb_ws(struct lws *wsi, enum lws_callback_reasons reason, void *user, 
     case LWS_CALLBACK_RECEIVE: {
         if (!c->fe || c->st == WC_GONE)
             return -1;
-        c->last_activity = clock_mono_ns();
+        limits_activity(&c->lim, clock_mono_ns(), 0);
         if (lws_is_first_fragment(wsi)) {
             c->msg_bytes = 0;
             buf_reset(&c->text);
@@ -898,17 +1038,17 @@ static void drain_all(struct wsfe *fe)
 
 static void begin_shutdown(struct wsfe *fe)
 {
-    if (fe->draining)
+    if (!limits_drain_begin(&fe->drain, &fe->limits, fe->admit, clock_mono_ns()))
         return;
-    fe->draining = 1;
-    admit_drain(fe->admit);
-    fe->drain_deadline = clock_mono_ns() + (int64_t)fe->cfg.shutdown_timeout * 1000000000LL;
     LOG_INFO(NULL, "shutting down: finishing %d session(s), dropping %d detached", fe->n_sessions,
              table_detached(fe->table));
     table_drop_detached(fe->table);
+    int code;
+    char msg[160];
+    limits_shutdown_msg(&code, msg, sizeof msg);
     for (struct wsconn *c = fe->conns; c; c = c->next)
         if (c->d && c->dstate)
-            drive_signal(c, DS_SHUTDOWN, 0, "");
+            conn_verdict(c, LIMITS_SHUTDOWN, code, msg);
 }
 
 static void tick_cb(lws_sorted_usec_list_t *sul)
@@ -927,49 +1067,34 @@ static void tick_cb(lws_sorted_usec_list_t *sul)
             continue;
         wsconn_ack(c, 0);
         /* lws only counts a PONG as a sign of life; a peer that sent
-         * anything in the last tick is alive too, and one whose reading we
-         * paused (back-pressure) cannot get its PONG read: neither must be
-         * hung up as dead. */
-        if (c->paused || now - c->last_activity < TICK_NS)
+         * anything in the last tick, or whose reading we paused
+         * (back-pressure) cannot get its PONG read: neither must be hung up
+         * as dead. */
+        if (c->paused || now - c->lim.last_activity < TICK_NS)
             lws_validity_confirmed(c->wsi);
-        /* A hard deadline from the upgrade to the config (native) or the
-         * first whole message: unlike the idle timer, trickling bytes of a
-         * message does not extend it. */
-        if (fe->cfg.first_message_timeout && (c->st == WC_OPEN || !c->got_message) &&
-            now - c->opened > (int64_t)fe->cfg.first_message_timeout * 1000000000LL) {
-            LOG_INFO(c->chan ? chan_session_id(c->chan) : NULL,
-                     "no %s within %d s of connecting; closing",
-                     c->st == WC_OPEN ? "config" : "message", fe->cfg.first_message_timeout);
-            char msg[100];
-            snprintf(msg, sizeof msg, "within %d s of connecting", fe->cfg.first_message_timeout);
-            drive_signal(c, DS_FIRST_TIMEOUT, HARK_E_TIMEOUT, msg);
-            continue;
-        }
-        /* While hark has paused reading (back-pressure) the client cannot
-         * send: that is not idleness. */
-        if (fe->cfg.idle_timeout && !c->paused &&
-            now - c->last_activity > (int64_t)fe->cfg.idle_timeout * 1000000000LL) {
-            LOG_INFO(c->chan ? chan_session_id(c->chan) : NULL, "idle for %d s; closing",
-                     fe->cfg.idle_timeout);
-            drive_signal(c, DS_IDLE, HARK_E_TIMEOUT, "");
-            continue;
-        }
-        if (c->chan && fe->cfg.max_session_seconds) {
-            double audio, cpu;
+        /* The host's rules (host/limits.h); the first message that counts
+         * is a whole one that got the connection past WC_OPEN (the native
+         * config). */
+        c->lim.got_message = c->got_message && c->st != WC_OPEN;
+        c->lim.held = c->paused;
+        double audio = 0, cpu;
+        if (c->chan)
             chan_usage(c->chan, &audio, &cpu);
-            if (audio > fe->cfg.max_session_seconds) {
-                char msg[100];
-                snprintf(msg, sizeof msg, "session reached the %d s limit",
-                         fe->cfg.max_session_seconds);
-                drive_signal(c, DS_LENGTH, HARK_E_LIMIT, msg);
-            }
+        int code;
+        char msg[200];
+        enum limits_verdict v =
+            limits_check(&fe->limits, &c->lim, now, audio, &code, msg, sizeof msg);
+        if (v != LIMITS_OK) {
+            LOG_INFO(c->chan ? chan_session_id(c->chan) : NULL, "%s%s; closing",
+                     v == LIMITS_FIRST_MESSAGE ? "no first message " : "", msg);
+            conn_verdict(c, v, code, msg);
         }
     }
-    if (fe->draining && ((!fe->conns && !fe->batches) || now > fe->drain_deadline)) {
+    if (limits_drain_over(&fe->drain, now, fe->conns || fe->batches)) {
         fe->exit_loop = 1;
         lws_cancel_service(fe->ctx);
     }
-    lws_sul_schedule(fe->ctx, 0, &fe->tick, tick_cb, fe->draining ? 100000 : LWS_US_PER_SEC);
+    lws_sul_schedule(fe->ctx, 0, &fe->tick, tick_cb, fe->drain.active ? 100000 : LWS_US_PER_SEC);
 }
 
 static int cb_http(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
@@ -981,7 +1106,7 @@ static int cb_http(struct lws *wsi, enum lws_callback_reasons reason, void *user
         /* fires once per protocol; this is the one place that drains */
         if (!fe)
             return 0;
-        if (fe->stop_requested && !fe->draining)
+        if (fe->stop_requested)
             begin_shutdown(fe);
         drain_all(fe);
         batch_drain(fe);
@@ -1071,6 +1196,12 @@ int wsfe_create(struct wsfe **out, const struct wsfe_cfg *cfg, struct hark_engin
         return err_set(err, n, HARK_E_NOMEM, "out of memory");
     fe->cfg = *cfg;
     fe->eng = eng;
+    fe->limits = (struct limits_cfg){
+        .first_message_timeout = cfg->first_message_timeout,
+        .idle_timeout = cfg->idle_timeout,
+        .max_session_seconds = cfg->max_session_seconds,
+        .shutdown_timeout = cfg->shutdown_timeout,
+    };
     int rc = hark_options_copy(&fe->defaults, cfg->defaults);
     fe->metrics = cfg->metrics;
     fe->own_metrics = !cfg->metrics;
@@ -1174,7 +1305,7 @@ void wsfe_stop(struct wsfe *fe)
 
 int wsfe_is_ready(struct wsfe *fe)
 {
-    return !fe->draining;
+    return !fe->drain.active;
 }
 
 int wsfe_run(struct wsfe *fe)

@@ -20,6 +20,7 @@
 #include "base/buf.h"
 #include "base/metrics.h"
 #include "front/proto/dialect.h"
+#include "host/limits.h"
 #include "host/table.h"
 #include "hark/hark.h"
 #include "session/workers.h"
@@ -92,10 +93,9 @@ struct wsconn {
     size_t out_bytes;                     /* their cost, for max_output_bytes */
     int out_overflow;                     /* closing for max_output_bytes: drop output */
     int paused;
-    int64_t opened;  /* upgrade time, for first_message_timeout */
-    int got_message; /* a whole message arrived */
-    char peer[48];   /* counted against max_connections_per_ip ("" = not counted) */
-    int64_t last_activity;
+    struct limits_sess lim;  /* host/limits.h: the session rules' timers (upgrade = open) */
+    int got_message;         /* a whole message arrived */
+    char peer[48];           /* counted against max_connections_per_ip ("" = not counted) */
     struct admit_slot *slot; /* host/admit.h: counted while the session is open */
     int64_t session_started;
     size_t msg_bytes; /* size of the message being received */
@@ -104,6 +104,13 @@ struct wsconn {
     char close_reason[124];
     char path[128];
     int key_index; /* API key the connection authenticated with, -1 = none */
+    /* Past its key's or address's limit, let in only because a detached
+     * session of the same key/address holds the slot: it may resume that
+     * session and start none. */
+    int provisional;
+    /* The client asked to finish (native `close`): a drop before the last
+     * event is written detaches the session, still finishing. */
+    int client_close;
     char
         request_id[37]; /* the connection's uuid; sent on the 101 when the dialect names a header */
     int peer_close;     /* close code the peer sent (0 = none: the connection dropped) */
@@ -130,6 +137,10 @@ int wsconn_post_audio(struct wsconn *c, const uint8_t *data, size_t len);
  * counted); HARK_E_LIMIT with why when the peer has all of them. */
 int wsfe_peer_acquire(struct wsfe *fe, struct lws *wsi, char *peer, char *why, size_t n);
 void wsfe_peer_release(struct wsfe *fe, char *peer);
+/* The request's peer has detached sessions waiting for a resume (each still
+ * holds its slot): a connection past the limit may come in to resume one,
+ * and nothing else (wsconn.provisional). */
+int wsfe_peer_waiting(struct wsfe *fe, struct lws *wsi);
 /* Native resume (docs/protocol.md, Resume). wsconn_ack: send an ack of the
  * audio held, when some is unacked and 250 ms passed, or always (force).
  * wsconn_resume: take over the session (from its detached state or a
@@ -158,9 +169,15 @@ struct admit_slot *wsfe_admit_take(struct wsfe *fe);
 int wsconn_admit(struct wsconn *c, char *msg, size_t n);
 /* Create the session for a connection (after admission). The session owns
  * render_user from then on (free_user(render_user) when it is freed); on
- * failure the caller keeps it. */
+ * failure the caller keeps it. The session takes over the connection's
+ * per-key and per-address slots: they stay taken while it is detached,
+ * until it ends (docs/protocol.md §7). A provisional connection gets
+ * HARK_E_LIMIT. */
 int wsconn_start(struct wsconn *c, const struct hark_options *opts, chan_render_cb render,
                  void *render_user, void (*free_user)(void *), char *err, size_t n);
+/* HARK_E_LIMIT with the message a provisional connection gets when it
+ * tries to start a session. */
+int wsconn_provisional_err(struct wsconn *c, char *err, size_t n);
 const struct hark_options *wsfe_defaults(struct wsfe *fe);
 struct hark_engine *wsfe_engine(struct wsfe *fe);
 struct metrics *wsfe_metrics(struct wsfe *fe);
@@ -253,6 +270,11 @@ int auth_check(struct auth *a, struct lws *wsi, int *key_index, char *why, size_
 /* Count a session against its key's limit; HARK_E_LIMIT when full. */
 int auth_acquire(struct auth *a, int key_index, char *why, size_t n);
 void auth_release(struct auth *a, int key_index);
+/* A session counted against the key detached (+1) or stopped waiting for a
+ * resume (-1); auth_has_waiting: the key has such sessions (a connection
+ * past the key's limit may still come in to resume one of them). */
+void auth_waiting(struct auth *a, int key_index, int delta);
+int auth_has_waiting(const struct auth *a, int key_index);
 /* A key sent in a dialect's message: 0 (index in *key_index, -1 when auth is
  * off) or HARK_E_AUTH with why. */
 int auth_check_key(struct auth *a, const char *key, int *key_index, char *why, size_t n);
