@@ -145,11 +145,15 @@ test('a drop right after `close`: the session stays, is resumed, delivers the re
   const s = await session(srv.url);
   assert.equal(s.first.type, 'ready', JSON.stringify(s.first));
   await streamPcm(s.ws, SPEECH);
-  while (s.ws.bufferedAmount > 0) await sleep(5); // all audio handed to the kernel
+  // The server has read every byte of audio (a keepalive after it is
+  // answered with an ack), so the reset below cannot discard unread audio
+  // in its socket buffer.
+  s.ws.send(JSON.stringify({ type: 'keepalive' }));
+  await waitFor(s.events, (e) => e.type === 'ack' && e.audio_bytes === SPEECH.length, 60000);
   s.ws.send(JSON.stringify({ type: 'close' }));
-  // gone before the server decoded the rest (it takes seconds; the cut
-  // follows at once): finals and `closed` are still to come
-  await new Promise((r) => s.ws._socket.write('', r)); // the close is handed to the kernel
+  // read by the server at once (nothing paused); gone long before the
+  // server decoded the rest (seconds): finals and `closed` are to come
+  await sleep(300);
   s.ws.removeAllListeners('message');
   s.ws._socket.destroy();
   const seen = s.events.slice();
@@ -172,7 +176,7 @@ test('a drop right after `close`: the session stays, is resumed, delivers the re
 test('the JS client, cut by the fault proxy right after close(), resumes the finishing session', { timeout: 120000 }, async (t) => {
   const proxy = await FaultProxy.start({ port: srv.port, log: (x) => t.diagnostic(x) });
   t.after(() => proxy.close());
-  const client = new HarkClient({ url: proxy.url, WebSocket, config: CONFIG });
+  const client = new HarkClient({ url: proxy.url, WebSocket, config: CONFIG, closeTimeoutMs: 120000 });
   const finals = [];
   let closedEv = null;
   client.on('final', (e) => finals.push([e.segment, e.text]));
@@ -181,14 +185,12 @@ test('the JS client, cut by the fault proxy right after close(), resumes the fin
   await client.connect();
   for (let off = 0; off < SPEECH.length; off += 640) client.send(SPEECH.subarray(off, off + 640));
   const done = client.close();
-  // every byte the client queued went through (the count stands still),
-  // then the cut
-  for (let i = 0, last = -1; i < 400; i++) {
-    const now = proxy.counters.bytesUp;
-    if (now >= SPEECH.length && now === last) break;
-    last = now;
-    await sleep(50);
-  }
+  // The server acknowledged every byte of audio (the client's own record
+  // of its acks), so it has read them and the close queued behind them: a
+  // reset cannot discard unread input. Decoding the rest takes seconds.
+  for (let i = 0; i < 1200 && client.acked < SPEECH.length; i++) await sleep(50);
+  assert.equal(client.acked, SPEECH.length, 'every byte acknowledged');
+  await sleep(300);
   assert.equal(closedEv, null, 'closed arrived before the cut');
   proxy.cut();
   const closed = await done;
