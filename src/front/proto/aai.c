@@ -36,31 +36,6 @@
 #include "front/proto/dialect.h"
 #include "session/workers.h"
 
-static int set(struct hark_options *o, const char *name, const char *value, const char *param,
-               char *err, size_t n)
-{
-    char why[400];
-    int rc = hark_options_set(o, name, value, why, sizeof why);
-    if (!rc)
-        return 0;
-    size_t len = strlen(name);
-    const char *rest = why;
-    if (!strncmp(why, name, len) && !strncmp(why + len, ": ", 2))
-        rest = why + len + 2;
-    return err_set(err, n, rc, "%s: %s", param, rest);
-}
-
-static int parse_bool(const char *v, int *out)
-{
-    if (!strcasecmp(v, "true") || !strcmp(v, "1"))
-        *out = 1;
-    else if (!strcasecmp(v, "false") || !strcmp(v, "0"))
-        *out = 0;
-    else
-        return -1;
-    return 0;
-}
-
 /* A whole non-negative integer of ms, as AssemblyAI's silences are. */
 static int parse_ms(const char *v, long *out)
 {
@@ -131,7 +106,7 @@ int aai_apply_args(const char *const *args, size_t n_args, struct hark_options *
         } else if (IS("encoding")) {
             encoding = v;
         } else if (IS("format_turns")) {
-            if (parse_bool(v, &b))
+            if (dialect_parse_bool(v, &b))
                 rc = err_set(err, n, HARK_E_BAD_OPTION,
                              "format_turns: '%.60s' is not true or false", v);
             else
@@ -167,15 +142,16 @@ int aai_apply_args(const char *const *args, size_t n_args, struct hark_options *
     if (rc)
         return rc;
     if (!encoding || !strcmp(encoding, "pcm_s16le") || !strcmp(encoding, "pcm_mulaw")) {
-        if ((rc = set(o, "encoding", encoding && encoding[4] == 'm' ? "mulaw" : "pcm_s16le",
-                      "encoding", err, n)))
+        if ((rc = dialect_set_option(o, "encoding",
+                                     encoding && encoding[4] == 'm' ? "mulaw" : "pcm_s16le",
+                                     "encoding", err, n)))
             return rc;
         if (!sample_rate)
             return err_set(err, n, HARK_E_BAD_OPTION, "sample_rate: required for PCM audio");
-        if ((rc = set(o, "sample_rate", sample_rate, "sample_rate", err, n)))
+        if ((rc = dialect_set_option(o, "sample_rate", sample_rate, "sample_rate", err, n)))
             return rc;
     } else if (!strcmp(encoding, "ogg_opus")) {
-        if ((rc = set(o, "encoding", "auto", "encoding", err, n)))
+        if ((rc = dialect_set_option(o, "encoding", "auto", "encoding", err, n)))
             return rc;
     } else {
         return err_set(err, n, HARK_E_UNSUPPORTED,
@@ -195,16 +171,17 @@ int aai_apply_args(const char *const *args, size_t n_args, struct hark_options *
         if (max_silence >= 0 && end_ms > max_silence)
             end_ms = max_silence;
         snprintf(cur, sizeof cur, "%ld", end_ms);
-        if ((rc = set(o, "endpointing_ms", cur,
-                      min_silence >= 0 ? "min_turn_silence" : "max_turn_silence", err, n)))
+        if ((rc = dialect_set_option(o, "endpointing_ms", cur,
+                                     min_silence >= 0 ? "min_turn_silence" : "max_turn_silence",
+                                     err, n)))
             return rc;
     }
-    if (vocab[0] && (rc = set(o, "vocabulary", vocab, "keyterms_prompt", err, n)))
+    if (vocab[0] && (rc = dialect_set_option(o, "vocabulary", vocab, "keyterms_prompt", err, n)))
         return rc;
     /* Turns carry words; SpeechStarted comes from the VAD; no UtteranceEnd. */
-    if ((rc = set(o, "words", "true", "words", err, n)) ||
-        (rc = set(o, "interim_results", "true", "interim_results", err, n)) ||
-        (rc = set(o, "utterance_end_ms", "0", "utterance_end_ms", err, n)))
+    if ((rc = dialect_set_option(o, "words", "true", "words", err, n)) ||
+        (rc = dialect_set_option(o, "interim_results", "true", "interim_results", err, n)) ||
+        (rc = dialect_set_option(o, "utterance_end_ms", "0", "utterance_end_ms", err, n)))
         return rc;
     return 0;
 }

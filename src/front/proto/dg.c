@@ -8,19 +8,7 @@
 #include <time.h>
 
 #include "base/err.h"
-
-static int parse_bool(const char *v, int *out)
-{
-    if (!strcasecmp(v, "true") || !strcmp(v, "1")) {
-        *out = 1;
-        return 0;
-    }
-    if (!strcasecmp(v, "false") || !strcmp(v, "0")) {
-        *out = 0;
-        return 0;
-    }
-    return -1;
-}
+#include "front/proto/dialect.h"
 
 /* Deepgram's encodings and what hark decodes them as. Containerised ones
  * carry their own rate (sample_rate is not needed); "opus"/"ogg-opus" are
@@ -32,23 +20,6 @@ static const struct {
     {"linear16", "pcm_s16le", 0}, {"mulaw", "mulaw", 0},   {"alaw", "alaw", 0},
     {"opus", "auto", 1},          {"ogg-opus", "auto", 1},
 };
-
-static int set(struct hark_options *o, const char *name, const char *value, const char *param,
-               char *err, size_t n)
-{
-    char why[400];
-    int rc = hark_options_set(o, name, value, why, sizeof why);
-    if (!rc)
-        return 0;
-    /* The option's message starts with its own name ("endpointing_ms: ...");
-     * the client knows the parameter it sent, so that name replaces it
-     * rather than being put in front ("sample_rate: sample_rate: ..."). */
-    size_t len = strlen(name);
-    const char *rest = why;
-    if (!strncmp(why, name, len) && !strncmp(why + len, ": ", 2))
-        rest = why + len + 2;
-    return err_set(err, n, rc, "%s: %s", param, rest);
-}
 
 /* Appends a keyword or keyterm to the comma-separated vocabulary. A
  * keywords value may end in ":intensifier" (dropped: the engine has no
@@ -101,26 +72,26 @@ int dg_apply_args(const char *const *args, size_t n_args, struct hark_options *o
         } else if (IS("sample_rate")) {
             sample_rate = v;
         } else if (IS("channels")) {
-            rc = set(o, "channels", v, "channels", err, n);
+            rc = dialect_set_option(o, "channels", v, "channels", err, n);
         } else if (IS("interim_results") || IS("vad_events")) {
             const char *name = IS("vad_events") ? "vad_events" : "interim_results";
-            if (parse_bool(v, &b))
+            if (dialect_parse_bool(v, &b))
                 rc = err_set(err, n, HARK_E_BAD_OPTION, "%s: '%.100s' is not true or false", name,
                              v);
             else {
-                rc = set(o, name, b ? "true" : "false", name, err, n);
+                rc = dialect_set_option(o, name, b ? "true" : "false", name, err, n);
                 if (name[0] == 'i')
                     p->interim_results = b;
                 else
                     p->vad_events = b;
             }
         } else if (IS("endpointing")) {
-            if (parse_bool(v, &b) == 0 && b == 0)
-                rc = set(o, "endpointing_ms", "false", "endpointing", err, n);
+            if (dialect_parse_bool(v, &b) == 0 && b == 0)
+                rc = dialect_set_option(o, "endpointing_ms", "false", "endpointing", err, n);
             else
-                rc = set(o, "endpointing_ms", v, "endpointing", err, n);
+                rc = dialect_set_option(o, "endpointing_ms", v, "endpointing", err, n);
         } else if (IS("utterance_end_ms")) {
-            rc = set(o, "utterance_end_ms", v, "utterance_end_ms", err, n);
+            rc = dialect_set_option(o, "utterance_end_ms", v, "utterance_end_ms", err, n);
             p->utterance_end_ms = atoi(v);
         } else if (IS("keywords") || IS("keyterm")) {
             rc = add_vocab(vocab, sizeof vocab, IS("keywords") ? "keywords" : "keyterm", v, err, n);
@@ -128,9 +99,9 @@ int dg_apply_args(const char *const *args, size_t n_args, struct hark_options *o
             snprintf(p->model, sizeof p->model, "%s", v);
         } else if (IS("language")) {
             if (v[0]) /* empty = not given: the default */
-                rc = set(o, "language", v, "language", err, n);
+                rc = dialect_set_option(o, "language", v, "language", err, n);
         } else if (IS("utterances")) {
-            p->utterances = parse_bool(v, &b) == 0 && b;
+            p->utterances = dialect_parse_bool(v, &b) == 0 && b;
         }
 #undef IS
         /* everything else (punctuate, smart_format, diarize, tag, ...) is
@@ -148,19 +119,19 @@ int dg_apply_args(const char *const *args, size_t n_args, struct hark_options *o
                            "opus, ogg-opus; or omit encoding and send WAV, Ogg Opus or "
                            "WebM/Opus)",
                            p->encoding);
-        if ((rc = set(o, "encoding", encodings[e].hark, "encoding", err, n)))
+        if ((rc = dialect_set_option(o, "encoding", encodings[e].hark, "encoding", err, n)))
             return rc;
         if (encodings[e].container) {
             /* the container's header carries the rate */
         } else if (!sample_rate)
             return err_set(err, n, HARK_E_BAD_OPTION,
                            "sample_rate: required when encoding is given");
-        else if ((rc = set(o, "sample_rate", sample_rate, "sample_rate", err, n)))
+        else if ((rc = dialect_set_option(o, "sample_rate", sample_rate, "sample_rate", err, n)))
             return rc;
-    } else if ((rc = set(o, "encoding", "auto", "encoding", err, n))) {
+    } else if ((rc = dialect_set_option(o, "encoding", "auto", "encoding", err, n))) {
         return rc;
     }
-    if (vocab[0] && (rc = set(o, "vocabulary", vocab, "keywords", err, n)))
+    if (vocab[0] && (rc = dialect_set_option(o, "vocabulary", vocab, "keywords", err, n)))
         return rc;
     /* echoed in results: as the session will use it (the default if not given) */
     hark_options_get(o, "language", p->language, sizeof p->language);

@@ -3,7 +3,9 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
+#include "base/err.h"
 #include "base/mem.h"
 
 void dialect_out_init(struct dialect_out *o)
@@ -167,4 +169,32 @@ void dialect_header_value(char *out, size_t size, const char *s)
     }
     if (size)
         out[k < size ? k : size - 1] = 0;
+}
+
+int dialect_set_option(struct hark_options *o, const char *name, const char *value,
+                       const char *param, char *err, size_t n)
+{
+    char why[400];
+    int rc = hark_options_set(o, name, value, why, sizeof why);
+    if (!rc)
+        return 0;
+    /* The option's message starts with its own name ("endpointing_ms: ...");
+     * the client knows the parameter it sent, so that name replaces it
+     * rather than being put in front ("sample_rate: sample_rate: ..."). */
+    size_t len = strlen(name);
+    const char *rest = why;
+    if (!strncmp(why, name, len) && !strncmp(why + len, ": ", 2))
+        rest = why + len + 2;
+    return err_set(err, n, rc, "%s: %s", param, rest);
+}
+
+int dialect_parse_bool(const char *v, int *out)
+{
+    if (!strcasecmp(v, "true") || !strcmp(v, "1"))
+        *out = 1;
+    else if (!strcasecmp(v, "false") || !strcmp(v, "0"))
+        *out = 0;
+    else
+        return -1;
+    return 0;
 }

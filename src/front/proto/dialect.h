@@ -185,6 +185,15 @@ struct dialect_ops {
 /* Header value for an HTTP response: printable ASCII, other bytes as %XX. */
 void dialect_header_value(char *out, size_t size, const char *s);
 
+/* hark_options_set of a value the client sent as `param` (a query
+ * parameter or message field): on error, err names param, not hark's
+ * option (the client knows what it sent), and the option's error code is
+ * returned. */
+int dialect_set_option(struct hark_options *o, const char *name, const char *value,
+                       const char *param, char *err, size_t n);
+/* "true"/"false" (any case) or "1"/"0" into *out; -1 for anything else. */
+int dialect_parse_bool(const char *v, int *out);
+
 extern const struct dialect_ops dialect_native;
 extern const struct dialect_ops dialect_deepgram;
 extern const struct dialect_ops dialect_relay;           /* seed 002, relay.c */

@@ -44,33 +44,26 @@ void oairt_config_init(struct oairt_config *c)
     snprintf(c->model, sizeof c->model, "gpt-4o-transcribe");
 }
 
-static int set(struct hark_options *o, const char *name, const char *value, const char *field,
-               char *err, size_t n)
-{
-    char why[400];
-    int rc = hark_options_set(o, name, value, why, sizeof why);
-    return rc ? err_set(err, n, rc, "%s: %s", field, why) : 0;
-}
-
 int oairt_options(const struct oairt_config *c, struct hark_options *o, char *err, size_t n)
 {
     static const char *const enc[] = {"pcm_s16le", "mulaw", "alaw"};
     char ms[16];
     int rc;
     snprintf(ms, sizeof ms, "%d", c->silence_ms);
-    if ((rc = set(o, "encoding", enc[c->format], "input_audio_format", err, n)) ||
-        (rc = set(o, "sample_rate", c->format == OAIRT_PCM16 ? "24000" : "8000",
-                  "input_audio_format", err, n)) ||
-        (rc = set(o, "channels", "1", "input_audio_format", err, n)) ||
-        (rc = set(o, "interim_results", "false", "interim_results", err, n)) ||
-        (rc = set(o, "words", "false", "words", err, n)) ||
-        (rc = set(o, "utterance_end_ms", "0", "utterance_end_ms", err, n)) ||
-        (rc = set(o, "vad_events", c->vad ? "true" : "false", "turn_detection", err, n)) ||
-        (rc = set(o, "endpointing_ms", c->vad ? ms : "false", "turn_detection.silence_duration_ms",
-                  err, n)))
+    if ((rc = dialect_set_option(o, "encoding", enc[c->format], "input_audio_format", err, n)) ||
+        (rc = dialect_set_option(o, "sample_rate", c->format == OAIRT_PCM16 ? "24000" : "8000",
+                                 "input_audio_format", err, n)) ||
+        (rc = dialect_set_option(o, "channels", "1", "input_audio_format", err, n)) ||
+        (rc = dialect_set_option(o, "interim_results", "false", "interim_results", err, n)) ||
+        (rc = dialect_set_option(o, "words", "false", "words", err, n)) ||
+        (rc = dialect_set_option(o, "utterance_end_ms", "0", "utterance_end_ms", err, n)) ||
+        (rc = dialect_set_option(o, "vad_events", c->vad ? "true" : "false", "turn_detection", err,
+                                 n)) ||
+        (rc = dialect_set_option(o, "endpointing_ms", c->vad ? ms : "false",
+                                 "turn_detection.silence_duration_ms", err, n)))
         return rc;
-    if (c->language[0] &&
-        (rc = set(o, "language", c->language, "input_audio_transcription.language", err, n)))
+    if (c->language[0] && (rc = dialect_set_option(o, "language", c->language,
+                                                   "input_audio_transcription.language", err, n)))
         return rc;
     return 0;
 }

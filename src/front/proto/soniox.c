@@ -212,20 +212,6 @@ static const struct {
     {"alaw", "alaw"},
 };
 
-static int set(struct hark_options *o, const char *name, const char *value, const char *field,
-               char *err, size_t n)
-{
-    char why[400];
-    int rc = hark_options_set(o, name, value, why, sizeof why);
-    if (!rc)
-        return 0;
-    size_t len = strlen(name);
-    const char *rest = why;
-    if (!strncmp(why, name, len) && !strncmp(why + len, ": ", 2))
-        rest = why + len + 2;
-    return err_set(err, n, HARK_E_BAD_OPTION, "%s: %s", field, rest);
-}
-
 /* context.terms (or a context string's absence of them) -> vocabulary. */
 static int context_terms(const struct json_value *ctx, char *vocab, size_t size)
 {
@@ -273,7 +259,7 @@ static int build(struct sonc *s, const struct json_value *root, struct hark_opti
         goto out;
     }
     const char *enc = fmt ? formats[f].hark : "auto";
-    if ((rc = set(o, "encoding", enc, "audio_format", err, n)))
+    if ((rc = dialect_set_option(o, "encoding", enc, "audio_format", err, n)))
         goto out;
     if (strcmp(enc, "auto")) {
         v = json_get(root, "sample_rate");
@@ -283,7 +269,7 @@ static int build(struct sonc *s, const struct json_value *root, struct hark_opti
             goto out;
         }
         json_to_text(v, text, sizeof text);
-        if ((rc = set(o, "sample_rate", text, "sample_rate", err, n)))
+        if ((rc = dialect_set_option(o, "sample_rate", text, "sample_rate", err, n)))
             goto out;
         if ((v = json_get(root, "num_channels"))) {
             if (json_type(v) != JSON_NUMBER) {
@@ -291,7 +277,7 @@ static int build(struct sonc *s, const struct json_value *root, struct hark_opti
                 goto out;
             }
             json_to_text(v, text, sizeof text);
-            if ((rc = set(o, "channels", text, "num_channels", err, n)))
+            if ((rc = dialect_set_option(o, "channels", text, "num_channels", err, n)))
                 goto out;
         }
     }
@@ -305,7 +291,7 @@ static int build(struct sonc *s, const struct json_value *root, struct hark_opti
                      sizeof vocab - 1);
         goto out;
     }
-    if (vocab[0] && (rc = set(o, "vocabulary", vocab, "context.terms", err, n)))
+    if (vocab[0] && (rc = dialect_set_option(o, "vocabulary", vocab, "context.terms", err, n)))
         goto out;
     /* model names Soniox's, language_hints only hints: the session uses
      * the server's engine and language (docs/soniox.md) */
