@@ -1,6 +1,6 @@
 /*
  * Deepgram compatibility shared by the live dialect (deepgram.c, WebSocket
- * /v1/listen) and the pre-recorded endpoint (batch.c, POST /v1/listen):
+ * /v1/listen) and the pre-recorded API (dgbatch.c, POST /v1/listen):
  * query parameters -> session options, request ids, model metadata.
  * Pure functions; the service thread calls them.
  */

@@ -282,9 +282,10 @@ int auth_check_key(struct auth *a, const char *key, int *key_index, char *why, s
 int auth_has_credential(struct lws *wsi);
 
 /* batch.c: pre-recorded transcription over plain HTTP POST (POST /v1/listen,
- * POST /v1/audio/transcriptions). The body streams into a session on the
- * worker pool as it arrives; the response is written when the session is
- * done. Service thread only. */
+ * POST /v1/audio/transcriptions), the transport of the batch APIs in
+ * src/front/proto/ (batchapi.h), routed by path. The body streams into a
+ * session on the worker pool as it arrives; the response is written when
+ * the session is done. Service thread only. */
 struct batch;
 /* protocols[0]'s per-connection storage: the batch request in progress. */
 struct http_pss {
