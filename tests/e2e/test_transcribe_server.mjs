@@ -6,7 +6,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { CLIPS, startServer, sleep, wer, openNative } from './lib.mjs';
@@ -172,6 +172,39 @@ test('connections cut at random byte offsets (faultproxy): the finals of the unc
   } finally {
     clearInterval(stopper);
     await proxy.close();
+  }
+});
+
+test('a cut right after the client\'s close (finals still to come): the session is resumed, output as uncut', async () => {
+  const srv = await startServer(['--resume-window', '30']);
+  const proxy = await FaultProxy.start({ port: srv.port });
+  try {
+    const ref = await hark(['transcribe', '--json', '--server', srv.url, long]);
+    assert.equal(ref.code, 0, ref.stderr);
+    const resumedBefore = (srv.log().match(/session resumed/g) || []).length;
+    const p = hark(['transcribe', '--json', '--server', proxy.url, long], { timeoutMs: 120000 });
+    // The client sends `close` right after its last audio: once nothing
+    // more goes up (the count stands still past the file's size) the close
+    // is out; the server reads it at once and needs seconds more to decode
+    // the rest. Then the connection is reset.
+    let last = -1;
+    for (let i = 0; i < 1200; i++) {
+      const n = proxy.counters.bytesUp;
+      if (n >= statSync(long).size && n === last) break;
+      last = n;
+      await sleep(100);
+    }
+    await sleep(200);
+    proxy.cut();
+    const r = await p;
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(proxy.counters.cuts, 1);
+    assert.equal((srv.log().match(/session resumed/g) || []).length, resumedBefore + 1,
+      'the finishing session was resumed, not replaced by a new one');
+    assert.equal(r.stdout, ref.stdout, 'every event as in the uncut run');
+  } finally {
+    await proxy.close();
+    await srv.stop();
   }
 });
 
