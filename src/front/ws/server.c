@@ -396,33 +396,33 @@ static void conn_verdict(struct wsconn *c, enum limits_verdict v, int code, cons
         drive_signal(c, verdict_sig[v], code, msg);
 }
 
-void wsconn_close_after(struct wsconn *c, int code, const char *reason)
+/* Marks the connection closing with code and reason; 0 when it already was
+ * (or is gone): the first close decides. */
+static int begin_close(struct wsconn *c, int code, const char *reason)
 {
     if (c->st == WC_CLOSING || c->st == WC_GONE)
-        return;
+        return 0;
     c->close_code = code;
     snprintf(c->close_reason, sizeof c->close_reason, "%s", reason ? reason : "");
     c->st = WC_CLOSING;
     c->lim.closing = 1;
     if (c->slot)
         admit_closing(c->slot);
+    return 1;
+}
+
+void wsconn_close_after(struct wsconn *c, int code, const char *reason)
+{
     /* With a session, its CLOSED event is the last message (after the final
      * results); without one, an empty last message closes. */
-    if (!c->chan || chan_post_close(c->chan) != 0)
+    if (begin_close(c, code, reason) && (!c->chan || chan_post_close(c->chan) != 0))
         wsconn_send(c, "", 0, MSG_LAST);
 }
 
 void wsconn_close_now(struct wsconn *c, int code, const char *reason)
 {
-    if (c->st == WC_CLOSING || c->st == WC_GONE)
-        return;
-    c->close_code = code;
-    snprintf(c->close_reason, sizeof c->close_reason, "%s", reason ? reason : "");
-    c->st = WC_CLOSING;
-    c->lim.closing = 1;
-    if (c->slot)
-        admit_closing(c->slot);
-    wsconn_send(c, "", 0, MSG_LAST);
+    if (begin_close(c, code, reason))
+        wsconn_send(c, "", 0, MSG_LAST);
 }
 
 /* Admission is host/admit.c's, for every front end. The slot waits in
