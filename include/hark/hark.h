@@ -359,6 +359,10 @@ const char *hark_session_errmsg(const struct hark_session *s);
 const char *hark_session_describe(const struct hark_session *s);
 /* Seconds of audio received so far (at the input rate). */
 double hark_session_audio_seconds(const struct hark_session *s);
+/* Finals still awaited from a network engine (utterances submitted, result
+ * not yet delivered): the session is busy for its client even while the
+ * client sends nothing. 0 for local engines. */
+unsigned hark_session_results_pending(const struct hark_session *s);
 
 #ifdef __cplusplus
 }

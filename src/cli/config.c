@@ -56,7 +56,7 @@ static const struct cfg_row rows[] = {
     {"max-session-seconds", "HARK_MAX_SESSION_SECONDS", NULL, CFG_INT, OFF(max_session_seconds),
      "14400", 0, 604800, NULL, "limits", "longest session in seconds of audio (0 = unlimited)", BOTH},
     {"idle-timeout", "HARK_IDLE_TIMEOUT", NULL, CFG_INT, OFF(idle_timeout), "10", 0, 86400, NULL,
-     "limits", "close a session after this many seconds without audio or keepalive (0 = never)", CONFIG_SERVE},
+     "limits", "close a session after this many seconds without audio or keepalive, not counting waits for a network engine's final (0 = never)", CONFIG_SERVE},
     {"session-buffer-bytes", "HARK_SESSION_BUFFER_BYTES", NULL, CFG_INT,
      OFF(session_buffer_bytes), "1048576", 65536, 268435456, NULL, "limits",
      "bytes of work queued per session (audio and controls, each with its overhead) before its "

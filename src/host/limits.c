@@ -20,6 +20,13 @@ void limits_open(struct limits_sess *s, int64_t now)
     s->got_message = 0;
     s->held = 0;
     s->closing = 0;
+    s->awaited = 0;
+}
+
+void limits_awaiting(struct limits_sess *s, int64_t now, unsigned results_pending)
+{
+    if (results_pending)
+        s->awaited = now;
 }
 
 void limits_activity(struct limits_sess *s, int64_t now, int whole)
@@ -44,8 +51,10 @@ enum limits_verdict limits_check(const struct limits_cfg *cfg, const struct limi
     }
     /* While the server has paused reading (back-pressure) the client cannot
      * send: that is not idleness. */
-    if (cfg->idle_timeout && !s->held &&
-        now - s->last_activity > (int64_t)cfg->idle_timeout * NS_PER_S) {
+    /* Nor is waiting for a network engine's final (limits_awaiting): the
+     * client rightly sends nothing until it has it. */
+    int64_t idle_from = s->awaited > s->last_activity ? s->awaited : s->last_activity;
+    if (cfg->idle_timeout && !s->held && now - idle_from > (int64_t)cfg->idle_timeout * NS_PER_S) {
         *code = HARK_E_TIMEOUT;
         snprintf(msg, n, "no audio or message for %d s (idle timeout): session finalized",
                  cfg->idle_timeout);

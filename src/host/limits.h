@@ -34,9 +34,11 @@ struct limits_sess {
     int64_t opened;        /* monotonic ns: connected / started */
     int64_t last_activity; /* monotonic ns: the last message (any kind) */
     int got_message;       /* the first whole message (native: the config) arrived */
-    int held;    /* the server stopped reading it (back-pressure): the client cannot send, so
-                    this is not idleness */
-    int closing; /* input over (close, end, a verdict, shutdown): no more verdicts */
+    int held;        /* the server stopped reading it (back-pressure): the client cannot send, so
+                        this is not idleness */
+    int closing;     /* input over (close, end, a verdict, shutdown): no more verdicts */
+    int64_t awaited; /* monotonic ns: the last time finals were awaited from a network
+                        engine (limits_awaiting), 0 = never */
 };
 
 enum limits_verdict {
@@ -52,6 +54,13 @@ enum limits_verdict {
 void limits_open(struct limits_sess *s, int64_t now);
 /* A message arrived at now; whole = it was complete (not a fragment). */
 void limits_activity(struct limits_sess *s, int64_t now, int whole);
+
+/* At each check, before limits_check: results_pending finals are awaited from
+ * the session's network engine (chan_results_pending). While any is, the
+ * client is waiting for us, not idle: the idle timeout counts from the last
+ * message or the end of that wait, whichever is later. The wait itself is
+ * bounded by the engine's own timeout (an error or a failover ends it). */
+void limits_awaiting(struct limits_sess *s, int64_t now, unsigned results_pending);
 
 /* The timers' verdict at now, for a session with audio_seconds of audio
  * received. The first that applies: first message, idle, length. With a

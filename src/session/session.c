@@ -276,3 +276,8 @@ double hark_session_audio_seconds(const struct hark_session *s)
 {
     return s->pl.in_rate ? (double)s->pl.in_samples / s->pl.in_rate : 0.0;
 }
+
+unsigned hark_session_results_pending(const struct hark_session *s)
+{
+    return s ? s->pl.results_pending : 0;
+}

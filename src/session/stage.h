@@ -90,9 +90,11 @@ struct pipeline {
     void (*notify)(void *user);
     void *notify_user;
 
-    int in_rate;           /* known once the decoder knows it (WAV header) */
-    int64_t in_samples;    /* per-channel samples decoded at in_rate */
-    int64_t segments_done; /* finals delivered */
+    int in_rate;              /* known once the decoder knows it (WAV header) */
+    int64_t in_samples;       /* per-channel samples decoded at in_rate */
+    int64_t segments_done;    /* finals delivered */
+    unsigned results_pending; /* recognise: utterances submitted to a network engine, no
+                                 result delivered yet */
     uint64_t seq;
     char errmsg[512];
     struct buf describe;

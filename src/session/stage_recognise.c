@@ -324,6 +324,7 @@ static int release_ready(struct stage *st, struct recog *r)
         int rc;
         if (cur.p) {
             r->n_pend--;
+            st->pl->results_pending = r->n_pend;
             rc = emit_pend(st, r, cur.p);
             pend_free(cur.p);
         } else {
@@ -554,6 +555,7 @@ static int submit(struct stage *st, struct recog *r, const struct frame *f)
     *it = (struct item){.p = p};
     r->q_len++;
     r->n_pend++;
+    st->pl->results_pending = r->n_pend;
     end_cleanup(st, r);
     if (p->state == P_FAILED && pl->engine->fallback) {
         struct engine_done d = {.ticket = p->ticket, .err = p->err, .reason = "error"};
@@ -588,6 +590,7 @@ static int on_utt_end(struct stage *st, struct recog *r, const struct frame *f)
             *it = (struct item){.p = p};
             r->q_len++;
             r->n_pend++;
+            st->pl->results_pending = r->n_pend;
             return 0;
         }
         return send_result(st, f->pos, &res, 1, f->reason, f->pos);

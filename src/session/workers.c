@@ -68,6 +68,7 @@ struct chan {
     /* A J_POLL (results of a network engine) is queued: one is enough. */
     int poll_queued;
     double audio_sec, cpu_sec;
+    unsigned results_pending; /* hark_session_results_pending after the last job */
 
     /* set by the worker running the chan, read by ready_push */
     atomic_int bulk;
@@ -307,6 +308,7 @@ static void run_jobs(struct chan *c, struct job *j)
             c->done = 1;
         c->cpu_sec += cpu;
         c->audio_sec += hark_session_audio_seconds(c->s) - before;
+        c->results_pending = hark_session_results_pending(c->s);
         pthread_mutex_unlock(&c->mu);
         atomic_fetch_add(&c->w->jobs_done, 1);
         hark_free(j);
@@ -631,6 +633,14 @@ void chan_usage(struct chan *c, double *audio_sec, double *cpu_sec)
     *audio_sec = c->audio_sec;
     *cpu_sec = c->cpu_sec;
     pthread_mutex_unlock(&c->mu);
+}
+
+unsigned chan_results_pending(struct chan *c)
+{
+    pthread_mutex_lock(&c->mu);
+    unsigned n = c->results_pending;
+    pthread_mutex_unlock(&c->mu);
+    return n;
 }
 
 void chan_release(struct chan *c)

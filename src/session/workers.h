@@ -144,5 +144,9 @@ void chan_release(struct chan *c);
 
 /* Seconds of audio processed and CPU (thread) seconds spent, for metrics. */
 void chan_usage(struct chan *c, double *audio_sec, double *cpu_sec);
+/* Finals the session awaits from a network engine, as of its last job
+ * (hark_session_results_pending): the host's idle rule does not count that
+ * wait as the client's idleness. */
+unsigned chan_results_pending(struct chan *c);
 
 #endif

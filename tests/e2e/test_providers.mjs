@@ -5,6 +5,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
+import http from 'node:http';
 import { once } from 'node:events';
 import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
@@ -138,6 +139,51 @@ test('upstream SIGKILLed mid-session with --fallback-engine pocketsphinx: provid
     await fr.stop();
     await local.stop();
     if (!upDead) await up.stop();
+  }
+});
+
+// A slow provider: an HTTP relay that holds each request delayMs before
+// passing it on to the real upstream (a GPU server under load answers late).
+async function slowRelay(up, delayMs) {
+  const target = new URL(up.http);
+  const srv = http.createServer((req, res) => {
+    const body = [];
+    req.on('data', (d) => body.push(d));
+    req.on('end', () => setTimeout(() => {
+      const fwd = http.request({ host: target.hostname, port: target.port, method: req.method, path: req.url, headers: req.headers },
+        (r) => { res.writeHead(r.statusCode, r.headers); r.pipe(res); });
+      fwd.on('error', () => { res.writeHead(502); res.end(); });
+      fwd.end(Buffer.concat(body));
+    }, delayMs));
+  });
+  srv.listen(0, '127.0.0.1');
+  await once(srv, 'listening');
+  return { http: `http://127.0.0.1:${srv.address().port}`, close: () => srv.close() };
+}
+
+test('a silent client waiting for a slow provider\'s final is not ended by the idle timeout (the wait counts as activity)', async () => {
+  const up = await startServer(['--workers', '2']);
+  const slow = await slowRelay(up, 4000);
+  // idle timeout 1 s, the provider answers after >= 4 s
+  const fr = await front(slow, ['--idle-timeout', '1']);
+  try {
+    const s = await openNative(fr.url, {});
+    await streamPcm(s.ws, Buffer.concat([clips[0], SILENCE]), { realtime: false });
+    // then nothing at all from the client
+    const fin = await waitFor(s.events, (e) => e.type === 'transcript' && e.is_final || e.type === 'closed', 60000);
+    assert.equal(fin.type, 'transcript', JSON.stringify(s.events.filter((e) => e.type !== 'transcript')));
+    assert.ok(fin.text.length > 0, JSON.stringify(fin));
+    const early = s.events.filter((e) => (e.type === 'error' || e.type === 'closed') && e.seq < fin.seq);
+    assert.deepEqual(early, []);
+    // afterwards the client is idle for real: the idle rule ends the session
+    const err = await waitFor(s.events, (e) => e.type === 'error', 30000);
+    assert.equal(err.code, 'timeout', JSON.stringify(err));
+    assert.ok(err.seq > fin.seq);
+    s.ws.close();
+  } finally {
+    await fr.stop();
+    slow.close();
+    await up.stop();
   }
 });
 

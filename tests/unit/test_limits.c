@@ -55,6 +55,18 @@ static void test_idle(void)
     s.held = 1;
     ASSERT_EQ(limits_check(&cfg, &s, 100 * S, 0, &code, msg, sizeof msg), LIMITS_OK);
     s.held = 0;
+    /* finals awaited from a network engine: the client waits for us; the
+     * idle clock starts again when the last of them is in */
+    limits_open(&s, 0);
+    limits_activity(&s, 1 * S, 1);
+    limits_awaiting(&s, 20 * S, 0);
+    ASSERT_EQ(s.awaited, 0);
+    for (int t = 20; t <= 60; t++)
+        limits_awaiting(&s, t * S, 1);
+    ASSERT_EQ(limits_check(&cfg, &s, 60 * S, 0, &code, msg, sizeof msg), LIMITS_OK);
+    limits_awaiting(&s, 61 * S, 0); /* the result came */
+    ASSERT_EQ(limits_check(&cfg, &s, 90 * S, 0, &code, msg, sizeof msg), LIMITS_OK);
+    ASSERT_EQ(limits_check(&cfg, &s, 90 * S + 1, 0, &code, msg, sizeof msg), LIMITS_IDLE);
     /* closing: no verdicts at all */
     s.closing = 1;
     ASSERT_EQ(limits_check(&cfg, &s, 100 * S, 1000, &code, msg, sizeof msg), LIMITS_OK);

@@ -886,6 +886,7 @@ static int pump_once(struct natsw *nw)
         double audio = 0, cpu;
         if (nw->cfg.max_session_seconds)
             chan_usage(s->chan, &audio, &cpu);
+        limits_awaiting(&s->lim, now, chan_results_pending(s->chan));
         int code;
         char msg[160];
         enum limits_verdict v =

@@ -1078,8 +1078,10 @@ static void tick_cb(lws_sorted_usec_list_t *sul)
         c->lim.got_message = c->got_message && c->st != WC_OPEN;
         c->lim.held = c->paused;
         double audio = 0, cpu;
-        if (c->chan)
+        if (c->chan) {
             chan_usage(c->chan, &audio, &cpu);
+            limits_awaiting(&c->lim, now, chan_results_pending(c->chan));
+        }
         int code;
         char msg[200];
         enum limits_verdict v =
