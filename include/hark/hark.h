@@ -341,8 +341,10 @@ enum hark_state hark_session_get_state(const struct hark_session *s);
 /* Deliver an ERROR event (code < 0, message copied for the callback) in the
  * session's event order, with its next seq and speaker_id: for errors the
  * caller finds in its own input about this session (a bad control message on
- * the wire), so that a client sees one numbered stream of events. Changes
- * nothing else. HARK_E_STATE once closed (CLOSED is the last event). */
+ * the wire), so that a client sees one numbered stream of events. A final
+ * still awaited from a network engine comes before it (the error is about
+ * input after that utterance). Changes nothing else. HARK_E_STATE once closed (CLOSED is the last
+ * event). */
 int hark_session_report_error(struct hark_session *s, int code, const char *message);
 
 /* Flush everything: the last finals, then a CLOSED event. Further feeds

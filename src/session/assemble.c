@@ -139,6 +139,11 @@ static int assemble_write(struct stage *st, const struct frame *f)
         return on_interrupt(st, f);
     case FRAME_CLOCK:
         return on_clock(st, a, f);
+    case FRAME_ERROR: {
+        struct hark_event ev = {.type = HARK_EVENT_ERROR, .code = f->code, .message = f->message};
+        pipeline_deliver(st->pl, &ev);
+        return 0;
+    }
     default:
         return 0; /* end of the chain */
     }

@@ -36,6 +36,15 @@ int pipeline_error(struct pipeline *pl, int err, const char *fmt, ...)
     return err;
 }
 
+int pipeline_report_error(struct pipeline *pl, int code, const char *message)
+{
+    struct frame f = {.kind = FRAME_ERROR, .code = code, .message = message};
+    for (int i = 0; i < pl->n_stages; i++)
+        if (pl->stages[i].ops == &stage_recognise_ops)
+            return pl->stages[i].ops->write(&pl->stages[i], &f);
+    return HARK_E_STATE;
+}
+
 int pipeline_init(struct pipeline *pl)
 {
     static const struct stage_ops *const chain[] = {

@@ -223,9 +223,9 @@ int hark_session_report_error(struct hark_session *s, int code, const char *mess
         return HARK_E_INVAL;
     if (s->state != S_STREAMING)
         return HARK_E_STATE;
-    struct hark_event ev = {.type = HARK_EVENT_ERROR, .code = code, .message = message};
-    pipeline_deliver(&s->pl, &ev);
-    return 0;
+    /* not delivered at once: a final awaited from a network engine comes
+     * first (the error is about input after that utterance) */
+    return pipeline_report_error(&s->pl, code, message);
 }
 
 int hark_session_close(struct hark_session *s)

@@ -36,6 +36,9 @@ enum frame_kind {
     FRAME_UTT_END,      /* pos: end of the utterance; reason */
     FRAME_CLOCK,        /* pos: all audio before pos has been seen */
     FRAME_RESULT,       /* result, is_final, reason, start_pos..pos */
+    FRAME_ERROR,        /* code, message: an error the session's user reported
+                           (hark_session_report_error); enters at recognise so it
+                           keeps its place behind finals still awaited */
 };
 
 struct frame {
@@ -49,6 +52,8 @@ struct frame {
     enum hark_reason reason;
     int is_final;
     const struct engine_result *result;
+    int code;            /* FRAME_ERROR */
+    const char *message; /* FRAME_ERROR; valid for the call only */
 };
 
 struct stage;
@@ -115,6 +120,11 @@ static inline int stage_pass(struct stage *st, const struct frame *f)
 }
 /* Record a detail message and deliver an ERROR event; returns err. */
 int pipeline_error(struct pipeline *pl, int err, const char *fmt, ...) HARK_PRINTF(3, 4);
+/* An error found by the session's user (hark_session_report_error), delivered
+ * in order with the events of the audio before it: it enters the chain at
+ * the recognise stage, which holds it behind finals awaited from a network
+ * engine like any other event. */
+int pipeline_report_error(struct pipeline *pl, int code, const char *message);
 /* Deliver a public event with the next seq number. */
 void pipeline_deliver(struct pipeline *pl, struct hark_event *ev);
 

@@ -65,10 +65,12 @@ struct pend {
 
 enum { P_WAIT, P_DONE, P_FAILED };
 
-/* A held item: a frame (pointer-free kinds only) or a pending final. */
+/* A held item: a frame (pointer-free kinds, or an error with its message
+ * copied) or a pending final. */
 struct item {
     struct frame f;
     struct pend *p; /* non-NULL: a final waiting for its result */
+    char *message;  /* FRAME_ERROR: f.message, owned */
 };
 
 struct recog {
@@ -225,6 +227,8 @@ static int out(struct stage *st, struct recog *r, const struct frame *f)
     }
     struct item *it = &r->q[(r->q_head + r->q_len) % (HOLD_MAX + PEND_MAX)];
     *it = (struct item){.f = *f};
+    if (f->kind == FRAME_ERROR && !(it->f.message = it->message = hark_strdup(f->message)))
+        return HARK_E_NOMEM;
     r->q_len++;
     return 0;
 }
@@ -333,6 +337,7 @@ static int release_ready(struct stage *st, struct recog *r)
             r->q_len = 0;
             rc = stage_emit(st, &cur.f);
             r->q_len = saved;
+            hark_free(cur.message);
         }
         if (rc && !first)
             first = rc;
@@ -677,6 +682,7 @@ static void recog_close(struct stage *st)
         struct item *it = &r->q[r->q_head];
         if (it->p)
             pend_free(it->p);
+        hark_free(it->message);
         r->q_head = (r->q_head + 1) % (HOLD_MAX + PEND_MAX);
         r->q_len--;
     }

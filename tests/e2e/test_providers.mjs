@@ -187,6 +187,33 @@ test('a silent client waiting for a slow provider\'s final is not ended by the i
   }
 });
 
+test('an error about the client\'s input keeps its place behind a final still awaited from the provider', async () => {
+  const up = await startServer(['--workers', '2']);
+  const slow = await slowRelay(up, 3000);
+  const fr = await front(slow);
+  try {
+    const s = await openNative(fr.url, {});
+    await streamPcm(s.ws, Buffer.concat([clips[0], SILENCE]), { realtime: false });
+    // the utterance went to the provider; this message is bad input after it
+    s.ws.send(JSON.stringify({ type: 'bogus' }));
+    const err = await waitFor(s.events, (e) => e.type === 'error', 60000);
+    s.ws.send(JSON.stringify({ type: 'close' }));
+    await waitFor(s.events, (e) => e.type === 'closed', 60000);
+    checkContract(s.events);
+    const fin = s.events.find((e) => e.type === 'transcript' && e.is_final);
+    assert.ok(fin && fin.text.length > 0, JSON.stringify(s.events));
+    // arrival order and seq order both: the final first
+    assert.ok(s.events.indexOf(fin) < s.events.indexOf(err), JSON.stringify(s.events.map((e) => e.type)));
+    assert.ok(fin.seq < err.seq);
+    assert.match(err.message, /bogus/);
+    s.ws.close();
+  } finally {
+    await fr.stop();
+    slow.close();
+    await up.stop();
+  }
+});
+
 test('breaker: after the cooldown one session probes the provider again; its success closes the circuit', async () => {
   const up = await startServer(['--workers', '2']);
   const port = up.port;
