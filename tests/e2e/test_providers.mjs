@@ -6,6 +6,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import http from 'node:http';
+import WebSocket from 'ws';
 import { once } from 'node:events';
 import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
@@ -146,7 +147,9 @@ test('upstream SIGKILLed mid-session with --fallback-engine pocketsphinx: provid
 // passing it on to the real upstream (a GPU server under load answers late).
 async function slowRelay(up, delayMs) {
   const target = new URL(up.http);
+  const relay = { requests: 0 };
   const srv = http.createServer((req, res) => {
+    relay.requests++;
     const body = [];
     req.on('data', (d) => body.push(d));
     req.on('end', () => setTimeout(() => {
@@ -158,7 +161,7 @@ async function slowRelay(up, delayMs) {
   });
   srv.listen(0, '127.0.0.1');
   await once(srv, 'listening');
-  return { http: `http://127.0.0.1:${srv.address().port}`, close: () => srv.close() };
+  return Object.assign(relay, { http: `http://127.0.0.1:${srv.address().port}`, close: () => srv.close() });
 }
 
 test('a silent client waiting for a slow provider\'s final is not ended by the idle timeout (the wait counts as activity)', async () => {
@@ -210,6 +213,51 @@ test('an error about the client\'s input keeps its place behind a final still aw
   } finally {
     await fr.stop();
     slow.close();
+    await up.stop();
+  }
+});
+
+// A Deepgram session through the front: its finals' text.
+async function dgSession(fr, model, pcm) {
+  const ws = new WebSocket(`${fr.url}/v1/listen?model=${model}&encoding=linear16&sample_rate=16000`);
+  const msgs = [];
+  ws.on('message', (d) => msgs.push(JSON.parse(d)));
+  const closed = once(ws, 'close');
+  await once(ws, 'open');
+  for (let i = 0; i < pcm.length; i += 32000) ws.send(pcm.subarray(i, i + 32000));
+  ws.send(JSON.stringify({ type: 'CloseStream' }));
+  await Promise.race([closed, sleep(120000)]);
+  return msgs.filter((m) => m.type === 'Results' && m.is_final).map((m) => m.channel.alternatives[0].transcript).join(' ').trim();
+}
+
+test('Deepgram `model`: an engine\'s name picks that engine, any other name (nova-3) the server\'s engine', async () => {
+  const up = await startServer(['--workers', '2']);
+  const relay = await slowRelay(up, 0);
+  const fr = await front(relay, ['--fallback-engine', 'pocketsphinx']);
+  try {
+    const pcm = Buffer.concat([clips[0], SILENCE]);
+    const viaProvider = await dgSession(fr, 'nova-3', pcm);
+    assert.ok(viaProvider.length > 0);
+    const n = relay.requests;
+    assert.ok(n >= 1, 'nova-3 goes to the configured provider engine');
+    const local = await dgSession(fr, 'pocketsphinx', pcm);
+    assert.ok(local.length > 0);
+    assert.equal(relay.requests, n, 'model=pocketsphinx is recognised locally');
+    // an explicit engine the server does not have is refused (HTTP 400 at the upgrade)
+    const ps = await startServer(['--workers', '1']);
+    try {
+      const ws = new WebSocket(`${ps.url}/v1/listen?model=openai&encoding=linear16&sample_rate=16000`);
+      ws.on('error', () => {});
+      const [, res] = await Promise.race([once(ws, 'unexpected-response'), sleep(30000).then(() => [null, null])]);
+      assert.equal(res?.statusCode, 400);
+      res.resume();
+      ws.on('error', () => {});
+    } finally {
+      await ps.stop();
+    }
+  } finally {
+    await fr.stop();
+    relay.close();
     await up.stop();
   }
 });

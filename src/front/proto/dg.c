@@ -97,6 +97,11 @@ int dg_apply_args(const char *const *args, size_t n_args, struct hark_options *o
             rc = add_vocab(vocab, sizeof vocab, IS("keywords") ? "keywords" : "keyterm", v, err, n);
         } else if (IS("model")) {
             snprintf(p->model, sizeof p->model, "%s", v);
+            /* An engine's name picks that engine (docs/deepgram.md); any
+             * other name is Deepgram's (nova-3, ...): the server's engine. */
+            for (int e = 0; hark_engine_name(e); e++)
+                if (strcmp(v, hark_engine_name(e)) == 0)
+                    rc = dialect_set_option(o, "engine", v, "model", err, n);
         } else if (IS("language")) {
             if (v[0]) /* empty = not given: the default */
                 rc = dialect_set_option(o, "language", v, "language", err, n);
