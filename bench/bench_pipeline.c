@@ -32,7 +32,7 @@
  *
  * Both sides use identical decoder settings: -hmm/-lm/-dict of the packaged
  * model, -remove_silence no, and -fwdflat/-bestpath per second_pass, as
- * src/engines/pocketsphinx.c sets them.
+ * src/engines/pocketsphinx/pocketsphinx.c sets them.
  *
  * Usage: bench_pipeline [--repeats N] [--sections cpu,rss,resample,latency]
  *                       [--sets continuous,pauses-silence,pauses-noise]
@@ -478,7 +478,7 @@ static void raw_reset_cmn(ps_decoder_t *ps)
 
 static ps_decoder_t *raw_decoder(const char *pass)
 {
-    /* Exactly the engine's settings (src/engines/pocketsphinx.c decoder_new). */
+    /* Exactly the engine's settings (src/engines/pocketsphinx/pocketsphinx.c decoder_new). */
     const char *fwdflat = strcmp(pass, "full") == 0 ? "yes" : "no";
     const char *bestpath = strcmp(pass, "none") == 0 ? "no" : "yes";
     char hmm[1024], lm[1024], dict[1024];

@@ -13,8 +13,9 @@
  * bench_ps_second_pass; by hand, from the repo root:
  *
  *   gcc -std=c11 -O2 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -Iinclude -Isrc \
- *       $(pkg-config --cflags pocketsphinx) bench/ps_second_pass.c src/engines/pocketsphinx.c \
- *       src/engines/ps_[a-z]*.c src/base/[a-z]*.c -o /tmp/ps_second_pass \
+ *       $(pkg-config --cflags pocketsphinx) bench/ps_second_pass.c \
+ *       src/engines/pocketsphinx/[a-z]*.c src/engines/pool.c src/base/[a-z]*.c \
+ *       -o /tmp/ps_second_pass \
  *       $(pkg-config --libs pocketsphinx) -lm -lpthread
  *   /tmp/ps_second_pass [testdata_dir] [repeats]
  *
@@ -30,7 +31,7 @@
  *   bestpath     26.8%    26.8%   36.1/52.8   60.6/100.0  36/53         7.8/11.3   0.21/0.31
  *   full         32.4%    29.6% 267.0/315.0 366.6/444.4 267/316        55.3/65.0   0.31/0.41
  *
- * bestpath was chosen as the engine's default (see src/engines/pocketsphinx.c).
+ * bestpath was chosen as the engine's default (see src/engines/pocketsphinx/pocketsphinx.c).
  */
 #include <stdint.h>
 #include <stdio.h>

@@ -15,7 +15,7 @@
 #include <stdio.h>
 
 /* Most engine streams a server may pool: pocketsphinx's own cap (POOL_LIMIT
- * in src/engines/pocketsphinx.c; ~50 MB each, so far past any RAM). */
+ * in src/engines/pocketsphinx/pocketsphinx.c; ~50 MB each, so far past any RAM). */
 #define CONFIG_POOL_LIMIT 256
 
 struct config {

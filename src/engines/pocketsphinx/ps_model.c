@@ -16,7 +16,7 @@
  *   trie LM: "Trie Language Model", uint8 order, uint32 counts[order], the
  *     trie, then int32 k and k bytes of NUL-terminated unigram strings.
  */
-#include "engines/ps_model.h"
+#include "engines/pocketsphinx/ps_model.h"
 
 #include <ctype.h>
 #include <errno.h>

@@ -83,9 +83,9 @@
 #include "base/mem.h"
 #include "engines/engine.h"
 #include "engines/pool.h"
-#include "engines/ps_model.h"
-#include "engines/ps_pron.h"
-#include "engines/ps_share.h"
+#include "engines/pocketsphinx/ps_model.h"
+#include "engines/pocketsphinx/ps_pron.h"
+#include "engines/pocketsphinx/ps_share.h"
 
 #ifndef HARK_PS_MODEL_DIR
 #define HARK_PS_MODEL_DIR "/usr/share/pocketsphinx/model/en-us"

@@ -1,5 +1,5 @@
 /* Pronunciation dictionary and derived pronunciations (see ps_pron.h). */
-#include "engines/ps_pron.h"
+#include "engines/pocketsphinx/ps_pron.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -11,7 +11,7 @@
 #include "base/err.h"
 #include "base/log.h"
 #include "base/mem.h"
-#include "engines/ps_model.h"
+#include "engines/pocketsphinx/ps_model.h"
 
 /* Lines that must parse for a file to count as a dictionary at all. */
 #define STRICT_LINES 10

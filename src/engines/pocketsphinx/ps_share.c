@@ -3,7 +3,7 @@
  * shared and why that is safe).
  */
 #define _GNU_SOURCE /* RTLD_NEXT, memfd_create, malloc_usable_size */
-#include "engines/ps_share.h"
+#include "engines/pocketsphinx/ps_share.h"
 
 #include <ctype.h>
 #include <dlfcn.h>
