@@ -230,7 +230,9 @@ static int fuzz_dialect(const struct dialect_ops *d, const char *path, const uin
         *amp = 0;
         p = amp + 1;
     }
-    struct dialect_ctx cx = {.defaults = defaults, .engine = "pocketsphinx", .resume_window = 30};
+    static const char *const engines[] = {"pocketsphinx", "openai", NULL};
+    struct dialect_ctx cx = {
+        .defaults = defaults, .engine = "pocketsphinx", .engines = engines, .resume_window = 30};
     struct dialect_req rq = {
         .path = path,
         .args = args,

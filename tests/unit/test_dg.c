@@ -9,7 +9,7 @@ static int apply(struct hark_options **o, struct dg_params *p, char *err, size_t
                  const char *const *args, size_t n_args)
 {
     ASSERT_OK(hark_options_create(o));
-    return dg_apply_args(args, n_args, *o, p, err, n);
+    return dg_apply_args(args, n_args, *o, p, NULL, err, n);
 }
 
 static void expect_opt(const struct hark_options *o, const char *name, const char *want)

@@ -35,6 +35,7 @@ struct batchapi_ctx {
     const struct hark_options *defaults; /* session defaults of the server config */
     const struct hark_engine *engine;    /* for option checks; NULL = none (fuzzing) */
     const char *engine_name;
+    const char *const *engines; /* all engines' names, NULL-terminated (NULL = none) */
 };
 
 /* The request. */

@@ -50,7 +50,7 @@ static int add_vocab(char *vocab, size_t size, const char *key, const char *term
 }
 
 int dg_apply_args(const char *const *args, size_t n_args, struct hark_options *o,
-                  struct dg_params *p, char *err, size_t n)
+                  struct dg_params *p, const char *const *engines, char *err, size_t n)
 {
     memset(p, 0, sizeof *p);
     char vocab[4096] = "";
@@ -99,8 +99,8 @@ int dg_apply_args(const char *const *args, size_t n_args, struct hark_options *o
             snprintf(p->model, sizeof p->model, "%s", v);
             /* An engine's name picks that engine (docs/deepgram.md); any
              * other name is Deepgram's (nova-3, ...): the server's engine. */
-            for (int e = 0; hark_engine_name(e); e++)
-                if (strcmp(v, hark_engine_name(e)) == 0)
+            for (int e = 0; engines && engines[e]; e++)
+                if (strcmp(v, engines[e]) == 0)
                     rc = dialect_set_option(o, "engine", v, "model", err, n);
         } else if (IS("language")) {
             if (v[0]) /* empty = not given: the default */

@@ -29,10 +29,12 @@ struct dg_params {
  * defaults. Unknown parameters are ignored, booleans are case-insensitive
  * (and 1/0), repeated keywords/keyterm become the session vocabulary.
  * Returns 0, or HARK_E_BAD_OPTION/HARK_E_UNSUPPORTED with a
- * message that starts with the parameter's name. Pure: no I/O, any thread.
+ * message that starts with the parameter's name. engines: the names of the
+ * engines the server has (NULL-terminated; NULL = none): a `model` equal to
+ * one picks that engine. Pure: no I/O, any thread.
  */
 int dg_apply_args(const char *const *args, size_t n_args, struct hark_options *opts,
-                  struct dg_params *p, char *err, size_t n);
+                  struct dg_params *p, const char *const *engines, char *err, size_t n);
 
 /* Random (v4) UUID, 36 chars + NUL. */
 void dg_uuid(char out[37]);

@@ -386,8 +386,9 @@ int batch_begin(struct wsfe *fe, struct lws *wsi, const char *path)
     b->api = api;
     b->st = st;
     snprintf(b->path, sizeof b->path, "%s", path);
-    b->cx = (struct batchapi_ctx){wsfe_defaults(fe), wsfe_engine(fe),
-                                  hark_engine_get_name(wsfe_engine(fe))};
+    b->cx =
+        (struct batchapi_ctx){wsfe_defaults(fe), wsfe_engine(fe),
+                              hark_engine_get_name(wsfe_engine(fe)), wsfe_dialect_ctx(fe)->engines};
     b->key_index = -1;
     b->content_length = len;
     b->chunked = chunked;

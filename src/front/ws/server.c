@@ -53,6 +53,7 @@ struct wsfe {
     int own_admit;
     struct admit_slot *admitted; /* wsfe_admit's slot, until a session takes it */
     struct dialect_ctx dcx;      /* what dialects read: defaults, engine, resume window */
+    const char *engines[8];      /* dcx.engines: the registry's names, NULL-terminated */
     struct lws_context *ctx;
     struct lws_vhost *vhost;
     char iface[64]; /* the address lws binds (it keeps the pointer) */
@@ -1284,6 +1285,9 @@ int wsfe_create(struct wsfe **out, const struct wsfe_cfg *cfg, struct hark_engin
     fe->vhost = lws_get_vhost_by_name(fe->ctx, "hark");
     fe->dcx.defaults = fe->defaults;
     fe->dcx.engine = hark_engine_get_name(eng);
+    for (int i = 0; i < 7 && hark_engine_name(i); i++)
+        fe->engines[i] = hark_engine_name(i);
+    fe->dcx.engines = fe->engines;
     fe->dcx.resume_window = table_resume_window(fe->table);
     lws_sul_schedule(fe->ctx, 0, &fe->tick, tick_cb, LWS_US_PER_SEC);
     *out = fe;
