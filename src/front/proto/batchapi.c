@@ -60,4 +60,6 @@ void batchapi_audio_message(const char *msg, char *out, size_t n)
     char *cut = strstr(out, "; for raw audio");
     if (cut)
         *cut = 0;
+    if (!out[0] && n) /* nothing but the hint: still say what went wrong */
+        snprintf(out, n, "the audio could not be decoded");
 }
