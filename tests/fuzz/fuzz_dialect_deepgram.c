@@ -1,4 +1,4 @@
-/* libFuzzer target for the Deepgram dialect (src/front/proto/deepgram.c):
+/* libFuzzer target for the Deepgram dialect (src/front/proto/dglive.c):
  * the query of /v1/listen, its text controls and binary audio, its refusal
  * body and its rendering of events, driven as dialect_fuzz.h describes. */
 #define _GNU_SOURCE

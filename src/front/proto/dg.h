@@ -1,5 +1,5 @@
 /*
- * Deepgram compatibility shared by the live dialect (deepgram.c, WebSocket
+ * Deepgram compatibility shared by the live dialect (dglive.c, WebSocket
  * /v1/listen) and the pre-recorded API (dgbatch.c, POST /v1/listen):
  * query parameters -> session options, request ids, model metadata.
  * Pure functions; the service thread calls them.
