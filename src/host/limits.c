@@ -69,6 +69,17 @@ enum limits_verdict limits_check(const struct limits_cfg *cfg, const struct limi
     return LIMITS_OK;
 }
 
+enum limits_verdict limits_tick(const struct limits_cfg *cfg, struct limits_sess *s,
+                                struct chan *chan, int64_t now, int *code, char *msg, size_t n)
+{
+    double audio = 0, cpu;
+    if (chan) {
+        chan_usage(chan, &audio, &cpu);
+        limits_awaiting(s, now, chan_results_pending(chan));
+    }
+    return limits_check(cfg, s, now, audio, code, msg, n);
+}
+
 enum limits_verdict limits_event(const struct limits_sess *s, unsigned msg_flags)
 {
     return !s->closing && (msg_flags & MSG_FATAL) ? LIMITS_FATAL : LIMITS_OK;

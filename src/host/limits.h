@@ -21,6 +21,7 @@
 #include <stdint.h>
 
 struct admit;
+struct chan;
 
 struct limits_cfg {
     int first_message_timeout; /* s from connecting to the first whole message (0 = off) */
@@ -70,6 +71,11 @@ void limits_awaiting(struct limits_sess *s, int64_t now, unsigned results_pendin
  * session gets LIMITS_OK. */
 enum limits_verdict limits_check(const struct limits_cfg *cfg, const struct limits_sess *s,
                                  int64_t now, double audio_seconds, int *code, char *msg, size_t n);
+/* The check every front end runs on each of its sessions at its tick:
+ * limits_awaiting with the chan's pending finals, then limits_check with the
+ * chan's audio seconds (chan may be NULL: no session yet). */
+enum limits_verdict limits_tick(const struct limits_cfg *cfg, struct limits_sess *s,
+                                struct chan *chan, int64_t now, int *code, char *msg, size_t n);
 /* Close-on-error: a message taken from the session's chan with these
  * chan_msg flags. LIMITS_FATAL (once: the caller marks the session closing)
  * or LIMITS_OK. */

@@ -16,7 +16,7 @@ struct table {
     struct table_cfg cfg;
     struct tsess *buckets[NBUCKETS];
     struct tsess *all; /* every session, attached or not */
-    int n_detached;
+    int n_detached, n_all;
     size_t detached_bytes;
     struct metric *m_detached, *m_detached_bytes, *m_resume_ok, *m_resume_failed;
     struct metric *m_expired_window, *m_expired_buffer;
@@ -110,7 +110,26 @@ int table_add(struct table *t, struct chan *chan, void *render_state, void *conn
     if (t->all)
         t->all->prev = s;
     t->all = s;
+    t->n_all++;
     return 0;
+}
+
+struct tsess *table_find(struct table *t, const char *id)
+{
+    for (struct tsess *s = t->buckets[hash_id(id)]; s; s = s->hnext)
+        if (!strcmp(s->id, id))
+            return s;
+    return NULL;
+}
+
+int table_count(const struct table *t)
+{
+    return t->n_all;
+}
+
+struct tsess *table_first(struct table *t)
+{
+    return t->all;
 }
 
 static void unlink_sess(struct table *t, struct tsess *s)
@@ -126,6 +145,7 @@ static void unlink_sess(struct table *t, struct tsess *s)
         t->all = s->next;
     if (s->next)
         s->next->prev = s->prev;
+    t->n_all--;
     if (s->detached_at) {
         t->n_detached--;
         t->detached_bytes -= s->hist.bytes;
@@ -255,11 +275,8 @@ int table_resume(struct table *t, const char *id, const char *token, int64_t las
 {
     *out = NULL;
     struct tsess *s = NULL;
-    if (t->cfg.resume_window && id && token) {
-        for (s = t->buckets[hash_id(id)]; s; s = s->hnext)
-            if (!strcmp(s->id, id))
-                break;
-    }
+    if (t->cfg.resume_window && id && token)
+        s = table_find(t, id);
     int ok = s && s->token[0] && ct_equal(token, s->token);
     if (!ok) {
         metrics_inc(t->m_resume_failed);

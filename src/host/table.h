@@ -15,7 +15,8 @@
  * Lookup by id is a hash (constant time); the token is compared in
  * constant time, and an unknown id and a wrong token get the same answer.
  *
- * Threads: every call on one thread, the front end's I/O loop.
+ * Threads: one call at a time: the front end's I/O loop, or the front end's
+ * lock (NATS: its delivery thread and pump share one).
  */
 #ifndef HARK_HOST_TABLE_H
 #define HARK_HOST_TABLE_H
@@ -67,6 +68,15 @@ int table_resume_window(const struct table *t);
  * failure). HARK_E_NOMEM. */
 int table_add(struct table *t, struct chan *chan, void *render_state, void *conn,
               struct tsess **out);
+/* The session with this id, attached or detached, or NULL (no token
+ * needed: for front ends whose sessions are addressed by id, NATS). */
+struct tsess *table_find(struct table *t, const char *id);
+/* Sessions in the table, attached or detached. */
+int table_count(const struct table *t);
+/* Every session: table_first, then each one's ->next (read it before
+ * ending that one). */
+struct tsess *table_first(struct table *t);
+
 /* The front end sent (queued for writing) this message of s. */
 void table_sent(struct table *t, struct tsess *s, const struct chan_msg *m);
 /* The connection dropped without a close: keep the session for the window

@@ -844,7 +844,7 @@ test('a second worker on the same subjects refuses to start, naming the fix; on 
   assert.equal(await o.stop(), 0, o.log());
 });
 
-test('hark worker --port serves /healthz, /readyz, /metrics (NATS sessions, gaps) and nothing else; --help lists only the worker\'s options', async () => {
+test('hark worker --port serves /healthz, /readyz, /metrics (NATS sessions, events, latencies, gaps) and nothing else; --help lists only the worker\'s options', async () => {
   const port = await freePort();
   let ns = await startNats(port, dir);
   const w = await startWorker(ns.url, ['--port', '0', '--nats-subject-in', 'e2e.health.in', '--nats-subject-out', 'e2e.health.out']);
@@ -885,6 +885,13 @@ test('hark worker --port serves /healthz, /readyz, /metrics (NATS sessions, gaps
     assert.equal(metricValue(m, 'hark_sessions_active'), 0);
     assert.ok(metricValue(m, 'hark_audio_seconds_total') >= 1.99);
     assert.ok(metricValue(m, 'hark_nats_messages_total') >= 4);
+    // the session host's metrics count NATS sessions like WebSocket ones:
+    // events by type, latencies (issue 11)
+    const results = c.msgs(id).filter((x) => x.transcript !== undefined);
+    assert.equal(metricValue(m, 'hark_events_total{type="closed"}'), 1, m);
+    assert.ok(metricValue(m, 'hark_events_total{type="transcript"}') >= results.length, m);
+    assert.ok(results.some((x) => x.is_partial), JSON.stringify(c.msgs(id)));
+    assert.ok(metricValue(m, 'hark_first_partial_latency_seconds_count') >= 1, m);
     // no NATS server: not ready
     await ns.stop('SIGKILL');
     await until(() => /disconnected from NATS/.test(w.log()), 10000, 'disconnect');

@@ -119,6 +119,13 @@ static void test_table(void)
     ASSERT_EQ(strspn(a->token, "0123456789abcdef"), 32);
     ASSERT(strcmp(a->token, b->token) != 0);
     ASSERT(strcmp(a->id, b->id) != 0);
+    /* by id without a token (NATS sessions), and every session */
+    ASSERT(table_find(t, a->id) == a && table_find(t, b->id) == b && !table_find(t, "nope"));
+    ASSERT_EQ(table_count(t), 2);
+    int seen = 0;
+    for (struct tsess *i = table_first(t); i; i = i->next)
+        seen += i == a ? 1 : i == b ? 2 : 100;
+    ASSERT_EQ(seen, 3);
     char msgbuf[300], bad[33];
     snprintf(bad, sizeof bad, "%s", a->token);
     bad[31] = bad[31] == '0' ? '1' : '0';
@@ -165,6 +172,8 @@ static void test_table(void)
     ASSERT_EQ(table_resume(t, id, token, 0, 1000, &f, msgbuf, sizeof msgbuf), HARK_E_RESUME_FAILED);
     table_end(t, b);
     ASSERT_EQ(ended, 2);
+    ASSERT_EQ(table_count(t), 0);
+    ASSERT(!table_first(t));
     table_destroy(t);
 
     /* resume off: a drop ends the session */

@@ -2,9 +2,13 @@
  * The NATS worker edge: seed 004's protocol on top of the session core.
  * See natsw.h for the threads and docs/nats.md for the wire format.
  *
- * Per session id there is one struct nsess: the chan that runs the session,
- * the render state the workers use (ids, sequence counter, turn state), and
- * the front end's bookkeeping (timers, duplicate detection). Input errors
+ * Per session id there is one struct nsess, the front end's bookkeeping
+ * (timers, duplicate detection), in the session host's table
+ * (host/table.h, the same table as the WebSocket sessions'), which owns the
+ * chan that runs the session; the render state the workers use (ids,
+ * sequence counter) is a struct nrender freed with the chan. The session
+ * rules are host/limits.h's, admission host/admit.h's and the session
+ * metrics host/stats.h's, as for WebSocket sessions. Input errors
  * never end the worker: each becomes a typed {type:"error"} message on the
  * session's result subject plus a log line.
  */
@@ -27,6 +31,8 @@
 #include "front/nats/nmsg.h"
 #include "host/admit.h"
 #include "host/limits.h"
+#include "host/stats.h"
+#include "host/table.h"
 #include "session/options.h"
 
 #define TICK_MS 100
@@ -34,15 +40,26 @@
 #define ENDED_IDS 256   /* recently ended ids, for "late chunk" errors */
 #define LOG_BURST 20    /* input-error log lines per second, then summarised */
 
-struct nsess {
-    /* render state, used by the worker running the chan */
+/* The render state: used by the worker running the chan, freed with the
+ * chan (chan_on_free), so a worker still rendering for a session abandoned
+ * at the shutdown deadline never sees it freed. */
+struct nrender {
     char id[NMSG_ID_MAX];
     char speaker[NMSG_SPEAKER_MAX];
     uint64_t sequence; /* results published so far */
     int64_t segments;  /* finals published so far */
+    struct chan *chan;
+    struct stats *stats;
+};
+
+struct nsess {
+    char id[NMSG_ID_MAX];
+    char speaker[NMSG_SPEAKER_MAX];
+    struct nrender *r;
 
     /* front end state, guarded by natsw.mu */
-    struct chan *chan;
+    struct tsess *ts;        /* the host table's entry: owns the chan */
+    struct chan *chan;       /* ts->chan, while in the table */
     struct admit_slot *slot; /* counted by host/admit.h until the session is freed */
     struct limits_sess lim;  /* host/limits.h; lim.closing: end or a verdict posted the close */
     int64_t last_chunk;      /* monotonic ns */
@@ -58,16 +75,15 @@ struct nsess {
     /* Gap detection (docs/nats.md "Lost audio"): raw PCM only */
     double bytes_per_sec; /* 0: a container encoding, chunk durations unknown */
     int next_ts_valid;
-    double next_ts;            /* client time where the next chunk's audio should start */
-    double audio_pos;          /* seconds of audio the session received */
-    struct nsess *hnext;       /* hash chain */
-    struct nsess *prev, *next; /* all sessions */
+    double next_ts;   /* client time where the next chunk's audio should start */
+    double audio_pos; /* seconds of audio the session received */
 
     /* pump only */
     int done; /* the session's last message was taken */
     struct chan_msg *out_head, *out_tail;
     struct nsess *work_next;
-    char subject[]; /* {subject_out}.{id} */
+    struct nsess *fin_next; /* ended: freed by the pump after publishing */
+    char subject[];         /* {subject_out}.{id} */
 };
 
 struct natsw {
@@ -80,12 +96,9 @@ struct natsw {
     natsSubscription *sub;
     atomic_int connected;
 
-    pthread_mutex_t mu; /* the table */
-    struct nsess **buckets;
-    size_t nbuckets;
-    struct nsess *all;
-    int n_sessions;
-    struct nsess *zombies; /* released before done: freed by natsw_destroy */
+    pthread_mutex_t mu;     /* the table */
+    struct table *table;    /* host/table.h: the sessions by id */
+    struct nsess *finished; /* left the table: freed by the pump after publishing */
     char ended[ENDED_IDS][NMSG_ID_MAX];
     unsigned ended_n;
     struct limits_cfg limits; /* host/limits.h: the session rules */
@@ -103,7 +116,8 @@ struct natsw {
     unsigned log_count, log_suppressed;
 
     atomic_ullong msgs_in, errors_out, publish_failed, sessions_total;
-    struct metric *m_msgs, *m_gaps, *m_gap_seconds, *m_audio, *m_connected;
+    struct metric *m_msgs, *m_gaps, *m_gap_seconds, *m_connected;
+    struct stats stats; /* host/stats.h: events, errors, latencies, audio */
 
     /* presence probe (one worker per subject space) */
     natsSubscription *presence;
@@ -122,49 +136,6 @@ static uint64_t fnv1a(const void *data, size_t n)
         h *= 1099511628211ULL;
     }
     return h;
-}
-
-static struct nsess **bucket(struct natsw *nw, const char *id)
-{
-    return &nw->buckets[fnv1a(id, strlen(id)) & (nw->nbuckets - 1)];
-}
-
-static struct nsess *find(struct natsw *nw, const char *id)
-{
-    for (struct nsess *s = *bucket(nw, id); s; s = s->hnext)
-        if (!strcmp(s->id, id))
-            return s;
-    return NULL;
-}
-
-static void table_add(struct natsw *nw, struct nsess *s)
-{
-    struct nsess **b = bucket(nw, s->id);
-    s->hnext = *b;
-    *b = s;
-    s->prev = NULL;
-    s->next = nw->all;
-    if (nw->all)
-        nw->all->prev = s;
-    nw->all = s;
-    nw->n_sessions++;
-}
-
-static void table_remove(struct natsw *nw, struct nsess *s)
-{
-    for (struct nsess **p = bucket(nw, s->id); *p; p = &(*p)->hnext) {
-        if (*p == s) {
-            *p = s->hnext;
-            break;
-        }
-    }
-    if (s->prev)
-        s->prev->next = s->next;
-    else
-        nw->all = s->next;
-    if (s->next)
-        s->next->prev = s->prev;
-    nw->n_sessions--;
 }
 
 static void ended_add(struct natsw *nw, const char *id)
@@ -187,6 +158,36 @@ static void ended_forget(struct natsw *nw, const char *id)
     for (unsigned i = 0; i < n; i++)
         if (!strcmp(nw->ended[i], id))
             nw->ended[i][0] = 0;
+}
+
+static struct nsess *find(struct natsw *nw, const char *id)
+{
+    struct tsess *t = table_find(nw->table, id);
+    return t ? t->user : NULL;
+}
+
+/* A session left the host table (table_end, under nw->mu): the chan is
+ * released right after this; the nsess waits in nw->finished until the pump
+ * has published what it took from the chan. */
+static void ended_cb(void *user, struct tsess *ts)
+{
+    struct natsw *nw = user;
+    struct nsess *s = ts->user;
+    double audio, cpu;
+    stats_ended(&nw->stats, ts->chan, &audio, &cpu);
+    if (chan_done(ts->chan)) /* no worker renders for it any more */
+        LOG_INFO(s->id, "session ended: %.2f s audio, %.3f s cpu, %llu results", audio, cpu,
+                 (unsigned long long)s->r->sequence);
+    else
+        LOG_INFO(s->id, "session abandoned: %.2f s audio, %.3f s cpu", audio, cpu);
+    admit_release(s->slot);
+    s->slot = NULL;
+    s->ts = NULL;
+    s->chan = NULL;
+    s->r = NULL; /* freed with the chan */
+    ended_add(nw, s->id);
+    s->fin_next = nw->finished;
+    nw->finished = s;
 }
 
 static void free_msgs(struct chan_msg *m)
@@ -301,7 +302,8 @@ static void note_error(struct natsw *nw, struct nsess *s, int err, const char *m
 
 static void render(void *user, const struct hark_event *ev, struct buf *out, unsigned *flags)
 {
-    struct nsess *s = user;
+    struct nrender *s = user;
+    stats_event(s->stats, ev);
     *flags |= MSG_BINARY;
     double now = nmsg_now();
     switch (ev->type) {
@@ -496,7 +498,10 @@ static void on_start(struct natsw *nw, const char *id, const struct nmsg_in *m, 
     }
     size_t subj = strlen(nw->subj_out) + 1 + strlen(id) + 1;
     s = hark_calloc(1, sizeof *s + subj);
-    if (!s) {
+    struct nrender *r = hark_calloc(1, sizeof *r);
+    if (!s || !r) {
+        hark_free(s);
+        hark_free(r);
         admit_release(slot);
         hark_options_destroy(o);
         fail(pe, m->speaker_id, HARK_E_NOMEM, "out of memory");
@@ -509,22 +514,35 @@ static void on_start(struct natsw *nw, const char *id, const struct nmsg_in *m, 
     snprintf(s->id, sizeof s->id, "%s", id);
     snprintf(s->speaker, sizeof s->speaker, "%s", m->speaker_id);
     snprintf(s->subject, subj, "%s.%s", nw->subj_out, id);
-    rc = chan_create(&s->chan, nw->pool, nw->eng, o, id, render, s, nw->cfg.session_buffer_bytes,
+    memcpy(r->id, s->id, sizeof r->id);
+    memcpy(r->speaker, s->speaker, sizeof r->speaker);
+    r->stats = &nw->stats;
+    rc = chan_create(&s->chan, nw->pool, nw->eng, o, id, render, r, nw->cfg.session_buffer_bytes,
                      err, sizeof err);
     hark_options_destroy(o);
     if (rc) {
         admit_release(s->slot);
         hark_free(s);
+        hark_free(r);
         fail(pe, m->speaker_id, rc, "start refused: %s", err);
         return;
     }
+    r->chan = s->chan;
+    s->r = r;
+    chan_on_free(s->chan, hark_free, r);
+    if (table_add(nw->table, s->chan, r, s, &s->ts)) { /* the table released the chan */
+        admit_release(s->slot);
+        hark_free(s);
+        fail(pe, m->speaker_id, HARK_E_NOMEM, "out of memory");
+        return;
+    }
+    s->ts->user = s;
     admit_bind(s->slot, s->chan);
     if (m->has_state && m->state == HARK_STATE_RESPONDING)
         chan_post_state(s->chan, HARK_STATE_RESPONDING);
     s->last_chunk = clock_mono_ns();
     limits_open(&s->lim, s->last_chunk);
     s->lim.got_message = 1; /* start is the first message */
-    table_add(nw, s);
     ended_forget(nw, id);
     atomic_fetch_add(&nw->sessions_total, 1);
     LOG_INFO(id, "session started (%s%s%s)", m->has_state ? nmsg_state_name(m->state) : "listening",
@@ -826,7 +844,7 @@ static void begin_drain(struct natsw *nw)
 {
     pthread_mutex_lock(&nw->mu);
     limits_drain_begin(&nw->drain, &nw->limits, nw->cfg.admit, clock_mono_ns());
-    int n = nw->n_sessions;
+    int n = table_count(nw->table);
     pthread_mutex_unlock(&nw->mu);
     LOG_INFO(NULL, "shutting down: no new sessions; finishing %d session(s)", n);
     /* A worker replacing this one (rolling restart) may start now. */
@@ -843,9 +861,11 @@ static void begin_drain(struct natsw *nw)
     char msg[160];
     limits_shutdown_msg(&code, msg, sizeof msg);
     pthread_mutex_lock(&nw->mu);
-    for (struct nsess *s = nw->all; s; s = s->next)
+    for (struct tsess *t = table_first(nw->table); t; t = t->next) {
+        struct nsess *s = t->user;
         if (!s->lim.closing)
             verdict(nw, s, LIMITS_SHUTDOWN, code, msg);
+    }
     pthread_mutex_unlock(&nw->mu);
 }
 
@@ -853,12 +873,13 @@ static void begin_drain(struct natsw *nw)
  * when the pump should exit (draining and nothing left). */
 static int pump_once(struct natsw *nw)
 {
-    struct nsess *work = NULL, **work_tail = &work, *finished = NULL;
+    struct nsess *work = NULL, **work_tail = &work;
     int64_t now = clock_mono_ns();
     int exit_now = 0;
     pthread_mutex_lock(&nw->mu);
-    for (struct nsess *s = nw->all, *next; s; s = next) {
-        next = s->next;
+    for (struct tsess *t = table_first(nw->table), *next; t; t = next) {
+        next = t->next;
+        struct nsess *s = t->user;
         struct chan_msg *m = chan_take_msgs(s->chan);
         for (struct chan_msg *i = m; i; i = i->next) {
             if (i->flags & MSG_LAST)
@@ -883,14 +904,10 @@ static int pump_once(struct natsw *nw)
             chan_post_finalize(s->chan);
             LOG_DEBUG(s->id, "no chunk for %d ms: utterance finalized", nw->cfg.chunk_timeout_ms);
         }
-        double audio = 0, cpu;
-        if (nw->cfg.max_session_seconds)
-            chan_usage(s->chan, &audio, &cpu);
-        limits_awaiting(&s->lim, now, chan_results_pending(s->chan));
         int code;
         char msg[160];
         enum limits_verdict v =
-            limits_check(&nw->limits, &s->lim, now, audio, &code, msg, sizeof msg);
+            limits_tick(&nw->limits, &s->lim, s->chan, now, &code, msg, sizeof msg);
         if (v != LIMITS_OK) {
             LOG_INFO(s->id, "%s", msg);
             verdict(nw, s, v, code, msg);
@@ -900,28 +917,21 @@ static int pump_once(struct natsw *nw)
             *work_tail = s;
             work_tail = &s->work_next;
         }
-        if (s->done) {
-            table_remove(nw, s);
-            ended_add(nw, s->id);
-            s->hnext = finished; /* reuse: no longer in a bucket */
-            finished = s;
-        }
+        if (s->done)
+            table_end(nw->table, t); /* ended_cb: to nw->finished */
     }
-    if (limits_drain_over(&nw->drain, now, nw->all != NULL)) {
-        if (nw->all)
+    if (limits_drain_over(&nw->drain, now, table_count(nw->table) > 0)) {
+        if (table_count(nw->table))
             LOG_WARN(NULL, "shutdown deadline passed with %d session(s) unfinished",
-                     nw->n_sessions);
-        while (nw->all) {
-            struct nsess *s = nw->all;
-            table_remove(nw, s);
-            chan_release(s->chan); /* a worker may still render for it */
-            admit_release(s->slot);
-            s->slot = NULL;
-            s->hnext = nw->zombies;
-            nw->zombies = s;
-        }
+                     table_count(nw->table));
+        /* a worker may still render for one: its render state goes with
+         * its chan */
+        while (table_first(nw->table))
+            table_end(nw->table, table_first(nw->table));
         exit_now = 1;
     }
+    struct nsess *finished = nw->finished;
+    nw->finished = NULL;
     pthread_mutex_unlock(&nw->mu);
     admit_tick(nw->cfg.admit);
 
@@ -929,21 +939,17 @@ static int pump_once(struct natsw *nw)
     for (struct nsess *s = work; s; s = s->work_next) {
         struct chan_msg *m = s->out_head;
         s->out_head = s->out_tail = NULL;
-        for (struct chan_msg *i = m; i; i = i->next)
+        int64_t sent = clock_mono_ns();
+        for (struct chan_msg *i = m; i; i = i->next) {
             if (i->len)
                 publish(nw, s->subject, i->data, i->len);
+            stats_latency(&nw->stats, i, sent);
+        }
         free_msgs(m);
     }
     while (finished) {
         struct nsess *s = finished;
-        finished = s->hnext;
-        double audio, cpu;
-        chan_usage(s->chan, &audio, &cpu);
-        LOG_INFO(s->id, "session ended: %.2f s audio, %.3f s cpu, %llu results", audio, cpu,
-                 (unsigned long long)s->sequence);
-        metrics_add(nw->m_audio, audio);
-        chan_release(s->chan); /* done: no worker renders for it any more */
-        admit_release(s->slot);
+        finished = s->fin_next;
         nsess_free(s);
     }
     return exit_now;
@@ -1183,12 +1189,10 @@ int natsw_create(struct natsw **out, const struct natsw_cfg *cfg, struct hark_en
     nw->subj_in = hark_strdup(cfg->subject_in);
     nw->subj_out = hark_strdup(cfg->subject_out);
     nw->name = cfg->name ? hark_strdup(cfg->name) : NULL;
-    nw->nbuckets = 16;
-    while (nw->nbuckets < (size_t)cfg->max_sessions * 2 && nw->nbuckets < (1u << 20))
-        nw->nbuckets *= 2;
-    nw->buckets = hark_calloc(nw->nbuckets, sizeof *nw->buckets);
-    if (!nw->url || !nw->subj_in || !nw->subj_out || (cfg->name && !nw->name) || !nw->buckets ||
-        hark_options_copy(&nw->defaults, cfg->defaults)) {
+    /* NATS sessions do not resume (a session id is its address): no window */
+    struct table_cfg tc = {.ended_cb = ended_cb, .user = nw};
+    if (!nw->url || !nw->subj_in || !nw->subj_out || (cfg->name && !nw->name) ||
+        table_create(&nw->table, &tc) || hark_options_copy(&nw->defaults, cfg->defaults)) {
         rc = err_set(err, n, HARK_E_NOMEM, "out of memory");
         goto fail;
     }
@@ -1203,8 +1207,7 @@ int natsw_create(struct natsw **out, const struct natsw_cfg *cfg, struct hark_en
                                  NULL, NULL);
     nw->m_gap_seconds = metrics_counter(mx, "hark_nats_audio_gap_seconds_total",
                                         "Seconds of audio missing in those gaps", NULL, NULL);
-    nw->m_audio =
-        metrics_counter(mx, "hark_audio_seconds_total", "Seconds of audio processed", NULL, NULL);
+    stats_init(&nw->stats, mx);
     if ((rc = connect_nats(nw, err, n)))
         goto fail;
     if (pthread_create(&nw->pump, NULL, pump_main, nw)) {
@@ -1257,19 +1260,13 @@ void natsw_destroy(struct natsw *nw)
     /* nats.c may still run a callback after Destroy returns (its issue
      * #735); wait until its threads are gone before freeing the closure. */
     nats_CloseAndWait(2000);
-    while (nw->zombies) {
-        struct nsess *s = nw->zombies;
-        nw->zombies = s->hnext;
-        nsess_free(s);
-    }
-    for (struct nsess *s = nw->all, *next; s; s = next) {
-        next = s->next;
-        chan_release(s->chan);
-        admit_release(s->slot);
+    table_destroy(nw->table); /* ends what is left (natsw_wait left nothing) */
+    while (nw->finished) {
+        struct nsess *s = nw->finished;
+        nw->finished = s->fin_next;
         nsess_free(s);
     }
     hark_options_destroy(nw->defaults);
-    hark_free(nw->buckets);
     hark_free(nw->url);
     hark_free(nw->subj_in);
     hark_free(nw->subj_out);

@@ -32,6 +32,7 @@
 #include "front/ws/wsfe.h"
 #include "host/admit.h"
 #include "host/limits.h"
+#include "host/stats.h"
 
 #define RX_CHUNK 65536
 /* Events kept for a resume while the connection is up (docs/protocol.md):
@@ -75,14 +76,10 @@ struct wsfe {
     } * peers;       /* addresses with counted connections (max_connections_per_ip) */
     size_t n_peers, cap_peers;
 
-    struct metric *m_conns, *m_audio;
-    struct metric *m_lat_partial, *m_lat_endpoint, *m_lat_finalize;
-    struct metric *m_events[8];
-    struct metric *m_errors[32];
+    struct stats stats; /* host/stats.h: events, errors, latencies, audio */
+    struct metric *m_conns;
     struct metric *m_decode, *m_streams;
 };
-
-static const double lat_bounds[] = {0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1, 2, 5, 10};
 
 /* ------------------------------------------------------------ metrics */
 
@@ -91,31 +88,7 @@ static void register_metrics(struct wsfe *fe)
     struct metrics *m = fe->metrics;
     fe->m_conns =
         metrics_gauge(m, "hark_connections", "WebSocket connections open now", NULL, NULL);
-    fe->m_audio =
-        metrics_counter(m, "hark_audio_seconds_total", "Seconds of audio processed", NULL, NULL);
-    size_t nb = sizeof lat_bounds / sizeof lat_bounds[0];
-    fe->m_lat_partial = metrics_histogram(
-        m, "hark_first_partial_latency_seconds",
-        "From arrival of the audio a segment's first partial covers to sending it", NULL, NULL,
-        lat_bounds, nb);
-    fe->m_lat_endpoint = metrics_histogram(
-        m, "hark_endpoint_final_latency_seconds",
-        "From arrival of the audio that completes the endpoint silence to sending the final", NULL,
-        NULL, lat_bounds, nb);
-    fe->m_lat_finalize = metrics_histogram(m, "hark_finalize_final_latency_seconds",
-                                           "From a finalize request to sending its final", NULL,
-                                           NULL, lat_bounds, nb);
-    static const enum hark_event_type types[] = {
-        HARK_EVENT_TRANSCRIPT,       HARK_EVENT_SPEECH_STARTED, HARK_EVENT_UTTERANCE_END,
-        HARK_EVENT_INTERRUPT,        HARK_EVENT_ERROR,          HARK_EVENT_CLOSED,
-        HARK_EVENT_PROVIDER_FAILOVER};
-    for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
-        fe->m_events[types[i]] = metrics_counter(m, "hark_events_total", "Events sent", "type",
-                                                 hark_event_type_name(types[i]));
-#define XX(sym, num, code, text)                                                                   \
-    fe->m_errors[-(num)] = metrics_counter(m, "hark_errors_total", "Errors by code", "code", code);
-    HARK_ERR_MAP(XX)
-#undef XX
+    stats_init(&fe->stats, m);
     fe->m_decode =
         metrics_counter(m, "hark_engine_decode_seconds_total", "Time spent inside the engine",
                         "engine", hark_engine_get_name(fe->eng));
@@ -126,12 +99,7 @@ static void register_metrics(struct wsfe *fe)
 
 void wsfe_count_event(struct wsfe *fe, const struct hark_event *ev)
 {
-    if ((unsigned)ev->type < sizeof fe->m_events / sizeof fe->m_events[0] && fe->m_events[ev->type])
-        metrics_inc(fe->m_events[ev->type]);
-    if (ev->type == HARK_EVENT_ERROR && ev->code < 0 &&
-        (unsigned)-ev->code < sizeof fe->m_errors / sizeof fe->m_errors[0] &&
-        fe->m_errors[-ev->code])
-        metrics_inc(fe->m_errors[-ev->code]);
+    stats_event(&fe->stats, ev);
 }
 
 static void refresh_gauges(void *user)
@@ -253,8 +221,7 @@ static void session_ended_cb(void *user, struct tsess *s)
 {
     struct wsfe *fe = user;
     double audio, cpu;
-    chan_usage(s->chan, &audio, &cpu);
-    metrics_add(fe->m_audio, audio);
+    stats_ended(&fe->stats, s->chan, &audio, &cpu);
     LOG_INFO(s->id, "session ended: %.2f s audio, %.3f s cpu", audio, cpu);
     struct wsess *w = s->user;
     if (s->detached_at)
@@ -730,19 +697,6 @@ void wsconn_replay(struct wsconn *c, int64_t last_seq)
         conn_verdict(c, LIMITS_FATAL, HARK_E_BAD_AUDIO, "");
 }
 
-static void observe_latency(struct wsfe *fe, const struct chan_msg *m)
-{
-    if (m->lat_kind == LAT_NONE || !m->t_ref)
-        return;
-    double s = (double)(clock_mono_ns() - m->t_ref) / 1e9;
-    if (m->lat_kind == LAT_FIRST_PARTIAL)
-        metrics_observe(fe->m_lat_partial, s);
-    else if (m->lat_kind == LAT_FINAL_ENDPOINT)
-        metrics_observe(fe->m_lat_endpoint, s);
-    else if (m->lat_kind == LAT_FINAL_FINALIZE)
-        metrics_observe(fe->m_lat_finalize, s);
-}
-
 /* One message per WRITEABLE, as lws wants. Returns -1 to close. */
 static int conn_write(struct wsconn *c)
 {
@@ -768,7 +722,7 @@ static int conn_write(struct wsconn *c)
         memcpy(fe->tx + LWS_PRE, m->data, m->len);
         int n = lws_write(c->wsi, fe->tx + LWS_PRE, m->len,
                           (m->flags & MSG_BINARY) ? LWS_WRITE_BINARY : LWS_WRITE_TEXT);
-        observe_latency(fe, m);
+        stats_latency(&fe->stats, m, clock_mono_ns());
         if (n < 0) {
             hark_free(m);
             return -1;
@@ -1078,15 +1032,10 @@ static void tick_cb(lws_sorted_usec_list_t *sul)
          * config). */
         c->lim.got_message = c->got_message && c->st != WC_OPEN;
         c->lim.held = c->paused;
-        double audio = 0, cpu;
-        if (c->chan) {
-            chan_usage(c->chan, &audio, &cpu);
-            limits_awaiting(&c->lim, now, chan_results_pending(c->chan));
-        }
         int code;
         char msg[200];
         enum limits_verdict v =
-            limits_check(&fe->limits, &c->lim, now, audio, &code, msg, sizeof msg);
+            limits_tick(&fe->limits, &c->lim, c->chan, now, &code, msg, sizeof msg);
         if (v != LIMITS_OK) {
             LOG_INFO(c->chan ? chan_session_id(c->chan) : NULL, "%s%s; closing",
                      v == LIMITS_FIRST_MESSAGE ? "no first message " : "", msg);
