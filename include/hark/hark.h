@@ -161,6 +161,20 @@ int hark_engine_check_options(const struct hark_engine *eng, const struct hark_o
 int hark_engine_set_fallback(struct hark_engine *eng, struct hark_engine *fallback, int cooldown_ms,
                              void (*on_failover)(void *user, const char *reason), void *user);
 
+/*
+ * The voice activity detector of every session on this engine: "webrtc" (the
+ * default: WebRTC VAD plus a spectral-flatness check, built in) or "silero"
+ * (Silero VAD through sherpa-onnx, loaded at run time). settings for silero,
+ * NULL-terminated name/value pairs: lib (path of libsherpa-onnx-c-api.so),
+ * model (path of silero_vad.onnx), threshold (speech probability in percent,
+ * 1..99, default 50); "" or absent = the search documented in
+ * docs/engines.md. HARK_E_BAD_OPTION (name or setting), HARK_E_ENGINE (the
+ * library is missing or another version), HARK_E_MODEL (the model file is
+ * missing or not a Silero model). Call before the first session.
+ */
+int hark_engine_set_vad(struct hark_engine *eng, const char *name, const char *const *settings,
+                        char *errbuf, size_t errbuf_size);
+
 /* Usage counters, thread-safe, for metrics. */
 struct hark_engine_stats {
     unsigned streams_total;  /* engine streams (decoders) created */

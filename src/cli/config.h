@@ -52,6 +52,14 @@ struct config {
     int openai_retries;
     char fallback_engine[32];
     int provider_cooldown_ms;
+    char sherpa_lib[512];
+    char sherpa_model[512];
+    char sherpa_kind[16];
+    char sherpa_files[2048];
+    int sherpa_threads;
+    char vad[8];
+    char silero_model[512];
+    int silero_threshold;
     /* session defaults */
     int vad_mode;
     int endpointing_ms;

@@ -14,6 +14,7 @@
 #include "base/metrics.h"
 #include "cli/cli.h"
 #include "cli/config.h"
+#include "engines/sherpa/sh_lib.h"
 #include "front/nats/natsw.h"
 #include "front/ws/wsfe.h"
 #include "host/admit.h"
@@ -141,11 +142,29 @@ static int load_engines(const struct config *cfg, const char *const *ps_kv,
     const char *oa_kv[] = {"url",     cfg->openai_url,   "key",        cfg->openai_key,
                            "model",   cfg->openai_model, "timeout_ms", timeout,
                            "retries", retries,           NULL};
-    const char *const *kv = strcmp(name, "openai") ? ps_kv : oa_kv;
-    char detail[512];
+    char threads[16];
+    snprintf(threads, sizeof threads, "%d", cfg->sherpa_threads);
+    const char *sh_kv[] = {"lib",     cfg->sherpa_lib,  "model_dir", cfg->sherpa_model,
+                           "kind",    cfg->sherpa_kind, "files",     cfg->sherpa_files,
+                           "threads", threads,          NULL};
+    const char *const *kv = !strcmp(name, "openai")   ? oa_kv
+                            : !strcmp(name, "sherpa") ? sh_kv
+                                                      : ps_kv;
+    char detail[1024];
     int rc = hark_engine_load(eng, name, kv, detail, sizeof detail);
     if (rc)
         return err_set(err, n, rc, "engine %s: %s", name, detail);
+    if (strcmp(cfg->vad, "webrtc")) {
+        char pct[16];
+        snprintf(pct, sizeof pct, "%d", cfg->silero_threshold);
+        const char *vad_kv[] = {
+            "lib", cfg->sherpa_lib, "model", cfg->silero_model, "threshold", pct, NULL};
+        if ((rc = hark_engine_set_vad(*eng, cfg->vad, vad_kv, detail, sizeof detail))) {
+            hark_engine_destroy(*eng);
+            *eng = NULL;
+            return err_set(err, n, rc, "--vad %s: %s", cfg->vad, detail);
+        }
+    }
     if (!cfg->fallback_engine[0])
         return 0;
     if (!strcmp(cfg->fallback_engine, "openai") || !strcmp(name, cfg->fallback_engine) ||
@@ -439,6 +458,19 @@ out:
     return status;
 }
 
+/* Whether sherpa-onnx's library loads, for `hark engines` (it loads the
+ * library, which starts nothing; no model is read). */
+static const char *sherpa_state(const struct config *cfg, char *buf, size_t n)
+{
+    const struct sh_lib *lib;
+    char why[1024];
+    if (sh_lib_open(&lib, cfg->sherpa_lib, why, sizeof why))
+        snprintf(buf, n, "unavailable: %.900s", why);
+    else
+        snprintf(buf, n, "sherpa-onnx %s at %s", lib->version(), lib->path);
+    return buf;
+}
+
 /* `hark engines [serve options]`: the engines built in, and what the same
  * options (flags and environment) would run, without loading anything or
  * calling a provider. */
@@ -461,6 +493,7 @@ int cli_engines(int argc, char **argv)
     const char *name = cfg.engine;
     if (!config_given(&cfg, "engine") && cfg.openai_url[0])
         name = "openai";
+    char state[1024];
     for (int i = 0; hark_engine_name(i); i++) {
         const char *e = hark_engine_name(i);
         printf("%-14s %s\n", e, hark_engine_description(i));
@@ -470,10 +503,19 @@ int cli_engines(int argc, char **argv)
                        cfg.openai_key[0] ? "with a key" : "no key");
             else
                 printf("%-14s not configured (--openai-url, HARK_OPENAI_URL or WHISPER_URL)\n", "");
+        } else if (!strcmp(e, "sherpa")) {
+            if (cfg.sherpa_model[0])
+                printf("%-14s configured: model %s (kind %s)\n", "", cfg.sherpa_model,
+                       cfg.sherpa_kind);
+            else
+                printf("%-14s not configured (--sherpa-model DIR, HARK_SHERPA_MODEL)\n", "");
+            printf("%-14s library: %s\n", "", sherpa_state(&cfg, state, sizeof state));
         } else {
             printf("%-14s available (local)\n", "");
         }
     }
+    printf("vad: %s%s%s\n", cfg.vad, strcmp(cfg.vad, "silero") ? " (built in)" : ", library: ",
+           strcmp(cfg.vad, "silero") ? "" : sherpa_state(&cfg, state, sizeof state));
     printf("in use: %s", name);
     if (cfg.fallback_engine[0])
         printf(", failing over to %s (circuit breaker %d ms)", cfg.fallback_engine,

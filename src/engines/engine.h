@@ -145,6 +145,9 @@ struct hark_engine {
     struct engine_breaker *breaker;
     void (*on_failover)(void *user, const char *reason); /* metrics; any thread */
     void *on_failover_user;
+    /* hark_engine_set_vad: the Silero model every session's VAD stage uses
+     * instead of WebRTC (owned; engines/sherpa/sh_vad.h), or NULL. */
+    struct sh_vad_model *silero;
 };
 
 /* Breaker verdict for a new session: 1 = use the provider (closed, or this

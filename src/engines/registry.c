@@ -8,13 +8,16 @@
 #include "base/log.h"
 #include "base/mem.h"
 #include "engines/engine.h"
+#include "engines/sherpa/sh_vad.h"
 
 extern const struct engine_ops engine_pocketsphinx;
 extern const struct engine_ops engine_openai;
+extern const struct engine_ops engine_sherpa;
 
 static const struct engine_ops *const engines[] = {
     &engine_pocketsphinx,
     &engine_openai,
+    &engine_sherpa,
     NULL,
 };
 
@@ -158,10 +161,30 @@ void engine_breaker_result(struct hark_engine *eng, int ok, int probe)
     pthread_mutex_unlock(&b->mu);
 }
 
+int hark_engine_set_vad(struct hark_engine *eng, const char *name, const char *const *settings,
+                        char *errbuf, size_t errbuf_size)
+{
+    if (!eng || !name)
+        return err_set(errbuf, errbuf_size, HARK_E_INVAL, "no engine or VAD name given");
+    struct sh_vad_model *m = NULL;
+    if (!strcmp(name, "silero")) {
+        int rc = sh_vad_model_load(&m, settings, errbuf, errbuf_size);
+        if (rc)
+            return rc;
+    } else if (strcmp(name, "webrtc") != 0) {
+        return err_set(errbuf, errbuf_size, HARK_E_BAD_OPTION,
+                       "unknown VAD '%s'; available: webrtc, silero", name);
+    }
+    sh_vad_model_free(eng->silero);
+    eng->silero = m;
+    return 0;
+}
+
 void hark_engine_destroy(struct hark_engine *eng)
 {
     if (!eng)
         return;
+    sh_vad_model_free(eng->silero);
     if (eng->breaker) {
         pthread_mutex_destroy(&eng->breaker->mu);
         hark_free(eng->breaker);

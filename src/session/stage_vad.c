@@ -36,6 +36,7 @@
 
 #include "audio/vad.h"
 #include "base/mem.h"
+#include "engines/sherpa/sh_vad.h"
 #include "session/stage.h"
 
 #define ONSET_WINDOW 8
@@ -51,11 +52,13 @@
 #define TAIL_KEEP_FRAMES 15 /* 300 ms */
 /* Most audio held back at once; longer pauses go to the engine in pieces. */
 #define HOLD_MAX_SAMPLES PIPE_RATE /* 1 s */
+_Static_assert(SH_VAD_FRAME == VAD_FRAME, "both classifiers take the same frames");
 
 enum vad_state { V_SILENT, V_SPEECH };
 
 struct vadst {
-    struct vad *vad;
+    struct vad *vad;       /* WebRTC, or NULL when: */
+    struct sh_vad *silero; /* the engine has a Silero model (--vad silero) */
     enum vad_state state;
     float frame[VAD_FRAME];
     size_t frame_len;
@@ -87,6 +90,10 @@ static int vad_init_stage(struct stage *st)
     st->priv = v;
     for (int i = 0; i < ONSET_WINDOW; i++)
         v->window_pos[i] = -1;
+    /* Silero replaces WebRTC for every session of the engine; vad_mode
+     * (WebRTC's aggressiveness) then has no effect. */
+    if (st->pl->engine && st->pl->engine->silero)
+        return sh_vad_create(&v->silero, st->pl->engine->silero);
     return vad_create(&v->vad, st->pl->opts->vad_mode);
 }
 
@@ -229,7 +236,8 @@ static int process_frame(struct stage *st, struct vadst *v)
     /* The detector always runs (header comment). vad off: every frame is
      * speech for the gating, so only finalize, max length and close end
      * utterances (the seed's buffer-and-timeout behaviour). */
-    int heard = vad_frame(v->vad, v->frame) > 0; /* errors count as non-speech */
+    /* errors count as non-speech */
+    int heard = (v->silero ? sh_vad_frame(v->silero, v->frame) : vad_frame(v->vad, v->frame)) > 0;
     int speech = !o->vad || heard;
     int rc = 0;
     v->window[v->window_i] = (unsigned char)speech;
@@ -345,6 +353,7 @@ static void vad_close_stage(struct stage *st)
     if (!v)
         return;
     vad_destroy(v->vad);
+    sh_vad_destroy(v->silero);
     hark_free(v->held);
     hark_free(v);
     st->priv = NULL;
@@ -357,7 +366,11 @@ static void vad_describe(struct stage *st, struct buf *out)
         buf_puts(out, "vad(off)");
         return;
     }
-    buf_printf(out, "vad(webrtc+flatness,%d,endpoint=", o->vad_mode);
+    struct vadst *v = st->priv;
+    if (v && v->silero)
+        buf_puts(out, "vad(silero,endpoint=");
+    else
+        buf_printf(out, "vad(webrtc+flatness,%d,endpoint=", o->vad_mode);
     if (o->endpointing_ms)
         buf_printf(out, "%dms)", o->endpointing_ms);
     else
