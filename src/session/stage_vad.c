@@ -42,6 +42,12 @@
 #define ONSET_WINDOW 8
 #define ONSET_MIN 5
 #define PREROLL_SAMPLES (PIPE_RATE * 3 / 10) /* 300 ms */
+/* Silero calls speech later than WebRTC at a word onset: 400 ms on average
+ * at the first word of the librivox clips, where WebRTC takes 36 ms
+ * (bench/bench_vad.c); with 300 ms of pre-roll it clipped the first words
+ * ("and", "he was") of two clips in a row, so its utterances start 700 ms
+ * back. */
+#define PREROLL_SILERO (PIPE_RATE * 7 / 10)
 /* Unconfirmed speech at finalize/close still becomes an utterance when at
  * least this many recent frames were speech (a short last word). */
 #define FLUSH_MIN_SPEECH 2
@@ -65,7 +71,8 @@ struct vadst {
     int64_t frame_pos; /* pos of frame[0] */
     int64_t pos;       /* next sample position */
 
-    float ring[PREROLL_SAMPLES];
+    float ring[PREROLL_SILERO];
+    size_t preroll;   /* samples the ring holds: PREROLL_SAMPLES or PREROLL_SILERO */
     size_t ring_head; /* index of the oldest sample */
     size_t ring_len;
 
@@ -92,20 +99,23 @@ static int vad_init_stage(struct stage *st)
         v->window_pos[i] = -1;
     /* Silero replaces WebRTC for every session of the engine; vad_mode
      * (WebRTC's aggressiveness) then has no effect. */
-    if (st->pl->engine && st->pl->engine->silero)
+    v->preroll = PREROLL_SAMPLES;
+    if (st->pl->engine && st->pl->engine->silero) {
+        v->preroll = PREROLL_SILERO;
         return sh_vad_create(&v->silero, st->pl->engine->silero);
+    }
     return vad_create(&v->vad, st->pl->opts->vad_mode);
 }
 
 static void ring_push(struct vadst *v, const float *s, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
-        size_t at = (v->ring_head + v->ring_len) % PREROLL_SAMPLES;
+        size_t at = (v->ring_head + v->ring_len) % v->preroll;
         v->ring[at] = s[i];
-        if (v->ring_len < PREROLL_SAMPLES)
+        if (v->ring_len < v->preroll)
             v->ring_len++;
         else
-            v->ring_head = (v->ring_head + 1) % PREROLL_SAMPLES;
+            v->ring_head = (v->ring_head + 1) % v->preroll;
     }
 }
 
@@ -208,8 +218,8 @@ static int start_utterance(struct stage *st, struct vadst *v, int64_t onset_pos,
     if ((rc = emit_simple(st, FRAME_UTT_START, start, HARK_REASON_NONE, start)))
         return rc;
     size_t first = v->ring_len;
-    if (v->ring_head + first > PREROLL_SAMPLES)
-        first = PREROLL_SAMPLES - v->ring_head;
+    if (v->ring_head + first > v->preroll)
+        first = v->preroll - v->ring_head;
     if ((rc = emit_audio(st, v->ring + v->ring_head, first, start)))
         return rc;
     if ((rc = emit_audio(st, v->ring, v->ring_len - first, start + (int64_t)first)))
