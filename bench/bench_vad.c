@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "audio/vad.h"
 #include "engines/engine.h"
@@ -85,6 +86,18 @@ static double cpu_now(void)
     struct timespec ts;
     clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
     return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static long rss_kb(void)
+{
+    long pages = 0, resident = 0;
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (f) {
+        if (fscanf(f, "%ld %ld", &pages, &resident) != 2)
+            resident = 0;
+        fclose(f);
+    }
+    return resident * (sysconf(_SC_PAGESIZE) / 1024);
 }
 
 /* PocketSphinx's words on the clean clip -> per-frame reference. */
@@ -287,6 +300,19 @@ int main(int argc, char **argv)
     printf("silero detector create+destroy: %.1f ms CPU, %.1f ms wall (mean of %d)\n",
            (cpu_now() - c0) * 1000 / N_CREATE,
            ((w1.tv_sec - w0.tv_sec) * 1e3 + (w1.tv_nsec - w0.tv_nsec) / 1e6) / N_CREATE, N_CREATE);
+
+    /* Memory of live detectors: resident set before and after 10 more. */
+    {
+        struct sh_vad *live[N_CREATE];
+        long before = rss_kb();
+        for (int i = 0; i < N_CREATE; i++)
+            if (sh_vad_create(&live[i], sm))
+                return 1;
+        printf("silero detector resident memory: %.1f MB each (%d live)\n",
+               (rss_kb() - before) / 1024.0 / N_CREATE, N_CREATE);
+        for (int i = 0; i < N_CREATE; i++)
+            sh_vad_destroy(live[i]);
+    }
 
     printf("\n| noise | SNR dB | VAD | precision | recall | F1 | onset lag ms (mean) | onsets "
            "missed | CPU ms per audio s |\n|---|---|---|---|---|---|---|---|---|\n");

@@ -65,6 +65,7 @@ enum vad_state { V_SILENT, V_SPEECH };
 struct vadst {
     struct vad *vad;       /* WebRTC, or NULL when: */
     struct sh_vad *silero; /* the engine has a Silero model (--vad silero) */
+    const struct sh_vad_model *silero_model;
     enum vad_state state;
     float frame[VAD_FRAME];
     size_t frame_len;
@@ -101,8 +102,12 @@ static int vad_init_stage(struct stage *st)
      * (WebRTC's aggressiveness) then has no effect. */
     v->preroll = PREROLL_SAMPLES;
     if (st->pl->engine && st->pl->engine->silero) {
+        /* The detector (an onnxruntime session, ~60 ms of CPU) is made at
+         * the first frame, on the session's worker, not here on the front
+         * end's thread. */
         v->preroll = PREROLL_SILERO;
-        return sh_vad_create(&v->silero, st->pl->engine->silero);
+        v->silero_model = st->pl->engine->silero;
+        return 0;
     }
     return vad_create(&v->vad, st->pl->opts->vad_mode);
 }
@@ -246,10 +251,12 @@ static int process_frame(struct stage *st, struct vadst *v)
     /* The detector always runs (header comment). vad off: every frame is
      * speech for the gating, so only finalize, max length and close end
      * utterances (the seed's buffer-and-timeout behaviour). */
+    int rc = 0;
+    if (v->silero_model && !v->silero && (rc = sh_vad_create(&v->silero, v->silero_model)))
+        return rc;
     /* errors count as non-speech */
     int heard = (v->silero ? sh_vad_frame(v->silero, v->frame) : vad_frame(v->vad, v->frame)) > 0;
     int speech = !o->vad || heard;
-    int rc = 0;
     v->window[v->window_i] = (unsigned char)speech;
     v->heard[v->window_i] = (unsigned char)heard;
     v->window_pos[v->window_i] = v->frame_pos;
@@ -377,7 +384,7 @@ static void vad_describe(struct stage *st, struct buf *out)
         return;
     }
     struct vadst *v = st->priv;
-    if (v && v->silero)
+    if (v && v->silero_model)
         buf_puts(out, "vad(silero,endpoint=");
     else
         buf_printf(out, "vad(webrtc+flatness,%d,endpoint=", o->vad_mode);

@@ -18,7 +18,7 @@
  * Ownership: sh_vad_model_load probes the model file once (a corrupt file
  * is HARK_E_MODEL, never a crash: sh_lib_probe) and is shared, read-only, by
  * every session; each session's stream owns one detector (its own
- * onnxruntime session: ~2 ms CPU and ~3 MB to create, measured with
+ * onnxruntime session: ~60 ms of CPU to create, measured with
  * bench/bench_vad). Threads: the model is thread-safe; a stream is used by
  * one thread at a time.
  */
