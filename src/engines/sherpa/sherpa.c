@@ -21,10 +21,8 @@
  * model's right context, as k2-fsa's examples do) before input_finished.
  *
  * Results: sherpa-onnx's text (trimmed; English models give upper case),
- * words rebuilt from the tokens: a token starting with U+2581 (BPE's word
- * marker) starts a word, as does every CJK character. A word starts at its
- * first token's time and ends where the next word starts (the last one 0.1 s
- * after its last token). A model without token times gives text only.
+ * words rebuilt from the tokens and their times (sh_words.h). A model
+ * without token times gives text only.
  * sherpa-onnx reports no confidences: they are 1.
  *
  * Threads: the ops follow engine.h (model shared and thread-safe, a stream
@@ -43,10 +41,9 @@
 #include "engines/engine.h"
 #include "engines/sherpa/sh_files.h"
 #include "engines/sherpa/sh_lib.h"
+#include "engines/sherpa/sh_words.h"
 
 #define TAIL_PAD_SAMPLES (ENGINE_RATE / 2) /* 0.5 s */
-#define LAST_WORD_S 0.1
-#define MAX_WORDS 4096
 
 struct engine_model {
     const struct sh_lib *lib;
@@ -62,9 +59,7 @@ struct engine_stream {
     const SherpaOnnxOnlineStream *st;
     const SherpaOnnxOnlineRecognizerResult *res; /* the last result handed out */
     char *text;                                  /* of res, trimmed */
-    struct engine_word *words;
-    char *wtext; /* the words' strings */
-    size_t n_words;
+    struct sh_words w;                           /* of res */
 };
 
 static const char *const setting_names = "lib, model_dir, kind, files, threads";
@@ -215,11 +210,8 @@ static void drop_result(struct engine_stream *s)
         s->m->lib->result_free(s->res);
     s->res = NULL;
     hark_free(s->text);
-    hark_free(s->words);
-    hark_free(s->wtext);
-    s->text = s->wtext = NULL;
-    s->words = NULL;
-    s->n_words = 0;
+    s->text = NULL;
+    sh_words_clear(&s->w);
 }
 
 static int stream_acquire(struct engine_model *m, const struct engine_stream_cfg *cfg, int wait_ms,
@@ -281,22 +273,6 @@ static int utt_feed(struct engine_stream *s, const float *samples, size_t n)
     return 0;
 }
 
-/* Bytes of the UTF-8 sequence led by c (1 for stray bytes). */
-static size_t utf8_len(unsigned char c)
-{
-    return c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 1;
-}
-
-/* A CJK ideograph or kana (U+3000..U+9FFF, U+F900..U+FAFF): its own word. */
-static int is_cjk(const char *t)
-{
-    const unsigned char *u = (const unsigned char *)t;
-    if (utf8_len(u[0]) != 3 || (u[1] & 0xC0) != 0x80 || (u[2] & 0xC0) != 0x80)
-        return 0;
-    unsigned cp = ((u[0] & 0x0Fu) << 12) | ((u[1] & 0x3Fu) << 6) | (u[2] & 0x3Fu);
-    return (cp >= 0x3000 && cp <= 0x9FFF) || (cp >= 0xF900 && cp <= 0xFAFF);
-}
-
 static int take_result(struct engine_stream *s, struct engine_result *out, int with_words)
 {
     const struct sh_lib *lib = s->m->lib;
@@ -318,49 +294,12 @@ static int take_result(struct engine_stream *s, struct engine_result *out, int w
     int count = s->res->count;
     if (!with_words || !s->res->timestamps || count <= 0 || !s->res->tokens_arr)
         return 0;
-    if (count > MAX_WORDS)
-        count = MAX_WORDS;
-    size_t bytes = 0;
-    for (int i = 0; i < count; i++)
-        bytes += strlen(s->res->tokens_arr[i] ? s->res->tokens_arr[i] : "") + 1;
-    s->words = hark_calloc((size_t)count, sizeof *s->words);
-    s->wtext = hark_malloc(bytes + 1);
-    if (!s->words || !s->wtext)
-        return HARK_E_NOMEM;
-    static const char marker[] = "\xe2\x96\x81"; /* U+2581 */
-    char *w = s->wtext;
-    size_t nw = 0;
-    for (int i = 0; i < count; i++) {
-        const char *tok = s->res->tokens_arr[i] ? s->res->tokens_arr[i] : "";
-        int starts = !strncmp(tok, marker, 3);
-        if (starts)
-            tok += 3;
-        if (!*tok && !starts)
-            continue;
-        if (starts || nw == 0 || is_cjk(tok) || is_cjk(s->words[nw - 1].word)) {
-            if (nw)
-                *w++ = '\0';
-            s->words[nw].word = w;
-            s->words[nw].start = s->res->timestamps[i];
-            s->words[nw].confidence = 1.0f;
-            nw++;
-        }
-        size_t k = strlen(tok);
-        memcpy(w, tok, k);
-        w += k;
-        s->words[nw - 1].end = s->res->timestamps[i] + LAST_WORD_S;
-    }
-    *w = '\0';
-    /* Empty words (a bare marker) are dropped; a word ends where the next starts. */
-    size_t kept = 0;
-    for (size_t i = 0; i < nw; i++)
-        if (*s->words[i].word)
-            s->words[kept++] = s->words[i];
-    for (size_t i = 0; i + 1 < kept; i++)
-        s->words[i].end = s->words[i + 1].start;
-    s->n_words = kept;
-    out->words = s->words;
-    out->n_words = kept;
+    int rc = sh_words_build(&s->w, (const char *const *)s->res->tokens_arr, s->res->timestamps,
+                            (size_t)count);
+    if (rc)
+        return rc;
+    out->words = s->w.words;
+    out->n_words = s->w.n;
     return 0;
 }
 
