@@ -183,6 +183,14 @@ static const struct cfg_row rows[] = {
      OFF(allow_shared_subjects), "false", 0, 1, NULL, "nats",
      "start even when another worker already serves --nats-subject-in (every result is then "
      "published twice; see docs/nats.md, Several workers)", BOTH},
+    {"backend", "HARK_BACKEND", NULL, CFG_STR, OFF(backend), "", 0, 0, NULL, "nats",
+     "nats://HOST:PORT[,...]: a gateway. Run no recognition here; hand every WebSocket and batch "
+     "session to `hark worker`s on --nats-subject-in (docs/deployment.md, Gateways). Empty = "
+     "sessions run in this process", CONFIG_SERVE},
+    {"backend-timeout", "HARK_BACKEND_TIMEOUT", NULL, CFG_SECONDS, OFF(backend_timeout_ms), "10",
+     500, 600000, NULL, "nats",
+     "with --backend: a session whose start no worker acknowledges, or whose last results do not "
+     "come, within this many seconds ends with a timeout error", CONFIG_SERVE},
     {"api-keys", "HARK_API_KEYS", NULL, CFG_STR, OFF(api_keys), "", 0, 0, NULL, "auth",
      "comma-separated API keys; when any key is set, every endpoint but /healthz and /readyz "
      "needs one", CONFIG_SERVE},

@@ -78,6 +78,8 @@ struct config {
     int nats_idle_timeout;
     int gap_threshold_ms;
     int allow_shared_subjects;
+    char backend[512];      /* hark serve --backend nats://...: sessions run on hark workers */
+    int backend_timeout_ms; /* a worker's answer to start / after end */
     /* auth */
     char api_keys[8192];
     char api_keys_file[512];

@@ -15,6 +15,7 @@
 #include "cli/cli.h"
 #include "cli/config.h"
 #include "engines/sherpa/sh_lib.h"
+#include "front/nats/natsgw.h"
 #include "front/nats/natsw.h"
 #include "front/ws/wsfe.h"
 #include "host/admit.h"
@@ -95,6 +96,38 @@ static const char *nats_not_ready(void *user)
 {
     struct natsw *const *nw = user;
     return *nw && natsw_connected(*nw) ? NULL : "not connected to NATS\n";
+}
+
+/* hark serve --backend: /readyz also needs the gateway's NATS connection. */
+static const char *gateway_not_ready(void *user)
+{
+    struct natsgw *const *g = user;
+    return *g && natsgw_connected(*g) ? NULL : "not connected to NATS (--backend)\n";
+}
+
+/* --backend nats://...: the sessions' backend instead of a local engine. */
+static int start_gateway(const struct config *cfg, struct metrics *metrics, struct natsgw **out,
+                         char *err, size_t n)
+{
+    if (strncmp(cfg->backend, "nats://", 7) && strncmp(cfg->backend, "tls://", 6))
+        return err_set(err, n, HARK_E_BAD_OPTION,
+                       "--backend %s: the only backend is NATS (nats://HOST:PORT[,...])",
+                       cfg->backend);
+    if (cfg->nats_url[0])
+        return err_set(err, n, HARK_E_BAD_OPTION,
+                       "--backend and --nats-url together: a gateway runs no sessions itself; run "
+                       "`hark worker --nats-url` next to it");
+    struct natsgw_cfg gc = {
+        .url = cfg->backend,
+        .subject_in = cfg->nats_subject_in,
+        .subject_out = cfg->nats_subject_out,
+        .name = "hark-gateway",
+        .timeout_ms = cfg->backend_timeout_ms,
+        .keepalive_ms = 5000, /* well inside a worker's --nats-idle-timeout (30 s) */
+        .max_queued_bytes = (size_t)cfg->session_buffer_bytes,
+        .metrics = metrics,
+    };
+    return natsgw_create(out, &gc, err, n);
 }
 
 /* Session defaults from the server config, as option text. */
@@ -311,7 +344,9 @@ int cli_serve_run(int argc, char **argv, int with_ws)
     struct hark_engine *eng = NULL, *fallback = NULL;
     struct hark_options *defaults = NULL;
     struct wsfe *fe = NULL;
-    int rc = load_engines(&cfg, kv, &eng, &fallback, err, sizeof err);
+    /* a gateway (--backend) loads no engine: its sessions run on workers */
+    int gateway = with_ws && cfg.backend[0];
+    int rc = gateway ? 0 : load_engines(&cfg, kv, &eng, &fallback, err, sizeof err);
     if (rc) {
         fprintf(stderr, "%s: %s\n", cmd, err);
         return CLI_ENGINE;
@@ -326,6 +361,7 @@ int cli_serve_run(int argc, char **argv, int with_ws)
      * control sees all the load. */
     struct workers *wpool = NULL;
     struct natsw *nw = NULL;
+    struct natsgw *gw = NULL;
     struct metrics *metrics = NULL;
     struct admit *admit = NULL;
     int status = CLI_OK;
@@ -350,6 +386,15 @@ int cli_serve_run(int argc, char **argv, int with_ws)
         goto out;
     }
     failover_metrics(metrics);
+    struct backend be;
+    if (gateway) {
+        if ((rc = start_gateway(&cfg, metrics, &gw, err, sizeof err))) {
+            fprintf(stderr, "%s: --backend: %s\n", cmd, err);
+            status = rc == HARK_E_BAD_OPTION ? CLI_USAGE : CLI_RUNTIME;
+            goto out;
+        }
+        natsgw_backend(gw, &be);
+    }
     struct wsfe_cfg wc = {
         .host = cfg.host,
         .port = cfg.port,
@@ -371,8 +416,12 @@ int cli_serve_run(int argc, char **argv, int with_ws)
         .metrics = metrics,
         .admit = admit,
         .health_only = !with_ws,
-        .not_ready = with_ws ? NULL : nats_not_ready,
-        .ready_user = &nw,
+        .not_ready = gateway   ? gateway_not_ready
+                     : with_ws ? NULL
+                               : nats_not_ready,
+        .ready_user = gateway ? (void *)&gw : (void *)&nw,
+        .backend = gateway ? &be : NULL,
+        .engine_name = cfg.engine,
         .tls_cert = cfg.tls_cert,
         .tls_key = cfg.tls_key,
         .allowed_origins = cfg.allowed_origins,
@@ -419,6 +468,11 @@ int cli_serve_run(int argc, char **argv, int with_ws)
         if (!with_ws)
             printf("hark %s health on %s://%s:%d/ (/healthz, /readyz, /metrics)\n", hark_version(),
                    tls ? "https" : "http", shown, port);
+        else if (gw)
+            printf("hark %s gateway listening on %s://%s:%d/ (demo page), %s://%s:%d/v1/stream; "
+                   "sessions run on hark workers via NATS %s (%s.*)\n",
+                   hark_version(), tls ? "https" : "http", shown, port, tls ? "wss" : "ws", shown,
+                   port, cfg.backend, cfg.nats_subject_in);
         else
             printf("hark %s listening on %s://%s:%d/ (demo page), %s://%s:%d/v1/stream; engine "
                    "%s, %u workers\n",
@@ -446,6 +500,7 @@ out:
     workers_destroy(wpool);
     set_wake(NULL, NULL);
     wsfe_destroy(fe);
+    natsgw_destroy(gw); /* after the front end: its sessions were on it */
     natsw_destroy(nw);
     admit_destroy(admit);
     metrics_destroy(metrics);

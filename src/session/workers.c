@@ -9,6 +9,7 @@
 #include "base/err.h"
 #include "base/log.h"
 #include "base/mem.h"
+#include "session/backend.h"
 
 enum job_kind { J_AUDIO, J_FINALIZE, J_STATE, J_ERROR, J_CLOSE, J_POLL };
 
@@ -47,7 +48,8 @@ struct job {
 struct chan {
     pthread_mutex_t mu;
     struct workers *w;
-    struct hark_session *s;
+    const struct backend_ops *ops; /* where the session runs (session/backend.h) */
+    void *s;                       /* its session */
     chan_render_cb render;
     void *render_user;
     size_t max_pending;
@@ -69,6 +71,7 @@ struct chan {
     int poll_queued;
     double audio_sec, cpu_sec;
     unsigned results_pending; /* hark_session_results_pending after the last job */
+    int closed_seen;          /* worker-owned: the CLOSED event was delivered */
 
     /* set by the worker running the chan, read by ready_push */
     atomic_int bulk;
@@ -154,7 +157,8 @@ static void chan_free(struct chan *c)
         hark_free(m);
         m = n;
     }
-    hark_session_destroy(c->s);
+    if (c->s)
+        c->ops->destroy(c->s);
     if (c->on_free)
         c->on_free(c->on_free_arg);
     buf_deinit(&c->scratch);
@@ -233,8 +237,10 @@ static void on_event(void *user, const struct hark_event *ev)
     unsigned flags = 0;
     buf_reset(&c->scratch);
     c->render(c->render_user, ev, &c->scratch, &flags);
-    if (ev->type == HARK_EVENT_CLOSED)
+    if (ev->type == HARK_EVENT_CLOSED) {
         flags |= MSG_LAST;
+        c->closed_seen = 1;
+    }
     if (!c->scratch.len && !(flags & (MSG_LAST | MSG_FATAL)))
         return; /* nothing to send, nothing to signal */
     if (c->scratch.oom) {
@@ -264,37 +270,37 @@ static void run_jobs(struct chan *c, struct job *j)
 {
     while (j) {
         struct job *next = j->next;
-        double before = hark_session_audio_seconds(c->s);
+        double before = c->ops->audio_seconds(c->s);
         int64_t t0 = clock_thread_ns();
         c->cur_arrival = j->arrival;
         switch (j->kind) {
         case J_AUDIO:
-            hark_session_feed(c->s, j->data, j->len);
+            c->ops->feed(c->s, j->data, j->len);
             break;
         case J_FINALIZE:
-            hark_session_finalize(c->s);
+            c->ops->finalize(c->s);
             break;
         case J_STATE:
-            hark_session_set_state(c->s, (enum hark_state)j->state);
+            c->ops->set_state(c->s, (enum hark_state)j->state);
             break;
         case J_ERROR: /* state: the code; data: the message and its NUL */
-            hark_session_report_error(c->s, j->state, (const char *)j->data);
+            c->ops->report_error(c->s, j->state, (const char *)j->data);
             break;
         case J_CLOSE:
-            hark_session_close(c->s);
+            c->ops->close(c->s);
             break;
         case J_POLL:
             pthread_mutex_lock(&c->mu);
             c->poll_queued = 0; /* a notify from now on queues another */
             pthread_mutex_unlock(&c->mu);
-            hark_session_poll(c->s);
+            c->ops->poll(c->s);
             break;
         }
         double cpu = (double)(clock_thread_ns() - t0) / 1e9;
         if (j->kind == J_AUDIO) {
             if (!c->first_arrival)
                 c->first_arrival = j->arrival;
-            double upto = hark_session_audio_seconds(c->s);
+            double upto = c->ops->audio_seconds(c->s);
             double ahead = upto - (double)(clock_mono_ns() - c->first_arrival) / 1e9;
             atomic_store(&c->bulk, ahead > BULK_AHEAD_SEC);
             unsigned i = c->seen_n++ % 32;
@@ -304,11 +310,13 @@ static void run_jobs(struct chan *c, struct job *j)
         pthread_mutex_lock(&c->mu);
         /* chan_release may have zeroed it meanwhile */
         c->pending_bytes = c->pending_bytes > j->cost ? c->pending_bytes - j->cost : 0;
-        if (j->kind == J_CLOSE)
+        /* Done when the CLOSED event went out: within the close job for a
+         * local session, from a later poll for a remote one. */
+        if (c->closed_seen)
             c->done = 1;
         c->cpu_sec += cpu;
-        c->audio_sec += hark_session_audio_seconds(c->s) - before;
-        c->results_pending = hark_session_results_pending(c->s);
+        c->audio_sec += c->ops->audio_seconds(c->s) - before;
+        c->results_pending = c->ops->results_pending(c->s);
         pthread_mutex_unlock(&c->mu);
         atomic_fetch_add(&c->w->jobs_done, 1);
         hark_free(j);
@@ -458,9 +466,94 @@ static void chan_notify(void *user)
     post(user, J_POLL, 0, NULL, 0);
 }
 
-int chan_create(struct chan **out, struct workers *w, struct hark_engine *eng,
-                const struct hark_options *opts, const char *session_id, chan_render_cb render,
-                void *render_user, size_t max_pending_bytes, char *errbuf, size_t errbuf_size)
+/* The local backend: the session core on this machine. */
+static int local_open(void *ctx, const struct hark_options *opts, const char *session_id,
+                      hark_event_cb ev, void *ev_user, void (*notify)(void *), void *notify_user,
+                      void **out, char *err, size_t n)
+{
+    struct hark_session *s = NULL;
+    int rc = hark_session_create(&s, ctx, opts, session_id, ev, ev_user, err, n);
+    if (rc)
+        return rc;
+    hark_session_set_notify(s, notify, notify_user);
+    *out = s;
+    return 0;
+}
+
+static const char *local_id(void *s)
+{
+    return hark_session_id(s);
+}
+
+static void local_feed(void *s, const void *bytes, size_t len)
+{
+    hark_session_feed(s, bytes, len);
+}
+
+static void local_finalize(void *s)
+{
+    hark_session_finalize(s);
+}
+
+static void local_set_state(void *s, enum hark_state state)
+{
+    hark_session_set_state(s, state);
+}
+
+static void local_report_error(void *s, int code, const char *message)
+{
+    hark_session_report_error(s, code, message);
+}
+
+static void local_close(void *s)
+{
+    hark_session_close(s);
+}
+
+static void local_poll(void *s)
+{
+    hark_session_poll(s);
+}
+
+static double local_audio_seconds(void *s)
+{
+    return hark_session_audio_seconds(s);
+}
+
+static unsigned local_results_pending(void *s)
+{
+    return hark_session_results_pending(s);
+}
+
+static const struct hark_session *local_session(void *s)
+{
+    return s;
+}
+
+static void local_destroy(void *s)
+{
+    hark_session_destroy(s);
+}
+
+static const struct backend_ops local_ops = {
+    .name = "local",
+    .open = local_open,
+    .id = local_id,
+    .feed = local_feed,
+    .finalize = local_finalize,
+    .set_state = local_set_state,
+    .report_error = local_report_error,
+    .close = local_close,
+    .poll = local_poll,
+    .audio_seconds = local_audio_seconds,
+    .results_pending = local_results_pending,
+    .session = local_session,
+    .destroy = local_destroy,
+};
+
+int chan_create_on(struct chan **out, struct workers *w, const struct backend *b,
+                   const struct hark_options *opts, const char *session_id, chan_render_cb render,
+                   void *render_user, size_t max_pending_bytes, char *errbuf, size_t errbuf_size)
 {
     *out = NULL;
     struct chan *c = hark_calloc(1, sizeof *c);
@@ -469,19 +562,30 @@ int chan_create(struct chan **out, struct workers *w, struct hark_engine *eng,
     pthread_mutex_init(&c->mu, NULL);
     buf_init(&c->scratch);
     c->w = w;
+    c->ops = b->ops;
     c->render = render;
     c->render_user = render_user;
     c->max_pending = max_pending_bytes;
     c->last_partial_segment = -1;
-    int rc = hark_session_create(&c->s, eng, opts, session_id, on_event, c, errbuf, errbuf_size);
+    int rc = b->ops->open(b->ctx, opts, session_id, on_event, c, chan_notify, c, &c->s, errbuf,
+                          errbuf_size);
     if (rc) {
+        c->s = NULL;
         chan_free(c);
         return rc;
     }
-    snprintf(c->id, sizeof c->id, "%s", hark_session_id(c->s));
-    hark_session_set_notify(c->s, chan_notify, c);
+    snprintf(c->id, sizeof c->id, "%s", b->ops->id(c->s));
     *out = c;
     return 0;
+}
+
+int chan_create(struct chan **out, struct workers *w, struct hark_engine *eng,
+                const struct hark_options *opts, const char *session_id, chan_render_cb render,
+                void *render_user, size_t max_pending_bytes, char *errbuf, size_t errbuf_size)
+{
+    struct backend b = {&local_ops, eng};
+    return chan_create_on(out, w, &b, opts, session_id, render, render_user, max_pending_bytes,
+                          errbuf, errbuf_size);
 }
 
 void chan_on_free(struct chan *c, void (*fn)(void *), void *arg)
@@ -497,14 +601,16 @@ const char *chan_session_id(const struct chan *c)
 
 const struct hark_session *chan_session(const struct chan *c)
 {
-    return c->s;
+    return c->ops->session(c->s);
 }
 
 static int post(struct chan *c, enum job_kind kind, int state, const void *data, size_t len)
 {
     pthread_mutex_lock(&c->mu);
     int rc = 0;
-    if (c->released || c->close_posted) {
+    /* Polls go on after the close: a remote session's last finals (and
+     * its CLOSED) arrive after it. */
+    if (c->released || (c->close_posted && kind != J_POLL)) {
         rc = HARK_E_STATE;
         goto out;
     }

@@ -99,11 +99,17 @@ void workers_stats(struct workers *w, struct workers_stats *out);
 int chan_create(struct chan **out, struct workers *w, struct hark_engine *eng,
                 const struct hark_options *opts, const char *session_id, chan_render_cb render,
                 void *render_user, size_t max_pending_bytes, char *errbuf, size_t errbuf_size);
+/* The same on any session backend (session/backend.h): chan_create is the
+ * local one on eng. */
+struct backend;
+int chan_create_on(struct chan **out, struct workers *w, const struct backend *b,
+                   const struct hark_options *opts, const char *session_id, chan_render_cb render,
+                   void *render_user, size_t max_pending_bytes, char *errbuf, size_t errbuf_size);
 const char *chan_session_id(const struct chan *c);
-/* The chan's session, for read-only queries from inside the render callback
- * (which runs on the worker thread, synchronously inside the session call),
- * e.g. hark_session_get_state for the turn state at the time of the event.
- * Not for use from other threads. */
+/* The chan's session (NULL on a remote backend), for read-only queries from inside the render
+ * callback (which runs on the worker thread, synchronously inside the session call), e.g.
+ * hark_session_get_state for the turn state at the time of the event. Not for use from other
+ * threads. */
 const struct hark_session *chan_session(const struct chan *c);
 
 /* Queue audio; copies the bytes (appended to the queued tail job when it is
@@ -135,7 +141,8 @@ size_t chan_pending_bytes(struct chan *c);
 /* Detach all messages produced so far, oldest first; caller frees each with
  * hark_free. */
 struct chan_msg *chan_take_msgs(struct chan *c);
-/* 1 once the close job ran (all events rendered). */
+/* 1 once the session's CLOSED event was rendered (all events rendered):
+ * within the close job for a local session, later for a remote one. */
 int chan_done(struct chan *c);
 /* Front end is finished with the chan (connection gone). Jobs not yet
  * started are dropped (nobody will read their results); the chan is freed

@@ -20,6 +20,7 @@
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -63,6 +64,7 @@ struct nsess {
     struct admit_slot *slot; /* counted by host/admit.h until the session is freed */
     struct limits_sess lim;  /* host/limits.h; lim.closing: end or a verdict posted the close */
     int64_t last_chunk;      /* monotonic ns */
+    int chunk_timeout_ms;    /* the server's, or the start's "chunk_timeout" */
     int audio_since_finalize;
     int has_ts;
     double max_ts;
@@ -364,6 +366,8 @@ struct pend_err {
     char msg[600];
     /* or an audio_gap warning (code 0) */
     int gap;
+    /* or the acknowledgement of a start that asked for one ("ack": true) */
+    int started;
     double gap_start, gap_duration, audio_offset;
 };
 
@@ -538,6 +542,23 @@ static void on_start(struct natsw *nw, const char *id, const struct nmsg_in *m, 
     }
     s->ts->user = s;
     admit_bind(s->slot, s->chan);
+    s->chunk_timeout_ms = nw->cfg.chunk_timeout_ms;
+    for (size_t i = 0; i < m->n_extras; i++) {
+        /* hark's start extensions that are not session options (docs/nats.md):
+         * a client with its own utterance rules (`hark serve --backend`)
+         * turns the chunk gap rule off, and asks for an acknowledgement so
+         * that a start nobody answered is told from one refused */
+        const struct nmsg_extra *e = &m->extras[i];
+        char *end;
+        if (!strcmp(e->name, "chunk_timeout")) {
+            double sec = strtod(e->value, &end);
+            if (!*end && sec >= 0 && sec <= 600)
+                s->chunk_timeout_ms = (int)(sec * 1000);
+        } else if (!strcmp(e->name, "ack") && !strcmp(e->value, "true")) {
+            pe->started = 1;
+            snprintf(pe->speaker, sizeof pe->speaker, "%s", s->speaker);
+        }
+    }
     if (m->has_state && m->state == HARK_STATE_RESPONDING)
         chan_post_state(s->chan, HARK_STATE_RESPONDING);
     s->last_chunk = clock_mono_ns();
@@ -683,6 +704,15 @@ static void dispatch(struct natsw *nw, const char *id, const struct nmsg_in *m, 
         end_session(s);
         LOG_DEBUG(id, "end received");
         return;
+    case NMSG_FINALIZE: {
+        /* a client's finalize: the utterance's final now */
+        s->audio_since_finalize = 0;
+        int rc = chan_post_finalize(s->chan);
+        if (rc)
+            fail(pe, s->speaker, rc, "finalize dropped: %s", hark_strerror(rc));
+        return;
+    }
+    case NMSG_KEEPALIVE: /* its activity is counted above */
     case NMSG_START:
         return;
     }
@@ -700,6 +730,22 @@ static void send_gap(struct natsw *nw, const char *id, const struct pend_err *pe
     buf_putc(&b, 0);
     nmsg_render_gap(&b, id, pe->speaker, pe->msg, nmsg_now(), pe->gap_start, pe->gap_duration,
                     pe->audio_offset);
+    if (!b.oom)
+        publish(nw, b.data, b.data + subj_len + 1, b.len - subj_len - 1);
+    buf_deinit(&b);
+}
+
+/* The acknowledgement of a start with "ack": true, published before any
+ * result of the session can be (its audio comes in later messages on this
+ * same thread). */
+static void send_started(struct natsw *nw, const char *id, const struct pend_err *pe)
+{
+    struct buf b;
+    buf_init(&b);
+    buf_printf(&b, "%s.%s", nw->subj_out, id);
+    size_t subj_len = b.len;
+    buf_putc(&b, 0);
+    nmsg_render_started(&b, id, pe->speaker, nmsg_now(), nw->instance);
     if (!b.oom)
         publish(nw, b.data, b.data + subj_len + 1, b.len - subj_len - 1);
     buf_deinit(&b);
@@ -742,6 +788,8 @@ static void handle(struct natsw *nw, const char *id, const void *data, size_t le
         send_error(nw, id, pe.speaker, pe.code, "%s", pe.msg);
     else if (pe.gap)
         send_gap(nw, id, &pe);
+    else if (pe.started)
+        send_started(nw, id, &pe);
 }
 
 static void on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
@@ -896,13 +944,13 @@ static int pump_once(struct natsw *nw)
                 m = m->next;
             s->out_tail = m;
         }
-        if (!s->lim.closing && nw->cfg.chunk_timeout_ms && s->audio_since_finalize &&
-            now - s->last_chunk >= (int64_t)nw->cfg.chunk_timeout_ms * 1000000) {
+        if (!s->lim.closing && s->chunk_timeout_ms && s->audio_since_finalize &&
+            now - s->last_chunk >= (int64_t)s->chunk_timeout_ms * 1000000) {
             /* STT_CHUNK_TIMEOUT: the audio stopped coming; finish the
              * utterance now instead of waiting for more */
             s->audio_since_finalize = 0;
             chan_post_finalize(s->chan);
-            LOG_DEBUG(s->id, "no chunk for %d ms: utterance finalized", nw->cfg.chunk_timeout_ms);
+            LOG_DEBUG(s->id, "no chunk for %d ms: utterance finalized", s->chunk_timeout_ms);
         }
         int code;
         char msg[160];

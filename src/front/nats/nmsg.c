@@ -20,6 +20,10 @@ const char *nmsg_type_name(enum nmsg_type t)
         return "state_change";
     case NMSG_END:
         return "end";
+    case NMSG_FINALIZE:
+        return "finalize";
+    case NMSG_KEEPALIVE:
+        return "keepalive";
     }
     return "?";
 }
@@ -421,7 +425,8 @@ static int parse_type(const msgpack_object *map, struct nmsg_in *out, char *err,
         if (v->type != MSGPACK_OBJECT_STR)
             return err_set(err, errlen, HARK_E_PROTOCOL, "type: must be a string, got %s",
                            kind_name(v));
-        static const enum nmsg_type types[] = {NMSG_START, NMSG_CHUNK, NMSG_STATE_CHANGE, NMSG_END};
+        static const enum nmsg_type types[] = {NMSG_START, NMSG_CHUNK,    NMSG_STATE_CHANGE,
+                                               NMSG_END,   NMSG_FINALIZE, NMSG_KEEPALIVE};
         for (size_t t = 0; t < sizeof types / sizeof types[0]; t++) {
             if (key_is(v, nmsg_type_name(types[t]))) {
                 out->type = types[t];
@@ -437,11 +442,13 @@ static int parse_type(const msgpack_object *map, struct nmsg_in *out, char *err,
             if ((unsigned char)shown[c] < 0x20 || (unsigned char)shown[c] >= 0x7f)
                 shown[c] = '?';
         return err_set(err, errlen, HARK_E_PROTOCOL,
-                       "unknown message type \"%s\" (accepted: start, chunk, state_change, end)",
+                       "unknown message type \"%s\" (accepted: start, chunk, state_change, end, "
+                       "finalize, keepalive)",
                        shown);
     }
-    return err_set(err, errlen, HARK_E_PROTOCOL,
-                   "message has no \"type\" (accepted: start, chunk, state_change, end)");
+    return err_set(
+        err, errlen, HARK_E_PROTOCOL,
+        "message has no \"type\" (accepted: start, chunk, state_change, end, finalize, keepalive)");
 }
 
 static int parse_field(struct nmsg_in *out, unsigned bit, const msgpack_object *v, char *err,
@@ -628,6 +635,8 @@ static int parse_map(const msgpack_object *map, struct nmsg_in *out, char *err, 
         break;
     case NMSG_START:
     case NMSG_END:
+    case NMSG_FINALIZE:
+    case NMSG_KEEPALIVE:
         break;
     }
     return 0;
@@ -838,4 +847,18 @@ void nmsg_render_gap(struct buf *out, const char *session_id, const char *speake
     msgpack_pack_double(&pk, gap_duration);
     pack_str(&pk, "audio_offset");
     msgpack_pack_double(&pk, audio_offset);
+}
+
+void nmsg_render_started(struct buf *out, const char *session_id, const char *speaker_id,
+                         double timestamp, const char *worker)
+{
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, out, buf_sink);
+    msgpack_pack_map(&pk, 5);
+    pack_kv_str(&pk, "session_id", session_id);
+    pack_kv_str(&pk, "type", "started");
+    pack_str(&pk, "timestamp");
+    msgpack_pack_double(&pk, timestamp);
+    pack_speaker(&pk, speaker_id);
+    pack_kv_str(&pk, "worker", worker ? worker : "");
 }

@@ -24,7 +24,7 @@
 /* Limits of the parser (a seed message has at most ~8 keys). */
 #define NMSG_MAX_DEPTH 8
 #define NMSG_MAX_OBJECTS 4096
-#define NMSG_MAX_EXTRAS 16
+#define NMSG_MAX_EXTRAS 24   /* every session option fits (`hark serve --backend` sends them all) */
 #define NMSG_ID_MAX 64       /* session_id: at most 63 bytes */
 #define NMSG_SPEAKER_MAX 128 /* speaker_id: at most 127 bytes */
 
@@ -33,6 +33,9 @@ enum nmsg_type {
     NMSG_CHUNK,
     NMSG_STATE_CHANGE,
     NMSG_END,
+    /* hark's additions (docs/nats.md), used by `hark serve --backend`: */
+    NMSG_FINALIZE,  /* end the current utterance now (a client's finalize) */
+    NMSG_KEEPALIVE, /* no audio, but the session is alive (the idle timeout restarts) */
 };
 
 /* A key of a start message that is not one of the seed's: handed to the
@@ -127,6 +130,12 @@ void nmsg_render_closed(struct buf *out, const char *session_id, const char *spe
 void nmsg_render_gap(struct buf *out, const char *session_id, const char *speaker_id,
                      const char *message, double timestamp, double gap_start, double gap_duration,
                      double audio_offset);
+
+/* {session_id, type: "started", timestamp, speaker_id, worker}: a start
+ * that asked for it ("ack": true) was accepted; worker names the worker
+ * (pid@host). hark's addition, for `hark serve --backend`. */
+void nmsg_render_started(struct buf *out, const char *session_id, const char *speaker_id,
+                         double timestamp, const char *worker);
 
 const char *nmsg_state_name(enum hark_state s);
 /* Wall clock seconds since the epoch, for the seed's timestamp fields. */

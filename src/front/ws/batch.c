@@ -170,9 +170,7 @@ static void batch_free(struct batch *b)
 
 int batch_start_session(struct batch *b, const struct hark_options *o, char *err, size_t n)
 {
-    const struct wsfe_cfg *cfg = wsfe_config(b->fe);
-    int rc = chan_create(&b->chan, wsfe_workers(b->fe), wsfe_engine(b->fe), o, b->request_id,
-                         render, b->fe, cfg->session_buffer_bytes, err, n);
+    int rc = wsfe_chan_create(b->fe, &b->chan, o, b->request_id, render, b->fe, err, n);
     if (rc)
         return rc;
     LOG_INFO(chan_session_id(b->chan), "batch session started on POST %s (%llu bytes)", b->path,
@@ -386,9 +384,8 @@ int batch_begin(struct wsfe *fe, struct lws *wsi, const char *path)
     b->api = api;
     b->st = st;
     snprintf(b->path, sizeof b->path, "%s", path);
-    b->cx =
-        (struct batchapi_ctx){wsfe_defaults(fe), wsfe_engine(fe),
-                              hark_engine_get_name(wsfe_engine(fe)), wsfe_dialect_ctx(fe)->engines};
+    b->cx = (struct batchapi_ctx){wsfe_defaults(fe), wsfe_engine(fe), wsfe_dialect_ctx(fe)->engine,
+                                  wsfe_dialect_ctx(fe)->engines};
     b->key_index = -1;
     b->content_length = len;
     b->chunked = chunked;

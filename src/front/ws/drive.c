@@ -141,7 +141,10 @@ int drive_check(struct wsfe *fe, struct lws *wsi, const struct dialect_ops *d, c
     for (size_t i = 0; !rc && i < out.n; i++) {
         if (out.act[i].type != DA_START)
             continue;
-        rc = hark_engine_check_options(wsfe_engine(fe), out.act[i].opts, err, sizeof err);
+        /* with a backend (--backend) the worker checks what its engine
+         * takes, and refuses the start with a typed error */
+        if (wsfe_engine(fe))
+            rc = hark_engine_check_options(wsfe_engine(fe), out.act[i].opts, err, sizeof err);
         if (!rc && wsfe_admit(fe, err, sizeof err)) {
             rc = HARK_E_BUSY;
             status = HTTP_STATUS_SERVICE_UNAVAILABLE;

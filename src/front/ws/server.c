@@ -89,6 +89,8 @@ static void register_metrics(struct wsfe *fe)
     fe->m_conns =
         metrics_gauge(m, "hark_connections", "WebSocket connections open now", NULL, NULL);
     stats_init(&fe->stats, m);
+    if (!fe->eng)
+        return; /* sessions run elsewhere (--backend): no engine here */
     fe->m_decode =
         metrics_counter(m, "hark_engine_decode_seconds_total", "Time spent inside the engine",
                         "engine", hark_engine_get_name(fe->eng));
@@ -106,6 +108,8 @@ static void refresh_gauges(void *user)
 {
     struct wsfe *fe = user;
     struct hark_engine_stats es;
+    if (!fe->eng)
+        return;
     hark_engine_stats(fe->eng, &es);
     metrics_set(fe->m_decode, es.decode_seconds);
     metrics_set(fe->m_streams, es.streams_in_use);
@@ -126,6 +130,17 @@ const struct hark_options *wsfe_defaults(struct wsfe *fe)
 struct hark_engine *wsfe_engine(struct wsfe *fe)
 {
     return fe->eng;
+}
+
+int wsfe_chan_create(struct wsfe *fe, struct chan **out, const struct hark_options *opts,
+                     const char *session_id, chan_render_cb render, void *render_user, char *err,
+                     size_t n)
+{
+    if (fe->cfg.backend)
+        return chan_create_on(out, fe->workers, fe->cfg.backend, opts, session_id, render,
+                              render_user, fe->cfg.session_buffer_bytes, err, n);
+    return chan_create(out, fe->workers, fe->eng, opts, session_id, render, render_user,
+                       fe->cfg.session_buffer_bytes, err, n);
 }
 
 const struct dialect_ctx *wsfe_dialect_ctx(struct wsfe *fe)
@@ -428,8 +443,7 @@ int wsconn_start(struct wsconn *c, const struct hark_options *opts, chan_render_
         admit_release(slot);
         return err_set(err, n, HARK_E_NOMEM, "out of memory");
     }
-    rc = chan_create(&c->chan, fe->workers, fe->eng, opts, NULL, render, render_user,
-                     fe->cfg.session_buffer_bytes, err, n);
+    rc = wsfe_chan_create(fe, &c->chan, opts, NULL, render, render_user, err, n);
     if (rc) {
         admit_release(slot);
         hark_free(w);
@@ -1233,7 +1247,7 @@ int wsfe_create(struct wsfe **out, const struct wsfe_cfg *cfg, struct hark_engin
     }
     fe->vhost = lws_get_vhost_by_name(fe->ctx, "hark");
     fe->dcx.defaults = fe->defaults;
-    fe->dcx.engine = hark_engine_get_name(eng);
+    fe->dcx.engine = eng ? hark_engine_get_name(eng) : cfg->engine_name;
     for (int i = 0; i < 7 && hark_engine_name(i); i++)
         fe->engines[i] = hark_engine_name(i);
     fe->dcx.engines = fe->engines;

@@ -76,6 +76,12 @@ struct wsfe_cfg {
     int resume_window;          /* s a dropped native session is kept; 0 = off */
     size_t resume_buffer_bytes; /* events kept per detached session */
     int ping_interval;          /* s between WebSocket pings of a quiet peer */
+    /* Where sessions run (session/backend.h): NULL = here, on the engine
+     * given to wsfe_create; else e.g. hark workers over NATS (`hark serve
+     * --backend`, front/nats/natsgw.h), and the engine is NULL. Outlives
+     * wsfe_destroy. */
+    const struct backend *backend;
+    const char *engine_name; /* with a backend: the engine name dialects report */
 };
 
 enum wsconn_state { WC_OPEN, WC_STREAMING, WC_CLOSING, WC_GONE };
@@ -179,7 +185,12 @@ int wsconn_start(struct wsconn *c, const struct hark_options *opts, chan_render_
  * tries to start a session. */
 int wsconn_provisional_err(struct wsconn *c, char *err, size_t n);
 const struct hark_options *wsfe_defaults(struct wsfe *fe);
+/* NULL with a session backend (no local recognition). */
 struct hark_engine *wsfe_engine(struct wsfe *fe);
+/* A new session on the front end's backend (local: its engine). */
+int wsfe_chan_create(struct wsfe *fe, struct chan **out, const struct hark_options *opts,
+                     const char *session_id, chan_render_cb render, void *render_user, char *err,
+                     size_t n);
 struct metrics *wsfe_metrics(struct wsfe *fe);
 const struct dialect_ctx *wsfe_dialect_ctx(struct wsfe *fe);
 /* Count an event type/error for /metrics (any thread). */
