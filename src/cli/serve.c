@@ -125,6 +125,9 @@ static int start_gateway(const struct config *cfg, struct metrics *metrics, stru
         .timeout_ms = cfg->backend_timeout_ms,
         .keepalive_ms = 5000, /* well inside a worker's --nats-idle-timeout (30 s) */
         .max_queued_bytes = (size_t)cfg->session_buffer_bytes,
+        /* a quarter of a worker's queue, when the workers run the same
+         * --session-buffer-bytes (default 1 MiB: 256 KiB = 8 s of 16 kHz) */
+        .window_bytes = (size_t)cfg->session_buffer_bytes / 4,
         .metrics = metrics,
     };
     return natsgw_create(out, &gc, err, n);

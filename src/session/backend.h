@@ -50,6 +50,10 @@ struct backend_ops {
     double (*audio_seconds)(void *s);
     /* finals owed (the idle rule does not count that wait as the client's) */
     unsigned (*results_pending)(void *s);
+    /* input taken from the chan but not yet passed on (a remote session
+     * pacing its audio): counted in chan_pending_bytes, so the front end
+     * stops reading the client; NULL = none. Any thread. */
+    size_t (*backlog)(void *s);
     /* the local session, for render callbacks that query it; NULL if remote */
     const struct hark_session *(*session)(void *s);
     void (*destroy)(void *s);

@@ -713,6 +713,8 @@ size_t chan_pending_bytes(struct chan *c)
     pthread_mutex_lock(&c->mu);
     size_t n = c->pending_bytes;
     pthread_mutex_unlock(&c->mu);
+    if (c->ops->backlog)
+        n += c->ops->backlog(c->s);
     return n;
 }
 

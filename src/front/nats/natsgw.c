@@ -9,6 +9,15 @@
  * share the subjects, at the cost of a SUB/UNSUB round per session and the
  * subscriptions' callback lifetimes; results are small next to the audio
  * (a few hundred bytes, a few per second per talking session).
+ *
+ * Pacing: core NATS has no back-pressure, and a worker refuses chunks past
+ * its --session-buffer-bytes (limit_exceeded: the audio is lost). So the
+ * gateway keeps at most `window` bytes of audio that the worker has not yet
+ * taken off its queue in flight; the worker's answer to a keepalive says
+ * how far it got (received - queued). Audio beyond the window waits in the
+ * session's outgoing queue, which chan_pending_bytes counts, so the front
+ * end stops reading the client (WebSocket rx flow control, batch upload
+ * pause) exactly as it does when a local session falls behind.
  */
 #include "front/nats/natsgw.h"
 
@@ -43,6 +52,15 @@ struct gitem {
     char msg[300];
 };
 
+/* A message for the worker, waiting for its turn (audio paced by the
+ * worker's progress; controls keep their place behind it). */
+struct gout {
+    struct gout *next;
+    int audio; /* raw audio bytes (rendered as a chunk when sent), else a rendered message */
+    size_t len;
+    uint8_t data[];
+};
+
 struct gsess {
     struct natsgw *g;
     char id[NMSG_ID_MAX];
@@ -58,20 +76,25 @@ struct gsess {
 
     /* the chan's worker thread */
     uint64_t seq;
-    uint64_t sent_bytes;
     double results_end; /* the furthest audio a result covered */
     int closed_delivered;
+    int end_queued;
     int end_sent;
+    struct gout *ohead, *otail;
+    atomic_ullong sent_bytes; /* audio published (read by the timer) */
+    atomic_size_t backlog;    /* bytes in the outgoing queue (read by the front end) */
+    atomic_int blocked;       /* audio waits: the worker is a window behind */
 
     /* guarded by g->mu */
     struct gitem *head, *tail;
     size_t queued_bytes;
-    int started;         /* the worker acknowledged the start */
-    int closing;         /* end sent */
-    int finished;        /* closed queued (received or synthetic): nothing more is queued */
-    int64_t t_start;     /* monotonic ns the start was sent */
-    int64_t t_heard;     /* monotonic ns of the last message from the worker (or the end) */
-    atomic_llong t_sent; /* monotonic ns of the last message to the worker */
+    int started;       /* the worker acknowledged the start */
+    int finished;      /* closed queued (received or synthetic): nothing more is queued */
+    int64_t t_start;   /* monotonic ns the start was sent */
+    int64_t t_heard;   /* monotonic ns of the last message from the worker */
+    int64_t t_ka;      /* monotonic ns the last keepalive went out */
+    int ka_out;        /* it awaits its answer */
+    uint64_t consumed; /* audio the worker took off its queue, from its last answer */
     struct gsess *hnext, *prev, *next;
 };
 
@@ -81,6 +104,7 @@ struct natsgw {
     natsConnection *nc;
     natsSubscription *sub;
     atomic_int connected;
+    uint64_t window; /* audio bytes in flight to a worker, at most */
 
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -140,25 +164,87 @@ static void table_del(struct natsgw *g, struct gsess *s)
 
 /* ------------------------------------------------------------ publishing */
 
-static void publish(struct natsgw *g, struct gsess *s, const struct buf *b)
+static void publish(struct natsgw *g, struct gsess *s, const void *data, size_t len)
 {
-    if (b->oom) {
-        LOG_ERROR(s->id, "out of memory rendering a message for the worker; dropped");
-        return;
-    }
-    natsStatus st = natsConnection_Publish(g->nc, s->subject, b->data, (int)b->len);
+    natsStatus st = natsConnection_Publish(g->nc, s->subject, data, (int)len);
     if (st != NATS_OK)
         LOG_WARN(s->id, "publish to %s failed: %s", s->subject, natsStatus_GetText(st));
-    atomic_store(&s->t_sent, clock_mono_ns());
 }
 
-static void send_simple(struct gsess *s, const char *type)
+static void publish_buf(struct natsgw *g, struct gsess *s, const struct buf *b)
 {
+    if (b->oom)
+        LOG_ERROR(s->id, "out of memory rendering a message for the worker; dropped");
+    else
+        publish(g, s, b->data, b->len);
+}
+
+/* Publishes what the window allows, in order. The chan's worker thread. */
+static void pump(struct gsess *s)
+{
+    struct natsgw *g = s->g;
     struct buf b;
     buf_init(&b);
-    nres_render_simple(&b, type);
-    publish(s->g, s, &b);
+    while (s->ohead) {
+        struct gout *o = s->ohead;
+        if (o->audio) {
+            uint64_t sent = atomic_load(&s->sent_bytes);
+            pthread_mutex_lock(&g->mu);
+            uint64_t done = s->consumed;
+            pthread_mutex_unlock(&g->mu);
+            uint64_t inflight = sent > done ? sent - done : 0;
+            if (inflight && inflight + o->len > g->window) {
+                atomic_store(&s->blocked, 1); /* the worker's answer unblocks (handle) */
+                break;
+            }
+            /* raw PCM: the chunk's timestamp is where its audio starts, so
+             * a worker sees a chunk lost on the way as an audio_gap */
+            double ts = s->bytes_per_sec ? s->t0 + (double)sent / s->bytes_per_sec : -1;
+            buf_reset(&b);
+            nres_render_chunk(&b, o->data, o->len, ts);
+            publish_buf(g, s, &b);
+            atomic_store(&s->sent_bytes, sent + o->len);
+        } else {
+            publish(g, s, o->data, o->len);
+        }
+        s->ohead = o->next;
+        if (!s->ohead)
+            s->otail = NULL;
+        atomic_fetch_sub(&s->backlog, o->len);
+        hark_free(o);
+    }
+    if (!s->ohead)
+        atomic_store(&s->blocked, 0);
+    if (s->end_queued && !s->ohead)
+        s->end_sent = 1;
     buf_deinit(&b);
+}
+
+static void enqueue(struct gsess *s, int audio, const void *data, size_t len)
+{
+    struct gout *o = hark_malloc(sizeof *o + len);
+    if (!o) {
+        LOG_ERROR(s->id, "out of memory queueing a message for the worker; dropped");
+        return;
+    }
+    o->next = NULL;
+    o->audio = audio;
+    o->len = len;
+    memcpy(o->data, data, len);
+    if (s->otail)
+        s->otail->next = o;
+    else
+        s->ohead = o;
+    s->otail = o;
+    atomic_fetch_add(&s->backlog, len);
+}
+
+static void enqueue_buf(struct gsess *s, const struct buf *b)
+{
+    if (b->oom)
+        LOG_ERROR(s->id, "out of memory rendering a message for the worker; dropped");
+    else
+        enqueue(s, 0, b->data, b->len);
 }
 
 /* ------------------------------------------------------------ queue (under g->mu) */
@@ -174,6 +260,18 @@ static void queue(struct gsess *s, struct gitem *it)
     s->queued_bytes += it->cost;
 }
 
+static void queue_closed(struct gsess *s)
+{
+    struct gitem *c = hark_calloc(1, sizeof *c);
+    s->finished = 1;
+    if (c) {
+        c->r.kind = NRES_CLOSED;
+        c->synthetic_closed = 1;
+        c->cost = sizeof *c;
+        queue(s, c);
+    }
+}
+
 /* The session ends here: a typed error, then CLOSED (no worker will send
  * one). Under g->mu. */
 static void fail_locked(struct gsess *s, int code, const char *fmt, ...) HARK_PRINTF(3, 4);
@@ -182,8 +280,7 @@ static void fail_locked(struct gsess *s, int code, const char *fmt, ...)
 {
     if (s->finished)
         return;
-    s->finished = 1;
-    struct gitem *e = hark_calloc(1, sizeof *e), *c = hark_calloc(1, sizeof *c);
+    struct gitem *e = hark_calloc(1, sizeof *e);
     if (e) {
         va_list ap;
         va_start(ap, fmt);
@@ -195,16 +292,17 @@ static void fail_locked(struct gsess *s, int code, const char *fmt, ...)
         LOG_WARN(s->id, "%s: %s", hark_err_code(code), e->msg);
         queue(s, e);
     }
-    if (c) {
-        c->r.kind = NRES_CLOSED;
-        c->synthetic_closed = 1;
-        c->cost = sizeof *c;
-        queue(s, c);
-    }
+    queue_closed(s);
     s->notify(s->notify_user);
 }
 
 /* ------------------------------------------------------------ results (delivery thread) */
+
+static void drop_item(struct gitem *it)
+{
+    nres_free(&it->r);
+    hark_free(it);
+}
 
 static void handle(struct natsgw *g, const char *id, const void *data, size_t len)
 {
@@ -217,8 +315,7 @@ static void handle(struct natsgw *g, const char *id, const void *data, size_t le
     char err[300];
     if (!it)
         return;
-    int rc = nres_parse(&it->r, data, len, err, sizeof err);
-    if (rc) {
+    if (nres_parse(&it->r, data, len, err, sizeof err)) {
         metrics_inc(g->m_bad);
         LOG_WARN(id, "result message dropped: %s", err);
         hark_free(it);
@@ -229,31 +326,36 @@ static void handle(struct natsgw *g, const char *id, const void *data, size_t le
     struct gsess *s = find(g, id);
     if (!s || s->finished) {
         pthread_mutex_unlock(&g->mu);
-        nres_free(&it->r);
-        hark_free(it);
+        drop_item(it);
         return;
     }
     s->t_heard = clock_mono_ns();
     enum nres_kind k = it->r.kind;
-    if (k == NRES_STARTED || k == NRES_OTHER) {
+    if (k == NRES_ALIVE) {
+        /* what the worker took off its queue: the pacing window moves */
+        int64_t c = it->r.received_bytes - it->r.queued_bytes;
+        if (c > 0 && (uint64_t)c > s->consumed)
+            s->consumed = (uint64_t)c;
+        s->ka_out = 0;
+        if (atomic_load(&s->blocked))
+            s->notify(s->notify_user); /* its poll pumps */
+    }
+    if (k == NRES_STARTED || k == NRES_OTHER || k == NRES_ALIVE) {
         s->started |= k == NRES_STARTED;
         pthread_mutex_unlock(&g->mu);
-        nres_free(&it->r);
-        hark_free(it);
+        drop_item(it);
         return;
     }
     int refused = k == NRES_ERROR && !s->started;
-    if (k == NRES_RESULT && !it->r.is_final &&
-        s->queued_bytes + it->cost > g->cfg.max_queued_bytes) {
+    int over = s->queued_bytes + it->cost > g->cfg.max_queued_bytes;
+    if (over && k == NRES_RESULT && !it->r.is_final) {
         /* this gateway is behind: a later partial or the final supersedes it */
         pthread_mutex_unlock(&g->mu);
-        nres_free(&it->r);
-        hark_free(it);
+        drop_item(it);
         return;
     }
-    if (s->queued_bytes + it->cost > g->cfg.max_queued_bytes) {
-        nres_free(&it->r);
-        hark_free(it);
+    if (over) {
+        drop_item(it);
         fail_locked(s, HARK_E_LIMIT,
                     "more than %zu bytes of results waiting for this session: the gateway is "
                     "behind; session ended",
@@ -264,18 +366,9 @@ static void handle(struct natsgw *g, const char *id, const void *data, size_t le
     queue(s, it);
     if (k == NRES_CLOSED)
         s->finished = 1;
-    if (refused) {
-        /* the worker refused the start (bad option, at capacity, ...): it
-         * holds no session, so no closed will come */
-        struct gitem *c = hark_calloc(1, sizeof *c);
-        s->finished = 1;
-        if (c) {
-            c->r.kind = NRES_CLOSED;
-            c->synthetic_closed = 1;
-            c->cost = sizeof *c;
-            queue(s, c);
-        }
-    }
+    else if (refused) /* the worker refused the start (a bad option, at capacity,
+                         ...): it holds no session, so no closed will come */
+        queue_closed(s);
     s->notify(s->notify_user);
     pthread_mutex_unlock(&g->mu);
 }
@@ -297,6 +390,54 @@ static void on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void
 
 /* ------------------------------------------------------------ timer thread */
 
+static void tick(struct natsgw *g, int64_t now)
+{
+    int64_t tmo = (int64_t)g->cfg.timeout_ms * 1000000;
+    int64_t ka = (int64_t)g->cfg.keepalive_ms * 1000000;
+    if (ka > tmo / 3)
+        ka = tmo / 3;
+    for (struct gsess *s = g->all; s; s = s->next) {
+        if (s->finished)
+            continue;
+        if (!s->started) {
+            if (now - s->t_start > tmo) {
+                metrics_inc(g->m_timeouts);
+                fail_locked(s, HARK_E_TIMEOUT,
+                            "no hark worker answered the session's start on %s within %d ms "
+                            "(none running, or none reachable)",
+                            g->subj_in, g->cfg.timeout_ms);
+            }
+            continue;
+        }
+        if (now - s->t_heard > tmo) {
+            metrics_inc(g->m_timeouts);
+            fail_locked(s, HARK_E_TIMEOUT,
+                        "the hark worker stopped answering (nothing for %d ms: it stopped or is "
+                        "unreachable); results of the audio after the last one are missing",
+                        g->cfg.timeout_ms);
+            continue;
+        }
+        /* A keepalive: the worker's answer proves it is there (while it
+         * recognises, and after the end while the last finals are owed),
+         * says how far it got through the audio (the pacing window), and
+         * keeps its idle timeout from ending a session whose client pauses.
+         * Sooner when the window fills. */
+        uint64_t sent = atomic_load(&s->sent_bytes);
+        uint64_t inflight = sent > s->consumed ? sent - s->consumed : 0;
+        if (now - s->t_ka > ka ||
+            (!s->ka_out && (atomic_load(&s->blocked) || inflight > g->window / 2))) {
+            s->t_ka = now;
+            s->ka_out = 1;
+            struct buf b;
+            buf_init(&b);
+            nres_render_simple(&b, "keepalive");
+            if (!b.oom)
+                natsConnection_Publish(g->nc, s->subject, b.data, (int)b.len);
+            buf_deinit(&b);
+        }
+    }
+}
+
 static void *timer_main(void *arg)
 {
     struct natsgw *g = arg;
@@ -310,36 +451,7 @@ static void *timer_main(void *arg)
             ts.tv_nsec -= 1000000000L;
         }
         pthread_cond_timedwait(&g->cv, &g->mu, &ts);
-        int64_t now = clock_mono_ns(), tmo = (int64_t)g->cfg.timeout_ms * 1000000;
-        for (struct gsess *s = g->all; s; s = s->next) {
-            if (s->finished)
-                continue;
-            if (!s->started && now - s->t_start > tmo) {
-                metrics_inc(g->m_timeouts);
-                fail_locked(s, HARK_E_TIMEOUT,
-                            "no hark worker answered the session's start on %s within %d ms "
-                            "(none running, or none reachable)",
-                            g->subj_in, g->cfg.timeout_ms);
-            } else if (s->closing && now - s->t_heard > tmo) {
-                metrics_inc(g->m_timeouts);
-                fail_locked(s, HARK_E_TIMEOUT,
-                            "the hark worker did not finish the session within %d ms of its last "
-                            "message after the end (it stopped or is unreachable); results after "
-                            "the last one sent may be missing",
-                            g->cfg.timeout_ms);
-            } else if (!s->closing && s->started && g->cfg.keepalive_ms &&
-                       now - atomic_load(&s->t_sent) > (int64_t)g->cfg.keepalive_ms * 1000000) {
-                /* the worker's idle timeout counts messages, and a client
-                 * may hold a session without audio (keepalives, a pause) */
-                atomic_store(&s->t_sent, now);
-                struct buf b;
-                buf_init(&b);
-                nres_render_simple(&b, "keepalive");
-                if (!b.oom)
-                    natsConnection_Publish(g->nc, s->subject, b.data, (int)b.len);
-                buf_deinit(&b);
-            }
-        }
+        tick(g, clock_mono_ns());
     }
     pthread_mutex_unlock(&g->mu);
     return NULL;
@@ -470,10 +582,10 @@ static int gw_open(void *ctx, const struct hark_options *opts, const char *sessi
         hark_free(s);
         return err_set(err, n, HARK_E_STATE, "a session with this id is running");
     }
-    s->t_start = s->t_heard = clock_mono_ns();
+    s->t_start = s->t_heard = s->t_ka = clock_mono_ns();
     table_add(g, s);
     pthread_mutex_unlock(&g->mu);
-    publish(g, s, &b); /* after table_add: the worker's answer finds the session */
+    publish_buf(g, s, &b); /* after table_add: the worker's answer finds the session */
     buf_deinit(&b);
     metrics_add(g->m_sessions, 1);
     *out = s;
@@ -488,43 +600,46 @@ static const char *gw_id(void *p)
 static void gw_feed(void *p, const void *bytes, size_t len)
 {
     struct gsess *s = p;
-    if (s->closed_delivered || s->end_sent)
+    if (s->closed_delivered || s->end_queued)
         return;
     const uint8_t *d = bytes;
-    struct buf b;
-    buf_init(&b);
     while (len) {
         size_t k = len < CHUNK_MAX ? len : CHUNK_MAX;
-        /* raw PCM: the chunk's timestamp is where its audio starts, so a
-         * worker sees a chunk lost on the way as an audio_gap warning */
-        double ts = s->bytes_per_sec ? s->t0 + (double)s->sent_bytes / s->bytes_per_sec : -1;
-        buf_reset(&b);
-        nres_render_chunk(&b, d, k, ts);
-        publish(s->g, s, &b);
-        s->sent_bytes += k;
+        enqueue(s, 1, d, k);
         d += k;
         len -= k;
     }
+    pump(s);
+}
+
+static void gw_control(struct gsess *s, const char *type)
+{
+    struct buf b;
+    buf_init(&b);
+    nres_render_simple(&b, type);
+    enqueue_buf(s, &b);
     buf_deinit(&b);
+    pump(s);
 }
 
 static void gw_finalize(void *p)
 {
     struct gsess *s = p;
-    if (!s->closed_delivered && !s->end_sent)
-        send_simple(s, "finalize");
+    if (!s->closed_delivered && !s->end_queued)
+        gw_control(s, "finalize");
 }
 
 static void gw_set_state(void *p, enum hark_state state)
 {
     struct gsess *s = p;
-    if (s->closed_delivered || s->end_sent)
+    if (s->closed_delivered || s->end_queued)
         return;
     struct buf b;
     buf_init(&b);
     nres_render_state(&b, state);
-    publish(s->g, s, &b);
+    enqueue_buf(s, &b);
     buf_deinit(&b);
+    pump(s);
 }
 
 static void emit(struct gsess *s, struct hark_event *ev)
@@ -549,21 +664,17 @@ static void gw_report_error(void *p, int code, const char *message)
 static void gw_close(void *p)
 {
     struct gsess *s = p;
-    if (s->closed_delivered || s->end_sent)
+    if (s->closed_delivered || s->end_queued)
         return;
-    pthread_mutex_lock(&s->g->mu);
-    s->closing = 1;
-    s->t_heard = clock_mono_ns(); /* the wait for the last finals starts now */
-    pthread_mutex_unlock(&s->g->mu);
-    s->end_sent = 1;
-    send_simple(s, "end");
+    s->end_queued = 1;
+    gw_control(s, "end");
 }
 
 static double gw_audio_seconds(void *p)
 {
     struct gsess *s = p;
     if (s->bytes_per_sec)
-        return (double)s->sent_bytes / s->bytes_per_sec;
+        return (double)atomic_load(&s->sent_bytes) / s->bytes_per_sec;
     return s->results_end; /* a container: what the worker's results covered */
 }
 
@@ -627,17 +738,23 @@ static void gw_poll(void *p)
         struct gitem *next = it->next;
         if (!s->closed_delivered)
             deliver(s, it);
-        nres_free(&it->r);
-        hark_free(it);
+        drop_item(it);
         it = next;
     }
+    if (!s->closed_delivered)
+        pump(s); /* the window may have moved */
 }
 
 static unsigned gw_results_pending(void *p)
 {
     struct gsess *s = p;
     /* after the end, the last finals are owed until closed */
-    return s->end_sent && !s->closed_delivered;
+    return s->end_queued && !s->closed_delivered;
+}
+
+static size_t gw_backlog(void *p)
+{
+    return atomic_load(&((struct gsess *)p)->backlog);
 }
 
 static const struct hark_session *gw_session(void *p)
@@ -654,15 +771,23 @@ static void gw_destroy(void *p)
     table_del(g, s);
     struct gitem *it = s->head;
     pthread_mutex_unlock(&g->mu);
-    /* abandoned before its end (the client went away): the worker's
-     * session ends too instead of waiting for its idle timeout */
-    if (!s->end_sent && !s->closed_delivered)
-        send_simple(s, "end");
+    /* abandoned before its end went out (the client went away): the
+     * worker's session ends too instead of waiting for its idle timeout */
+    if (!s->end_sent && !s->closed_delivered) {
+        struct buf b;
+        buf_init(&b);
+        nres_render_simple(&b, "end");
+        publish_buf(g, s, &b);
+        buf_deinit(&b);
+    }
     while (it) {
         struct gitem *next = it->next;
-        nres_free(&it->r);
-        hark_free(it);
+        drop_item(it);
         it = next;
+    }
+    for (struct gout *o = s->ohead, *next; o; o = next) {
+        next = o->next;
+        hark_free(o);
     }
     metrics_add(g->m_sessions, -1);
     hark_free(s->subject);
@@ -681,6 +806,7 @@ static const struct backend_ops natsgw_ops = {
     .poll = gw_poll,
     .audio_seconds = gw_audio_seconds,
     .results_pending = gw_results_pending,
+    .backlog = gw_backlog,
     .session = gw_session,
     .destroy = gw_destroy,
 };
@@ -797,6 +923,7 @@ int natsgw_create(struct natsgw **out, const struct natsgw_cfg *cfg, char *err, 
     if (!g)
         return err_set(err, n, HARK_E_NOMEM, "out of memory");
     g->cfg = *cfg;
+    g->window = cfg->window_bytes ? cfg->window_bytes : 256 * 1024;
     pthread_mutex_init(&g->mu, NULL);
     pthread_cond_init(&g->cv, NULL);
     g->url = hark_strdup(cfg->url);

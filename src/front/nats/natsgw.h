@@ -48,6 +48,8 @@ struct natsgw_cfg {
     int timeout_ms;          /* a worker's answer to start / after end */
     int keepalive_ms;        /* a session with nothing to send says keepalive this often */
     size_t max_queued_bytes; /* results waiting per session */
+    size_t window_bytes;     /* audio in flight to a worker, not yet taken off its queue (0:
+                                256 KiB); keep it well under the workers' --session-buffer-bytes */
     struct metrics *metrics; /* may be NULL; outlives the natsgw */
 };
 

@@ -65,6 +65,7 @@ struct nsess {
     struct limits_sess lim;  /* host/limits.h; lim.closing: end or a verdict posted the close */
     int64_t last_chunk;      /* monotonic ns */
     int chunk_timeout_ms;    /* the server's, or the start's "chunk_timeout" */
+    uint64_t received_bytes; /* audio accepted, for the answer to a keepalive */
     int audio_since_finalize;
     int has_ts;
     double max_ts;
@@ -368,6 +369,10 @@ struct pend_err {
     int gap;
     /* or the acknowledgement of a start that asked for one ("ack": true) */
     int started;
+    /* or the answer to a keepalive: the session's audio accepted and still
+     * queued (a gateway paces its audio by it) */
+    int alive;
+    uint64_t received, queued;
     double gap_start, gap_duration, audio_offset;
 };
 
@@ -659,6 +664,19 @@ static void dispatch(struct natsw *nw, const char *id, const struct nmsg_in *m, 
         return;
     }
     struct nsess *s = find(nw, id);
+    if (m->type == NMSG_KEEPALIVE) {
+        /* answered also while the session ends (its sender waits for its
+         * last finals and wants to know this worker is still there); one
+         * for a session unknown here is no error: it just gets no answer */
+        if (s) {
+            limits_activity(&s->lim, clock_mono_ns(), 1);
+            pe->alive = 1;
+            pe->received = s->received_bytes;
+            pe->queued = chan_pending_bytes(s->chan);
+            snprintf(pe->speaker, sizeof pe->speaker, "%s", s->speaker);
+        }
+        return;
+    }
     if (!s) {
         no_session(nw, id, m, pe);
         return;
@@ -682,6 +700,7 @@ static void dispatch(struct natsw *nw, const char *id, const struct nmsg_in *m, 
         if (!rc) {
             admit_audio(s->slot, now);
             track_audio(nw, s, m, pe);
+            s->received_bytes += m->audio_len;
         }
         if (rc == HARK_E_LIMIT)
             fail(pe, s->speaker, rc,
@@ -712,7 +731,7 @@ static void dispatch(struct natsw *nw, const char *id, const struct nmsg_in *m, 
             fail(pe, s->speaker, rc, "finalize dropped: %s", hark_strerror(rc));
         return;
     }
-    case NMSG_KEEPALIVE: /* its activity is counted above */
+    case NMSG_KEEPALIVE: /* answered above */
     case NMSG_START:
         return;
     }
@@ -746,6 +765,19 @@ static void send_started(struct natsw *nw, const char *id, const struct pend_err
     size_t subj_len = b.len;
     buf_putc(&b, 0);
     nmsg_render_started(&b, id, pe->speaker, nmsg_now(), nw->instance);
+    if (!b.oom)
+        publish(nw, b.data, b.data + subj_len + 1, b.len - subj_len - 1);
+    buf_deinit(&b);
+}
+
+static void send_alive(struct natsw *nw, const char *id, const struct pend_err *pe)
+{
+    struct buf b;
+    buf_init(&b);
+    buf_printf(&b, "%s.%s", nw->subj_out, id);
+    size_t subj_len = b.len;
+    buf_putc(&b, 0);
+    nmsg_render_alive(&b, id, pe->speaker, nmsg_now(), pe->received, pe->queued);
     if (!b.oom)
         publish(nw, b.data, b.data + subj_len + 1, b.len - subj_len - 1);
     buf_deinit(&b);
@@ -790,6 +822,8 @@ static void handle(struct natsw *nw, const char *id, const void *data, size_t le
         send_gap(nw, id, &pe);
     else if (pe.started)
         send_started(nw, id, &pe);
+    else if (pe.alive)
+        send_alive(nw, id, &pe);
 }
 
 static void on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)

@@ -862,3 +862,20 @@ void nmsg_render_started(struct buf *out, const char *session_id, const char *sp
     pack_speaker(&pk, speaker_id);
     pack_kv_str(&pk, "worker", worker ? worker : "");
 }
+
+void nmsg_render_alive(struct buf *out, const char *session_id, const char *speaker_id,
+                       double timestamp, uint64_t received_bytes, uint64_t queued_bytes)
+{
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, out, buf_sink);
+    msgpack_pack_map(&pk, 6);
+    pack_kv_str(&pk, "session_id", session_id);
+    pack_kv_str(&pk, "type", "alive");
+    pack_str(&pk, "timestamp");
+    msgpack_pack_double(&pk, timestamp);
+    pack_speaker(&pk, speaker_id);
+    pack_str(&pk, "received_bytes");
+    msgpack_pack_uint64(&pk, received_bytes);
+    pack_str(&pk, "queued_bytes");
+    msgpack_pack_uint64(&pk, queued_bytes);
+}

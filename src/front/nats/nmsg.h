@@ -137,6 +137,14 @@ void nmsg_render_gap(struct buf *out, const char *session_id, const char *speake
 void nmsg_render_started(struct buf *out, const char *session_id, const char *speaker_id,
                          double timestamp, const char *worker);
 
+/* {session_id, type: "alive", timestamp, speaker_id, received_bytes,
+ * queued_bytes}: the answer to a keepalive. received_bytes: audio the
+ * session accepted; queued_bytes: work still queued for it (audio not yet
+ * recognised, with its overhead). hark's addition, for `hark serve
+ * --backend`, which paces its audio by the difference. */
+void nmsg_render_alive(struct buf *out, const char *session_id, const char *speaker_id,
+                       double timestamp, uint64_t received_bytes, uint64_t queued_bytes);
+
 const char *nmsg_state_name(enum hark_state s);
 /* Wall clock seconds since the epoch, for the seed's timestamp fields. */
 double nmsg_now(void);

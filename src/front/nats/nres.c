@@ -99,7 +99,7 @@ static const struct {
     enum nres_kind kind;
 } kinds[] = {
     {"interrupt", NRES_INTERRUPT}, {"error", NRES_ERROR},   {"warning", NRES_WARNING},
-    {"started", NRES_STARTED},     {"closed", NRES_CLOSED},
+    {"started", NRES_STARTED},     {"closed", NRES_CLOSED}, {"alive", NRES_ALIVE},
 };
 
 static enum hark_reason reason_of(const char *s)
@@ -203,6 +203,10 @@ static int parse_map(const msgpack_object *m, struct nres *r, struct arena *a, l
             rc = int64v(v, &r->segment);
         } else if (key_is(k, "segments")) {
             rc = int64v(v, &r->segments);
+        } else if (key_is(k, "received_bytes")) {
+            rc = int64v(v, &r->received_bytes);
+        } else if (key_is(k, "queued_bytes")) {
+            rc = int64v(v, &r->queued_bytes);
         } else if (key_is(k, "committed_ms")) {
             rc = int64v(v, &r->committed_ms);
         } else if (key_is(k, "start")) {

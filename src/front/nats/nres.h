@@ -32,6 +32,7 @@ enum nres_kind {
     NRES_ERROR,
     NRES_WARNING,
     NRES_STARTED, /* hark's acknowledgement of a start with "ack": true */
+    NRES_ALIVE,   /* hark's answer to a keepalive */
     NRES_CLOSED,
     NRES_OTHER, /* a type this version does not know: ignored */
 };
@@ -58,6 +59,8 @@ struct nres {
     char code_name[32];
     /* INTERRUPT */
     double audio_time;
+    /* ALIVE */
+    int64_t received_bytes, queued_bytes;
     /* CLOSED */
     double audio_seconds;
     int64_t segments;

@@ -1,0 +1,294 @@
+// `hark serve --backend nats://`: a gateway with no local recognition that
+// hands every session to `hark worker`s over NATS (docs/deployment.md,
+// Gateways). Real nats-server (started here), real workers, real gateways,
+// real clients: the native protocol over `ws`, the official Deepgram SDK,
+// curl for the batch API. The reference is a local `hark serve` on the same
+// audio.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { createServer } from 'node:net';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { connect } from 'nats';
+import { DeepgramClient } from '@deepgram/sdk';
+import {
+  HARK, CLIPS, wavPcm, sleep, startServer, openNative, streamPcm, waitFor, curl,
+} from './lib.mjs';
+
+const NATS_SERVER = process.env.NATS_SERVER_BIN || '/usr/sbin/nats-server';
+
+async function freePort() {
+  const srv = createServer();
+  srv.listen(0, '127.0.0.1');
+  await once(srv, 'listening');
+  const { port } = srv.address();
+  srv.close();
+  await once(srv, 'close');
+  return port;
+}
+
+async function startNats(port, dir) {
+  const proc = spawn(NATS_SERVER, ['-a', '127.0.0.1', '-p', String(port), '-l', path.join(dir, `nats-${port}.log`)],
+    { stdio: ['ignore', 'ignore', 'pipe'] });
+  const url = `nats://127.0.0.1:${port}`;
+  const end = Date.now() + 15000;
+  for (;;) {
+    if (proc.exitCode !== null) throw new Error(`nats-server exited ${proc.exitCode}`);
+    try {
+      const nc = await connect({ servers: url, reconnect: false, timeout: 500 });
+      await nc.close();
+      break;
+    } catch (e) {
+      if (Date.now() > end) throw new Error('nats-server did not start: ' + e.message);
+      await sleep(50);
+    }
+  }
+  return {
+    url,
+    async stop() {
+      if (proc.exitCode !== null || proc.signalCode !== null) return;
+      proc.kill('SIGTERM');
+      await once(proc, 'exit');
+    },
+  };
+}
+
+// The same engine settings as the reference server below: 2 worker threads,
+// admission off (a loaded CI machine must not refuse starts).
+const ENGINE_ARGS = ['--workers', '2', '--max-busy-percent', '100', '--max-lag-ms', '60000'];
+
+async function startWorker(url, args = []) {
+  const proc = spawn(HARK, ['worker', '--nats-url', url, ...ENGINE_ARGS, ...args], {
+    env: { ...process.env, HARK_LOG_LEVEL: 'info' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '', err = '';
+  proc.stderr.on('data', (d) => { err += d; });
+  await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('worker did not start:\n' + err)), 60000);
+    proc.stdout.on('data', (d) => {
+      out += d;
+      if (/worker on NATS \S+ \(connected\)/.test(out)) { clearTimeout(timer); resolve(); }
+    });
+    proc.on('exit', (code) => { clearTimeout(timer); reject(new Error(`worker exited ${code}:\n${err}`)); });
+  });
+  return {
+    proc,
+    log: () => err,
+    async stop(signal = 'SIGTERM') {
+      if (proc.exitCode !== null || proc.signalCode !== null) return proc.exitCode;
+      proc.kill(signal);
+      const [code] = await once(proc, 'exit');
+      return code;
+    },
+  };
+}
+
+let dir, nats, worker, gwA, gwB, local;
+
+before(async () => {
+  dir = mkdtempSync(path.join(tmpdir(), 'hark-gw-'));
+  nats = await startNats(await freePort(), dir);
+  worker = await startWorker(nats.url);
+  // two gateways, nothing in front of them but their own ports
+  gwA = await startServer(['--backend', nats.url, '--backend-timeout', '3', '--idle-timeout', '5']);
+  gwB = await startServer(['--backend', nats.url, '--backend-timeout', '3', '--idle-timeout', '5']);
+  local = await startServer([...ENGINE_ARGS, '--idle-timeout', '5']);
+});
+
+after(async () => {
+  for (const s of [gwA, gwB, local]) if (s) assert.equal(await s.stop(), 0, 'clean exit\n' + s.log().slice(-2000));
+  if (worker) assert.equal(await worker.stop(), 0, 'worker exit status\n' + worker.log().slice(-2000));
+  if (nats) await nats.stop();
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+// One native session of pcm; its events until the close.
+async function nativeSession(url, pcm, config = {}) {
+  const s = await openNative(url, { sample_rate: 16000, ...config });
+  assert.equal(s.ready.type, 'ready', JSON.stringify(s.ready));
+  await streamPcm(s.ws, pcm);
+  s.ws.send(JSON.stringify({ type: 'close' }));
+  await s.closed;
+  return s.events;
+}
+
+// What a client keeps of a session: its finals (text, segment, words) and
+// the closing counts.
+function finalsOf(events) {
+  const f = events.filter((e) => e.type === 'transcript' && e.is_final)
+    .map((e) => ({ text: e.text, segment: e.segment, reason: e.reason, words: (e.words || []).map((w) => w.word) }));
+  const closed = events.find((e) => e.type === 'closed');
+  return { finals: f, audio_seconds: closed?.audio_seconds, segments: closed?.segments };
+}
+
+// The result contract: seq counts events from 0, partials then exactly one
+// final per segment, closed last.
+function checkContract(events) {
+  const ev = events.filter((e) => typeof e.seq === 'number');
+  ev.forEach((e, i) => assert.equal(e.seq, i, 'seq counts events without gaps'));
+  let seg = 0;
+  for (const e of ev.filter((x) => x.type === 'transcript')) {
+    assert.equal(e.segment, seg);
+    if (e.is_final) {
+      seg++;
+      assert.equal(typeof e.committed_ms, 'number');
+    }
+  }
+  assert.equal(ev[ev.length - 1].type, 'closed');
+}
+
+test('native client: the finals through a gateway equal a local hark serve\'s on the same audio', async () => {
+  // each server sees the same sessions in the same order (the engine adapts
+  // across sessions, so order matters); two clips with silence between
+  // utterances give several segments
+  for (const k of [1, 4, 0]) {
+    const pcm = Buffer.concat([wavPcm(CLIPS[k]), Buffer.alloc(32000), wavPcm(CLIPS[(k + 2) % CLIPS.length])]);
+    const viaLocal = await nativeSession(local.url, pcm);
+    const viaGw = await nativeSession(gwA.url, pcm);
+    checkContract(viaGw);
+    const a = finalsOf(viaLocal), b = finalsOf(viaGw);
+    assert.ok(a.finals.length >= 2, JSON.stringify(a));
+    assert.deepEqual(b, a, `clip ${k}`);
+    assert.ok(viaGw.filter((e) => e.type === 'transcript' && !e.is_final).length > 0, 'partials came through');
+  }
+});
+
+test('two gateways on their own ports serve sessions at the same time, results never mixed', async () => {
+  const jobs = [];
+  for (let i = 0; i < 4; i++) {
+    const k = i % CLIPS.length;
+    jobs.push(nativeSession(i % 2 ? gwB.url : gwA.url, wavPcm(CLIPS[k])).then((ev) => ({ ev, k })));
+  }
+  const res = await Promise.all(jobs);
+  for (const { ev, k } of res) {
+    checkContract(ev);
+    const ref = finalsOf(await nativeSession(local.url, wavPcm(CLIPS[k])));
+    // not compared word for word: concurrent sessions on the worker adapt
+    // the engine in another order; the words must be this clip's
+    const text = finalsOf(ev).finals.map((f) => f.text).join(' ');
+    const refWords = new Set(ref.finals.flatMap((f) => f.words));
+    const got = text.split(/\s+/).filter(Boolean);
+    assert.ok(got.length > 0);
+    const same = got.filter((w) => refWords.has(w)).length;
+    assert.ok(same / got.length >= 0.7, `clip ${k}: "${text}" vs ${JSON.stringify(ref.finals)}`);
+  }
+});
+
+test('official Deepgram SDK through the gateway: the same is_final transcripts as a local server', async () => {
+  async function run(srv) {
+    const dg = new DeepgramClient({ apiKey: 'unused', baseUrl: srv.http });
+    const socket = await dg.listen.v1.connect({ model: 'nova-3', encoding: 'linear16', sample_rate: 16000,
+      channels: 1, interim_results: 'true', punctuate: 'false' });
+    const messages = [];
+    socket.on('message', (m) => messages.push(m));
+    const closed = new Promise((resolve) => socket.on('close', resolve));
+    socket.connect();
+    await socket.waitForOpen();
+    const pcm = Buffer.concat([wavPcm(CLIPS[2]), Buffer.alloc(32000), wavPcm(CLIPS[3])]);
+    for (let off = 0; off < pcm.length; off += 3200) {
+      socket.sendMedia(pcm.subarray(off, off + 3200));
+      await sleep(10);
+    }
+    socket.sendCloseStream({ type: 'CloseStream' });
+    const ev = await closed;
+    assert.equal(ev.code, 1000);
+    return messages;
+  }
+  const a = await run(local), b = await run(gwB);
+  const finalsText = (ms) => ms.filter((m) => m.type === 'Results' && m.is_final)
+    .map((m) => m.channel.alternatives[0].transcript);
+  assert.ok(finalsText(a).length >= 2, JSON.stringify(finalsText(a)));
+  assert.deepEqual(finalsText(b), finalsText(a));
+  assert.ok(b.some((m) => m.type === 'Results' && !m.is_final), 'interim results came through');
+  assert.ok(b.some((m) => m.type === 'Metadata'), 'Metadata at the end');
+});
+
+test('batch: POST /v1/listen through the gateway gives the local server\'s transcript', async () => {
+  const post = (srv) => curl(['-H', 'Content-Type: audio/wav', '--data-binary', '@' + CLIPS[4], `${srv.http}/v1/listen`]);
+  const a = await post(local), b = await post(gwA);
+  assert.equal(a.status, 200, a.body);
+  assert.equal(b.status, 200, b.body);
+  const t = (r) => r.json().results.channels[0].alternatives[0].transcript;
+  assert.ok(t(a).length > 0);
+  assert.equal(t(b), t(a));
+});
+
+test('an option the worker\'s engine refuses: a typed error from the worker, then the close', async () => {
+  const s = await openNative(gwA.url, { sample_rate: 16000, language: 'xx-YY' });
+  assert.equal(s.ready.type, 'ready', 'the gateway cannot check the worker\'s languages before the start');
+  const err = await waitFor(s.events, (e) => e.type === 'error', 10000);
+  assert.equal(err.code, 'unsupported', JSON.stringify(err));
+  await s.closed;
+  assert.equal(s.events[s.events.length - 1].type, 'closed');
+});
+
+test('a resume on the other gateway fails with resume_failed; the same gateway resumes', async () => {
+  const s = await openNative(gwA.url, { sample_rate: 16000 });
+  const { session_id: id, resume_token: token } = s.ready;
+  await streamPcm(s.ws, wavPcm(CLIPS[1]).subarray(0, 32000));
+  await sleep(300);
+  const lastSeq = Math.max(-1, ...s.events.filter((e) => typeof e.seq === 'number').map((e) => e.seq));
+  s.ws.terminate(); // a dropped connection, no close
+  async function resume(url) {
+    const ws = new (await import('ws')).default(url + '/v1/stream');
+    const events = [];
+    ws.on('message', (d, bin) => { if (!bin) events.push(JSON.parse(d.toString())); });
+    await once(ws, 'open');
+    ws.send(JSON.stringify({ type: 'resume', session_id: id, resume_token: token, last_seq: lastSeq, audio_bytes: 32000 }));
+    const r = await waitFor(events, (e) => e.type === 'resumed' || e.type === 'error', 10000);
+    return { ws, r, events };
+  }
+  const other = await resume(gwB.url);
+  assert.equal(other.r.type, 'error');
+  assert.equal(other.r.code, 'resume_failed', JSON.stringify(other.r));
+  other.ws.terminate();
+  const same = await resume(gwA.url);
+  assert.equal(same.r.type, 'resumed', JSON.stringify(same.r));
+  same.ws.send(JSON.stringify({ type: 'close' }));
+  await waitFor(same.events, (e) => e.type === 'closed', 15000);
+  same.ws.close();
+});
+
+test('no worker on the subjects: the session ends with a timeout error within --backend-timeout', async () => {
+  const gw = await startServer(['--backend', nats.url, '--nats-subject-in', 'nobody.listens', '--backend-timeout', '1']);
+  try {
+    const t0 = Date.now();
+    const s = await openNative(gw.url, { sample_rate: 16000 });
+    const err = await waitFor(s.events, (e) => e.type === 'error', 10000);
+    assert.equal(err.code, 'timeout', JSON.stringify(err));
+    assert.match(err.message, /no hark worker answered/);
+    await s.closed;
+    assert.ok(Date.now() - t0 < 6000, `took ${Date.now() - t0} ms`);
+    assert.equal(s.events[s.events.length - 1].type, 'closed');
+  } finally {
+    assert.equal(await gw.stop(), 0);
+  }
+});
+
+test('the only worker dies (SIGKILL) mid-session: the client gets a timeout error and its close, not a hang', async () => {
+  const w2 = await startWorker(nats.url, ['--nats-subject-in', 'solo.in', '--nats-subject-out', 'solo.out']);
+  const gw = await startServer(['--backend', nats.url, '--nats-subject-in', 'solo.in',
+    '--nats-subject-out', 'solo.out', '--backend-timeout', '2']);
+  try {
+    const s = await openNative(gw.url, { sample_rate: 16000 });
+    const pcm = wavPcm(CLIPS[1]);
+    await streamPcm(s.ws, pcm.subarray(0, pcm.length / 2));
+    await waitFor(s.events, (e) => e.type === 'transcript', 15000);
+    await w2.stop('SIGKILL');
+    await streamPcm(s.ws, pcm.subarray(pcm.length / 2));
+    const t0 = Date.now();
+    s.ws.send(JSON.stringify({ type: 'close' }));
+    const err = await waitFor(s.events, (e) => e.type === 'error', 15000);
+    assert.equal(err.code, 'timeout', JSON.stringify(err));
+    await s.closed;
+    assert.ok(Date.now() - t0 < 8000, `took ${Date.now() - t0} ms`);
+    checkContract(s.events);
+  } finally {
+    await w2.stop('SIGKILL');
+    assert.equal(await gw.stop(), 0);
+  }
+});
