@@ -292,3 +292,27 @@ test('the only worker dies (SIGKILL) mid-session: the client gets a timeout erro
     assert.equal(await gw.stop(), 0);
   }
 });
+
+test('audio faster than the worker recognises is paced, not dropped: every byte arrives, no limit_exceeded', async () => {
+  // a worker with a small queue (128 KiB) and a gateway whose window is a
+  // quarter of its own 256 KiB: 30 s of audio (950 KB) sent at once would
+  // overflow the worker's queue without the pacing
+  const w2 = await startWorker(nats.url, ['--nats-subject-in', 'pace.in', '--nats-subject-out', 'pace.out',
+    '--session-buffer-bytes', '131072']);
+  const gw = await startServer(['--backend', nats.url, '--nats-subject-in', 'pace.in',
+    '--nats-subject-out', 'pace.out', '--session-buffer-bytes', '262144']);
+  try {
+    const pcm = Buffer.concat(CLIPS.flatMap((c) => [wavPcm(c), Buffer.alloc(32000)]));
+    const ev = await nativeSession(gw.url, pcm, { interim_results: false });
+    const errors = ev.filter((e) => e.type === 'error');
+    assert.deepEqual(errors, []);
+    checkContract(ev);
+    const closed = ev.find((e) => e.type === 'closed');
+    assert.ok(Math.abs(closed.audio_seconds - pcm.length / 32000) < 0.01, JSON.stringify(closed));
+    assert.ok(!/limit_exceeded/.test(w2.log()), w2.log().slice(-1500));
+    assert.ok(finalsOf(ev).finals.length >= 4, JSON.stringify(finalsOf(ev)));
+  } finally {
+    assert.equal(await w2.stop(), 0);
+    assert.equal(await gw.stop(), 0);
+  }
+});
