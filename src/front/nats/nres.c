@@ -102,10 +102,13 @@ static const struct {
     {"started", NRES_STARTED},     {"closed", NRES_CLOSED}, {"alive", NRES_ALIVE},
 };
 
+/* hark_reason_name's words (docs/nats.md), here so that the parser links
+ * without the session core (the fuzz target) */
 static enum hark_reason reason_of(const char *s)
 {
+    static const char *const names[] = {"", "endpoint", "finalize", "max_length", "close"};
     for (int r = HARK_REASON_ENDPOINT; r <= HARK_REASON_CLOSE; r++)
-        if (!strcmp(s, hark_reason_name((enum hark_reason)r)))
+        if (!strcmp(s, names[r]))
             return (enum hark_reason)r;
     return HARK_REASON_NONE;
 }
@@ -229,6 +232,8 @@ static int parse_map(const msgpack_object *m, struct nres *r, struct arena *a, l
         } else if (key_is(k, "code")) {
             rc = small_str(v, r->code_name, sizeof r->code_name);
         } else if (key_is(k, "words")) {
+            if (*word_at)
+                return bad(err, n, "words (twice)");
             *word_at = hark_calloc(
                 v->type == MSGPACK_OBJECT_ARRAY && v->via.array.size ? v->via.array.size : 1,
                 sizeof **word_at);
