@@ -272,7 +272,8 @@ int cli_serve_run(int argc, char **argv, int with_ws)
         "usage: hark serve [options]\n\n"
         "Runs the streaming speech-to-text server: WebSocket /v1/stream, "
         "/healthz, /readyz, /metrics and the demo page at /; with --nats-url also the NATS front "
-        "end (docs/nats.md).\n"
+        "end (docs/nats.md); with --backend nats://... a gateway whose sessions run on hark "
+        "workers (docs/deployment.md).\n"
         "Every option can also be set by its environment variable.";
     static const char worker_usage[] =
         "usage: hark worker [options]\n\n"
