@@ -13,6 +13,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { connect } from 'nats';
+import { encode, decode } from '@msgpack/msgpack';
 import { DeepgramClient } from '@deepgram/sdk';
 import {
   HARK, CLIPS, wavPcm, sleep, startServer, openNative, streamPcm, waitFor, curl,
@@ -314,5 +315,52 @@ test('audio faster than the worker recognises is paced, not dropped: every byte 
   } finally {
     assert.equal(await w2.stop(), 0);
     assert.equal(await gw.stop(), 0);
+  }
+});
+
+test('the worker side of the gateway\'s protocol, raw: ack -> started, keepalive -> alive, finalize, chunk_timeout 0', async () => {
+  const nc = await connect({ servers: nats.url });
+  const id = 'raw-gw-1', msgs = [];
+  const sub = nc.subscribe(`ai.voice.transcription.${id}`);
+  (async () => { for await (const m of sub) msgs.push(decode(m.data)); })();
+  const other = nc.subscribe('ai.voice.transcription.raw-unknown');
+  const otherMsgs = [];
+  (async () => { for await (const m of other) otherMsgs.push(decode(m.data)); })();
+  await nc.flush();
+  const send = (o, to = id) => nc.publish(`ai.voice.stream.${to}`, encode(o));
+  const until = async (pred, what) => {
+    for (let end = Date.now() + 20000; !pred();) {
+      if (Date.now() > end) throw new Error(`no ${what}: ${JSON.stringify(msgs).slice(0, 1500)}`);
+      await sleep(20);
+    }
+  };
+  try {
+    send({ type: 'start', session_id: id, sample_rate: 16000, channels: 1, ack: true, chunk_timeout: 0,
+      interim_results: false });
+    await until(() => msgs.some((m) => m.type === 'started'), 'started');
+    assert.equal(msgs[0].type, 'started', 'started comes first');
+    assert.match(msgs[0].worker, /hark worker pid \d+/);
+    const pcm = wavPcm(CLIPS[1]);
+    send({ type: 'chunk', audio: pcm.subarray(0, 64000) });
+    send({ type: 'keepalive' });
+    await until(() => msgs.some((m) => m.type === 'alive'), 'alive');
+    const alive = msgs.find((m) => m.type === 'alive');
+    assert.equal(alive.received_bytes, 64000);
+    assert.equal(typeof alive.queued_bytes, 'number');
+    // a pause longer than the worker's --chunk-timeout (2 s): no finalize,
+    // this session turned the rule off
+    await sleep(2600);
+    assert.ok(!msgs.some((m) => m.type === undefined && m.is_final), JSON.stringify(msgs));
+    send({ type: 'finalize' });
+    await until(() => msgs.some((m) => m.type === undefined && m.is_final), 'final');
+    assert.equal(msgs.find((m) => m.type === undefined && m.is_final).reason, 'finalize');
+    send({ type: 'keepalive' }, 'raw-unknown'); // no session: no answer, no error
+    send({ type: 'end' });
+    await until(() => msgs.some((m) => m.type === 'closed'), 'closed');
+    await sleep(200);
+    assert.deepEqual(otherMsgs, []);
+    assert.deepEqual(msgs.filter((m) => m.type === 'error'), []);
+  } finally {
+    await nc.close();
   }
 });
