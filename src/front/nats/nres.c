@@ -184,7 +184,7 @@ static int parse_map(const msgpack_object *m, struct nres *r, struct arena *a, l
     }
     for (uint32_t i = 0; i < m->via.map.size; i++) {
         const msgpack_object *k = &m->via.map.ptr[i].key, *v = &m->via.map.ptr[i].val;
-        double d;
+        double d = 0;
         int rc = 0;
         if (k->type != MSGPACK_OBJECT_STR)
             continue;
