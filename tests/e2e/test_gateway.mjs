@@ -179,11 +179,11 @@ test('two gateways on their own ports serve sessions at the same time, results n
   }
 });
 
-test('official Deepgram SDK through the gateway: the same is_final transcripts as a local server', async () => {
+test('official Deepgram SDK through the gateway: the same is_final transcripts, SpeechStarted and UtteranceEnd as a local server', async () => {
   async function run(srv) {
     const dg = new DeepgramClient({ apiKey: 'unused', baseUrl: srv.http });
     const socket = await dg.listen.v1.connect({ model: 'nova-3', encoding: 'linear16', sample_rate: 16000,
-      channels: 1, interim_results: 'true', punctuate: 'false' });
+      channels: 1, interim_results: 'true', punctuate: 'false', vad_events: 'true', utterance_end_ms: '1000' });
     const messages = [];
     socket.on('message', (m) => messages.push(m));
     const closed = new Promise((resolve) => socket.on('close', resolve));
@@ -206,6 +206,11 @@ test('official Deepgram SDK through the gateway: the same is_final transcripts a
   assert.deepEqual(finalsText(b), finalsText(a));
   assert.ok(b.some((m) => m.type === 'Results' && !m.is_final), 'interim results came through');
   assert.ok(b.some((m) => m.type === 'Metadata'), 'Metadata at the end');
+  // the VAD's events come through too (the start asks the worker for them)
+  const vad = (ms) => ms.filter((m) => m.type === 'SpeechStarted' || m.type === 'UtteranceEnd')
+    .map((m) => m.type === 'UtteranceEnd' ? `UtteranceEnd ${m.last_word_end}` : `SpeechStarted ${m.timestamp}`);
+  assert.ok(vad(a).some((x) => x.startsWith('UtteranceEnd')), JSON.stringify(vad(a)));
+  assert.deepEqual(vad(b), vad(a));
 });
 
 test('batch: POST /v1/listen through the gateway gives the local server\'s transcript', async () => {

@@ -116,6 +116,21 @@ static void test_notices_round_trip(void)
     ASSERT_EQ(p.queued_bytes, 4200);
     nres_free(&p);
 
+    buf_reset(&b);
+    nmsg_render_speech_started(&b, "s-2", NULL, 3.0, 0.42, 2);
+    ASSERT_OK(nres_parse(&p, b.data, b.len, err, sizeof err));
+    ASSERT_EQ(p.kind, NRES_SPEECH_STARTED);
+    ASSERT(fabs(p.audio_time - 0.42) < 1e-9);
+    ASSERT_EQ(p.segment, 2);
+    nres_free(&p);
+
+    buf_reset(&b);
+    nmsg_render_utterance_end(&b, "s-2", NULL, 3.0, 2.74);
+    ASSERT_OK(nres_parse(&p, b.data, b.len, err, sizeof err));
+    ASSERT_EQ(p.kind, NRES_UTTERANCE_END);
+    ASSERT(fabs(p.last_word_end - 2.74) < 1e-9);
+    nres_free(&p);
+
     /* an error code this version does not know is still an error */
     ASSERT_EQ(nres_err_from_code("bad_option"), HARK_E_BAD_OPTION);
     ASSERT_EQ(nres_err_from_code("no_such_code"), 0);
@@ -167,11 +182,11 @@ static void test_inputs_read_by_worker(void)
     nmsg_free(&m);
 
     /* every session option fits in one start: all but the 3 seed keys,
-     * plus ack and chunk_timeout */
+     * plus ack, chunk_timeout and events */
     int n_options = 0;
     while (hark_options_name(n_options))
         n_options++;
-    ASSERT_LE(n_options - 3 + 2, NMSG_MAX_EXTRAS);
+    ASSERT_LE(n_options - 3 + 3, NMSG_MAX_EXTRAS);
 
     uint8_t audio[5] = {1, 2, 3, 4, 5};
     buf_reset(&b);

@@ -526,6 +526,8 @@ static int render_start(struct gsess *s, const struct hark_options *o, struct bu
     }
     kv[n++] = "ack";
     kv[n++] = "true";
+    kv[n++] = "events"; /* speech_started, utterance_end: the dialects render them */
+    kv[n++] = "true";
     kv[n++] = "chunk_timeout"; /* pauses are the client's to end: its finalize, our limits */
     kv[n++] = "0";
     kv[n] = NULL;
@@ -709,6 +711,15 @@ static void deliver(struct gsess *s, struct gitem *it)
         ev.type = HARK_EVENT_ERROR;
         ev.code = r->code;
         ev.message = it->msg[0] ? it->msg : r->text ? r->text : "";
+        break;
+    case NRES_SPEECH_STARTED:
+        ev.type = HARK_EVENT_SPEECH_STARTED;
+        ev.start = r->audio_time;
+        ev.segment = r->segment;
+        break;
+    case NRES_UTTERANCE_END:
+        ev.type = HARK_EVENT_UTTERANCE_END;
+        ev.end = r->last_word_end;
         break;
     case NRES_WARNING:
         LOG_WARN(s->id, "worker: %s: %s", r->code_name, r->text ? r->text : "");

@@ -49,6 +49,7 @@ struct nrender {
     char speaker[NMSG_SPEAKER_MAX];
     uint64_t sequence; /* results published so far */
     int64_t segments;  /* finals published so far */
+    int events;        /* the start asked for speech_started and utterance_end ("events": true) */
     struct chan *chan;
     struct stats *stats;
 };
@@ -352,8 +353,18 @@ static void render(void *user, const struct hark_event *ev, struct buf *out, uns
     case HARK_EVENT_CLOSED:
         nmsg_render_closed(out, s->id, s->speaker, now, ev->audio_seconds, s->segments);
         return;
+    case HARK_EVENT_SPEECH_STARTED:
+        /* not part of seed 004: only for a start with "events": true (a
+         * gateway relaying a Deepgram client's vad_events) */
+        if (s->events)
+            nmsg_render_speech_started(out, s->id, s->speaker, now, ev->start, s->segments);
+        return;
+    case HARK_EVENT_UTTERANCE_END:
+        if (s->events)
+            nmsg_render_utterance_end(out, s->id, s->speaker, now, ev->end);
+        return;
     default:
-        return; /* speech_started, utterance_end: not part of seed 004 */
+        return;
     }
 }
 
@@ -526,6 +537,8 @@ static void on_start(struct natsw *nw, const char *id, const struct nmsg_in *m, 
     memcpy(r->id, s->id, sizeof r->id);
     memcpy(r->speaker, s->speaker, sizeof r->speaker);
     r->stats = &nw->stats;
+    for (size_t i = 0; i < m->n_extras; i++)
+        r->events |= !strcmp(m->extras[i].name, "events") && !strcmp(m->extras[i].value, "true");
     rc = chan_create(&s->chan, nw->pool, nw->eng, o, id, render, r, nw->cfg.session_buffer_bytes,
                      err, sizeof err);
     hark_options_destroy(o);

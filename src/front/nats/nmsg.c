@@ -879,3 +879,35 @@ void nmsg_render_alive(struct buf *out, const char *session_id, const char *spea
     pack_str(&pk, "queued_bytes");
     msgpack_pack_uint64(&pk, queued_bytes);
 }
+
+void nmsg_render_speech_started(struct buf *out, const char *session_id, const char *speaker_id,
+                                double timestamp, double audio_time, int64_t segment)
+{
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, out, buf_sink);
+    msgpack_pack_map(&pk, 6);
+    pack_kv_str(&pk, "session_id", session_id);
+    pack_kv_str(&pk, "type", "speech_started");
+    pack_str(&pk, "timestamp");
+    msgpack_pack_double(&pk, timestamp);
+    pack_speaker(&pk, speaker_id);
+    pack_str(&pk, "audio_time");
+    msgpack_pack_double(&pk, audio_time);
+    pack_str(&pk, "segment");
+    msgpack_pack_int64(&pk, segment);
+}
+
+void nmsg_render_utterance_end(struct buf *out, const char *session_id, const char *speaker_id,
+                               double timestamp, double last_word_end)
+{
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, out, buf_sink);
+    msgpack_pack_map(&pk, 5);
+    pack_kv_str(&pk, "session_id", session_id);
+    pack_kv_str(&pk, "type", "utterance_end");
+    pack_str(&pk, "timestamp");
+    msgpack_pack_double(&pk, timestamp);
+    pack_speaker(&pk, speaker_id);
+    pack_str(&pk, "last_word_end");
+    msgpack_pack_double(&pk, last_word_end);
+}

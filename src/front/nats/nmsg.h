@@ -145,6 +145,17 @@ void nmsg_render_started(struct buf *out, const char *session_id, const char *sp
 void nmsg_render_alive(struct buf *out, const char *session_id, const char *speaker_id,
                        double timestamp, uint64_t received_bytes, uint64_t queued_bytes);
 
+/* Only for a start with "events": true (hark's addition, for `hark serve
+ * --backend`): {session_id, type: "speech_started", timestamp, speaker_id,
+ * audio_time, segment}: the VAD heard speech begin at audio_time (seconds of
+ * session audio) in the segment results will carry; {session_id, type:
+ * "utterance_end", timestamp, speaker_id, last_word_end}: utterance_end_ms
+ * passed without new words after last_word_end. */
+void nmsg_render_speech_started(struct buf *out, const char *session_id, const char *speaker_id,
+                                double timestamp, double audio_time, int64_t segment);
+void nmsg_render_utterance_end(struct buf *out, const char *session_id, const char *speaker_id,
+                               double timestamp, double last_word_end);
+
 const char *nmsg_state_name(enum hark_state s);
 /* Wall clock seconds since the epoch, for the seed's timestamp fields. */
 double nmsg_now(void);

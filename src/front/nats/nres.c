@@ -98,8 +98,14 @@ static const struct {
     const char *name;
     enum nres_kind kind;
 } kinds[] = {
-    {"interrupt", NRES_INTERRUPT}, {"error", NRES_ERROR},   {"warning", NRES_WARNING},
-    {"started", NRES_STARTED},     {"closed", NRES_CLOSED}, {"alive", NRES_ALIVE},
+    {"interrupt", NRES_INTERRUPT},
+    {"error", NRES_ERROR},
+    {"warning", NRES_WARNING},
+    {"started", NRES_STARTED},
+    {"closed", NRES_CLOSED},
+    {"alive", NRES_ALIVE},
+    {"speech_started", NRES_SPEECH_STARTED},
+    {"utterance_end", NRES_UTTERANCE_END},
 };
 
 /* hark_reason_name's words (docs/nats.md), here so that the parser links
@@ -171,7 +177,7 @@ static int parse_map(const msgpack_object *m, struct nres *r, struct arena *a, l
     for (uint32_t i = 0; i < m->via.map.size; i++) {
         const msgpack_object *k = &m->via.map.ptr[i].key, *v = &m->via.map.ptr[i].val;
         if (key_is(k, "type")) {
-            char t[16];
+            char t[24];
             if (small_str(v, t, sizeof t)) {
                 r->kind = NRES_OTHER;
                 continue;
@@ -216,6 +222,8 @@ static int parse_map(const msgpack_object *m, struct nres *r, struct arena *a, l
             rc = num(v, &r->start);
         } else if (key_is(k, "end")) {
             rc = num(v, &r->end);
+        } else if (key_is(k, "last_word_end")) {
+            rc = num(v, &r->last_word_end);
         } else if (key_is(k, "audio_time")) {
             rc = num(v, &r->audio_time);
         } else if (key_is(k, "audio_seconds")) {

@@ -31,8 +31,10 @@ enum nres_kind {
     NRES_INTERRUPT,
     NRES_ERROR,
     NRES_WARNING,
-    NRES_STARTED, /* hark's acknowledgement of a start with "ack": true */
-    NRES_ALIVE,   /* hark's answer to a keepalive */
+    NRES_STARTED,        /* hark's acknowledgement of a start with "ack": true */
+    NRES_ALIVE,          /* hark's answer to a keepalive */
+    NRES_SPEECH_STARTED, /* with "events": true */
+    NRES_UTTERANCE_END,
     NRES_CLOSED,
     NRES_OTHER, /* a type this version does not know: ignored */
 };
@@ -57,8 +59,10 @@ struct nres {
     /* ERROR/WARNING */
     int code; /* HARK_E_*; HARK_E_INTERNAL for a code this version does not know */
     char code_name[32];
-    /* INTERRUPT */
+    /* INTERRUPT, SPEECH_STARTED */
     double audio_time;
+    /* UTTERANCE_END */
+    double last_word_end;
     /* ALIVE */
     int64_t received_bytes, queued_bytes;
     /* CLOSED */
