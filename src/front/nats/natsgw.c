@@ -334,8 +334,18 @@ static void handle(struct natsgw *g, const char *id, const void *data, size_t le
     if (k == NRES_ALIVE) {
         /* what the worker took off its queue: the pacing window moves */
         int64_t c = it->r.received_bytes - it->r.queued_bytes;
-        if (c > 0 && (uint64_t)c > s->consumed)
+        if (c < 0)
+            c = 0;
+        if ((uint64_t)c >= s->consumed) {
             s->consumed = (uint64_t)c;
+        } else {
+            /* the count went back: a worker that took the session over
+             * (JetStream hand-off) counts from its replay, not from the
+             * start. What it has not done is its queue; the rest waits in
+             * the stream, not in a worker's buffer. */
+            uint64_t sent = atomic_load(&s->sent_bytes), q = (uint64_t)it->r.queued_bytes;
+            s->consumed = sent > q ? sent - q : 0;
+        }
         s->ka_out = 0;
         if (atomic_load(&s->blocked))
             s->notify(s->notify_user); /* its poll pumps */
