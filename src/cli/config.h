@@ -50,6 +50,11 @@ struct config {
     char openai_model[128];
     int openai_timeout_ms;
     int openai_retries;
+    char deepgram_url[512];
+    char deepgram_key[512];
+    char deepgram_model[128];
+    int deepgram_timeout_ms;
+    int deepgram_keepalive_ms;
     char fallback_engine[32];
     int provider_cooldown_ms;
     char sherpa_lib[512];

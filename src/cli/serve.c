@@ -136,8 +136,8 @@ static int start_gateway(const struct config *cfg, struct metrics *metrics, stru
 /* Session defaults from the server config, as option text. */
 /* hark_provider_failovers_total{reason}: one series per reason the
  * recognise stage gives (include/hark/hark.h, PROVIDER_FAILOVER). */
-static const char *const failover_reasons[] = {
-    "unreachable", "timeout", "auth", "http_status", "bad_reply", "error", "circuit_open"};
+static const char *const failover_reasons[] = {"unreachable", "timeout", "auth",  "http_status",
+                                               "bad_reply",   "closed",  "error", "circuit_open"};
 static struct metric *failover_series[sizeof failover_reasons / sizeof failover_reasons[0]];
 static struct metrics *failover_m;
 
@@ -183,9 +183,17 @@ static int load_engines(const struct config *cfg, const char *const *ps_kv,
     const char *sh_kv[] = {"lib",     cfg->sherpa_lib,  "model_dir", cfg->sherpa_model,
                            "kind",    cfg->sherpa_kind, "files",     cfg->sherpa_files,
                            "threads", threads,          NULL};
-    const char *const *kv = !strcmp(name, "openai")   ? oa_kv
-                            : !strcmp(name, "sherpa") ? sh_kv
-                                                      : ps_kv;
+    char dg_timeout[16], dg_keepalive[16];
+    snprintf(dg_timeout, sizeof dg_timeout, "%d", cfg->deepgram_timeout_ms);
+    snprintf(dg_keepalive, sizeof dg_keepalive, "%d", cfg->deepgram_keepalive_ms);
+    const char *dg_kv[] = {"url",          cfg->deepgram_url,   "key",        cfg->deepgram_key,
+                           "model",        cfg->deepgram_model, "timeout_ms", dg_timeout,
+                           "keepalive_ms", dg_keepalive,        NULL};
+    int network = !strcmp(name, "openai") || !strcmp(name, "deepgram");
+    const char *const *kv = !strcmp(name, "openai")     ? oa_kv
+                            : !strcmp(name, "sherpa")   ? sh_kv
+                            : !strcmp(name, "deepgram") ? dg_kv
+                                                        : ps_kv;
     char detail[1024];
     int rc = hark_engine_load(eng, name, kv, detail, sizeof detail);
     if (rc)
@@ -203,11 +211,11 @@ static int load_engines(const struct config *cfg, const char *const *ps_kv,
     }
     if (!cfg->fallback_engine[0])
         return 0;
-    if (!strcmp(cfg->fallback_engine, "openai") || !strcmp(name, cfg->fallback_engine) ||
-        strcmp(name, "openai")) {
+    if (!strcmp(cfg->fallback_engine, "openai") || !strcmp(cfg->fallback_engine, "deepgram") ||
+        !strcmp(name, cfg->fallback_engine) || !network) {
         rc = err_set(err, n, HARK_E_BAD_OPTION,
-                     "--fallback-engine %s: a fallback is for a network engine (--engine openai) "
-                     "and must be a local engine (pocketsphinx)",
+                     "--fallback-engine %s: a fallback is for a network engine (--engine openai "
+                     "or deepgram) and must be a local engine (pocketsphinx)",
                      cfg->fallback_engine);
     } else if ((rc = hark_engine_load(fallback, cfg->fallback_engine, ps_kv, detail,
                                       sizeof detail))) {
@@ -569,6 +577,10 @@ int cli_engines(int argc, char **argv)
             else
                 printf("%-14s not configured (--sherpa-model DIR, HARK_SHERPA_MODEL)\n", "");
             printf("%-14s library: %s\n", "", sherpa_state(&cfg, state, sizeof state));
+        } else if (!strcmp(e, "deepgram")) {
+            printf("%-14s endpoint %s, model %s, %s\n", "", cfg.deepgram_url,
+                   cfg.deepgram_model[0] ? cfg.deepgram_model : "(provider's default)",
+                   cfg.deepgram_key[0] ? "with a key" : "no key");
         } else {
             printf("%-14s available (local)\n", "");
         }

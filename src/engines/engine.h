@@ -26,6 +26,9 @@
  * be cheap and thread-safe: the session posts itself a job); the session's
  * thread then takes completions with utt_poll. stream_release cancels what is
  * in flight; after it returns, notify is never called for the stream.
+ * utt_partial of an ENGINE_ASYNC engine is asked only while no earlier
+ * utterance of the session awaits its result (a partial then would overtake
+ * that final); "" when it has nothing yet.
  */
 #ifndef HARK_ENGINES_ENGINE_H
 #define HARK_ENGINES_ENGINE_H
@@ -61,6 +64,7 @@ struct engine_stream_cfg {
     const char *model;             /* engine-specific variant name; "" = default */
     const char *const *vocabulary; /* NULL-terminated words/phrases to add, or NULL */
     int want_words;                /* word times/confidences needed in finals */
+    int want_partials;             /* the session asked for interim results */
     const char *session_id;        /* for log lines */
     /* ENGINE_ASYNC only: called from the engine's thread when a submitted
      * utterance completed (NULL: the caller waits with utt_wait instead). */
@@ -90,7 +94,8 @@ struct engine_ops {
     /* Comma-separated model names a session may ask for (option "model");
      * an empty model always means the engine's default. Checked once, when
      * the session is created (hark_engine_check_options), so a name the
-     * engine lacks is refused at configure time, not at the first word. */
+     * engine lacks is refused at configure time, not at the first word.
+     * "*" (also for languages): any name, passed on to a provider. */
     const char *models;
 
     /* settings: NULL-terminated name/value pairs (see hark_engine_load). */

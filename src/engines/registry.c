@@ -13,12 +13,10 @@
 extern const struct engine_ops engine_pocketsphinx;
 extern const struct engine_ops engine_openai;
 extern const struct engine_ops engine_sherpa;
+extern const struct engine_ops engine_deepgram;
 
 static const struct engine_ops *const engines[] = {
-    &engine_pocketsphinx,
-    &engine_openai,
-    &engine_sherpa,
-    NULL,
+    &engine_pocketsphinx, &engine_openai, &engine_sherpa, &engine_deepgram, NULL,
 };
 
 struct engine_breaker {

@@ -67,10 +67,11 @@ const char *hark_event_type_name(enum hark_event_type t)
 
 /* Is value one of the comma-separated names in list (case-insensitive)?
  * With prefix_ok a language subtag also matches: "en" matches "en-US".
- * "" always matches: it means the engine's default. */
+ * "" always matches: it means the engine's default. A list "*" takes any
+ * name (a network engine passes it on to its provider, which decides). */
 static int in_list(const char *list, const char *value, int prefix_ok)
 {
-    if (!value[0])
+    if (!value[0] || (list && !strcmp(list, "*")))
         return 1;
     size_t n = strlen(value);
     for (const char *p = list; p && *p;) {

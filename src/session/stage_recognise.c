@@ -146,6 +146,7 @@ static int acquire(struct stage *st, struct recog *r, int wait_ms)
         .model = r->eng == pl->engine ? pl->opts->model : "",
         .vocabulary = (const char *const *)r->vocab,
         .want_words = 1,
+        .want_partials = pl->opts->interim_results,
         .session_id = pl->session_id,
         .notify = pl->notify ? notify_pipeline : NULL,
         .notify_user = pl,
@@ -464,7 +465,9 @@ static int wait_results(struct stage *st, struct recog *r, int all)
 static int maybe_partial(struct stage *st, struct recog *r)
 {
     struct pipeline *pl = st->pl;
-    if (!pl->opts->interim_results || !r->es || r->async)
+    /* A network engine's partial waits until no final is held: sent now, it
+     * would overtake them. */
+    if (!pl->opts->interim_results || !r->es || (r->async && r->q_len))
         return 0;
     if (r->since_partial < (int64_t)pl->opts->partial_interval_ms * PIPE_RATE / 1000)
         return 0;
@@ -492,7 +495,12 @@ static int on_audio(struct stage *st, struct recog *r, const struct frame *f)
             return pipeline_error(st->pl, HARK_E_NOMEM, "out of memory buffering audio");
         memcpy(r->utt_audio + r->utt_n, f->samples, f->n * sizeof(float));
         r->utt_n += f->n;
-        return r->es ? feed_engine(st, r, f->samples, f->n) : 0;
+        if (!r->es)
+            return 0;
+        if ((rc = feed_engine(st, r, f->samples, f->n)))
+            return rc;
+        r->since_partial += (int64_t)f->n;
+        return maybe_partial(st, r);
     }
     if (!r->es && acquire(st, r, 0) == 0 && (rc = drain_backlog(st, r)))
         return rc;

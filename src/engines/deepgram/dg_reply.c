@@ -1,0 +1,141 @@
+/* Parsing a Deepgram-compatible live message (see dg_reply.h), with hark's
+ * strict JSON reader (src/base/json.h), which bounds size and depth. */
+#include "engines/deepgram/dg_reply.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "base/err.h"
+#include "base/json.h"
+#include "base/mem.h"
+
+/* Copies s[0..n) with runs of whitespace made one space, trimmed. */
+static char *squeeze(const char *s, size_t n)
+{
+    char *out = hark_malloc(n + 1);
+    if (!out)
+        return NULL;
+    size_t k = 0;
+    int space = 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\0') {
+            space = k > 0;
+            continue;
+        }
+        if (space)
+            out[k++] = ' ';
+        space = 0;
+        out[k++] = c;
+    }
+    out[k] = 0;
+    return out;
+}
+
+void dg_reply_clear(struct dg_reply *r)
+{
+    for (size_t i = 0; i < r->n_words; i++)
+        hark_free(r->words[i].word);
+    hark_free(r->words);
+    hark_free(r->text);
+    memset(r, 0, sizeof *r);
+}
+
+static double time_of(const struct json_value *v)
+{
+    double t = json_num(v);
+    return isfinite(t) && t >= 0 && t < 1e7 ? t : 0;
+}
+
+static float unit_of(const struct json_value *v, float dflt)
+{
+    double c = json_num(v);
+    return json_type(v) == JSON_NUMBER && c >= 0 && c <= 1 ? (float)c : dflt;
+}
+
+int dg_reply_parse(struct dg_reply *out, const char *msg, size_t len, char *errbuf,
+                   size_t errbuf_size)
+{
+    memset(out, 0, sizeof *out);
+    struct json *doc = NULL;
+    char jerr[160];
+    int rc = json_parse(&doc, msg, len, jerr, sizeof jerr);
+    if (rc)
+        return err_set(errbuf, errbuf_size, rc, "message is not JSON: %s", jerr);
+    const struct json_value *root = json_root(doc);
+    const char *type = json_str(json_get(root, "type"));
+    if (!type) {
+        rc = err_set(errbuf, errbuf_size, HARK_E_PROTOCOL, "message has no \"type\"");
+        goto out;
+    }
+    if (!strcmp(type, "Error")) {
+        const char *d = json_str(json_get(root, "description"));
+        if (!d)
+            d = json_str(json_get(root, "message"));
+        out->type = DG_ERROR;
+        snprintf(out->message, sizeof out->message, "%.190s", d ? d : "unspecified error");
+        goto out;
+    }
+    if (strcmp(type, "Results"))
+        goto out; /* Metadata, SpeechStarted, UtteranceEnd, ... */
+    const struct json_value *alt = json_at(json_get(json_get(root, "channel"), "alternatives"), 0);
+    const struct json_value *tr = json_get(alt, "transcript");
+    if (!json_str(tr)) {
+        rc = err_set(errbuf, errbuf_size, HARK_E_PROTOCOL, "Results without a transcript");
+        goto out;
+    }
+    out->type = DG_RESULTS;
+    out->is_final = json_bool(json_get(root, "is_final"));
+    out->speech_final = json_bool(json_get(root, "speech_final"));
+    out->from_finalize = json_bool(json_get(root, "from_finalize"));
+    out->start = time_of(json_get(root, "start"));
+    out->duration = time_of(json_get(root, "duration"));
+    out->confidence = unit_of(json_get(alt, "confidence"), 1.0f);
+    if (!(out->text = squeeze(json_str(tr), json_str_len(tr)))) {
+        rc = HARK_E_NOMEM;
+        goto out;
+    }
+    const struct json_value *words = json_get(alt, "words");
+    size_t n = json_len(words);
+    if (json_type(words) != JSON_ARRAY || !n)
+        goto out;
+    if (n > DG_REPLY_MAX_WORDS)
+        n = DG_REPLY_MAX_WORDS;
+    if (!(out->words = hark_calloc(n, sizeof *out->words))) {
+        rc = HARK_E_NOMEM;
+        goto out;
+    }
+    double prev = 0;
+    for (size_t i = 0; i < n; i++) {
+        const struct json_value *w = json_at(words, i);
+        const struct json_value *ws = json_get(w, "punctuated_word");
+        if (!json_str(ws))
+            ws = json_get(w, "word");
+        if (!json_str(ws))
+            continue;
+        char *word = squeeze(json_str(ws), json_str_len(ws));
+        if (!word) {
+            rc = HARK_E_NOMEM;
+            goto out;
+        }
+        if (!word[0]) {
+            hark_free(word);
+            continue;
+        }
+        /* Times kept monotonic and start <= end whatever the provider says. */
+        double start = time_of(json_get(w, "start")), end = time_of(json_get(w, "end"));
+        if (start < prev)
+            start = prev;
+        if (end < start)
+            end = start;
+        prev = start;
+        out->words[out->n_words++] =
+            (struct engine_word){word, start, end, unit_of(json_get(w, "confidence"), 1.0f)};
+    }
+out:
+    json_free(doc);
+    if (rc)
+        dg_reply_clear(out);
+    return rc;
+}
