@@ -293,7 +293,7 @@ struct hark_event {
 
     /* PROVIDER_FAILOVER: code/message say what failed; failover_reason is a
      * short word ("unreachable", "timeout", "auth", "http_status",
-     * "bad_reply", "circuit_open"); from/to name the engines; start: the
+     * "bad_reply", "closed", "error", "circuit_open"); from/to name the engines; start: the
      * session time (s) from which the fallback recognises (the open
      * utterance's start, replayed). */
     const char *failover_reason;

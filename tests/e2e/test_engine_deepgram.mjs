@@ -60,3 +60,117 @@ test('engine deepgram: finals equal a direct session on the upstream, with words
     await up.stop();
   }
 });
+
+test('upstream SIGKILLed mid-session with --fallback-engine pocketsphinx: provider_failover (unreachable), no word lost; a metric counts it', async () => {
+  const up = await startServer(['--workers', '2']);
+  const fr = await front(up, ['--fallback-engine', 'pocketsphinx', '--provider-cooldown-ms', '600000']);
+  const local = await startServer(['--workers', '2']);
+  let upDead = false;
+  try {
+    const ref = finals(await session(local.url, audio));
+    const s = await openNative(fr.url, {});
+    await streamPcm(s.ws, Buffer.concat([clips[0], SILENCE]));
+    for (let i = 0; i < 600 && !s.events.some((e) => e.type === 'transcript' && e.is_final); i++) {
+      s.ws.send(Buffer.alloc(3200));
+      await sleep(100);
+    }
+    await waitFor(s.events, (e) => e.type === 'transcript' && e.is_final, 1000);
+    // killed in the middle of the second utterance: half of it went upstream
+    const half = clips[1].length / 2 & ~1;
+    await streamPcm(s.ws, clips[1].subarray(0, half));
+    await sleep(500);
+    const tKill = Date.now();
+    await up.stop('SIGKILL'); // (stop() again would wait for a second exit)
+    upDead = true;
+    await streamPcm(s.ws, Buffer.concat([clips[1].subarray(half), SILENCE, clips[2], SILENCE]));
+    const fo = await waitFor(s.events, (e) => e.type === 'provider_failover', 60000);
+    const firstAfter = await waitFor(s.events, (e) => e.type === 'transcript' && e.is_final && e.seq > fo.seq, 60000);
+    const failoverMs = Date.now() - tKill;
+    s.ws.send(JSON.stringify({ type: 'close' }));
+    await waitFor(s.events, (e) => e.type === 'closed', 60000);
+    checkContract(s.events);
+    assert.equal(fo.reason, 'unreachable', JSON.stringify(fo));
+    assert.equal(fo.code, 'provider_error');
+    assert.equal(fo.from, 'deepgram');
+    assert.equal(fo.to, 'pocketsphinx');
+    assert.ok(firstAfter.text.length > 0);
+    // No word lost: utterance 1 from the upstream, 2 (replayed from its
+    // start) and 3 from the fallback: WER <= 10 % against pocketsphinx alone.
+    const w = wer(ref, finals(s.events));
+    assert.ok(w.errors <= Math.ceil(w.words * 0.1), `${w.errors}/${w.words}\nref: ${ref}\nhyp: ${finals(s.events)}`);
+    console.log(`# failover: kill -> first fallback final ${failoverMs} ms`);
+    const m = (await curl([`${fr.http}/metrics`])).body.toString();
+    assert.match(m, /hark_provider_failovers_total\{reason="unreachable"\} 1\b/);
+  } finally {
+    await fr.stop();
+    await local.stop();
+    if (!upDead) await up.stop();
+  }
+});
+
+test('a key the upstream refuses: an unauthorized error (no fallback), or a failover with reason auth (fallback); the right key works', async () => {
+  const up = await startServer(['--workers', '2', '--api-keys', 'right-key']);
+  const bad = await front(up, ['--deepgram-key', 'wrong-key']);
+  const badFb = await front(up, ['--deepgram-key', 'wrong-key', '--fallback-engine', 'pocketsphinx']);
+  const good = await front(up, [], { HARK_DEEPGRAM_KEY: 'right-key' });
+  try {
+    const ev = await session(bad.url, Buffer.concat([clips[0], SILENCE]));
+    const err = ev.find((e) => e.type === 'error');
+    assert.ok(err, JSON.stringify(ev).slice(0, 600));
+    assert.equal(err.code, 'unauthorized');
+    assert.match(err.message, /refused the key \(HTTP 401\)/);
+    const fin = ev.filter((e) => e.type === 'transcript' && e.is_final);
+    assert.equal(fin.length, 1); // still exactly one (empty) final for the segment
+    assert.equal(fin[0].text, '');
+    assert.ok(!bad.log().includes('wrong-key'));
+
+    const ev2 = await session(badFb.url, Buffer.concat([clips[0], SILENCE]));
+    const fo = ev2.find((e) => e.type === 'provider_failover');
+    assert.equal(fo?.reason, 'auth', JSON.stringify(ev2).slice(0, 600));
+    assert.equal(fo.code, 'unauthorized');
+    assert.ok(finals(ev2).split(' ').length > 5, finals(ev2));
+
+    const ev3 = await session(good.url, Buffer.concat([clips[0], SILENCE]));
+    assert.equal(ev3.find((e) => e.type === 'error'), undefined, JSON.stringify(ev3).slice(0, 600));
+    assert.ok(finals(ev3).split(' ').length > 5);
+  } finally {
+    await Promise.all([bad.stop(), badFb.stop(), good.stop()]);
+    await up.stop();
+  }
+});
+
+test('an upstream that closes the connection with a code: failover with reason closed', async () => {
+  // the upstream's idle timeout (1 s) is shorter than the front's KeepAlive (5 s)
+  const up = await startServer(['--workers', '2', '--idle-timeout', '1']);
+  const fr = await front(up, ['--fallback-engine', 'pocketsphinx', '--deepgram-keepalive-ms', '5000']);
+  try {
+    const s = await openNative(fr.url, {});
+    await streamPcm(s.ws, Buffer.concat([clips[0], SILENCE]));
+    await waitFor(s.events, (e) => e.type === 'transcript' && e.is_final && e.text, 60000);
+    // silence, in real time: the front sends nothing upstream, which times out
+    await streamPcm(s.ws, Buffer.alloc(32000 * 3), { realtime: true });
+    await streamPcm(s.ws, Buffer.concat([clips[1], SILENCE]));
+    const fo = await waitFor(s.events, (e) => e.type === 'provider_failover', 60000);
+    assert.equal(fo.reason, 'closed', JSON.stringify(fo));
+    assert.match(fo.message, /closed the connection \(1011/);
+    s.ws.send(JSON.stringify({ type: 'close' }));
+    await waitFor(s.events, (e) => e.type === 'closed', 60000);
+    assert.ok(finals(s.events).split(' ').length > 10);
+  } finally {
+    await fr.stop();
+    await up.stop();
+  }
+});
+
+test('hark engines lists deepgram with its endpoint; a bad --deepgram-url fails at start', () => {
+  const r = spawnSync(HARK, ['engines', '--engine', 'deepgram', '--fallback-engine', 'pocketsphinx'], {
+    encoding: 'utf8', timeout: 10000, env: { ...process.env, HARK_DEEPGRAM_KEY: 'sekrit' } });
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /^deepgram /m);
+  assert.match(r.stdout, /endpoint wss:\/\/api\.deepgram\.com\/v1\/listen, model \(provider's default\), with a key/);
+  assert.match(r.stdout, /^in use: deepgram, failing over to pocketsphinx/m);
+  assert.ok(!r.stdout.includes('sekrit'));
+  const bad = spawnSync(HARK, ['serve', '--port', '0', '--engine', 'deepgram', '--deepgram-url', 'ftp://x'], { encoding: 'utf8', timeout: 20000 });
+  assert.notEqual(bad.status, 0);
+  assert.match(bad.stderr, /deepgram: .*ws:\/\/ or wss:\/\//);
+});
