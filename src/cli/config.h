@@ -55,6 +55,7 @@ struct config {
     char deepgram_model[128];
     int deepgram_timeout_ms;
     int deepgram_keepalive_ms;
+    char deepgram_vad_gate[8];
     char fallback_engine[32];
     int provider_cooldown_ms;
     char sherpa_lib[512];

@@ -186,9 +186,19 @@ static int load_engines(const struct config *cfg, const char *const *ps_kv,
     char dg_timeout[16], dg_keepalive[16];
     snprintf(dg_timeout, sizeof dg_timeout, "%d", cfg->deepgram_timeout_ms);
     snprintf(dg_keepalive, sizeof dg_keepalive, "%d", cfg->deepgram_keepalive_ms);
-    const char *dg_kv[] = {"url",          cfg->deepgram_url,   "key",        cfg->deepgram_key,
-                           "model",        cfg->deepgram_model, "timeout_ms", dg_timeout,
-                           "keepalive_ms", dg_keepalive,        NULL};
+    const char *dg_kv[] = {"url",
+                           cfg->deepgram_url,
+                           "key",
+                           cfg->deepgram_key,
+                           "model",
+                           cfg->deepgram_model,
+                           "timeout_ms",
+                           dg_timeout,
+                           "keepalive_ms",
+                           dg_keepalive,
+                           "vad_gate",
+                           cfg->deepgram_vad_gate,
+                           NULL};
     int network = !strcmp(name, "openai") || !strcmp(name, "deepgram");
     const char *const *kv = !strcmp(name, "openai")     ? oa_kv
                             : !strcmp(name, "sherpa")   ? sh_kv

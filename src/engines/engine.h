@@ -130,6 +130,14 @@ struct engine_ops {
     int (*utt_poll)(struct engine_stream *s, struct engine_done *out);
     /* Blocks until a completion is ready or timeout_ms passed (-1: no limit). */
     void (*utt_wait)(struct engine_stream *s, int timeout_ms);
+
+    /* Optional, ENGINE_ASYNC: a streaming provider that is to hear the audio
+     * between utterances too (the session's whole stream, not only what the
+     * VAD passes). wants_gaps says whether this model does (its settings
+     * decide); gap_feed then gets every sample outside utterances, in stream
+     * order with utt_feed's, also before the first utt_start. */
+    int (*wants_gaps)(const struct engine_model *m);
+    int (*gap_feed)(struct engine_stream *s, const float *samples, size_t n);
 };
 
 /* Compile-time list, NULL-terminated (registry.c). */

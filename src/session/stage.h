@@ -7,7 +7,7 @@
  *   decode     BYTES  -> AUDIO (mono float, input rate)
  *   resample   AUDIO  -> AUDIO (16 kHz)
  *   vad        AUDIO  -> SPEECH_START, INTERRUPT, UTT_START, AUDIO (utterance only),
- *                         UTT_END, CLOCK
+ *                         UTT_END, CLOCK; GAP (the rest) when pl->want_gaps
  *   recognise  UTT_*, AUDIO -> RESULT (partial / final)
  *   assemble   RESULT, SPEECH_START, INTERRUPT, CLOCK -> public events (seq, segment, ...)
  *
@@ -36,6 +36,9 @@ enum frame_kind {
     FRAME_UTT_END,      /* pos: end of the utterance; reason */
     FRAME_CLOCK,        /* pos: all audio before pos has been seen */
     FRAME_RESULT,       /* result, is_final, reason, start_pos..pos */
+    FRAME_GAP,          /* samples, n, pos: audio outside utterances, in stream order
+                           with AUDIO; only when pl->want_gaps (a network engine
+                           that streams everything), consumed by recognise */
     FRAME_ERROR,        /* code, message: an error the session's user reported
                            (hark_session_report_error); enters at recognise so it
                            keeps its place behind finals still awaited */
@@ -89,6 +92,7 @@ struct pipeline {
     int *state;    /* enum hark_state, owned by the session (interrupt detection) */
     int utt_voice; /* vad: its detector heard speech in the current utterance so
                       far; read by assemble for results (voice_activity) */
+    int want_gaps; /* recognise (at init): vad sends FRAME_GAP too */
     hark_event_cb cb;
     void *cb_user;
     /* hark_session_set_notify: results of network engines are ready */

@@ -124,6 +124,8 @@ static int recog_init(struct stage *st)
                  pl->engine->ops->name, fb->ops->name);
     }
     r->async = (r->eng->ops->flags & ENGINE_ASYNC) != 0;
+    const struct engine_ops *ops = r->eng->ops;
+    pl->want_gaps = r->async && ops->gap_feed && ops->wants_gaps && ops->wants_gaps(r->eng->model);
     /* ~23 KB: only sessions that start on a network engine hold events */
     if (r->async && !(r->q = hark_calloc(HOLD_MAX + PEND_MAX, sizeof *r->q)))
         return HARK_E_NOMEM;
@@ -648,10 +650,26 @@ static int on_utt_start(struct stage *st, struct recog *r, const struct frame *f
     return rc ? rc : rc2;
 }
 
+/* Audio between utterances, for an engine that streams everything. */
+static int on_gap(struct stage *st, struct recog *r, const struct frame *f)
+{
+    if (!r->async || !r->eng->ops->gap_feed)
+        return 0; /* failed over: the fallback hears utterances only */
+    if (!r->es) {
+        int rc = acquire(st, r, 0);
+        if (rc)
+            return rc;
+    }
+    int rc = r->eng->ops->gap_feed(r->es, f->samples, f->n);
+    return rc ? pipeline_error(st->pl, rc, "engine failed taking audio") : 0;
+}
+
 static int recog_write(struct stage *st, const struct frame *f)
 {
     struct recog *r = st->priv;
     switch (f->kind) {
+    case FRAME_GAP:
+        return on_gap(st, r, f);
     case FRAME_UTT_START:
         return on_utt_start(st, r, f);
     case FRAME_AUDIO:

@@ -112,8 +112,32 @@ static int vad_init_stage(struct stage *st)
     return vad_create(&v->vad, st->pl->opts->vad_mode);
 }
 
-static void ring_push(struct vadst *v, const float *s, size_t n)
+/* Audio no utterance will have, for an engine that streams everything
+ * (pl->want_gaps): every sample goes down exactly once, AUDIO or GAP, in
+ * order. */
+static int emit_gap(struct stage *st, const float *s, size_t n, int64_t pos)
 {
+    if (!st->pl->want_gaps || !n)
+        return 0;
+    struct frame f = {.kind = FRAME_GAP, .samples = s, .n = n, .rate = PIPE_RATE, .pos = pos};
+    return stage_emit(st, &f);
+}
+
+/* Appends n samples (n <= PREROLL_SAMPLES) that start at v->frame_pos; the
+ * oldest fall out (as GAP when wanted). */
+static int ring_push(struct stage *st, struct vadst *v, const float *s, size_t n)
+{
+    size_t over = v->ring_len + n > PREROLL_SAMPLES ? v->ring_len + n - PREROLL_SAMPLES : 0;
+    if (over && st->pl->want_gaps) {
+        int64_t oldest = v->frame_pos - (int64_t)v->ring_len;
+        size_t first =
+            PREROLL_SAMPLES - v->ring_head < over ? PREROLL_SAMPLES - v->ring_head : over;
+        int rc = emit_gap(st, v->ring + v->ring_head, first, oldest);
+        if (!rc)
+            rc = emit_gap(st, v->ring, over - first, oldest + (int64_t)first);
+        if (rc)
+            return rc;
+    }
     for (size_t i = 0; i < n; i++) {
         size_t at = (v->ring_head + v->ring_len) % v->preroll;
         v->ring[at] = s[i];
@@ -122,6 +146,7 @@ static void ring_push(struct vadst *v, const float *s, size_t n)
         else
             v->ring_head = (v->ring_head + 1) % v->preroll;
     }
+    return 0;
 }
 
 static void window_clear(struct vadst *v)
@@ -239,6 +264,9 @@ static int start_utterance(struct stage *st, struct vadst *v, int64_t onset_pos,
 
 static int end_utterance(struct stage *st, struct vadst *v, enum hark_reason reason)
 {
+    int rc = emit_gap(st, v->held, v->held_len, v->held_pos);
+    if (rc)
+        return rc;
     v->held_len = 0; /* the pause after the last word: not needed */
     v->state = V_SILENT;
     window_clear(v);
@@ -266,7 +294,8 @@ static int process_frame(struct stage *st, struct vadst *v)
         heard && interrupt_armed(st) && count_flags(v, v->heard, &intr_pos) >= ONSET_MIN;
 
     if (v->state == V_SILENT) {
-        ring_push(v, v->frame, VAD_FRAME);
+        if ((rc = ring_push(st, v, v->frame, VAD_FRAME)))
+            return rc;
         v->pos = v->frame_pos + VAD_FRAME;
         int64_t onset;
         /* the gating counts at least the heard frames, so an interrupt is
@@ -292,6 +321,8 @@ static int process_frame(struct stage *st, struct vadst *v)
         } else if (len_ms >= o->max_utterance_ms ||
                    (!speech && len_ms >= (int64_t)o->max_utterance_ms * 9 / 10)) {
             /* Forced cut; speech carries straight on into a new utterance. */
+            if ((rc = emit_gap(st, v->held, v->held_len, v->held_pos)))
+                return rc;
             v->held_len = 0; /* a pause at the cut: silence, not needed */
             if ((rc = emit_utt_end(st, v->pos, HARK_REASON_MAX_LENGTH, v->utt_start)))
                 return rc;
@@ -342,8 +373,8 @@ static int vad_flush(struct stage *st, enum hark_reason reason)
         if (v->state == V_SPEECH) {
             if ((rc = emit_audio(st, v->frame, v->frame_len, v->frame_pos)))
                 return rc;
-        } else {
-            ring_push(v, v->frame, v->frame_len);
+        } else if ((rc = ring_push(st, v, v->frame, v->frame_len))) {
+            return rc;
         }
         v->pos = v->frame_pos + (int64_t)v->frame_len;
         v->frame_len = 0;

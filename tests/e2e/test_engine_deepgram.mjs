@@ -23,8 +23,11 @@ async function session(url, pcm, config = {}, opts = {}) {
   return s.events;
 }
 
+// A Finalize timeout far longer than a loaded machine's slowest answer: the
+// failures these tests cause are refusals, drops and closes.
 function front(up, extra = [], env = {}) {
-  return startServer(['--workers', '2', '--engine', 'deepgram', '--deepgram-url', `${up.url}/v1/listen`, ...extra], env);
+  return startServer(['--workers', '2', '--engine', 'deepgram', '--deepgram-url', `${up.url}/v1/listen`,
+    '--deepgram-timeout-ms', '60000', ...extra], env);
 }
 
 test('engine deepgram: finals equal a direct session on the upstream, with words in session time, partials from interim results, in order', async () => {
@@ -173,4 +176,49 @@ test('hark engines lists deepgram with its endpoint; a bad --deepgram-url fails 
   const bad = spawnSync(HARK, ['serve', '--port', '0', '--engine', 'deepgram', '--deepgram-url', 'ftp://x'], { encoding: 'utf8', timeout: 20000 });
   assert.notEqual(bad.status, 0);
   assert.match(bad.stderr, /deepgram: .*ws:\/\/ or wss:\/\//);
+});
+
+// Seconds of audio a server has taken (all sessions, all protocols).
+async function audioSeconds(srv) {
+  const m = (await curl([`${srv.http}/metrics`])).body.toString().match(/^hark_audio_seconds_total (\S+)$/m);
+  return m ? Number(m[1]) : 0;
+}
+
+test('--deepgram-vad-gate: yes sends only the utterances (KeepAlive keeps a 2 s idle timeout away over 4 s of pause), no sends the whole stream; the same words either way', async () => {
+  const up = await startServer(['--workers', '2', '--idle-timeout', '2']);
+  const gated = await front(up, ['--deepgram-keepalive-ms', '500']);
+  const whole = await front(up, ['--deepgram-vad-gate', 'no']);
+  try {
+    const PAUSE = Buffer.alloc(32000 * 4);
+    const pcm = Buffer.concat([clips[0], PAUSE, clips[1], SILENCE]);
+    const a0 = await audioSeconds(up);
+    const ev = await session(gated.url, Buffer.concat([clips[0], SILENCE]), {});
+    // a pause in real time: only KeepAlives go up meanwhile
+    const s = await openNative(gated.url, {});
+    await streamPcm(s.ws, clips[0]);
+    await streamPcm(s.ws, PAUSE, { realtime: true });
+    await streamPcm(s.ws, Buffer.concat([clips[1], SILENCE]));
+    s.ws.send(JSON.stringify({ type: 'close' }));
+    await waitFor(s.events, (e) => e.type === 'closed', 120000);
+    assert.equal(s.events.find((e) => e.type === 'provider_failover' || e.type === 'error'), undefined, JSON.stringify(s.events).slice(0, 800));
+    const gatedUp = (await audioSeconds(up)) - a0;
+    const gatedIn = (ev.find((e) => e.type === 'closed').audio_seconds) + s.events.find((e) => e.type === 'closed').audio_seconds;
+    assert.ok(gatedUp < gatedIn - 4, `gated: ${gatedUp} s upstream of ${gatedIn} s`);
+
+    const a1 = await audioSeconds(up);
+    const ev2 = await session(whole.url, pcm);
+    const wholeUp = (await audioSeconds(up)) - a1;
+    const wholeIn = ev2.find((e) => e.type === 'closed').audio_seconds;
+    // everything but the last pre-roll (<= 0.3 s of pause that never became an utterance)
+    assert.ok(wholeUp > wholeIn - 0.35 && wholeUp <= wholeIn + 0.01, `whole: ${wholeUp} s upstream of ${wholeIn} s`);
+    const w = wer(finals(s.events), finals(ev2));
+    assert.ok(w.errors <= Math.ceil(w.words * 0.1), `${w.errors}/${w.words}\ngated: ${finals(s.events)}\nwhole: ${finals(ev2)}`);
+    // word times stay in session time when the whole stream goes up
+    const fin = ev2.filter((e) => e.type === 'transcript' && e.is_final && e.text);
+    assert.equal(fin.length, 2);
+    for (const e of fin) assert.ok(e.words[0].start >= e.start - 0.05 && e.words.at(-1).end <= e.end + 0.05, JSON.stringify(e));
+  } finally {
+    await Promise.all([gated.stop(), whole.stop()]);
+    await up.stop();
+  }
 });

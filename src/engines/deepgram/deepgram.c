@@ -27,7 +27,8 @@
  * key (HTTP 401/403 at the handshake: "auth"), another handshake status
  * ("http_status"), no connection or a dropped one ("unreachable"), a close
  * by the provider with a code ("closed"), no answer to a Finalize within
- * timeout_ms, or audio the provider does not read ("timeout"). Not retried:
+ * timeout_ms of it or of the provider's last message, or audio the provider
+ * does not read ("timeout"). Not retried:
  * reconnecting mid-utterance would lose the provider's context, and the
  * fallback loses nothing.
  */
@@ -84,6 +85,7 @@ struct engine_model {
     char *key;
     char *model; /* default upstream model; "" = the provider's */
     int timeout_ms, keepalive_ms;
+    int vad_gate; /* 1: only utterances go up (KeepAlive between); 0: all audio */
 
     struct lws_context *ctx;
     pthread_t th;
@@ -129,6 +131,7 @@ struct engine_stream {
     char *interim;
     struct dg_done *done_head, *done_tail;
     int64_t last_tx_ns;
+    int64_t last_rx_ns; /* the provider's last message */
     int peer_close;
 
     /* service thread only */
@@ -294,6 +297,7 @@ static void on_message(struct engine_stream *s, const char *msg, size_t len)
     char err[200];
     int rc = dg_reply_parse(&r, msg, len, err, sizeof err);
     pthread_mutex_lock(&s->m->mu);
+    s->last_rx_ns = clock_mono_ns();
     if (rc) {
         fail(s, rc == HARK_E_NOMEM ? rc : HARK_E_PROVIDER, "bad_reply",
              "provider message unusable: %s", err);
@@ -428,7 +432,13 @@ static void service_streams(struct engine_model *m)
                 lws_set_timeout(s->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
             if (s->state != S_OPEN || !s->wsi)
                 continue;
-            if (s->tk_sent && now - s->tks[s->tk_head].sent_ns > (int64_t)m->timeout_ms * 1000000)
+            /* The wait counts from the Finalize or the provider's last
+             * message, whichever is later: a provider still sending Results
+             * is working through audio sent faster than real time. */
+            int64_t since = s->tk_sent ? s->tks[s->tk_head].sent_ns : 0;
+            if (s->last_rx_ns > since)
+                since = s->last_rx_ns;
+            if (s->tk_sent && now - since > (int64_t)m->timeout_ms * 1000000)
                 fail(s, HARK_E_TIMEOUT, "timeout",
                      "provider did not answer a Finalize within %d ms", m->timeout_ms);
             if (s->released || s->err || s->tx_len || s->tk_sent < s->tk_n ||
@@ -579,7 +589,7 @@ static void *service_main(void *arg)
 
 /* ------------------------------------------------------------ model */
 
-static const char *const setting_names = "url, key, model, timeout_ms, keepalive_ms";
+static const char *const setting_names = "url, key, model, timeout_ms, keepalive_ms, vad_gate";
 
 static void model_free(struct engine_model *m)
 {
@@ -633,6 +643,7 @@ static int model_load(struct engine_model **out, const char *const *settings, ch
     pthread_condattr_destroy(&attr);
     m->timeout_ms = 10000;
     m->keepalive_ms = 4000;
+    m->vad_gate = 1;
     const char *url = "wss://api.deepgram.com/v1/listen", *key = "", *model = "";
     int rc = 0;
     for (int i = 0; settings && settings[i] && !rc; i += 2) {
@@ -646,7 +657,15 @@ static int model_load(struct engine_model **out, const char *const *settings, ch
             key = v;
         else if (!strcmp(name, "model"))
             model = v;
-        else if (!strcmp(name, "timeout_ms") || !strcmp(name, "keepalive_ms")) {
+        else if (!strcmp(name, "vad_gate")) {
+            if (!strcmp(v, "yes") || !strcmp(v, "1") || !strcmp(v, "true"))
+                m->vad_gate = 1;
+            else if (!strcmp(v, "no") || !strcmp(v, "0") || !strcmp(v, "false"))
+                m->vad_gate = 0;
+            else
+                rc = err_set(errbuf, errbuf_size, HARK_E_BAD_OPTION,
+                             "deepgram setting vad_gate='%s': yes or no", v);
+        } else if (!strcmp(name, "timeout_ms") || !strcmp(name, "keepalive_ms")) {
             int *dst = name[0] == 't' ? &m->timeout_ms : &m->keepalive_ms;
             if (parse_int(v, 100, 600000, dst))
                 rc = err_set(errbuf, errbuf_size, HARK_E_BAD_OPTION,
@@ -696,10 +715,10 @@ static int model_load(struct engine_model **out, const char *const *settings, ch
         return err_set(errbuf, errbuf_size, HARK_E_INTERNAL, "deepgram: cannot start its thread");
     }
     m->th_started = 1;
-    LOG_INFO(NULL, "deepgram: %s://%s%s, model %s, Finalize timeout %d ms%s",
+    LOG_INFO(NULL, "deepgram: %s://%s%s, model %s, Finalize timeout %d ms, %s%s",
              m->url.tls ? "wss" : "ws", m->url.hostport, m->url.path,
              m->model[0] ? m->model : "(provider's default)", m->timeout_ms,
-             key[0] ? ", with a key" : "");
+             m->vad_gate ? "speech only" : "all audio", key[0] ? ", with a key" : "");
     *out = m;
     return 0;
 }
@@ -773,6 +792,8 @@ static void stream_release(struct engine_stream *s)
     lws_cancel_service(m->ctx); /* closes and frees it on the service thread */
 }
 
+static int queue_audio(struct engine_stream *s, const float *x, size_t n);
+
 static int utt_start(struct engine_stream *s)
 {
     pthread_mutex_lock(&s->m->mu);
@@ -784,6 +805,21 @@ static int utt_start(struct engine_stream *s)
 }
 
 static int utt_feed(struct engine_stream *s, const float *x, size_t n)
+{
+    return queue_audio(s, x, n);
+}
+
+static int wants_gaps(const struct engine_model *m)
+{
+    return !m->vad_gate;
+}
+
+static int gap_feed(struct engine_stream *s, const float *x, size_t n)
+{
+    return queue_audio(s, x, n);
+}
+
+static int queue_audio(struct engine_stream *s, const float *x, size_t n)
 {
     struct engine_model *m = s->m;
     int rc = 0;
@@ -945,4 +981,6 @@ const struct engine_ops engine_deepgram = {
     .utt_submit = utt_submit,
     .utt_poll = utt_poll,
     .utt_wait = utt_wait,
+    .wants_gaps = wants_gaps,
+    .gap_feed = gap_feed,
 };
