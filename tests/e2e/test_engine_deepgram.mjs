@@ -178,10 +178,20 @@ test('hark engines lists deepgram with its endpoint; a bad --deepgram-url fails 
   assert.match(bad.stderr, /deepgram: .*ws:\/\/ or wss:\/\//);
 });
 
-// Seconds of audio a server has taken (all sessions, all protocols).
+// Seconds of audio a server's ended sessions took (all protocols). The
+// upstream's session ends just after the front's (its connection closes
+// then): read until the figure has held still for a second (bounded).
 async function audioSeconds(srv) {
-  const m = (await curl([`${srv.http}/metrics`])).body.toString().match(/^hark_audio_seconds_total (\S+)$/m);
-  return m ? Number(m[1]) : 0;
+  const read = async () => Number((await curl([`${srv.http}/metrics`])).body.toString()
+    .match(/^hark_audio_seconds_total (\S+)$/m)?.[1] ?? 0);
+  let v = await read();
+  for (let i = 0, still = 0; i < 100 && still < 5; i++) {
+    await sleep(200);
+    const w = await read();
+    still = w === v ? still + 1 : 0;
+    v = w;
+  }
+  return v;
 }
 
 test('--deepgram-vad-gate: yes sends only the utterances (KeepAlive keeps a 2 s idle timeout away over 4 s of pause), no sends the whole stream; the same words either way', async () => {

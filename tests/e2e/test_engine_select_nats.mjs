@@ -38,9 +38,20 @@ async function until(pred, ms, what) {
   }
 }
 
+// Seconds of audio a server's ended sessions took (all protocols). The
+// upstream's session ends just after the front's (its connection closes
+// then): read until the figure has held still for a second (bounded).
 async function audioSeconds(srv) {
-  const m = (await curl([`${srv.http}/metrics`])).body.toString().match(/^hark_audio_seconds_total (\S+)$/m);
-  return m ? Number(m[1]) : 0;
+  const read = async () => Number((await curl([`${srv.http}/metrics`])).body.toString()
+    .match(/^hark_audio_seconds_total (\S+)$/m)?.[1] ?? 0);
+  let v = await read();
+  for (let i = 0, still = 0; i < 100 && still < 5; i++) {
+    await sleep(200);
+    const w = await read();
+    still = w === v ? still + 1 : 0;
+    v = w;
+  }
+  return v;
 }
 
 test('NATS start: engine "pocketsphinx" runs the session locally, model goes upstream as model= (nova-3 is heard there; a model the upstream refuses fails over)', async () => {
