@@ -369,3 +369,42 @@ test('the worker side of the gateway\'s protocol, raw: ack -> started, keepalive
     await nc.close();
   }
 });
+
+test('a gateway without NATS: /readyz says 503 why, sessions are refused (native: busy; Deepgram: HTTP 503), then both work once nats-server is up', async () => {
+  const port = await freePort();
+  const gw = await startServer(['--backend', `nats://127.0.0.1:${port}`]);
+  let ns;
+  try {
+    const r = await curl([`${gw.http}/readyz`]);
+    assert.equal(r.status, 503);
+    assert.match(r.body, /not connected to NATS/);
+    const s = await openNative(gw.url, { sample_rate: 16000 });
+    assert.equal(s.ready.type, 'error', JSON.stringify(s.ready));
+    assert.equal(s.ready.code, 'busy');
+    await s.closed;
+    // a dialect whose session starts at the upgrade (Deepgram): HTTP 503
+    const WS = (await import('ws')).default;
+    const dg = new WS(gw.url + '/v1/listen?encoding=linear16&sample_rate=16000');
+    dg.on('error', () => {});
+    const [, res] = await Promise.race([once(dg, 'unexpected-response'),
+      once(dg, 'open').then(() => { throw new Error('the upgrade succeeded'); })]);
+    assert.equal(res.statusCode, 503);
+    res.destroy();
+    ns = await startNats(port, dir);
+    const w = await startWorker(ns.url);
+    try {
+      for (const end = Date.now() + 15000; (await curl([`${gw.http}/readyz`])).status !== 200;) {
+        assert.ok(Date.now() < end, 'the gateway connected');
+        await sleep(100);
+      }
+      const ev = await nativeSession(gw.url, wavPcm(CLIPS[1]));
+      checkContract(ev);
+      assert.ok(finalsOf(ev).finals.length >= 1);
+    } finally {
+      assert.equal(await w.stop(), 0);
+    }
+  } finally {
+    assert.equal(await gw.stop(), 0);
+    if (ns) await ns.stop();
+  }
+});

@@ -143,8 +143,17 @@ int drive_check(struct wsfe *fe, struct lws *wsi, const struct dialect_ops *d, c
             continue;
         /* with a backend (--backend) the worker checks what its engine
          * takes, and refuses the start with a typed error */
+        const struct wsfe_cfg *cfg = wsfe_config(fe);
+        const char *why;
         if (wsfe_engine(fe))
             rc = hark_engine_check_options(wsfe_engine(fe), out.act[i].opts, err, sizeof err);
+        else if (cfg->backend && cfg->not_ready && (why = cfg->not_ready(cfg->ready_user))) {
+            /* a gateway cut off from its workers: a 503 the client's retry
+             * logic knows, not an open socket that closes at once */
+            rc = err_set(err, sizeof err, HARK_E_BUSY, "%.*s", (int)strcspn(why, "\n"), why);
+            status = HTTP_STATUS_SERVICE_UNAVAILABLE;
+            break;
+        }
         if (!rc && wsfe_admit(fe, err, sizeof err)) {
             rc = HARK_E_BUSY;
             status = HTTP_STATUS_SERVICE_UNAVAILABLE;
