@@ -146,7 +146,7 @@ test('native client: the finals through a gateway equal a local hark serve\'s on
   // each server sees the same sessions in the same order (the engine adapts
   // across sessions, so order matters); two clips with silence between
   // utterances give several segments
-  for (const k of [1, 4, 0]) {
+  for (const k of [1, 4]) {
     const pcm = Buffer.concat([wavPcm(CLIPS[k]), Buffer.alloc(32000), wavPcm(CLIPS[(k + 2) % CLIPS.length])]);
     const viaLocal = await nativeSession(local.url, pcm);
     const viaGw = await nativeSession(gwA.url, pcm);
@@ -161,13 +161,15 @@ test('native client: the finals through a gateway equal a local hark serve\'s on
 test('two gateways on their own ports serve sessions at the same time, results never mixed', async () => {
   const jobs = [];
   for (let i = 0; i < 4; i++) {
-    const k = i % CLIPS.length;
+    const k = [1, 3][i % 2];
     jobs.push(nativeSession(i % 2 ? gwB.url : gwA.url, wavPcm(CLIPS[k])).then((ev) => ({ ev, k })));
   }
   const res = await Promise.all(jobs);
+  const refs = {};
   for (const { ev, k } of res) {
     checkContract(ev);
-    const ref = finalsOf(await nativeSession(local.url, wavPcm(CLIPS[k])));
+    refs[k] ??= finalsOf(await nativeSession(local.url, wavPcm(CLIPS[k])));
+    const ref = refs[k];
     // not compared word for word: concurrent sessions on the worker adapt
     // the engine in another order; the words must be this clip's
     const text = finalsOf(ev).finals.map((f) => f.text).join(' ');
