@@ -37,6 +37,7 @@ struct config {
     int shutdown_timeout;
     int resume_window;
     int resume_buffer_bytes;
+    int resume_buffer_events;
     int ping_interval;
     /* compute */
     int workers;

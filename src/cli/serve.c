@@ -453,6 +453,7 @@ int cli_serve_run(int argc, char **argv, int with_ws)
         .min_body_rate = cfg.min_body_rate,
         .resume_window = cfg.resume_window,
         .resume_buffer_bytes = (size_t)cfg.resume_buffer_bytes,
+        .resume_buffer_events = (size_t)cfg.resume_buffer_events,
         .ping_interval = cfg.ping_interval,
     };
     if (with_http && (rc = wsfe_create(&fe, &wc, eng, err, sizeof err))) {

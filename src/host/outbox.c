@@ -4,8 +4,7 @@
 
 #include "base/mem.h"
 
-/* What a held message costs: its bytes and its header. */
-static size_t cost(const struct chan_msg *m)
+size_t outbox_cost(const struct chan_msg *m)
 {
     return sizeof *m + m->len + 1;
 }
@@ -26,24 +25,36 @@ void outbox_clear(struct outbox *o)
     outbox_init(o);
 }
 
-int outbox_add(struct outbox *o, const struct chan_msg *m)
+void outbox_push(struct outbox *o, struct chan_msg *m)
 {
-    if (!(m->flags & MSG_SEQ))
-        return 0;
-    struct chan_msg *c = hark_malloc(cost(m));
-    if (!c)
-        return HARK_E_NOMEM;
-    memcpy(c, m, cost(m));
-    c->next = NULL;
+    if (!(m->flags & MSG_SEQ)) {
+        hark_free(m);
+        return;
+    }
+    m->next = NULL;
     if (o->tail)
-        o->tail->next = c;
+        o->tail->next = m;
     else
-        o->head = c;
-    o->tail = c;
-    o->bytes += cost(c);
+        o->head = m;
+    o->tail = m;
+    o->bytes += outbox_cost(m);
+    o->count++;
     if (m->seq + 1 > o->next_seq)
         o->next_seq = m->seq + 1;
-    return 0;
+}
+
+void outbox_lose(struct outbox *o, uint64_t seq)
+{
+    if (!o->lost || seq > o->lost_max)
+        o->lost_max = seq;
+    o->lost = 1;
+    if (seq + 1 > o->next_seq)
+        o->next_seq = seq + 1;
+}
+
+int outbox_over(const struct outbox *o, size_t bytes, size_t count)
+{
+    return o->bytes > bytes || o->count > count;
 }
 
 static void drop_front(struct outbox *o)
@@ -52,22 +63,23 @@ static void drop_front(struct outbox *o)
     o->head = m->next;
     if (!o->head)
         o->tail = NULL;
-    o->bytes -= cost(m);
+    o->bytes -= outbox_cost(m);
+    o->count--;
     if (!o->lost || m->seq > o->lost_max)
         o->lost_max = m->seq;
     o->lost = 1;
     hark_free(m);
 }
 
-void outbox_trim(struct outbox *o, size_t keep)
+void outbox_trim(struct outbox *o, size_t bytes, size_t count)
 {
-    while (o->head && o->bytes > keep)
+    while (o->head && outbox_over(o, bytes, count))
         drop_front(o);
 }
 
-void outbox_trim_before(struct outbox *o, uint64_t before, size_t keep)
+void outbox_trim_before(struct outbox *o, uint64_t before, size_t bytes, size_t count)
 {
-    while (o->head && o->bytes > keep && o->head->seq < before)
+    while (o->head && outbox_over(o, bytes, count) && o->head->seq < before)
         drop_front(o);
 }
 
@@ -86,7 +98,8 @@ size_t outbox_drop_partials(struct outbox *o)
         struct chan_msg *m = *pp;
         if ((m->flags & MSG_PARTIAL) && m != newest) {
             *pp = m->next;
-            freed += cost(m);
+            freed += outbox_cost(m);
+            o->count--;
             hark_free(m);
             continue;
         }

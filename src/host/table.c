@@ -1,5 +1,6 @@
 #include "host/table.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/random.h>
@@ -50,6 +51,8 @@ int table_create(struct table **out, const struct table_cfg *cfg)
     t->cfg = *cfg;
     if (t->cfg.replay_bytes > t->cfg.resume_buffer_bytes)
         t->cfg.replay_bytes = t->cfg.resume_buffer_bytes;
+    if (!t->cfg.resume_buffer_events)
+        t->cfg.resume_buffer_events = SIZE_MAX;
     struct metrics *m = cfg->metrics;
     if (m) {
         t->m_detached =
@@ -165,19 +168,14 @@ void table_end(struct table *t, struct tsess *s)
     hark_free(s);
 }
 
-void table_sent(struct table *t, struct tsess *s, const struct chan_msg *m)
+void table_sent(struct table *t, struct tsess *s, struct chan_msg *m)
 {
-    if (!t->cfg.resume_window || !(m->flags & MSG_SEQ))
+    if (!t->cfg.resume_window || !(m->flags & MSG_SEQ)) {
+        hark_free(m);
         return;
-    if (outbox_add(&s->hist, m)) {
-        /* cannot keep it: a resume that needs it will say so */
-        s->hist.lost = 1;
-        if (m->seq > s->hist.lost_max)
-            s->hist.lost_max = m->seq;
-        if (m->seq + 1 > s->hist.next_seq)
-            s->hist.next_seq = m->seq + 1;
     }
-    outbox_trim(&s->hist, t->cfg.replay_bytes);
+    outbox_push(&s->hist, m);
+    outbox_trim(&s->hist, t->cfg.replay_bytes, t->cfg.resume_buffer_events);
 }
 
 int table_detach(struct table *t, struct tsess *s, int64_t now)
@@ -204,23 +202,25 @@ static int take_events(struct table *t, struct tsess *s)
 {
     struct chan_msg *m = chan_take_msgs(s->chan);
     size_t before = s->hist.bytes;
-    int oom = 0;
     while (m) {
         struct chan_msg *n = m->next;
-        oom |= outbox_add(&s->hist, m) != 0;
-        hark_free(m);
+        if (m->ev && t->cfg.stats)
+            stats_event(t->cfg.stats, m->ev);
+        outbox_push(&s->hist, m);
         m = n;
     }
-    size_t limit = t->cfg.resume_buffer_bytes;
-    if (s->hist.bytes > limit)
+    size_t limit = t->cfg.resume_buffer_bytes, count = t->cfg.resume_buffer_events;
+    if (outbox_over(&s->hist, limit, count))
         outbox_drop_partials(&s->hist);
-    if (s->hist.bytes > limit)
-        outbox_trim_before(&s->hist, s->detach_seq, limit);
+    if (outbox_over(&s->hist, limit, count))
+        outbox_trim_before(&s->hist, s->detach_seq, limit, count);
     t->detached_bytes = t->detached_bytes - before + s->hist.bytes;
     gauges(t);
-    if (s->hist.bytes > limit || oom) {
-        LOG_WARN(s->id, "detached session's events exceed --resume-buffer-bytes (%zu); ended",
-                 limit);
+    if (outbox_over(&s->hist, limit, count)) {
+        LOG_WARN(s->id,
+                 "detached session's events exceed --resume-buffer-bytes (%zu) or "
+                 "--resume-buffer-events (%zu); ended",
+                 limit, count);
         metrics_inc(t->m_expired_buffer);
         table_end(t, s);
         return -1;
@@ -318,7 +318,7 @@ void table_attach(struct table *t, struct tsess *s, void *conn)
     s->conn = conn;
     metrics_inc(t->m_resume_ok);
     /* back to the attached budget: what a later drop may need again */
-    outbox_trim(&s->hist, t->cfg.resume_buffer_bytes);
+    outbox_trim(&s->hist, t->cfg.resume_buffer_bytes, t->cfg.resume_buffer_events);
 }
 
 void table_destroy(struct table *t)

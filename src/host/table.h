@@ -3,7 +3,8 @@
  * resume token, attached to a front end's connection or DETACHED (the
  * connection dropped without a close) and kept for --resume-window seconds
  * while its queued audio is still decoded and its events are kept
- * (outbox.h, within --resume-buffer-bytes), so a client can reconnect and
+ * (outbox.h: the events themselves, within --resume-buffer-bytes and
+ * --resume-buffer-events), so a client can reconnect and
  * resume it without losing a word. Transport-neutral: it never sees
  * libwebsockets or nats.c; a connection is an opaque pointer.
  *
@@ -26,6 +27,7 @@
 
 #include "base/metrics.h"
 #include "host/outbox.h"
+#include "host/stats.h"
 #include "session/workers.h"
 
 struct table;
@@ -47,10 +49,12 @@ struct tsess {
 };
 
 struct table_cfg {
-    int resume_window;          /* seconds a detached session is kept; 0 = resume off */
-    size_t resume_buffer_bytes; /* events kept per session */
-    size_t replay_bytes;        /* events kept while attached (at most the above) */
-    struct metrics *metrics;    /* may be NULL */
+    int resume_window;           /* seconds a detached session is kept; 0 = resume off */
+    size_t resume_buffer_bytes;  /* events kept per session, bytes... */
+    size_t resume_buffer_events; /* ...and events (0 = no count limit) */
+    size_t replay_bytes;         /* events kept while attached (at most the above) */
+    struct metrics *metrics;     /* may be NULL */
+    struct stats *stats;         /* events taken while detached are counted here (may be NULL) */
     /* A session leaves the table (ended, expired, overflowed): the front end
      * settles its accounting (chan usage, session counts) before the chan
      * is released. */
@@ -77,8 +81,10 @@ int table_count(const struct table *t);
  * ending that one). */
 struct tsess *table_first(struct table *t);
 
-/* The front end sent (queued for writing) this message of s. */
-void table_sent(struct table *t, struct tsess *s, const struct chan_msg *m);
+/* The front end sent (queued for writing the rendering of) this message of
+ * s, a structured event (MSG_EVENT): the table keeps it for a resume, or
+ * frees it (owned from now on). */
+void table_sent(struct table *t, struct tsess *s, struct chan_msg *m);
 /* The connection dropped without a close: keep the session for the window
  * (returns 1). With resume off, or a session that finished by itself (its
  * chan done and not s->finishing), it ends instead (returns 0; s is gone). */
@@ -97,7 +103,9 @@ int table_resume(struct table *t, const char *id, const char *token, int64_t las
 void table_attach(struct table *t, struct tsess *s, void *conn);
 
 /* Collect the detached sessions' new events into their outboxes, within the
- * budget; a session whose finals alone exceed it ends. */
+ * budget (bytes and events); a session whose finals and unsent events alone
+ * exceed it ends (hark_sessions_expired_total{reason="resume_buffer"}; a
+ * later resume gets resume_failed). */
 void table_drain(struct table *t);
 /* Expire detached sessions past the window. */
 void table_tick(struct table *t, int64_t now);

@@ -3,6 +3,7 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "base/clock.h"
@@ -10,6 +11,7 @@
 #include "base/log.h"
 #include "base/mem.h"
 #include "session/backend.h"
+#include "session/evcopy.h"
 
 enum job_kind { J_AUDIO, J_FINALIZE, J_STATE, J_ERROR, J_CLOSE, J_POLL };
 
@@ -200,56 +202,45 @@ static void latency_ref(struct chan *c, const struct hark_event *ev, int *kind, 
     }
 }
 
-/* One message of an event; only the event's last one measures latency. */
-static void queue_msg(struct chan *c, const struct hark_event *ev, unsigned flags, int last,
-                      const char *data, size_t len)
+/* One wire message of an event. */
+static struct chan_msg *wire_msg(const struct chan_msg *ev, unsigned flags, const char *data,
+                                 size_t len)
 {
     struct chan_msg *m = hark_malloc(sizeof *m + len + 1);
-    if (!m) {
-        LOG_ERROR(c->id, "out of memory queueing an event; event dropped");
-        return;
-    }
+    if (!m)
+        return NULL;
     m->next = NULL;
     m->flags = flags | MSG_SEQ;
     m->seq = ev->seq;
-    m->segment = ev->type == HARK_EVENT_TRANSCRIPT ? ev->segment : -1;
+    m->segment = ev->segment;
     m->lat_kind = LAT_NONE;
     m->t_ref = 0;
-    if (last)
-        latency_ref(c, ev, &m->lat_kind, &m->t_ref);
+    m->ev = NULL;
     m->len = len;
     if (len)
         memcpy(m->data, data, len);
     m->data[len] = 0;
-    pthread_mutex_lock(&c->mu);
-    if (c->mtail)
-        c->mtail->next = m;
-    else
-        c->mhead = m;
-    c->mtail = m;
-    pthread_mutex_unlock(&c->mu);
+    return m;
 }
 
-/* Session event sink: runs on the worker thread that runs the chan. */
-static void on_event(void *user, const struct hark_event *ev)
+/* The rendered bytes of an event (in scratch, with render's flags) as wire
+ * messages: one, or one per NUL-ended message with MSG_MULTI; the event's
+ * flags go with the last, and so does its latency (ev: seq, segment,
+ * latency of the event). *out NULL: nothing to send, nothing to signal. */
+static int split_msgs(const struct chan_msg *ev, int type, int is_final, unsigned flags,
+                      const struct buf *scratch, struct chan_msg **out)
 {
-    struct chan *c = user;
-    unsigned flags = 0;
-    buf_reset(&c->scratch);
-    c->render(c->render_user, ev, &c->scratch, &flags);
-    if (ev->type == HARK_EVENT_CLOSED) {
+    *out = NULL;
+    if (type == HARK_EVENT_CLOSED)
         flags |= MSG_LAST;
-        c->closed_seen = 1;
-    }
-    if (!c->scratch.len && !(flags & (MSG_LAST | MSG_FATAL)))
-        return; /* nothing to send, nothing to signal */
-    if (c->scratch.oom) {
-        LOG_ERROR(c->id, "out of memory rendering an event; event dropped");
-        return;
-    }
-    if (ev->type == HARK_EVENT_TRANSCRIPT)
-        flags |= ev->is_final ? MSG_FINAL : MSG_PARTIAL;
-    const char *p = c->scratch.data ? c->scratch.data : "", *end = p + c->scratch.len;
+    if (!scratch->len && !(flags & (MSG_LAST | MSG_FATAL)))
+        return 0;
+    if (scratch->oom)
+        return HARK_E_NOMEM;
+    if (type == HARK_EVENT_TRANSCRIPT)
+        flags |= is_final ? MSG_FINAL : MSG_PARTIAL;
+    struct chan_msg **tail = out;
+    const char *p = scratch->data ? scratch->data : "", *end = p + scratch->len;
     do {
         size_t len = (size_t)(end - p);
         unsigned f = flags & ~(unsigned)MSG_MULTI;
@@ -261,9 +252,105 @@ static void on_event(void *user, const struct hark_event *ev)
             if (!last)
                 f &= ~(unsigned)(MSG_LAST | MSG_FATAL | MSG_FINAL | MSG_PARTIAL);
         }
-        queue_msg(c, ev, f, last, p, len);
+        struct chan_msg *m = wire_msg(ev, f, p, len);
+        if (!m) {
+            while (*out) {
+                struct chan_msg *n = (*out)->next;
+                hark_free(*out);
+                *out = n;
+            }
+            return HARK_E_NOMEM;
+        }
+        if (last) {
+            m->lat_kind = ev->lat_kind;
+            m->t_ref = ev->t_ref;
+        }
+        *tail = m;
+        tail = &m->next;
         p += len + 1;
     } while (p < end);
+    return 0;
+}
+
+int chan_render_msgs(chan_render_cb render, void *user, const struct chan_msg *em,
+                     struct buf *scratch, struct chan_msg **out)
+{
+    unsigned flags = 0;
+    buf_reset(scratch);
+    render(user, em->ev, scratch, &flags);
+    return split_msgs(em, em->ev->type, em->ev->is_final, flags, scratch, out);
+}
+
+/* A structured chan's message: the event itself, deep-copied. */
+static struct chan_msg *event_msg(const struct hark_event *ev)
+{
+    size_t size = evcopy_size(ev);
+    struct chan_msg *m = hark_malloc(sizeof *m + EVCOPY_ALIGN + size + 1);
+    if (!m)
+        return NULL;
+    memset(m, 0, sizeof *m);
+    uintptr_t at = ((uintptr_t)m->data + EVCOPY_ALIGN - 1) & ~(uintptr_t)(EVCOPY_ALIGN - 1);
+    m->ev = evcopy_into((void *)at, ev);
+    m->len = (size_t)(at - (uintptr_t)m->data) + size;
+    m->data[m->len] = 0;
+    m->flags = MSG_SEQ | MSG_EVENT;
+    if (ev->type == HARK_EVENT_CLOSED)
+        m->flags |= MSG_LAST;
+    if (ev->type == HARK_EVENT_TRANSCRIPT)
+        m->flags |= ev->is_final ? MSG_FINAL : MSG_PARTIAL;
+    return m;
+}
+
+static void append_msgs(struct chan *c, struct chan_msg *m)
+{
+    if (!m)
+        return;
+    struct chan_msg *last = m;
+    while (last->next)
+        last = last->next;
+    pthread_mutex_lock(&c->mu);
+    if (c->mtail)
+        c->mtail->next = m;
+    else
+        c->mhead = m;
+    c->mtail = last;
+    pthread_mutex_unlock(&c->mu);
+}
+
+/* Session event sink: runs on the worker thread that runs the chan. */
+static void on_event(void *user, const struct hark_event *ev)
+{
+    struct chan *c = user;
+    struct chan_msg head = {.seq = ev->seq,
+                            .segment = ev->type == HARK_EVENT_TRANSCRIPT ? ev->segment : -1};
+    if (ev->type == HARK_EVENT_CLOSED)
+        c->closed_seen = 1;
+    if (!c->render) {
+        struct chan_msg *m = event_msg(ev);
+        if (!m) {
+            LOG_ERROR(c->id, "out of memory keeping an event; event dropped");
+            return;
+        }
+        m->seq = head.seq;
+        m->segment = head.segment;
+        latency_ref(c, ev, &m->lat_kind, &m->t_ref);
+        append_msgs(c, m);
+        return;
+    }
+    unsigned flags = 0;
+    buf_reset(&c->scratch);
+    c->render(c->render_user, ev, &c->scratch, &flags);
+    /* latency only for an event that is sent (a first partial rendered to
+     * nothing leaves the next one first) */
+    unsigned f = flags | (ev->type == HARK_EVENT_CLOSED ? MSG_LAST : 0);
+    if (c->scratch.len || (f & (MSG_LAST | MSG_FATAL)))
+        latency_ref(c, ev, &head.lat_kind, &head.t_ref);
+    struct chan_msg *list;
+    if (split_msgs(&head, ev->type, ev->is_final, flags, &c->scratch, &list)) {
+        LOG_ERROR(c->id, "out of memory rendering an event; event dropped");
+        return;
+    }
+    append_msgs(c, list);
 }
 
 static void run_jobs(struct chan *c, struct job *j)

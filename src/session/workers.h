@@ -8,7 +8,8 @@
  *                                      one worker at a time runs a chan's jobs
  *                                      in order: hark_session_feed, ...
  *   chan_take_msgs  <-- outbox <------ events rendered by the front end's
- *        ^                             render_cb, then wake_cb()
+ *        ^                             render_cb (or copied, structured:
+ *        |                             rendered by the front end), then wake_cb()
  *        '--- wake_cb (e.g. lws_cancel_service) coalesces wake-ups
  *
  * A chan is never processed on two threads at once, and chans never wait for
@@ -30,9 +31,10 @@
 struct workers;
 struct chan;
 
-/* Called on the worker thread for every event of the chan's session: append
- * the wire message(s) for ev to out (nothing = drop the event). flags: see
- * MSG_*. Must not block. */
+/* Called for every event of the chan's session: append the wire message(s)
+ * for ev to out (nothing = drop the event). flags: see MSG_*. Must not
+ * block. A chan's own render runs on the worker thread; a structured chan's
+ * events are rendered by the front end (chan_render_msgs), on its thread. */
 typedef void (*chan_render_cb)(void *user, const struct hark_event *ev, struct buf *out,
                                unsigned *flags);
 /* Called from worker threads when a chan has new output or finished a job;
@@ -58,6 +60,12 @@ enum {
      * messages (OpenAI Realtime: speech_stopped, committed, delta and
      * completed for one final). */
     MSG_MULTI = 64,
+    /* Set by a structured chan (created without a render callback): the
+     * message holds the event itself (ev, a deep copy in data; len is its
+     * size), not wire bytes. The front end renders it with
+     * chan_render_msgs when it writes it, and may keep it (src/host/outbox.h)
+     * to render it again for a resumed connection. */
+    MSG_EVENT = 128,
 };
 
 /* What a message's latency measures, for metrics (see docs/metrics). */
@@ -72,9 +80,10 @@ struct chan_msg {
     struct chan_msg *next;
     unsigned flags;
     int lat_kind;
-    int64_t t_ref;   /* monotonic ns the latency counts from */
-    uint64_t seq;    /* with MSG_SEQ: the event's seq */
-    int64_t segment; /* of a transcript (MSG_PARTIAL, MSG_FINAL); -1 for other events */
+    int64_t t_ref;               /* monotonic ns the latency counts from */
+    uint64_t seq;                /* with MSG_SEQ: the event's seq */
+    int64_t segment;             /* of a transcript (MSG_PARTIAL, MSG_FINAL); -1 for other events */
+    const struct hark_event *ev; /* MSG_EVENT: the event, inside data; else NULL */
     size_t len;
     char data[]; /* len bytes (+ NUL) */
 };
@@ -93,7 +102,10 @@ void workers_destroy(struct workers *w);
 void workers_stats(struct workers *w, struct workers_stats *out);
 
 /* Creates the session (hark_session_create, on the calling thread) with the
- * chan as its event sink. render/user are used on worker threads.
+ * chan as its event sink. render/user are used on worker threads; render
+ * NULL makes a structured chan: its messages are the events (MSG_EVENT),
+ * which the front end renders (render_user is then only freed, see
+ * chan_on_free).
  * max_pending_bytes bounds the jobs waiting to be processed: every queued
  * job counts, audio and controls, with its fixed overhead. */
 int chan_create(struct chan **out, struct workers *w, struct hark_engine *eng,
@@ -135,6 +147,15 @@ int chan_post_close(struct chan *c);
 /* Run fn(arg) when the chan is freed: for state its render callback uses,
  * which must outlive any render on a worker (after chan_release too). */
 void chan_on_free(struct chan *c, void (*fn)(void *), void *arg);
+
+/* The wire messages of a structured chan's message em (MSG_EVENT) through
+ * render(user, ...): exactly what a chan with that render would have
+ * queued for the event (MSG_MULTI split, MSG_LAST after CLOSED,
+ * MSG_FINAL/MSG_PARTIAL, seq, segment; em's latency on the last message).
+ * *out: the list (NULL when the event renders to nothing). scratch: the
+ * caller's buffer. HARK_E_NOMEM. Any thread; em is only read. */
+int chan_render_msgs(chan_render_cb render, void *user, const struct chan_msg *em,
+                     struct buf *scratch, struct chan_msg **out);
 
 /* Bytes the queued jobs cost (payload + overhead; for rx flow control). */
 size_t chan_pending_bytes(struct chan *c);

@@ -395,6 +395,34 @@ test("a detached session's memory is bounded by --resume-buffer-bytes", async ()
   }
 });
 
+test("a detached session's events are bounded by count too (--resume-buffer-events)", async () => {
+  // bytes to spare, 16 events: finals alone pass the count while detached
+  const s5 = await startServer(['--resume-buffer-events', '16', '--resume-buffer-bytes', '16777216', '--workers', '1',
+    '--resume-window', '600', '--session-buffer-bytes', '16777216']);
+  try {
+    const pcm = speech();
+    const d = new ResumingClient(s5.url);
+    await d.open({ ...CONFIG, interim_results: false });
+    // 30 utterances (one final each): at most a few are sent before the cut
+    const long = Buffer.concat([pcm, pcm, pcm, pcm, pcm, pcm]);
+    for (let off = 0; off < long.length; off += 65536) d.ws.send(long.subarray(off, off + 65536));
+    d.sent = long.length;
+    await waitFor(d.events, (e) => e.type === 'ack' && e.audio_bytes === d.sent, 20000);
+    d.cut();
+    const t0 = Date.now();
+    while ((await metric(s5, 'hark_sessions_expired_total{reason="resume_buffer"}')) !== 1) {
+      assert.ok(Date.now() - t0 < 150000, 'session over the event count not ended');
+      await sleep(250);
+    }
+    const r = await d.resume();
+    assert.equal(r.code, 'resume_failed', JSON.stringify(r));
+    assert.equal(await metric(s5, 'hark_sessions_detached'), 0);
+    assert.equal(await metric(s5, 'hark_sessions_active'), 0);
+  } finally {
+    await s5.stop();
+  }
+});
+
 test('the idle timeout does not end a detached session; the resume window does', async () => {
   const s5 = await startServer(['--idle-timeout', '1', '--resume-window', '6']);
   try {

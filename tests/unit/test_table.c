@@ -40,9 +40,7 @@ static struct chan_msg *msg(uint64_t seq, unsigned flags, int64_t segment, size_
 
 static void add(struct outbox *o, uint64_t seq, unsigned flags, int64_t segment, size_t len)
 {
-    struct chan_msg *m = msg(seq, flags, segment, len);
-    ASSERT_OK(outbox_add(o, m));
-    hark_free(m);
+    outbox_push(o, msg(seq, flags, segment, len));
 }
 
 static void test_outbox(void)
@@ -56,17 +54,18 @@ static void test_outbox(void)
     add(&o, 2, MSG_PARTIAL, 0, 100); /* superseded by the final */
     add(&o, 3, MSG_FINAL, 0, 100);
     add(&o, 4, MSG_PARTIAL, 1, 100);        /* the newest transcript: kept */
-    struct chan_msg *ack = msg(0, 0, 0, 5); /* no MSG_SEQ: not kept */
+    struct chan_msg *ack = msg(0, 0, 0, 5); /* no MSG_SEQ: not kept (freed) */
     ack->flags = 0;
-    ASSERT_OK(outbox_add(&o, ack));
-    hark_free(ack);
+    outbox_push(&o, ack);
     ASSERT_EQ(o.next_seq, 5);
+    ASSERT_EQ(o.count, 5);
     for (int64_t k = -1; k <= 4; k++)
         ASSERT(outbox_covers(&o, k));
     ASSERT(!outbox_covers(&o, 5));
     size_t before = o.bytes;
     size_t freed = outbox_drop_partials(&o);
     ASSERT_EQ(before - freed, o.bytes);
+    ASSERT_EQ(o.count, 3);
     int n = 0;
     uint64_t seqs[8];
     for (struct chan_msg *m = o.head; m; m = m->next)
@@ -80,13 +79,18 @@ static void test_outbox(void)
     add(&o, 5, MSG_FINAL, 1, 100);
     ASSERT_EQ(o.tail->seq, 5);
     /* trimming the front loses events: a resume needing them is refused */
-    outbox_trim_before(&o, 4, 0); /* only before seq 4 */
+    ASSERT(outbox_over(&o, SIZE_MAX, 3) && !outbox_over(&o, SIZE_MAX, 4));
+    outbox_trim_before(&o, 4, 0, 0); /* only before seq 4 */
     ASSERT_EQ(o.head->seq, 4);
     ASSERT(!outbox_covers(&o, -1));
     ASSERT(!outbox_covers(&o, 2));
     ASSERT(outbox_covers(&o, 3));
-    outbox_trim(&o, 0);
-    ASSERT(!o.head && !o.tail && o.bytes == 0);
+    /* the count bounds like the bytes */
+    outbox_trim(&o, SIZE_MAX, 1);
+    ASSERT_EQ(o.count, 1);
+    ASSERT_EQ(o.head->seq, 5);
+    outbox_trim(&o, 0, SIZE_MAX);
+    ASSERT(!o.head && !o.tail && o.bytes == 0 && o.count == 0);
     ASSERT(!outbox_covers(&o, 4));
     ASSERT(outbox_covers(&o, 5));
     outbox_clear(&o);
@@ -146,9 +150,7 @@ static void test_table(void)
     /* events the server never sent */
     ASSERT_EQ(table_resume(t, a->id, a->token, 0, 1000, &f, msgbuf, sizeof msgbuf),
               HARK_E_RESUME_FAILED);
-    struct chan_msg *e = msg(0, 0, 0, 10);
-    table_sent(t, a, e);
-    hark_free(e);
+    table_sent(t, a, msg(0, 0, 0, 10)); /* the table's now */
     ASSERT_OK(table_resume(t, a->id, a->token, 0, 1000, &f, msgbuf, sizeof msgbuf));
 
     /* detached: kept for the window, not beyond */

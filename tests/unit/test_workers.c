@@ -7,6 +7,8 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "session/event_json.h"
+#include "session/evcopy.h"
 #include "session/workers.h"
 
 static struct hark_engine *eng;
@@ -331,6 +333,126 @@ static void test_multi_messages(void)
     workers_destroy(w);
 }
 
+/* Native JSON, and for finals a second message (MSG_MULTI). */
+static void render_json(void *user, const struct hark_event *ev, struct buf *out, unsigned *flags)
+{
+    (void)user;
+    event_json_render(ev, out);
+    if (ev->type == HARK_EVENT_TRANSCRIPT && ev->is_final) {
+        buf_putc(out, 0);
+        buf_printf(out, "{\"again\":%llu}", (unsigned long long)ev->seq);
+        *flags |= MSG_MULTI;
+    }
+}
+
+static struct chan_msg *take_all(struct chan *c)
+{
+    struct chan_msg *all = NULL, **tail = &all;
+    for (int spins = 0; spins < 60000 && !chan_done(c); spins++)
+        sleep_ms(1);
+    ASSERT(chan_done(c));
+    *tail = chan_take_msgs(c);
+    return all;
+}
+
+/* A structured chan (no render) keeps deep copies of its events, which
+ * outlive the session; rendered later (chan_render_msgs) they give exactly
+ * the messages a chan rendering on the worker queues. The session host's
+ * outbox relies on both (src/host/outbox.h). */
+static void test_structured(void)
+{
+    struct workers *w;
+    ASSERT_OK(workers_create(&w, 1, wake, NULL));
+    struct hark_options *o;
+    ASSERT_OK(hark_options_create(&o));
+    ASSERT_OK(hark_options_set(o, "words", "true", NULL, 0));
+    size_t n;
+    unsigned char *pcm = clip_pcm(1, &n);
+    struct chan *cb, *cs;
+    ASSERT_OK(chan_create(&cb, w, eng, o, "same-id", render_json, NULL, 1 << 22, NULL, 0));
+    ASSERT_OK(chan_create(&cs, w, eng, o, "same-id", NULL, NULL, 1 << 22, NULL, 0));
+    for (int i = 0; i < 2; i++) {
+        ASSERT_OK(chan_post_audio(i ? cs : cb, pcm, n));
+        ASSERT_OK(chan_post_close(i ? cs : cb));
+    }
+    struct chan_msg *bytes = take_all(cb), *events = take_all(cs);
+    chan_release(cb);
+    chan_release(cs); /* the session and its strings are gone */
+    workers_destroy(w);
+    struct buf scratch;
+    buf_init(&scratch);
+    int n_events = 0, n_words = 0;
+    struct chan_msg *b = bytes;
+    for (struct chan_msg *e = events; e; e = e->next) {
+        ASSERT((e->flags & MSG_EVENT) && e->ev && (e->flags & MSG_SEQ));
+        ASSERT_EQ(e->seq, e->ev->seq);
+        n_events++;
+        if (e->ev->type == HARK_EVENT_TRANSCRIPT && e->ev->is_final)
+            n_words += (int)e->ev->n_words;
+        struct chan_msg *r;
+        ASSERT_OK(chan_render_msgs(render_json, NULL, e, &scratch, &r));
+        while (r) {
+            ASSERT(b);
+            ASSERT_EQ(r->flags, b->flags);
+            ASSERT_EQ(r->seq, b->seq);
+            ASSERT_EQ(r->segment, b->segment);
+            ASSERT_EQ(r->len, b->len);
+            ASSERT(!memcmp(r->data, b->data, b->len));
+            struct chan_msg *nx = r->next;
+            hark_free(r);
+            r = nx;
+            b = b->next;
+        }
+    }
+    ASSERT(!b);           /* nothing the structured chan lacks */
+    ASSERT(n_events > 3); /* partials, finals, closed */
+    ASSERT(n_words > 3);
+    buf_deinit(&scratch);
+    for (struct chan_msg *l = bytes; l;) {
+        struct chan_msg *nx = l->next;
+        hark_free(l);
+        l = nx;
+    }
+    for (struct chan_msg *l = events; l;) {
+        struct chan_msg *nx = l->next;
+        hark_free(l);
+        l = nx;
+    }
+    hark_options_destroy(o);
+    free(pcm);
+
+    /* evcopy: every pointer of the copy is into its own block */
+    struct hark_word wd[2] = {{"hello", 0.1, 0.4, 0.9f}, {"world", 0.5, 0.9, 0.8f}};
+    char text[] = "hello world";
+    struct hark_event ev = {.type = HARK_EVENT_TRANSCRIPT,
+                            .seq = 7,
+                            .session_id = "s",
+                            .speaker_id = "",
+                            .segment = 2,
+                            .is_final = 1,
+                            .text = text,
+                            .words = wd,
+                            .n_words = 2,
+                            .language = "en"};
+    size_t size = evcopy_size(&ev);
+    _Alignas(EVCOPY_ALIGN) unsigned char block[512];
+    ASSERT(size <= sizeof block);
+    struct hark_event *c = evcopy_into(block, &ev);
+    text[0] = 'X';
+    wd[1].word = "other";
+    ASSERT_STR_EQ(c->text, "hello world");
+    ASSERT_STR_EQ(c->words[1].word, "world");
+    ASSERT_EQ(c->n_words, 2);
+    ASSERT_EQ(c->seq, 7);
+    ASSERT(!c->message && !c->failover_reason);
+    const char *ptrs[] = {c->text,       c->words[0].word, c->words[1].word,
+                          c->session_id, c->speaker_id,    c->language};
+    for (size_t i = 0; i < sizeof ptrs / sizeof ptrs[0]; i++)
+        ASSERT((const unsigned char *)ptrs[i] >= block &&
+               (const unsigned char *)ptrs[i] < block + size);
+    ASSERT((const unsigned char *)c->words >= block);
+}
+
 int main(void)
 {
     char err[256];
@@ -343,6 +465,7 @@ int main(void)
     RUN_SHARED(test_live_before_bulk);
     RUN_SHARED(test_budget_counts_every_job);
     RUN_SHARED(test_multi_messages);
+    RUN_SHARED(test_structured);
     hark_engine_destroy(eng);
     CHECK_NO_LEAKS();
     return 0;

@@ -39,8 +39,9 @@ const struct dialect_ops *drive_route(const char *path)
     return NULL;
 }
 
-/* The session's render callback: the dialect's pure render, counted for
- * /metrics. Freed with the session (chan_on_free). */
+/* The session's render callback: the dialect's pure render (the server
+ * counts the events for /metrics when it takes them from the session).
+ * Freed with the session (chan_on_free). */
 struct rwrap {
     struct wsfe *fe;
     const struct dialect_ops *d;
@@ -50,7 +51,6 @@ struct rwrap {
 static void render_cb(void *user, const struct hark_event *ev, struct buf *out, unsigned *flags)
 {
     struct rwrap *w = user;
-    wsfe_count_event(w->fe, ev);
     w->d->render(w->rstate, ev, out, flags);
 }
 

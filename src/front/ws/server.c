@@ -69,6 +69,7 @@ struct wsfe {
     int exit_loop;
     unsigned char *tx;
     size_t tx_cap;
+    struct buf scratch; /* events rendered on the service thread */
     struct peer_slots {
         char addr[48];
         int n;       /* connections and sessions holding a slot */
@@ -210,6 +211,12 @@ struct wsess {
     struct admit_slot *slot;
     int key_index; /* -1 = none */
     char peer[48]; /* "" = not counted */
+    /* The session's dialect and its render (with the session's render
+     * state): its events are structured (MSG_EVENT) and rendered here, on
+     * the service thread, when queued for writing, live or replayed. */
+    const struct dialect_ops *d;
+    chan_render_cb render;
+    void *render_user;
 };
 
 static struct peer_slots *peer_find(struct wsfe *fe, const char *addr)
@@ -443,7 +450,8 @@ int wsconn_start(struct wsconn *c, const struct hark_options *opts, chan_render_
         admit_release(slot);
         return err_set(err, n, HARK_E_NOMEM, "out of memory");
     }
-    rc = wsfe_chan_create(fe, &c->chan, opts, NULL, render, render_user, err, n);
+    /* structured: the chan keeps the events, rendered here (conn_drain) */
+    rc = wsfe_chan_create(fe, &c->chan, opts, NULL, NULL, render_user, err, n);
     if (rc) {
         admit_release(slot);
         hark_free(w);
@@ -463,6 +471,9 @@ int wsconn_start(struct wsconn *c, const struct hark_options *opts, chan_render_
     w->slot = slot;
     w->key_index = c->key_index; /* the connection's slots are the session's now */
     memcpy(w->peer, c->peer, sizeof w->peer);
+    w->d = c->d;
+    w->render = render;
+    w->render_user = render_user;
     c->key_index = -1;
     c->peer[0] = 0;
     c->ts->user = w;
@@ -588,8 +599,38 @@ void wsconn_ack(struct wsconn *c, int force)
     c->last_ack = now;
 }
 
-/* Queue the session's new events on the connection, each kept in the
- * session's replay history; an ack follows every final. */
+/* Render a session's event (MSG_EVENT) for the connection and queue it;
+ * an ack follows every final. Returns its messages' flags (MSG_FATAL), or
+ * -1 when out of memory (the connection is being closed). */
+static int queue_event(struct wsconn *c, const struct chan_msg *em, unsigned drop)
+{
+    struct wsess *w = c->ts->user;
+    struct chan_msg *r;
+    if (chan_render_msgs(w->render, w->render_user, em, &c->fe->scratch, &r)) {
+        LOG_ERROR(c->ts->id, "out of memory rendering events; closing the connection");
+        lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+        return -1;
+    }
+    unsigned flags = 0;
+    while (r) {
+        struct chan_msg *next = r->next;
+        r->next = NULL;
+        flags |= r->flags;
+        r->flags &= ~drop;
+        if (drop)
+            r->lat_kind = LAT_NONE; /* latency was observed when first sent */
+        int final = (r->flags & MSG_FINAL) != 0;
+        out_append(c, r);
+        out_limit(c);
+        if (final)
+            wsconn_ack(c, 1);
+        r = next;
+    }
+    return (int)flags;
+}
+
+/* Queue the session's new events on the connection, rendered in its
+ * dialect; each event is kept in the session's replay history. */
 static void conn_drain(struct wsconn *c)
 {
     if (!c->chan)
@@ -600,14 +641,23 @@ static void conn_drain(struct wsconn *c)
         while (m) {
             struct chan_msg *next = m->next;
             m->next = NULL;
-            fatal |= limits_event(&c->lim, m->flags) == LIMITS_FATAL;
+            if (m->ev)
+                stats_event(&c->fe->stats, m->ev);
+            int f = queue_event(c, m, 0);
+            if (f < 0) {
+                hark_free(m);
+                while (next) {
+                    m = next->next;
+                    hark_free(next);
+                    next = m;
+                }
+                return;
+            }
+            fatal |= limits_event(&c->lim, (unsigned)f) == LIMITS_FATAL;
             if (c->d->resumable)
-                table_sent(c->fe->table, c->ts, m);
-            int final = (m->flags & MSG_FINAL) != 0;
-            out_append(c, m);
-            out_limit(c);
-            if (final)
-                wsconn_ack(c, 1);
+                table_sent(c->fe->table, c->ts, m); /* the table's now */
+            else
+                hark_free(m);
             m = next;
         }
         lws_callback_on_writable(c->wsi);
@@ -631,6 +681,11 @@ int wsconn_resume(struct wsconn *c, const char *id, const char *token, int64_t l
     int rc = table_resume(fe->table, id, token, last_seq, client_bytes, &s, err, n);
     if (rc)
         return rc;
+    struct wsess *w = s->user;
+    if (w->d != c->d)
+        return err_set(err, n, HARK_E_RESUME_FAILED,
+                       "the session was started on another endpoint (%s); resume it there",
+                       w->d->name);
     struct wsconn *old = s->conn;
     if (old) {
         /* Still attached: a half-open connection the client gave up on.
@@ -659,7 +714,6 @@ int wsconn_resume(struct wsconn *c, const char *id, const char *token, int64_t l
     }
     c->chan = s->chan;
     c->ts = s;
-    struct wsess *w = s->user;
     c->slot = w->slot;
     /* The session holds its slots; the connection's own go back. */
     auth_release(fe->auth, c->key_index);
@@ -685,25 +739,15 @@ int wsconn_resume(struct wsconn *c, const char *id, const char *token, int64_t l
 void wsconn_replay(struct wsconn *c, int64_t last_seq)
 {
     int fatal = 0;
+    /* the held events, rendered again for this connection (acks after
+     * every final, replayed ones too) */
     for (const struct chan_msg *m = c->ts->hist.head; m; m = m->next) {
         if ((int64_t)m->seq <= last_seq)
             continue;
-        struct chan_msg *copy = hark_malloc(sizeof *m + m->len + 1);
-        if (!copy) {
-            LOG_ERROR(c->ts->id, "out of memory replaying events; closing the connection");
-            lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+        int f = queue_event(c, m, MSG_FATAL);
+        if (f < 0)
             return;
-        }
-        memcpy(copy, m, sizeof *m + m->len + 1);
-        copy->next = NULL;
-        copy->flags &= ~(unsigned)MSG_FATAL;
-        copy->lat_kind = LAT_NONE; /* latency was observed when first sent */
-        fatal |= (m->flags & MSG_FATAL) != 0;
-        int final = (m->flags & MSG_FINAL) != 0;
-        out_append(c, copy);
-        out_limit(c);
-        if (final)
-            wsconn_ack(c, 1); /* after every final, replayed ones too */
+        fatal |= (f & MSG_FATAL) != 0;
     }
     lws_callback_on_writable(c->wsi);
     conn_drain(c); /* events made since: after the replayed ones */
@@ -1162,6 +1206,7 @@ int wsfe_create(struct wsfe **out, const struct wsfe_cfg *cfg, struct hark_engin
         return err_set(err, n, HARK_E_NOMEM, "out of memory");
     fe->cfg = *cfg;
     fe->eng = eng;
+    buf_init(&fe->scratch);
     fe->limits = (struct limits_cfg){
         .first_message_timeout = cfg->first_message_timeout,
         .idle_timeout = cfg->idle_timeout,
@@ -1186,7 +1231,9 @@ int wsfe_create(struct wsfe **out, const struct wsfe_cfg *cfg, struct hark_engin
     struct table_cfg tc = {
         .resume_window = cfg->resume_window,
         .resume_buffer_bytes = cfg->resume_buffer_bytes,
+        .resume_buffer_events = cfg->resume_buffer_events,
         .replay_bytes = REPLAY_BYTES,
+        .stats = &fe->stats,
         .metrics = cfg->health_only ? NULL : fe->metrics,
         .ended_cb = session_ended_cb,
         .user = fe,
@@ -1313,5 +1360,6 @@ void wsfe_destroy(struct wsfe *fe)
     hark_options_destroy(fe->defaults);
     hark_free(fe->peers);
     hark_free(fe->tx);
+    buf_deinit(&fe->scratch);
     hark_free(fe);
 }

@@ -69,13 +69,14 @@ struct wsfe_cfg {
      * server's own; requests without Origin are not browsers and pass. */
     const char *allowed_origins;
     /* Per-client limits (docs/configuration.md "Limits"). */
-    size_t max_output_bytes;    /* queued outgoing bytes per connection (0 = unlimited) */
-    int first_message_timeout;  /* s from upgrade to config (native) / first message (0 = off) */
-    int max_connections_per_ip; /* WebSocket connections + batch uploads per peer (0 = off) */
-    int min_body_rate;          /* batch bodies: least average bytes/s (0 = off) */
-    int resume_window;          /* s a dropped native session is kept; 0 = off */
-    size_t resume_buffer_bytes; /* events kept per detached session */
-    int ping_interval;          /* s between WebSocket pings of a quiet peer */
+    size_t max_output_bytes;     /* queued outgoing bytes per connection (0 = unlimited) */
+    int first_message_timeout;   /* s from upgrade to config (native) / first message (0 = off) */
+    int max_connections_per_ip;  /* WebSocket connections + batch uploads per peer (0 = off) */
+    int min_body_rate;           /* batch bodies: least average bytes/s (0 = off) */
+    int resume_window;           /* s a dropped native session is kept; 0 = off */
+    size_t resume_buffer_bytes;  /* events kept per detached session, bytes... */
+    size_t resume_buffer_events; /* ...and events */
+    int ping_interval;           /* s between WebSocket pings of a quiet peer */
     /* Where sessions run (session/backend.h): NULL = here, on the engine
      * given to wsfe_create; else e.g. hark workers over NATS (`hark serve
      * --backend`, front/nats/natsgw.h), and the engine is NULL. Outlives
