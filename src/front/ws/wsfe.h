@@ -197,6 +197,33 @@ const struct dialect_ctx *wsfe_dialect_ctx(struct wsfe *fe);
 /* Count an event type/error for /metrics (any thread). */
 void wsfe_count_event(struct wsfe *fe, const struct hark_event *ev);
 
+/* server.c: the host's verdict (host/limits.h) on a connection's session,
+ * as the dialect's signal; from here on the session takes no input. */
+void wsconn_verdict(struct wsconn *c, enum limits_verdict v, int code, const char *msg);
+
+/* wsess.c: the session glue (the rest of it is declared above) */
+/* Queue the session's new events on the connection, rendered in its
+ * dialect; each is kept in the session's replay history. */
+void wsconn_drain(struct wsconn *c);
+/* Back-pressure on input: after any message (audio or control) that left
+ * the session's queued jobs past half its buffer, stop reading. */
+void wsconn_rx_limit(struct wsconn *c);
+/* The connection is going: its session detaches for a resume (dropped
+ * without a close) or ends. */
+void wsconn_session_gone(struct wsconn *c);
+/* The host table's ended_cb (user = the wsfe). */
+void wsess_ended_cb(void *user, struct tsess *s);
+
+/* outq.c: a connection's queued output, within max_output_bytes */
+/* Append messages (a list, owned from now on). */
+void outq_append(struct wsconn *c, struct chan_msg *m);
+/* Keep the queue within max_output_bytes (see outq.c). */
+void outq_limit(struct wsconn *c);
+/* Free every queued message. */
+void outq_clear(struct wsconn *c);
+/* Write the next message (WRITEABLE); -1 to close the connection. */
+int outq_write(struct wsconn *c);
+
 /* --- server lifecycle (cli) --- */
 int wsfe_create(struct wsfe **out, const struct wsfe_cfg *cfg, struct hark_engine *eng, char *err,
                 size_t n);

@@ -1,0 +1,29 @@
+#!/bin/sh
+# Fails when a transport-neutral layer includes a transport's headers
+# (DESIGN.md section 6): src/audio, src/engines, src/session, src/host and
+# src/front/proto never see libwebsockets, nats.c or msgpack, so libhark
+# links none of them and a rule about sessions cannot depend on a front end.
+# Also: only src/front/ws (and the C client, src/client) include
+# libwebsockets, only src/front/nats nats.c.
+cd "$(dirname "$0")/.."
+bad=0
+neutral='src/audio src/engines src/session src/host src/front/proto'
+for f in $(find $neutral -name '*.[ch]' | sort); do
+    if grep -nE '^[[:space:]]*#[[:space:]]*include[[:space:]]*[<"](libwebsockets|lws_|nats/|nats\.h|msgpack)' "$f"; then
+        echo "layering: $f includes a transport header (see DESIGN.md section 6)"
+        bad=1
+    fi
+done
+for f in $(find src include -name '*.[ch]' | grep -vE '^src/(front/ws|client)/' | sort); do
+    if grep -nE '^[[:space:]]*#[[:space:]]*include[[:space:]]*[<"](libwebsockets|lws_)' "$f"; then
+        echo "layering: $f includes libwebsockets outside src/front/ws and src/client"
+        bad=1
+    fi
+done
+for f in $(find src include -name '*.[ch]' | grep -v '^src/front/nats/' | sort); do
+    if grep -nE '^[[:space:]]*#[[:space:]]*include[[:space:]]*[<"](nats/|nats\.h)' "$f"; then
+        echo "layering: $f includes nats.c outside src/front/nats"
+        bad=1
+    fi
+done
+exit $bad
