@@ -3,9 +3,10 @@
  * <libwebsockets.h>. It parses wire formats into session calls and renders
  * session events back; it holds no recognition logic.
  *
- * Threads: every function here runs on the lws service thread, except the
- * dialects' render callbacks (worker threads, pure functions of the event and
- * the session's immutable render state) and wsfe_wake (any thread).
+ * Threads: every function here runs on the lws service thread, except
+ * wsfe_wake (any thread). Streaming sessions' events are rendered on the
+ * service thread too (wsess.c); batch sessions render on the workers (pure
+ * functions of the event and the session's immutable render state).
  *
  * A wire dialect (native, deepgram, ...) is a pure module in src/front/proto
  * (dialect.h); drive.c routes request paths to dialects and runs their
