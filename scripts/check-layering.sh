@@ -7,14 +7,21 @@
 # libwebsockets, only src/front/nats nats.c.
 cd "$(dirname "$0")/.."
 bad=0
+# Known exception: the deepgram engine is a WebSocket *client* of an upstream
+# provider (like src/client), not a front end; it uses libwebsockets' client.
+# It is listed here by name so a new one is a decision, not an accident.
+allowed='src/engines/deepgram/deepgram.c'
+is_allowed() { for a in $allowed; do [ "$1" = "$a" ] && return 0; done; return 1; }
 neutral='src/audio src/engines src/session src/host src/front/proto'
 for f in $(find $neutral -name '*.[ch]' | sort); do
+    is_allowed "$f" && continue
     if grep -nE '^[[:space:]]*#[[:space:]]*include[[:space:]]*[<"](libwebsockets|lws_|nats/|nats\.h|msgpack)' "$f"; then
         echo "layering: $f includes a transport header (see DESIGN.md section 6)"
         bad=1
     fi
 done
 for f in $(find src include -name '*.[ch]' | grep -vE '^src/(front/ws|client)/' | sort); do
+    is_allowed "$f" && continue
     if grep -nE '^[[:space:]]*#[[:space:]]*include[[:space:]]*[<"](libwebsockets|lws_)' "$f"; then
         echo "layering: $f includes libwebsockets outside src/front/ws and src/client"
         bad=1
