@@ -1,0 +1,109 @@
+/*
+ * The sessions of the NATS gateway backend (natsgw.h): the state natsgw.c
+ * (connection, result delivery, timer) and gwsess.c (the backend ops: start,
+ * paced audio, controls, events) share. Internal to src/front/nats; the
+ * threading and locking rules are natsgw.h's: g->mu guards the session table,
+ * each session's result queue and its worker-side fields; the outgoing queue
+ * and the event numbering belong to the chan's worker thread.
+ */
+#ifndef HARK_FRONT_NATS_GWSESS_H
+#define HARK_FRONT_NATS_GWSESS_H
+
+#include <nats/nats.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "base/metrics.h"
+#include "front/nats/natsgw.h"
+#include "front/nats/nmsg.h"
+#include "front/nats/nres.h"
+#include "session/backend.h"
+#include "session/options.h"
+
+#define GWSESS_BUCKETS 1024
+
+/* A message for the session, waiting for its poll. */
+struct gitem {
+    struct gitem *next;
+    size_t cost;
+    struct nres r; /* parsed result, or a synthetic error (kind NRES_ERROR, text in msg) */
+    int synthetic_closed;
+    char msg[300];
+};
+
+/* A message for the worker, waiting for its turn (audio paced by the
+ * worker's progress; controls keep their place behind it). */
+struct gout {
+    struct gout *next;
+    int audio; /* raw audio bytes (rendered as a chunk when sent), else a rendered message */
+    size_t len;
+    uint8_t data[];
+};
+
+struct gsess {
+    struct natsgw *g;
+    char id[NMSG_ID_MAX];
+    char speaker[sizeof((struct hark_options *)0)->speaker_id];
+    char language[sizeof((struct hark_options *)0)->language];
+    char *subject; /* {subject_in}.{id} */
+    hark_event_cb ev;
+    void *ev_user;
+    void (*notify)(void *);
+    void *notify_user;
+    double bytes_per_sec; /* 0: a container encoding */
+    double t0;            /* wall clock at the start: chunk timestamps count from it */
+
+    /* the chan's worker thread */
+    uint64_t seq;
+    double results_end; /* the furthest audio a result covered */
+    int closed_delivered;
+    int end_queued;
+    int end_sent;
+    struct gout *ohead, *otail;
+    atomic_ullong sent_bytes; /* audio published (read by the timer) */
+    atomic_size_t backlog;    /* bytes in the outgoing queue (read by the front end) */
+    atomic_int blocked;       /* audio waits: the worker is a window behind */
+
+    /* guarded by g->mu */
+    struct gitem *head, *tail;
+    size_t queued_bytes;
+    int started;       /* the worker acknowledged the start */
+    int finished;      /* closed queued (received or synthetic): nothing more is queued */
+    int64_t t_start;   /* monotonic ns the start was sent */
+    int64_t t_heard;   /* monotonic ns of the last message from the worker */
+    int64_t t_ka;      /* monotonic ns the last keepalive went out */
+    int ka_out;        /* it awaits its answer */
+    uint64_t consumed; /* audio the worker took off its queue, from its last answer */
+    struct gsess *hnext, *prev, *next;
+};
+
+struct natsgw {
+    struct natsgw_cfg cfg;
+    char *url, *subj_in, *subj_out, *name;
+    natsConnection *nc;
+    natsSubscription *sub;
+    atomic_int connected;
+    uint64_t window; /* audio bytes in flight to a worker, at most */
+
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    struct gsess *buckets[GWSESS_BUCKETS];
+    struct gsess *all;
+    int stop;
+    pthread_t timer;
+    int timer_started;
+
+    struct metric *m_connected, *m_sessions, *m_timeouts, *m_bad;
+};
+
+/* natsgw.c: the session table (under g->mu). */
+struct gsess *natsgw_find(struct natsgw *g, const char *id);
+void natsgw_add(struct natsgw *g, struct gsess *s);
+void natsgw_del(struct natsgw *g, struct gsess *s);
+
+/* gwsess.c */
+extern const struct backend_ops gwsess_ops;
+void gwsess_item_free(struct gitem *it);
+
+#endif
