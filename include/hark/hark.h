@@ -161,6 +161,15 @@ int hark_engine_check_options(const struct hark_engine *eng, const struct hark_o
 int hark_engine_set_fallback(struct hark_engine *eng, struct hark_engine *fallback, int cooldown_ms,
                              void (*on_failover)(void *user, const char *reason), void *user);
 
+/* The circuit breaker's state now (hark_engine_set_fallback):
+ * HARK_CIRCUIT_CLOSED (sessions use the provider), HARK_CIRCUIT_OPEN (new
+ * sessions go to the fallback; *ms_left, if not NULL, gets the cooldown
+ * left), HARK_CIRCUIT_HALF_OPEN (the cooldown is over: the next session
+ * probes the provider, or one is probing), or HARK_CIRCUIT_NONE (no
+ * fallback set). Thread-safe. */
+enum { HARK_CIRCUIT_NONE = -1, HARK_CIRCUIT_CLOSED, HARK_CIRCUIT_OPEN, HARK_CIRCUIT_HALF_OPEN };
+int hark_engine_circuit(const struct hark_engine *eng, int64_t *ms_left);
+
 /*
  * The voice activity detector of every session on this engine: "webrtc" (the
  * default: WebRTC VAD plus a spectral-flatness check, built in) or "silero"

@@ -17,6 +17,8 @@ enum cli_exit {
 
 int cli_transcribe(int argc, char **argv);
 int cli_engines(int argc, char **argv);
+/* circuit.c: the circuit breakers of a running server (its /metrics), printed. */
+int cli_circuit_print(const char *server);
 int cli_serve(int argc, char **argv);
 int cli_worker(int argc, char **argv);
 

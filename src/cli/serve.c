@@ -556,12 +556,22 @@ int cli_engines(int argc, char **argv)
 {
     struct config cfg;
     char err[512];
+    /* --server URL: a running server's circuit breakers (not a serve option) */
+    const char *server = NULL;
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "--server") && i + 1 < argc) {
+            server = argv[i + 1];
+            memmove(argv + i, argv + i + 2, (size_t)(argc - i - 2 + 1) * sizeof *argv);
+            argc -= 2;
+            break;
+        }
     if (config_load_env(&cfg, err, sizeof err)) {
         fprintf(stderr, "hark engines: %s\n", err);
         return CLI_USAGE;
     }
-    int first = config_parse_args(&cfg, CONFIG_SERVE, argc, argv, 1,
-                                  "usage: hark engines [serve options]", err, sizeof err);
+    int first =
+        config_parse_args(&cfg, CONFIG_SERVE, argc, argv, 1,
+                          "usage: hark engines [--server URL] [serve options]", err, sizeof err);
     if (first == -2)
         return CLI_OK;
     if (first < 0 || first < argc) {
@@ -603,5 +613,5 @@ int cli_engines(int argc, char **argv)
         printf(", failing over to %s (circuit breaker %d ms)", cfg.fallback_engine,
                cfg.provider_cooldown_ms);
     printf("\n");
-    return CLI_OK;
+    return server ? cli_circuit_print(server) : CLI_OK;
 }

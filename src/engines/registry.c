@@ -178,6 +178,25 @@ int hark_engine_set_vad(struct hark_engine *eng, const char *name, const char *c
     return 0;
 }
 
+int hark_engine_circuit(const struct hark_engine *eng, int64_t *ms_left)
+{
+    struct engine_breaker *b = eng ? eng->breaker : NULL;
+    if (ms_left)
+        *ms_left = 0;
+    if (!b)
+        return HARK_CIRCUIT_NONE;
+    pthread_mutex_lock(&b->mu);
+    int st = HARK_CIRCUIT_CLOSED;
+    if (b->open_until) {
+        int64_t left = (b->open_until - clock_mono_ns()) / 1000000;
+        st = left > 0 && !b->probing ? HARK_CIRCUIT_OPEN : HARK_CIRCUIT_HALF_OPEN;
+        if (st == HARK_CIRCUIT_OPEN && ms_left)
+            *ms_left = left;
+    }
+    pthread_mutex_unlock(&b->mu);
+    return st;
+}
+
 void hark_engine_destroy(struct hark_engine *eng)
 {
     if (!eng)

@@ -78,6 +78,8 @@ test('upstream SIGKILLed mid-session with --fallback-engine pocketsphinx: provid
       await sleep(100);
     }
     await waitFor(s.events, (e) => e.type === 'transcript' && e.is_final, 1000);
+    const m0 = (await curl([`${fr.http}/metrics`])).body.toString();
+    assert.match(m0, /^hark_provider_circuit_state\{engine="deepgram"\} 0$/m);
     // killed in the middle of the second utterance: half of it went upstream
     const half = clips[1].length / 2 & ~1;
     await streamPcm(s.ws, clips[1].subarray(0, half));
@@ -104,6 +106,11 @@ test('upstream SIGKILLed mid-session with --fallback-engine pocketsphinx: provid
     console.log(`# failover: kill -> first fallback final ${failoverMs} ms`);
     const m = (await curl([`${fr.http}/metrics`])).body.toString();
     assert.match(m, /hark_provider_failovers_total\{reason="unreachable"\} 1\b/);
+    // the breaker is open: the metric, and `hark engines --server`
+    assert.match(m, /^hark_provider_circuit_state\{engine="deepgram"\} 1$/m);
+    const r = spawnSync(HARK, ['engines', '--server', fr.http], { encoding: 'utf8', timeout: 20000 });
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /^circuit of deepgram at \S+: open \(new sessions use the fallback\)$/m);
   } finally {
     await fr.stop();
     await local.stop();

@@ -54,6 +54,12 @@ static void register_metrics(struct wsfe *fe)
     fe->m_streams =
         metrics_gauge(m, "hark_engine_streams_in_use", "Engine streams bound to a talking speaker",
                       "engine", hark_engine_get_name(fe->eng));
+    if (hark_engine_circuit(fe->eng, NULL) != HARK_CIRCUIT_NONE)
+        fe->m_circuit = metrics_gauge(
+            m, "hark_provider_circuit_state",
+            "Circuit breaker of the network engine: 0 closed, 1 open (new sessions use the "
+            "fallback), 2 half open (one session probes the provider)",
+            "engine", hark_engine_get_name(fe->eng));
 }
 
 void wsfe_count_event(struct wsfe *fe, const struct hark_event *ev)
@@ -70,6 +76,8 @@ static void refresh_gauges(void *user)
     hark_engine_stats(fe->eng, &es);
     metrics_set(fe->m_decode, es.decode_seconds);
     metrics_set(fe->m_streams, es.streams_in_use);
+    if (fe->m_circuit)
+        metrics_set(fe->m_circuit, hark_engine_circuit(fe->eng, NULL));
 }
 
 /* ------------------------------------------------------------ connections */

@@ -51,7 +51,7 @@ struct wsfe {
 
     struct stats stats; /* host/stats.h: events, errors, latencies, audio */
     struct metric *m_conns;
-    struct metric *m_decode, *m_streams;
+    struct metric *m_decode, *m_streams, *m_circuit;
 };
 
 #endif
