@@ -402,6 +402,10 @@ test('a gateway without NATS: /readyz says 503 why, sessions are refused (native
       const ev = await nativeSession(gw.url, wavPcm(CLIPS[1]));
       checkContract(ev);
       assert.ok(finalsOf(ev).finals.length >= 1);
+      const m = (await curl([`${gw.http}/metrics`])).body;
+      assert.match(m, /^hark_backend_connected 1$/m);
+      assert.match(m, /^hark_backend_sessions 0$/m);
+      assert.match(m, /^hark_backend_timeouts_total 0$/m);
     } finally {
       assert.equal(await w.stop(), 0);
     }
