@@ -111,6 +111,8 @@ static const struct cfg_row rows[] = {
      "30000", 100, 600000, NULL, "compute", "engine openai: longest wait for one utterance's reply, ms", BOTH},
     {"openai-retries", "HARK_OPENAI_RETRIES", NULL, CFG_INT, OFF(openai_retries), "2", 0, 10,
      NULL, "compute", "engine openai: retries of a failed request (connection refused/reset, HTTP 5xx, 429), 250 ms backoff doubling", BOTH},
+    {"openai-partial-ms", "HARK_OPENAI_PARTIAL_MS", NULL, CFG_INT, OFF(openai_partial_ms), "0", 0,
+     600000, NULL, "compute", "engine openai: partials by re-sending the growing utterance every this many ms of speech (0 = off; 200 at least; one request each, see docs/engines.md for the cost)", BOTH},
     {"deepgram-url", "HARK_DEEPGRAM_URL", NULL, CFG_STR, OFF(deepgram_url),
      "wss://api.deepgram.com/v1/listen", 0, 0, NULL, "compute",
      "engine deepgram: a Deepgram-compatible live endpoint (ws:// or wss://); each session streams its utterances there", BOTH},

@@ -51,6 +51,7 @@ struct config {
     char openai_model[128];
     int openai_timeout_ms;
     int openai_retries;
+    int openai_partial_ms;
     char deepgram_url[512];
     char deepgram_key[512];
     char deepgram_model[128];

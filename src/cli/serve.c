@@ -175,9 +175,12 @@ static int load_engines(const struct config *cfg, const char *const *ps_kv,
     char timeout[16], retries[16];
     snprintf(timeout, sizeof timeout, "%d", cfg->openai_timeout_ms);
     snprintf(retries, sizeof retries, "%d", cfg->openai_retries);
+    char partial_ms[16];
+    snprintf(partial_ms, sizeof partial_ms, "%d", cfg->openai_partial_ms);
     const char *oa_kv[] = {"url",     cfg->openai_url,   "key",        cfg->openai_key,
                            "model",   cfg->openai_model, "timeout_ms", timeout,
-                           "retries", retries,           NULL};
+                           "retries", retries,           "partial_ms", partial_ms,
+                           NULL};
     char threads[16];
     snprintf(threads, sizeof threads, "%d", cfg->sherpa_threads);
     const char *sh_kv[] = {"lib",     cfg->sherpa_lib,  "model_dir", cfg->sherpa_model,

@@ -6,6 +6,15 @@
  * response_format=verbose_json and timestamp_granularities[]=word (servers
  * that ignore them still send "text"; words then stay empty).
  *
+ * Partials (partial_ms > 0, off by default): every partial_ms of utterance
+ * audio the utterance so far is POSTed again (one request at a time per
+ * session; a new one starts when the last answered and partial_ms more audio
+ * came); its text is the partial. The cost is one request per partial_ms of
+ * speech per session, and the provider transcribes the growing utterance
+ * again each time: for an utterance of L seconds about L^2 / (2 partial_ms)
+ * seconds of audio instead of L. Failed partial requests are not retried and
+ * report nothing (the final's request decides about failover).
+ *
  * Threads: one I/O thread per loaded model runs libcurl's multi interface
  * for every session's requests, so no worker thread waits on a socket
  * (ENGINE_ASYNC, engine.h). libcurl rather than a hand-written client: it
@@ -61,6 +70,8 @@ struct oa_req {
     uint8_t *wav;
     size_t wav_len;
     int attempt;
+    int partial;        /* a partial's request: no ticket, no completion */
+    unsigned gen;       /* partial: the stream's utt_gen when it was made */
     int64_t not_before; /* monotonic ns; retries wait */
     int64_t t0;
     CURL *easy;
@@ -75,6 +86,7 @@ struct engine_model {
     struct curl_slist *headers; /* Authorization (with a key), no Expect: 100-continue */
     char *model;
     int timeout_ms, connect_timeout_ms, retries;
+    int partial_ms; /* 0 = no partials */
 
     CURLM *multi;
     pthread_t th;
@@ -86,7 +98,7 @@ struct engine_model {
     struct oa_req *active;  /* in the multi handle (I/O thread's list) */
     int stop;
     unsigned streams_total, streams_in_use;
-    double audio_seconds, request_seconds;
+    double audio_seconds, request_seconds, partial_audio_seconds;
 };
 
 struct engine_stream {
@@ -102,8 +114,13 @@ struct engine_stream {
     struct oa_done *done_head, *done_tail;
     unsigned inflight;
     int released;
+    unsigned utt_gen;   /* +1 at each utterance's start and end */
+    int partial_busy;   /* a partial's request is out */
+    char *partial_text; /* the newest partial of the open utterance */
     /* last utt_poll's storage (session thread only) */
     struct oa_done *cur;
+    size_t partial_at; /* n at the last partial's request (session thread) */
+    char *partial;     /* utt_partial's storage (session thread) */
 };
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
@@ -132,6 +149,8 @@ static void stream_free(struct engine_stream *s)
     }
     done_free(s->cur);
     hark_free(s->pcm);
+    hark_free(s->partial_text);
+    hark_free(s->partial);
     hark_free(s);
 }
 
@@ -216,6 +235,19 @@ static void complete(struct engine_model *m, struct oa_req *r, int err, const ch
     struct engine_stream *s = r->s;
     s->inflight--;
     m->request_seconds += (double)(clock_mono_ns() - r->t0) / 1e9;
+    if (r->partial) {
+        s->partial_busy = 0;
+        if (!s->released && !err && reply && r->gen == s->utt_gen) {
+            hark_free(s->partial_text);
+            s->partial_text = reply->text; /* moves */
+            reply->text = NULL;
+        }
+        if (reply)
+            oa_reply_clear(reply);
+        if (s->released && !s->inflight)
+            stream_free(s);
+        return;
+    }
     if (s->released) {
         if (reply)
             oa_reply_clear(reply);
@@ -290,7 +322,7 @@ static void finished(struct engine_model *m, struct oa_req *r, CURLcode cc)
         }
     }
     pthread_mutex_lock(&m->mu);
-    if (err && retry && r->attempt < m->retries && !r->s->released && !m->stop) {
+    if (err && retry && !r->partial && r->attempt < m->retries && !r->s->released && !m->stop) {
         LOG_INFO(r->s->sid, "openai: %s; retry %d of %d", msg, r->attempt + 1, m->retries);
         r->not_before = clock_mono_ns() + ((int64_t)BACKOFF_MS << r->attempt) * 1000000;
         r->attempt++;
@@ -299,7 +331,9 @@ static void finished(struct engine_model *m, struct oa_req *r, CURLcode cc)
         pthread_mutex_unlock(&m->mu);
         return;
     }
-    if (err)
+    if (err && r->partial)
+        LOG_DEBUG(r->s->sid, "openai: partial: %s", msg);
+    else if (err)
         LOG_INFO(r->s->sid, "openai: %s", msg);
     complete(m, r, err, reason, err ? msg : NULL, err ? NULL : &reply);
     pthread_mutex_unlock(&m->mu);
@@ -379,7 +413,8 @@ static void *io_main(void *arg)
 
 /* ------------------------------------------------------------ model */
 
-static const char *const setting_names = "url, key, model, timeout_ms, connect_timeout_ms, retries";
+static const char *const setting_names =
+    "url, key, model, timeout_ms, connect_timeout_ms, retries, partial_ms";
 
 static void model_free(struct engine_model *m)
 {
@@ -454,8 +489,12 @@ static int model_load(struct engine_model **out, const char *const *settings, ch
             key = v;
         else if (!strcmp(name, "model"))
             model = v[0] ? v : model;
-        else if (!strcmp(name, "timeout_ms") || !strcmp(name, "connect_timeout_ms") ||
-                 !strcmp(name, "retries")) {
+        else if (!strcmp(name, "partial_ms")) {
+            if (parse_int(v, 0, 600000, &m->partial_ms) || (m->partial_ms && m->partial_ms < 200))
+                rc = err_set(errbuf, errbuf_size, HARK_E_BAD_OPTION,
+                             "openai setting partial_ms='%s': 0 (off) or 200..600000", v);
+        } else if (!strcmp(name, "timeout_ms") || !strcmp(name, "connect_timeout_ms") ||
+                   !strcmp(name, "retries")) {
             int *dst = name[0] == 't'   ? &m->timeout_ms
                        : name[0] == 'c' ? &m->connect_timeout_ms
                                         : &m->retries;
@@ -508,8 +547,9 @@ static int model_load(struct engine_model **out, const char *const *settings, ch
         return err_set(errbuf, errbuf_size, HARK_E_INTERNAL, "openai: cannot start its thread");
     }
     m->th_started = 1;
-    LOG_INFO(NULL, "openai: %s, model %s, timeout %d ms, %d retries%s", m->endpoint, m->model,
-             m->timeout_ms, m->retries, key[0] ? ", with a key" : "");
+    LOG_INFO(NULL, "openai: %s, model %s, timeout %d ms, %d retries, partials %s%s", m->endpoint,
+             m->model, m->timeout_ms, m->retries, m->partial_ms ? "on" : "off",
+             key[0] ? ", with a key" : "");
     *out = m;
     return 0;
 }
@@ -553,10 +593,66 @@ static void stream_release(struct engine_stream *s)
         curl_multi_wakeup(m->multi); /* drops its requests, then frees it */
 }
 
+/* A new utterance, or the end of one: partials still out are of the old. */
+static void partial_reset(struct engine_stream *s)
+{
+    pthread_mutex_lock(&s->m->mu);
+    s->utt_gen++;
+    hark_free(s->partial_text);
+    s->partial_text = NULL;
+    pthread_mutex_unlock(&s->m->mu);
+    s->partial_at = 0;
+}
+
 static int utt_start(struct engine_stream *s)
 {
     s->n = 0;
+    partial_reset(s);
     return 0;
+}
+
+static struct oa_req *make_req(struct engine_stream *s, uint64_t ticket)
+{
+    struct oa_req *r = hark_calloc(1, sizeof *r);
+    size_t bytes = s->n * 2;
+    if (!r || !(r->wav = hark_malloc(44 + bytes))) {
+        hark_free(r);
+        return NULL;
+    }
+    wav_write_header(r->wav, PCM_S16LE, ENGINE_RATE, 1, (uint32_t)bytes);
+    memcpy(r->wav + 44, s->pcm, bytes); /* little-endian host (x86-64, arm64) */
+    r->wav_len = 44 + bytes;
+    r->s = s;
+    r->ticket = ticket;
+    buf_init(&r->body);
+    return r;
+}
+
+/* Every partial_ms of audio, one request at a time: the utterance so far. */
+static void maybe_request_partial(struct engine_stream *s)
+{
+    struct engine_model *m = s->m;
+    if (!m->partial_ms || s->n - s->partial_at < (size_t)m->partial_ms * (ENGINE_RATE / 1000))
+        return;
+    pthread_mutex_lock(&m->mu);
+    int busy = s->partial_busy || s->inflight >= MAX_INFLIGHT;
+    pthread_mutex_unlock(&m->mu);
+    if (busy)
+        return;
+    struct oa_req *r = make_req(s, 0);
+    if (!r)
+        return; /* no partial this time; the final does not depend on it */
+    r->partial = 1;
+    s->partial_at = s->n;
+    pthread_mutex_lock(&m->mu);
+    r->gen = s->utt_gen;
+    s->partial_busy = 1;
+    s->inflight++;
+    m->partial_audio_seconds += (double)s->n / ENGINE_RATE;
+    r->next = m->queue;
+    m->queue = r;
+    pthread_mutex_unlock(&m->mu);
+    curl_multi_wakeup(m->multi);
 }
 
 static int utt_feed(struct engine_stream *s, const float *x, size_t n)
@@ -567,19 +663,24 @@ static int utt_feed(struct engine_stream *s, const float *x, size_t n)
         float v = x[i] * 32768.0f;
         s->pcm[s->n++] = (int16_t)(v > 32767.0f ? 32767 : v < -32768.0f ? -32768 : v);
     }
+    maybe_request_partial(s);
     return 0;
 }
 
 static int utt_partial(struct engine_stream *s, struct engine_result *out)
 {
-    (void)s;
-    *out = (struct engine_result){.text = ""};
+    hark_free(s->partial);
+    pthread_mutex_lock(&s->m->mu);
+    s->partial = s->partial_text ? hark_strdup(s->partial_text) : NULL;
+    pthread_mutex_unlock(&s->m->mu);
+    *out = (struct engine_result){.text = s->partial ? s->partial : "", .confidence = 1.0f};
     return 0;
 }
 
 static int utt_submit(struct engine_stream *s, uint64_t ticket)
 {
     struct engine_model *m = s->m;
+    partial_reset(s);
     if (s->n < ENGINE_RATE / 10) {
         /* Under 100 ms: OpenAI refuses it ("audio too short"), and there
          * is no word in it to lose. An empty result, no request. */
@@ -601,18 +702,9 @@ static int utt_submit(struct engine_stream *s, uint64_t ticket)
             s->notify(s->notify_user);
         return 0;
     }
-    struct oa_req *r = hark_calloc(1, sizeof *r);
-    size_t bytes = s->n * 2;
-    if (!r || !(r->wav = hark_malloc(44 + bytes))) {
-        hark_free(r);
+    struct oa_req *r = make_req(s, ticket);
+    if (!r)
         return HARK_E_NOMEM;
-    }
-    wav_write_header(r->wav, PCM_S16LE, ENGINE_RATE, 1, (uint32_t)bytes);
-    memcpy(r->wav + 44, s->pcm, bytes); /* little-endian host (x86-64, arm64) */
-    r->wav_len = 44 + bytes;
-    r->s = s;
-    r->ticket = ticket;
-    buf_init(&r->body);
     pthread_mutex_lock(&m->mu);
     if (s->inflight >= MAX_INFLIGHT) {
         pthread_mutex_unlock(&m->mu);
