@@ -38,7 +38,7 @@
  *                       [--sets continuous,pauses-silence,pauses-noise]
  *                       [--raw-partials] [--json FILE] [--data DIR]
  *                       [--clips N] [--warmup 0|1] [--passes none,bestpath,full]
- *                       [--paced]
+ *                       [--paced] [--chunk-ms N]
  *   --raw-partials  adds a third arm: the raw engine also reading its
  *                   hypothesis every 200 ms of audio (ps_get_hyp), as hark
  *                   does for partials, to separate partial cost from the rest.
@@ -53,6 +53,9 @@
  *                   stream arrives; otherwise as fast as they decode. A
  *                   decoder that sleeps between chunks finds its caches
  *                   cold, so paced CPU per audio second is higher for both.
+ *   --chunk-ms N    the cpu section feeds N ms per call (and, paced, per
+ *                   wake-up) instead of 20: what batching a stream's audio
+ *                   per wake-up saves (docs/benchmarks.md).
  */
 #include <errno.h>
 #include <math.h>
@@ -82,6 +85,8 @@
 
 #define RATE 16000
 #define CHUNK 320 /* samples: 20 ms */
+/* --chunk-ms: the cpu section's feed size (both sides), CHUNK by default. */
+static size_t feed_chunk = CHUNK;
 #define MAX_CLIPS 8
 #define MAX_UTTS 16
 #define MAX_REPEATS 64
@@ -427,8 +432,8 @@ static void pace_wait(int64_t done)
 
 static void feed_all(struct hark_session *s, const int16_t *pcm, size_t n)
 {
-    for (size_t off = 0; off < n; off += CHUNK) {
-        size_t k = n - off < CHUNK ? n - off : CHUNK;
+    for (size_t off = 0; off < n; off += feed_chunk) {
+        size_t k = n - off < feed_chunk ? n - off : feed_chunk;
         pace_wait((int64_t)off);
         if (hark_session_feed(s, pcm + off, k * sizeof *pcm))
             die("feed: %s", hark_session_errmsg(s));
@@ -533,12 +538,13 @@ static void raw_utt(ps_decoder_t *ps, const int16_t *pcm, size_t n, int64_t base
     if (ps_start_stream(ps) < 0 || ps_start_utt(ps) < 0)
         die("%s", "ps_start_utt failed");
     int32 score;
-    for (size_t off = 0, k = 0; off < n; off += CHUNK, k++) {
-        size_t len = n - off < CHUNK ? n - off : CHUNK;
+    size_t every = 10 * CHUNK / feed_chunk ? 10 * CHUNK / feed_chunk : 1; /* 200 ms */
+    for (size_t off = 0, k = 0; off < n; off += feed_chunk, k++) {
+        size_t len = n - off < feed_chunk ? n - off : feed_chunk;
         pace_wait(base + (int64_t)off);
         if (ps_process_raw(ps, pcm + off, len, FALSE, FALSE) < 0)
             die("%s", "ps_process_raw failed");
-        if (partials && k % 10 == 9)
+        if (partials && k % every == every - 1)
             (void)ps_get_hyp(ps, &score);
     }
     raw_end(ps, text);
@@ -1149,7 +1155,7 @@ static void usage(void)
             "                      [--sets continuous,pauses-silence,pauses-noise]\n"
             "                      [--raw-partials] [--json FILE] [--data DIR]\n"
             "                      [--clips N] [--warmup 0|1] [--passes none,bestpath,full]\n"
-            "                      [--paced]\n");
+            "                      [--paced] [--chunk-ms N]\n");
     exit(2);
 }
 
@@ -1171,6 +1177,14 @@ int main(int argc, char **argv)
         }
         if (!v)
             usage();
+        if (strcmp(a, "--chunk-ms") == 0 && v) {
+            int ms = atoi(v);
+            if (ms < 10 || ms > 1000 || ms % 10)
+                die("%s", "--chunk-ms: 10..1000, a multiple of 10");
+            feed_chunk = (size_t)ms * RATE / 1000;
+            i++;
+            continue;
+        }
         if (strcmp(a, "--repeats") == 0)
             repeats = atoi(v);
         else if (strcmp(a, "--sections") == 0)

@@ -35,7 +35,7 @@
 // Usage (from the repository root; `ws` is resolved from tests/e2e):
 //   node bench/load.mjs --hark build/hark --bench build/bench/bench_pipeline
 //        [--sweep 1,2,4,6,8,10,12,16] [--idle 200] [--target-ms 500]
-//        [--raw-repeats 3] [--stagger-ms 5000] [--server-arg=--pool-max=8 ...]
+//        [--raw-repeats 3 (0: no baseline)] [--stagger-ms 5000] [--server-arg=--pool-max=8 ...]
 //        [--max-sessions 256] [--cold] [--json out.json]
 // Each level first warms the server up (N sessions talk at once briefly, so
 // the engine has a decoder per concurrent talker); --cold skips that.
@@ -166,6 +166,21 @@ function procCpuSeconds(pid) {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   return (Number(f[11]) + Number(f[12])) / CLK_TCK; // utime, stime (fields 14, 15)
+}
+
+// Context switches of all the server's threads (voluntary + involuntary):
+// each time a thread sleeps and is woken again, i.e. the wake-ups the server
+// pays for (a worker per decode turn, the I/O thread per output). Threads
+// that ended before the sample are not counted; the server keeps its threads.
+function procCtxSwitches(pid) {
+  let n = 0;
+  for (const t of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      const st = readFileSync(`/proc/${pid}/task/${t}/status`, 'utf8');
+      for (const m of st.matchAll(/ctxt_switches:\s+(\d+)/g)) n += Number(m[1]);
+    } catch { /* thread gone */ }
+  }
+  return n;
 }
 
 function procRssMb(pid) {
@@ -335,12 +350,14 @@ async function runLevel(n) {
     const sampler = setInterval(() => { rssPeak = Math.max(rssPeak, procRssMb(pid)); }, 250);
     const lat = { partial: [], endpoint: [], finalize: [] };
     const cpu0 = procCpuSeconds(pid);
+    const ctx0 = procCtxSwitches(pid);
     const client0 = process.cpuUsage();
     const w0 = performance.now();
     const stagger = n > 1 ? opt.staggerMs / n : 0;
     const sessions = await Promise.all(Array.from({ length: n }, (_, i) =>
       runSession(srv.url, i, w0 + i * stagger, i % 3 === 2, lat)));
     const cpu1 = procCpuSeconds(pid);
+    const ctx1 = procCtxSwitches(pid);
     const wall = (performance.now() - w0) / 1000;
     const client1 = process.cpuUsage(client0);
     clearInterval(sampler);
@@ -367,6 +384,7 @@ async function runLevel(n) {
       serverCpuS: cpu1 - cpu0,
       clientCpuShare: (client1.user + client1.system) / 1e6 / wall, // cores used by this script
       cpuPerAudioS: audio ? (cpu1 - cpu0) / audio : NaN,
+      ctxPerAudioS: audio ? (ctx1 - ctx0) / audio : NaN,
       rssStart, rss0, rssPeak,
       meanWer: ok.length ? ok.reduce((a, s) => a + s.wer, 0) / ok.length : NaN,
       client: { partial: q(lat.partial), endpoint: q(lat.endpoint), finalize: q(lat.finalize) },
@@ -454,7 +472,8 @@ console.log(`per session: ${STREAM.clips.length} clips each followed by ${PAUSE_
 console.log(`server: ${opt.hark} serve --host 127.0.0.1 --port 0 --max-sessions ${opt.maxSessions} ` +
   `--log-level warn ${opt.serverArgs.join(' ')}${opt.cold ? ' (cold)' : ' (warmed up)'}\n`);
 
-const raw = rawBaseline();
+// --raw-repeats 0: no baseline (runs comparing server settings; ratios NaN)
+const raw = opt.rawRepeats > 0 ? rawBaseline() : { raw_cpu_per_audio_s: NaN, hark_cpu_per_audio_s: NaN };
 console.log(`raw engine on the same audio, paced: ${raw.raw_cpu_per_audio_s.toFixed(4)} CPU s per audio s; ` +
   `hark in-process, paced: ${raw.hark_cpu_per_audio_s.toFixed(4)}\n`);
 
@@ -477,12 +496,12 @@ for (const n of opt.sweep) {
 
 console.log('\nserver CPU and memory (CPU = utime+stime of `hark serve` over the run / audio seconds streamed)');
 console.log('RSS: at start (pool_min decoders), after the warm-up, peak during the run; per session = (peak - start) / N');
-console.log('   N  refused  audio s  srv CPU s/audio s  / raw engine  / hark in-process  RSS start  warm  peak MB  MB/session  client CPU  WER');
+console.log('   N  refused  audio s  srv CPU s/audio s  / raw engine  / hark in-process  RSS start  warm  peak MB  MB/session  client CPU  WER  srv ctx switches/audio s');
 for (const r of levels)
   console.log(`${String(r.n).padStart(4)} ${String(r.refused).padStart(8)} ${fmt(r.audioS, 1).padStart(8)} ` +
     `${fmt(r.cpuPerAudioS, 4).padStart(18)} ${fmt(r.ratioRaw, 3).padStart(13)} ${fmt(r.ratioLib, 3).padStart(17)} ` +
     `${fmt(r.rssStart, 1).padStart(10)} ${fmt(r.rss0, 1).padStart(5)} ${fmt(r.rssPeak, 1).padStart(8)} ${fmt((r.rssPeak - r.rssStart) / r.n, 1).padStart(11)} ` +
-    `${(fmt(r.clientCpuShare * 100) + '%').padStart(11)} ${fmt(r.meanWer * 100, 1)}%`);
+    `${(fmt(r.clientCpuShare * 100) + '%').padStart(11)} ${fmt(r.meanWer * 100, 1)}% ${fmt(r.ctxPerAudioS, 0).padStart(8)}`);
 console.log('\nlatency, client side, ms p50 / p95 / p99 (n)');
 console.log('   N  first partial              endpoint final             finalize final');
 for (const r of levels) {

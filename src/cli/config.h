@@ -41,6 +41,7 @@ struct config {
     int ping_interval;
     /* compute */
     int workers;
+    int audio_hold_ms;
     char engine[32];
     int pool_max;
     char second_pass[16];

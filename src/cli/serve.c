@@ -396,6 +396,7 @@ int cli_serve_run(int argc, char **argv, int with_ws)
         status = CLI_RUNTIME;
         goto out;
     }
+    workers_set_hold(wpool, (unsigned)cfg.audio_hold_ms);
     /* One metrics registry and one admission policy for both front ends:
      * --max-sessions and the measured demand count every session. */
     struct admit_cfg ac = {

@@ -2,6 +2,7 @@
 
 #include <pthread.h>
 #include <stdio.h>
+#include <time.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <string.h>
@@ -18,6 +19,11 @@ enum job_kind { J_AUDIO, J_FINALIZE, J_STATE, J_ERROR, J_CLOSE, J_POLL };
 /* Audio bytes one chan may process per turn on a worker (~1 s of 16 kHz
  * s16; more for wider formats, which is fine). */
 #define TURN_BYTES 32000
+
+/* A held chan (workers_set_hold) goes to a worker before its hold ends once
+ * this much audio waits: a client sending faster than real time (an upload
+ * refilling its budget) is not slowed by the hold; 0.5 s of 16 kHz s16. */
+#define HOLD_MAX_BYTES 16000
 
 /* A session whose processed audio runs this far ahead of the wall clock
  * since its first audio is not live: it queues behind live sessions. */
@@ -81,7 +87,8 @@ struct chan {
 
     /* guarded by the pool lock */
     struct chan *next_ready;
-    int64_t ready_since;
+    int64_t ready_since; /* on the held list: when its hold ends */
+    int held;            /* on the held list, not a ready list */
 
     void (*on_free)(void *);
     void *on_free_arg;
@@ -111,6 +118,10 @@ struct workers {
      * real time) use what capacity is left, so they cannot delay anyone's
      * live results. */
     struct readyq live, bulk;
+    /* Chans whose audio waits out the hold (workers_set_hold), in the order
+     * their holds end (all holds are equally long). */
+    struct readyq held;
+    atomic_llong hold_ns;
     unsigned queued;
     pthread_t *th;
     unsigned n;
@@ -139,6 +150,68 @@ static void ready_push(struct workers *w, struct chan *c)
     w->queued++;
     pthread_cond_signal(&w->cv);
     pthread_mutex_unlock(&w->mu);
+}
+
+/* Puts c on the held list; its audio goes to a worker when the hold ends. */
+static void hold_push(struct workers *w, struct chan *c, int64_t hold_ns)
+{
+    pthread_mutex_lock(&w->mu);
+    c->next_ready = NULL;
+    c->ready_since = clock_mono_ns() + hold_ns;
+    c->held = 1;
+    int first = !w->held.head;
+    if (w->held.tail)
+        w->held.tail->next_ready = c;
+    else
+        w->held.head = c;
+    w->held.tail = c;
+    if (first) /* idle workers wait for the first hold to end */
+        pthread_cond_signal(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+}
+
+/* Moves c from the held list to the live one now (a control job, or enough
+ * audio); nothing if a worker took it meanwhile. O(held chans). */
+static void hold_end(struct workers *w, struct chan *c)
+{
+    pthread_mutex_lock(&w->mu);
+    if (!c->held) {
+        pthread_mutex_unlock(&w->mu);
+        return;
+    }
+    struct chan **pp = &w->held.head, *prev = NULL;
+    while (*pp != c) {
+        prev = *pp;
+        pp = &(*pp)->next_ready;
+    }
+    *pp = c->next_ready;
+    if (w->held.tail == c)
+        w->held.tail = prev;
+    c->held = 0;
+    pthread_mutex_unlock(&w->mu);
+    ready_push(w, c);
+}
+
+/* Under the pool lock: chans whose hold ended go to the back of the live
+ * list. Returns the ns until the next hold ends, or -1 if none is held. */
+static int64_t holds_due(struct workers *w, int64_t now)
+{
+    struct chan *c;
+    while ((c = w->held.head) && (c->ready_since <= now || w->stop)) {
+        w->held.head = c->next_ready;
+        if (!w->held.head)
+            w->held.tail = NULL;
+        c->held = 0;
+        c->next_ready = NULL;
+        c->ready_since = now;
+        if (w->live.tail)
+            w->live.tail->next_ready = c;
+        else
+            w->live.head = c;
+        w->live.tail = c;
+        w->queued++;
+    }
+    return c ? c->ready_since - now : -1;
 }
 
 static void free_jobs(struct job *j)
@@ -416,8 +489,21 @@ static void *worker_main(void *arg)
     struct workers *w = arg;
     for (;;) {
         pthread_mutex_lock(&w->mu);
-        while (!w->live.head && !w->bulk.head && !w->stop)
-            pthread_cond_wait(&w->cv, &w->mu);
+        for (;;) {
+            int64_t wait = holds_due(w, clock_mono_ns());
+            if (w->live.head || w->bulk.head || w->stop)
+                break;
+            if (wait < 0) {
+                pthread_cond_wait(&w->cv, &w->mu);
+            } else {
+                struct timespec ts;
+                clock_gettime(CLOCK_MONOTONIC, &ts); /* the cv's clock */
+                int64_t ns = (int64_t)ts.tv_nsec + wait;
+                ts.tv_sec += (time_t)(ns / 1000000000LL);
+                ts.tv_nsec = (long)(ns % 1000000000LL);
+                pthread_cond_timedwait(&w->cv, &w->mu, &ts);
+            }
+        }
         if (!w->live.head && !w->bulk.head && w->stop) {
             pthread_mutex_unlock(&w->mu);
             return NULL;
@@ -481,7 +567,11 @@ int workers_create(struct workers **out, unsigned threads, workers_wake_cb wake,
     if (!w)
         return HARK_E_NOMEM;
     pthread_mutex_init(&w->mu, NULL);
-    pthread_cond_init(&w->cv, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* holds end on the monotonic clock */
+    pthread_cond_init(&w->cv, &ca);
+    pthread_condattr_destroy(&ca);
     w->wake = wake;
     w->wake_user = wake_user;
     w->last_stats_at = clock_mono_ns();
@@ -515,6 +605,11 @@ void workers_destroy(struct workers *w)
     pthread_cond_destroy(&w->cv);
     pthread_mutex_destroy(&w->mu);
     hark_free(w);
+}
+
+void workers_set_hold(struct workers *w, unsigned hold_ms)
+{
+    atomic_store(&w->hold_ns, (long long)hold_ms * 1000000LL);
 }
 
 void workers_stats(struct workers *w, struct workers_stats *out)
@@ -691,10 +786,22 @@ const struct hark_session *chan_session(const struct chan *c)
     return c->ops->session(c->s);
 }
 
+/* A chan that has new jobs and no worker: audio of a live session waits out
+ * the hold (if any), so that one wake-up decodes several frames; anything
+ * else goes to a worker now. */
+static void schedule_chan(struct chan *c, enum job_kind kind)
+{
+    int64_t hold = atomic_load(&c->w->hold_ns);
+    if (hold > 0 && kind == J_AUDIO && !atomic_load(&c->bulk))
+        hold_push(c->w, c, hold);
+    else
+        ready_push(c->w, c);
+}
+
 static int post(struct chan *c, enum job_kind kind, int state, const void *data, size_t len)
 {
     pthread_mutex_lock(&c->mu);
-    int rc = 0;
+    int rc = 0, unhold;
     /* Polls go on after the close: a remote session's last finals (and
      * its CLOSED) arrive after it. */
     if (c->released || (c->close_posted && kind != J_POLL)) {
@@ -758,12 +865,20 @@ static int post(struct chan *c, enum job_kind kind, int state, const void *data,
         c->poll_queued = 1;
     int schedule = !c->scheduled;
     c->scheduled = 1;
+    /* Already scheduled, perhaps held: a control is not held back behind
+     * audio, nor is audio that piles up faster than real time. */
+    unhold = !schedule && (kind != J_AUDIO || c->pending_bytes >= HOLD_MAX_BYTES);
     pthread_mutex_unlock(&c->mu);
     if (schedule)
-        ready_push(c->w, c);
+        schedule_chan(c, kind);
+    else if (unhold)
+        hold_end(c->w, c);
     return 0;
 out:
+    unhold = !rc && kind == J_AUDIO && c->pending_bytes >= HOLD_MAX_BYTES;
     pthread_mutex_unlock(&c->mu);
+    if (unhold)
+        hold_end(c->w, c);
     return rc;
 }
 

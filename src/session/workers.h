@@ -100,6 +100,13 @@ int workers_create(struct workers **out, unsigned threads, workers_wake_cb wake,
 /* Stops the threads after the queued jobs ran. Chans must be released first. */
 void workers_destroy(struct workers *w);
 void workers_stats(struct workers *w, struct workers_stats *out);
+/* Hold a live session's audio up to hold_ms after it arrives at an idle
+ * chan before a worker decodes it, so that one wake-up decodes several
+ * frames (0: decode each frame as it arrives). Controls (finalize, close,
+ * state, errors), sessions ahead of real time and audio past 0.5 s of 16 kHz
+ * s16 are never held; a chan with work left after its turn is not held
+ * again. Call before chans post. */
+void workers_set_hold(struct workers *w, unsigned hold_ms);
 
 /* Creates the session (hark_session_create, on the calling thread) with the
  * chan as its event sink. render/user are used on worker threads; render

@@ -6,6 +6,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/clock.h"
 #include "check.h"
 #include "session/event_json.h"
 #include "session/evcopy.h"
@@ -453,6 +454,77 @@ static void test_structured(void)
     ASSERT((const unsigned char *)c->words >= block);
 }
 
+/* Waits up to max_ms for the chan's queue to empty; returns the ms waited. */
+static int wait_empty(struct chan *c, int max_ms)
+{
+    int waited = 0;
+    while (chan_pending_bytes(c) && waited < max_ms) {
+        sleep_ms(5);
+        waited += 5;
+    }
+    return waited;
+}
+
+/* workers_set_hold: a live stream's frames wait out the hold and are decoded
+ * together, one job per hold instead of one per frame; a control, or audio
+ * piling up faster than real time, ends the hold at once; destroy does not
+ * wait for holds. Without the hold each 20 ms frame arriving at an idle
+ * worker is its own job (~50 per second). */
+static void test_hold(void)
+{
+    struct workers *w;
+    ASSERT_OK(workers_create(&w, 1, wake, NULL));
+    workers_set_hold(w, 200);
+    size_t n;
+    unsigned char *pcm = clip_pcm(0, &n);
+    struct chan *c;
+    ASSERT_OK(chan_create(&c, w, eng, NULL, NULL, render, NULL, 1 << 22, NULL, 0));
+    struct workers_stats s0, s1;
+    workers_stats(w, &s0);
+    /* 1.2 s of audio in 20 ms frames at (at most) real-time pace */
+    for (size_t off = 0; off + 640 <= 38400; off += 640) {
+        ASSERT_OK(chan_post_audio(c, pcm + off, 640));
+        sleep_ms(20);
+    }
+    wait_empty(c, 30000);
+    ASSERT_EQ(chan_pending_bytes(c), 0);
+    workers_stats(w, &s1);
+    fprintf(stderr, "  60 frames ran as %llu jobs\n",
+            (unsigned long long)(s1.jobs_done - s0.jobs_done));
+    ASSERT_LE(s1.jobs_done - s0.jobs_done, 15);
+    ASSERT(s1.jobs_done - s0.jobs_done >= 2);
+
+    /* a frame is held for the hold's length, not decoded at once (a hold
+     * longer than any decoding this test waits for, however loaded the
+     * machine) */
+    workers_set_hold(w, 60000);
+    ASSERT_OK(chan_post_audio(c, pcm, 640));
+    sleep_ms(100);
+    ASSERT(chan_pending_bytes(c) > 0);
+    /* a finalize ends the hold: the audio and the finalize run now */
+    ASSERT_OK(chan_post_finalize(c));
+    ASSERT_LE(wait_empty(c, 30000), 29000);
+    /* so does audio past HOLD_MAX_BYTES (an upload refilling its budget) */
+    ASSERT_OK(chan_post_audio(c, pcm, 640));
+    sleep_ms(100);
+    ASSERT(chan_pending_bytes(c) > 0);
+    for (size_t off = 640; off < 17920; off += 640)
+        ASSERT_OK(chan_post_audio(c, pcm + off, 640));
+    ASSERT_LE(wait_empty(c, 30000), 29000);
+    /* held when released and when the pool stops: freed, nothing leaks,
+     * destroy does not wait for the hold */
+    ASSERT_OK(chan_post_audio(c, pcm, 640));
+    chan_release(c);
+    struct chan *c2;
+    ASSERT_OK(chan_create(&c2, w, eng, NULL, NULL, render, NULL, 1 << 22, NULL, 0));
+    ASSERT_OK(chan_post_audio(c2, pcm, 640));
+    int64_t t0 = clock_mono_ns();
+    chan_release(c2);
+    workers_destroy(w);
+    ASSERT_LE((clock_mono_ns() - t0) / 1000000, 30000);
+    free(pcm);
+}
+
 int main(void)
 {
     char err[256];
@@ -466,6 +538,7 @@ int main(void)
     RUN_SHARED(test_budget_counts_every_job);
     RUN_SHARED(test_multi_messages);
     RUN_SHARED(test_structured);
+    RUN_SHARED(test_hold);
     hark_engine_destroy(eng);
     CHECK_NO_LEAKS();
     return 0;
