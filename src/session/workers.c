@@ -88,7 +88,9 @@ struct chan {
     /* guarded by the pool lock */
     struct chan *next_ready;
     int64_t ready_since; /* on the held list: when its hold ends */
-    int held;            /* on the held list, not a ready list */
+    /* On the held list, not a ready list; written under the pool lock,
+     * read without it by post() to skip that lock when nothing is held. */
+    atomic_int held;
 
     void (*on_free)(void *);
     void *on_free_arg;
@@ -158,7 +160,7 @@ static void hold_push(struct workers *w, struct chan *c, int64_t hold_ns)
     pthread_mutex_lock(&w->mu);
     c->next_ready = NULL;
     c->ready_since = clock_mono_ns() + hold_ns;
-    c->held = 1;
+    atomic_store(&c->held, 1);
     int first = !w->held.head;
     if (w->held.tail)
         w->held.tail->next_ready = c;
@@ -175,7 +177,7 @@ static void hold_push(struct workers *w, struct chan *c, int64_t hold_ns)
 static void hold_end(struct workers *w, struct chan *c)
 {
     pthread_mutex_lock(&w->mu);
-    if (!c->held) {
+    if (!atomic_load(&c->held)) {
         pthread_mutex_unlock(&w->mu);
         return;
     }
@@ -187,7 +189,7 @@ static void hold_end(struct workers *w, struct chan *c)
     *pp = c->next_ready;
     if (w->held.tail == c)
         w->held.tail = prev;
-    c->held = 0;
+    atomic_store(&c->held, 0);
     pthread_mutex_unlock(&w->mu);
     ready_push(w, c);
 }
@@ -201,7 +203,7 @@ static int64_t holds_due(struct workers *w, int64_t now)
         w->held.head = c->next_ready;
         if (!w->held.head)
             w->held.tail = NULL;
-        c->held = 0;
+        atomic_store(&c->held, 0);
         c->next_ready = NULL;
         c->ready_since = now;
         if (w->live.tail)
@@ -871,13 +873,13 @@ static int post(struct chan *c, enum job_kind kind, int state, const void *data,
     pthread_mutex_unlock(&c->mu);
     if (schedule)
         schedule_chan(c, kind);
-    else if (unhold)
+    else if (unhold && atomic_load(&c->held))
         hold_end(c->w, c);
     return 0;
 out:
     unhold = !rc && kind == J_AUDIO && c->pending_bytes >= HOLD_MAX_BYTES;
     pthread_mutex_unlock(&c->mu);
-    if (unhold)
+    if (unhold && atomic_load(&c->held))
         hold_end(c->w, c);
     return rc;
 }

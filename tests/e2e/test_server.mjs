@@ -66,6 +66,24 @@ test('full speed and real-time pace give the same finals as hark transcribe', as
   }
 });
 
+test('--audio-hold-ms: real-time audio held 500 ms per wake-up decodes to the same finals as hark transcribe', async () => {
+  // 500 ms (the largest hold): frames of a live stream are decoded in batches
+  const held = await startServer(['--audio-hold-ms', '500', '--workers', '1']);
+  try {
+    const clip = CLIPS[3];
+    const s = await openNative(held.url, { encoding: 'pcm_s16le', sample_rate: 16000 });
+    assert.equal(s.ready.type, 'ready', JSON.stringify(s.ready));
+    await streamPcm(s.ws, wavPcm(clip), { realtime: true });
+    s.ws.send(JSON.stringify({ type: 'close' }));
+    assert.equal((await s.closed).code, 1000);
+    checkContract(s.events);
+    assert.equal(finals(s.events), cliFinals(clip));
+    assert.ok(s.events.some((e) => e.type === 'transcript' && !e.is_final), 'partials expected');
+  } finally {
+    await held.stop();
+  }
+});
+
 test('8 concurrent sessions never mix results', async () => {
   const refs = CLIPS.map(cliFinals);
   const jobs = [];
