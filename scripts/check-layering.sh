@@ -9,8 +9,9 @@ cd "$(dirname "$0")/.."
 bad=0
 # Known exception: the deepgram engine is a WebSocket *client* of an upstream
 # provider (like src/client), not a front end; it uses libwebsockets' client.
-# It is listed here by name so a new one is a decision, not an accident.
-allowed='src/engines/deepgram/deepgram.c'
+# Its one header that includes it (dg_int.h, shared by deepgram.c and
+# dg_conn.c) is listed here by name so a new one is a decision, not an accident.
+allowed='src/engines/deepgram/dg_int.h'
 is_allowed() { for a in $allowed; do [ "$1" = "$a" ] && return 0; done; return 1; }
 neutral='src/audio src/engines src/session src/host src/front/proto'
 for f in $(find $neutral -name '*.[ch]' | sort); do

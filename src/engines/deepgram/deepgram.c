@@ -32,9 +32,7 @@
  * reconnecting mid-utterance would lose the provider's context, and the
  * fallback loses nothing.
  */
-#include <libwebsockets.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,548 +42,7 @@
 #include "base/err.h"
 #include "base/log.h"
 #include "base/mem.h"
-#include "client/client_url.h"
-#include "engines/deepgram/dg_reply.h"
-#include "engines/engine.h"
-
-/* Utterances one session may have awaiting their Finalize answer. */
-#define MAX_INFLIGHT 64
-/* Audio queued for a provider that does not read it: 30 s of 16 kHz s16le.
- * Past it the stream fails ("timeout") instead of growing. */
-#define MAX_TX_BYTES (30u * 16000u * 2u)
-/* Longest provider message (a Results of a minute of speech is ~40 KB). */
-#define MAX_RX_BYTES (1u << 20)
-#define CHUNK_BYTES 8192 /* audio per WebSocket message: 256 ms */
-#define TICK_US (250 * 1000)
-
-enum st { S_NEW, S_CONNECTING, S_OPEN, S_DEAD };
-
-struct dg_done {
-    struct dg_done *next;
-    uint64_t ticket;
-    int err;
-    const char *reason;
-    char message[256];
-    char *text;
-    struct engine_word *words;
-    size_t n_words;
-    float confidence;
-};
-
-/* A submitted utterance: Finalize goes after byte `at` of the stream. */
-struct tk {
-    uint64_t ticket;
-    uint64_t at;
-    double off_s;    /* the utterance's start on the provider's clock */
-    int64_t sent_ns; /* when its Finalize went out; 0 = not yet */
-};
-
-struct engine_model {
-    struct client_url url;
-    char *key;
-    char *model; /* default upstream model; "" = the provider's */
-    int timeout_ms, keepalive_ms;
-    int vad_gate; /* 1: only utterances go up (KeepAlive between); 0: all audio */
-
-    struct lws_context *ctx;
-    pthread_t th;
-    int th_started;
-    lws_sorted_usec_list_t sul_tick;
-    lws_retry_bo_t retry;
-    uint8_t wbuf[LWS_PRE + CHUNK_BYTES + 64]; /* service thread */
-
-    pthread_mutex_t mu;     /* guards everything below and streams' shared fields */
-    pthread_cond_t done_cv; /* a completion was queued (utt_wait) */
-    struct engine_stream *streams;
-    int stop, dying;
-    unsigned streams_total, streams_in_use;
-    double audio_seconds, answer_seconds;
-    uint64_t bytes_sent, keepalives;
-};
-
-struct engine_stream {
-    struct engine_model *m;
-    struct engine_stream *next; /* m->streams */
-    char sid[64];
-    char *path; /* with the query */
-    void (*notify)(void *);
-    void *notify_user;
-
-    /* guarded by m->mu */
-    enum st state;
-    struct lws *wsi;
-    int released;
-    int err; /* failed for good: every ticket gets this */
-    const char *reason;
-    char message[256];
-    uint8_t *tx; /* bytes [sent, queued) of the stream, unsent */
-    size_t tx_len, tx_cap;
-    uint64_t queued, sent;
-    uint64_t utt_at;  /* `queued` at the open utterance's start */
-    uint64_t last_at; /* `at` of the last ticket */
-    struct tk tks[MAX_INFLIGHT];
-    unsigned tk_head, tk_n, tk_sent;
-    struct buf acc_text;           /* is_final text since the last Finalize answer */
-    struct engine_word *acc_words; /* times on the provider's clock */
-    size_t acc_n, acc_cap;
-    char *interim;
-    struct dg_done *done_head, *done_tail;
-    int64_t last_tx_ns;
-    int64_t last_rx_ns; /* the provider's last message */
-    int peer_close;
-
-    /* service thread only */
-    struct buf rx;
-
-    /* session thread only */
-    struct dg_done *cur;
-    char *partial;
-};
-
-static void done_free(struct dg_done *d)
-{
-    if (!d)
-        return;
-    for (size_t i = 0; i < d->n_words; i++)
-        hark_free(d->words[i].word);
-    hark_free(d->words);
-    hark_free(d->text);
-    hark_free(d);
-}
-
-static void acc_clear(struct engine_stream *s)
-{
-    for (size_t i = 0; i < s->acc_n; i++)
-        hark_free(s->acc_words[i].word);
-    s->acc_n = 0;
-    buf_reset(&s->acc_text);
-    hark_free(s->interim);
-    s->interim = NULL;
-}
-
-static void stream_free(struct engine_stream *s)
-{
-    struct dg_done *d = s->done_head;
-    while (d) {
-        struct dg_done *n = d->next;
-        done_free(d);
-        d = n;
-    }
-    done_free(s->cur);
-    acc_clear(s);
-    hark_free(s->acc_words);
-    buf_deinit(&s->acc_text);
-    buf_deinit(&s->rx);
-    hark_free(s->tx);
-    hark_free(s->interim);
-    hark_free(s->partial);
-    hark_free(s->path);
-    hark_free(s);
-}
-
-/* Under m->mu: queue an outcome and tell the session. */
-static void push_done(struct engine_stream *s, struct dg_done *d)
-{
-    if (s->done_tail)
-        s->done_tail->next = d;
-    else
-        s->done_head = d;
-    s->done_tail = d;
-    pthread_cond_broadcast(&s->m->done_cv);
-    if (s->notify && !s->released)
-        s->notify(s->notify_user);
-}
-
-static void push_error(struct engine_stream *s, uint64_t ticket)
-{
-    struct dg_done *d = hark_calloc(1, sizeof *d);
-    if (!d) {
-        LOG_ERROR(s->sid, "deepgram: out of memory queueing an error");
-        return; /* the recognise stage's own bound ends the wait */
-    }
-    d->ticket = ticket;
-    d->err = s->err;
-    d->reason = s->reason;
-    snprintf(d->message, sizeof d->message, "%s", s->message);
-    push_done(s, d);
-}
-
-/* Under m->mu: the stream cannot go on; every awaited utterance gets the
- * error, and so will every later one (utt_submit). */
-static void fail(struct engine_stream *s, int err, const char *reason, const char *fmt, ...)
-    HARK_PRINTF(4, 5);
-static void fail(struct engine_stream *s, int err, const char *reason, const char *fmt, ...)
-{
-    if (s->err)
-        return;
-    s->err = err;
-    s->reason = reason;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(s->message, sizeof s->message, fmt, ap);
-    va_end(ap);
-    if (!s->released)
-        LOG_INFO(s->sid, "deepgram: %s", s->message);
-    while (s->tk_n) {
-        push_error(s, s->tks[s->tk_head].ticket);
-        s->tk_head = (s->tk_head + 1) % MAX_INFLIGHT;
-        s->tk_n--;
-    }
-    s->tk_sent = 0;
-    s->tx_len = 0;
-    /* The service thread closes the connection (service_streams): lws is
-     * called on that thread only, and fail() runs on session threads too. */
-}
-
-/* ------------------------------------------------------------ replies */
-
-static int acc_append(struct engine_stream *s, const struct dg_reply *r)
-{
-    if (r->text[0]) {
-        if (s->acc_text.len)
-            buf_putc(&s->acc_text, ' ');
-        buf_puts(&s->acc_text, r->text);
-    }
-    if (r->n_words &&
-        mem_grow(&s->acc_words, &s->acc_cap, s->acc_n + r->n_words, sizeof *s->acc_words))
-        return HARK_E_NOMEM;
-    for (size_t i = 0; i < r->n_words; i++) {
-        s->acc_words[s->acc_n] = r->words[i];
-        if (!(s->acc_words[s->acc_n].word = hark_strdup(r->words[i].word)))
-            return HARK_E_NOMEM;
-        s->acc_n++;
-    }
-    return s->acc_text.oom ? HARK_E_NOMEM : 0;
-}
-
-/* Under m->mu: the head utterance is answered with what accumulated. */
-static void complete_head(struct engine_stream *s, float confidence)
-{
-    struct tk *t = &s->tks[s->tk_head];
-    struct dg_done *d = hark_calloc(1, sizeof *d);
-    if (d && !(d->text = hark_strdup(s->acc_text.data ? s->acc_text.data : "")))
-        done_free(d), d = NULL;
-    if (d && s->acc_n) {
-        /* the accumulated words move over; times to the utterance's clock */
-        d->words = s->acc_words;
-        d->n_words = s->acc_n;
-        for (size_t i = 0; i < d->n_words; i++) {
-            d->words[i].start = d->words[i].start > t->off_s ? d->words[i].start - t->off_s : 0;
-            d->words[i].end = d->words[i].end > t->off_s ? d->words[i].end - t->off_s : 0;
-        }
-        s->acc_words = NULL;
-        s->acc_n = s->acc_cap = 0;
-    }
-    if (!d) {
-        fail(s, HARK_E_NOMEM, "error", "out of memory keeping a result");
-        return;
-    }
-    d->ticket = t->ticket;
-    d->confidence = confidence;
-    if (t->sent_ns)
-        s->m->answer_seconds += (double)(clock_mono_ns() - t->sent_ns) / 1e9;
-    s->tk_head = (s->tk_head + 1) % MAX_INFLIGHT;
-    s->tk_n--;
-    s->tk_sent--;
-    acc_clear(s);
-    push_done(s, d);
-}
-
-static void on_message(struct engine_stream *s, const char *msg, size_t len)
-{
-    struct dg_reply r;
-    char err[200];
-    int rc = dg_reply_parse(&r, msg, len, err, sizeof err);
-    pthread_mutex_lock(&s->m->mu);
-    s->last_rx_ns = clock_mono_ns();
-    if (rc) {
-        fail(s, rc == HARK_E_NOMEM ? rc : HARK_E_PROVIDER, "bad_reply",
-             "provider message unusable: %s", err);
-    } else if (r.type == DG_ERROR) {
-        fail(s, HARK_E_PROVIDER, "error", "provider error: %s", r.message);
-    } else if (r.type == DG_RESULTS && !s->err) {
-        if (r.is_final) {
-            if (acc_append(s, &r))
-                fail(s, HARK_E_NOMEM, "error", "out of memory keeping a result");
-            hark_free(s->interim);
-            s->interim = NULL;
-        } else {
-            hark_free(s->interim);
-            s->interim = hark_strdup(r.text);
-        }
-        if (!s->err && r.from_finalize && s->tk_sent)
-            complete_head(s, r.confidence);
-    }
-    pthread_mutex_unlock(&s->m->mu);
-    dg_reply_clear(&r);
-}
-
-/* ------------------------------------------------------------ service thread */
-
-/* Under m->mu: what the connection should send next, into m->wbuf. */
-static size_t next_message(struct engine_model *m, struct engine_stream *s, int *binary)
-{
-    uint8_t *p = m->wbuf + LWS_PRE;
-    *binary = 0;
-    if (s->tk_sent < s->tk_n) {
-        struct tk *t = &s->tks[(s->tk_head + s->tk_sent) % MAX_INFLIGHT];
-        if (t->at <= s->sent) {
-            t->sent_ns = clock_mono_ns();
-            s->tk_sent++;
-            return (size_t)snprintf((char *)p, CHUNK_BYTES, "{\"type\":\"Finalize\"}");
-        }
-    }
-    if (s->tx_len) {
-        size_t n = s->tx_len < CHUNK_BYTES ? s->tx_len : CHUNK_BYTES;
-        if (s->tk_sent < s->tk_n) {
-            uint64_t at = s->tks[(s->tk_head + s->tk_sent) % MAX_INFLIGHT].at;
-            if (at - s->sent < n)
-                n = (size_t)(at - s->sent);
-        }
-        memcpy(p, s->tx, n);
-        memmove(s->tx, s->tx + n, s->tx_len - n);
-        s->tx_len -= n;
-        s->sent += n;
-        m->bytes_sent += n;
-        *binary = 1;
-        return n;
-    }
-    if (clock_mono_ns() - s->last_tx_ns > (int64_t)m->keepalive_ms * 1000000) {
-        m->keepalives++;
-        return (size_t)snprintf((char *)p, CHUNK_BYTES, "{\"type\":\"KeepAlive\"}");
-    }
-    return 0;
-}
-
-static int on_writable(struct engine_model *m, struct engine_stream *s, struct lws *wsi)
-{
-    pthread_mutex_lock(&m->mu);
-    if (s->released || s->err) {
-        pthread_mutex_unlock(&m->mu);
-        lws_close_reason(wsi, LWS_CLOSE_STATUS_NORMAL, NULL, 0);
-        return -1;
-    }
-    int binary;
-    size_t n = next_message(m, s, &binary);
-    if (n)
-        s->last_tx_ns = clock_mono_ns();
-    int more = s->tx_len || s->tk_sent < s->tk_n;
-    pthread_mutex_unlock(&m->mu);
-    if (n &&
-        lws_write(wsi, m->wbuf + LWS_PRE, n, binary ? LWS_WRITE_BINARY : LWS_WRITE_TEXT) < (int)n)
-        return -1;
-    if (more)
-        lws_callback_on_writable(wsi);
-    return 0;
-}
-
-static void connect_stream(struct engine_model *m, struct engine_stream *s)
-{
-    struct lws_client_connect_info ci;
-    memset(&ci, 0, sizeof ci);
-    ci.context = m->ctx;
-    ci.address = m->url.host;
-    ci.port = m->url.port;
-    ci.path = s->path;
-    ci.host = m->url.hostport;
-    ci.origin = m->url.hostport;
-    ci.ssl_connection = m->url.tls ? LCCSCF_USE_SSL : 0;
-    ci.retry_and_idle_policy = &m->retry;
-    ci.opaque_user_data = s;
-    ci.protocol = NULL;
-    struct lws *w = lws_client_connect_via_info(&ci);
-    pthread_mutex_lock(&m->mu);
-    if (s->state == S_CONNECTING) {
-        if (w)
-            s->wsi = w;
-        else {
-            s->state = S_DEAD;
-            fail(s, HARK_E_PROVIDER, "unreachable", "cannot connect to %s:%d", m->url.host,
-                 m->url.port);
-        }
-    }
-    pthread_mutex_unlock(&m->mu);
-}
-
-/* Connects new streams, frees released ones, asks to write what is due and
- * times out unanswered Finalizes. */
-static void service_streams(struct engine_model *m)
-{
-    for (;;) {
-        struct engine_stream *to_connect = NULL;
-        int64_t now = clock_mono_ns();
-        pthread_mutex_lock(&m->mu);
-        for (struct engine_stream **pp = &m->streams; *pp;) {
-            struct engine_stream *s = *pp;
-            if (s->released && !s->wsi && s->state != S_CONNECTING) {
-                *pp = s->next;
-                stream_free(s);
-                continue;
-            }
-            pp = &s->next;
-            if (s->state == S_NEW && !s->released && !s->err && !to_connect) {
-                s->state = S_CONNECTING;
-                to_connect = s;
-                continue;
-            }
-            if (s->state == S_CONNECTING && s->wsi && s->released)
-                lws_set_timeout(s->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
-            if (s->state != S_OPEN || !s->wsi)
-                continue;
-            /* The wait counts from the Finalize or the provider's last
-             * message, whichever is later: a provider still sending Results
-             * is working through audio sent faster than real time. */
-            int64_t since = s->tk_sent ? s->tks[s->tk_head].sent_ns : 0;
-            if (s->last_rx_ns > since)
-                since = s->last_rx_ns;
-            if (s->tk_sent && now - since > (int64_t)m->timeout_ms * 1000000)
-                fail(s, HARK_E_TIMEOUT, "timeout",
-                     "provider did not answer a Finalize within %d ms", m->timeout_ms);
-            if (s->released || s->err || s->tx_len || s->tk_sent < s->tk_n ||
-                now - s->last_tx_ns > (int64_t)m->keepalive_ms * 1000000)
-                lws_callback_on_writable(s->wsi);
-        }
-        pthread_mutex_unlock(&m->mu);
-        if (!to_connect)
-            return;
-        connect_stream(m, to_connect);
-    }
-}
-
-static void tick_cb(lws_sorted_usec_list_t *sul)
-{
-    struct engine_model *m = lws_container_of(sul, struct engine_model, sul_tick);
-    if (m->dying)
-        return;
-    service_streams(m);
-    lws_sul_schedule(m->ctx, 0, &m->sul_tick, tick_cb, TICK_US);
-}
-
-/* The connection is gone: the stream fails unless it was ending anyway. */
-static void on_down(struct engine_model *m, struct engine_stream *s, struct lws *wsi, int status,
-                    const char *why)
-{
-    lws_set_opaque_user_data(wsi, NULL); /* no callback reaches a freed stream */
-    pthread_mutex_lock(&m->mu);
-    s->wsi = NULL;
-    s->state = S_DEAD;
-    if (status == 401 || status == 403)
-        fail(s, HARK_E_AUTH, "auth", "provider refused the key (HTTP %d)", status);
-    else if (status > 0)
-        fail(s, HARK_E_PROVIDER, "http_status", "provider answered HTTP %d to the upgrade", status);
-    else if (s->peer_close && s->peer_close != LWS_CLOSE_STATUS_NORMAL)
-        fail(s, HARK_E_PROVIDER, "closed", "provider closed the connection (%d%s%.160s)",
-             s->peer_close, why && *why ? ": " : "", why ? why : "");
-    else
-        fail(s, HARK_E_PROVIDER, "unreachable", "connection to the provider lost%s%.200s",
-             why && *why ? ": " : "", why ? why : "");
-    pthread_mutex_unlock(&m->mu);
-    lws_cancel_service(m->ctx); /* frees it if released */
-}
-
-static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
-                    size_t len)
-{
-    struct lws_context *ctx = lws_get_context(wsi);
-    struct engine_model *m = ctx ? lws_context_user(ctx) : NULL;
-    if (!m)
-        return 0;
-    if (reason == LWS_CALLBACK_EVENT_WAIT_CANCELLED) {
-        if (!m->dying)
-            service_streams(m);
-        return 0;
-    }
-    struct engine_stream *s = lws_get_opaque_user_data(wsi);
-    if (!s || m->dying)
-        return 0;
-    switch (reason) {
-    case LWS_CALLBACK_CLIENT_APPEND_HANDSHAKE_HEADER:
-        if (m->key[0]) {
-            unsigned char **p = (unsigned char **)in, *end = *p + len;
-            char v[600];
-            int n = snprintf(v, sizeof v, "Token %.580s", m->key);
-            if (lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_AUTHORIZATION, (unsigned char *)v,
-                                             n, p, end))
-                return -1;
-        }
-        return 0;
-    case LWS_CALLBACK_CLIENT_ESTABLISHED:
-        pthread_mutex_lock(&m->mu);
-        s->wsi = wsi;
-        s->state = S_OPEN;
-        s->last_tx_ns = clock_mono_ns();
-        pthread_mutex_unlock(&m->mu);
-        lws_callback_on_writable(wsi);
-        return 0;
-    case LWS_CALLBACK_CLIENT_RECEIVE:
-        lws_validity_confirmed(wsi);
-        if (lws_frame_is_binary(wsi))
-            return 0;
-        if (s->rx.len + len > MAX_RX_BYTES) {
-            pthread_mutex_lock(&m->mu);
-            fail(s, HARK_E_PROVIDER, "bad_reply", "provider message over %u bytes", MAX_RX_BYTES);
-            pthread_mutex_unlock(&m->mu);
-            return -1;
-        }
-        buf_append(&s->rx, in, len);
-        if (lws_is_final_fragment(wsi) && !lws_remaining_packet_payload(wsi)) {
-            if (!s->rx.oom)
-                on_message(s, s->rx.data, s->rx.len);
-            buf_reset(&s->rx);
-        }
-        return 0;
-    case LWS_CALLBACK_CLIENT_WRITEABLE:
-        return on_writable(m, s, wsi);
-    case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
-        if (len >= 2) {
-            pthread_mutex_lock(&m->mu);
-            s->peer_close = ((unsigned char *)in)[0] << 8 | ((unsigned char *)in)[1];
-            if (len > 2 && !s->err)
-                snprintf(s->message, sizeof s->message, "%.*s",
-                         (int)(len - 2 > 200 ? 200 : len - 2), (const char *)in + 2);
-            pthread_mutex_unlock(&m->mu);
-        }
-        return 0;
-    case LWS_CALLBACK_CLIENT_CONNECTION_ERROR: {
-        char why[200];
-        snprintf(why, sizeof why, "%s", in ? (const char *)in : "connection failed");
-        on_down(m, s, wsi, (int)lws_http_client_http_response(wsi), why);
-        return 0;
-    }
-    case LWS_CALLBACK_CLIENT_CLOSED: {
-        char why[220] = "";
-        pthread_mutex_lock(&m->mu);
-        if (s->peer_close && !s->err)
-            snprintf(why, sizeof why, "%.200s", s->message);
-        pthread_mutex_unlock(&m->mu);
-        on_down(m, s, wsi, 0, why);
-        return 0;
-    }
-    default:
-        return 0;
-    }
-}
-
-static const struct lws_protocols protocols[] = {
-    {"hark-deepgram", callback, 0, 0, 0, NULL, 0},
-    {NULL, NULL, 0, 0, 0, NULL, 0},
-};
-
-static void *service_main(void *arg)
-{
-    struct engine_model *m = arg;
-    lws_sul_schedule(m->ctx, 0, &m->sul_tick, tick_cb, TICK_US);
-    for (;;) {
-        pthread_mutex_lock(&m->mu);
-        int stop = m->stop;
-        pthread_mutex_unlock(&m->mu);
-        if (stop || lws_service(m->ctx, 0) < 0)
-            break;
-    }
-    m->dying = 1;
-    lws_sul_cancel(&m->sul_tick);
-    return NULL;
-}
+#include "engines/deepgram/dg_int.h"
 
 /* ------------------------------------------------------------ model */
 
@@ -609,7 +66,7 @@ static void model_free(struct engine_model *m)
     while (m->streams) {
         struct engine_stream *s = m->streams;
         m->streams = s->next;
-        stream_free(s);
+        dg_conn_stream_free(s);
     }
     hark_free(m->key);
     hark_free(m->model);
@@ -698,7 +155,7 @@ static int model_load(struct engine_model **out, const char *const *settings, ch
     struct lws_context_creation_info info;
     memset(&info, 0, sizeof info);
     info.port = CONTEXT_PORT_NO_LISTEN;
-    info.protocols = protocols;
+    info.protocols = dg_conn_protocols;
     info.user = m;
     info.timeout_secs = (unsigned)(m->timeout_ms + 999) / 1000; /* connect and handshake */
     info.gid = -1;
@@ -710,7 +167,7 @@ static int model_load(struct engine_model **out, const char *const *settings, ch
         return err_set(errbuf, errbuf_size, HARK_E_INTERNAL,
                        "deepgram: cannot create the WebSocket context");
     }
-    if (pthread_create(&m->th, NULL, service_main, m)) {
+    if (pthread_create(&m->th, NULL, dg_conn_service_main, m)) {
         model_free(m);
         return err_set(errbuf, errbuf_size, HARK_E_INTERNAL, "deepgram: cannot start its thread");
     }
@@ -766,7 +223,7 @@ static int stream_acquire(struct engine_model *m, const struct engine_stream_cfg
         put_param(&q, "keywords", cfg->vocabulary[i]);
     if (q.oom || !(s->path = hark_strdup(q.data))) {
         buf_deinit(&q);
-        stream_free(s);
+        dg_conn_stream_free(s);
         return err_set(errbuf, errbuf_size, HARK_E_NOMEM, "out of memory");
     }
     buf_deinit(&q);
@@ -827,8 +284,8 @@ static int queue_audio(struct engine_stream *s, const float *x, size_t n)
     if (s->err) {
         /* failed: the audio is kept by the recognise stage for the fallback */
     } else if (s->tx_len + n * 2 > MAX_TX_BYTES) {
-        fail(s, HARK_E_TIMEOUT, "timeout", "provider does not take audio (%u s queued)",
-             MAX_TX_BYTES / 32000);
+        dg_conn_fail(s, HARK_E_TIMEOUT, "timeout", "provider does not take audio (%u s queued)",
+                     MAX_TX_BYTES / 32000);
     } else if (mem_grow(&s->tx, &s->tx_cap, s->tx_len + n * 2, 1)) {
         rc = HARK_E_NOMEM;
     } else {
@@ -875,7 +332,7 @@ static int utt_submit(struct engine_stream *s, uint64_t ticket)
     int rc = 0;
     pthread_mutex_lock(&m->mu);
     if (s->err) {
-        push_error(s, ticket);
+        dg_conn_push_error(s, ticket);
     } else if (s->tk_n >= MAX_INFLIGHT) {
         rc = HARK_E_LIMIT;
     } else if (s->queued == s->last_at) {
@@ -887,7 +344,7 @@ static int utt_submit(struct engine_stream *s, uint64_t ticket)
             rc = HARK_E_NOMEM;
         } else {
             d->ticket = ticket;
-            push_done(s, d);
+            dg_conn_push_done(s, d);
         }
     } else {
         s->tks[(s->tk_head + s->tk_n) % MAX_INFLIGHT] = (struct tk){
@@ -906,7 +363,7 @@ static int utt_submit(struct engine_stream *s, uint64_t ticket)
 static int utt_poll(struct engine_stream *s, struct engine_done *out)
 {
     struct engine_model *m = s->m;
-    done_free(s->cur);
+    dg_conn_done_free(s->cur);
     s->cur = NULL;
     pthread_mutex_lock(&m->mu);
     struct dg_done *d = s->done_head;
