@@ -213,6 +213,28 @@ static const struct cfg_row rows[] = {
      500, 600000, NULL, "nats",
      "with --backend: a session whose start no worker acknowledges, or whose last results do not "
      "come, within this many seconds ends with a timeout error", CONFIG_SERVE},
+    {"jetstream", "HARK_JETSTREAM", NULL, CFG_BOOL, OFF(jetstream), "false", 0, 1, NULL, "nats",
+     "capture the input subjects in a JetStream stream and consume them by partition leases: "
+     "several workers share the sessions, and a dead worker's sessions continue on another "
+     "(docs/nats.md, JetStream)", BOTH},
+    {"jetstream-partitions", "HARK_JETSTREAM_PARTITIONS", NULL, CFG_INT,
+     OFF(jetstream_partitions), "1", 1, 256, NULL, "nats",
+     "JetStream: input partitions; > 1 needs the nats-server subject mapping "
+     "PREFIX.* -> PREFIX.{{partition(N,1)}}.{{wildcard(1)}} with the same N", BOTH},
+    {"jetstream-lease-ttl", "HARK_JETSTREAM_LEASE_TTL", NULL, CFG_SECONDS,
+     OFF(jetstream_lease_ttl_ms), "3", 300, 600000, NULL, "nats",
+     "JetStream: a partition's lease lasts this many seconds unless renewed (every third of it); "
+     "a dead worker's partitions move within about this time", BOTH},
+    {"jetstream-max-mb", "HARK_JETSTREAM_MAX_MB", NULL, CFG_INT, OFF(jetstream_max_mb), "1024", 1,
+     1048576, NULL, "nats",
+     "JetStream: the stream keeps at most this many MB of unacknowledged input (then the oldest "
+     "goes)", BOTH},
+    {"jetstream-max-age", "HARK_JETSTREAM_MAX_AGE", NULL, CFG_INT, OFF(jetstream_max_age), "3600",
+     60, 604800, NULL, "nats",
+     "JetStream: seconds the stream keeps unacknowledged input, and the session records", BOTH},
+    {"jetstream-replicas", "HARK_JETSTREAM_REPLICAS", NULL, CFG_INT, OFF(jetstream_replicas), "1",
+     1, 5, NULL, "nats",
+     "JetStream: replicas of the stream and buckets (a nats-server cluster: 3)", BOTH},
     {"api-keys", "HARK_API_KEYS", NULL, CFG_STR, OFF(api_keys), "", 0, 0, NULL, "auth",
      "comma-separated API keys; when any key is set, every endpoint but /healthz and /readyz "
      "needs one", CONFIG_SERVE},

@@ -89,6 +89,12 @@ struct config {
     int allow_shared_subjects;
     char backend[512];      /* hark serve --backend nats://...: sessions run on hark workers */
     int backend_timeout_ms; /* a worker's answer to start / after end */
+    int jetstream;          /* --jetstream: input through a JetStream stream (jsw.h) */
+    int jetstream_partitions;
+    int jetstream_lease_ttl_ms;
+    int jetstream_max_mb;
+    int jetstream_max_age;
+    int jetstream_replicas;
     /* auth */
     char api_keys[8192];
     char api_keys_file[512];

@@ -8,6 +8,7 @@
 #include "base/err.h"
 #include "cli/cli.h"
 #include "cli/config.h"
+#include "front/nats/jsw.h"
 #include "front/nats/natsw.h"
 
 #define DEFAULT_NATS_URL "nats://127.0.0.1:4222"
@@ -56,8 +57,27 @@ int cli_nats_start(struct natsw **out, const struct config *cfg,
             .allow_shared_subjects = cfg->allow_shared_subjects,
             .admit = admit,
             .metrics = metrics,
+            .external_input = cfg->jetstream,
         };
         rc = natsw_create(out, &nc, eng, pool, err, n);
+    }
+    if (!rc && cfg->jetstream) {
+        struct jsw_cfg jc = {
+            .subject_in = cfg->nats_subject_in,
+            .partitions = cfg->jetstream_partitions,
+            .lease_ttl_ms = cfg->jetstream_lease_ttl_ms,
+            .max_bytes = (int64_t)cfg->jetstream_max_mb << 20,
+            .max_age_s = cfg->jetstream_max_age,
+            .replicas = cfg->jetstream_replicas,
+            .metrics = metrics,
+        };
+        struct jsw *j = NULL;
+        if ((rc = jsw_create(&j, *out, &jc, err, n))) {
+            natsw_stop(*out);
+            natsw_wait(*out);
+            natsw_destroy(*out);
+            *out = NULL;
+        }
     }
     hark_options_destroy(o);
     return rc;

@@ -47,9 +47,10 @@
 struct nrender {
     char id[NMSG_ID_MAX];
     char speaker[NMSG_SPEAKER_MAX];
-    uint64_t sequence; /* results published so far */
-    int64_t segments;  /* finals published so far */
-    int events;        /* the start asked for speech_started and utterance_end ("events": true) */
+    uint64_t sequence;  /* results published so far */
+    int64_t segments;   /* finals published so far */
+    int events;         /* the start asked for speech_started and utterance_end ("events": true) */
+    double time_offset; /* s of audio before this worker's (natsw_resume) */
     struct chan *chan;
     struct stats *stats;
 };
@@ -81,6 +82,8 @@ struct nsess {
     int next_ts_valid;
     double next_ts;   /* client time where the next chunk's audio should start */
     double audio_pos; /* seconds of audio the session received */
+
+    int silent; /* natsw_abandon: another worker owns it; nothing is published */
 
     /* pump only */
     int done; /* the session's last message was taken */
@@ -122,6 +125,8 @@ struct natsw {
     atomic_ullong msgs_in, errors_out, publish_failed, sessions_total;
     struct metric *m_msgs, *m_gaps, *m_gap_seconds, *m_connected;
     struct stats stats; /* host/stats.h: events, errors, latencies, audio */
+
+    struct natsw_hooks hooks; /* external input (jsw.h); zero when none */
 
     /* presence probe (one worker per subject space) */
     natsSubscription *presence;
@@ -336,6 +341,7 @@ static void render(void *user, const struct hark_event *ev, struct buf *out, uns
             .confidence = ev->confidence,
             .words = ev->words,
             .n_words = ev->n_words,
+            .time_offset = s->time_offset,
         };
         if (ev->is_final)
             s->segments++;
@@ -351,7 +357,8 @@ static void render(void *user, const struct hark_event *ev, struct buf *out, uns
             *flags |= MSG_FATAL;
         return;
     case HARK_EVENT_CLOSED:
-        nmsg_render_closed(out, s->id, s->speaker, now, ev->audio_seconds, s->segments);
+        nmsg_render_closed(out, s->id, s->speaker, now, ev->audio_seconds + s->time_offset,
+                           s->segments);
         return;
     case HARK_EVENT_SPEECH_STARTED:
         /* not part of seed 004: only for a start with "events": true (a
@@ -490,10 +497,23 @@ fail:
     return rc;
 }
 
-static void on_start(struct natsw *nw, const char *id, const struct nmsg_in *m, struct pend_err *pe)
+/* An abandoned session (natsw_abandon) still finishing leaves the table at
+ * once when its id starts again here (ended_cb; the pump frees it). Under
+ * nw->mu. */
+static void drop_silent(struct natsw *nw, struct nsess *s)
+{
+    table_end(nw->table, s->ts);
+}
+
+static void on_start(struct natsw *nw, const char *id, const struct nmsg_in *m,
+                     const struct natsw_resume *rs, struct pend_err *pe)
 {
     char err[512];
     struct nsess *s = find(nw, id);
+    if (s && s->silent) {
+        drop_silent(nw, s);
+        s = NULL;
+    }
     if (s) {
         fail(pe, s->speaker, HARK_E_STATE,
              s->lim.closing ? "session %s is still finishing; wait for its closed message "
@@ -577,15 +597,27 @@ static void on_start(struct natsw *nw, const char *id, const struct nmsg_in *m, 
             snprintf(pe->speaker, sizeof pe->speaker, "%s", s->speaker);
         }
     }
-    if (m->has_state && m->state == HARK_STATE_RESPONDING)
+    if (rs) {
+        r->sequence = rs->sequence;
+        r->segments = rs->segments;
+        r->time_offset = s->bytes_per_sec > 0 ? (double)rs->offset_bytes / s->bytes_per_sec : 0;
+        if (rs->responding)
+            chan_post_state(s->chan, HARK_STATE_RESPONDING);
+    } else if (m->has_state && m->state == HARK_STATE_RESPONDING) {
         chan_post_state(s->chan, HARK_STATE_RESPONDING);
+    }
     s->last_chunk = clock_mono_ns();
     limits_open(&s->lim, s->last_chunk);
     s->lim.got_message = 1; /* start is the first message */
     ended_forget(nw, id);
     atomic_fetch_add(&nw->sessions_total, 1);
-    LOG_INFO(id, "session started (%s%s%s)", m->has_state ? nmsg_state_name(m->state) : "listening",
-             s->speaker[0] ? ", speaker " : "", s->speaker);
+    if (rs)
+        LOG_INFO(id, "session resumed from another worker at %.2f s, sequence %llu", r->time_offset,
+                 (unsigned long long)rs->sequence);
+    else
+        LOG_INFO(id, "session started (%s%s%s)",
+                 m->has_state ? nmsg_state_name(m->state) : "listening",
+                 s->speaker[0] ? ", speaker " : "", s->speaker);
 }
 
 /* Ordering and duplicates by the chunk's timestamp (docs/nats.md). */
@@ -670,10 +702,11 @@ static void no_session(struct natsw *nw, const char *id, const struct nmsg_in *m
              nmsg_type_name(m->type), id);
 }
 
-static void dispatch(struct natsw *nw, const char *id, const struct nmsg_in *m, struct pend_err *pe)
+static void dispatch(struct natsw *nw, const char *id, const struct nmsg_in *m,
+                     const struct natsw_resume *rs, struct pend_err *pe)
 {
     if (m->type == NMSG_START) {
-        on_start(nw, id, m, pe);
+        on_start(nw, id, m, rs, pe);
         return;
     }
     struct nsess *s = find(nw, id);
@@ -796,7 +829,8 @@ static void send_alive(struct natsw *nw, const char *id, const struct pend_err *
     buf_deinit(&b);
 }
 
-static void handle(struct natsw *nw, const char *id, const void *data, size_t len)
+static void handle(struct natsw *nw, const char *id, const void *data, size_t len,
+                   const struct natsw_resume *rs, struct natsw_fed *fed)
 {
     char err[600];
     atomic_fetch_add(&nw->msgs_in, 1);
@@ -825,7 +859,14 @@ static void handle(struct natsw *nw, const char *id, const void *data, size_t le
         fail(&pe, speaker, HARK_E_PROTOCOL,
              "session_id \"%s\" differs from the subject's session id \"%s\"", m.session_id, id);
     } else {
-        dispatch(nw, id, &m, &pe);
+        dispatch(nw, id, &m, rs, &pe);
+    }
+    if (fed) {
+        fed->accepted = !pe.code;
+        fed->type = rc ? -1 : (int)m.type;
+        fed->audio_len = rc ? 0 : m.audio_len;
+        s = pe.code ? NULL : find(nw, id);
+        fed->bytes_per_sec = s ? s->bytes_per_sec : 0;
     }
     pthread_mutex_unlock(&nw->mu);
     nmsg_free(&m);
@@ -847,7 +888,7 @@ static void on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void
     /* the subscription is {subject_in}.*: the rest is exactly one token */
     if (!strncmp(subject, nw->subj_in, plen) && subject[plen] == '.') {
         int n = natsMsg_GetDataLength(msg);
-        handle(nw, subject + plen + 1, natsMsg_GetData(msg), n > 0 ? (size_t)n : 0);
+        handle(nw, subject + plen + 1, natsMsg_GetData(msg), n > 0 ? (size_t)n : 0, NULL, NULL);
     }
     natsMsg_Destroy(msg);
 }
@@ -942,6 +983,8 @@ static void begin_drain(struct natsw *nw)
     int n = table_count(nw->table);
     pthread_mutex_unlock(&nw->mu);
     LOG_INFO(NULL, "shutting down: no new sessions; finishing %d session(s)", n);
+    if (nw->hooks.draining)
+        nw->hooks.draining(nw->hooks.user); /* JetStream: hands its sessions over */
     /* A worker replacing this one (rolling restart) may start now. */
     if (nw->presence)
         natsSubscription_Unsubscribe(nw->presence);
@@ -1035,11 +1078,15 @@ static int pump_once(struct natsw *nw)
         struct chan_msg *m = s->out_head;
         s->out_head = s->out_tail = NULL;
         int64_t sent = clock_mono_ns();
+        if (!s->silent && nw->hooks.batch)
+            nw->hooks.batch(nw->hooks.user, s->id, m, 0);
         for (struct chan_msg *i = m; i; i = i->next) {
-            if (i->len)
+            if (i->len && !s->silent)
                 publish(nw, s->subject, i->data, i->len);
             stats_latency(&nw->stats, i, sent);
         }
+        if (!s->silent && nw->hooks.batch)
+            nw->hooks.batch(nw->hooks.user, s->id, m, 1);
         free_msgs(m);
     }
     while (finished) {
@@ -1220,6 +1267,8 @@ static int connect_nats(struct natsw *nw, char *err, size_t n)
         rc = nats_fail(err, n, "cannot connect to NATS", st);
         goto out;
     }
+    if (nw->cfg.external_input)
+        goto out; /* JetStream (jsw.h): ownership by leases, input by natsw_feed */
     if ((rc = probe_presence(nw, err, n)))
         goto out;
     char subject[300];
@@ -1330,6 +1379,38 @@ void natsw_wait(struct natsw *nw)
     }
 }
 
+void natsw_set_hooks(struct natsw *nw, const struct natsw_hooks *h)
+{
+    pthread_mutex_lock(&nw->mu);
+    nw->hooks = *h;
+    pthread_mutex_unlock(&nw->mu);
+}
+
+void natsw_feed(struct natsw *nw, const char *id, const void *data, size_t len,
+                const struct natsw_resume *resume, struct natsw_fed *fed)
+{
+    *fed = (struct natsw_fed){.type = -1};
+    handle(nw, id, data, len, resume, fed);
+}
+
+void natsw_abandon(struct natsw *nw, const char *id)
+{
+    pthread_mutex_lock(&nw->mu);
+    struct nsess *s = find(nw, id);
+    if (s && !s->silent) {
+        s->silent = 1;
+        if (!s->lim.closing)
+            end_session(s);
+        LOG_INFO(id, "session handed over to another worker: stopped here");
+    }
+    pthread_mutex_unlock(&nw->mu);
+}
+
+struct __natsConnection *natsw_conn(struct natsw *nw)
+{
+    return nw->nc;
+}
+
 int natsw_connected(struct natsw *nw)
 {
     return atomic_load(&nw->connected);
@@ -1344,6 +1425,8 @@ void natsw_destroy(struct natsw *nw)
         natsw_wait(nw);
     }
     nw->stop_requested = 1; /* our own close below: no "disconnected" warning */
+    if (nw->hooks.destroy)
+        nw->hooks.destroy(nw->hooks.user);
     if (nw->sub)
         natsSubscription_Destroy(nw->sub);
     if (nw->presence)

@@ -59,6 +59,39 @@ struct natsw_cfg {
     int allow_shared_subjects; /* start even when another worker answers on subject_in */
     struct admit *admit;       /* host/admit.h, shared with the other front ends; outlives nw */
     struct metrics *metrics;   /* shared registry (may be NULL); outlives nw */
+    /* 1: no core subscription and no presence probe; the input comes from
+     * natsw_feed (JetStream, front/nats/jsw.h) */
+    int external_input;
+};
+
+/* What an external input (jsw.h) learns about one message it fed. */
+struct natsw_fed {
+    int accepted; /* the session took it (a rejected one got its typed error) */
+    int type;     /* enum nmsg_type; -1 when the message did not parse */
+    size_t audio_len;
+    double bytes_per_sec; /* start: the session's raw audio rate; 0 = container encoding */
+};
+
+/* A session continued on this worker after another one owned it (jsw.h):
+ * its numbering and clock go on where the published results stopped. */
+struct natsw_resume {
+    uint64_t sequence;    /* next result's sequence */
+    int64_t segments;     /* finals published */
+    int64_t offset_bytes; /* session audio (bytes) before the replayed input */
+    int responding;       /* turn state to start in */
+};
+
+/* Calls from the NATS front end to an external input, all optional. */
+struct natsw_hooks {
+    void *user;
+    /* Pump thread, unlocked: a session's rendered messages (MSG_* flags; a
+     * message of length 0 is not published) before they are published
+     * (after = 0) and once they were handed to the connection (after = 1). */
+    void (*batch)(void *user, const char *id, const struct chan_msg *msgs, int after);
+    /* Pump thread: shutdown begins, before the open sessions are finalized. */
+    void (*draining)(void *user);
+    /* natsw_destroy, while the connection is still open. */
+    void (*destroy)(void *user);
 };
 
 /* Connects (retrying in the background when no server answers yet: the
@@ -73,6 +106,18 @@ void natsw_wake(void *user);
 void natsw_stop(struct natsw *nw);
 /* Blocks until stopped and drained; afterwards natsw holds no chan. */
 void natsw_wait(struct natsw *nw);
+/* Sets the hooks (copied) before any input is fed. */
+void natsw_set_hooks(struct natsw *nw, const struct natsw_hooks *h);
+/* One input message for session id, as if it had arrived on
+ * {subject_in}.{id}; resume (start only, may be NULL) continues a session
+ * another worker owned. Any thread; never blocks. */
+void natsw_feed(struct natsw *nw, const char *id, const void *data, size_t len,
+                const struct natsw_resume *resume, struct natsw_fed *fed);
+/* The session stops at once and publishes nothing more: another worker owns
+ * it now. Any thread. */
+void natsw_abandon(struct natsw *nw, const char *id);
+/* The connection (for JetStream contexts on it). */
+struct __natsConnection *natsw_conn(struct natsw *nw);
 /* 1 while connected to a server. Any thread. */
 int natsw_connected(struct natsw *nw);
 /* Accepts NULL. After natsw_wait and after the pool is destroyed. */

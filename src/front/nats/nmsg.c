@@ -750,9 +750,9 @@ void nmsg_render_result(struct buf *out, const struct nmsg_result *r)
     pack_str(&pk, "segment");
     msgpack_pack_int64(&pk, r->segment);
     pack_str(&pk, "start");
-    msgpack_pack_double(&pk, r->start);
+    msgpack_pack_double(&pk, r->start + r->time_offset);
     pack_str(&pk, "end");
-    msgpack_pack_double(&pk, r->end);
+    msgpack_pack_double(&pk, r->end + r->time_offset);
     pack_str(&pk, "speech_final");
     pack_bool(&pk, r->speech_final);
     pack_str(&pk, "confidence");
@@ -760,7 +760,7 @@ void nmsg_render_result(struct buf *out, const struct nmsg_result *r)
     if (r->reason) {
         pack_kv_str(&pk, "reason", r->reason);
         pack_str(&pk, "committed_ms");
-        msgpack_pack_int64(&pk, r->committed_ms);
+        msgpack_pack_int64(&pk, r->committed_ms + (int64_t)(r->time_offset * 1000 + 0.5));
     }
     if (r->words) {
         pack_str(&pk, "words");
@@ -770,9 +770,9 @@ void nmsg_render_result(struct buf *out, const struct nmsg_result *r)
             msgpack_pack_map(&pk, 4);
             pack_kv_str(&pk, "word", w->word ? w->word : "");
             pack_str(&pk, "start");
-            msgpack_pack_double(&pk, w->start);
+            msgpack_pack_double(&pk, w->start + r->time_offset);
             pack_str(&pk, "end");
-            msgpack_pack_double(&pk, w->end);
+            msgpack_pack_double(&pk, w->end + r->time_offset);
             pack_str(&pk, "confidence");
             msgpack_pack_double(&pk, w->confidence);
         }

@@ -108,6 +108,9 @@ struct nmsg_result {
     float confidence;
     const struct hark_word *words; /* NULL: no "words" key */
     size_t n_words;
+    /* s added to start, end, the words' times and committed_ms: a session
+     * resumed after a JetStream hand-off (jsw.h) continues its clock */
+    double time_offset;
 };
 
 void nmsg_render_result(struct buf *out, const struct nmsg_result *r);

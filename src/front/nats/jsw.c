@@ -1,0 +1,704 @@
+/*
+ * JetStream input for `hark worker --jetstream`; see jsw.h for the design
+ * and docs/nats.md "JetStream" for what clients see.
+ */
+#include "front/nats/jsw.h"
+
+#include <nats/nats.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "base/err.h"
+#include "base/log.h"
+#include "base/mem.h"
+#include "front/nats/jsrec.h"
+#include "front/nats/lease.h"
+#include "front/nats/natsw.h"
+#include "front/nats/nmsg.h"
+#include "session/workers.h"
+
+/* Redelivery to a live owner (a message held longer than this) is harmless:
+ * the owner drops the copy by its stream sequence. Hand-off does not wait for
+ * it (the new owner re-creates the consumer), so it only bounds how often a
+ * long utterance's held audio comes again. */
+#define ACK_WAIT_S 60
+/* Unacknowledged messages per partition the server lets out; past that it
+ * waits for acks (the backpressure of a worker far behind). 20 sessions of
+ * 30 s utterances in 100 ms chunks hold 6000. */
+#define MAX_ACK_PENDING 65536
+
+enum held_kind { H_START, H_CHUNK, H_STATE, H_END };
+
+struct held {
+    natsMsg *msg;
+    uint64_t sseq;
+    int64_t end; /* H_CHUNK: session audio bytes up to the end of this chunk */
+    enum held_kind kind;
+    struct held *next;
+};
+
+struct jsess {
+    char id[NMSG_ID_MAX];
+    char subject[JSREC_KEY_MAX + 240]; /* $KV.{bucket}.{key} of its record */
+    int part;
+    double bps;       /* raw audio bytes per second; 0: a container (held to the end) */
+    int64_t bytes;    /* session audio bytes so far (from the record's ab when resumed) */
+    uint64_t skip_to; /* resumed: input up to this stream sequence is in finals already */
+    uint64_t max_sseq;
+    struct jsrec rec;
+    int64_t committed; /* bytes covered by finals */
+    struct held *head, *tail;
+    struct held *acking; /* taken off the list by the batch hook, acked after publishing */
+    struct jsess *next;
+};
+
+struct jpart {
+    struct jsw *j;
+    int index;
+    int owned;
+    natsSubscription *sub;
+    int sessions;
+    struct metric *m_owned, *m_sessions, *m_lag, *m_redelivered, *m_handoffs;
+};
+
+struct jsw {
+    struct jsw_cfg cfg;
+    struct natsw *nw;
+    natsConnection *nc;
+    jsCtx *js;
+    kvStore *leases, *records;
+    struct lease *lease;
+    char stream[200], leases_bucket[220], records_bucket[220];
+    char instance[120];
+    pthread_mutex_t mu;
+    struct jsess *all; /* a list: tens of sessions per worker, one lookup per message */
+    struct jpart *parts;
+    int stopping;
+    struct metric *m_held, *m_workers, *m_partitions;
+};
+
+/* ------------------------------------------------------------ sessions */
+
+static struct jsess *find(struct jsw *j, const char *id)
+{
+    for (struct jsess *s = j->all; s; s = s->next)
+        if (!strcmp(s->id, id))
+            return s;
+    return NULL;
+}
+
+static void held_free(struct held *h, int ack)
+{
+    while (h) {
+        struct held *n = h->next;
+        if (ack)
+            natsMsg_Ack(h->msg, NULL);
+        natsMsg_Destroy(h->msg);
+        hark_free(h);
+        h = n;
+    }
+}
+
+static int held_count(const struct held *h)
+{
+    int n = 0;
+    for (; h; h = h->next)
+        n++;
+    return n;
+}
+
+static void hold(struct jsw *j, struct jsess *s, natsMsg *msg, uint64_t sseq, enum held_kind kind,
+                 size_t audio_len)
+{
+    struct held *h = hark_calloc(1, sizeof *h);
+    if (!h) { /* cannot keep it: ack now rather than leak (at worst not replayed) */
+        natsMsg_Ack(msg, NULL);
+        natsMsg_Destroy(msg);
+        return;
+    }
+    h->msg = msg;
+    h->sseq = sseq;
+    h->kind = kind;
+    if (kind == H_CHUNK) {
+        s->bytes += (int64_t)audio_len;
+        h->end = s->bytes;
+    }
+    if (s->tail)
+        s->tail->next = h;
+    else
+        s->head = h;
+    s->tail = h;
+    metrics_add(j->m_held, 1);
+}
+
+/* Unlinks s (under j->mu); its held input is dropped unacknowledged when
+ * ack is 0 (another worker continues from it), acknowledged when 1. */
+static void sess_remove(struct jsw *j, struct jsess *s, int ack)
+{
+    for (struct jsess **p = &j->all; *p; p = &(*p)->next) {
+        if (*p == s) {
+            *p = s->next;
+            break;
+        }
+    }
+    metrics_add(j->m_held, -(double)(held_count(s->head) + held_count(s->acking)));
+    held_free(s->head, ack);
+    held_free(s->acking, ack);
+    struct jpart *pt = &j->parts[s->part];
+    pt->sessions--;
+    metrics_set(pt->m_sessions, pt->sessions);
+    hark_free(s);
+}
+
+/* ------------------------------------------------------------ input */
+
+static void ack_drop(natsMsg *msg)
+{
+    natsMsg_Ack(msg, NULL);
+    natsMsg_Destroy(msg);
+}
+
+static enum held_kind kind_of(int type)
+{
+    switch (type) {
+    case NMSG_START:
+        return H_START;
+    case NMSG_STATE_CHANGE:
+    case NMSG_FINALIZE: /* controls at a point of the audio: replayed in place */
+        return H_STATE;
+    case NMSG_END:
+        return H_END;
+    default:
+        return H_CHUNK;
+    }
+}
+
+/* A session this worker does not run: new, or another worker's until now
+ * (its record says how far that one got). Under j->mu. */
+static void first_message(struct jsw *j, struct jpart *pt, const char *id, natsMsg *msg,
+                          uint64_t sseq, const struct jsrec *rec)
+{
+    if (rec && rec->closed) { /* finished elsewhere: what is left was never acked */
+        ack_drop(msg);
+        return;
+    }
+    struct natsw_resume rs = {0};
+    if (rec) {
+        rs.sequence = rec->seq;
+        rs.segments = rec->seg;
+        rs.offset_bytes = rec->acked_bytes;
+        rs.responding = rec->responding;
+    }
+    struct natsw_fed fed;
+    int n = natsMsg_GetDataLength(msg);
+    natsw_feed(j->nw, id, natsMsg_GetData(msg), n > 0 ? (size_t)n : 0, rec ? &rs : NULL, &fed);
+    if (!fed.accepted || fed.type != NMSG_START) {
+        ack_drop(msg); /* its error went to the client; nothing to replay */
+        return;
+    }
+    struct jsess *s = hark_calloc(1, sizeof *s);
+    char key[JSREC_KEY_MAX];
+    if (!s || jsrec_key(id, key, sizeof key)) {
+        hark_free(s);
+        natsw_abandon(j->nw, id);
+        ack_drop(msg);
+        return;
+    }
+    snprintf(s->id, sizeof s->id, "%s", id);
+    snprintf(s->subject, sizeof s->subject, "$KV.%s.%s", j->records_bucket, key);
+    s->part = pt->index;
+    s->bps = fed.bytes_per_sec;
+    s->max_sseq = sseq;
+    if (rec) {
+        s->rec = *rec;
+        s->bytes = s->committed = rec->acked_bytes;
+        s->skip_to = rec->acked_sseq;
+        metrics_inc(pt->m_handoffs);
+    }
+    s->next = j->all;
+    j->all = s;
+    pt->sessions++;
+    metrics_set(pt->m_sessions, pt->sessions);
+    hold(j, s, msg, sseq, H_START, 0);
+}
+
+static void on_js_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
+{
+    struct jpart *pt = closure;
+    struct jsw *j = pt->j;
+    const char *subject = natsMsg_GetSubject(msg);
+    const char *dot = strrchr(subject, '.');
+    const char *id = dot ? dot + 1 : subject;
+    uint64_t sseq = 0;
+    jsMsgMetaData *md = NULL;
+    if (natsMsg_GetMetaData(&md, msg) == NATS_OK) {
+        sseq = md->Sequence.Stream;
+        if (md->NumDelivered > 1)
+            metrics_inc(pt->m_redelivered);
+        metrics_set(pt->m_lag, (double)md->NumPending);
+        jsMsgMetaData_Destroy(md);
+    }
+    pthread_mutex_lock(&j->mu);
+    if (!pt->owned || (pt->sub && pt->sub != sub)) { /* fenced: not ours any more */
+        pthread_mutex_unlock(&j->mu);
+        natsMsg_Destroy(msg);
+        return;
+    }
+    struct jsess *s = find(j, id);
+    if (s) {
+        if (sseq && sseq <= s->skip_to) {
+            ack_drop(msg); /* in finals the previous owner published */
+        } else if (sseq && sseq <= s->max_sseq) {
+            natsMsg_Destroy(msg); /* redelivered while held here: the held copy gets the ack */
+        } else {
+            s->max_sseq = sseq;
+            struct natsw_fed fed;
+            int n = natsMsg_GetDataLength(msg);
+            natsw_feed(j->nw, id, natsMsg_GetData(msg), n > 0 ? (size_t)n : 0, NULL, &fed);
+            if (fed.accepted && fed.type != NMSG_KEEPALIVE)
+                hold(j, s, msg, sseq, kind_of(fed.type), fed.audio_len);
+            else
+                ack_drop(msg); /* refused (its error went out), or no effect to replay */
+        }
+        pthread_mutex_unlock(&j->mu);
+        return;
+    }
+    pthread_mutex_unlock(&j->mu);
+    /* Not running here: ask the bucket whether another worker ran it (one
+     * round trip per new session, on this partition's thread only). */
+    struct jsrec rec;
+    int have = 0;
+    char key[JSREC_KEY_MAX];
+    kvEntry *e = NULL;
+    if (!jsrec_key(id, key, sizeof key) && kvStore_Get(&e, j->records, key) == NATS_OK) {
+        have = !jsrec_parse(&rec, kvEntry_Value(e), (size_t)kvEntry_ValueLen(e));
+        if (!have)
+            LOG_WARN(id, "session record in %s is not one this version wrote; starting afresh",
+                     j->records_bucket);
+        kvEntry_Destroy(e);
+    }
+    pthread_mutex_lock(&j->mu);
+    if (!pt->owned)
+        natsMsg_Destroy(msg);
+    else
+        first_message(j, pt, id, msg, sseq, have ? &rec : NULL);
+    pthread_mutex_unlock(&j->mu);
+}
+
+/* ------------------------------------------------------------ output (pump) */
+
+/* Before a batch is published: count it into the record, take the input
+ * the finals now cover off the held list, and write the record, so that it
+ * is on the wire before the results and the acks. After: send the acks. */
+static void on_batch(void *user, const char *id, const struct chan_msg *msgs, int after)
+{
+    struct jsw *j = user;
+    pthread_mutex_lock(&j->mu);
+    struct jsess *s = find(j, id);
+    if (!s) {
+        pthread_mutex_unlock(&j->mu);
+        return;
+    }
+    if (after) {
+        struct held *a = s->acking;
+        s->acking = NULL;
+        metrics_add(j->m_held, -(double)held_count(a));
+        held_free(a, 1);
+        if (s->rec.closed)
+            sess_remove(j, s, 1);
+        pthread_mutex_unlock(&j->mu);
+        return;
+    }
+    int changed = 0;
+    for (const struct chan_msg *m = msgs; m; m = m->next) {
+        if (!m->len)
+            continue;
+        if (m->flags & (MSG_PARTIAL | MSG_FINAL)) {
+            s->rec.seq++;
+            changed = 1;
+        }
+        if (m->flags & MSG_FINAL) {
+            s->rec.seg++;
+            int64_t ms;
+            int responding;
+            if (!jsrec_peek_final(m->data, m->len, &ms, &responding)) {
+                s->rec.responding = responding;
+                if (s->bps > 0)
+                    s->committed = (int64_t)((double)ms * s->bps / 1000.0);
+            }
+        }
+        if (m->flags & MSG_LAST) {
+            s->rec.closed = 1;
+            changed = 1;
+        }
+    }
+    /* The acked input is a prefix of the held list: chunks whose audio ends
+     * at or before the commit point, with the state changes between them.
+     * start and end stay until closed; a container encoding (bps 0) has no
+     * byte positions, so it is held to the end. */
+    struct held **tail = &s->acking, *last_chunk = NULL;
+    while (*tail)
+        tail = &(*tail)->next;
+    struct held **pp = &s->head;
+    struct held *keep = NULL, **keep_tail = &keep;
+    int stop = 0;
+    while (*pp) {
+        struct held *h = *pp;
+        *pp = h->next;
+        h->next = NULL;
+        int take;
+        if (s->rec.closed)
+            take = 1;
+        else if (h->kind == H_START || h->kind == H_END)
+            take = 0;
+        else if (stop)
+            take = 0;
+        else if (h->kind == H_CHUNK && s->bps > 0 && h->end <= s->committed)
+            take = 1;
+        else if (h->kind == H_STATE)
+            take = -1; /* only if a covered chunk follows */
+        else
+            take = 0, stop = 1;
+        if (take == -1) {
+            /* look ahead: acked only together with a later covered chunk */
+            take = 0;
+            for (struct held *x = *pp; x; x = x->next) {
+                if (x->kind == H_CHUNK) {
+                    take = s->bps > 0 && x->end <= s->committed;
+                    break;
+                }
+            }
+            if (!take)
+                stop = 1;
+        }
+        if (take) {
+            if (h->kind == H_CHUNK)
+                last_chunk = h;
+            *tail = h;
+            tail = &h->next;
+        } else {
+            *keep_tail = h;
+            keep_tail = &h->next;
+        }
+    }
+    s->head = keep;
+    s->tail = NULL;
+    for (struct held *h = keep; h; h = h->next)
+        s->tail = h;
+    if (last_chunk) {
+        s->rec.acked_bytes = last_chunk->end;
+        s->rec.acked_sseq = last_chunk->sseq;
+        changed = 1;
+    }
+    if (changed) {
+        char rec[JSREC_MAX];
+        size_t n = jsrec_format(&s->rec, rec);
+        natsConnection_Publish(j->nc, s->subject, rec, (int)n);
+    }
+    pthread_mutex_unlock(&j->mu);
+}
+
+/* ------------------------------------------------------------ partitions */
+
+static void part_filter(struct jsw *j, int part, char *out, size_t n)
+{
+    if (j->cfg.partitions > 1)
+        snprintf(out, n, "%s.%d.*", j->cfg.subject_in, part);
+    else
+        snprintf(out, n, "%s.*", j->cfg.subject_in);
+}
+
+static void gained(void *user, int part)
+{
+    struct jsw *j = user;
+    struct jpart *pt = &j->parts[part];
+    char durable[32], filter[300];
+    snprintf(durable, sizeof durable, "hark_p%d", part);
+    part_filter(j, part, filter, sizeof filter);
+    /* A fresh consumer: the work queue holds exactly the input nobody
+     * acknowledged, and a new consumer delivers it now instead of after the
+     * old one's AckWait. */
+    jsErrCode je = 0;
+    js_DeleteConsumer(j->js, j->stream, durable, NULL, &je);
+    pthread_mutex_lock(&j->mu);
+    pt->owned = 1;
+    pt->sub = NULL;
+    pthread_mutex_unlock(&j->mu);
+    jsSubOptions so;
+    jsSubOptions_Init(&so);
+    so.Stream = j->stream;
+    so.ManualAck = true;
+    so.Config.Durable = durable;
+    so.Config.AckPolicy = js_AckExplicit;
+    so.Config.AckWait = (int64_t)ACK_WAIT_S * 1000000000;
+    so.Config.MaxAckPending = MAX_ACK_PENDING;
+    so.Config.MaxDeliver = -1;
+    so.Config.DeliverPolicy = js_DeliverAll;
+    natsSubscription *sub = NULL;
+    natsStatus st = js_Subscribe(&sub, j->js, filter, on_js_msg, pt, NULL, &so, &je);
+    if (st != NATS_OK) {
+        LOG_ERROR(NULL,
+                  "partition %d: cannot consume %s: %s (JetStream error %d); retried at the "
+                  "next renewal",
+                  part, filter, natsStatus_GetText(st), (int)je);
+        pthread_mutex_lock(&j->mu);
+        pt->owned = 0;
+        pthread_mutex_unlock(&j->mu);
+        return;
+    }
+    natsSubscription_SetPendingLimits(sub, 65536, 64 << 20);
+    pthread_mutex_lock(&j->mu);
+    pt->sub = sub;
+    pthread_mutex_unlock(&j->mu);
+    metrics_set(pt->m_owned, 1);
+    LOG_INFO(NULL, "consuming partition %d (%s) from stream %s", part, filter, j->stream);
+}
+
+static void lost(void *user, int part)
+{
+    struct jsw *j = user;
+    struct jpart *pt = &j->parts[part];
+    pthread_mutex_lock(&j->mu);
+    natsSubscription *sub = pt->sub;
+    pt->owned = 0;
+    pt->sub = NULL;
+    int n = 0;
+    for (struct jsess *s = j->all, *next; s; s = next) {
+        next = s->next;
+        if (s->part != part)
+            continue;
+        natsw_abandon(j->nw, s->id);
+        sess_remove(j, s, 0);
+        n++;
+    }
+    pthread_mutex_unlock(&j->mu);
+    if (sub)
+        natsSubscription_Destroy(sub); /* the durable consumer stays (nats.c >= 3.4) */
+    metrics_set(pt->m_owned, 0);
+    LOG_INFO(NULL, "partition %d given up; %d open session(s) continue on its next owner", part, n);
+}
+
+static int idle(void *user, int part)
+{
+    struct jsw *j = user;
+    pthread_mutex_lock(&j->mu);
+    int none = j->parts[part].sessions == 0;
+    pthread_mutex_unlock(&j->mu);
+    return none;
+}
+
+/* ------------------------------------------------------------ lifecycle */
+
+static void on_draining(void *user)
+{
+    struct jsw *j = user;
+    /* Hand over rather than finish: the next owner continues every open
+     * session from its last final (docs/nats.md), without waiting for the
+     * lease to expire. */
+    lease_release_all(j->lease);
+}
+
+static void on_destroy(void *user)
+{
+    struct jsw *j = user;
+    lease_release_all(j->lease);
+    lease_destroy(j->lease);
+    pthread_mutex_lock(&j->mu);
+    while (j->all)
+        sess_remove(j, j->all, 0);
+    pthread_mutex_unlock(&j->mu);
+    for (int p = 0; p < j->cfg.partitions; p++)
+        if (j->parts[p].sub)
+            natsSubscription_Destroy(j->parts[p].sub);
+    kvStore_Destroy(j->leases);
+    kvStore_Destroy(j->records);
+    jsCtx_Destroy(j->js);
+    pthread_mutex_destroy(&j->mu);
+    hark_free(j->parts);
+    hark_free(j);
+}
+
+/* Stream and bucket names from the input prefix: "ai.voice.stream" ->
+ * "hark_ai_voice_stream" (JetStream names allow no dots). */
+static void name_of(const char *prefix, const char *subj, char *out, size_t n)
+{
+    size_t o = (size_t)snprintf(out, n, "%s", prefix);
+    for (const char *p = subj; *p && o + 1 < n; p++)
+        out[o++] = (*p == '.' || *p == '*' || *p == '>' || *p == ' ') ? '_' : *p;
+    out[o] = 0;
+}
+
+static int js_fail(char *err, size_t n, const char *what, natsStatus st, jsErrCode je)
+{
+    return err_set(err, n, HARK_E_IO,
+                   "%s: %s (JetStream error %d; is nats-server running with -js?)", what,
+                   natsStatus_GetText(st), (int)je);
+}
+
+static int setup_stream(struct jsw *j, char *err, size_t n)
+{
+    char subj[300];
+    if (j->cfg.partitions > 1)
+        snprintf(subj, sizeof subj, "%s.*.*", j->cfg.subject_in);
+    else
+        snprintf(subj, sizeof subj, "%s.*", j->cfg.subject_in);
+    const char *subjects[] = {subj};
+    jsStreamConfig sc;
+    jsStreamConfig_Init(&sc);
+    sc.Name = j->stream;
+    sc.Subjects = subjects;
+    sc.SubjectsLen = 1;
+    sc.Storage = js_FileStorage;
+    sc.Retention = js_WorkQueuePolicy;
+    sc.Discard = js_DiscardOld;
+    sc.MaxBytes = j->cfg.max_bytes;
+    sc.MaxAge = (int64_t)j->cfg.max_age_s * 1000000000;
+    sc.Replicas = j->cfg.replicas;
+    jsErrCode je = 0;
+    jsStreamInfo *si = NULL;
+    natsStatus st = js_AddStream(&si, j->js, &sc, NULL, &je);
+    if (st != NATS_OK) {
+        /* it exists with other limits (or subjects): take this worker's */
+        jsStreamInfo_Destroy(si);
+        si = NULL;
+        st = js_UpdateStream(&si, j->js, &sc, NULL, &je);
+    }
+    jsStreamInfo_Destroy(si);
+    if (st != NATS_OK)
+        return js_fail(err, n, "cannot create the JetStream stream", st, je);
+    return 0;
+}
+
+static int setup_bucket(struct jsw *j, kvStore **kv, const char *bucket, int64_t ttl_ns, char *err,
+                        size_t n)
+{
+    if (js_KeyValue(kv, j->js, bucket) == NATS_OK)
+        return 0;
+    kvConfig kc;
+    kvConfig_Init(&kc);
+    kc.Bucket = bucket;
+    kc.History = 1;
+    kc.TTL = ttl_ns;
+    kc.StorageType = js_FileStorage;
+    kc.Replicas = j->cfg.replicas;
+    natsStatus st = js_CreateKeyValue(kv, j->js, &kc);
+    if (st != NATS_OK && js_KeyValue(kv, j->js, bucket) != NATS_OK) /* a worker raced us */
+        return js_fail(err, n, "cannot create the key-value bucket", st, 0);
+    return 0;
+}
+
+int jsw_create(struct jsw **out, struct natsw *nw, const struct jsw_cfg *cfg, char *err, size_t n)
+{
+    *out = NULL;
+    if (cfg->partitions < 1 || cfg->partitions > LEASE_MAX_PARTITIONS)
+        return err_set(err, n, HARK_E_INVAL, "--jetstream-partitions must be 1..%d",
+                       LEASE_MAX_PARTITIONS);
+    if (!natsw_connected(nw))
+        return err_set(err, n, HARK_E_IO,
+                       "--jetstream needs the NATS server at start (to create the stream)");
+    struct jsw *j = hark_calloc(1, sizeof *j);
+    if (!j)
+        return err_set(err, n, HARK_E_NOMEM, "out of memory");
+    j->cfg = *cfg;
+    j->nw = nw;
+    j->nc = natsw_conn(nw);
+    pthread_mutex_init(&j->mu, NULL);
+    name_of("hark_", cfg->subject_in, j->stream, sizeof j->stream);
+    name_of("hark_leases_", cfg->subject_in, j->leases_bucket, sizeof j->leases_bucket);
+    name_of("hark_sessions_", cfg->subject_in, j->records_bucket, sizeof j->records_bucket);
+    char host[64] = "host";
+    gethostname(host, sizeof host - 1);
+    char raw[120];
+    snprintf(raw, sizeof raw, "%s-%ld", host, (long)getpid());
+    if (jsrec_key(raw, j->instance, sizeof j->instance))
+        snprintf(j->instance, sizeof j->instance, "worker-%ld", (long)getpid());
+    int rc = 0;
+    j->parts = hark_calloc((size_t)cfg->partitions, sizeof *j->parts);
+    if (!j->parts) {
+        rc = err_set(err, n, HARK_E_NOMEM, "out of memory");
+        goto fail;
+    }
+    struct metrics *mx = cfg->metrics;
+    for (int p = 0; p < cfg->partitions; p++) {
+        struct jpart *pt = &j->parts[p];
+        char label[16];
+        snprintf(label, sizeof label, "%d", p);
+        pt->j = j;
+        pt->index = p;
+        pt->m_owned =
+            metrics_gauge(mx, "hark_js_partition_owned",
+                          "1 while this worker holds the partition's lease", "partition", label);
+        pt->m_sessions =
+            metrics_gauge(mx, "hark_js_partition_sessions",
+                          "Open sessions of the partition on this worker", "partition", label);
+        pt->m_lag = metrics_gauge(mx, "hark_js_partition_lag_messages",
+                                  "Input messages of the partition in the stream not yet "
+                                  "delivered to this worker (at the last delivery)",
+                                  "partition", label);
+        pt->m_redelivered = metrics_counter(mx, "hark_js_redeliveries_total",
+                                            "Input messages delivered again (after a hand-off "
+                                            "or an ack wait)",
+                                            "partition", label);
+        pt->m_handoffs = metrics_counter(mx, "hark_js_handoffs_total",
+                                         "Sessions this worker continued from another "
+                                         "worker's record",
+                                         "partition", label);
+    }
+    j->m_held =
+        metrics_gauge(mx, "hark_js_held_messages",
+                      "Input messages held unacknowledged until finals cover them", NULL, NULL);
+    jsOptions jo;
+    jsOptions_Init(&jo);
+    jo.Wait = 5000;
+    natsStatus st = natsConnection_JetStream(&j->js, j->nc, &jo);
+    if (st != NATS_OK) {
+        rc = js_fail(err, n, "no JetStream context", st, 0);
+        goto fail;
+    }
+    if ((rc = setup_stream(j, err, n)) ||
+        (rc = setup_bucket(j, &j->leases, j->leases_bucket, (int64_t)cfg->lease_ttl_ms * 1000000,
+                           err, n)) ||
+        (rc = setup_bucket(j, &j->records, j->records_bucket, (int64_t)cfg->max_age_s * 1000000000,
+                           err, n)))
+        goto fail;
+    struct natsw_hooks h = {
+        .user = j,
+        .batch = on_batch,
+        .draining = on_draining,
+        .destroy = on_destroy,
+    };
+    natsw_set_hooks(nw, &h);
+    struct lease_cfg lc = {
+        .kv = j->leases,
+        .partitions = cfg->partitions,
+        .ttl_ms = cfg->lease_ttl_ms,
+        .instance = j->instance,
+        .user = j,
+        .gained = gained,
+        .lost = lost,
+        .idle = idle,
+    };
+    if ((rc = lease_create(&j->lease, &lc, err, n))) {
+        struct natsw_hooks none = {0};
+        natsw_set_hooks(nw, &none);
+        goto fail;
+    }
+    LOG_INFO(NULL,
+             "JetStream: stream %s (%s.%s), %d partition(s), leases in %s (TTL %d ms), session "
+             "records in %s; worker %s",
+             j->stream, cfg->subject_in,
+             cfg->partitions > 1 ? "{partition}.{session_id}" : "{session_id}", cfg->partitions,
+             j->leases_bucket, cfg->lease_ttl_ms, j->records_bucket, j->instance);
+    *out = j;
+    return 0;
+fail:
+    kvStore_Destroy(j->leases);
+    kvStore_Destroy(j->records);
+    jsCtx_Destroy(j->js);
+    pthread_mutex_destroy(&j->mu);
+    hark_free(j->parts);
+    hark_free(j);
+    return rc;
+}

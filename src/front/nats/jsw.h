@@ -1,0 +1,54 @@
+/*
+ * `hark worker --jetstream` (docs/nats.md "JetStream"): the seed's input
+ * subjects captured in a JetStream stream, consumed per partition by the
+ * worker that holds the partition's lease (lease.h), acknowledged only as
+ * far as finals cover the audio, and continued by another worker when this
+ * one dies.
+ *
+ *   clients --core publish--> {in}.{id}  (nats-server maps it to {in}.{P}.{id}
+ *                                         when partitions > 1)
+ *   stream hark_{in} (file, work queue) --durable consumer hark_p{P}-->
+ *   the lease holder: natsw_feed --> sessions --> results on {out}.{id}
+ *
+ * Per session it holds the input messages the session took and acks them
+ * when a final's committed_ms covers their audio (start and end stay held
+ * until the session's closed went out). Before every batch of results it
+ * writes the session's record (jsrec.h) to the KV bucket hark_sessions_{in},
+ * so a worker that takes over knows the next sequence and segment and where
+ * the unacknowledged audio begins. A taking-over worker deletes and
+ * re-creates the partition's consumer: a work-queue stream keeps exactly the
+ * unacknowledged messages, so they are delivered again at once (no AckWait)
+ * and replayed into fresh sessions that continue the numbering and clock.
+ *
+ * Threads: one nats.c delivery thread per owned partition calls natsw_feed;
+ * natsw's pump calls the batch hook; the lease thread gains and loses
+ * partitions. One mutex guards the session table and the partitions; it is
+ * taken before natsw's own lock, never after.
+ */
+#ifndef HARK_FRONT_NATS_JSW_H
+#define HARK_FRONT_NATS_JSW_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/metrics.h"
+
+struct natsw;
+struct jsw;
+
+struct jsw_cfg {
+    const char *subject_in; /* the natsw's input prefix */
+    int partitions;         /* 1: {in}.* without a subject mapping */
+    int lease_ttl_ms;
+    int64_t max_bytes; /* stream limit: oldest unacknowledged input dropped past it */
+    int max_age_s;     /* stream and session records */
+    int replicas;      /* of the stream and both buckets (a nats-server cluster) */
+    struct metrics *metrics;
+};
+
+/* Creates (or binds) the stream and the buckets, starts leasing and sets nw's
+ * hooks; nw must be connected and created with external_input. jsw is then
+ * owned by nw: natsw_destroy destroys it. err gets the detail. */
+int jsw_create(struct jsw **out, struct natsw *nw, const struct jsw_cfg *cfg, char *err, size_t n);
+
+#endif

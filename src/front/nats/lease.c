@@ -1,0 +1,274 @@
+/*
+ * Partition leases in a JetStream KV bucket; see lease.h.
+ */
+#include "front/nats/lease.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "base/clock.h"
+#include "base/err.h"
+#include "base/log.h"
+#include "base/mem.h"
+
+struct lease {
+    struct lease_cfg cfg;
+    char *instance;
+    size_t inst_len;
+    pthread_t thread;
+    int started;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int stop;
+    /* lease thread only */
+    uint64_t rev[LEASE_MAX_PARTITIONS];    /* 0: not held */
+    int64_t renewed[LEASE_MAX_PARTITIONS]; /* monotonic ns of the last good renewal */
+    atomic_int held, workers;
+};
+
+static void key_of(int part, char *out, size_t n)
+{
+    snprintf(out, n, "p%d", part);
+}
+
+/* Who holds part now: 1 = we (re-created it: nobody else had it), 0 = another
+ * worker or unknown. */
+static int renew(struct lease *l, int part, int64_t now)
+{
+    char key[16];
+    key_of(part, key, sizeof key);
+    uint64_t rev = 0;
+    natsStatus st =
+        kvStore_Update(&rev, l->cfg.kv, key, l->instance, (int)l->inst_len, l->rev[part]);
+    if (st == NATS_OK) {
+        l->rev[part] = rev;
+        l->renewed[part] = now;
+        return 1;
+    }
+    /* Not our revision any more: expired (nobody took it: take it back) or
+     * another worker's; or the server did not answer. */
+    kvEntry *e = NULL;
+    st = kvStore_Get(&e, l->cfg.kv, key);
+    if (st == NATS_NOT_FOUND) {
+        if (kvStore_Create(&rev, l->cfg.kv, key, l->instance, (int)l->inst_len) == NATS_OK) {
+            l->rev[part] = rev;
+            l->renewed[part] = now;
+            return 1;
+        }
+        return 0;
+    }
+    if (st == NATS_OK) {
+        int ours = kvEntry_ValueLen(e) == (int)l->inst_len &&
+                   !memcmp(kvEntry_Value(e), l->instance, l->inst_len);
+        uint64_t r = kvEntry_Revision(e);
+        kvEntry_Destroy(e);
+        if (ours) {
+            l->rev[part] = r;
+            l->renewed[part] = now;
+            return 1;
+        }
+        return 0;
+    }
+    /* no answer: keep it while the TTL may still run */
+    return now - l->renewed[part] < (int64_t)l->cfg.ttl_ms * 1000000;
+}
+
+static int count_workers(struct lease *l)
+{
+    kvKeysList keys;
+    memset(&keys, 0, sizeof keys);
+    if (kvStore_Keys(&keys, l->cfg.kv, NULL) != NATS_OK)
+        return -1;
+    int n = 0;
+    for (int i = 0; i < keys.Count; i++)
+        n += !strncmp(keys.Keys[i], "w.", 2);
+    kvKeysList_Destroy(&keys);
+    return n;
+}
+
+static void tick(struct lease *l)
+{
+    int64_t now = clock_mono_ns();
+    char key[300];
+    snprintf(key, sizeof key, "w.%s", l->instance);
+    kvStore_Put(NULL, l->cfg.kv, key, l->instance, (int)l->inst_len);
+    int held = 0;
+    for (int p = 0; p < l->cfg.partitions; p++) {
+        if (!l->rev[p])
+            continue;
+        if (renew(l, p, now)) {
+            held++;
+            continue;
+        }
+        l->rev[p] = 0;
+        LOG_WARN(NULL,
+                 "lease of partition %d lost (another worker holds it, or the server was "
+                 "unreachable for longer than the lease time): its sessions stop here",
+                 p);
+        l->cfg.lost(l->cfg.user, p);
+    }
+    int w = count_workers(l);
+    if (w < 1)
+        w = atomic_load(&l->workers) > 0 ? atomic_load(&l->workers) : 1;
+    atomic_store(&l->workers, w);
+    int fair = (l->cfg.partitions + w - 1) / w;
+    /* Claim from a different first partition per worker, so workers that
+     * start together do not all race for p0. */
+    unsigned start = 0;
+    for (size_t i = 0; i < l->inst_len; i++)
+        start = start * 31 + (unsigned char)l->instance[i];
+    for (int i = 0; i < l->cfg.partitions && held < fair; i++) {
+        int p = (int)((start + (unsigned)i) % (unsigned)l->cfg.partitions);
+        if (l->rev[p])
+            continue;
+        key_of(p, key, sizeof key);
+        uint64_t rev = 0;
+        if (kvStore_Create(&rev, l->cfg.kv, key, l->instance, (int)l->inst_len) != NATS_OK)
+            continue;
+        l->rev[p] = rev;
+        l->renewed[p] = now;
+        held++;
+        LOG_INFO(NULL, "claimed partition %d (%d of %d held, %d worker(s))", p, held, fair, w);
+        l->cfg.gained(l->cfg.user, p);
+    }
+    if (held > fair) {
+        /* A worker joined: give one partition with no open session away per
+         * renewal, so the open ones finish where they are. */
+        for (int p = 0; p < l->cfg.partitions; p++) {
+            if (!l->rev[p] || !l->cfg.idle(l->cfg.user, p))
+                continue;
+            l->cfg.lost(l->cfg.user, p);
+            key_of(p, key, sizeof key);
+            kvStore_Delete(l->cfg.kv, key);
+            l->rev[p] = 0;
+            held--;
+            LOG_INFO(NULL, "released idle partition %d to rebalance (%d worker(s), %d held)", p, w,
+                     held);
+            break;
+        }
+    }
+    atomic_store(&l->held, held);
+}
+
+static void *lease_main(void *arg)
+{
+    struct lease *l = arg;
+    int first = 1;
+    for (;;) {
+        struct timespec until;
+        clock_gettime(CLOCK_MONOTONIC, &until);
+        int64_t ns = (int64_t)l->cfg.ttl_ms * 1000000 / 3;
+        until.tv_sec += ns / 1000000000;
+        until.tv_nsec += ns % 1000000000;
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000L;
+        }
+        pthread_mutex_lock(&l->mu);
+        while (!l->stop && !first)
+            if (pthread_cond_timedwait(&l->cv, &l->mu, &until))
+                break;
+        int stop = l->stop;
+        pthread_mutex_unlock(&l->mu);
+        if (stop)
+            break;
+        if (first) {
+            /* Say we are here and wait one renewal before claiming: workers
+             * that start together then see each other and share. */
+            char key[300];
+            snprintf(key, sizeof key, "w.%s", l->instance);
+            kvStore_Put(NULL, l->cfg.kv, key, l->instance, (int)l->inst_len);
+            first = 0;
+            continue;
+        }
+        tick(l);
+    }
+    return NULL;
+}
+
+int lease_create(struct lease **out, const struct lease_cfg *cfg, char *err, size_t n)
+{
+    *out = NULL;
+    if (cfg->partitions < 1 || cfg->partitions > LEASE_MAX_PARTITIONS || cfg->ttl_ms < 300)
+        return err_set(err, n, HARK_E_INVAL, "leases: 1..%d partitions and a TTL of >= 300 ms",
+                       LEASE_MAX_PARTITIONS);
+    struct lease *l = hark_calloc(1, sizeof *l);
+    if (!l || !(l->instance = hark_strdup(cfg->instance))) {
+        hark_free(l);
+        return err_set(err, n, HARK_E_NOMEM, "out of memory");
+    }
+    l->cfg = *cfg;
+    l->inst_len = strlen(l->instance);
+    pthread_mutex_init(&l->mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&l->cv, &ca);
+    pthread_condattr_destroy(&ca);
+    if (pthread_create(&l->thread, NULL, lease_main, l)) {
+        lease_destroy(l);
+        return err_set(err, n, HARK_E_INTERNAL, "cannot start the lease thread");
+    }
+    l->started = 1;
+    *out = l;
+    return 0;
+}
+
+static void stop_thread(struct lease *l)
+{
+    if (!l->started)
+        return;
+    pthread_mutex_lock(&l->mu);
+    l->stop = 1;
+    pthread_cond_signal(&l->cv);
+    pthread_mutex_unlock(&l->mu);
+    pthread_join(l->thread, NULL);
+    l->started = 0;
+}
+
+void lease_release_all(struct lease *l)
+{
+    if (!l)
+        return;
+    stop_thread(l);
+    char key[300];
+    int released = 0;
+    for (int p = 0; p < l->cfg.partitions; p++) {
+        if (!l->rev[p])
+            continue;
+        l->cfg.lost(l->cfg.user, p);
+        key_of(p, key, sizeof key);
+        kvStore_Delete(l->cfg.kv, key);
+        l->rev[p] = 0;
+        released++;
+    }
+    snprintf(key, sizeof key, "w.%s", l->instance);
+    kvStore_Delete(l->cfg.kv, key);
+    atomic_store(&l->held, 0);
+    if (released)
+        LOG_INFO(NULL, "released %d partition lease(s)", released);
+}
+
+void lease_destroy(struct lease *l)
+{
+    if (!l)
+        return;
+    stop_thread(l);
+    pthread_cond_destroy(&l->cv);
+    pthread_mutex_destroy(&l->mu);
+    hark_free(l->instance);
+    hark_free(l);
+}
+
+int lease_held(struct lease *l)
+{
+    return l ? atomic_load(&l->held) : 0;
+}
+
+int lease_workers(struct lease *l)
+{
+    return l ? atomic_load(&l->workers) : 0;
+}

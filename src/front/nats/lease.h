@@ -1,0 +1,51 @@
+/*
+ * Partition leases in a JetStream key-value bucket (docs/nats.md
+ * "JetStream"): which `hark worker --jetstream` owns which input partition.
+ *
+ * The bucket's TTL is the lease time. Key "p{N}" holds the owner's instance
+ * name; the owner renews it every TTL/3 with a compare-and-set update on its
+ * revision, so two workers can never both renew one lease. Key "w.{name}"
+ * says a worker is alive; the number of those keys sets each worker's fair
+ * share, ceil(partitions / workers). A worker below its share claims free
+ * partitions with a create (which fails while the key exists); a worker above
+ * it releases a partition that has no open session (so a joining worker
+ * disturbs nobody). A dead worker's keys expire after the TTL and the others
+ * claim its partitions at their next renewal.
+ *
+ * Threads: one lease thread runs the renewals and calls gained/lost/idle
+ * (never two at once); lease_* calls are thread-safe. When a renewal cannot
+ * reach the server for longer than the TTL, the lease counts as lost (the
+ * others may have it by now): lost() fences the partition.
+ */
+#ifndef HARK_FRONT_NATS_LEASE_H
+#define HARK_FRONT_NATS_LEASE_H
+
+#include <nats/nats.h>
+#include <stddef.h>
+
+struct lease;
+
+struct lease_cfg {
+    kvStore *kv;    /* the bucket; its TTL is ttl_ms; outlives the lease */
+    int partitions; /* 1..LEASE_MAX_PARTITIONS */
+    int ttl_ms;
+    const char *instance; /* this worker's name, a valid KV key token */
+    void *user;
+    void (*gained)(void *user, int part); /* start consuming the partition */
+    void (*lost)(void *user, int part);   /* stop consuming it, publish nothing more */
+    int (*idle)(void *user, int part);    /* 1: no open session (may be released) */
+};
+
+#define LEASE_MAX_PARTITIONS 256
+
+int lease_create(struct lease **out, const struct lease_cfg *cfg, char *err, size_t n);
+/* Stops the thread, calls lost() for every held partition and deletes their
+ * keys (the others take them at once, without waiting for the TTL). */
+void lease_release_all(struct lease *l);
+void lease_destroy(struct lease *l);
+/* Partitions held now. Any thread. */
+int lease_held(struct lease *l);
+/* Live workers seen at the last renewal. Any thread. */
+int lease_workers(struct lease *l);
+
+#endif
