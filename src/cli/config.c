@@ -225,10 +225,10 @@ static const struct cfg_row rows[] = {
      OFF(jetstream_lease_ttl_ms), "3", 300, 600000, NULL, "nats",
      "JetStream: a partition's lease lasts this many seconds unless renewed (every third of it); "
      "a dead worker's partitions move within about this time", BOTH},
-    {"jetstream-max-mb", "HARK_JETSTREAM_MAX_MB", NULL, CFG_INT, OFF(jetstream_max_mb), "1024", 1,
+    {"jetstream-max-mb", "HARK_JETSTREAM_MAX_MB", NULL, CFG_INT, OFF(jetstream_max_mb), "256", 1,
      1048576, NULL, "nats",
      "JetStream: the stream keeps at most this many MB of unacknowledged input (then the oldest "
-     "goes)", BOTH},
+     "goes); nats-server reserves it from its max_file_store", BOTH},
     {"jetstream-max-age", "HARK_JETSTREAM_MAX_AGE", NULL, CFG_INT, OFF(jetstream_max_age), "3600",
      60, 604800, NULL, "nats",
      "JetStream: seconds the stream keeps unacknowledged input, and the session records", BOTH},

@@ -532,9 +532,12 @@ static void name_of(const char *prefix, const char *subj, char *out, size_t n)
 
 static int js_fail(char *err, size_t n, const char *what, natsStatus st, jsErrCode je)
 {
+    natsStatus last = NATS_OK;
+    const char *text = nats_GetLastError(&last);
     return err_set(err, n, HARK_E_IO,
-                   "%s: %s (JetStream error %d; is nats-server running with -js?)", what,
-                   natsStatus_GetText(st), (int)je);
+                   "%s: %s (JetStream error %d%s%s; is nats-server running with -js, and is its "
+                   "max_file_store larger than --jetstream-max-mb, which the stream reserves?)",
+                   what, natsStatus_GetText(st), (int)je, text ? ": " : "", text ? text : "");
 }
 
 static int setup_stream(struct jsw *j, char *err, size_t n)
@@ -671,6 +674,7 @@ int jsw_create(struct jsw **out, struct natsw *nw, const struct jsw_cfg *cfg, ch
     };
     natsw_set_hooks(nw, &h);
     struct lease_cfg lc = {
+        .nc = j->nc,
         .kv = j->leases,
         .partitions = cfg->partitions,
         .ttl_ms = cfg->lease_ttl_ms,

@@ -93,6 +93,11 @@ static void tick(struct lease *l)
 {
     int64_t now = clock_mono_ns();
     char key[300];
+    /* Disconnected: no renewal can get through, and each try would wait for
+     * the JetStream timeout. The first renewal after the reconnect tells
+     * whether the leases are still ours (renew). */
+    if (natsConnection_Status(l->cfg.nc) != NATS_CONN_STATUS_CONNECTED)
+        return;
     snprintf(key, sizeof key, "w.%s", l->instance);
     kvStore_Put(NULL, l->cfg.kv, key, l->instance, (int)l->inst_len);
     int held = 0;

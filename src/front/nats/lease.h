@@ -26,8 +26,9 @@
 struct lease;
 
 struct lease_cfg {
-    kvStore *kv;    /* the bucket; its TTL is ttl_ms; outlives the lease */
-    int partitions; /* 1..LEASE_MAX_PARTITIONS */
+    natsConnection *nc; /* the bucket's connection */
+    kvStore *kv;        /* the bucket; its TTL is ttl_ms; outlives the lease */
+    int partitions;     /* 1..LEASE_MAX_PARTITIONS */
     int ttl_ms;
     const char *instance; /* this worker's name, a valid KV key token */
     void *user;
