@@ -21,6 +21,7 @@ int cli_engines(int argc, char **argv);
 int cli_circuit_print(const char *server);
 int cli_serve(int argc, char **argv);
 int cli_worker(int argc, char **argv);
+int cli_cluster(int argc, char **argv); /* cluster.c: the JetStream ownership table */
 
 /* serve.c: `hark serve` (with_ws 1) and `hark worker` (0, NATS only). */
 int cli_serve_run(int argc, char **argv, int with_ws);

@@ -65,6 +65,7 @@ static void usage(FILE *f)
         "commands:\n"
         "  serve [options]               run the streaming server (WebSocket + HTTP)\n"
         "  worker [options]              run the NATS streaming worker (seed 004)\n"
+        "  cluster [--nats-url URL]      which `worker --jetstream` owns which partition\n"
         "  transcribe [options] FILE|-   stream a file or stdin through a session\n"
         "  engines [serve options]       list the engines built in and what the options configure\n"
         "  version                       print the version\n"
@@ -83,6 +84,8 @@ int main(int argc, char **argv)
         return cli_serve(argc - 1, argv + 1);
     if (!strcmp(cmd, "worker"))
         return cli_worker(argc - 1, argv + 1);
+    if (!strcmp(cmd, "cluster"))
+        return cli_cluster(argc - 1, argv + 1);
     if (!strcmp(cmd, "transcribe"))
         return cli_transcribe(argc - 1, argv + 1);
     if (!strcmp(cmd, "engines"))

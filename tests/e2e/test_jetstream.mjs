@@ -171,11 +171,12 @@ const brief = (msgs) => msgs.map((m) => m.type ? `${m.type}${m.code ? ':' + m.co
 
 // Live sessions: every 100 ms one 100 ms chunk of each session (timestamps =
 // capture time); at (tick, fn) pairs fn runs first; end after the last chunk.
-async function streamLive(c, list, { at = [] } = {}) {
+async function streamLive(c, list, { at = [], every = null } = {}) {
   const start = Date.now();
   const ticks = Math.max(...list.map((s) => Math.ceil(s.pcm.length / 3200)));
   for (let t = 0; t < ticks; t++) {
     for (const [tick, fn] of at) if (tick === t) await fn();
+    if (every) await every(t);
     for (const s of list) {
       const off = t * 3200;
       if (off >= s.pcm.length) continue;
@@ -271,27 +272,44 @@ test('3 workers, 20 live sessions, kill -9 of one mid-run: every session complet
     const share = () => ws.filter((w) => w.alive()).map((w) => w.held().size);
     await until(() => share().reduce((a, b) => a + b, 0) === P && share().every((n) => n === 2), 30000,
       'two partitions per worker');
-    const run = async (tag, at) => {
+    const run = async (tag) => {
       const list = Array.from({ length: 20 }, (_, i) => ({ id: `${tag}-${i}`, k: i % 5, pcm: wavPcm(CLIPS[i % 5]) }));
       for (const s of list) c.send(s.id, { type: 'start', speaker_id: 'spk' });
-      await streamLive(c, list, { at });
+      await streamLive(c, list);
       await until(() => list.every((s) => ofType(c.msgs(s.id), 'closed').length), 120000, `${tag}: every closed`);
       return list;
     };
     const ref = await run('ref');
-    // the same 20 sessions again; 2.5 s in, the worker holding the most
-    // sessions is killed without a goodbye
-    let victim, killedAt;
-    const list = await run('kill', [[25, async () => {
-      victim = ws[0];
-      killedAt = Date.now();
-      victim.proc.kill('SIGKILL');
-    }]]);
+    // the same 20 sessions again; one worker is killed without a goodbye
+    // as soon as a session it runs has published results and is not closed
+    // (so the others continue that one from its record)
+    const victim = ws[0];
+    let killedAt, stop = false;
+    const killer = (async () => {
+      while (!killedAt && !stop) {
+        const mine = [...victim.log().matchAll(/\[(kill-\d+)\] session started/g)].map((m) => m[1]);
+        if (mine.some((id) => results(c.msgs(id)).length > 0 && !ofType(c.msgs(id), 'closed').length)) {
+          killedAt = Date.now();
+          victim.proc.kill('SIGKILL');
+        }
+        await sleep(20);
+      }
+    })();
+    const list = await run('kill');
+    stop = true;
+    await killer;
+    assert.ok(killedAt, 'the worker was killed while a session of it was open with results');
     const victimParts = [...victim.held()];
     assert.equal(victimParts.length, 2);
-    const moved = ws.filter((w) => w !== victim).map((w) => (w.log().match(/session resumed from another worker/g) || []).length);
-    const resumed = moved.reduce((a, b) => a + b, 0);
-    assert.ok(resumed >= 1, 'sessions of the killed worker were resumed by the others');
+    // the killed worker's open sessions: each started again on another
+    // worker, from its record when it had published results ("resumed"),
+    // else from its start
+    const onVictim = new Set([...victim.log().matchAll(/\[(kill-\d+)\] session started/g)].map((m) => m[1]));
+    const elsewhere = ws.filter((w) => w !== victim).map((w) => w.log()).join('\n');
+    const moved = [...onVictim].filter((id) => new RegExp(`\\[${id}\\] session (started|resumed)`).test(elsewhere));
+    const resumed = (elsewhere.match(/\[kill-\d+\] session resumed from another worker/g) || []).length;
+    assert.ok(moved.length >= 1, `sessions of the killed worker (${[...onVictim]}) continued on the others`);
+    assert.ok(resumed >= 1, 'a session continued from its record');
     for (let i = 0; i < list.length; i++) {
       const s = list[i], msgs = c.msgs(s.id);
       checkSession(msgs, s);
@@ -302,8 +320,55 @@ test('3 workers, 20 live sessions, kill -9 of one mid-run: every session complet
       assert.ok(rate(a, b) <= 0.25, `${s.id}: "${b}" vs "${a}" without the kill`);
       assert.ok(rate(TRUTH[s.k], b) < 0.5, `${s.id}: ${b} (reference: ${TRUTH[s.k]})`);
     }
-    console.log(`# killed a worker holding partitions ${victimParts}; ${resumed} session(s) resumed elsewhere`);
+    console.log(`# killed a worker holding partitions ${victimParts} ${Date.now() - killedAt} ms ago: ${moved.length} of its sessions moved, ${resumed} resumed from a record`);
     for (const w of ws.filter((x) => x !== victim)) assert.ok(w.alive());
+  } finally {
+    await c.close().catch(() => {});
+    for (const w of ws) await w.stop();
+    await ns.stop();
+  }
+});
+
+test('elastic: workers that join take idle partitions without disturbing open sessions; SIGTERM hands a worker\'s sessions over at once', async () => {
+  const P = 6;
+  const port = await freePort();
+  const ns = await startNats(port, { partitions: P });
+  const c = await startClient(ns.url);
+  const ws = [];
+  try {
+    ws.push(await startWorker(ns.url, ['--jetstream-partitions', String(P)]));
+    await until(() => ws[0].held().size === P, 15000, 'one worker holds every partition');
+    // 8 live sessions of ~10 s on the one worker; two more workers join 2 s in
+    const mk = (tag) => Array.from({ length: 8 }, (_, i) => ({
+      id: `${tag}-${i}`, k: i % 5, pcm: Buffer.concat([wavPcm(CLIPS[i % 5]), wavPcm(CLIPS[(i + 2) % 5])]),
+    }));
+    const list = mk('join');
+    for (const s of list) c.send(s.id, { type: 'start' });
+    let joined;
+    await streamLive(c, list, {
+      at: [[20, () => { joined = Promise.all([startWorker(ns.url, ['--jetstream-partitions', String(P)]),
+        startWorker(ns.url, ['--jetstream-partitions', String(P)])]).then((x) => ws.push(...x)); }]],
+    });
+    await joined;
+    await until(() => list.every((s) => ofType(c.msgs(s.id), 'closed').length), 90000, 'every closed');
+    for (const s of list) checkSession(c.msgs(s.id), s);
+    for (const w of ws) assert.doesNotMatch(w.log(), /session resumed|handed over/, 'no open session moved');
+    // once idle, the partitions spread: two each
+    await until(() => ws.every((w) => w.held().size === 2), 30000, 'two partitions per worker');
+
+    // SIGTERM of a worker with open sessions: they continue on the others,
+    // which take its partitions at their next renewal (no lease expiry)
+    const list2 = mk('term');
+    for (const s of list2) c.send(s.id, { type: 'start' });
+    const victim = ws[1];
+    let code, termAt;
+    await streamLive(c, list2, { at: [[30, async () => { termAt = Date.now(); code = victim.stop('SIGTERM'); }]] });
+    assert.equal(await code, 0, victim.log().slice(-2000));
+    await until(() => list2.every((s) => ofType(c.msgs(s.id), 'closed').length), 90000, 'every closed after SIGTERM');
+    for (const s of list2) checkSession(c.msgs(s.id), s);
+    assert.match(victim.log(), /released \d+ partition lease/);
+    const others = ws.filter((w) => w !== victim);
+    assert.ok(others.reduce((a, w) => a + w.held().size, 0) === P, 'the others hold every partition');
   } finally {
     await c.close().catch(() => {});
     for (const w of ws) await w.stop();

@@ -29,8 +29,8 @@ static int field(const char **p, const char *end, const char *name, uint64_t *v)
         q++;
         digits++;
     }
-    if (!digits || (q < end && *q != ' '))
-        return -1;
+    if (!digits || (q < end && *q != ' ') || (digits > 1 && (*p)[nl + 1] == '0'))
+        return -1; /* one spelling per value: no leading zeros */
     *v = x;
     *p = q < end ? q + 1 : q;
     return 0;
@@ -51,7 +51,7 @@ int jsrec_parse(struct jsrec *r, const void *data, size_t len)
         if (i < 5 && p[-1] != ' ')
             return -1;
     }
-    if (p != end || v[1] > INT64_MAX || v[2] > INT64_MAX || v[4] > 1 || v[5] > 1)
+    if (p != end || end[-1] == ' ' || v[1] > INT64_MAX || v[2] > INT64_MAX || v[4] > 1 || v[5] > 1)
         return -1;
     *r = (struct jsrec){
         .seq = v[0],

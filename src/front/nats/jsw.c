@@ -530,6 +530,13 @@ static void name_of(const char *prefix, const char *subj, char *out, size_t n)
     out[o] = 0;
 }
 
+void jsw_names(const char *subject_in, struct jsw_names *out)
+{
+    name_of("hark_", subject_in, out->stream, sizeof out->stream);
+    name_of("hark_leases_", subject_in, out->leases, sizeof out->leases);
+    name_of("hark_sessions_", subject_in, out->records, sizeof out->records);
+}
+
 static int js_fail(char *err, size_t n, const char *what, natsStatus st, jsErrCode je)
 {
     natsStatus last = NATS_OK;
@@ -608,9 +615,11 @@ int jsw_create(struct jsw **out, struct natsw *nw, const struct jsw_cfg *cfg, ch
     j->nw = nw;
     j->nc = natsw_conn(nw);
     pthread_mutex_init(&j->mu, NULL);
-    name_of("hark_", cfg->subject_in, j->stream, sizeof j->stream);
-    name_of("hark_leases_", cfg->subject_in, j->leases_bucket, sizeof j->leases_bucket);
-    name_of("hark_sessions_", cfg->subject_in, j->records_bucket, sizeof j->records_bucket);
+    struct jsw_names nm;
+    jsw_names(cfg->subject_in, &nm);
+    memcpy(j->stream, nm.stream, sizeof j->stream);
+    memcpy(j->leases_bucket, nm.leases, sizeof j->leases_bucket);
+    memcpy(j->records_bucket, nm.records, sizeof j->records_bucket);
     char host[64] = "host";
     gethostname(host, sizeof host - 1);
     char raw[120];
@@ -704,5 +713,101 @@ fail:
     pthread_mutex_destroy(&j->mu);
     hark_free(j->parts);
     hark_free(j);
+    return rc;
+}
+
+/* ------------------------------------------------------------ hark cluster */
+
+static int print_partitions(jsCtx *js, const struct jsw_names *nm, kvStore *kv, FILE *f)
+{
+    jsStreamInfo *si = NULL;
+    jsErrCode je = 0;
+    if (js_GetStreamInfo(&si, js, nm->stream, NULL, &je) == NATS_OK) {
+        fprintf(f, "stream %s: %llu message(s), %llu bytes of input not yet in finals\n",
+                nm->stream, (unsigned long long)si->State.Msgs,
+                (unsigned long long)si->State.Bytes);
+        jsStreamInfo_Destroy(si);
+    } else {
+        fprintf(f, "stream %s: none (no worker ran with --jetstream here yet)\n", nm->stream);
+    }
+    fprintf(f, "%-10s %-32s %10s %12s\n", "partition", "owner", "pending", "unacked");
+    int shown = 0;
+    for (int p = 0; p < LEASE_MAX_PARTITIONS; p++) {
+        char key[16], durable[32];
+        snprintf(key, sizeof key, "p%d", p);
+        snprintf(durable, sizeof durable, "hark_p%d", p);
+        kvEntry *e = NULL;
+        int owned = kvStore_Get(&e, kv, key) == NATS_OK;
+        jsConsumerInfo *ci = NULL;
+        int consumer = js_GetConsumerInfo(&ci, js, nm->stream, durable, NULL, &je) == NATS_OK;
+        if (!owned && !consumer) {
+            if (p >= 8 && !shown)
+                break;
+            continue;
+        }
+        shown++;
+        char owner[64];
+        snprintf(owner, sizeof owner, "%.*s", owned ? kvEntry_ValueLen(e) : 0,
+                 owned ? (const char *)kvEntry_Value(e) : "");
+        fprintf(f, "%-10d %-32s %10llu %12lld\n", p, owned ? owner : "(none: lease expired)",
+                consumer ? (unsigned long long)ci->NumPending : 0ULL,
+                consumer ? (long long)ci->NumAckPending : 0LL);
+        kvEntry_Destroy(e);
+        jsConsumerInfo_Destroy(ci);
+    }
+    return shown;
+}
+
+int jsw_print_cluster(const char *url, const char *subject_in, FILE *f, char *err, size_t n)
+{
+    struct jsw_names nm;
+    jsw_names(subject_in, &nm);
+    natsConnection *nc = NULL;
+    jsCtx *js = NULL;
+    kvStore *leases = NULL, *records = NULL;
+    int rc = 0;
+    natsStatus st = natsConnection_ConnectTo(&nc, url);
+    if (st != NATS_OK) {
+        rc = err_set(err, n, HARK_E_IO, "cannot connect to %s: %s", url, natsStatus_GetText(st));
+        goto out;
+    }
+    if ((st = natsConnection_JetStream(&js, nc, NULL)) != NATS_OK ||
+        (st = js_KeyValue(&leases, js, nm.leases)) != NATS_OK) {
+        rc = err_set(err, n, HARK_E_IO,
+                     "no lease bucket %s at %s (%s): no worker ran with "
+                     "--jetstream and --nats-subject-in %s",
+                     nm.leases, url, natsStatus_GetText(st), subject_in);
+        goto out;
+    }
+    print_partitions(js, &nm, leases, f);
+    kvKeysList keys;
+    memset(&keys, 0, sizeof keys);
+    fprintf(f, "workers:");
+    if (kvStore_Keys(&keys, leases, NULL) == NATS_OK) {
+        for (int i = 0; i < keys.Count; i++)
+            if (!strncmp(keys.Keys[i], "w.", 2))
+                fprintf(f, " %s", keys.Keys[i] + 2);
+        kvKeysList_Destroy(&keys);
+    }
+    fprintf(f, "\n");
+    int open = 0, closed = 0;
+    if (js_KeyValue(&records, js, nm.records) == NATS_OK &&
+        kvStore_Keys(&keys, records, NULL) == NATS_OK) {
+        for (int i = 0; i < keys.Count; i++) {
+            kvEntry *e = NULL;
+            struct jsrec r;
+            if (kvStore_Get(&e, records, keys.Keys[i]) == NATS_OK &&
+                !jsrec_parse(&r, kvEntry_Value(e), (size_t)kvEntry_ValueLen(e)))
+                r.closed ? closed++ : open++;
+            kvEntry_Destroy(e);
+        }
+        kvKeysList_Destroy(&keys);
+    }
+    fprintf(f, "sessions: %d open, %d closed (records in %s)\n", open, closed, nm.records);
+out:
+    kvStore_Destroy(leases);
+    kvStore_Destroy(records);
+    jsCtx_Destroy(js);
+    natsConnection_Destroy(nc);
     return rc;
 }

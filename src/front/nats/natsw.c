@@ -83,7 +83,7 @@ struct nsess {
     double next_ts;   /* client time where the next chunk's audio should start */
     double audio_pos; /* seconds of audio the session received */
 
-    int silent; /* natsw_abandon: another worker owns it; nothing is published */
+    atomic_int silent; /* natsw_abandon: another worker owns it; nothing is published */
 
     /* pump only */
     int done; /* the session's last message was taken */
@@ -497,23 +497,11 @@ fail:
     return rc;
 }
 
-/* An abandoned session (natsw_abandon) still finishing leaves the table at
- * once when its id starts again here (ended_cb; the pump frees it). Under
- * nw->mu. */
-static void drop_silent(struct natsw *nw, struct nsess *s)
-{
-    table_end(nw->table, s->ts);
-}
-
 static void on_start(struct natsw *nw, const char *id, const struct nmsg_in *m,
                      const struct natsw_resume *rs, struct pend_err *pe)
 {
     char err[512];
     struct nsess *s = find(nw, id);
-    if (s && s->silent) {
-        drop_silent(nw, s);
-        s = NULL;
-    }
     if (s) {
         fail(pe, s->speaker, HARK_E_STATE,
              s->lim.closing ? "session %s is still finishing; wait for its closed message "
@@ -1078,14 +1066,14 @@ static int pump_once(struct natsw *nw)
         struct chan_msg *m = s->out_head;
         s->out_head = s->out_tail = NULL;
         int64_t sent = clock_mono_ns();
-        if (!s->silent && nw->hooks.batch)
+        if (!atomic_load(&s->silent) && nw->hooks.batch)
             nw->hooks.batch(nw->hooks.user, s->id, m, 0);
         for (struct chan_msg *i = m; i; i = i->next) {
-            if (i->len && !s->silent)
+            if (i->len && !atomic_load(&s->silent))
                 publish(nw, s->subject, i->data, i->len);
             stats_latency(&nw->stats, i, sent);
         }
-        if (!s->silent && nw->hooks.batch)
+        if (!atomic_load(&s->silent) && nw->hooks.batch)
             nw->hooks.batch(nw->hooks.user, s->id, m, 1);
         free_msgs(m);
     }
@@ -1397,11 +1385,12 @@ void natsw_abandon(struct natsw *nw, const char *id)
 {
     pthread_mutex_lock(&nw->mu);
     struct nsess *s = find(nw, id);
-    if (s && !s->silent) {
-        s->silent = 1;
-        if (!s->lim.closing)
-            end_session(s);
+    if (s) {
+        /* Out of the table now: its queued audio is dropped with the chan,
+         * and what it rendered already is not published (silent). */
+        atomic_store(&s->silent, 1);
         LOG_INFO(id, "session handed over to another worker: stopped here");
+        table_end(nw->table, s->ts);
     }
     pthread_mutex_unlock(&nw->mu);
 }
