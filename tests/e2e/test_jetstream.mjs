@@ -4,7 +4,7 @@
 // @msgpack/msgpack) publishing plain core-NATS messages as today.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import { createServer } from 'node:net';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -88,6 +88,7 @@ async function startWorker(url, args = []) {
   return {
     proc,
     log: () => err,
+    stdout: () => out,
     alive: () => proc.exitCode === null && proc.signalCode === null,
     held: () => { // partitions it consumes now, from its log
       const s = new Set();
@@ -221,7 +222,7 @@ const rate = (ref, hyp) => { const w = wer(ref, hyp); return w.errors / Math.max
 test('nats-server SIGKILL and restart mid-session: with --jetstream no audio is lost and nothing is published twice', async () => {
   const port = await freePort();
   let ns = await startNats(port);
-  const w = await startWorker(ns.url, ['--chunk-timeout', '30']);
+  const w = await startWorker(ns.url, ['--chunk-timeout', '30', '--port', '0']);
   const c = await startClient(ns.url);
   try {
     await until(() => w.held().size === 1, 15000, 'the partition lease');
@@ -242,6 +243,14 @@ test('nats-server SIGKILL and restart mid-session: with --jetstream no audio is 
     await until(() => list.every((s) => ofType(c.msgs(s.id), 'closed').length), 90000, 'closed after the restart');
     assert.ok(w.alive());
     assert.match(w.log(), /disconnected from NATS/);
+    // per-partition metrics on --port; once every session closed, nothing
+    // is held unacknowledged
+    const hp = Number(w.stdout().match(/health on http:\/\/127\.0\.0\.1:(\d+)\//)?.[1]);
+    const metrics = await (await fetch(`http://127.0.0.1:${hp}/metrics`)).text();
+    assert.match(metrics, /^hark_js_partition_owned\{partition="0"\} 1$/m);
+    assert.match(metrics, /^hark_js_partition_sessions\{partition="0"\} 0$/m);
+    assert.match(metrics, /^hark_js_held_messages 0$/m);
+    assert.match(metrics, /^hark_js_redeliveries_total\{partition="0"\} \d+$/m);
     for (const s of list) {
       // Results go out by core NATS: those published while the client was
       // reconnecting are lost to it (docs/nats.md), so sequence may skip
@@ -355,6 +364,14 @@ test('elastic: workers that join take idle partitions without disturbing open se
     for (const w of ws) assert.doesNotMatch(w.log(), /session resumed|handed over/, 'no open session moved');
     // once idle, the partitions spread: two each
     await until(() => ws.every((w) => w.held().size === 2), 30000, 'two partitions per worker');
+    // the ownership table: every partition, three owners
+    const table = spawnSync(HARK, ['cluster', '--nats-url', ns.url], { encoding: 'utf8', timeout: 30000 });
+    assert.equal(table.status, 0, table.stderr);
+    const owners = [...table.stdout.matchAll(/^(\d+)\s+(\S+)\s+\d+\s+\d+$/gm)];
+    assert.equal(owners.length, P, table.stdout);
+    assert.equal(new Set(owners.map((m) => m[2])).size, 3, table.stdout);
+    assert.match(table.stdout, /^workers: \S+ \S+ \S+$/m);
+    assert.match(table.stdout, /^sessions: 0 open, 8 closed/m);
 
     // SIGTERM of a worker with open sessions: they continue on the others,
     // which take its partitions at their next renewal (no lease expiry)
