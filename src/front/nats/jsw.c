@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "base/clock.h"
 #include "base/err.h"
 #include "base/log.h"
 #include "base/mem.h"
@@ -48,7 +49,8 @@ struct jsess {
     uint64_t skip_to; /* resumed: input up to this stream sequence is in finals already */
     uint64_t max_sseq;
     struct jsrec rec;
-    int64_t committed; /* bytes covered by finals */
+    int64_t committed;   /* bytes covered by finals */
+    int64_t progress_at; /* monotonic ns of the last InProgress for the held input */
     struct held *head, *tail;
     struct held *acking; /* taken off the list by the batch hook, acked after publishing */
     struct jsess *next;
@@ -400,6 +402,28 @@ static void on_batch(void *user, const char *id, const struct chan_msg *msgs, in
     pthread_mutex_unlock(&j->mu);
 }
 
+/* Lease thread, after each renewal: input held for half the ack wait (a
+ * session's start and end, the audio of a long utterance) gets an
+ * InProgress, so the server does not deliver it again while this worker
+ * still works on it (a redelivery would be dropped here anyway, by its
+ * stream sequence, but costs a message). */
+static void on_tick(void *user)
+{
+    struct jsw *j = user;
+    int64_t now = clock_mono_ns(), half = (int64_t)ACK_WAIT_S * 1000000000 / 2;
+    pthread_mutex_lock(&j->mu);
+    for (struct jsess *s = j->all; s; s = s->next) {
+        if (!s->progress_at)
+            s->progress_at = now;
+        if (now - s->progress_at < half)
+            continue;
+        s->progress_at = now;
+        for (struct held *h = s->head; h; h = h->next)
+            natsMsg_InProgress(h->msg, NULL);
+    }
+    pthread_mutex_unlock(&j->mu);
+}
+
 /* ------------------------------------------------------------ partitions */
 
 static void part_filter(struct jsw *j, int part, char *out, size_t n)
@@ -692,6 +716,7 @@ int jsw_create(struct jsw **out, struct natsw *nw, const struct jsw_cfg *cfg, ch
         .gained = gained,
         .lost = lost,
         .idle = idle,
+        .tick = on_tick,
     };
     if ((rc = lease_create(&j->lease, &lc, err, n))) {
         struct natsw_hooks none = {0};

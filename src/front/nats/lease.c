@@ -156,6 +156,8 @@ static void tick(struct lease *l)
         }
     }
     atomic_store(&l->held, held);
+    if (l->cfg.tick)
+        l->cfg.tick(l->cfg.user);
 }
 
 static void *lease_main(void *arg)

@@ -35,6 +35,7 @@ struct lease_cfg {
     void (*gained)(void *user, int part); /* start consuming the partition */
     void (*lost)(void *user, int part);   /* stop consuming it, publish nothing more */
     int (*idle)(void *user, int part);    /* 1: no open session (may be released) */
+    void (*tick)(void *user);             /* after each renewal (may be NULL) */
 };
 
 #define LEASE_MAX_PARTITIONS 256
