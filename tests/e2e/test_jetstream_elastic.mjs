@@ -51,7 +51,11 @@ test('elastic: workers that join take idle partitions without disturbing open se
     let code, termAt;
     await streamLive(c, list2, { at: [[30, async () => { termAt = Date.now(); code = victim.stop('SIGTERM'); }]] });
     assert.equal(await code, 0, victim.log().slice(-2000));
-    await until(() => list2.every((s) => ofType(c.msgs(s.id), 'closed').length), 90000, 'every closed after SIGTERM');
+    await until(() => list2.every((s) => ofType(c.msgs(s.id), 'closed').length), 90000, 'every closed after SIGTERM')
+      .catch((e) => {
+        const open = list2.filter((s) => !ofType(c.msgs(s.id), 'closed').length).map((s) => s.id);
+        throw new Error(`${e.message}: ${open} still open\n${ws.map((w) => w.log().split('\n').filter((l) => open.some((id) => l.includes(id)) || /partition|lease/.test(l)).join('\n')).join('\n----\n')}`);
+      });
     for (const s of list2) checkSession(c.msgs(s.id), s);
     assert.match(victim.log(), /released \d+ partition lease/);
     const others = ws.filter((w) => w !== victim);

@@ -513,7 +513,10 @@ static void on_start(struct natsw *nw, const char *id, const struct nmsg_in *m,
     /* One admission policy for every front end (host/admit.h): the same
      * session count and measured demand as the WebSocket sessions. */
     struct admit_slot *slot = NULL;
-    int rc = admit_acquire(nw->cfg.admit, 1, &slot, err, sizeof err);
+    /* A session continued from another worker (jsw.h) was admitted once
+     * and is live: refusing it for load would end it mid-stream, so only
+     * the session count applies (as for bulk work). */
+    int rc = admit_acquire(nw->cfg.admit, rs ? 0 : 1, &slot, err, sizeof err);
     if (rc) {
         fail(pe, m->speaker_id, rc, "%s", err);
         return;
@@ -966,13 +969,15 @@ static void wait_wake(struct natsw *nw)
 
 static void begin_drain(struct natsw *nw)
 {
+    /* JetStream (jsw.h): stop taking input and hand the sessions over
+     * first, so that no input is refused (and acknowledged) meanwhile. */
+    if (nw->hooks.draining)
+        nw->hooks.draining(nw->hooks.user);
     pthread_mutex_lock(&nw->mu);
     limits_drain_begin(&nw->drain, &nw->limits, nw->cfg.admit, clock_mono_ns());
     int n = table_count(nw->table);
     pthread_mutex_unlock(&nw->mu);
     LOG_INFO(NULL, "shutting down: no new sessions; finishing %d session(s)", n);
-    if (nw->hooks.draining)
-        nw->hooks.draining(nw->hooks.user); /* JetStream: hands its sessions over */
     /* A worker replacing this one (rolling restart) may start now. */
     if (nw->presence)
         natsSubscription_Unsubscribe(nw->presence);
