@@ -349,7 +349,7 @@ static void render(void *user, const struct hark_event *ev, struct buf *out, uns
         return;
     }
     case HARK_EVENT_INTERRUPT:
-        nmsg_render_interrupt(out, s->id, s->speaker, now, ev->start);
+        nmsg_render_interrupt(out, s->id, s->speaker, now, ev->start + s->time_offset);
         return;
     case HARK_EVENT_ERROR:
         nmsg_render_error(out, s->id, s->speaker, ev->code, ev->message, now);
@@ -364,11 +364,12 @@ static void render(void *user, const struct hark_event *ev, struct buf *out, uns
         /* not part of seed 004: only for a start with "events": true (a
          * gateway relaying a Deepgram client's vad_events) */
         if (s->events)
-            nmsg_render_speech_started(out, s->id, s->speaker, now, ev->start, s->segments);
+            nmsg_render_speech_started(out, s->id, s->speaker, now, ev->start + s->time_offset,
+                                       s->segments);
         return;
     case HARK_EVENT_UTTERANCE_END:
         if (s->events)
-            nmsg_render_utterance_end(out, s->id, s->speaker, now, ev->end);
+            nmsg_render_utterance_end(out, s->id, s->speaker, now, ev->end + s->time_offset);
         return;
     default:
         return;
