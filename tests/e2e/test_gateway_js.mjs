@@ -1,0 +1,147 @@
+// `hark serve --backend` in front of `hark worker --jetstream`s (docs/
+// deployment.md, Gateways; docs/nats.md, JetStream): the official Deepgram
+// SDK streams through a gateway while the worker that runs its session is
+// killed with SIGKILL; another worker continues the session from its record
+// and the client sees it complete. Real nats-server with JetStream (started
+// here), real workers, a real gateway.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { createServer } from 'node:net';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { connect } from 'nats';
+import { DeepgramClient } from '@deepgram/sdk';
+import { HARK, CLIPS, wavPcm, sleep, wer, startServer } from './lib.mjs';
+
+const NATS_SERVER = process.env.NATS_SERVER_BIN || '/usr/sbin/nats-server';
+let dir;
+
+async function freePort() {
+  const srv = createServer();
+  srv.listen(0, '127.0.0.1');
+  await once(srv, 'listening');
+  const { port } = srv.address();
+  srv.close();
+  await once(srv, 'close');
+  return port;
+}
+
+async function startNats(port) {
+  const conf = path.join(dir, 'nats.conf');
+  writeFileSync(conf, `listen: 127.0.0.1:${port}\njetstream { store_dir: "${path.join(dir, 'store')}", max_memory_store: 64MB, max_file_store: 1GB }\n`);
+  const proc = spawn(NATS_SERVER, ['-c', conf, '-l', path.join(dir, 'nats.log')], { stdio: 'ignore' });
+  const url = `nats://127.0.0.1:${port}`;
+  for (const end = Date.now() + 15000; ;) {
+    try {
+      const nc = await connect({ servers: url, reconnect: false, timeout: 500 });
+      await nc.jetstreamManager();
+      await nc.close();
+      break;
+    } catch (e) {
+      if (Date.now() > end) throw new Error('nats-server did not start: ' + e.message);
+      await sleep(50);
+    }
+  }
+  return { url, stop: async () => { if (proc.exitCode === null) { proc.kill('SIGTERM'); await once(proc, 'exit'); } } };
+}
+
+async function startWorker(url) {
+  const proc = spawn(HARK, ['worker', '--nats-url', url, '--jetstream', '--workers', '1',
+    '--max-busy-percent', '100', '--max-lag-ms', '60000'], {
+    env: { ...process.env, HARK_LOG_LEVEL: 'info' }, stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '', err = '';
+  proc.stderr.on('data', (d) => { err += d; });
+  await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('worker did not start:\n' + err)), 60000);
+    proc.stdout.on('data', (d) => { out += d; if (/\(connected\)/.test(out)) { clearTimeout(timer); resolve(); } });
+    proc.on('exit', (code) => { clearTimeout(timer); reject(new Error(`worker exited ${code}:\n${err}`)); });
+  });
+  return {
+    proc,
+    log: () => err,
+    holds: () => /consuming partition 0/.test(err) && !/partition 0 given up/.test(err),
+    async stop(signal = 'SIGTERM') {
+      if (proc.exitCode !== null || proc.signalCode !== null) return proc.exitCode;
+      proc.kill(signal);
+      return (await once(proc, 'exit'))[0];
+    },
+  };
+}
+
+let nats, workers = [], gw;
+
+before(async () => {
+  dir = mkdtempSync(path.join(tmpdir(), 'hark-gwjs-'));
+  nats = await startNats(await freePort());
+  workers.push(await startWorker(nats.url));
+  workers.push(await startWorker(nats.url));
+  gw = await startServer(['--backend', nats.url]);
+});
+
+after(async () => {
+  if (gw) assert.equal(await gw.stop(), 0, gw.log().slice(-2000));
+  for (const w of workers) await w.stop('SIGKILL');
+  if (nats) await nats.stop();
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+// One Deepgram SDK session through the gateway, at real-time pace; onResult
+// sees each message as it comes.
+async function dgSession(pcm, onMessage = () => {}) {
+  const dg = new DeepgramClient({ apiKey: 'unused', baseUrl: gw.http });
+  const socket = await dg.listen.v1.connect({ model: 'nova-3', encoding: 'linear16', sample_rate: 16000,
+    channels: 1, interim_results: 'true', punctuate: 'false' });
+  const messages = [];
+  socket.on('message', (m) => { m.at = Date.now(); messages.push(m); onMessage(m); });
+  const closed = new Promise((resolve) => socket.on('close', resolve));
+  socket.connect();
+  await socket.waitForOpen();
+  const t0 = Date.now();
+  for (let off = 0, i = 0; off < pcm.length; off += 3200, i++) {
+    socket.sendMedia(pcm.subarray(off, off + 3200));
+    const wait = t0 + (i + 1) * 100 - Date.now();
+    if (wait > 0) await sleep(wait);
+  }
+  socket.sendCloseStream({ type: 'CloseStream' });
+  const ev = await closed;
+  return { messages, code: ev.code };
+}
+
+const finals = (ms) => ms.filter((m) => m.type === 'Results' && m.is_final)
+  .map((m) => m.channel.alternatives[0].transcript).filter(Boolean).join(' ');
+
+test('Deepgram SDK through a gateway: the worker running the session is killed with SIGKILL, another continues it, the client sees it complete', async () => {
+  const silence = Buffer.alloc(32000);
+  const pcm = Buffer.concat([wavPcm(CLIPS[1]), silence, wavPcm(CLIPS[2]), silence, wavPcm(CLIPS[3]), silence]);
+  const ref = await dgSession(pcm);
+  assert.equal(ref.code, 1000);
+  assert.ok(finals(ref.messages).split(' ').length > 10, finals(ref.messages));
+
+  // the holder of the (one) partition runs every session
+  const victim = workers.find((w) => w.holds());
+  assert.ok(victim, 'a worker holds the partition');
+  let killedAt = 0;
+  const run = await dgSession(pcm, (m) => {
+    if (!killedAt && m.type === 'Results' && m.is_final && m.channel.alternatives[0].transcript) {
+      killedAt = Date.now();
+      victim.proc.kill('SIGKILL');
+    }
+  });
+  assert.ok(killedAt, 'killed after the first final');
+  assert.equal(run.code, 1000, 'the session completes: close 1000');
+  assert.deepEqual(run.messages.filter((m) => m.type === 'Error'), []);
+  assert.equal(run.messages.at(-1).type, 'Metadata');
+  const survivor = workers.find((w) => w !== victim);
+  assert.match(survivor.log(), /session (resumed|started)/);
+  // tolerance: the new owner re-decodes the open utterance from its start
+  const a = finals(ref.messages), b = finals(run.messages);
+  const w = wer(a, b);
+  assert.ok(w.errors / w.words <= 0.25, `"${b}" vs "${a}" without the kill`);
+  const after = run.messages.find((m) => m.at > killedAt + 50 && m.type === 'Results');
+  console.log(`hand-off: first Results ${after ? after.at - killedAt : 'none'} ms after the kill`);
+  workers = workers.filter((x) => x !== victim);
+});
