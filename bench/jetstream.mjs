@@ -3,13 +3,15 @@
 // (fresh store, free loopback port, the subject mapping for --partitions),
 // real `hark worker`s, seed-004 clients publishing plain core NATS.
 //
-//  1. Overhead, same run: --sessions live sessions (the librivox clips,
-//     100 ms chunks in real time, staggered) against one core-NATS worker,
-//     then the same against one --jetstream worker. Per mode: the worker's
+//  1. Overhead, same run: --osessions live sessions (the librivox clips,
+//     100 ms chunks in real time, staggered; few enough that one worker
+//     with --workers 2 keeps up) against one core-NATS worker, then the same
+//     against one --jetstream worker, --rounds times alternating. Per mode: the worker's
 //     CPU seconds (/proc/PID/stat utime+stime) per session, and end of
 //     speech -> final: the final's arrival minus the moment the client sent
 //     the chunk that holds the final's `end` plus the endpointing silence
-//     (500 ms), p50/p95 over all finals.
+//     (500 ms), or, for the final the client's `end` makes, minus the moment
+//     it sent `end`; p50/p95 over all finals.
 //  2. Hand-off time at the default lease TTL: 3 workers, --sessions live
 //     sessions of 3 clips each; 4 s in, kill -9 of the worker with the most
 //     open sessions. Per moved session: kill -> its first result from the
@@ -20,8 +22,9 @@
 //     second, from the first start to the last closed.
 //
 // Usage (from the repository root):
-//   node bench/jetstream.mjs --hark build/hark [--sessions 6] [--handoffs 3]
-//        [--burst 40] [--partitions 6] [--json out.json]
+//   node bench/jetstream.mjs --hark build/hark [--osessions 2] [--sessions 6]
+//        [--handoffs 3] [--burst 40] [--partitions 6] [--only overhead|handoff|throughput]
+//        [--json out.json]
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -37,7 +40,7 @@ const req = createRequire(path.join(E2E, 'x.js'));
 const { connect } = req('nats');
 const { encode, decode } = req('@msgpack/msgpack');
 
-const opt = { hark: 'build/hark', sessions: 6, handoffs: 3, burst: 40, partitions: 6, json: '' };
+const opt = { hark: 'build/hark', sessions: 6, osessions: 2, handoffs: 3, burst: 40, partitions: 6, only: '', json: '' };
 for (let i = 2; i < process.argv.length; i += 2) {
   const k = process.argv[i].replace(/^--/, '');
   if (!(k in opt)) throw new Error(`unknown option --${k}`);
@@ -48,6 +51,8 @@ const { CLIPS, wavPcm, sleep } = await import(path.join(E2E, 'lib.mjs'));
 const IN = 'ai.voice.stream', OUT = 'ai.voice.transcription';
 const dir = mkdtempSync(path.join(tmpdir(), 'hark-jsbench-'));
 const out = { machine: { cpus: cpus().length }, options: opt };
+const children = new Set(); // killed on the way out, whatever happens
+process.on('exit', () => { for (const p of children) if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL'); });
 
 async function freePort() {
   const srv = createServer();
@@ -66,6 +71,7 @@ async function startNats() {
     `jetstream { store_dir: "${path.join(dir, `store-${port}`)}", max_memory_store: 64MB, max_file_store: 2GB }`,
     `mappings: { "${IN}.*": "${IN}.{{partition(${opt.partitions},1)}}.{{wildcard(1)}}" }`].join('\n'));
   const proc = spawn('/usr/sbin/nats-server', ['-c', conf, '-l', path.join(dir, `nats-${port}.log`)], { stdio: 'ignore' });
+  children.add(proc);
   const url = `nats://127.0.0.1:${port}`;
   for (let i = 0; ; i++) {
     try { const nc = await connect({ servers: url, reconnect: false }); await nc.jetstreamManager(); await nc.close(); break; } catch (e) {
@@ -79,6 +85,7 @@ async function startNats() {
 async function startWorker(url, args) {
   const proc = spawn(path.resolve(opt.hark), ['worker', '--nats-url', url, '--workers', '1', '--max-busy-percent', '100',
     '--max-lag-ms', '60000', ...args], { env: { ...process.env, HARK_LOG_LEVEL: 'info' }, stdio: ['ignore', 'pipe', 'pipe'] });
+  children.add(proc);
   let outText = '', err = '';
   proc.stderr.on('data', (d) => { err += d; });
   await new Promise((resolve, reject) => {
@@ -121,7 +128,7 @@ async function live(c, list, { at } = {}) {
       if (k < 0 || off >= s.pcm.length) return;
       c.send(s.id, { type: 'chunk', audio_b64: s.pcm.subarray(off, off + 3200).toString('base64'), timestamp: 1700000000 + off / 32000 });
       s.sent.push(performance.now());
-      if (off + 3200 >= s.pcm.length) c.send(s.id, { type: 'end' });
+      if (off + 3200 >= s.pcm.length) { c.send(s.id, { type: 'end' }); s.endAt = performance.now(); }
     });
     const wait = t0 + (t + 1) * 100 - performance.now();
     if (wait > 0) await sleep(wait);
@@ -142,14 +149,16 @@ const clip = (i, n = 1) => Buffer.concat(Array.from({ length: n }, (_, j) => wav
 try {
   // 1. overhead
   out.overhead = {};
-  const ns = await startNats();
-  const c = await client(ns.url);
-  for (const mode of ['core', 'jetstream']) {
-    const w = await startWorker(ns.url, mode === 'core' ? ['--nats-subject-in', 'core.in', '--nats-subject-out', OUT]
-      : ['--jetstream', '--jetstream-partitions', String(opt.partitions)]);
+  const ns = (!opt.only || opt.only === 'overhead') && await startNats();
+  const c = ns && await client(ns.url);
+  let round = 0;
+  for (const mode of ns ? ['core', 'jetstream', 'core', 'jetstream'] : []) {
+    round++;
+    const w = await startWorker(ns.url, ['--workers', '2', ...(mode === 'core' ? ['--nats-subject-in', 'core.in', '--nats-subject-out', OUT]
+      : ['--jetstream', '--jetstream-partitions', String(opt.partitions)])]);
     await sleep(2500); // leases claimed
     const cpu0 = w.cpu();
-    const list = Array.from({ length: opt.sessions }, (_, i) => ({ id: `${mode}-${i}`, pcm: clip(i, 2) }));
+    const list = Array.from({ length: opt.osessions }, (_, i) => ({ id: `${mode}-${round}-${i}`, pcm: clip(i, 2) }));
     const send = c.send;
     if (mode === 'core') c.send = (id, o) => c.nc.publish(`core.in.${id}`, encode(o));
     await live(c, list);
@@ -157,24 +166,30 @@ try {
     c.send = send;
     const lat = [];
     for (const s of list) {
-      for (const r of c.msgs(s.id).filter((m) => m.type === undefined && m.is_final && m.reason === 'endpoint')) {
+      for (const r of c.msgs(s.id).filter((m) => m.type === undefined && m.is_final)) {
+        if (r.reason === 'close') { lat.push(r.at - s.endAt); continue; } // the client's end
         const k = Math.min(s.sent.length - 1, Math.floor((r.end + 0.5) * 10));
         lat.push(r.at - s.sent[k]);
       }
     }
-    out.overhead[mode] = {
-      cpu_per_session_s: +((w.cpu() - cpu0) / list.length).toFixed(3),
-      eos_to_final_ms: { p50: Math.round(pct(lat, 0.5)), p95: Math.round(pct(lat, 0.95)), n: lat.length },
-    };
-    console.log(mode, JSON.stringify(out.overhead[mode]));
+    const o = (out.overhead[mode] ??= { cpu: [], lat: [] });
+    o.cpu.push((w.cpu() - cpu0) / list.length);
+    o.lat.push(...lat);
+    console.log(mode, 'cpu per session', o.cpu.map((x) => x.toFixed(3)).join(' '), 'p50/p95 ms', Math.round(pct(lat, 0.5)), Math.round(pct(lat, 0.95)));
     await w.stop();
   }
-  await c.nc.close();
-  await ns.stop();
+  for (const mode of Object.keys(out.overhead)) {
+    const o = out.overhead[mode];
+    out.overhead[mode] = {
+      cpu_per_session_s: +(o.cpu.reduce((a, b) => a + b, 0) / o.cpu.length).toFixed(3),
+      eos_to_final_ms: { p50: Math.round(pct(o.lat, 0.5)), p95: Math.round(pct(o.lat, 0.95)), n: o.lat.length },
+    };
+  }
+  if (ns) { console.log('overhead', JSON.stringify(out.overhead)); await c.nc.close(); await ns.stop(); }
 
   // 2. hand-off time
   out.handoff = [];
-  for (let h = 0; h < opt.handoffs; h++) {
+  for (let h = 0; h < (!opt.only || opt.only === 'handoff' ? opt.handoffs : 0); h++) {
     const ns2 = await startNats();
     const c2 = await client(ns2.url);
     const ws = [];
@@ -183,12 +198,12 @@ try {
     const list = Array.from({ length: opt.sessions }, (_, i) => ({ id: `ho${h}-${i}`, pcm: clip(i, 3) }));
     let killedAt, victim;
     await live(c2, list, {
-      tick: 40, fn: () => {
+      at: { tick: 40, fn: () => {
         const open = ws.map((w) => (w.log().match(/session (started|resumed)/g) || []).length);
         victim = ws[open.indexOf(Math.max(...open))];
         killedAt = performance.now();
         victim.proc.kill('SIGKILL');
-      },
+      } },
     });
     await closed(c2, list);
     for (const s of list) {
@@ -200,12 +215,14 @@ try {
     await c2.nc.close();
     await ns2.stop();
   }
-  out.handoff_ms = { p50: pct(out.handoff, 0.5), max: Math.max(...out.handoff), n: out.handoff.length };
-  console.log('hand-off', JSON.stringify(out.handoff_ms));
+  if (out.handoff.length) {
+    out.handoff_ms = { p50: pct(out.handoff, 0.5), max: Math.max(...out.handoff), n: out.handoff.length };
+    console.log('hand-off', JSON.stringify(out.handoff_ms));
+  }
 
   // 3. throughput
   out.throughput = {};
-  for (const n of [1, 2, 3]) {
+  for (const n of !opt.only || opt.only === 'throughput' ? [1, 2, 3] : []) {
     const ns3 = await startNats();
     const c3 = await client(ns3.url);
     const ws = [];
