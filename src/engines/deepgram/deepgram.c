@@ -338,9 +338,8 @@ static int utt_submit(struct engine_stream *s, uint64_t ticket)
     } else if (s->queued == s->last_at) {
         /* No audio since the last Finalize: nothing to hear, and a
          * provider need not answer an empty Finalize. */
-        struct dg_done *d = hark_calloc(1, sizeof *d);
-        if (!d || !(d->text = hark_strdup(""))) {
-            hark_free(d);
+        struct netres_done *d = hark_calloc(1, sizeof *d);
+        if (!d) {
             rc = HARK_E_NOMEM;
         } else {
             d->ticket = ticket;
@@ -363,50 +362,19 @@ static int utt_submit(struct engine_stream *s, uint64_t ticket)
 static int utt_poll(struct engine_stream *s, struct engine_done *out)
 {
     struct engine_model *m = s->m;
-    dg_conn_done_free(s->cur);
-    s->cur = NULL;
+    netres_done_free(s->cur);
     pthread_mutex_lock(&m->mu);
-    struct dg_done *d = s->done_head;
-    if (d) {
-        s->done_head = d->next;
-        if (!s->done_head)
-            s->done_tail = NULL;
-    }
+    s->cur = netres_pop(&s->done);
     pthread_mutex_unlock(&m->mu);
-    if (!d)
+    if (!s->cur)
         return 0;
-    s->cur = d;
-    out->ticket = d->ticket;
-    out->err = d->err;
-    out->reason = d->reason;
-    snprintf(out->message, sizeof out->message, "%s", d->message);
-    out->result = (struct engine_result){
-        .text = d->text ? d->text : "",
-        .words = d->words,
-        .n_words = d->n_words,
-        .confidence = d->confidence,
-    };
+    netres_export(s->cur, out);
     return 1;
 }
 
 static void utt_wait(struct engine_stream *s, int timeout_ms)
 {
-    struct engine_model *m = s->m;
-    struct timespec deadline;
-    clock_gettime(CLOCK_MONOTONIC, &deadline);
-    deadline.tv_sec += timeout_ms / 1000;
-    deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-    if (deadline.tv_nsec >= 1000000000L) {
-        deadline.tv_sec++;
-        deadline.tv_nsec -= 1000000000L;
-    }
-    pthread_mutex_lock(&m->mu);
-    while (!s->done_head && s->tk_n)
-        if (timeout_ms < 0)
-            pthread_cond_wait(&m->done_cv, &m->mu);
-        else if (pthread_cond_timedwait(&m->done_cv, &m->mu, &deadline))
-            break;
-    pthread_mutex_unlock(&m->mu);
+    netres_wait(&s->m->mu, &s->m->done_cv, &s->done, &s->tk_n, timeout_ms);
 }
 
 static void stats(struct engine_model *m, struct hark_engine_stats *out)

@@ -14,17 +14,6 @@
 #include "engines/deepgram/dg_int.h"
 #include "engines/deepgram/dg_reply.h"
 
-void dg_conn_done_free(struct dg_done *d)
-{
-    if (!d)
-        return;
-    for (size_t i = 0; i < d->n_words; i++)
-        hark_free(d->words[i].word);
-    hark_free(d->words);
-    hark_free(d->text);
-    hark_free(d);
-}
-
 static void acc_clear(struct engine_stream *s)
 {
     for (size_t i = 0; i < s->acc_n; i++)
@@ -37,13 +26,8 @@ static void acc_clear(struct engine_stream *s)
 
 void dg_conn_stream_free(struct engine_stream *s)
 {
-    struct dg_done *d = s->done_head;
-    while (d) {
-        struct dg_done *n = d->next;
-        dg_conn_done_free(d);
-        d = n;
-    }
-    dg_conn_done_free(s->cur);
+    netres_clear(&s->done);
+    netres_done_free(s->cur);
     acc_clear(s);
     hark_free(s->acc_words);
     buf_deinit(&s->acc_text);
@@ -56,13 +40,9 @@ void dg_conn_stream_free(struct engine_stream *s)
 }
 
 /* Under m->mu: queue an outcome and tell the session. */
-void dg_conn_push_done(struct engine_stream *s, struct dg_done *d)
+void dg_conn_push_done(struct engine_stream *s, struct netres_done *d)
 {
-    if (s->done_tail)
-        s->done_tail->next = d;
-    else
-        s->done_head = d;
-    s->done_tail = d;
+    netres_push(&s->done, d);
     pthread_cond_broadcast(&s->m->done_cv);
     if (s->notify && !s->released)
         s->notify(s->notify_user);
@@ -70,7 +50,7 @@ void dg_conn_push_done(struct engine_stream *s, struct dg_done *d)
 
 void dg_conn_push_error(struct engine_stream *s, uint64_t ticket)
 {
-    struct dg_done *d = hark_calloc(1, sizeof *d);
+    struct netres_done *d = hark_calloc(1, sizeof *d);
     if (!d) {
         LOG_ERROR(s->sid, "deepgram: out of memory queueing an error");
         return; /* the recognise stage's own bound ends the wait */
@@ -132,9 +112,9 @@ static int acc_append(struct engine_stream *s, const struct dg_reply *r)
 static void complete_head(struct engine_stream *s, float confidence)
 {
     struct tk *t = &s->tks[s->tk_head];
-    struct dg_done *d = hark_calloc(1, sizeof *d);
+    struct netres_done *d = hark_calloc(1, sizeof *d);
     if (d && !(d->text = hark_strdup(s->acc_text.data ? s->acc_text.data : "")))
-        dg_conn_done_free(d), d = NULL;
+        netres_done_free(d), d = NULL;
     if (d && s->acc_n) {
         /* the accumulated words move over; times to the utterance's clock */
         d->words = s->acc_words;

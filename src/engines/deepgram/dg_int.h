@@ -17,6 +17,7 @@
 #include "base/buf.h"
 #include "client/client_url.h"
 #include "engines/engine.h"
+#include "engines/netres.h"
 
 /* Utterances one session may have awaiting their Finalize answer. */
 #define MAX_INFLIGHT 64
@@ -29,18 +30,6 @@
 #define TICK_US (250 * 1000)
 
 enum st { S_NEW, S_CONNECTING, S_OPEN, S_DEAD };
-
-struct dg_done {
-    struct dg_done *next;
-    uint64_t ticket;
-    int err;
-    const char *reason;
-    char message[256];
-    char *text;
-    struct engine_word *words;
-    size_t n_words;
-    float confidence;
-};
 
 /* A submitted utterance: Finalize goes after byte `at` of the stream. */
 struct tk {
@@ -99,7 +88,7 @@ struct engine_stream {
     struct engine_word *acc_words; /* times on the provider's clock */
     size_t acc_n, acc_cap;
     char *interim;
-    struct dg_done *done_head, *done_tail;
+    struct netres_queue done;
     int64_t last_tx_ns;
     int64_t last_rx_ns; /* the provider's last message */
     int peer_close;
@@ -108,15 +97,14 @@ struct engine_stream {
     struct buf rx;
 
     /* session thread only */
-    struct dg_done *cur;
+    struct netres_done *cur;
     char *partial;
 };
 
 /* dg_conn.c */
-void dg_conn_done_free(struct dg_done *d);
 void dg_conn_stream_free(struct engine_stream *s);
 /* Under m->mu: queue an outcome / the stream's error for ticket; tell the session. */
-void dg_conn_push_done(struct engine_stream *s, struct dg_done *d);
+void dg_conn_push_done(struct engine_stream *s, struct netres_done *d);
 void dg_conn_push_error(struct engine_stream *s, uint64_t ticket);
 /* Under m->mu: the stream cannot go on (see dg_conn.c). */
 void dg_conn_fail(struct engine_stream *s, int err, const char *reason, const char *fmt, ...)

@@ -2,50 +2,19 @@
  * strict JSON reader (src/base/json.h), which bounds size and depth. */
 #include "engines/deepgram/dg_reply.h"
 
-#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "base/err.h"
 #include "base/json.h"
 #include "base/mem.h"
-
-/* Copies s[0..n) with runs of whitespace made one space, trimmed. */
-static char *squeeze(const char *s, size_t n)
-{
-    char *out = hark_malloc(n + 1);
-    if (!out)
-        return NULL;
-    size_t k = 0;
-    int space = 0;
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        if (c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\0') {
-            space = k > 0;
-            continue;
-        }
-        if (space)
-            out[k++] = ' ';
-        space = 0;
-        out[k++] = c;
-    }
-    out[k] = 0;
-    return out;
-}
+#include "engines/netres.h"
 
 void dg_reply_clear(struct dg_reply *r)
 {
-    for (size_t i = 0; i < r->n_words; i++)
-        hark_free(r->words[i].word);
-    hark_free(r->words);
+    netres_words_free(r->words, r->n_words);
     hark_free(r->text);
     memset(r, 0, sizeof *r);
-}
-
-static double time_of(const struct json_value *v)
-{
-    double t = json_num(v);
-    return isfinite(t) && t >= 0 && t < 1e7 ? t : 0;
 }
 
 static float unit_of(const struct json_value *v, float dflt)
@@ -89,10 +58,10 @@ int dg_reply_parse(struct dg_reply *out, const char *msg, size_t len, char *errb
     out->is_final = json_bool(json_get(root, "is_final"));
     out->speech_final = json_bool(json_get(root, "speech_final"));
     out->from_finalize = json_bool(json_get(root, "from_finalize"));
-    out->start = time_of(json_get(root, "start"));
-    out->duration = time_of(json_get(root, "duration"));
+    out->start = netres_time(json_get(root, "start"));
+    out->duration = netres_time(json_get(root, "duration"));
     out->confidence = unit_of(json_get(alt, "confidence"), 1.0f);
-    if (!(out->text = squeeze(json_str(tr), json_str_len(tr)))) {
+    if (!(out->text = netres_squeeze(json_str(tr), json_str_len(tr)))) {
         rc = HARK_E_NOMEM;
         goto out;
     }
@@ -114,7 +83,7 @@ int dg_reply_parse(struct dg_reply *out, const char *msg, size_t len, char *errb
             ws = json_get(w, "word");
         if (!json_str(ws))
             continue;
-        char *word = squeeze(json_str(ws), json_str_len(ws));
+        char *word = netres_squeeze(json_str(ws), json_str_len(ws));
         if (!word) {
             rc = HARK_E_NOMEM;
             goto out;
@@ -124,7 +93,7 @@ int dg_reply_parse(struct dg_reply *out, const char *msg, size_t len, char *errb
             continue;
         }
         /* Times kept monotonic and start <= end whatever the provider says. */
-        double start = time_of(json_get(w, "start")), end = time_of(json_get(w, "end"));
+        double start = netres_time(json_get(w, "start")), end = netres_time(json_get(w, "end"));
         if (start < prev)
             start = prev;
         if (end < start)

@@ -2,49 +2,18 @@
  * hark's strict JSON reader (src/base/json.h), which bounds size and depth. */
 #include "engines/openai/oa_reply.h"
 
-#include <math.h>
 #include <string.h>
 
 #include "base/err.h"
 #include "base/json.h"
 #include "base/mem.h"
-
-/* Copies s[0..n) with runs of whitespace made one space, trimmed. */
-static char *squeeze(const char *s, size_t n)
-{
-    char *out = hark_malloc(n + 1);
-    if (!out)
-        return NULL;
-    size_t k = 0;
-    int space = 0;
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        if (c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\0') {
-            space = k > 0;
-            continue;
-        }
-        if (space)
-            out[k++] = ' ';
-        space = 0;
-        out[k++] = c;
-    }
-    out[k] = 0;
-    return out;
-}
+#include "engines/netres.h"
 
 void oa_reply_clear(struct oa_reply *r)
 {
-    for (size_t i = 0; i < r->n_words; i++)
-        hark_free(r->words[i].word);
-    hark_free(r->words);
+    netres_words_free(r->words, r->n_words);
     hark_free(r->text);
     memset(r, 0, sizeof *r);
-}
-
-static double time_of(const struct json_value *v)
-{
-    double t = json_num(v);
-    return isfinite(t) && t >= 0 && t < 1e7 ? t : 0;
 }
 
 int oa_reply_parse(struct oa_reply *out, const char *body, size_t len, char *errbuf,
@@ -67,7 +36,7 @@ int oa_reply_parse(struct oa_reply *out, const char *body, size_t len, char *err
                      msg ? msg : "reply has no \"text\"");
         goto out;
     }
-    if (!(out->text = squeeze(json_str(text), json_str_len(text)))) {
+    if (!(out->text = netres_squeeze(json_str(text), json_str_len(text)))) {
         rc = HARK_E_NOMEM;
         goto out;
     }
@@ -87,7 +56,7 @@ int oa_reply_parse(struct oa_reply *out, const char *body, size_t len, char *err
         const struct json_value *ws = json_get(w, "word");
         if (!json_str(ws))
             continue;
-        char *word = squeeze(json_str(ws), json_str_len(ws));
+        char *word = netres_squeeze(json_str(ws), json_str_len(ws));
         if (!word) {
             rc = HARK_E_NOMEM;
             goto out;
@@ -97,7 +66,7 @@ int oa_reply_parse(struct oa_reply *out, const char *body, size_t len, char *err
             continue;
         }
         /* Times kept monotonic and start <= end whatever the server says. */
-        double start = time_of(json_get(w, "start")), end = time_of(json_get(w, "end"));
+        double start = netres_time(json_get(w, "start")), end = netres_time(json_get(w, "end"));
         if (start < prev)
             start = prev;
         if (end < start)

@@ -45,6 +45,7 @@
 #include "base/log.h"
 #include "base/mem.h"
 #include "engines/engine.h"
+#include "engines/netres.h"
 #include "engines/openai/oa_reply.h"
 
 #define BACKOFF_MS 250
@@ -53,15 +54,6 @@
 /* Utterances one session may have in flight before submit refuses
  * (the recognise stage bounds it lower; this is the engine's own guard). */
 #define MAX_INFLIGHT 64
-
-struct oa_done {
-    struct oa_done *next;
-    uint64_t ticket;
-    int err;
-    const char *reason;
-    char message[256];
-    struct oa_reply reply;
-};
 
 struct oa_req {
     struct oa_req *next;
@@ -111,14 +103,14 @@ struct engine_stream {
     int16_t *pcm;
     size_t n, cap;
     /* guarded by m->mu */
-    struct oa_done *done_head, *done_tail;
+    struct netres_queue done;
     unsigned inflight;
     int released;
     unsigned utt_gen;   /* +1 at each utterance's start and end */
     int partial_busy;   /* a partial's request is out */
     char *partial_text; /* the newest partial of the open utterance */
     /* last utt_poll's storage (session thread only) */
-    struct oa_done *cur;
+    struct netres_done *cur;
     size_t partial_at; /* n at the last partial's request (session thread) */
     char *partial;     /* utt_partial's storage (session thread) */
 };
@@ -131,23 +123,10 @@ static void curl_init_once(void)
     curl_ok = curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK;
 }
 
-static void done_free(struct oa_done *d)
-{
-    if (!d)
-        return;
-    oa_reply_clear(&d->reply);
-    hark_free(d);
-}
-
 static void stream_free(struct engine_stream *s)
 {
-    struct oa_done *d = s->done_head;
-    while (d) {
-        struct oa_done *n = d->next;
-        done_free(d);
-        d = n;
-    }
-    done_free(s->cur);
+    netres_clear(&s->done);
+    netres_done_free(s->cur);
     hark_free(s->pcm);
     hark_free(s->partial_text);
     hark_free(s->partial);
@@ -255,7 +234,7 @@ static void complete(struct engine_model *m, struct oa_req *r, int err, const ch
             stream_free(s);
         return;
     }
-    struct oa_done *d = hark_calloc(1, sizeof *d);
+    struct netres_done *d = hark_calloc(1, sizeof *d);
     if (!d) {
         /* The session waits for this ticket: it must hear of it. Reuse
          * nothing; it will time out in the recognise stage's bound. */
@@ -269,13 +248,13 @@ static void complete(struct engine_model *m, struct oa_req *r, int err, const ch
     d->reason = reason;
     if (msg)
         snprintf(d->message, sizeof d->message, "%s", msg);
-    if (reply)
-        d->reply = *reply;
-    if (s->done_tail)
-        s->done_tail->next = d;
-    else
-        s->done_head = d;
-    s->done_tail = d;
+    if (reply) { /* moves */
+        d->text = reply->text;
+        d->words = reply->words;
+        d->n_words = reply->n_words;
+    }
+    d->confidence = 1.0f;
+    netres_push(&s->done, d);
     pthread_cond_broadcast(&m->done_cv);
     if (s->notify)
         s->notify(s->notify_user);
@@ -684,18 +663,13 @@ static int utt_submit(struct engine_stream *s, uint64_t ticket)
     if (s->n < ENGINE_RATE / 10) {
         /* Under 100 ms: OpenAI refuses it ("audio too short"), and there
          * is no word in it to lose. An empty result, no request. */
-        struct oa_done *d = hark_calloc(1, sizeof *d);
-        if (!d || !(d->reply.text = hark_strdup(""))) {
-            hark_free(d);
+        struct netres_done *d = hark_calloc(1, sizeof *d);
+        if (!d)
             return HARK_E_NOMEM;
-        }
         d->ticket = ticket;
+        d->confidence = 1.0f;
         pthread_mutex_lock(&m->mu);
-        if (s->done_tail)
-            s->done_tail->next = d;
-        else
-            s->done_head = d;
-        s->done_tail = d;
+        netres_push(&s->done, d);
         pthread_mutex_unlock(&m->mu);
         s->n = 0;
         if (s->notify)
@@ -724,50 +698,19 @@ static int utt_submit(struct engine_stream *s, uint64_t ticket)
 static int utt_poll(struct engine_stream *s, struct engine_done *out)
 {
     struct engine_model *m = s->m;
-    done_free(s->cur);
-    s->cur = NULL;
+    netres_done_free(s->cur);
     pthread_mutex_lock(&m->mu);
-    struct oa_done *d = s->done_head;
-    if (d) {
-        s->done_head = d->next;
-        if (!s->done_head)
-            s->done_tail = NULL;
-    }
+    s->cur = netres_pop(&s->done);
     pthread_mutex_unlock(&m->mu);
-    if (!d)
+    if (!s->cur)
         return 0;
-    s->cur = d;
-    out->ticket = d->ticket;
-    out->err = d->err;
-    out->reason = d->reason;
-    snprintf(out->message, sizeof out->message, "%s", d->message);
-    out->result = (struct engine_result){
-        .text = d->reply.text ? d->reply.text : "",
-        .words = d->reply.words,
-        .n_words = d->reply.n_words,
-        .confidence = 1.0f,
-    };
+    netres_export(s->cur, out);
     return 1;
 }
 
 static void utt_wait(struct engine_stream *s, int timeout_ms)
 {
-    struct engine_model *m = s->m;
-    struct timespec deadline;
-    clock_gettime(CLOCK_MONOTONIC, &deadline);
-    deadline.tv_sec += timeout_ms / 1000;
-    deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-    if (deadline.tv_nsec >= 1000000000L) {
-        deadline.tv_sec++;
-        deadline.tv_nsec -= 1000000000L;
-    }
-    pthread_mutex_lock(&m->mu);
-    while (!s->done_head && s->inflight)
-        if (timeout_ms < 0)
-            pthread_cond_wait(&m->done_cv, &m->mu);
-        else if (pthread_cond_timedwait(&m->done_cv, &m->mu, &deadline))
-            break;
-    pthread_mutex_unlock(&m->mu);
+    netres_wait(&s->m->mu, &s->m->done_cv, &s->done, &s->inflight, timeout_ms);
 }
 
 static void stats(struct engine_model *m, struct hark_engine_stats *out)
