@@ -35,6 +35,7 @@
 #include "base/log.h"
 #include "base/mem.h"
 #include "front/nats/gwsess.h"
+#include "front/nats/nconn.h"
 
 #define TICK_MS 100
 
@@ -334,72 +335,28 @@ static void on_async_error(natsConnection *nc, natsSubscription *sub, natsStatus
     LOG_WARN(NULL, "NATS: %s", natsStatus_GetText(err));
 }
 
-static natsStatus set_servers(natsOptions *o, char *list)
-{
-    const char *urls[16];
-    int n = 0;
-    for (char *save = NULL, *tok = strtok_r(list, ",", &save); tok && n < 16;
-         tok = strtok_r(NULL, ",", &save)) {
-        while (*tok == ' ')
-            tok++;
-        if (*tok)
-            urls[n++] = tok;
-    }
-    return n ? natsOptions_SetServers(o, urls, n) : NATS_INVALID_ARG;
-}
-
 static int connect_nats(struct natsgw *g, char *err, size_t n)
 {
-    natsOptions *o = NULL;
-    natsStatus st = natsOptions_Create(&o);
-    char *list = hark_strdup(g->url);
-    int rc = 0;
-    if (st != NATS_OK || !list) {
-        rc = err_set(err, n, HARK_E_NOMEM, "out of memory");
-        goto out;
-    }
-    if ((st = set_servers(o, list)) != NATS_OK) {
-        rc = err_set(err, n, HARK_E_INVAL,
-                     "backend '%s' is not usable (%s); expected nats://HOST:PORT[,nats://...]",
-                     g->url, natsStatus_GetText(st));
-        goto out;
-    }
-    if (g->name)
-        natsOptions_SetName(o, g->name);
-    natsOptions_SetMaxReconnect(o, -1);
-    natsOptions_SetReconnectWait(o, 250);
-    natsOptions_SetReconnectBufSize(o, 8 * 1024 * 1024);
-    natsOptions_SetPingInterval(o, 5000);
-    natsOptions_SetMaxPingsOut(o, 2);
-    natsOptions_SetRetryOnFailedConnect(o, true, on_connected, g);
-    natsOptions_SetDisconnectedCB(o, on_disconnected, g);
-    natsOptions_SetReconnectedCB(o, on_connected, g);
-    natsOptions_SetErrorHandler(o, on_async_error, g);
-    st = natsConnection_Connect(&g->nc, o);
-    if (st == NATS_OK) {
-        on_connected(g->nc, g);
-    } else if (st == NATS_NOT_YET_CONNECTED) {
-        LOG_WARN(NULL, "no NATS server answers at %s yet; retrying in the background", g->url);
-    } else {
-        rc = err_set(err, n, HARK_E_IO, "cannot connect to NATS: %s", natsStatus_GetText(st));
-        goto out;
-    }
+    const struct nconn_cbs cbs = {
+        .connected = on_connected,
+        .disconnected = on_disconnected,
+        .error = on_async_error,
+        .user = g,
+    };
+    int rc = nconn_open(&g->nc, g->url, g->name, "backend", &cbs, err, n);
+    if (rc)
+        return rc;
     char subject[300];
     snprintf(subject, sizeof subject, "%s.*", g->subj_out);
-    st = natsConnection_Subscribe(&g->sub, g->nc, subject, on_msg, g);
-    if (st != NATS_OK) {
-        rc = err_set(err, n, HARK_E_IO, "cannot subscribe to %s: %s", subject,
-                     natsStatus_GetText(st));
-        goto out;
-    }
+    natsStatus st = natsConnection_Subscribe(&g->sub, g->nc, subject, on_msg, g);
+    if (st != NATS_OK)
+        return err_set(err, n, HARK_E_IO, "cannot subscribe to %s: %s", subject,
+                       natsStatus_GetText(st));
     natsSubscription_SetPendingLimits(g->sub, 65536, 64 << 20);
     if (atomic_load(&g->connected))
         natsConnection_FlushTimeout(g->nc, 2000); /* the server has our SUB */
     LOG_INFO(NULL, "gateway: sessions go to %s.{session_id}, results from %s", g->subj_in, subject);
-out:
-    natsOptions_Destroy(o);
-    hark_free(list);
-    return rc;
+    return 0;
 }
 
 int natsgw_create(struct natsgw **out, const struct natsgw_cfg *cfg, char *err, size_t n)

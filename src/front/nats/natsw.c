@@ -29,6 +29,7 @@
 #include "base/err.h"
 #include "base/log.h"
 #include "base/mem.h"
+#include "front/nats/nconn.h"
 #include "front/nats/nmsg.h"
 #include "host/admit.h"
 #include "host/limits.h"
@@ -1209,69 +1210,28 @@ static int probe_presence(struct natsw *nw, char *err, size_t n)
 
 /* ------------------------------------------------------------ lifecycle */
 
-/* natsOptions_SetServers wants an array; the config has "a,b,c". */
-static natsStatus set_servers(natsOptions *o, char *list)
-{
-    const char *urls[16];
-    int n = 0;
-    for (char *save = NULL, *tok = strtok_r(list, ",", &save); tok && n < 16;
-         tok = strtok_r(NULL, ",", &save)) {
-        while (*tok == ' ')
-            tok++;
-        if (*tok)
-            urls[n++] = tok;
-    }
-    return n ? natsOptions_SetServers(o, urls, n) : NATS_INVALID_ARG;
-}
-
 static int connect_nats(struct natsw *nw, char *err, size_t n)
 {
-    natsOptions *o = NULL;
-    natsStatus st = natsOptions_Create(&o);
-    char *list = hark_strdup(nw->url);
-    int rc = 0;
-    if (st != NATS_OK || !list) {
-        rc = err_set(err, n, HARK_E_NOMEM, "out of memory");
-        goto out;
-    }
-    if ((st = set_servers(o, list)) != NATS_OK) {
-        rc = err_set(err, n, HARK_E_INVAL,
-                     "nats-url '%s' is not usable (%s); expected nats://HOST:PORT[,nats://...]",
-                     nw->url, natsStatus_GetText(st));
-        goto out;
-    }
-    if (nw->name)
-        natsOptions_SetName(o, nw->name);
-    natsOptions_SetMaxReconnect(o, -1); /* forever: the worker outlives server restarts */
-    natsOptions_SetReconnectWait(o, 250);
-    natsOptions_SetReconnectBufSize(o, 8 * 1024 * 1024);
-    natsOptions_SetPingInterval(o, 5000);
-    natsOptions_SetMaxPingsOut(o, 2);
-    natsOptions_SetRetryOnFailedConnect(o, true, on_connected, nw);
-    natsOptions_SetDisconnectedCB(o, on_disconnected, nw);
-    natsOptions_SetReconnectedCB(o, on_reconnected, nw);
-    natsOptions_SetClosedCB(o, on_closed, nw);
-    natsOptions_SetErrorHandler(o, on_async_error, nw);
-    st = natsConnection_Connect(&nw->nc, o);
-    if (st == NATS_OK) {
-        on_connected(nw->nc, nw);
-    } else if (st == NATS_NOT_YET_CONNECTED) {
-        LOG_WARN(NULL, "no NATS server answers at %s yet; retrying in the background", nw->url);
-    } else {
-        rc = nats_fail(err, n, "cannot connect to NATS", st);
-        goto out;
-    }
+    const struct nconn_cbs cbs = {
+        .connected = on_connected,
+        .disconnected = on_disconnected,
+        .reconnected = on_reconnected,
+        .closed = on_closed,
+        .error = on_async_error,
+        .user = nw,
+    };
+    int rc = nconn_open(&nw->nc, nw->url, nw->name, "nats-url", &cbs, err, n);
+    if (rc)
+        return rc;
     if (nw->cfg.external_input)
-        goto out; /* JetStream (jsw.h): ownership by leases, input by natsw_feed */
+        return 0; /* JetStream (jsw.h): ownership by leases, input by natsw_feed */
     if ((rc = probe_presence(nw, err, n)))
-        goto out;
+        return rc;
     char subject[300];
     snprintf(subject, sizeof subject, "%s.*", nw->subj_in);
-    st = natsConnection_Subscribe(&nw->sub, nw->nc, subject, on_msg, nw);
-    if (st != NATS_OK) {
-        rc = nats_fail(err, n, "cannot subscribe", st);
-        goto out;
-    }
+    natsStatus st = natsConnection_Subscribe(&nw->sub, nw->nc, subject, on_msg, nw);
+    if (st != NATS_OK)
+        return nats_fail(err, n, "cannot subscribe", st);
     /* Incoming messages beyond these limits are dropped by nats.c (slow
      * consumer, logged); the callback only parses and queues, so reaching
      * them means the machine cannot keep up at all. */
@@ -1284,10 +1244,7 @@ static int connect_nats(struct natsw *nw, char *err, size_t n)
     if (atomic_load(&nw->connected))
         natsConnection_FlushTimeout(nw->nc, 2000); /* the server has our SUB */
     LOG_INFO(NULL, "subscribed to %s; results on %s.{session_id}", subject, nw->subj_out);
-out:
-    natsOptions_Destroy(o);
-    hark_free(list);
-    return rc;
+    return 0;
 }
 
 int natsw_create(struct natsw **out, const struct natsw_cfg *cfg, struct hark_engine *eng,
