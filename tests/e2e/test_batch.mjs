@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -206,6 +207,42 @@ test('API keys: none or a wrong one is 401, Token/Bearer with a key is 200', asy
   assert.equal(oa.json().text, cliText(small));
   // health stays open
   assert.equal((await curl([`${authSrv.http}/healthz`])).status, 200);
+});
+
+// A refusal sent before the body was read (a wrong key here) leaves the body on
+// the connection: the answer must say `connection: close`, or a keep-alive
+// client's next request on that connection is lost ("socket hang up").
+test('a request refused before its body is read: connection close, the next request on the same agent works', async () => {
+  const small = CLIPS.find((c) => readFileSync(c).length < 150000);
+  const port = Number(new URL(authSrv.http).port);
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  const post = (key, chunked) => new Promise((resolve, reject) => {
+    const body = readFileSync(small);
+    const headers = { authorization: `Token ${key}`, 'content-type': 'audio/wav' };
+    if (!chunked) headers['content-length'] = body.length;
+    const rq = http.request({ host: '127.0.0.1', port, method: 'POST', path: '/v1/listen', agent, headers }, (r) => {
+      let d = '';
+      r.setEncoding('utf8');
+      r.on('data', (c) => { d += c; });
+      r.on('end', () => resolve({ status: r.statusCode, connection: r.headers.connection, body: d }));
+    });
+    rq.on('error', reject);
+    rq.setTimeout(60000, () => rq.destroy(new Error('no answer in 60 s')));
+    if (chunked) { rq.write(body.subarray(0, 1000)); rq.write(body.subarray(1000)); } else rq.write(body);
+    rq.end();
+  });
+  try {
+    for (const chunked of [true, false]) {
+      const refused = await post('nope', chunked);
+      assert.equal(refused.status, 401);
+      assert.equal(refused.connection, 'close');
+      const ok = await post(KEY, false); // /v1/listen wants a Content-Length (411 otherwise)
+      assert.equal(ok.status, 200, ok.body);
+      assert.equal(JSON.parse(ok.body).results.channels[0].alternatives[0].transcript, cliText(small));
+    }
+  } finally {
+    agent.destroy();
+  }
 });
 
 test('OpenAI multipart: json, text, verbose_json, srt, vtt', async () => {

@@ -86,6 +86,11 @@ int batch_is_path(const char *path)
 
 /* An error answered right away (before the body; the request has no batch
  * state). Returns what the HTTP callback must return. */
+/* Answers a request refused before its body was read. The body is still on
+ * the connection, where lws would take it for the next request's head, and
+ * the client's next request on it would be lost ("socket hang up"): so the
+ * answer says `connection: close`, and a keep-alive client (Node's fetch, the
+ * SDKs) opens a new connection for the next request. */
 static int respond_now(struct lws *wsi, const struct batchapi *api, unsigned status, int err,
                        const char *param, const char *msg, const char *request_id)
 {
@@ -94,8 +99,10 @@ static int respond_now(struct lws *wsi, const struct batchapi *api, unsigned sta
     struct buf o;
     buf_init(&o);
     api->error(&r, request_id, &o);
-    const char *extra[7];
+    const char *extra[9];
     int k = 0;
+    extra[k++] = "connection:";
+    extra[k++] = "close";
     if (api->id_header) {
         extra[k++] = api->id_header;
         extra[k++] = request_id;
