@@ -66,3 +66,53 @@ test('elastic: workers that join take idle partitions without disturbing open se
     await ns.stop();
   }
 });
+
+// A session handed over before it had any result: without a record it was
+// new to the taker, admitted by load rather than as a live session, and on a
+// busy taker refused (busy), its input acked away and its closed never sent.
+test('SIGTERM before a session\'s first result: its record exists from the start, so the taker continues it as a live session in its start state', async () => {
+  const P = 2;
+  const port = await freePort();
+  const ns = await startNats(port, { partitions: P });
+  const c = await startClient(ns.url);
+  const ws = [];
+  try {
+    ws.push(await startWorker(ns.url, ['--jetstream-partitions', String(P)]));
+    await until(() => ws[0].held().size === P, 15000, 'one worker holds every partition');
+    const list = Array.from({ length: 4 }, (_, i) => ({ id: `early-${i}`, k: i, pcm: wavPcm(CLIPS[i]) }));
+    // early-3 starts responding with interrupts off: every result says so
+    for (const s of list) {
+      c.send(s.id, s.id === 'early-3' ? { type: 'start', state: 'responding', interrupt_detection: false } : { type: 'start' });
+    }
+    await until(() => list.every((s) => ws[0].log().includes(`[${s.id}] session started`)), 15000, 'every started');
+    const kv = await c.nc.jetstream().views.kv('hark_sessions_ai_voice_stream', { bindOnly: true });
+    for (const s of list) {
+      let rec = '';
+      for (let i = 0; i < 100 && !rec; i++) {
+        const e = await kv.get(s.id);
+        if (e && e.value.length) rec = new TextDecoder().decode(e.value);
+        else await sleep(50);
+      }
+      assert.match(rec, /^hark-js1 seq=0 seg=0 ab=0 as=0 st=0 cl=0$/, `${s.id}: a record before any result`);
+    }
+    ws.push(await startWorker(ns.url, ['--jetstream-partitions', String(P)]));
+    const [a, b] = ws;
+    assert.equal(await a.stop('SIGTERM'), 0, a.log().slice(-2000));
+    assert.match(a.log(), /\[early-0\] session handed over to another worker/);
+    await until(() => b.held().size === P, 30000, 'the other worker holds every partition');
+    await streamLive(c, list);
+    await until(() => list.every((s) => ofType(c.msgs(s.id), 'closed').length), 90000, 'every closed');
+    for (const s of list) {
+      checkSession(c.msgs(s.id), s);
+      assert.match(b.log(), new RegExp(`\\[${s.id}\\] session resumed from another worker at 0\\.00 s, sequence 0`));
+    }
+    const st = results(c.msgs('early-3')).map((r) => r.state);
+    assert.ok(st.every((x) => x === 'responding'), `early-3 stays responding: ${st}`);
+    assert.ok(results(c.msgs('early-0')).every((r) => r.state === 'listening'));
+    assert.doesNotMatch(b.log(), /busy|bad_state/);
+  } finally {
+    await c.close().catch(() => {});
+    for (const w of ws) await w.stop();
+    await ns.stop();
+  }
+});

@@ -2,8 +2,9 @@
  * The JetStream session record (docs/nats.md "JetStream"): what a worker
  * that takes over a session must know to continue it exactly where the
  * published results stopped. The owner writes it to the KV bucket
- * hark_sessions before each batch of results it publishes (jsw.c), so a
- * record is never behind what clients got.
+ * hark_sessions when it takes the session's start and before each batch of
+ * results it publishes (jsw.c), so a record is never behind what clients
+ * got and a session handed over before its first result is known as live.
  *
  * The value is one line of text, "hark-js1 seq=N seg=N ab=N as=N st=N cl=N":
  *   seq  the next result's sequence     seg  finals published

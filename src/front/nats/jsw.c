@@ -218,6 +218,15 @@ static void first_message(struct jsw *j, struct jpart *pt, const char *id, natsM
         s->bytes = s->committed = rec->acked_bytes;
         s->skip_to = rec->acked_sseq;
         metrics_inc(pt->m_handoffs);
+    } else {
+        /* The record exists from the start on, not only from the first
+         * results: a session handed over before it had any (SIGTERM 0.6 s
+         * into it) was otherwise new to the taker, admitted by load rather
+         * than as a live session, refused busy and its input acked away, so
+         * the client never got its closed (test_jetstream_elastic). */
+        char line[JSREC_MAX];
+        size_t len = jsrec_format(&s->rec, line);
+        natsConnection_Publish(j->nc, s->subject, line, (int)len);
     }
     s->next = j->all;
     j->all = s;

@@ -12,13 +12,14 @@
  *
  * Per session it holds the input messages the session took and acks them
  * when a final's committed_ms covers their audio (start and end stay held
- * until the session's closed went out). Before every batch of results it
- * writes the session's record (jsrec.h) to the KV bucket hark_sessions_{in},
- * so a worker that takes over knows the next sequence and segment and where
- * the unacknowledged audio begins. A taking-over worker deletes and
- * re-creates the partition's consumer: a work-queue stream keeps exactly the
- * unacknowledged messages, so they are delivered again at once (no AckWait)
- * and replayed into fresh sessions that continue the numbering and clock.
+ * until the session's closed went out). At the session's start and before
+ * every batch of results it writes the session's record (jsrec.h) to the
+ * KV bucket hark_sessions_{in}, so a worker that takes over knows the next
+ * sequence and segment and where the unacknowledged audio begins. A
+ * taking-over worker deletes and re-creates the partition's consumer: a
+ * work-queue stream keeps exactly the unacknowledged messages, so they are
+ * delivered again at once (no AckWait) and replayed into fresh sessions
+ * that continue the numbering and clock.
  *
  * Threads: one nats.c delivery thread per owned partition calls natsw_feed;
  * natsw's pump calls the batch hook; the lease thread gains and loses

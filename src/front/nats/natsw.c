@@ -594,9 +594,11 @@ static void on_start(struct natsw *nw, const char *id, const struct nmsg_in *m,
         r->sequence = rs->sequence;
         r->segments = rs->segments;
         r->time_offset = s->bytes_per_sec > 0 ? (double)rs->offset_bytes / s->bytes_per_sec : 0;
+    }
+    if (rs && rs->segments > 0) { /* the state at its last final */
         if (rs->responding)
             chan_post_state(s->chan, HARK_STATE_RESPONDING);
-    } else if (m->has_state && m->state == HARK_STATE_RESPONDING) {
+    } else if (m->has_state && m->state == HARK_STATE_RESPONDING) { /* no final yet */
         chan_post_state(s->chan, HARK_STATE_RESPONDING);
     }
     s->last_chunk = clock_mono_ns();
