@@ -5,30 +5,17 @@
 // msgpack client.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
-import { createServer } from 'node:net';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { connect } from 'nats';
 import { encode, decode } from '@msgpack/msgpack';
-import { HARK, CLIPS, wavPcm, sleep, startServer, curl } from './lib.mjs';
+import { CLIPS, wavPcm, sleep, startServer, curl } from './lib.mjs';
+import { WORKER_ARGS, freePort, startNats, startWorker } from './nats_lib.mjs';
 
-const NATS_SERVER = process.env.NATS_SERVER_BIN || '/usr/sbin/nats-server';
 const IN = 'ai.voice.stream';
 const OUT = 'ai.voice.transcription';
 const pcm = Buffer.concat([wavPcm(CLIPS[0]), Buffer.alloc(32000 * 1.2)]);
-
-async function freePort() {
-  const srv = createServer();
-  srv.listen(0, '127.0.0.1');
-  await once(srv, 'listening');
-  const { port } = srv.address();
-  srv.close();
-  await once(srv, 'close');
-  return port;
-}
 
 async function until(pred, ms, what) {
   const end = Date.now() + ms;
@@ -56,26 +43,14 @@ async function audioSeconds(srv) {
 
 test('NATS start: engine "pocketsphinx" runs the session locally, model goes upstream as model= (nova-3 is heard there; a model the upstream refuses fails over)', async () => {
   const dir = mkdtempSync(path.join(tmpdir(), 'hark-nsel-'));
-  const port = await freePort();
-  const nats = spawn(NATS_SERVER, ['-a', '127.0.0.1', '-p', String(port), '-l', path.join(dir, 'nats.log')], { stdio: 'ignore' });
-  const url = `nats://127.0.0.1:${port}`;
+  const nats = await startNats(await freePort(), { dir });
   const up = await startServer(['--workers', '2']);
   let worker, nc;
   try {
-    for (let end = Date.now() + 15000; ;) {
-      try { nc = await connect({ servers: url, reconnect: false, timeout: 500 }); break; } catch (e) {
-        if (Date.now() > end) throw e;
-        await sleep(50);
-      }
-    }
-    worker = spawn(HARK, ['worker', '--nats-url', url, '--workers', '2', '--max-busy-percent', '100', '--max-lag-ms', '60000',
+    nc = await connect({ servers: nats.url, reconnect: false, timeout: 5000 });
+    worker = await startWorker(nats.url, [...WORKER_ARGS,
       '--engine', 'deepgram', '--deepgram-url', `${up.url}/v1/listen`, '--deepgram-timeout-ms', '60000',
-      '--fallback-engine', 'pocketsphinx', '--provider-cooldown-ms', '0'],
-    { env: { ...process.env, HARK_LOG_LEVEL: 'info' }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '', log = '';
-    worker.stdout.on('data', (d) => { out += d; });
-    worker.stderr.on('data', (d) => { log += d; });
-    await until(() => /worker on NATS \S+ \(connected\)/.test(out), 60000, 'the worker');
+      '--fallback-engine', 'pocketsphinx', '--provider-cooldown-ms', '0']);
     const msgs = new Map();
     const sub = nc.subscribe(OUT + '.>');
     (async () => {
@@ -106,18 +81,18 @@ test('NATS start: engine "pocketsphinx" runs the session locally, model goes ups
     const nova = await run('s-nova', { model: 'nova-3' });
     assert.ok(nova.split(' ').length > 5, nova);
     assert.ok((await audioSeconds(up)) > a0 + 1, 'model nova-3: the upstream heard the session');
-    assert.doesNotMatch(log, /provider failover/);
+    assert.doesNotMatch(worker.log(), /provider failover/);
 
     // the upstream's /v1/listen takes model=openai as an engine it does not
     // have: HTTP 400 at the upgrade, so the model did go upstream
     const refused = await run('s-refused', { model: 'openai' });
-    assert.match(log, /provider failover \(http_status\): provider answered HTTP 400/);
+    assert.match(worker.log(), /provider failover \(http_status\): provider answered HTTP 400/);
     assert.ok(refused.split(' ').length > 5, refused);
   } finally {
     if (nc) await nc.close();
-    if (worker && worker.exitCode === null) { worker.kill('SIGTERM'); await once(worker, 'exit'); }
+    await worker?.stop();
     await up.stop();
-    nats.kill('SIGTERM');
+    await nats.stop();
     rmSync(dir, { recursive: true, force: true });
   }
 });

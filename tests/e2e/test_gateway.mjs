@@ -6,87 +6,24 @@
 // audio.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { createServer } from 'node:net';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { connect } from 'nats';
 import { encode, decode } from '@msgpack/msgpack';
 import { DeepgramClient } from '@deepgram/sdk';
+import { WORKER_ARGS, freePort, startNats as natsAt, startWorker as workerAt } from './nats_lib.mjs';
 import {
   HARK, CLIPS, wavPcm, sleep, startServer, openNative, streamPcm, waitFor, curl,
 } from './lib.mjs';
 
-const NATS_SERVER = process.env.NATS_SERVER_BIN || '/usr/sbin/nats-server';
-
-async function freePort() {
-  const srv = createServer();
-  srv.listen(0, '127.0.0.1');
-  await once(srv, 'listening');
-  const { port } = srv.address();
-  srv.close();
-  await once(srv, 'close');
-  return port;
-}
-
-async function startNats(port, dir) {
-  const proc = spawn(NATS_SERVER, ['-a', '127.0.0.1', '-p', String(port), '-l', path.join(dir, `nats-${port}.log`)],
-    { stdio: ['ignore', 'ignore', 'pipe'] });
-  const url = `nats://127.0.0.1:${port}`;
-  const end = Date.now() + 15000;
-  for (;;) {
-    if (proc.exitCode !== null) throw new Error(`nats-server exited ${proc.exitCode}`);
-    try {
-      const nc = await connect({ servers: url, reconnect: false, timeout: 500 });
-      await nc.close();
-      break;
-    } catch (e) {
-      if (Date.now() > end) throw new Error('nats-server did not start: ' + e.message);
-      await sleep(50);
-    }
-  }
-  return {
-    url,
-    async stop() {
-      if (proc.exitCode !== null || proc.signalCode !== null) return;
-      proc.kill('SIGTERM');
-      await once(proc, 'exit');
-    },
-  };
-}
 
 // The same engine settings as the reference server below: 2 worker threads,
 // admission off (a loaded CI machine must not refuse starts).
-const ENGINE_ARGS = ['--workers', '2', '--max-busy-percent', '100', '--max-lag-ms', '60000'];
-
-async function startWorker(url, args = []) {
-  const proc = spawn(HARK, ['worker', '--nats-url', url, ...ENGINE_ARGS, ...args], {
-    env: { ...process.env, HARK_LOG_LEVEL: 'info' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '', err = '';
-  proc.stderr.on('data', (d) => { err += d; });
-  await new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('worker did not start:\n' + err)), 60000);
-    proc.stdout.on('data', (d) => {
-      out += d;
-      if (/worker on NATS \S+ \(connected\)/.test(out)) { clearTimeout(timer); resolve(); }
-    });
-    proc.on('exit', (code) => { clearTimeout(timer); reject(new Error(`worker exited ${code}:\n${err}`)); });
-  });
-  return {
-    proc,
-    log: () => err,
-    async stop(signal = 'SIGTERM') {
-      if (proc.exitCode !== null || proc.signalCode !== null) return proc.exitCode;
-      proc.kill(signal);
-      const [code] = await once(proc, 'exit');
-      return code;
-    },
-  };
-}
+const ENGINE_ARGS = WORKER_ARGS;
+const startNats = (port, dir) => natsAt(port, { dir });
+const startWorker = (url, args = []) => workerAt(url, [...ENGINE_ARGS, ...args]);
 
 let dir, nats, worker, gwA, gwB, local;
 

@@ -6,70 +6,26 @@
 // here), real workers, a real gateway.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
-import { createServer } from 'node:net';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { connect } from 'nats';
 import { DeepgramClient } from '@deepgram/sdk';
-import { HARK, CLIPS, wavPcm, sleep, wer, startServer } from './lib.mjs';
+import { CLIPS, wavPcm, sleep, wer, startServer } from './lib.mjs';
+import { freePort, startNats as natsAt, startWorker as workerAt } from './nats_lib.mjs';
 
-const NATS_SERVER = process.env.NATS_SERVER_BIN || '/usr/sbin/nats-server';
 let dir;
-
-async function freePort() {
-  const srv = createServer();
-  srv.listen(0, '127.0.0.1');
-  await once(srv, 'listening');
-  const { port } = srv.address();
-  srv.close();
-  await once(srv, 'close');
-  return port;
-}
 
 async function startNats(port) {
   const conf = path.join(dir, 'nats.conf');
   writeFileSync(conf, `listen: 127.0.0.1:${port}\njetstream { store_dir: "${path.join(dir, 'store')}", max_memory_store: 64MB, max_file_store: 1GB }\n`);
-  const proc = spawn(NATS_SERVER, ['-c', conf, '-l', path.join(dir, 'nats.log')], { stdio: 'ignore' });
-  const url = `nats://127.0.0.1:${port}`;
-  for (const end = Date.now() + 15000; ;) {
-    try {
-      const nc = await connect({ servers: url, reconnect: false, timeout: 500 });
-      await nc.jetstreamManager();
-      await nc.close();
-      break;
-    } catch (e) {
-      if (Date.now() > end) throw new Error('nats-server did not start: ' + e.message);
-      await sleep(50);
-    }
-  }
-  return { url, stop: async () => { if (proc.exitCode === null) { proc.kill('SIGTERM'); await once(proc, 'exit'); } } };
+  return natsAt(port, { dir, conf, jetstream: true });
 }
 
 async function startWorker(url) {
-  const proc = spawn(HARK, ['worker', '--nats-url', url, '--jetstream', '--workers', '1',
-    '--max-busy-percent', '100', '--max-lag-ms', '60000'], {
-    env: { ...process.env, HARK_LOG_LEVEL: 'info' }, stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '', err = '';
-  proc.stderr.on('data', (d) => { err += d; });
-  await new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('worker did not start:\n' + err)), 60000);
-    proc.stdout.on('data', (d) => { out += d; if (/\(connected\)/.test(out)) { clearTimeout(timer); resolve(); } });
-    proc.on('exit', (code) => { clearTimeout(timer); reject(new Error(`worker exited ${code}:\n${err}`)); });
-  });
-  return {
-    proc,
-    log: () => err,
-    holds: () => /consuming partition 0/.test(err) && !/partition 0 given up/.test(err),
-    async stop(signal = 'SIGTERM') {
-      if (proc.exitCode !== null || proc.signalCode !== null) return proc.exitCode;
-      proc.kill(signal);
-      return (await once(proc, 'exit'))[0];
-    },
-  };
+  const w = await workerAt(url, ['--jetstream', '--workers', '1', '--max-busy-percent', '100',
+    '--max-lag-ms', '60000']);
+  w.holds = () => /consuming partition 0/.test(w.log()) && !/partition 0 given up/.test(w.log());
+  return w;
 }
 
 let nats, workers = [], gw;

@@ -18,20 +18,19 @@
 // (test_budget_counts_every_job, which fails on that code).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { readFileSync, mkdtempSync, rmSync } from 'node:fs';
-import { createServer, connect as netConnect } from 'node:net';
+import { connect as netConnect } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import WebSocket from 'ws';
 import { connect as natsConnect } from 'nats';
 import { encode } from '@msgpack/msgpack';
+import { freePort, startNats } from './nats_lib.mjs';
 import {
   CLIPS, wavPcm, sleep, startServer, openNative, streamPcm, finals, references, wer, curl,
 } from './lib.mjs';
 
-const NATS_SERVER = process.env.NATS_SERVER_BIN || '/usr/sbin/nats-server';
 const ATTACK_MS = 10000;
 // Growth of the server's RSS while one attack runs (peak minus the value
 // just before it). The normal session running alongside reuses an engine
@@ -118,36 +117,9 @@ async function flood(ws, msg, ms = ATTACK_MS) {
   return sent;
 }
 
-async function freePort() {
-  const s = createServer();
-  s.listen(0, '127.0.0.1');
-  await once(s, 'listening');
-  const { port } = s.address();
-  s.close();
-  await once(s, 'close');
-  return port;
-}
-
-async function startNats() {
-  const port = await freePort();
-  const proc = spawn(NATS_SERVER, ['-a', '127.0.0.1', '-p', String(port), '-l', path.join(dir, 'nats.log')],
-    { stdio: ['ignore', 'ignore', 'ignore'] });
-  const url = `nats://127.0.0.1:${port}`;
-  for (const end = Date.now() + 15000; ;) {
-    try {
-      const nc = await natsConnect({ servers: url, reconnect: false, timeout: 500 });
-      await nc.close();
-      return { proc, url };
-    } catch (e) {
-      if (Date.now() > end) throw new Error('nats-server did not start: ' + e.message);
-      await sleep(50);
-    }
-  }
-}
-
 before(async () => {
   dir = mkdtempSync(path.join(tmpdir(), 'hark-hostile-'));
-  nats = await startNats();
+  nats = await startNats(await freePort(), { dir });
   // admission control off: a loaded machine must not refuse the normal session.
   // Resume off: the attackers end by dropping their connection, which with
   // resume on leaves each session detached, still decoding its queued audio

@@ -4,92 +4,22 @@
 // recordings.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
-import { once } from 'node:events';
-import { createServer } from 'node:net';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { connect } from 'nats';
 import { encode, decode } from '@msgpack/msgpack';
+import { WORKER_ARGS, freePort, startNats as natsAt, startWorker as workerAt } from './nats_lib.mjs';
 import {
   HARK, CLIPS, wavPcm, sleep, wer, references, startServer, openNative, finals as wsFinals,
   streamPcm as wsStreamPcm, curl, wavOf,
 } from './lib.mjs';
 
-const NATS_SERVER = process.env.NATS_SERVER_BIN || '/usr/sbin/nats-server';
+const startNats = (port, dir) => natsAt(port, { dir });
+const startWorker = (url, args = [], env = {}) => workerAt(url, [...WORKER_ARGS, ...args], env);
 const IN = 'ai.voice.stream';
 const OUT = 'ai.voice.transcription';
-
-async function freePort() {
-  const srv = createServer();
-  srv.listen(0, '127.0.0.1');
-  await once(srv, 'listening');
-  const { port } = srv.address();
-  srv.close();
-  await once(srv, 'close');
-  return port;
-}
-
-// Starts nats-server on 127.0.0.1:port; resolves once it says it is ready.
-async function startNats(port, dir) {
-  const proc = spawn(NATS_SERVER, ['-a', '127.0.0.1', '-p', String(port), '-l', path.join(dir, `nats-${port}-${Date.now()}.log`)],
-    { stdio: ['ignore', 'ignore', 'pipe'] });
-  const url = `nats://127.0.0.1:${port}`;
-  // -l sends the log to a file; readiness = a client can connect.
-  const end = Date.now() + 15000;
-  for (;;) {
-    if (proc.exitCode !== null) throw new Error(`nats-server exited ${proc.exitCode}`);
-    try {
-      const nc = await connect({ servers: url, reconnect: false, timeout: 500 });
-      await nc.close();
-      break;
-    } catch (e) {
-      if (Date.now() > end) throw new Error('nats-server did not start: ' + e.message);
-      await sleep(50);
-    }
-  }
-  return {
-    proc, url,
-    async stop(signal = 'SIGTERM') {
-      if (proc.exitCode !== null || proc.signalCode !== null) return;
-      proc.kill(signal);
-      await once(proc, 'exit');
-    },
-  };
-}
-
-// Starts `hark worker`; resolves when it prints its banner as connected.
-async function startWorker(url, args = [], env = {}) {
-  // admission control off: a loaded CI machine must not make starts fail
-  const proc = spawn(HARK, ['worker', '--nats-url', url, '--workers', '2', '--max-busy-percent', '100',
-    '--max-lag-ms', '60000', ...args], {
-    env: { ...process.env, HARK_LOG_LEVEL: 'info', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '', err = '';
-  proc.stderr.on('data', (d) => { err += d; });
-  await new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('worker did not start:\n' + err)), 60000);
-    proc.stdout.on('data', (d) => {
-      out += d;
-      if (/worker on NATS \S+ \(connected\)/.test(out)) { clearTimeout(timer); resolve(); }
-    });
-    proc.on('exit', (code) => { clearTimeout(timer); reject(new Error(`worker exited ${code}:\n${err}`)); });
-  });
-  return {
-    proc,
-    log: () => err,
-    stdout: () => out,
-    alive: () => proc.exitCode === null && proc.signalCode === null,
-    async stop(signal = 'SIGTERM') {
-      if (proc.exitCode !== null || proc.signalCode !== null) return proc.exitCode;
-      proc.kill(signal);
-      const [code] = await once(proc, 'exit');
-      return code;
-    },
-  };
-}
 
 // A seed client: publishes msgpack on {prefixIn}.{id}, collects every
 // message on {prefixOut}.> by session id, with its arrival time.
