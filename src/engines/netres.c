@@ -95,6 +95,19 @@ void netres_export(const struct netres_done *d, struct engine_done *out)
     };
 }
 
+int netres_poll(pthread_mutex_t *mu, struct netres_queue *q, struct netres_done **cur,
+                struct engine_done *out)
+{
+    netres_done_free(*cur);
+    pthread_mutex_lock(mu);
+    *cur = netres_pop(q);
+    pthread_mutex_unlock(mu);
+    if (!*cur)
+        return 0;
+    netres_export(*cur, out);
+    return 1;
+}
+
 void netres_wait(pthread_mutex_t *mu, pthread_cond_t *cv, const struct netres_queue *q,
                  const unsigned *pending, int timeout_ms)
 {

@@ -47,6 +47,10 @@ void netres_done_free(struct netres_done *d);
 void netres_push(struct netres_queue *q, struct netres_done *d);
 struct netres_done *netres_pop(struct netres_queue *q); /* NULL when empty */
 void netres_clear(struct netres_queue *q);
+/* utt_poll of a network engine: frees *cur (the last poll's storage), takes
+ * the next item of q under mu into *cur and fills out from it; 0 = none. */
+int netres_poll(pthread_mutex_t *mu, struct netres_queue *q, struct netres_done **cur,
+                struct engine_done *out);
 /* Fills out from d; out's strings point into d, valid while d lives. */
 void netres_export(const struct netres_done *d, struct engine_done *out);
 /* Under no lock: waits on cv (with mu) until q has an item, *pending (read

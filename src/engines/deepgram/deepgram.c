@@ -361,15 +361,7 @@ static int utt_submit(struct engine_stream *s, uint64_t ticket)
 
 static int utt_poll(struct engine_stream *s, struct engine_done *out)
 {
-    struct engine_model *m = s->m;
-    netres_done_free(s->cur);
-    pthread_mutex_lock(&m->mu);
-    s->cur = netres_pop(&s->done);
-    pthread_mutex_unlock(&m->mu);
-    if (!s->cur)
-        return 0;
-    netres_export(s->cur, out);
-    return 1;
+    return netres_poll(&s->m->mu, &s->done, &s->cur, out);
 }
 
 static void utt_wait(struct engine_stream *s, int timeout_ms)
