@@ -75,7 +75,7 @@ test('3 workers, 20 live sessions, kill -9 of one mid-run: every session complet
       for (const s of list) c.send(s.id, { type: 'start', speaker_id: 'spk' });
       await streamLive(c, list);
       const open = () => list.filter((s) => !ofType(c.msgs(s.id), 'closed').length);
-      await until(() => !open().length, 120000, `${tag}: every closed`).catch((e) => {
+      await until(() => !open().length, 240000, `${tag}: every closed`).catch((e) => {
         // which sessions, what they got last, and what the live workers logged of them
         const why = open().map((s) => `${s.id}: ${c.msgs(s.id).slice(-3).map((m) => m.type ?? (m.is_final ? 'final' : 'partial')).join(',')}; ` +
           ws.filter((w) => w.alive()).map((w) => w.log().split('\n').filter((l) => l.includes(`[${s.id}]`)).slice(-3).join(' | ')).join(' || '));
