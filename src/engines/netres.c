@@ -6,6 +6,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "base/err.h"
 #include "base/mem.h"
 
 char *netres_squeeze(const char *s, size_t n)
@@ -41,6 +42,48 @@ void netres_words_free(struct engine_word *words, size_t n)
     for (size_t i = 0; i < n; i++)
         hark_free(words[i].word);
     hark_free(words);
+}
+
+static float unit_of(const struct json_value *v)
+{
+    double c = json_num(v);
+    return json_type(v) == JSON_NUMBER && c >= 0 && c <= 1 ? (float)c : 1.0f;
+}
+
+int netres_words(const struct json_value *words, size_t max, const char *word_key,
+                 const char *conf_key, struct engine_word **out, size_t *n)
+{
+    size_t len = json_len(words);
+    if (json_type(words) != JSON_ARRAY || !len)
+        return 0;
+    if (len > max)
+        len = max;
+    if (!(*out = hark_calloc(len, sizeof **out)))
+        return HARK_E_NOMEM;
+    double prev = 0;
+    for (size_t i = 0; i < len; i++) {
+        const struct json_value *w = json_at(words, i);
+        const struct json_value *ws = json_get(w, word_key);
+        if (!json_str(ws))
+            ws = json_get(w, "word");
+        if (!json_str(ws))
+            continue;
+        char *word = netres_squeeze(json_str(ws), json_str_len(ws));
+        if (!word)
+            return HARK_E_NOMEM;
+        if (!word[0]) {
+            hark_free(word);
+            continue;
+        }
+        double start = netres_time(json_get(w, "start")), end = netres_time(json_get(w, "end"));
+        if (start < prev)
+            start = prev;
+        if (end < start)
+            end = start;
+        prev = start;
+        (*out)[(*n)++] = (struct engine_word){word, start, end, unit_of(json_get(w, conf_key))};
+    }
+    return 0;
 }
 
 void netres_done_free(struct netres_done *d)

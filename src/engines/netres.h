@@ -42,6 +42,13 @@ char *netres_squeeze(const char *s, size_t n);
 /* A time in seconds from a reply: finite, >= 0 and < 1e7, else 0. */
 double netres_time(const struct json_value *v);
 void netres_words_free(struct engine_word *words, size_t n);
+/* A reply's word array [{word_key (or "word" when absent), "start", "end",
+ * conf_key}], at most max words: text squeezed (empty words dropped), times
+ * kept monotonic with start <= end whatever the provider says, confidence a
+ * number in 0..1 or 1. Fills *out and *n (owned; nothing when not an array).
+ * 0 or HARK_E_NOMEM (what was filled is still the caller's to free). */
+int netres_words(const struct json_value *words, size_t max, const char *word_key,
+                 const char *conf_key, struct engine_word **out, size_t *n);
 
 void netres_done_free(struct netres_done *d);
 void netres_push(struct netres_queue *q, struct netres_done *d);

@@ -66,42 +66,8 @@ int dg_reply_parse(struct dg_reply *out, const char *msg, size_t len, char *errb
         goto out;
     }
     const struct json_value *words = json_get(alt, "words");
-    size_t n = json_len(words);
-    if (json_type(words) != JSON_ARRAY || !n)
-        goto out;
-    if (n > DG_REPLY_MAX_WORDS)
-        n = DG_REPLY_MAX_WORDS;
-    if (!(out->words = hark_calloc(n, sizeof *out->words))) {
-        rc = HARK_E_NOMEM;
-        goto out;
-    }
-    double prev = 0;
-    for (size_t i = 0; i < n; i++) {
-        const struct json_value *w = json_at(words, i);
-        const struct json_value *ws = json_get(w, "punctuated_word");
-        if (!json_str(ws))
-            ws = json_get(w, "word");
-        if (!json_str(ws))
-            continue;
-        char *word = netres_squeeze(json_str(ws), json_str_len(ws));
-        if (!word) {
-            rc = HARK_E_NOMEM;
-            goto out;
-        }
-        if (!word[0]) {
-            hark_free(word);
-            continue;
-        }
-        /* Times kept monotonic and start <= end whatever the provider says. */
-        double start = netres_time(json_get(w, "start")), end = netres_time(json_get(w, "end"));
-        if (start < prev)
-            start = prev;
-        if (end < start)
-            end = start;
-        prev = start;
-        out->words[out->n_words++] =
-            (struct engine_word){word, start, end, unit_of(json_get(w, "confidence"), 1.0f)};
-    }
+    rc = netres_words(words, DG_REPLY_MAX_WORDS, "punctuated_word", "confidence", &out->words,
+                      &out->n_words);
 out:
     json_free(doc);
     if (rc)

@@ -41,43 +41,7 @@ int oa_reply_parse(struct oa_reply *out, const char *body, size_t len, char *err
         goto out;
     }
     const struct json_value *words = json_get(root, "words");
-    size_t n = json_len(words);
-    if (json_type(words) != JSON_ARRAY || !n)
-        goto out;
-    if (n > OA_REPLY_MAX_WORDS)
-        n = OA_REPLY_MAX_WORDS;
-    if (!(out->words = hark_calloc(n, sizeof *out->words))) {
-        rc = HARK_E_NOMEM;
-        goto out;
-    }
-    double prev = 0;
-    for (size_t i = 0; i < n; i++) {
-        const struct json_value *w = json_at(words, i);
-        const struct json_value *ws = json_get(w, "word");
-        if (!json_str(ws))
-            continue;
-        char *word = netres_squeeze(json_str(ws), json_str_len(ws));
-        if (!word) {
-            rc = HARK_E_NOMEM;
-            goto out;
-        }
-        if (!word[0]) {
-            hark_free(word);
-            continue;
-        }
-        /* Times kept monotonic and start <= end whatever the server says. */
-        double start = netres_time(json_get(w, "start")), end = netres_time(json_get(w, "end"));
-        if (start < prev)
-            start = prev;
-        if (end < start)
-            end = start;
-        prev = start;
-        const struct json_value *p = json_get(w, "probability");
-        float conf = json_type(p) == JSON_NUMBER && json_num(p) >= 0 && json_num(p) <= 1
-                         ? (float)json_num(p)
-                         : 1.0f;
-        out->words[out->n_words++] = (struct engine_word){word, start, end, conf};
-    }
+    rc = netres_words(words, OA_REPLY_MAX_WORDS, "word", "probability", &out->words, &out->n_words);
 out:
     json_free(doc);
     if (rc)
