@@ -4,19 +4,19 @@
 // clients (npm nats + @msgpack/msgpack) publishing plain core-NATS messages.
 import { before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { createServer } from 'node:net';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { connect } from 'nats';
 import { encode, decode } from '@msgpack/msgpack';
 import { HARK, CLIPS, wavPcm, sleep, wer, references } from './lib.mjs';
+import { NATS_SERVER, freePort, startWorker as workerAt } from './nats_lib.mjs';
 
 export { HARK, CLIPS, wavPcm, sleep };
+export { NATS_SERVER, freePort };
 
-export const NATS_SERVER = process.env.NATS_SERVER_BIN || '/usr/sbin/nats-server';
 export const IN = 'ai.voice.stream';
 export const OUT = 'ai.voice.transcription';
 
@@ -24,16 +24,6 @@ export const OUT = 'ai.voice.transcription';
 let dir;
 before(() => { dir = mkdtempSync(path.join(tmpdir(), 'hark-js-')); });
 after(() => { rmSync(dir, { recursive: true, force: true }); });
-
-export async function freePort() {
-  const srv = createServer();
-  srv.listen(0, '127.0.0.1');
-  await once(srv, 'listening');
-  const { port } = srv.address();
-  srv.close();
-  await once(srv, 'close');
-  return port;
-}
 
 // nats-server with JetStream on 127.0.0.1:port, its store in dir/store-port
 // (kept across restarts); partitions > 1 adds the subject mapping the
@@ -73,40 +63,16 @@ export async function startNats(port, { partitions = 1 } = {}) {
 
 // `hark worker --jetstream`; resolves when it prints its banner.
 export async function startWorker(url, args = []) {
-  const proc = spawn(HARK, ['worker', '--nats-url', url, '--jetstream', '--workers', '1',
-    '--max-busy-percent', '100', '--max-lag-ms', '60000', '--nats-idle-timeout', '120', ...args], {
-    env: { ...process.env, HARK_LOG_LEVEL: 'info' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '', err = '';
-  proc.stderr.on('data', (d) => { err += d; });
-  await new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('worker did not start:\n' + err)), 60000);
-    proc.stdout.on('data', (d) => {
-      out += d;
-      if (/worker on NATS \S+ \(connected\)/.test(out)) { clearTimeout(timer); resolve(); }
-    });
-    proc.on('exit', (code) => { clearTimeout(timer); reject(new Error(`worker exited ${code}:\n${err}`)); });
-  });
-  return {
-    proc,
-    log: () => err,
-    stdout: () => out,
-    alive: () => proc.exitCode === null && proc.signalCode === null,
-    held: () => { // partitions it consumes now, from its log
-      const s = new Set();
-      for (const m of err.matchAll(/consuming partition (\d+)|partition (\d+) given up/g)) {
-        if (m[1] !== undefined) s.add(m[1]); else s.delete(m[2]);
-      }
-      return s;
-    },
-    async stop(signal = 'SIGTERM') {
-      if (proc.exitCode !== null || proc.signalCode !== null) return proc.exitCode;
-      proc.kill(signal);
-      const [code] = await once(proc, 'exit');
-      return code;
-    },
+  const w = await workerAt(url, ['--jetstream', '--workers', '1', '--max-busy-percent', '100',
+    '--max-lag-ms', '60000', '--nats-idle-timeout', '120', ...args]);
+  w.held = () => { // partitions it consumes now, from its log
+    const s = new Set();
+    for (const m of w.log().matchAll(/consuming partition (\d+)|partition (\d+) given up/g)) {
+      if (m[1] !== undefined) s.add(m[1]); else s.delete(m[2]);
+    }
+    return s;
   };
+  return w;
 }
 
 // A seed client: core publishes on {IN}.{id}; every message on {OUT}.> by
