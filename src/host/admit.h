@@ -25,7 +25,7 @@
 #include <stdint.h>
 
 #include "base/metrics.h"
-#include "session/workers.h"
+#include "host/chan.h"
 
 struct admit;
 struct admit_slot;

@@ -9,7 +9,7 @@
 
 #include "base/err.h"
 #include "host/admit.h"
-#include "session/workers.h"
+#include "host/chan.h"
 
 #define NS_PER_S 1000000000LL
 

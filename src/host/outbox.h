@@ -4,7 +4,7 @@
  * after the last one the client saw.
  *
  * It holds the events themselves, not bytes rendered for one wire format:
- * each is a structured chan's message (MSG_EVENT, session/workers.h: a deep
+ * each is a structured chan's message (MSG_EVENT, host/chan.h: a deep
  * copy of the struct hark_event with its seq), rendered by the resuming
  * connection's dialect on its front end's I/O thread when written
  * (chan_render_msgs).
@@ -28,7 +28,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "session/workers.h"
+#include "host/chan.h"
 
 struct outbox {
     struct chan_msg *head, *tail; /* oldest first; owned */

@@ -20,7 +20,7 @@
 
 #include "base/metrics.h"
 #include "hark/hark.h"
-#include "session/workers.h"
+#include "host/chan.h"
 
 struct stats {
     struct metric *audio;
@@ -33,7 +33,7 @@ struct stats {
 void stats_init(struct stats *st, struct metrics *m);
 /* A session event was sent (or is about to be) to its client. */
 void stats_event(struct stats *st, const struct hark_event *ev);
-/* A message of a session (session/workers.h) was written at now (monotonic
+/* A message of a session (host/chan.h) was written at now (monotonic
  * ns): observes its latency when it measures one (lat_kind). */
 void stats_latency(struct stats *st, const struct chan_msg *m, int64_t now);
 /* A session ended: its audio joins the total. *audio and *cpu get its

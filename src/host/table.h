@@ -28,7 +28,7 @@
 #include "base/metrics.h"
 #include "host/outbox.h"
 #include "host/stats.h"
-#include "session/workers.h"
+#include "host/chan.h"
 
 struct table;
 

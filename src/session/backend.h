@@ -1,5 +1,5 @@
 /*
- * Session backends: where a chan's session runs (session/workers.h).
+ * Session backends: where a chan's session runs (host/chan.h).
  *
  * The local backend is the session core on this machine
  * (hark_session_create on an engine: VAD, endpointing, recognition). A

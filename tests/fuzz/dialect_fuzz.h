@@ -178,7 +178,7 @@ static void render_all(struct fuzz_run *r, const uint8_t *data, size_t size)
             buf_init(&out);
             r->d->render(k < 0 ? NULL : r->render[k], &ev, &out, &flags);
             if (out.len && (flags & MSG_MULTI)) {
-                /* NUL-ended messages (session/workers.h): each one JSON */
+                /* NUL-ended messages (host/chan.h): each one JSON */
                 CHECK(!out.oom && out.data[out.len - 1] == 0);
                 for (size_t off = 0; off < out.len;) {
                     size_t len = strlen(out.data + off);

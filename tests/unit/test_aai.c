@@ -5,7 +5,7 @@
 #include "base/json.h"
 #include "front/proto/aai.h"
 #include "hark/hark.h"
-#include "session/workers.h"
+#include "host/chan.h"
 
 static void expect_opt(const struct hark_options *o, const char *name, const char *want)
 {

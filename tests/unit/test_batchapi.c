@@ -7,7 +7,7 @@
 #include "front/proto/batchapi.h"
 #include "front/proto/transcript.h"
 #include "hark/hark.h"
-#include "session/workers.h"
+#include "host/chan.h"
 
 /* ------------------------------------------------------------ a transcript */
 

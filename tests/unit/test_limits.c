@@ -7,7 +7,7 @@
 #include "base/err.h"
 #include "check.h"
 #include "host/limits.h"
-#include "session/workers.h"
+#include "host/chan.h"
 
 #define S 1000000000LL
 

@@ -5,7 +5,7 @@
 #include "base/json.h"
 #include "front/proto/oairt.h"
 #include "hark/hark.h"
-#include "session/workers.h"
+#include "host/chan.h"
 
 static void parse(const char *msg, const struct oairt_config *cur, struct oairt_in *in,
                   struct buf *audio)

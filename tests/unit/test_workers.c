@@ -10,7 +10,7 @@
 #include "check.h"
 #include "session/event_json.h"
 #include "session/evcopy.h"
-#include "session/workers.h"
+#include "host/chan.h"
 
 static struct hark_engine *eng;
 static atomic_int wakes;

@@ -18,7 +18,7 @@
 #include "front/nats/lease.h"
 #include "front/nats/natsw.h"
 #include "front/nats/nmsg.h"
-#include "session/workers.h"
+#include "host/chan.h"
 
 /* Redelivery to a live owner (a message held longer than this) is harmless:
  * the owner drops the copy by its stream sequence. Hand-off does not wait for

@@ -54,7 +54,7 @@ struct natsgw_cfg {
 };
 
 int natsgw_create(struct natsgw **out, const struct natsgw_cfg *cfg, char *err, size_t n);
-/* The backend to open sessions on (session/workers.h chan_create_on). */
+/* The backend to open sessions on (host/chan.h chan_create_on). */
 void natsgw_backend(struct natsgw *g, struct backend *out);
 /* 1 while connected to a server. Any thread. */
 int natsgw_connected(struct natsgw *g);

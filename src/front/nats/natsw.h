@@ -10,7 +10,7 @@
  *     (chan posts are bounded queue appends). It publishes the typed error
  *     of a rejected message itself, at once: such an error can precede
  *     results of audio received earlier (docs/nats.md, order of errors).
- *   - Worker threads (session/workers.h) run the sessions and render events
+ *   - Worker threads (host/chan.h) run the sessions and render events
  *     into msgpack in the chans' outboxes, then call natsw_wake.
  *   - natsw's own pump thread, woken by natsw_wake or every 100 ms, takes
  *     the rendered messages and publishes them in order, runs the timers
@@ -34,7 +34,7 @@
 
 #include "hark/hark.h"
 #include "base/metrics.h"
-#include "session/workers.h"
+#include "host/chan.h"
 
 struct admit;
 

@@ -34,7 +34,7 @@
 #include "base/json.h"
 #include "base/mem.h"
 #include "front/proto/dialect.h"
-#include "session/workers.h"
+#include "host/chan.h"
 
 /* A whole non-negative integer of ms, as AssemblyAI's silences are. */
 static int parse_ms(const char *v, long *out)

@@ -34,7 +34,7 @@
 
 #include "base/buf.h"
 #include "hark/hark.h"
-#include "session/workers.h" /* MSG_* flags of render */
+#include "host/chan.h" /* MSG_* flags of render */
 
 /* What a dialect may read about the server (immutable, shared). */
 struct dialect_ctx {
@@ -170,7 +170,7 @@ struct dialect_ops {
     /* Optional: a DA_START or DA_RESUME succeeded. */
     void (*started)(void *state, const struct dialect_session *s, struct dialect_out *out);
     /* Any thread: one event into wire bytes appended to out (nothing = no
-     * message); flags |= MSG_FATAL (session/workers.h) to end the session,
+     * message); flags |= MSG_FATAL (host/chan.h) to end the session,
      * MSG_BINARY for a binary message, MSG_MULTI for several NUL-ended text
      * messages. */
     void (*render)(const void *rstate, const struct hark_event *ev, struct buf *out,

@@ -31,7 +31,7 @@
 #include "base/json.h"
 #include "base/mem.h"
 #include "front/proto/dialect.h"
-#include "session/workers.h"
+#include "host/chan.h"
 
 void oairt_config_init(struct oairt_config *c)
 {

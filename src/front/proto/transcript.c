@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "base/mem.h"
-#include "session/workers.h" /* MSG_FATAL */
+#include "host/chan.h" /* MSG_FATAL */
 
 enum { REC_FINAL = 'F', REC_ERROR = 'E', REC_CLOSED = 'C' };
 struct rec_final {

@@ -2,7 +2,7 @@
  * The libwebsockets server: one port for WebSocket streaming and HTTP.
  *
  * One service thread owns every socket and every wsconn. Recognition runs on
- * the worker pool (session/workers.c); results come back as events on each
+ * the worker pool (host/workers.c); results come back as events on each
  * chan (rendered here, in the connection's dialect: wsess.c), and workers wake this thread with
  * lws_cancel_service, which coalesces: each wake-up drains every chan.
  *

@@ -3,7 +3,7 @@
  * the host (admission, the host table, its per-key and per-address slots),
  * feeds it, and writes its events, rendered in the connection's dialect on
  * the service thread (the chan is structured: its messages are the events,
- * session/workers.h MSG_EVENT), each kept in the session's replay history
+ * host/chan.h MSG_EVENT), each kept in the session's replay history
  * (host/outbox.h) for a resume. Acks of the audio held, resume and replay,
  * and what a session holds against the limits while detached live here;
  * the rules themselves are the host's (src/host).

@@ -24,7 +24,7 @@
 #include "host/limits.h"
 #include "host/table.h"
 #include "hark/hark.h"
-#include "session/workers.h"
+#include "host/chan.h"
 
 struct admit;
 struct admit_slot;

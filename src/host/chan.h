@@ -1,34 +1,29 @@
 /*
- * Worker pool with serial per-session queues, for front ends that serve many
- * sessions at once (WebSocket, NATS). The session core is synchronous; this
- * module runs it off the I/O thread:
+ * A session's chan in the session host: the serial job queue between a
+ * front end's I/O thread and the worker pool (host/workers.h, which has the
+ * picture), and the outbox of what the session produced. The front end
+ * posts input (chan_post_*), a worker runs the jobs in order on the
+ * session, and the session's events come back as messages: wire bytes
+ * rendered on the worker by the chan's render callback, or, for a
+ * structured chan (no render callback), the events themselves (MSG_EVENT,
+ * a deep copy) that the front end renders on its own thread
+ * (chan_render_msgs) and may keep for a resume (host/outbox.h).
  *
- *   I/O thread                         worker threads
- *   chan_post_audio/finalize/close --> job queue of the chan (bounded bytes)
- *                                      one worker at a time runs a chan's jobs
- *                                      in order: hark_session_feed, ...
- *   chan_take_msgs  <-- outbox <------ events rendered by the front end's
- *        ^                             render_cb (or copied, structured:
- *        |                             rendered by the front end), then wake_cb()
- *        '--- wake_cb (e.g. lws_cancel_service) coalesces wake-ups
- *
- * A chan is never processed on two threads at once, and chans never wait for
- * each other behind a global lock: the pool lock only guards the ready list.
- *
- * Thread-safety: every chan_* and workers_* call is thread-safe unless noted.
- * A chan is freed only by chan_release after it reached "done" (its close job
- * ran, or it was aborted) and the front end has no more use for it.
+ * Thread-safety: every chan_* call is thread-safe unless noted. A chan is
+ * never processed on two threads at once. It is freed only by chan_release
+ * after it reached "done" (its close job ran, or it was aborted) and the
+ * front end has no more use for it.
  */
-#ifndef HARK_SESSION_WORKERS_H
-#define HARK_SESSION_WORKERS_H
+#ifndef HARK_HOST_CHAN_H
+#define HARK_HOST_CHAN_H
 
 #include <stddef.h>
 #include <stdint.h>
 
 #include "base/buf.h"
 #include "hark/hark.h"
+#include "host/workers.h"
 
-struct workers;
 struct chan;
 
 /* Called for every event of the chan's session: append the wire message(s)
@@ -37,9 +32,6 @@ struct chan;
  * events are rendered by the front end (chan_render_msgs), on its thread. */
 typedef void (*chan_render_cb)(void *user, const struct hark_event *ev, struct buf *out,
                                unsigned *flags);
-/* Called from worker threads when a chan has new output or finished a job;
- * must be cheap and thread-safe (e.g. lws_cancel_service). */
-typedef void (*workers_wake_cb)(void *user);
 
 enum {
     MSG_TEXT = 0,
@@ -87,26 +79,6 @@ struct chan_msg {
     size_t len;
     char data[]; /* len bytes (+ NUL) */
 };
-
-struct workers_stats {
-    unsigned threads;
-    unsigned queued_chans; /* chans waiting for a worker */
-    double busy_fraction;  /* recent share of worker time spent processing, 0..1 */
-    double oldest_wait_ms; /* age of the oldest queued job right now */
-    uint64_t jobs_done;
-};
-
-int workers_create(struct workers **out, unsigned threads, workers_wake_cb wake, void *wake_user);
-/* Stops the threads after the queued jobs ran. Chans must be released first. */
-void workers_destroy(struct workers *w);
-void workers_stats(struct workers *w, struct workers_stats *out);
-/* Hold a live session's audio up to hold_ms after it arrives at an idle
- * chan before a worker decodes it, so that one wake-up decodes several
- * frames (0: decode each frame as it arrives). Controls (finalize, close,
- * state, errors), sessions ahead of real time and audio past 0.5 s of 16 kHz
- * s16 are never held; a chan with work left after its turn is not held
- * again. Call before chans post. */
-void workers_set_hold(struct workers *w, unsigned hold_ms);
 
 /* Creates the session (hark_session_create, on the calling thread) with the
  * chan as its event sink. render/user are used on worker threads; render
@@ -183,5 +155,11 @@ void chan_usage(struct chan *c, double *audio_sec, double *cpu_sec);
  * (hark_session_results_pending): the host's idle rule does not count that
  * wait as the client's idleness. */
 unsigned chan_results_pending(struct chan *c);
+
+/* host/workers.c only: one turn of the chan whose pool item is it, on a
+ * worker thread: runs its queued jobs (at most ~1 s of audio), adds their
+ * number to *jobs. Returns 1 when jobs are left (the pool queues it again);
+ * 0 when not, and then a released chan is freed. */
+int chan_turn(struct workers_item *it, unsigned *jobs);
 
 #endif

@@ -1,9 +1,15 @@
-#include "session/workers.h"
+/*
+ * A session's chan (host/chan.h): its job queue, the session it runs (on a
+ * backend, session/backend.h), the events it turns into messages, and one
+ * turn of its jobs on a worker of the pool (host/workers.h).
+ */
+#include "host/chan.h"
 
 #include <pthread.h>
 #include <stdio.h>
 #include <time.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -81,16 +87,11 @@ struct chan {
     unsigned results_pending; /* hark_session_results_pending after the last job */
     int closed_seen;          /* worker-owned: the CLOSED event was delivered */
 
-    /* set by the worker running the chan, read by ready_push */
-    atomic_int bulk;
     int64_t first_arrival; /* worker-owned: arrival of the first audio job */
 
-    /* guarded by the pool lock */
-    struct chan *next_ready;
-    int64_t ready_since; /* on the held list: when its hold ends */
-    /* On the held list, not a ready list; written under the pool lock,
-     * read without it by post() to skip that lock when nothing is held. */
-    atomic_int held;
+    /* its place in the pool's lists (item.bulk: set by the worker running
+     * the chan) */
+    struct workers_item item;
 
     void (*on_free)(void *);
     void *on_free_arg;
@@ -106,115 +107,6 @@ struct chan {
     unsigned seen_n;
     char id[64];
 };
-
-/* A ready list. */
-struct readyq {
-    struct chan *head, *tail;
-};
-
-struct workers {
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    /* Sessions at real-time pace go first; sessions whose audio is far
-     * ahead of the wall clock (file uploads, clients sending faster than
-     * real time) use what capacity is left, so they cannot delay anyone's
-     * live results. */
-    struct readyq live, bulk;
-    /* Chans whose audio waits out the hold (workers_set_hold), in the order
-     * their holds end (all holds are equally long). */
-    struct readyq held;
-    atomic_llong hold_ns;
-    unsigned queued;
-    pthread_t *th;
-    unsigned n;
-    int stop;
-    workers_wake_cb wake;
-    void *wake_user;
-    atomic_llong busy_ns;
-    atomic_ullong jobs_done;
-    /* busy_fraction window, guarded by mu */
-    int64_t last_stats_at;
-    long long last_busy;
-    double last_fraction;
-};
-
-static void ready_push(struct workers *w, struct chan *c)
-{
-    pthread_mutex_lock(&w->mu);
-    c->next_ready = NULL;
-    c->ready_since = clock_mono_ns();
-    struct readyq *q = atomic_load(&c->bulk) ? &w->bulk : &w->live;
-    if (q->tail)
-        q->tail->next_ready = c;
-    else
-        q->head = c;
-    q->tail = c;
-    w->queued++;
-    pthread_cond_signal(&w->cv);
-    pthread_mutex_unlock(&w->mu);
-}
-
-/* Puts c on the held list; its audio goes to a worker when the hold ends. */
-static void hold_push(struct workers *w, struct chan *c, int64_t hold_ns)
-{
-    pthread_mutex_lock(&w->mu);
-    c->next_ready = NULL;
-    c->ready_since = clock_mono_ns() + hold_ns;
-    atomic_store(&c->held, 1);
-    int first = !w->held.head;
-    if (w->held.tail)
-        w->held.tail->next_ready = c;
-    else
-        w->held.head = c;
-    w->held.tail = c;
-    if (first) /* idle workers wait for the first hold to end */
-        pthread_cond_signal(&w->cv);
-    pthread_mutex_unlock(&w->mu);
-}
-
-/* Moves c from the held list to the live one now (a control job, or enough
- * audio); nothing if a worker took it meanwhile. O(held chans). */
-static void hold_end(struct workers *w, struct chan *c)
-{
-    pthread_mutex_lock(&w->mu);
-    if (!atomic_load(&c->held)) {
-        pthread_mutex_unlock(&w->mu);
-        return;
-    }
-    struct chan **pp = &w->held.head, *prev = NULL;
-    while (*pp != c) {
-        prev = *pp;
-        pp = &(*pp)->next_ready;
-    }
-    *pp = c->next_ready;
-    if (w->held.tail == c)
-        w->held.tail = prev;
-    atomic_store(&c->held, 0);
-    pthread_mutex_unlock(&w->mu);
-    ready_push(w, c);
-}
-
-/* Under the pool lock: chans whose hold ended go to the back of the live
- * list. Returns the ns until the next hold ends, or -1 if none is held. */
-static int64_t holds_due(struct workers *w, int64_t now)
-{
-    struct chan *c;
-    while ((c = w->held.head) && (c->ready_since <= now || w->stop)) {
-        w->held.head = c->next_ready;
-        if (!w->held.head)
-            w->held.tail = NULL;
-        atomic_store(&c->held, 0);
-        c->next_ready = NULL;
-        c->ready_since = now;
-        if (w->live.tail)
-            w->live.tail->next_ready = c;
-        else
-            w->live.head = c;
-        w->live.tail = c;
-        w->queued++;
-    }
-    return c ? c->ready_since - now : -1;
-}
 
 static void free_jobs(struct job *j)
 {
@@ -428,7 +320,7 @@ static void on_event(void *user, const struct hark_event *ev)
     append_msgs(c, list);
 }
 
-static void run_jobs(struct chan *c, struct job *j)
+static void run_jobs(struct chan *c, struct job *j, unsigned *jobs)
 {
     while (j) {
         struct job *next = j->next;
@@ -464,7 +356,7 @@ static void run_jobs(struct chan *c, struct job *j)
                 c->first_arrival = j->arrival;
             double upto = c->ops->audio_seconds(c->s);
             double ahead = upto - (double)(clock_mono_ns() - c->first_arrival) / 1e9;
-            atomic_store(&c->bulk, ahead > BULK_AHEAD_SEC);
+            atomic_store(&c->item.bulk, ahead > BULK_AHEAD_SEC);
             unsigned i = c->seen_n++ % 32;
             c->seen[i].upto = upto;
             c->seen[i].arrival = j->arrival;
@@ -480,164 +372,49 @@ static void run_jobs(struct chan *c, struct job *j)
         c->audio_sec += c->ops->audio_seconds(c->s) - before;
         c->results_pending = c->ops->results_pending(c->s);
         pthread_mutex_unlock(&c->mu);
-        atomic_fetch_add(&c->w->jobs_done, 1);
+        (*jobs)++;
         hark_free(j);
         j = next;
     }
 }
 
-static void *worker_main(void *arg)
+int chan_turn(struct workers_item *it, unsigned *jobs)
 {
-    struct workers *w = arg;
-    for (;;) {
-        pthread_mutex_lock(&w->mu);
-        for (;;) {
-            int64_t wait = holds_due(w, clock_mono_ns());
-            if (w->live.head || w->bulk.head || w->stop)
-                break;
-            if (wait < 0) {
-                pthread_cond_wait(&w->cv, &w->mu);
-            } else {
-                struct timespec ts;
-                clock_gettime(CLOCK_MONOTONIC, &ts); /* the cv's clock */
-                int64_t ns = (int64_t)ts.tv_nsec + wait;
-                ts.tv_sec += (time_t)(ns / 1000000000LL);
-                ts.tv_nsec = (long)(ns % 1000000000LL);
-                pthread_cond_timedwait(&w->cv, &w->mu, &ts);
-            }
-        }
-        if (!w->live.head && !w->bulk.head && w->stop) {
-            pthread_mutex_unlock(&w->mu);
-            return NULL;
-        }
-        struct readyq *q = w->live.head ? &w->live : &w->bulk;
-        struct chan *c = q->head;
-        q->head = c->next_ready;
-        if (!q->head)
-            q->tail = NULL;
-        w->queued--;
-        pthread_mutex_unlock(&w->mu);
-
-        int64_t t0 = clock_mono_ns();
-        /* Take at most TURN_BYTES of audio per turn, then go to the back of
-         * the line: a client sending far faster than real time gets one
-         * worker at a time in slices, never a worker for many seconds while
-         * live sessions wait. */
-        pthread_mutex_lock(&c->mu);
-        struct job *jobs = c->jhead, *last = NULL;
-        size_t taken = 0;
-        for (struct job *j = c->jhead; j; j = j->next) {
-            last = j;
-            if (j->kind == J_AUDIO && (taken += j->len) >= TURN_BYTES)
-                break;
-        }
-        c->jhead = last ? last->next : NULL;
-        if (!c->jhead) {
-            c->jtail = NULL;
-            c->finalize_queued = 0; /* taken; a split leaves the tail's finalize queued */
-        }
-        if (last)
-            last->next = NULL;
-        pthread_mutex_unlock(&c->mu);
-
-        run_jobs(c, jobs);
-
-        pthread_mutex_lock(&c->mu);
-        int again = c->jhead != NULL;
-        int free_it = 0;
-        if (!again) {
-            c->scheduled = 0;
-            free_it = c->released;
-        }
-        pthread_mutex_unlock(&c->mu);
-        atomic_fetch_add(&w->busy_ns, clock_mono_ns() - t0);
-        if (again)
-            ready_push(w, c);
-        else if (free_it)
-            chan_free(c);
-        if (w->wake)
-            w->wake(w->wake_user);
+    struct chan *c = (struct chan *)(void *)((char *)it - offsetof(struct chan, item));
+    /* Take at most TURN_BYTES of audio per turn, then go to the back of
+     * the line: a client sending far faster than real time gets one
+     * worker at a time in slices, never a worker for many seconds while
+     * live sessions wait. */
+    pthread_mutex_lock(&c->mu);
+    struct job *todo = c->jhead, *last = NULL;
+    size_t taken = 0;
+    for (struct job *j = c->jhead; j; j = j->next) {
+        last = j;
+        if (j->kind == J_AUDIO && (taken += j->len) >= TURN_BYTES)
+            break;
     }
-}
-
-int workers_create(struct workers **out, unsigned threads, workers_wake_cb wake, void *wake_user)
-{
-    *out = NULL;
-    if (threads < 1 || threads > 256)
-        return HARK_E_INVAL;
-    struct workers *w = hark_calloc(1, sizeof *w);
-    if (!w)
-        return HARK_E_NOMEM;
-    pthread_mutex_init(&w->mu, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* holds end on the monotonic clock */
-    pthread_cond_init(&w->cv, &ca);
-    pthread_condattr_destroy(&ca);
-    w->wake = wake;
-    w->wake_user = wake_user;
-    w->last_stats_at = clock_mono_ns();
-    w->th = hark_calloc(threads, sizeof *w->th);
-    if (!w->th) {
-        workers_destroy(w);
-        return HARK_E_NOMEM;
+    c->jhead = last ? last->next : NULL;
+    if (!c->jhead) {
+        c->jtail = NULL;
+        c->finalize_queued = 0; /* taken; a split leaves the tail's finalize queued */
     }
-    for (unsigned i = 0; i < threads; i++) {
-        if (pthread_create(&w->th[i], NULL, worker_main, w)) {
-            workers_destroy(w);
-            return HARK_E_INTERNAL;
-        }
-        w->n++;
+    if (last)
+        last->next = NULL;
+    pthread_mutex_unlock(&c->mu);
+
+    run_jobs(c, todo, jobs);
+
+    pthread_mutex_lock(&c->mu);
+    int again = c->jhead != NULL;
+    int free_it = 0;
+    if (!again) {
+        c->scheduled = 0;
+        free_it = c->released;
     }
-    *out = w;
-    return 0;
-}
-
-void workers_destroy(struct workers *w)
-{
-    if (!w)
-        return;
-    pthread_mutex_lock(&w->mu);
-    w->stop = 1;
-    pthread_cond_broadcast(&w->cv);
-    pthread_mutex_unlock(&w->mu);
-    for (unsigned i = 0; i < w->n; i++)
-        pthread_join(w->th[i], NULL);
-    hark_free(w->th);
-    pthread_cond_destroy(&w->cv);
-    pthread_mutex_destroy(&w->mu);
-    hark_free(w);
-}
-
-void workers_set_hold(struct workers *w, unsigned hold_ms)
-{
-    atomic_store(&w->hold_ns, (long long)hold_ms * 1000000LL);
-}
-
-void workers_stats(struct workers *w, struct workers_stats *out)
-{
-    memset(out, 0, sizeof *out);
-    int64_t now = clock_mono_ns();
-    long long busy = atomic_load(&w->busy_ns);
-    pthread_mutex_lock(&w->mu);
-    out->threads = w->n;
-    out->queued_chans = w->queued;
-    /* Lag that matters is that of real-time sessions; bulk work waiting is
-     * by design. */
-    if (w->live.head)
-        out->oldest_wait_ms = (double)(now - w->live.head->ready_since) / 1e6;
-    /* Measured over at least 1 s so that a burst does not swing it. */
-    if (now - w->last_stats_at >= 1000000000LL) {
-        double span = (double)(now - w->last_stats_at) * w->n;
-        w->last_fraction = span > 0 ? (double)(busy - w->last_busy) / span : 0;
-        if (w->last_fraction > 1)
-            w->last_fraction = 1;
-        w->last_busy = busy;
-        w->last_stats_at = now;
-    }
-    out->busy_fraction = w->last_fraction;
-    pthread_mutex_unlock(&w->mu);
-    out->jobs_done = atomic_load(&w->jobs_done);
+    pthread_mutex_unlock(&c->mu);
+    if (free_it)
+        chan_free(c);
+    return again;
 }
 
 static int post(struct chan *c, enum job_kind kind, int state, const void *data, size_t len);
@@ -788,18 +565,6 @@ const struct hark_session *chan_session(const struct chan *c)
     return c->ops->session(c->s);
 }
 
-/* A chan that has new jobs and no worker: audio of a live session waits out
- * the hold (if any), so that one wake-up decodes several frames; anything
- * else goes to a worker now. */
-static void schedule_chan(struct chan *c, enum job_kind kind)
-{
-    int64_t hold = atomic_load(&c->w->hold_ns);
-    if (hold > 0 && kind == J_AUDIO && !atomic_load(&c->bulk))
-        hold_push(c->w, c, hold);
-    else
-        ready_push(c->w, c);
-}
-
 static int post(struct chan *c, enum job_kind kind, int state, const void *data, size_t len)
 {
     pthread_mutex_lock(&c->mu);
@@ -872,15 +637,15 @@ static int post(struct chan *c, enum job_kind kind, int state, const void *data,
     unhold = !schedule && (kind != J_AUDIO || c->pending_bytes >= HOLD_MAX_BYTES);
     pthread_mutex_unlock(&c->mu);
     if (schedule)
-        schedule_chan(c, kind);
-    else if (unhold && atomic_load(&c->held))
-        hold_end(c->w, c);
+        workers_schedule(c->w, &c->item, kind == J_AUDIO);
+    else if (unhold)
+        workers_unhold(c->w, &c->item);
     return 0;
 out:
     unhold = !rc && kind == J_AUDIO && c->pending_bytes >= HOLD_MAX_BYTES;
     pthread_mutex_unlock(&c->mu);
-    if (unhold && atomic_load(&c->held))
-        hold_end(c->w, c);
+    if (unhold)
+        workers_unhold(c->w, &c->item);
     return rc;
 }
 
