@@ -31,6 +31,7 @@ struct admit_slot {
     struct chan *chan; /* NULL until bound */
     int realtime;
     int closing;
+    int started;                /* counted in hark_sessions_opened_total */
     _Atomic int64_t last_audio; /* monotonic ns of the last audio (0 = none yet) */
     /* Usage when the session first had MEASURE_BASE_SEC of audio decoded
      * (base_audio 0 = not yet): its steady CPU per audio second is measured
@@ -211,7 +212,6 @@ int admit_acquire(struct admit *a, int realtime, struct admit_slot **out, char *
         a->slots->prev = s;
     a->slots = s;
     a->n++;
-    metrics_inc(a->m_opened);
     metrics_set(a->m_active, a->n);
     *out = s;
     s = NULL;
@@ -221,10 +221,29 @@ out:
     return rc;
 }
 
+/* Counted when the session exists, not at the admission: a slot whose
+ * session the backend refused (a gateway not connected to NATS, a bad
+ * option) opened nothing. Under the lock. */
+static void started_locked(struct admit_slot *s)
+{
+    if (!s->started) {
+        s->started = 1;
+        metrics_inc(s->a->m_opened);
+    }
+}
+
+void admit_started(struct admit_slot *s)
+{
+    pthread_mutex_lock(&s->a->mu);
+    started_locked(s);
+    pthread_mutex_unlock(&s->a->mu);
+}
+
 void admit_bind(struct admit_slot *s, struct chan *c)
 {
     pthread_mutex_lock(&s->a->mu);
     s->chan = c;
+    started_locked(s);
     pthread_mutex_unlock(&s->a->mu);
 }
 

@@ -8,7 +8,8 @@
  * Transport-neutral: it never sees libwebsockets or nats.c.
  *
  * A front end asks admit_acquire for a slot before it creates a session,
- * binds the session's chan to the slot once it exists, reports audio
+ * binds the session's chan to the slot once it exists (or says it started:
+ * admit_started; only then is it counted as opened), reports audio
  * arrivals (admit_audio: the session is talking), admit_closing when the
  * session stops taking input, and admit_release when it is gone.
  *
@@ -49,9 +50,14 @@ void admit_destroy(struct admit *a);
  * with a message for the client. realtime 0 = bulk work (a batch upload):
  * it counts against max-sessions but needs no real-time share. */
 int admit_acquire(struct admit *a, int realtime, struct admit_slot **out, char *msg, size_t n);
-/* The slot's session now runs on this chan (its usage is measured). The
- * chan must stay valid until admit_release. */
+/* The slot's session now runs on this chan (its usage is measured), and
+ * counts as started (admit_started). The chan must stay valid until
+ * admit_release. */
 void admit_bind(struct admit_slot *s, struct chan *c);
+/* The slot's session exists: counted once in hark_sessions_opened_total. A
+ * slot released before (the session's start failed: a gateway not connected
+ * to NATS, an option the engine refused) opened no session. */
+void admit_started(struct admit_slot *s);
 /* An audio message arrived for the slot's session at now_ns (monotonic; the
  * front end's arrival stamp, so no second clock read per audio frame): it
  * is talking. */

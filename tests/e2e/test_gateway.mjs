@@ -309,7 +309,7 @@ test('the worker side of the gateway\'s protocol, raw: ack -> started, keepalive
   }
 });
 
-test('a gateway without NATS: /readyz says 503 why, sessions are refused (native: busy; Deepgram: HTTP 503), then both work once nats-server is up', async () => {
+test('a gateway without NATS: /readyz says 503 why, sessions are refused (native: busy; Deepgram: HTTP 503; batch: 503) and not counted as opened, then both work once nats-server is up', async () => {
   const port = await freePort();
   const gw = await startServer(['--backend', `nats://127.0.0.1:${port}`]);
   let ns;
@@ -329,6 +329,12 @@ test('a gateway without NATS: /readyz says 503 why, sessions are refused (native
       once(dg, 'open').then(() => { throw new Error('the upgrade succeeded'); })]);
     assert.equal(res.statusCode, 503);
     res.destroy();
+    const batch = await curl(['-H', 'Content-Type: audio/wav', '--data-binary', '@' + CLIPS[4], `${gw.http}/v1/listen`]);
+    assert.equal(batch.status, 503, batch.body);
+    // refused starts opened no session (admission let them in; the backend refused)
+    const m0 = (await curl([`${gw.http}/metrics`])).body;
+    assert.match(m0, /^hark_sessions_opened_total 0$/m);
+    assert.match(m0, /^hark_sessions_active 0$/m);
     ns = await startNats(port, dir);
     const w = await startWorker(ns.url);
     try {
@@ -343,6 +349,7 @@ test('a gateway without NATS: /readyz says 503 why, sessions are refused (native
       assert.match(m, /^hark_backend_connected 1$/m);
       assert.match(m, /^hark_backend_sessions 0$/m);
       assert.match(m, /^hark_backend_timeouts_total 0$/m);
+      assert.match(m, /^hark_sessions_opened_total 1$/m);
     } finally {
       assert.equal(await w.stop(), 0);
     }

@@ -51,6 +51,14 @@ static void test_count_and_refuse(void)
     ASSERT(strstr(msg, "too many sessions (max 3)"));
     ASSERT_EQ(admit_acquire(a, 0, &s[3], msg, sizeof msg), HARK_E_LIMIT);
     ASSERT_NEAR(series(m, "hark_sessions_active"), 3, 0);
+    /* opened counts sessions that started, not admissions: a slot whose
+     * session the backend refused opened nothing */
+    ASSERT_NEAR(series(m, "hark_sessions_opened_total"), 0, 0);
+    admit_started(s[0]);
+    admit_started(s[1]);
+    admit_started(s[1]); /* once per slot */
+    ASSERT_NEAR(series(m, "hark_sessions_opened_total"), 2, 0);
+    admit_started(s[2]);
     ASSERT_NEAR(series(m, "hark_sessions_opened_total"), 3, 0);
     ASSERT_NEAR(series(m, "hark_sessions_refused_total{reason=\"max_sessions\"}"), 2, 0);
     /* a session that ends frees its place for any front end */

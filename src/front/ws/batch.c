@@ -180,6 +180,7 @@ int batch_start_session(struct batch *b, const struct hark_options *o, char *err
     int rc = wsfe_chan_create(b->fe, &b->chan, o, b->request_id, render, b->fe, err, n);
     if (rc)
         return rc;
+    admit_started(b->slot);
     LOG_INFO(chan_session_id(b->chan), "batch session started on POST %s (%llu bytes)", b->path,
              (unsigned long long)b->content_length);
     return 0;
@@ -446,6 +447,7 @@ int batch_begin(struct wsfe *fe, struct lws *wsi, const char *path)
         batchapi_refuse(&r, HTTP_STATUS_SERVICE_UNAVAILABLE, HARK_E_BUSY, NULL, "%s", msg);
         goto refuse;
     }
+    b->slot = wsfe_admit_take(fe); /* batch_free releases it */
     if (api->wants_sha256) {
         b->sha = EVP_MD_CTX_new();
         if (!b->sha || EVP_DigestInit_ex(b->sha, EVP_sha256(), NULL) != 1) {
@@ -474,7 +476,6 @@ int batch_begin(struct wsfe *fe, struct lws *wsi, const char *path)
     }
     hark_options_destroy(o);
     b->counted = 1;
-    b->slot = wsfe_admit_take(fe);
     wsfe_batch_sessions(fe, 1);
     struct batch **head = wsfe_batches(fe);
     b->next = *head;
