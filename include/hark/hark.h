@@ -247,6 +247,7 @@ enum hark_event_type {
     HARK_EVENT_ERROR = 5,             /* see code / message */
     HARK_EVENT_CLOSED = 6,            /* last event after hark_session_close */
     HARK_EVENT_PROVIDER_FAILOVER = 7, /* the session left its network engine for the fallback */
+    HARK_EVENT_AUDIO_GAP = 8,         /* audio of the session was lost on the way (a relay) */
 };
 
 /* Why a segment ended; carried on finals. */
@@ -307,6 +308,13 @@ struct hark_event {
      * utterance's start, replayed). */
     const char *failover_reason;
     const char *from_engine, *to_engine;
+
+    /* AUDIO_GAP (a session relayed over NATS, `hark serve --backend`: a
+     * chunk lost between the gateway and the worker): duration seconds of
+     * the client's audio are missing at start (session seconds: the words
+     * after it are that much earlier than they were said); message says so.
+     * The session goes on. */
+    double duration;
 };
 
 /* Called synchronously from feed/finalize/close/set_state. Must not call back

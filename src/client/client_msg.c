@@ -20,6 +20,7 @@ static const struct {
     {"error", HARK_EVENT_ERROR},
     {"closed", HARK_EVENT_CLOSED},
     {"provider_failover", HARK_EVENT_PROVIDER_FAILOVER},
+    {"audio_gap", HARK_EVENT_AUDIO_GAP},
 };
 static const struct {
     const char *name;
@@ -202,6 +203,11 @@ static int parse_event(struct client_msg *m, const struct json_value *root, char
         ev->from_engine = get_str(root, "from");
         ev->to_engine = get_str(root, "to");
         return get_time(root, "start", &ev->start, err, n);
+    case HARK_EVENT_AUDIO_GAP:
+        ev->message = get_str(root, "message");
+        if ((rc = get_time(root, "start", &ev->start, err, n)))
+            return rc;
+        return get_time(root, "duration", &ev->duration, err, n);
     }
     return 0;
 }

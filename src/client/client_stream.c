@@ -269,6 +269,7 @@ static void on_event(struct hark_client *c, struct client_msg *m)
     case HARK_EVENT_SPEECH_STARTED:
     case HARK_EVENT_INTERRUPT:
     case HARK_EVENT_PROVIDER_FAILOVER:
+    case HARK_EVENT_AUDIO_GAP:
         ev->start += off;
         break;
     case HARK_EVENT_UTTERANCE_END:

@@ -31,9 +31,9 @@ void stats_init(struct stats *st, struct metrics *m)
                                          "From a finalize request to sending its final", NULL, NULL,
                                          lat_bounds, nb);
     static const enum hark_event_type types[] = {
-        HARK_EVENT_TRANSCRIPT,       HARK_EVENT_SPEECH_STARTED, HARK_EVENT_UTTERANCE_END,
-        HARK_EVENT_INTERRUPT,        HARK_EVENT_ERROR,          HARK_EVENT_CLOSED,
-        HARK_EVENT_PROVIDER_FAILOVER};
+        HARK_EVENT_TRANSCRIPT,        HARK_EVENT_SPEECH_STARTED, HARK_EVENT_UTTERANCE_END,
+        HARK_EVENT_INTERRUPT,         HARK_EVENT_ERROR,          HARK_EVENT_CLOSED,
+        HARK_EVENT_PROVIDER_FAILOVER, HARK_EVENT_AUDIO_GAP};
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
         st->events[types[i]] = metrics_counter(m, "hark_events_total", "Events sent", "type",
                                                hark_event_type_name(types[i]));

@@ -25,7 +25,7 @@
 struct stats {
     struct metric *audio;
     struct metric *lat_partial, *lat_endpoint, *lat_finalize;
-    struct metric *events[8];
+    struct metric *events[HARK_EVENT_AUDIO_GAP + 1]; /* by hark_event_type */
     struct metric *errors[32];
 };
 

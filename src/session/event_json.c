@@ -97,6 +97,14 @@ void event_json_render(const struct hark_event *ev, struct buf *b)
         buf_json_key(b, "start");
         buf_json_num(b, ev->start);
         break;
+    case HARK_EVENT_AUDIO_GAP:
+        buf_json_key(b, "start");
+        buf_json_num(b, ev->start);
+        buf_json_key(b, "duration");
+        buf_json_num(b, ev->duration);
+        buf_json_key(b, "message");
+        buf_json_str(b, ev->message ? ev->message : "");
+        break;
     case HARK_EVENT_CLOSED:
         buf_json_key(b, "audio_seconds");
         buf_json_num(b, ev->audio_seconds);

@@ -61,6 +61,8 @@ const char *hark_event_type_name(enum hark_event_type t)
         return "closed";
     case HARK_EVENT_PROVIDER_FAILOVER:
         return "provider_failover";
+    case HARK_EVENT_AUDIO_GAP:
+        return "audio_gap";
     }
     return "?";
 }

@@ -131,6 +131,35 @@ static void test_notices_round_trip(void)
     ASSERT(fabs(p.last_word_end - 2.74) < 1e-9);
     nres_free(&p);
 
+    /* relayed to the gateway's clients as their own events */
+    struct hark_event fo = {.type = HARK_EVENT_PROVIDER_FAILOVER,
+                            .code = HARK_E_PROVIDER,
+                            .message = "provider unreachable; continuing with pocketsphinx",
+                            .failover_reason = "unreachable",
+                            .from_engine = "deepgram",
+                            .to_engine = "pocketsphinx",
+                            .start = 1.5};
+    buf_reset(&b);
+    nmsg_render_failover(&b, "s-2", NULL, 3.0, &fo, 10.0);
+    ASSERT_OK(nres_parse(&p, b.data, b.len, err, sizeof err));
+    ASSERT_EQ(p.kind, NRES_PROVIDER_FAILOVER);
+    ASSERT_EQ(p.code, HARK_E_PROVIDER);
+    ASSERT_STR_EQ(p.reason_name, "unreachable");
+    ASSERT_STR_EQ(p.from, "deepgram");
+    ASSERT_STR_EQ(p.to, "pocketsphinx");
+    ASSERT_STR_EQ(p.text, "provider unreachable; continuing with pocketsphinx");
+    ASSERT(fabs(p.start - 11.5) < 1e-9); /* the session clock after a hand-off */
+    nres_free(&p);
+
+    buf_reset(&b);
+    nmsg_render_gap(&b, "s-2", NULL, "1.50 s of audio missing", 3.0, 100.0, 1.5, 4.25);
+    ASSERT_OK(nres_parse(&p, b.data, b.len, err, sizeof err));
+    ASSERT_EQ(p.kind, NRES_WARNING);
+    ASSERT_STR_EQ(p.code_name, "audio_gap");
+    ASSERT(fabs(p.gap_duration - 1.5) < 1e-9);
+    ASSERT(fabs(p.audio_offset - 4.25) < 1e-9);
+    nres_free(&p);
+
     /* an error code this version does not know is still an error */
     ASSERT_EQ(nres_err_from_code("bad_option"), HARK_E_BAD_OPTION);
     ASSERT_EQ(nres_err_from_code("no_such_code"), 0);

@@ -376,7 +376,24 @@ static void deliver(struct gsess *s, struct gitem *it)
         break;
     case NRES_WARNING:
         LOG_WARN(s->id, "worker: %s: %s", r->code_name, r->text ? r->text : "");
-        return;
+        if (strcmp(r->code_name, "audio_gap"))
+            return;
+        /* audio lost between here and the worker (core NATS): the client
+         * hears of it, in order with the results around it */
+        ev.type = HARK_EVENT_AUDIO_GAP;
+        ev.start = r->audio_offset;
+        ev.duration = r->gap_duration;
+        ev.message = r->text ? r->text : "";
+        break;
+    case NRES_PROVIDER_FAILOVER:
+        ev.type = HARK_EVENT_PROVIDER_FAILOVER;
+        ev.code = r->code;
+        ev.message = r->text ? r->text : "";
+        ev.failover_reason = r->reason_name;
+        ev.from_engine = r->from;
+        ev.to_engine = r->to;
+        ev.start = r->start;
+        break;
     case NRES_CLOSED:
         ev.type = HARK_EVENT_CLOSED;
         ev.audio_seconds = it->synthetic_closed ? gw_audio_seconds(s) : r->audio_seconds;

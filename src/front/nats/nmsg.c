@@ -911,3 +911,23 @@ void nmsg_render_utterance_end(struct buf *out, const char *session_id, const ch
     pack_str(&pk, "last_word_end");
     msgpack_pack_double(&pk, last_word_end);
 }
+
+void nmsg_render_failover(struct buf *out, const char *session_id, const char *speaker_id,
+                          double timestamp, const struct hark_event *ev, double time_offset)
+{
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, out, buf_sink);
+    msgpack_pack_map(&pk, 10);
+    pack_kv_str(&pk, "session_id", session_id);
+    pack_kv_str(&pk, "type", "provider_failover");
+    pack_str(&pk, "timestamp");
+    msgpack_pack_double(&pk, timestamp);
+    pack_speaker(&pk, speaker_id);
+    pack_kv_str(&pk, "reason", ev->failover_reason ? ev->failover_reason : "");
+    pack_kv_str(&pk, "code", hark_err_code(ev->code));
+    pack_kv_str(&pk, "message", ev->message ? ev->message : "");
+    pack_kv_str(&pk, "from", ev->from_engine ? ev->from_engine : "");
+    pack_kv_str(&pk, "to", ev->to_engine ? ev->to_engine : "");
+    pack_str(&pk, "start");
+    msgpack_pack_double(&pk, ev->start + time_offset);
+}

@@ -158,6 +158,13 @@ void nmsg_render_speech_started(struct buf *out, const char *session_id, const c
                                 double timestamp, double audio_time, int64_t segment);
 void nmsg_render_utterance_end(struct buf *out, const char *session_id, const char *speaker_id,
                                double timestamp, double last_word_end);
+/* Also only with "events": true: {session_id, type: "provider_failover",
+ * timestamp, speaker_id, reason, code, message, from, to, start}: the
+ * session left its network engine for the fallback (docs/protocol.md's
+ * event of that name; start + time_offset is where the fallback recognises
+ * from). */
+void nmsg_render_failover(struct buf *out, const char *session_id, const char *speaker_id,
+                          double timestamp, const struct hark_event *ev, double time_offset);
 
 const char *nmsg_state_name(enum hark_state s);
 /* Wall clock seconds since the epoch, for the seed's timestamp fields. */

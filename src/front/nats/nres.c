@@ -106,6 +106,7 @@ static const struct {
     {"alive", NRES_ALIVE},
     {"speech_started", NRES_SPEECH_STARTED},
     {"utterance_end", NRES_UTTERANCE_END},
+    {"provider_failover", NRES_PROVIDER_FAILOVER},
 };
 
 /* hark_reason_name's words (docs/nats.md), here so that the parser links
@@ -235,10 +236,20 @@ static int parse_map(const msgpack_object *m, struct nres *r, struct arena *a, l
             char s[16];
             if (v->type == MSGPACK_OBJECT_NIL)
                 continue;
-            if ((rc = small_str(v, s, sizeof s)) == 0)
+            if ((rc = small_str(v, s, sizeof s)) == 0) {
                 r->reason = reason_of(s);
+                memcpy(r->reason_name, s, sizeof r->reason_name);
+            }
         } else if (key_is(k, "code")) {
             rc = small_str(v, r->code_name, sizeof r->code_name);
+        } else if (key_is(k, "from")) {
+            rc = small_str(v, r->from, sizeof r->from);
+        } else if (key_is(k, "to")) {
+            rc = small_str(v, r->to, sizeof r->to);
+        } else if (key_is(k, "gap_duration")) {
+            rc = num(v, &r->gap_duration);
+        } else if (key_is(k, "audio_offset")) {
+            rc = num(v, &r->audio_offset);
         } else if (key_is(k, "words")) {
             if (*word_at)
                 return bad(err, n, "words (twice)");
@@ -258,9 +269,9 @@ static int parse_map(const msgpack_object *m, struct nres *r, struct arena *a, l
             return bad(err, n, key);
         }
     }
-    if (r->kind == NRES_ERROR || r->kind == NRES_WARNING) {
+    if (r->kind == NRES_ERROR || r->kind == NRES_WARNING || r->kind == NRES_PROVIDER_FAILOVER) {
         r->code = nres_err_from_code(r->code_name);
-        if (r->kind == NRES_ERROR && !r->code)
+        if (r->kind != NRES_WARNING && !r->code)
             r->code = HARK_E_INTERNAL;
     }
     /* every string is in place: the arena moves no more */

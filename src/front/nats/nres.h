@@ -36,7 +36,8 @@ enum nres_kind {
     NRES_SPEECH_STARTED, /* with "events": true */
     NRES_UTTERANCE_END,
     NRES_CLOSED,
-    NRES_OTHER, /* a type this version does not know: ignored */
+    NRES_PROVIDER_FAILOVER, /* with "events": true */
+    NRES_OTHER,             /* a type this version does not know: ignored */
 };
 
 /* One parsed message; release with nres_free. Strings are NUL-terminated
@@ -56,9 +57,15 @@ struct nres {
     int has_words;
     /* RESULT: transcript; ERROR/WARNING: message */
     char *text;
-    /* ERROR/WARNING */
+    /* ERROR/WARNING/PROVIDER_FAILOVER */
     int code; /* HARK_E_*; HARK_E_INTERNAL for a code this version does not know */
     char code_name[32];
+    /* PROVIDER_FAILOVER: "reason" as given ("unreachable", ...; finals: the
+     * segment's reason, also in reason), the engines; start in start */
+    char reason_name[16];
+    char from[32], to[32];
+    /* WARNING "audio_gap": seconds missing, and where in the session's audio */
+    double gap_duration, audio_offset;
     /* INTERRUPT, SPEECH_STARTED */
     double audio_time;
     /* UTTERANCE_END */

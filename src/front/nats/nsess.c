@@ -175,6 +175,10 @@ void nsess_render(void *user, const struct hark_event *ev, struct buf *out, unsi
         if (s->events)
             nmsg_render_utterance_end(out, s->id, s->speaker, now, ev->end + s->time_offset);
         return;
+    case HARK_EVENT_PROVIDER_FAILOVER: /* for a gateway to relay, like the VAD's events */
+        if (s->events)
+            nmsg_render_failover(out, s->id, s->speaker, now, ev, s->time_offset);
+        return;
     default:
         return;
     }

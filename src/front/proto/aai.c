@@ -358,6 +358,7 @@ void aai_render_event(const struct aai_params *p, const struct hark_event *ev, i
     case HARK_EVENT_UTTERANCE_END:
     case HARK_EVENT_INTERRUPT:
     case HARK_EVENT_PROVIDER_FAILOVER: /* no AssemblyAI message for it */
+    case HARK_EVENT_AUDIO_GAP:
         break;
     }
 }

@@ -140,6 +140,7 @@ static void render(const void *rstate, const struct hark_event *ev, struct buf *
         break;
     case HARK_EVENT_INTERRUPT:
     case HARK_EVENT_PROVIDER_FAILOVER: /* no Deepgram message for it */
+    case HARK_EVENT_AUDIO_GAP:
         break;
     }
 }

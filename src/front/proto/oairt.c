@@ -498,6 +498,7 @@ void oairt_render_event(const struct oairt_render *r, const struct hark_event *e
     case HARK_EVENT_INTERRUPT:
     case HARK_EVENT_CLOSED:
     case HARK_EVENT_PROVIDER_FAILOVER: /* no Realtime message for it */
+    case HARK_EVENT_AUDIO_GAP:
         break;
     }
 }
