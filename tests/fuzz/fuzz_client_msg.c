@@ -42,7 +42,7 @@ static void check(const struct client_msg *m)
         break;
     case CLIENT_MSG_EVENT: {
         const struct hark_event *ev = &m->ev;
-        CHECK(ev->type >= HARK_EVENT_TRANSCRIPT && ev->type <= HARK_EVENT_CLOSED);
+        CHECK(ev->type >= HARK_EVENT_TRANSCRIPT && ev->type <= HARK_EVENT_AUDIO_GAP);
         CHECK(ev->seq <= (1ull << 53));
         touch(ev->speaker_id);
         if (ev->type == HARK_EVENT_TRANSCRIPT) {
@@ -53,6 +53,14 @@ static void check(const struct client_msg *m)
             for (size_t i = 0; i < ev->n_words; i++)
                 touch(ev->words[i].word);
         }
+        if (ev->type == HARK_EVENT_PROVIDER_FAILOVER) {
+            touch(ev->message);
+            touch(ev->failover_reason);
+            touch(ev->from_engine);
+            touch(ev->to_engine);
+        }
+        if (ev->type == HARK_EVENT_AUDIO_GAP)
+            touch(ev->message);
         if (ev->type == HARK_EVENT_ERROR) {
             touch(ev->message);
             touch(m->error_code);
