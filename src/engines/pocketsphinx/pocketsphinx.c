@@ -2,9 +2,9 @@
  * The embedded PocketSphinx 5prealpha engine (US English).
  *
  * Model: the validated file paths (ps_model), the base dictionary (ps_pron),
- * with share_model=yes (the default) the language model all clean decoders
- * read and a dictionary reduced to its words (ps_share; a decoder then costs
- * ~48 MB instead of ~93 MB: its search and dictionary stay private, see
+ * with share_model=yes (the default) the language model and the dictionary
+ * (reduced to the model's words) all clean decoders read (ps_share; a decoder
+ * then costs ~37 MB RSS instead of ~96 MB: its search stays private, see
  * ps_share.h), and a pool of decoders (the engine-neutral src/engines/pool.h).
  * A decoder still takes ~250 ms to
  * create, so a "stream" here IS one pooled decoder: pool_min are created at
@@ -15,7 +15,7 @@
  * of utt_feed, utt_partial and utt_end.
  *
  * Vocabulary: ps_add_word changes a decoder's dictionary and LM for good (a
- * decoder on the shared LM first reads its own, see add_words).
+ * decoder on the shared ones first reads its own, see add_words).
  * Each decoder is tagged with the canonical key of the words added to it
  * (sorted, unique, only words the base dictionary lacks; "" = clean).
  * stream_acquire takes (pool_take), in order: a free decoder with the session's key, a
@@ -110,9 +110,10 @@ struct engine_stream {
                               ps_* call failed, destroy on release */
     struct engine_model *m;
     ps_decoder_t *ps;
-    unsigned id; /* for log lines */
-    char *vocab; /* key of the words added; "" = clean */
-    int own_lm;  /* reads its own language model, not m->shared's */
+    unsigned id;  /* for log lines */
+    char *vocab;  /* key of the words added; "" = clean */
+    int own_lm;   /* reads its own language model, not m->shared's */
+    int own_dict; /* has its own dictionary, not m->shared's */
     int in_utt;
     int cmn;       /* the decoder has live CMN of the model's length (see cmn_*) */
     int cmn_fresh; /* the session has no remembered mean: estimate one */
@@ -545,13 +546,23 @@ static int decoder_new(struct engine_model *m, unsigned id, struct engine_stream
     s->id = id;
     int64_t t0 = clock_mono_ns();
     pthread_mutex_lock(&sphinx_lock);
-    const char *dict = m->shared && ps_share_dict(m->shared) ? ps_share_dict(m->shared) : m->dict;
+    const char *dict =
+        m->shared && ps_share_decoder_dict(m->shared) ? ps_share_decoder_dict(m->shared) : m->dict;
     cmd_ln_t *cfg = decoder_config(m, m->shared ? NULL : m->lm, dict);
     if (cfg) {
         s->ps = ps_init(cfg);
         cmd_ln_free_r(cfg); /* the decoder keeps its own reference */
     }
     s->own_lm = !m->shared;
+    s->own_dict = 1;
+    if (s->ps && m->shared) {
+        int rc = ps_share_dict_attach(m->shared, s->ps);
+        s->own_dict = rc != 1;
+        if (rc < 0) {
+            ps_free(s->ps);
+            s->ps = NULL;
+        }
+    }
     if (s->ps && m->shared &&
         (ps_set_lm(s->ps, "_default", ps_share_lm(m->shared)) < 0 ||
          ps_set_search(s->ps, "_default") < 0)) {
@@ -579,8 +590,8 @@ static int decoder_new(struct engine_model *m, unsigned id, struct engine_stream
         /* Decodes, but a session's first utterance starts from -cmninit. */
         LOG_WARN(NULL, "pocketsphinx: decoder %u: no cepstral mean estimator for this model", id);
     }
-    LOG_DEBUG(NULL, "pocketsphinx: decoder %u created in %.0f ms", id,
-              (clock_mono_ns() - t0) / 1e6);
+    LOG_DEBUG(NULL, "pocketsphinx: decoder %u created in %.0f ms, %s dictionary", id,
+              (clock_mono_ns() - t0) / 1e6, s->own_dict ? "own" : "shared");
     *out = s;
     return 0;
 }
@@ -821,6 +832,20 @@ static int add_words(struct engine_stream *s, const struct vocab_plan *p, char *
                      size_t errbuf_size)
 {
     int64_t t0 = clock_mono_ns();
+    if (!s->own_dict) {
+        /* ps_add_word writes into the decoder's dictionary. */
+        pthread_mutex_lock(&sphinx_lock);
+        int bad = ps_load_dict(s->ps, ps_share_dict(s->m->shared), NULL, NULL) < 0;
+        pthread_mutex_unlock(&sphinx_lock);
+        if (bad) {
+            s->item.broken = 1;
+            return err_set(errbuf, errbuf_size, HARK_E_ENGINE,
+                           "pocketsphinx could not give decoder %u its own dictionary", s->id);
+        }
+        s->own_dict = 1;
+        LOG_DEBUG(s->sid, "pocketsphinx: decoder %u: own dictionary read in %.0f ms", s->id,
+                  (clock_mono_ns() - t0) / 1e6);
+    }
     if (!s->own_lm) {
         pthread_mutex_lock(&sphinx_lock);
         int bad =

@@ -36,6 +36,14 @@ struct ps_share {
     int dict_fd; /* memfd of the reduced dictionary, or -1 */
     char dict_path[64];
     size_t dict_kept, dict_total;
+
+    /* The shared dictionary (see ps_share.h): NULL until the first decoder
+     * gives its own, and for good when dict_off. */
+    void *sdict, *sd2p;
+    int dict_off;
+    int small_fd; /* memfd of the one-entry dictionary, or -1 */
+    char small_path[64];
+    char probe_word[DICT_LINE_MAX]; /* its entry's word: word id 0 */
 };
 
 /* ------------------------------------------------------------ lm_trie_score */
@@ -206,12 +214,177 @@ static int write_reduced_dict(struct ps_share *s, const char *dict_path)
     return 0;
 }
 
+/* ------------------------------------------------------------ shared dictionary */
+
+/* pocketsphinx exports these but installs no header for them; the types are
+ * opaque here (dict_t and dict2pid_t are anonymous structs in its dict.h). */
+void *dict_retain(void *d);
+int dict_free(void *d);
+int32 dict_wordid(void *d, const char *word);
+void *dict2pid_retain(void *d2p);
+int dict2pid_free(void *d2p);
+
+/* The head of struct ps_decoder_s in pocketsphinx_internal.h of 5prealpha
+ * (unchanged from 2014 to the 2016 snapshot Debian ships): */
+struct ps_head {
+    cmd_ln_t *config;
+    int refcount;
+    void *acmod;
+    void *dict; /* dict_t */
+    void *d2p;  /* dict2pid_t */
+    logmath_t *lmath;
+};
+/* and of dict_t / dict2pid_t, which both start with their reference count,
+ * the bin_mdef_t they were built for, and (dict2pid_t) its dict_t. */
+struct dict_head {
+    int refcnt;
+    void *mdef;
+};
+struct d2p_head {
+    int refcount;
+    void *mdef;
+    void *dict;
+};
+
+/* Added to the shared pair's reference counts while shared. Lattices retain
+ * and free the search's dictionary at every utterance (ps_lattice.c), on the
+ * decoding thread and without atomics, so concurrent decoders can lose
+ * updates of a shared count: pinned this high it never reaches 0 while a
+ * decoder may use it, and ps_share_close sets it exactly before freeing. */
+#define DICT_PIN (1 << 28)
+
+/* 1 when ps's head matches struct ps_head: config and lmath are what the
+ * public getters return, refcount is 1, dict knows the word of id 0
+ * (probe), d2p was built for that dict and mdef, and retaining dict and d2p
+ * moves the first int of each by one. */
+static int head_ok(struct ps_head *h, ps_decoder_t *ps, const char *probe)
+{
+    if (h->config != ps_get_config(ps) || h->lmath != ps_get_logmath(ps) || h->refcount != 1 ||
+        !h->dict || !h->d2p)
+        return 0;
+    struct dict_head *d = h->dict;
+    struct d2p_head *p = h->d2p;
+    if (p->dict != h->dict || p->mdef != d->mdef || !d->mdef)
+        return 0;
+    if (dict_wordid(h->dict, probe) != 0)
+        return 0;
+    int rd = d->refcnt, rp = p->refcount;
+    if (rd < 1 || rp < 1)
+        return 0;
+    dict_retain(h->dict);
+    dict2pid_retain(h->d2p);
+    int moved = d->refcnt == rd + 1 && p->refcount == rp + 1;
+    dict2pid_free(h->d2p);
+    dict_free(h->dict);
+    return moved && d->refcnt == rd && p->refcount == rp;
+}
+
+/* The reduced dictionary's first entry, alone, into a memfd: what decoders
+ * after the first are created with before they get the shared one. */
+static int write_small_dict(struct ps_share *s)
+{
+    FILE *in = fopen(s->dict_path, "r");
+    if (!in)
+        return -1;
+    char line[DICT_LINE_MAX];
+    int got = 0;
+    while (!got && fgets(line, sizeof line, in)) {
+        size_t n = strcspn(line, " \t\r\n");
+        if (n && n < sizeof s->probe_word) {
+            memcpy(s->probe_word, line, n);
+            s->probe_word[n] = '\0';
+            got = 1;
+        }
+    }
+    fclose(in);
+    if (!got)
+        return -1;
+    int fd = memfd_create("hark-dict-small", MFD_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    size_t len = strlen(line);
+    if (write(fd, line, len) != (ssize_t)len) {
+        close(fd);
+        return -1;
+    }
+    s->small_fd = fd;
+    snprintf(s->small_path, sizeof s->small_path, "/proc/self/fd/%d", fd);
+    return 0;
+}
+
+static void dict_stop(struct ps_share *s, const char *why)
+{
+    LOG_WARN(NULL,
+             "pocketsphinx: decoders cannot share the dictionary (%s); each decoder reads its "
+             "own",
+             why);
+    s->dict_off = 1;
+}
+
+const char *ps_share_decoder_dict(const struct ps_share *s)
+{
+    if (s->sdict && !s->dict_off && s->small_path[0])
+        return s->small_path;
+    return ps_share_dict(s);
+}
+
+int ps_share_dict_attach(struct ps_share *s, ps_decoder_t *ps)
+{
+    if (s->dict_off || !ps_share_dict(s))
+        return 0;
+    struct ps_head *h = (struct ps_head *)(void *)ps;
+    if (!s->sdict) {
+        /* The first decoder, made from the reduced dictionary: its pair
+         * becomes the shared one. */
+        if (write_small_dict(s) != 0) {
+            dict_stop(s, "no one-entry dictionary file");
+            return 0;
+        }
+        if (!head_ok(h, ps, s->probe_word)) {
+            dict_stop(s, "the decoder's layout is not the one this build expects");
+            return 0;
+        }
+        s->sdict = dict_retain(h->dict);
+        s->sd2p = dict2pid_retain(h->d2p);
+        ((struct dict_head *)s->sdict)->refcnt += DICT_PIN;
+        ((struct d2p_head *)s->sd2p)->refcount += DICT_PIN;
+        return 1;
+    }
+    /* A decoder made from the one-entry dictionary. */
+    if (!head_ok(h, ps, s->probe_word)) {
+        dict_stop(s, "the decoder's layout is not the one this build expects");
+        return ps_load_dict(ps, s->dict_path, NULL, NULL) < 0 ? -1 : 0;
+    }
+    dict2pid_free(h->d2p); /* also releases its dict */
+    dict_free(h->dict);
+    h->dict = dict_retain(s->sdict);
+    h->d2p = dict2pid_retain(s->sd2p);
+    return 1;
+}
+
+static void dict_release(struct ps_share *s)
+{
+    if (s->sdict) {
+        /* No decoder is left: the share holds one reference to each, and
+         * the pair's dict2pid_t one to the dictionary. */
+        ((struct d2p_head *)s->sd2p)->refcount = 1;
+        ((struct dict_head *)s->sdict)->refcnt = 2;
+        dict2pid_free(s->sd2p);
+        dict_free(s->sdict);
+        s->sdict = s->sd2p = NULL;
+    }
+    if (s->small_fd >= 0)
+        close(s->small_fd);
+    s->small_fd = -1;
+}
+
 /* ------------------------------------------------------------ public */
 
 void ps_share_close(struct ps_share *s)
 {
     if (!s)
         return;
+    dict_release(s);
     slot_unregister(s->slot);
     if (s->lm)
         ngram_model_free(s->lm);
@@ -231,6 +404,7 @@ int ps_share_open(struct ps_share **out, cmd_ln_t *cfg, const char *lm_path, con
         return err_set(errbuf, errbuf_size, HARK_E_NOMEM, "out of memory");
     s->slot = -1;
     s->dict_fd = -1;
+    s->small_fd = -1;
     /* As ps_reinit makes the decoder's (ngram_model_set_init requires the
      * same base and shift). */
     s->lmath = logmath_init((float64)cmd_ln_float32_r(cfg, "-logbase"), 0, TRUE);

@@ -1,16 +1,16 @@
 /*
  * What PocketSphinx decoders of one engine model can share: the language
- * model, read once, and a dictionary file reduced to the words that language
- * model knows.
+ * model, read once, and the dictionary, reduced to the words that language
+ * model knows and read once.
  *
  * Where a 5prealpha decoder's memory goes (heaptrack, en-us model, one
  * ps_init with -lm and the 134,723-entry cmudict): 32 MB language model
  * (24.8 MB trie, the rest its word table), 37 MB n-gram search (17 MB of it
  * the lexicon tree of the LM's 72,547 words), 16 MB dictionary, 2.4 MB
- * acoustic model (mdef and sendump are memory-mapped already). Only the
- * language model is read-only while decoding, and only after this module
- * makes it so (below); the search and the dictionary are written by every
- * decoder (or, for the dictionary, can only be handed to ps_init as a file).
+ * acoustic model (mdef and sendump are memory-mapped already). The language
+ * model and the dictionary are read-only while decoding (the model only
+ * after this module makes it so, below); the search is written by every
+ * decoder.
  *
  * Language model: ps_set_lm lets a decoder use an ngram_model_t it did not
  * read. The search wraps it in its own ngram_model_set (word map, history
@@ -44,7 +44,26 @@
  * ngram_fwdflat skip the others). The reduced file, written once into an
  * anonymous memory file (memfd) and named /proc/self/fd/N, holds the entries
  * whose base word is a unigram of the model (79,420 of 134,723 for en-us),
- * so each decoder reads less and holds less, and decodes the same words.
+ * and decodes the same words.
+ *
+ * Shared dictionary: the first decoder reads the reduced file; its dict_t and
+ * dict2pid_t (the triphone map built from it, ~14 MB RSS together) become
+ * the shared pair. Later decoders are created from a one-entry file (no
+ * search yet: -lm is given later through ps_set_lm), and ps_share_dict_attach
+ * swaps their pair for the shared one before the search is built on it.
+ * Decoding only reads both (dict_wordid, dict2pid tables); ps_add_word writes
+ * them, so a decoder first reads its own (ps_load_dict, public). 5prealpha
+ * has no API to set a decoder's dictionary, so the swap writes the private
+ * struct ps_decoder_s, whose head (config, refcount, acmod, dict, d2p,
+ * lmath) has not changed in pocketsphinx from 2014 to the 2016 snapshot
+ * Debian ships. Every decoder is checked before the swap: config and lmath
+ * where the public getters say, refcount 1, the dictionary knows the
+ * one-entry file's word as id 0, the dict2pid_t points back at it and
+ * dict_retain/dict2pid_retain move the counts where expected. Any mismatch
+ * turns sharing off for good (logged) and that decoder reads the reduced file
+ * through ps_load_dict. Reference counts of the shared pair are pinned high
+ * (lattices retain and free the dictionary per utterance without atomics);
+ * ps_share_close frees it exactly.
  *
  * Thread safety: ps_share_open and ps_share_close are called with no
  * decoder of that share alive; lm_trie_score is thread-safe as described.
@@ -76,6 +95,20 @@ ngram_model_t *ps_share_lm(const struct ps_share *s);
 /* Path of the reduced dictionary, valid until ps_share_close; NULL when it
  * could not be written (decoders then read the full file). */
 const char *ps_share_dict(const struct ps_share *s);
+
+/* The dictionary file a new decoder is created from: the one-entry file once
+ * the shared dictionary exists (ps_share_dict_attach then swaps it in), else
+ * ps_share_dict's (NULL: the caller's full file). */
+const char *ps_share_decoder_dict(const struct ps_share *s);
+
+/* Right after ps_init of a decoder created from ps_share_decoder_dict, before
+ * its search exists (no -lm), under the lock that serialises decoder
+ * creation and freeing: the first such decoder's dictionary becomes the
+ * shared one, later ones drop their one-entry dictionary for it. 1: ps
+ * decodes with the shared dictionary (call ps_load_dict before ps_add_word);
+ * 0: with its own (sharing is off, logged once; a decoder made from the
+ * one-entry file then read the reduced one); -1: that read failed. */
+int ps_share_dict_attach(struct ps_share *s, ps_decoder_t *ps);
 
 /* Entries kept in / read from the dictionary, for the log. */
 void ps_share_dict_counts(const struct ps_share *s, size_t *kept, size_t *total);
