@@ -95,7 +95,7 @@ static void note_ignored(const char *name, const char *value, const char *what)
 static const char *nats_not_ready(void *user)
 {
     struct natsw *const *nw = user;
-    return *nw && natsw_connected(*nw) ? NULL : "not connected to NATS\n";
+    return *nw ? natsw_not_ready(*nw) : "not connected to NATS\n";
 }
 
 /* hark serve --backend: /readyz also needs the gateway's NATS connection. */

@@ -6,8 +6,11 @@
 
 #include <nats/nats.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "base/clock.h"
@@ -29,6 +32,12 @@
  * waits for acks (the backpressure of a worker far behind). 20 sessions of
  * 30 s utterances in 100 ms chunks hold 6000. */
 #define MAX_ACK_PENDING 65536
+/* A probe input (probe_mapping): acknowledged and dropped by the
+ * partition's owner, never fed to a session. */
+#define PROBE_HEADER "Hark-Probe"
+/* Probe ids per mapping check: a mapping to M partitions when the workers
+ * read P < M shows in one of them with probability 1 - (P/M)^8. */
+#define PROBES 8
 
 enum held_kind { H_START, H_CHUNK, H_STATE, H_END };
 
@@ -77,7 +86,14 @@ struct jsw {
     pthread_mutex_t mu;
     struct jsess *all; /* a list: tens of sessions per worker, one lookup per message */
     struct jpart *parts;
-    int stopping;
+    int stopping; /* under mu: the setup thread gives up, no lease is created */
+    /* Set-up (stream, buckets, mapping probe) retried until it works, so a
+     * worker may start before nats-server (or before its JetStream is up). */
+    pthread_t setup;
+    int setup_started;
+    pthread_cond_t setup_cv;
+    atomic_int ready;          /* 1 once leasing runs */
+    atomic_int mapping_broken; /* the last probe found the subject mapping wrong */
     struct metric *m_held, *m_workers, *m_partitions;
 };
 
@@ -182,9 +198,18 @@ static enum held_kind kind_of(int type)
 static void first_message(struct jsw *j, struct jpart *pt, const char *id, natsMsg *msg,
                           uint64_t sseq, const struct jsrec *rec)
 {
-    if (rec && rec->closed) { /* finished elsewhere: what is left was never acked */
-        ack_drop(msg);
-        return;
+    if (rec && rec->closed) {
+        /* Input up to the closed session's last message is its own, left
+         * unacknowledged by a worker that died right after the closed went
+         * out. Later input is a new session under the same id (a client
+         * may reuse an id once it got the closed): it starts afresh, as
+         * without JetStream; anything but a start gets the typed error of
+         * a message for an ended session. */
+        if (!sseq || sseq <= rec->acked_sseq) {
+            ack_drop(msg);
+            return;
+        }
+        rec = NULL;
     }
     struct natsw_resume rs = {0};
     if (rec) {
@@ -239,6 +264,11 @@ static void on_js_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, v
 {
     struct jpart *pt = closure;
     struct jsw *j = pt->j;
+    const char *probe = NULL;
+    if (natsMsgHeader_Get(msg, PROBE_HEADER, &probe) == NATS_OK) {
+        ack_drop(msg); /* a worker's mapping check (probe_mapping), no session's */
+        return;
+    }
     const char *subject = natsMsg_GetSubject(msg);
     const char *dot = strrchr(subject, '.');
     const char *id = dot ? dot + 1 : subject;
@@ -403,6 +433,8 @@ static void on_batch(void *user, const char *id, const struct chan_msg *msgs, in
         s->rec.acked_sseq = last_chunk->sseq;
         changed = 1;
     }
+    if (s->rec.closed) /* all of it is acked: the id's later input is a new session */
+        s->rec.acked_sseq = s->max_sseq;
     if (changed) {
         char rec[JSREC_MAX];
         size_t n = jsrec_format(&s->rec, rec);
@@ -524,9 +556,12 @@ static int idle(void *user, int part)
 
 /* ------------------------------------------------------------ lifecycle */
 
+static void stop_setup(struct jsw *j);
+
 static void on_draining(void *user)
 {
     struct jsw *j = user;
+    stop_setup(j);
     /* Hand over rather than finish: the next owner continues every open
      * session from its last final (docs/nats.md), without waiting for the
      * lease to expire. */
@@ -536,6 +571,7 @@ static void on_draining(void *user)
 static void on_destroy(void *user)
 {
     struct jsw *j = user;
+    stop_setup(j);
     lease_release_all(j->lease);
     lease_destroy(j->lease);
     pthread_mutex_lock(&j->mu);
@@ -548,6 +584,7 @@ static void on_destroy(void *user)
     kvStore_Destroy(j->leases);
     kvStore_Destroy(j->records);
     jsCtx_Destroy(j->js);
+    pthread_cond_destroy(&j->setup_cv);
     pthread_mutex_destroy(&j->mu);
     hark_free(j->parts);
     hark_free(j);
@@ -632,15 +669,191 @@ static int setup_bucket(struct jsw *j, kvStore **kv, const char *bucket, int64_t
     return 0;
 }
 
+/* Publishes a few probe inputs on {in}.{id} as a client would and checks
+ * where the server put them: in this stream, under {in}.{P}.{id} with P one
+ * of the partitions the workers read. Without this check a missing
+ * mapping loses every session silently (its input matches no stream). */
+static int probe_mapping(struct jsw *j, char *err, size_t n)
+{
+    const char *in = j->cfg.subject_in;
+    int parts = j->cfg.partitions;
+    for (int i = 0; i < (parts > 1 ? PROBES : 1); i++) {
+        char id[160], subject[400];
+        snprintf(id, sizeof id, "hark-probe-%s-%d", j->instance, i);
+        snprintf(subject, sizeof subject, "%s.%s", in, id);
+        natsMsg *m = NULL;
+        jsPubAck *pa = NULL;
+        jsErrCode je = 0;
+        natsStatus st = natsMsg_Create(&m, subject, NULL, "", 0);
+        if (st == NATS_OK)
+            st = natsMsgHeader_Set(m, PROBE_HEADER, "1");
+        if (st == NATS_OK)
+            st = js_PublishMsg(&pa, j->js, m, NULL, &je);
+        natsMsg_Destroy(m);
+        if (st == NATS_NO_RESPONDERS) {
+            atomic_store(&j->mapping_broken, 1);
+            if (parts > 1)
+                return err_set(err, n, HARK_E_INVAL,
+                               "input published on %s.{session_id} reaches no stream: nats-server "
+                               "needs the subject mapping \"%s.*\": "
+                               "\"%s.{{partition(%d,1)}}.{{wildcard(1)}}\" for "
+                               "--jetstream-partitions %d (docs/deployment.md)",
+                               in, in, in, parts, parts);
+            return err_set(err, n, HARK_E_INVAL,
+                           "input published on %s.{session_id} reaches no stream: nats-server "
+                           "maps %s.* elsewhere (a partition mapping?); start the workers with "
+                           "--jetstream-partitions as in the mapping, or remove it",
+                           in, in);
+        }
+        if (st != NATS_OK)
+            return js_fail(err, n, "cannot publish a probe input", st, je);
+        uint64_t seq = pa->Sequence;
+        int other = strcmp(pa->Stream, j->stream) != 0;
+        jsPubAck_Destroy(pa);
+        if (other) /* cannot be: streams may not overlap; say so rather than guess */
+            return err_set(err, n, HARK_E_INVAL, "input on %s lands in another stream", subject);
+        natsMsg *got = NULL;
+        if (parts < 2 || js_GetMsg(&got, j->js, j->stream, seq, NULL, &je) != NATS_OK)
+            continue; /* one partition, or taken by its owner already: it was stored */
+        const char *subj = natsMsg_GetSubject(got), *p = subj + strlen(in) + 1;
+        char *after = NULL;
+        long part = strtol(p, &after, 10);
+        int ok = after != p && *after == '.' && part >= 0 && part < parts;
+        char shown[400];
+        snprintf(shown, sizeof shown, "%s", subj);
+        natsMsg_Destroy(got);
+        /* not left for a consumer: one in a partition nobody reads would
+         * stay until max-age, 8 more at each check */
+        js_DeleteMsg(j->js, j->stream, seq, NULL, &je);
+        if (!ok) {
+            atomic_store(&j->mapping_broken, 1);
+            return err_set(err, n, HARK_E_INVAL,
+                           "nats-server maps %s to %s, but the workers read partitions 0..%d "
+                           "(--jetstream-partitions %d): input of some sessions would land where "
+                           "no worker reads; make the mapping's partition(N,1) and "
+                           "--jetstream-partitions agree",
+                           subject, shown, parts - 1, parts);
+        }
+    }
+    atomic_store(&j->mapping_broken, 0);
+    return 0;
+}
+
+/* One try of the whole set-up; 0 once leasing runs. */
+static int setup_once(struct jsw *j, char *err, size_t n)
+{
+    if (!natsw_connected(j->nw))
+        return err_set(err, n, HARK_E_IO, "not connected to NATS yet");
+    int rc;
+    if ((rc = setup_stream(j, err, n)) ||
+        (!j->leases && (rc = setup_bucket(j, &j->leases, j->leases_bucket,
+                                          (int64_t)j->cfg.lease_ttl_ms * 1000000, err, n))) ||
+        (!j->records && (rc = setup_bucket(j, &j->records, j->records_bucket,
+                                           (int64_t)j->cfg.max_age_s * 1000000000, err, n))) ||
+        (rc = probe_mapping(j, err, n)))
+        return rc;
+    struct lease_cfg lc = {
+        .nc = j->nc,
+        .kv = j->leases,
+        .partitions = j->cfg.partitions,
+        .ttl_ms = j->cfg.lease_ttl_ms,
+        .instance = j->instance,
+        .user = j,
+        .gained = gained,
+        .lost = lost,
+        .idle = idle,
+        .tick = on_tick,
+    };
+    pthread_mutex_lock(&j->mu);
+    if (j->stopping)
+        rc = err_set(err, n, HARK_E_STATE, "shutting down");
+    else
+        rc = lease_create(&j->lease, &lc, err, n);
+    pthread_mutex_unlock(&j->mu);
+    if (rc)
+        return rc;
+    atomic_store(&j->ready, 1);
+    LOG_INFO(NULL,
+             "JetStream: stream %s (%s.%s), %d partition(s), leases in %s (TTL %d ms), session "
+             "records in %s; worker %s",
+             j->stream, j->cfg.subject_in,
+             j->cfg.partitions > 1 ? "{partition}.{session_id}" : "{session_id}", j->cfg.partitions,
+             j->leases_bucket, j->cfg.lease_ttl_ms, j->records_bucket, j->instance);
+    return 0;
+}
+
+/* Backoff between set-up tries: from 250 ms, doubled, at most 5 s (a
+ * worker started before nats-server is leasing within 5 s of the server's
+ * JetStream answering; one log line per try). */
+#define SETUP_FIRST_MS 250
+#define SETUP_MAX_MS 5000
+
+static void *setup_main(void *arg)
+{
+    struct jsw *j = arg;
+    int wait_ms = SETUP_FIRST_MS;
+    for (;;) {
+        struct timespec until;
+        clock_gettime(CLOCK_MONOTONIC, &until);
+        until.tv_sec += wait_ms / 1000;
+        until.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000L;
+        }
+        pthread_mutex_lock(&j->mu);
+        while (!j->stopping)
+            if (pthread_cond_timedwait(&j->setup_cv, &j->mu, &until))
+                break;
+        int stop = j->stopping;
+        pthread_mutex_unlock(&j->mu);
+        if (stop)
+            return NULL;
+        char err[1024];
+        int rc = setup_once(j, err, sizeof err);
+        if (!rc)
+            return NULL;
+        wait_ms = wait_ms * 2 > SETUP_MAX_MS ? SETUP_MAX_MS : wait_ms * 2;
+        if (atomic_load(&j->mapping_broken))
+            LOG_ERROR(NULL, "JetStream: %s; not ready, checked again in %.2f s", err,
+                      wait_ms / 1000.0);
+        else
+            LOG_WARN(NULL, "JetStream not set up: %s; not ready, retried in %.2f s", err,
+                     wait_ms / 1000.0);
+    }
+}
+
+static void stop_setup(struct jsw *j)
+{
+    pthread_mutex_lock(&j->mu);
+    j->stopping = 1;
+    pthread_cond_signal(&j->setup_cv);
+    pthread_mutex_unlock(&j->mu);
+    if (j->setup_started) {
+        pthread_join(j->setup, NULL);
+        j->setup_started = 0;
+    }
+}
+
+static const char *on_not_ready(void *user)
+{
+    struct jsw *j = user;
+    if (atomic_load(&j->ready))
+        return NULL;
+    return atomic_load(&j->mapping_broken)
+               ? "JetStream: the NATS server's subject mapping does not match "
+                 "--jetstream-partitions (see the log)\n"
+               : "JetStream: the stream and buckets are not set up yet (see the log)\n";
+}
+
 int jsw_create(struct jsw **out, struct natsw *nw, const struct jsw_cfg *cfg, char *err, size_t n)
 {
     *out = NULL;
     if (cfg->partitions < 1 || cfg->partitions > LEASE_MAX_PARTITIONS)
         return err_set(err, n, HARK_E_INVAL, "--jetstream-partitions must be 1..%d",
                        LEASE_MAX_PARTITIONS);
-    if (!natsw_connected(nw))
-        return err_set(err, n, HARK_E_IO,
-                       "--jetstream needs the NATS server at start (to create the stream)");
+    if (cfg->lease_ttl_ms < 300)
+        return err_set(err, n, HARK_E_INVAL, "--jetstream-lease-ttl must be at least 0.3 s");
     struct jsw *j = hark_calloc(1, sizeof *j);
     if (!j)
         return err_set(err, n, HARK_E_NOMEM, "out of memory");
@@ -648,6 +861,11 @@ int jsw_create(struct jsw **out, struct natsw *nw, const struct jsw_cfg *cfg, ch
     j->nw = nw;
     j->nc = natsw_conn(nw);
     pthread_mutex_init(&j->mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&j->setup_cv, &ca);
+    pthread_condattr_destroy(&ca);
     struct jsw_names nm;
     jsw_names(cfg->subject_in, &nm);
     memcpy(j->stream, nm.stream, sizeof j->stream);
@@ -702,48 +920,42 @@ int jsw_create(struct jsw **out, struct natsw *nw, const struct jsw_cfg *cfg, ch
         rc = js_fail(err, n, "no JetStream context", st, 0);
         goto fail;
     }
-    if ((rc = setup_stream(j, err, n)) ||
-        (rc = setup_bucket(j, &j->leases, j->leases_bucket, (int64_t)cfg->lease_ttl_ms * 1000000,
-                           err, n)) ||
-        (rc = setup_bucket(j, &j->records, j->records_bucket, (int64_t)cfg->max_age_s * 1000000000,
-                           err, n)))
-        goto fail;
     struct natsw_hooks h = {
         .user = j,
         .batch = on_batch,
         .draining = on_draining,
         .destroy = on_destroy,
+        .not_ready = on_not_ready,
     };
-    natsw_set_hooks(nw, &h);
-    struct lease_cfg lc = {
-        .nc = j->nc,
-        .kv = j->leases,
-        .partitions = cfg->partitions,
-        .ttl_ms = cfg->lease_ttl_ms,
-        .instance = j->instance,
-        .user = j,
-        .gained = gained,
-        .lost = lost,
-        .idle = idle,
-        .tick = on_tick,
-    };
-    if ((rc = lease_create(&j->lease, &lc, err, n))) {
-        struct natsw_hooks none = {0};
-        natsw_set_hooks(nw, &none);
-        goto fail;
+    /* The first try now, so that a worker whose server is up leases from
+     * its start as before; any failure (no server yet, JetStream still
+     * electing its leader, a wrong mapping) is retried in the background
+     * and /readyz says why meanwhile. */
+    natsw_set_hooks(nw, &h); /* before the first lease: input may come at once */
+    char why[1024];
+    if (setup_once(j, why, sizeof why)) {
+        if (atomic_load(&j->mapping_broken))
+            LOG_ERROR(NULL, "JetStream: %s; not ready, checked again in %.2f s", why,
+                      SETUP_FIRST_MS / 1000.0);
+        else
+            LOG_WARN(NULL, "JetStream not set up: %s; not ready, retried in %.2f s", why,
+                     SETUP_FIRST_MS / 1000.0);
+        if (pthread_create(&j->setup, NULL, setup_main, j)) {
+            struct natsw_hooks none = {0};
+            natsw_set_hooks(nw, &none);
+            rc = err_set(err, n, HARK_E_INTERNAL, "cannot start the JetStream set-up thread");
+            goto fail;
+        }
+        j->setup_started = 1;
     }
-    LOG_INFO(NULL,
-             "JetStream: stream %s (%s.%s), %d partition(s), leases in %s (TTL %d ms), session "
-             "records in %s; worker %s",
-             j->stream, cfg->subject_in,
-             cfg->partitions > 1 ? "{partition}.{session_id}" : "{session_id}", cfg->partitions,
-             j->leases_bucket, cfg->lease_ttl_ms, j->records_bucket, j->instance);
     *out = j;
     return 0;
 fail:
+    lease_destroy(j->lease);
     kvStore_Destroy(j->leases);
     kvStore_Destroy(j->records);
     jsCtx_Destroy(j->js);
+    pthread_cond_destroy(&j->setup_cv);
     pthread_mutex_destroy(&j->mu);
     hark_free(j->parts);
     hark_free(j);

@@ -358,6 +358,16 @@ int natsw_connected(struct natsw *nw)
     return atomic_load(&nw->connected);
 }
 
+const char *natsw_not_ready(struct natsw *nw)
+{
+    if (!natsw_connected(nw))
+        return "not connected to NATS\n";
+    pthread_mutex_lock(&nw->mu);
+    struct natsw_hooks h = nw->hooks;
+    pthread_mutex_unlock(&nw->mu);
+    return h.not_ready ? h.not_ready(h.user) : NULL;
+}
+
 void natsw_destroy(struct natsw *nw)
 {
     if (!nw)

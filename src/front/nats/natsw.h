@@ -92,6 +92,9 @@ struct natsw_hooks {
     void (*draining)(void *user);
     /* natsw_destroy, while the connection is still open. */
     void (*destroy)(void *user);
+    /* Any thread: why the input is not consumed yet (a static string), or
+     * NULL when it is. */
+    const char *(*not_ready)(void *user);
 };
 
 /* Connects (retrying in the background when no server answers yet: the
@@ -120,6 +123,9 @@ void natsw_abandon(struct natsw *nw, const char *id);
 struct __natsConnection *natsw_conn(struct natsw *nw);
 /* 1 while connected to a server. Any thread. */
 int natsw_connected(struct natsw *nw);
+/* NULL when ready to take input (connected, and the external input, if any,
+ * ready), else why not (a static string). Any thread. */
+const char *natsw_not_ready(struct natsw *nw);
 /* Accepts NULL. After natsw_wait and after the pool is destroyed. */
 void natsw_destroy(struct natsw *nw);
 
