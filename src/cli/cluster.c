@@ -7,7 +7,7 @@
 
 #include "cli/cli.h"
 #include "cli/config.h"
-#include "front/nats/jsw.h"
+#include "front/nats/jsset.h"
 
 int cli_cluster(int argc, char **argv)
 {
@@ -26,7 +26,7 @@ int cli_cluster(int argc, char **argv)
         fprintf(stderr, "hark cluster: %s\n", first < 0 ? err : "unexpected argument");
         return CLI_USAGE;
     }
-    if (jsw_print_cluster(cli_nats_url(&cfg), cfg.nats_subject_in, stdout, err, sizeof err)) {
+    if (jsset_print_cluster(cli_nats_url(&cfg), cfg.nats_subject_in, stdout, err, sizeof err)) {
         fprintf(stderr, "hark cluster: %s\n", err);
         return CLI_RUNTIME;
     }

@@ -123,6 +123,20 @@ export async function until(pred, ms, what) {
   }
 }
 
+// Until pred holds; fails when progress() (a count that grows while work
+// goes on) stood still for stallMs, or after capMs in all.
+export async function untilProgress(pred, progress, stallMs, capMs, what) {
+  const start = Date.now();
+  let last = progress(), lastAt = start;
+  while (!pred()) {
+    const now = Date.now(), p = progress();
+    if (p !== last) { last = p; lastAt = now; }
+    if (now - lastAt > stallMs) throw new Error(`timed out waiting for ${what}: nothing new for ${stallMs / 1000} s`);
+    if (now - start > capMs) throw new Error(`timed out waiting for ${what}: still going after ${capMs / 1000} s`);
+    await sleep(50);
+  }
+}
+
 export async function flushed(c) { // once the client is connected again
   const end = Date.now() + 30000;
   for (;;) {

@@ -9,7 +9,9 @@
  * The value is one line of text, "hark-js1 seq=N seg=N ab=N as=N st=N cl=N":
  *   seq  the next result's sequence     seg  finals published
  *   ab   audio bytes acknowledged (all covered by finals)
- *   as   stream sequence of the last acknowledged audio message
+ *   as   stream sequence of the last acknowledged audio message; once
+ *        closed, of the session's last input message (input of the id past
+ *        it is a new session under the same id)
  *   st   turn state at the last final (1 = responding)
  *   cl   1 once the session's closed message went out
  * Text rather than msgpack: 60 bytes, readable with `nats kv get`.

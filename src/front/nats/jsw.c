@@ -8,7 +8,6 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -18,6 +17,7 @@
 #include "base/log.h"
 #include "base/mem.h"
 #include "front/nats/jsrec.h"
+#include "front/nats/jsset.h"
 #include "front/nats/lease.h"
 #include "front/nats/natsw.h"
 #include "front/nats/nmsg.h"
@@ -32,12 +32,6 @@
  * waits for acks (the backpressure of a worker far behind). 20 sessions of
  * 30 s utterances in 100 ms chunks hold 6000. */
 #define MAX_ACK_PENDING 65536
-/* A probe input (probe_mapping): acknowledged and dropped by the
- * partition's owner, never fed to a session. */
-#define PROBE_HEADER "Hark-Probe"
-/* Probe ids per mapping check: a mapping to M partitions when the workers
- * read P < M shows in one of them with probability 1 - (P/M)^8. */
-#define PROBES 8
 
 enum held_kind { H_START, H_CHUNK, H_STATE, H_END };
 
@@ -265,8 +259,8 @@ static void on_js_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, v
     struct jpart *pt = closure;
     struct jsw *j = pt->j;
     const char *probe = NULL;
-    if (natsMsgHeader_Get(msg, PROBE_HEADER, &probe) == NATS_OK) {
-        ack_drop(msg); /* a worker's mapping check (probe_mapping), no session's */
+    if (natsMsgHeader_Get(msg, JSSET_PROBE_HEADER, &probe) == NATS_OK) {
+        ack_drop(msg); /* a worker's mapping check (jsset_probe), no session's */
         return;
     }
     const char *subject = natsMsg_GetSubject(msg);
@@ -590,168 +584,27 @@ static void on_destroy(void *user)
     hark_free(j);
 }
 
-/* Stream and bucket names from the input prefix: "ai.voice.stream" ->
- * "hark_ai_voice_stream" (JetStream names allow no dots). */
-static void name_of(const char *prefix, const char *subj, char *out, size_t n)
-{
-    size_t o = (size_t)snprintf(out, n, "%s", prefix);
-    for (const char *p = subj; *p && o + 1 < n; p++)
-        out[o++] = (*p == '.' || *p == '*' || *p == '>' || *p == ' ') ? '_' : *p;
-    out[o] = 0;
-}
-
-void jsw_names(const char *subject_in, struct jsw_names *out)
-{
-    name_of("hark_", subject_in, out->stream, sizeof out->stream);
-    name_of("hark_leases_", subject_in, out->leases, sizeof out->leases);
-    name_of("hark_sessions_", subject_in, out->records, sizeof out->records);
-}
-
-static int js_fail(char *err, size_t n, const char *what, natsStatus st, jsErrCode je)
-{
-    natsStatus last = NATS_OK;
-    const char *text = nats_GetLastError(&last);
-    return err_set(err, n, HARK_E_IO,
-                   "%s: %s (JetStream error %d%s%s; is nats-server running with -js, and is its "
-                   "max_file_store larger than --jetstream-max-mb, which the stream reserves?)",
-                   what, natsStatus_GetText(st), (int)je, text ? ": " : "", text ? text : "");
-}
-
-static int setup_stream(struct jsw *j, char *err, size_t n)
-{
-    char subj[300];
-    if (j->cfg.partitions > 1)
-        snprintf(subj, sizeof subj, "%s.*.*", j->cfg.subject_in);
-    else
-        snprintf(subj, sizeof subj, "%s.*", j->cfg.subject_in);
-    const char *subjects[] = {subj};
-    jsStreamConfig sc;
-    jsStreamConfig_Init(&sc);
-    sc.Name = j->stream;
-    sc.Subjects = subjects;
-    sc.SubjectsLen = 1;
-    sc.Storage = js_FileStorage;
-    sc.Retention = js_WorkQueuePolicy;
-    sc.Discard = js_DiscardOld;
-    sc.MaxBytes = j->cfg.max_bytes;
-    sc.MaxAge = (int64_t)j->cfg.max_age_s * 1000000000;
-    sc.Replicas = j->cfg.replicas;
-    jsErrCode je = 0;
-    jsStreamInfo *si = NULL;
-    natsStatus st = js_AddStream(&si, j->js, &sc, NULL, &je);
-    if (st != NATS_OK) {
-        /* it exists with other limits (or subjects): take this worker's */
-        jsStreamInfo_Destroy(si);
-        si = NULL;
-        st = js_UpdateStream(&si, j->js, &sc, NULL, &je);
-    }
-    jsStreamInfo_Destroy(si);
-    if (st != NATS_OK)
-        return js_fail(err, n, "cannot create the JetStream stream", st, je);
-    return 0;
-}
-
-static int setup_bucket(struct jsw *j, kvStore **kv, const char *bucket, int64_t ttl_ns, char *err,
-                        size_t n)
-{
-    if (js_KeyValue(kv, j->js, bucket) == NATS_OK)
-        return 0;
-    kvConfig kc;
-    kvConfig_Init(&kc);
-    kc.Bucket = bucket;
-    kc.History = 1;
-    kc.TTL = ttl_ns;
-    kc.StorageType = js_FileStorage;
-    kc.Replicas = j->cfg.replicas;
-    natsStatus st = js_CreateKeyValue(kv, j->js, &kc);
-    if (st != NATS_OK && js_KeyValue(kv, j->js, bucket) != NATS_OK) /* a worker raced us */
-        return js_fail(err, n, "cannot create the key-value bucket", st, 0);
-    return 0;
-}
-
-/* Publishes a few probe inputs on {in}.{id} as a client would and checks
- * where the server put them: in this stream, under {in}.{P}.{id} with P one
- * of the partitions the workers read. Without this check a missing
- * mapping loses every session silently (its input matches no stream). */
-static int probe_mapping(struct jsw *j, char *err, size_t n)
-{
-    const char *in = j->cfg.subject_in;
-    int parts = j->cfg.partitions;
-    for (int i = 0; i < (parts > 1 ? PROBES : 1); i++) {
-        char id[160], subject[400];
-        snprintf(id, sizeof id, "hark-probe-%s-%d", j->instance, i);
-        snprintf(subject, sizeof subject, "%s.%s", in, id);
-        natsMsg *m = NULL;
-        jsPubAck *pa = NULL;
-        jsErrCode je = 0;
-        natsStatus st = natsMsg_Create(&m, subject, NULL, "", 0);
-        if (st == NATS_OK)
-            st = natsMsgHeader_Set(m, PROBE_HEADER, "1");
-        if (st == NATS_OK)
-            st = js_PublishMsg(&pa, j->js, m, NULL, &je);
-        natsMsg_Destroy(m);
-        if (st == NATS_NO_RESPONDERS) {
-            atomic_store(&j->mapping_broken, 1);
-            if (parts > 1)
-                return err_set(err, n, HARK_E_INVAL,
-                               "input published on %s.{session_id} reaches no stream: nats-server "
-                               "needs the subject mapping \"%s.*\": "
-                               "\"%s.{{partition(%d,1)}}.{{wildcard(1)}}\" for "
-                               "--jetstream-partitions %d (docs/deployment.md)",
-                               in, in, in, parts, parts);
-            return err_set(err, n, HARK_E_INVAL,
-                           "input published on %s.{session_id} reaches no stream: nats-server "
-                           "maps %s.* elsewhere (a partition mapping?); start the workers with "
-                           "--jetstream-partitions as in the mapping, or remove it",
-                           in, in);
-        }
-        if (st != NATS_OK)
-            return js_fail(err, n, "cannot publish a probe input", st, je);
-        uint64_t seq = pa->Sequence;
-        int other = strcmp(pa->Stream, j->stream) != 0;
-        jsPubAck_Destroy(pa);
-        if (other) /* cannot be: streams may not overlap; say so rather than guess */
-            return err_set(err, n, HARK_E_INVAL, "input on %s lands in another stream", subject);
-        natsMsg *got = NULL;
-        if (parts < 2 || js_GetMsg(&got, j->js, j->stream, seq, NULL, &je) != NATS_OK)
-            continue; /* one partition, or taken by its owner already: it was stored */
-        const char *subj = natsMsg_GetSubject(got), *p = subj + strlen(in) + 1;
-        char *after = NULL;
-        long part = strtol(p, &after, 10);
-        int ok = after != p && *after == '.' && part >= 0 && part < parts;
-        char shown[400];
-        snprintf(shown, sizeof shown, "%s", subj);
-        natsMsg_Destroy(got);
-        /* not left for a consumer: one in a partition nobody reads would
-         * stay until max-age, 8 more at each check */
-        js_DeleteMsg(j->js, j->stream, seq, NULL, &je);
-        if (!ok) {
-            atomic_store(&j->mapping_broken, 1);
-            return err_set(err, n, HARK_E_INVAL,
-                           "nats-server maps %s to %s, but the workers read partitions 0..%d "
-                           "(--jetstream-partitions %d): input of some sessions would land where "
-                           "no worker reads; make the mapping's partition(N,1) and "
-                           "--jetstream-partitions agree",
-                           subject, shown, parts - 1, parts);
-        }
-    }
-    atomic_store(&j->mapping_broken, 0);
-    return 0;
-}
-
 /* One try of the whole set-up; 0 once leasing runs. */
 static int setup_once(struct jsw *j, char *err, size_t n)
 {
     if (!natsw_connected(j->nw))
         return err_set(err, n, HARK_E_IO, "not connected to NATS yet");
-    int rc;
-    if ((rc = setup_stream(j, err, n)) ||
-        (!j->leases && (rc = setup_bucket(j, &j->leases, j->leases_bucket,
-                                          (int64_t)j->cfg.lease_ttl_ms * 1000000, err, n))) ||
-        (!j->records && (rc = setup_bucket(j, &j->records, j->records_bucket,
-                                           (int64_t)j->cfg.max_age_s * 1000000000, err, n))) ||
-        (rc = probe_mapping(j, err, n)))
+    const struct jsw_cfg *c = &j->cfg;
+    int rc, broken = 0;
+    if ((rc = jsset_stream(j->js, j->stream, c->subject_in, c->partitions, c->max_bytes,
+                           c->max_age_s, c->replicas, err, n)) ||
+        (!j->leases &&
+         (rc = jsset_bucket(j->js, &j->leases, j->leases_bucket, (int64_t)c->lease_ttl_ms * 1000000,
+                            c->replicas, err, n))) ||
+        (!j->records &&
+         (rc = jsset_bucket(j->js, &j->records, j->records_bucket,
+                            (int64_t)c->max_age_s * 1000000000, c->replicas, err, n))) ||
+        (rc = jsset_probe(j->js, j->stream, c->subject_in, c->partitions, j->instance, &broken, err,
+                          n))) {
+        atomic_store(&j->mapping_broken, broken);
         return rc;
+    }
+    atomic_store(&j->mapping_broken, 0);
     struct lease_cfg lc = {
         .nc = j->nc,
         .kv = j->leases,
@@ -866,8 +719,8 @@ int jsw_create(struct jsw **out, struct natsw *nw, const struct jsw_cfg *cfg, ch
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&j->setup_cv, &ca);
     pthread_condattr_destroy(&ca);
-    struct jsw_names nm;
-    jsw_names(cfg->subject_in, &nm);
+    struct jsset_names nm;
+    jsset_names(cfg->subject_in, &nm);
     memcpy(j->stream, nm.stream, sizeof j->stream);
     memcpy(j->leases_bucket, nm.leases, sizeof j->leases_bucket);
     memcpy(j->records_bucket, nm.records, sizeof j->records_bucket);
@@ -917,7 +770,7 @@ int jsw_create(struct jsw **out, struct natsw *nw, const struct jsw_cfg *cfg, ch
     jo.Wait = 5000;
     natsStatus st = natsConnection_JetStream(&j->js, j->nc, &jo);
     if (st != NATS_OK) {
-        rc = js_fail(err, n, "no JetStream context", st, 0);
+        rc = jsset_fail(err, n, "no JetStream context", st, 0);
         goto fail;
     }
     struct natsw_hooks h = {
@@ -959,101 +812,5 @@ fail:
     pthread_mutex_destroy(&j->mu);
     hark_free(j->parts);
     hark_free(j);
-    return rc;
-}
-
-/* ------------------------------------------------------------ hark cluster */
-
-static int print_partitions(jsCtx *js, const struct jsw_names *nm, kvStore *kv, FILE *f)
-{
-    jsStreamInfo *si = NULL;
-    jsErrCode je = 0;
-    if (js_GetStreamInfo(&si, js, nm->stream, NULL, &je) == NATS_OK) {
-        fprintf(f, "stream %s: %llu message(s), %llu bytes of input not yet in finals\n",
-                nm->stream, (unsigned long long)si->State.Msgs,
-                (unsigned long long)si->State.Bytes);
-        jsStreamInfo_Destroy(si);
-    } else {
-        fprintf(f, "stream %s: none (no worker ran with --jetstream here yet)\n", nm->stream);
-    }
-    fprintf(f, "%-10s %-32s %10s %12s\n", "partition", "owner", "pending", "unacked");
-    int shown = 0;
-    for (int p = 0; p < LEASE_MAX_PARTITIONS; p++) {
-        char key[16], durable[32];
-        snprintf(key, sizeof key, "p%d", p);
-        snprintf(durable, sizeof durable, "hark_p%d", p);
-        kvEntry *e = NULL;
-        int owned = kvStore_Get(&e, kv, key) == NATS_OK;
-        jsConsumerInfo *ci = NULL;
-        int consumer = js_GetConsumerInfo(&ci, js, nm->stream, durable, NULL, &je) == NATS_OK;
-        if (!owned && !consumer) {
-            if (p >= 8 && !shown)
-                break;
-            continue;
-        }
-        shown++;
-        char owner[64];
-        snprintf(owner, sizeof owner, "%.*s", owned ? kvEntry_ValueLen(e) : 0,
-                 owned ? (const char *)kvEntry_Value(e) : "");
-        fprintf(f, "%-10d %-32s %10llu %12lld\n", p, owned ? owner : "(none: lease expired)",
-                consumer ? (unsigned long long)ci->NumPending : 0ULL,
-                consumer ? (long long)ci->NumAckPending : 0LL);
-        kvEntry_Destroy(e);
-        jsConsumerInfo_Destroy(ci);
-    }
-    return shown;
-}
-
-int jsw_print_cluster(const char *url, const char *subject_in, FILE *f, char *err, size_t n)
-{
-    struct jsw_names nm;
-    jsw_names(subject_in, &nm);
-    natsConnection *nc = NULL;
-    jsCtx *js = NULL;
-    kvStore *leases = NULL, *records = NULL;
-    int rc = 0;
-    natsStatus st = natsConnection_ConnectTo(&nc, url);
-    if (st != NATS_OK) {
-        rc = err_set(err, n, HARK_E_IO, "cannot connect to %s: %s", url, natsStatus_GetText(st));
-        goto out;
-    }
-    if ((st = natsConnection_JetStream(&js, nc, NULL)) != NATS_OK ||
-        (st = js_KeyValue(&leases, js, nm.leases)) != NATS_OK) {
-        rc = err_set(err, n, HARK_E_IO,
-                     "no lease bucket %s at %s (%s): no worker ran with "
-                     "--jetstream and --nats-subject-in %s",
-                     nm.leases, url, natsStatus_GetText(st), subject_in);
-        goto out;
-    }
-    print_partitions(js, &nm, leases, f);
-    kvKeysList keys;
-    memset(&keys, 0, sizeof keys);
-    fprintf(f, "workers:");
-    if (kvStore_Keys(&keys, leases, NULL) == NATS_OK) {
-        for (int i = 0; i < keys.Count; i++)
-            if (!strncmp(keys.Keys[i], "w.", 2))
-                fprintf(f, " %s", keys.Keys[i] + 2);
-        kvKeysList_Destroy(&keys);
-    }
-    fprintf(f, "\n");
-    int open = 0, closed = 0;
-    if (js_KeyValue(&records, js, nm.records) == NATS_OK &&
-        kvStore_Keys(&keys, records, NULL) == NATS_OK) {
-        for (int i = 0; i < keys.Count; i++) {
-            kvEntry *e = NULL;
-            struct jsrec r;
-            if (kvStore_Get(&e, records, keys.Keys[i]) == NATS_OK &&
-                !jsrec_parse(&r, kvEntry_Value(e), (size_t)kvEntry_ValueLen(e)))
-                r.closed ? closed++ : open++;
-            kvEntry_Destroy(e);
-        }
-        kvKeysList_Destroy(&keys);
-    }
-    fprintf(f, "sessions: %d open, %d closed (records in %s)\n", open, closed, nm.records);
-out:
-    kvStore_Destroy(leases);
-    kvStore_Destroy(records);
-    jsCtx_Destroy(js);
-    natsConnection_Destroy(nc);
     return rc;
 }

@@ -31,7 +31,6 @@
 
 #include <stddef.h>
 #include <stdint.h>
-#include <stdio.h>
 
 #include "base/metrics.h"
 
@@ -48,20 +47,13 @@ struct jsw_cfg {
     struct metrics *metrics;
 };
 
-/* Creates (or binds) the stream and the buckets, starts leasing and sets nw's
- * hooks; nw must be connected and created with external_input. jsw is then
- * owned by nw: natsw_destroy destroys it. err gets the detail. */
+/* Sets nw's hooks, creates (or binds) the stream and the buckets (jsset.h),
+ * checks the subject mapping and starts leasing. nw must be created with
+ * external_input; it need not be connected: whatever fails (no server yet,
+ * JetStream not up, a wrong mapping) is retried in the background from
+ * 0.25 s doubling to 5 s, and natsw_not_ready says why until leasing runs.
+ * jsw is then owned by nw: natsw_destroy destroys it. Fails only for a bad
+ * cfg or no memory; err gets the detail. */
 int jsw_create(struct jsw **out, struct natsw *nw, const struct jsw_cfg *cfg, char *err, size_t n);
-
-/* The names the workers of subject_in use (docs/nats.md "JetStream"). */
-struct jsw_names {
-    char stream[200], leases[220], records[220];
-};
-void jsw_names(const char *subject_in, struct jsw_names *out);
-
-/* `hark cluster`: prints the ownership table (partition, owner, the
- * consumer's pending and unacknowledged input), the live workers and the
- * session records to f. 0, or an error with the detail in err. */
-int jsw_print_cluster(const char *url, const char *subject_in, FILE *f, char *err, size_t n);
 
 #endif
