@@ -12,6 +12,10 @@
  *              pauses-silence   each clip followed by 2 s of digital silence
  *              pauses-noise     each clip followed by 2 s of white noise at
  *                               -50 dBFS (RMS, full-scale square = 0 dB)
+ *              dialog           (only when named in --sets) each clip
+ *                               followed by a turn-taking gap of that noise,
+ *                               0.25 to 2.5 s, two of them shorter than the
+ *                               500 ms endpointing
  *            The raw engine gets the utterances hark's VAD makes but decodes
  *            every sample: on the pause sets each clip plus its pause is one
  *            utterance (what a server with endpointing but no VAD gating
@@ -35,7 +39,7 @@
  * src/engines/pocketsphinx/pocketsphinx.c sets them.
  *
  * Usage: bench_pipeline [--repeats N] [--sections cpu,rss,resample,latency]
- *                       [--sets continuous,pauses-silence,pauses-noise]
+ *                       [--sets continuous,pauses-silence,pauses-noise,dialog]
  *                       [--raw-partials] [--json FILE] [--data DIR]
  *                       [--clips N] [--warmup 0|1] [--passes none,bestpath,full]
  *                       [--paced] [--chunk-ms N]
@@ -232,15 +236,29 @@ static void append_ref(struct dataset *d, const char *ref)
     snprintf(d->ref + l, sizeof d->ref - l, "%s%s", l ? " " : "", ref);
 }
 
-/* pause: 0 = none, 1 = digital silence, 2 = noise at NOISE_DBFS */
+/* The gaps after each clip of the dialog set: turn-taking pauses, some
+ * shorter than the 500 ms endpointing (the speaker goes on in the same
+ * utterance), some longer; low noise rather than digital silence. */
+static const double dialog_gaps_s[] = {0.35, 1.2, 0.25, 2.5, 0.8};
+#define N_DIALOG_GAPS (sizeof dialog_gaps_s / sizeof dialog_gaps_s[0])
+
+static size_t pause_samples(int pause, int i)
+{
+    if (pause == 3)
+        return (size_t)(dialog_gaps_s[(size_t)i % N_DIALOG_GAPS] * RATE);
+    return pause ? (size_t)(PAUSE_S * RATE) : 0;
+}
+
+/* pause: 0 = none, 1 = digital silence, 2 = noise at NOISE_DBFS, 3 = dialog
+ * gaps (dialog_gaps_s) of noise at NOISE_DBFS */
 static void build_dataset(struct dataset *d, const char *name, const struct clip *clips,
                           int n_clips, int pause)
 {
     memset(d, 0, sizeof *d);
     d->name = name;
-    size_t pause_n = pause ? (size_t)(PAUSE_S * RATE) : 0, total = 0;
+    size_t total = 0;
     for (int i = 0; i < n_clips; i++)
-        total += clips[i].n + pause_n;
+        total += clips[i].n + pause_samples(pause, i);
     d->pcm = hark_malloc(total * sizeof *d->pcm);
     if (!d->pcm)
         die("%s", "out of memory");
@@ -253,8 +271,8 @@ static void build_dataset(struct dataset *d, const char *name, const struct clip
             d->utt_off[d->n_utts++] = d->n;
         memcpy(d->pcm + d->n, clips[i].pcm, clips[i].n * sizeof *d->pcm);
         d->n += clips[i].n;
-        for (size_t k = 0; k < pause_n; k++)
-            d->pcm[d->n++] = pause == 2 ? noise_sample(rms) : 0;
+        for (size_t k = 0, pause_n = pause_samples(pause, i); k < pause_n; k++)
+            d->pcm[d->n++] = pause >= 2 ? noise_sample(rms) : 0;
         d->utt_len[d->n_utts - 1] = d->n - d->utt_off[d->n_utts - 1];
         append_ref(d, clips[i].ref);
     }
@@ -1152,7 +1170,7 @@ static void usage(void)
 {
     fprintf(stderr,
             "usage: bench_pipeline [--repeats N] [--sections cpu,rss,resample,latency]\n"
-            "                      [--sets continuous,pauses-silence,pauses-noise]\n"
+            "                      [--sets continuous,pauses-silence,pauses-noise,dialog]\n"
             "                      [--raw-partials] [--json FILE] [--data DIR]\n"
             "                      [--clips N] [--warmup 0|1] [--passes none,bestpath,full]\n"
             "                      [--paced] [--chunk-ms N]\n");
@@ -1229,8 +1247,8 @@ int main(int argc, char **argv)
     if (has(sections, "rss"))
         rss_section(clips);
     if (has(sections, "cpu")) {
-        static struct dataset sets[3];
-        static struct cpu_result res[3];
+        static struct dataset sets[4];
+        static struct cpu_result res[4];
         int n_sets = 0;
         if (has(set_names, "continuous"))
             build_dataset(&sets[n_sets++], "continuous", clips, n_clips, 0);
@@ -1238,6 +1256,8 @@ int main(int argc, char **argv)
             build_dataset(&sets[n_sets++], "pauses-silence", clips, n_clips, 1);
         if (has(set_names, "pauses-noise"))
             build_dataset(&sets[n_sets++], "pauses-noise", clips, n_clips, 2);
+        if (has(set_names, "dialog"))
+            build_dataset(&sets[n_sets++], "dialog", clips, n_clips, 3);
         if (!n_sets)
             usage();
         cpu_section(sets, n_sets, repeats, raw_partials, res);
