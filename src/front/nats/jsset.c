@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "base/err.h"
+#include "base/log.h"
 #include "front/nats/jsrec.h"
 #include "front/nats/lease.h"
 
@@ -98,12 +99,26 @@ int jsset_bucket(jsCtx *js, kvStore **kv, const char *bucket, int64_t ttl_ns, in
  * where the server put them: in this stream, under {in}.{P}.{id} with P one
  * of the partitions the workers read. Without this check a missing
  * mapping loses every session silently (its input matches no stream). */
+/* nats-server's partition(n, k) hashes the wildcard token with 32-bit
+ * FNV-1a (checked against nats-server 2.9 here: 50 ids of 50 on a mapping to
+ * 7 partitions). */
+static uint32_t fnv1a32(const char *s)
+{
+    uint32_t h = 2166136261u;
+    for (; *s; s++) {
+        h ^= (unsigned char)*s;
+        h *= 16777619u;
+    }
+    return h;
+}
+
 int jsset_probe(jsCtx *js, const char *stream, const char *subject_in, int partitions,
                 const char *instance, int *mapping, char *err, size_t n)
 {
     const char *in = subject_in;
     int parts = partitions;
     *mapping = 0;
+    int warned = 0;
     for (int i = 0; i < (parts > 1 ? JSSET_PROBES : 1); i++) {
         char id[160], subject[400];
         snprintf(id, sizeof id, "hark-probe-%s-%d", instance, i);
@@ -142,10 +157,22 @@ int jsset_probe(jsCtx *js, const char *stream, const char *subject_in, int parti
         natsMsg *got = NULL;
         if (parts < 2 || js_GetMsg(&got, js, stream, seq, NULL, &je) != NATS_OK)
             continue; /* one partition, or taken by its owner already: it was stored */
-        const char *subj = natsMsg_GetSubject(got), *p = subj + strlen(in) + 1;
+        const char *subj = natsMsg_GetSubject(got);
+        size_t inlen = strlen(in);
+        const char *p = !strncmp(subj, in, inlen) && subj[inlen] == '.' ? subj + inlen + 1 : "";
         char *after = NULL;
         long part = strtol(p, &after, 10);
         int ok = after != p && *after == '.' && part >= 0 && part < parts;
+        if (ok && !warned && (uint32_t)part != fnv1a32(id) % (uint32_t)parts) {
+            /* in range, but not where partition(parts,1) puts it: the
+             * mapping has another count (fewer partitions: some stay
+             * empty; more: the other probes will likely land outside) */
+            LOG_WARN(NULL,
+                     "nats-server maps %s to partition %ld, but partition(%d,1) gives %u: the "
+                     "mapping's partition count seems to differ from --jetstream-partitions %d",
+                     subject, part, parts, (unsigned)(fnv1a32(id) % (uint32_t)parts), parts);
+            warned = 1;
+        }
         char shown[400];
         snprintf(shown, sizeof shown, "%s", subj);
         natsMsg_Destroy(got);
