@@ -23,7 +23,9 @@
  *
  * Threads: one nats.c delivery thread per owned partition calls natsw_feed;
  * natsw's pump calls the batch hook; the lease thread gains and loses
- * partitions. One mutex guards the session table and the partitions; it is
+ * partitions; until the set-up (jsset.h) first succeeds, a set-up thread
+ * retries it and then starts the lease thread (any thread may ask
+ * natsw_not_ready meanwhile). One mutex guards the session table and the partitions; it is
  * taken before natsw's own lock, never after.
  */
 #ifndef HARK_FRONT_NATS_JSW_H
