@@ -7,7 +7,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { connect } from 'nats';
@@ -160,6 +160,44 @@ test('batch: POST /v1/listen through the gateway gives the local server\'s trans
   const t = (r) => r.json().results.channels[0].alternatives[0].transcript;
   assert.ok(t(a).length > 0);
   assert.equal(t(b), t(a));
+});
+
+test('results reach only the gateway that holds the session: it subscribes to {subject_out}.{id} while the session lives, never to {subject_out}.*', async () => {
+  // nats-server's monitoring port shows each connection's subscriptions
+  const port = await freePort(), mport = await freePort();
+  const conf = path.join(dir, `subs-${port}.conf`);
+  writeFileSync(conf, `listen: 127.0.0.1:${port}\nhttp: 127.0.0.1:${mport}\n`);
+  const ns = await natsAt(port, { dir, conf });
+  const w = await startWorker(ns.url);
+  const g1 = await startServer(['--backend', ns.url]);
+  const g2 = await startServer(['--backend', ns.url]);
+  const subs = async () => (await curl([`http://127.0.0.1:${mport}/connz?subs=1`])).json().connections
+    .map((c) => ({ name: c.name, subs: c.subscriptions_list || [] }));
+  try {
+    const s = await openNative(g1.url, { sample_rate: 16000 });
+    assert.equal(s.ready.type, 'ready', JSON.stringify(s.ready));
+    const mine = `ai.voice.transcription.${s.ready.session_id}`;
+    const during = await subs();
+    const gws = during.filter((c) => c.name === 'hark-gateway');
+    assert.equal(gws.length, 2, JSON.stringify(during));
+    assert.deepEqual(gws.map((c) => c.subs.includes(mine)).sort(), [false, true], JSON.stringify(during));
+    assert.ok(!during.some((c) => c.subs.some((x) => x.startsWith('ai.voice.transcription.') && !x.endsWith(s.ready.session_id))),
+      JSON.stringify(during));
+    await streamPcm(s.ws, wavPcm(CLIPS[1]));
+    s.ws.send(JSON.stringify({ type: 'close' }));
+    await s.closed;
+    assert.ok(finalsOf(s.events).finals.length >= 1);
+    // the session is gone: so is its subscription (bounded wait)
+    for (const end = Date.now() + 10000; (await subs()).some((c) => c.subs.includes(mine));) {
+      assert.ok(Date.now() < end, 'the subscription of an ended session stays');
+      await sleep(100);
+    }
+  } finally {
+    assert.equal(await g1.stop(), 0);
+    assert.equal(await g2.stop(), 0);
+    assert.equal(await w.stop(), 0);
+    await ns.stop();
+  }
 });
 
 test('an option the worker\'s engine refuses: a typed error from the worker, then the close', async () => {

@@ -230,7 +230,7 @@ static int gw_open(void *ctx, const struct hark_options *opts, const char *sessi
     }
     snprintf(s->subject, sl, "%s.%s", g->subj_in, s->id);
     pthread_mutex_lock(&g->mu);
-    if (natsgw_find(g, s->id)) {
+    if (natsgw_running(g, s->id)) {
         pthread_mutex_unlock(&g->mu);
         buf_deinit(&b);
         hark_free(s->subject);
@@ -238,9 +238,18 @@ static int gw_open(void *ctx, const struct hark_options *opts, const char *sessi
         return err_set(err, n, HARK_E_STATE, "a session with this id is running");
     }
     s->t_start = s->t_heard = s->t_ka = clock_mono_ns();
-    natsgw_add(g, s);
+    natsgw_add(g, s); /* the id is taken */
     pthread_mutex_unlock(&g->mu);
-    publish_buf(g, s, &b); /* after table_add: the worker's answer finds the session */
+    if ((rc = natsgw_subscribe(g, s, err, n))) {
+        pthread_mutex_lock(&g->mu);
+        natsgw_del(g, s);
+        pthread_mutex_unlock(&g->mu);
+        buf_deinit(&b);
+        hark_free(s->subject);
+        hark_free(s);
+        return rc;
+    }
+    publish_buf(g, s, &b); /* after the SUB on the same connection: the answer finds us */
     buf_deinit(&b);
     metrics_add(g->m_sessions, 1);
     *out = s;
@@ -448,10 +457,6 @@ static void gw_destroy(void *p)
 {
     struct gsess *s = p;
     struct natsgw *g = s->g;
-    pthread_mutex_lock(&g->mu);
-    natsgw_del(g, s);
-    struct gitem *it = s->head;
-    pthread_mutex_unlock(&g->mu);
     /* abandoned before its end went out (the client went away): the
      * worker's session ends too instead of waiting for its idle timeout */
     if (!s->end_sent && !s->closed_delivered) {
@@ -461,18 +466,18 @@ static void gw_destroy(void *p)
         publish_buf(g, s, &b);
         buf_deinit(&b);
     }
+    for (struct gout *o = s->ohead, *next; o; o = next) {
+        next = o->next;
+        hark_free(o);
+    }
+    s->ohead = s->otail = NULL;
+    struct gitem *it = natsgw_release(s); /* s may be gone from here on */
     while (it) {
         struct gitem *next = it->next;
         gwsess_item_free(it);
         it = next;
     }
-    for (struct gout *o = s->ohead, *next; o; o = next) {
-        next = o->next;
-        hark_free(o);
-    }
     metrics_add(g->m_sessions, -1);
-    hark_free(s->subject);
-    hark_free(s);
 }
 
 const struct backend_ops gwsess_ops = {

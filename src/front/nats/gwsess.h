@@ -21,8 +21,6 @@
 #include "session/backend.h"
 #include "session/options.h"
 
-#define GWSESS_BUCKETS 1024
-
 /* A message for the session, waiting for its poll. */
 struct gitem {
     struct gitem *next;
@@ -75,21 +73,26 @@ struct gsess {
     int64_t t_ka;      /* monotonic ns the last keepalive went out */
     int ka_out;        /* it awaits its answer */
     uint64_t consumed; /* audio the worker took off its queue, from its last answer */
-    struct gsess *hnext, *prev, *next;
+    int gone;          /* destroyed: its subscription's last messages are dropped */
+    int refs;          /* the chan's, and the subscription's until its last callback returned */
+    struct gsess *prev, *next;
+
+    /* the session's own subscription to {subject_out}.{id}; its closure is
+     * this session, freed when both references are gone */
+    natsSubscription *sub;
 };
 
 struct natsgw {
     struct natsgw_cfg cfg;
     char *url, *subj_in, *subj_out, *name;
     natsConnection *nc;
-    natsSubscription *sub;
     atomic_int connected;
     uint64_t window; /* audio bytes in flight to a worker, at most */
 
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    struct gsess *buckets[GWSESS_BUCKETS];
-    struct gsess *all;
+    struct gsess *all; /* the timer's list, not a lookup: results find their session by subject */
+    int subs;          /* session subscriptions whose last callback has not returned */
     int stop;
     pthread_t timer;
     int timer_started;
@@ -97,10 +100,18 @@ struct natsgw {
     struct metric *m_connected, *m_sessions, *m_timeouts, *m_bad;
 };
 
-/* natsgw.c: the session table (under g->mu). */
-struct gsess *natsgw_find(struct natsgw *g, const char *id);
+/* natsgw.c: the timer's list (under g->mu); natsgw_running: a session
+ * with this id is in it (a linear scan: once per session start). */
+int natsgw_running(struct natsgw *g, const char *id);
 void natsgw_add(struct natsgw *g, struct gsess *s);
 void natsgw_del(struct natsgw *g, struct gsess *s);
+/* Subscribes s to {subject_out}.{id}, its results: two references from
+ * now on. Before the start is published, so the answer finds it. */
+int natsgw_subscribe(struct natsgw *g, struct gsess *s, char *err, size_t n);
+/* The chan is done with s: off the list, no more notify or queueing,
+ * unsubscribed; freed once its subscription's last callback returned (maybe
+ * on nats.c's thread). Returns the results still queued, the caller's. */
+struct gitem *natsgw_release(struct gsess *s);
 
 /* gwsess.c */
 extern const struct backend_ops gwsess_ops;

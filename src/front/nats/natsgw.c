@@ -2,13 +2,19 @@
  * The NATS session backend of `hark serve --backend` (natsgw.h): sessions
  * relayed to `hark worker`s, their results turned back into hark_events.
  *
- * One subscription on {subject_out}.* serves every session of the gateway;
- * a result for an id this gateway does not hold (another gateway's session,
- * or one already gone) is dropped after a hash lookup, before it is parsed.
- * Per-session subscriptions would save that traffic when many gateways
- * share the subjects, at the cost of a SUB/UNSUB round per session and the
- * subscriptions' callback lifetimes; results are small next to the audio
- * (a few hundred bytes, a few per second per talking session).
+ * Each session subscribes to its own {subject_out}.{id}, with the session as
+ * the closure: the server routes results to the gateway that holds the
+ * session, and the gateway needs no map of its own from id to session (the
+ * sessions' table is the host's, src/host/table.h, through the chan). It
+ * used to subscribe to {subject_out}.* and look every result up in a hash:
+ * with N gateways each received and dropped the results of the other N-1.
+ * The cost is a SUB and an UNSUB per session (a line each on the
+ * connection) and the callbacks' lifetime: nats.c's on-complete callback
+ * says when the last one returned, and only then is the session freed. The
+ * callbacks run on nats.c's shared delivery pool (a thread per subscription
+ * otherwise), which keeps each subscription's order. The list of sessions
+ * that remains is the timer's (timeouts, keepalives), scanned, never looked
+ * up by id except for the duplicate check at a start.
  *
  * Pacing: core NATS has no back-pressure, and a worker refuses chunks past
  * its --session-buffer-bytes (limit_exceeded: the audio is lost). So the
@@ -39,29 +45,18 @@
 
 #define TICK_MS 100
 
-/* ------------------------------------------------------------ table */
+/* ------------------------------------------------------------ sessions */
 
-static unsigned hash_id(const char *id)
+int natsgw_running(struct natsgw *g, const char *id)
 {
-    unsigned h = 2166136261u;
-    for (; *id; id++)
-        h = (h ^ (unsigned char)*id) * 16777619u;
-    return h % GWSESS_BUCKETS;
-}
-
-struct gsess *natsgw_find(struct natsgw *g, const char *id)
-{
-    for (struct gsess *s = g->buckets[hash_id(id)]; s; s = s->hnext)
+    for (struct gsess *s = g->all; s; s = s->next)
         if (!strcmp(s->id, id))
-            return s;
-    return NULL;
+            return 1;
+    return 0;
 }
 
 void natsgw_add(struct natsgw *g, struct gsess *s)
 {
-    unsigned b = hash_id(s->id);
-    s->hnext = g->buckets[b];
-    g->buckets[b] = s;
     s->prev = NULL;
     s->next = g->all;
     if (g->all)
@@ -71,17 +66,26 @@ void natsgw_add(struct natsgw *g, struct gsess *s)
 
 void natsgw_del(struct natsgw *g, struct gsess *s)
 {
-    for (struct gsess **p = &g->buckets[hash_id(s->id)]; *p; p = &(*p)->hnext)
-        if (*p == s) {
-            *p = s->hnext;
-            break;
-        }
     if (s->prev)
         s->prev->next = s->next;
     else
         g->all = s->next;
     if (s->next)
         s->next->prev = s->prev;
+    s->prev = s->next = NULL;
+}
+
+static void gsess_free(struct gsess *s)
+{
+    hark_free(s->subject);
+    hark_free(s);
+}
+
+/* A reference goes (under g->mu); 1 when it was the last: free s after the
+ * unlock. */
+static int unref_locked(struct gsess *s)
+{
+    return --s->refs == 0;
 }
 
 /* ------------------------------------------------------------ queue (under g->mu) */
@@ -135,27 +139,21 @@ static void fail_locked(struct gsess *s, int code, const char *fmt, ...)
 
 /* ------------------------------------------------------------ results (delivery thread) */
 
-static void handle(struct natsgw *g, const char *id, const void *data, size_t len)
+static void handle(struct natsgw *g, struct gsess *s, const void *data, size_t len)
 {
-    pthread_mutex_lock(&g->mu);
-    int ours = natsgw_find(g, id) != NULL;
-    pthread_mutex_unlock(&g->mu);
-    if (!ours)
-        return; /* another gateway's session, or one that has gone */
     struct gitem *it = hark_calloc(1, sizeof *it);
     char err[300];
     if (!it)
         return;
     if (nres_parse(&it->r, data, len, err, sizeof err)) {
         metrics_inc(g->m_bad);
-        LOG_WARN(id, "result message dropped: %s", err);
+        LOG_WARN(s->id, "result message dropped: %s", err);
         hark_free(it);
         return;
     }
     it->cost = sizeof *it + len * 2;
     pthread_mutex_lock(&g->mu);
-    struct gsess *s = natsgw_find(g, id);
-    if (!s || s->finished) {
+    if (s->gone || s->finished) {
         pthread_mutex_unlock(&g->mu);
         gwsess_item_free(it);
         return;
@@ -218,15 +216,66 @@ static void on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void
 {
     (void)nc;
     (void)sub;
-    struct natsgw *g = closure;
-    const char *subject = natsMsg_GetSubject(msg);
-    size_t plen = strlen(g->subj_out);
-    if (!strncmp(subject, g->subj_out, plen) && subject[plen] == '.' &&
-        strlen(subject + plen + 1) < NMSG_ID_MAX) {
-        int n = natsMsg_GetDataLength(msg);
-        handle(g, subject + plen + 1, natsMsg_GetData(msg), n > 0 ? (size_t)n : 0);
-    }
+    struct gsess *s = closure; /* valid until on_sub_done */
+    int n = natsMsg_GetDataLength(msg);
+    handle(s->g, s, natsMsg_GetData(msg), n > 0 ? (size_t)n : 0);
     natsMsg_Destroy(msg);
+}
+
+/* The subscription's last callback has returned (nats.c's thread). */
+static void on_sub_done(void *closure)
+{
+    struct gsess *s = closure;
+    struct natsgw *g = s->g;
+    pthread_mutex_lock(&g->mu);
+    g->subs--;
+    int last = unref_locked(s);
+    pthread_cond_broadcast(&g->cv);
+    pthread_mutex_unlock(&g->mu);
+    if (last)
+        gsess_free(s);
+}
+
+int natsgw_subscribe(struct natsgw *g, struct gsess *s, char *err, size_t n)
+{
+    char subject[300];
+    snprintf(subject, sizeof subject, "%s.%s", g->subj_out, s->id);
+    natsStatus st = natsConnection_Subscribe(&s->sub, g->nc, subject, on_msg, s);
+    if (st == NATS_OK)
+        st = natsSubscription_SetOnCompleteCB(s->sub, on_sub_done, s);
+    if (st != NATS_OK) {
+        if (s->sub) { /* no callback can be running yet: nothing was published */
+            natsSubscription_Unsubscribe(s->sub);
+            natsSubscription_Destroy(s->sub);
+            s->sub = NULL;
+        }
+        return err_set(err, n, HARK_E_IO, "cannot subscribe to %s: %s", subject,
+                       natsStatus_GetText(st));
+    }
+    pthread_mutex_lock(&g->mu);
+    s->refs = 2;
+    g->subs++;
+    pthread_mutex_unlock(&g->mu);
+    return 0;
+}
+
+struct gitem *natsgw_release(struct gsess *s)
+{
+    struct natsgw *g = s->g;
+    pthread_mutex_lock(&g->mu);
+    natsgw_del(g, s);
+    s->gone = 1; /* under the lock: no notify or queueing after this */
+    struct gitem *it = s->head;
+    s->head = s->tail = NULL;
+    pthread_mutex_unlock(&g->mu);
+    natsSubscription_Unsubscribe(s->sub); /* on_sub_done follows, once */
+    natsSubscription_Destroy(s->sub);
+    pthread_mutex_lock(&g->mu);
+    int last = unref_locked(s);
+    pthread_mutex_unlock(&g->mu);
+    if (last)
+        gsess_free(s);
+    return it;
 }
 
 /* ------------------------------------------------------------ timer thread */
@@ -342,21 +391,38 @@ static int connect_nats(struct natsgw *g, char *err, size_t n)
         .disconnected = on_disconnected,
         .error = on_async_error,
         .user = g,
+        .shared_delivery = 1, /* a subscription per session */
     };
     int rc = nconn_open(&g->nc, g->url, g->name, "backend", &cbs, err, n);
     if (rc)
         return rc;
-    char subject[300];
-    snprintf(subject, sizeof subject, "%s.*", g->subj_out);
-    natsStatus st = natsConnection_Subscribe(&g->sub, g->nc, subject, on_msg, g);
-    if (st != NATS_OK)
-        return err_set(err, n, HARK_E_IO, "cannot subscribe to %s: %s", subject,
-                       natsStatus_GetText(st));
-    natsSubscription_SetPendingLimits(g->sub, 65536, 64 << 20);
-    if (atomic_load(&g->connected))
-        natsConnection_FlushTimeout(g->nc, 2000); /* the server has our SUB */
-    LOG_INFO(NULL, "gateway: sessions go to %s.{session_id}, results from %s", g->subj_in, subject);
+    LOG_INFO(NULL, "gateway: sessions go to %s.{session_id}, results from %s.{session_id}",
+             g->subj_in, g->subj_out);
     return 0;
+}
+
+/* Every session's subscription has had its last callback (bounded: after
+ * the connection's close nats.c completes them at once). */
+static int wait_subs(struct natsgw *g, int ms)
+{
+    pthread_mutex_lock(&g->mu);
+    for (int64_t end = clock_mono_ns() + (int64_t)ms * 1000000; g->subs > 0;) {
+        int64_t left = end - clock_mono_ns();
+        if (left <= 0)
+            break;
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        int64_t step = left < 100000000 ? left : 100000000;
+        ts.tv_nsec += (long)step;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&g->cv, &g->mu, &ts);
+    }
+    int left = g->subs;
+    pthread_mutex_unlock(&g->mu);
+    return left;
 }
 
 int natsgw_create(struct natsgw **out, const struct natsgw_cfg *cfg, char *err, size_t n)
@@ -420,13 +486,16 @@ void natsgw_destroy(struct natsgw *g)
         pthread_join(g->timer, NULL);
     if (g->nc && atomic_load(&g->connected))
         natsConnection_FlushTimeout(g->nc, 2000); /* the last ends go out */
-    if (g->sub) {
-        natsSubscription_Unsubscribe(g->sub);
-        natsSubscription_Destroy(g->sub);
-    }
+    wait_subs(g, 2000);
     if (g->nc) {
         natsConnection_Close(g->nc);
         natsConnection_Destroy(g->nc);
+    }
+    /* A session's last callback holds g (its lock): g waits for it. Should
+     * one never come, g is left behind rather than freed under it. */
+    if (wait_subs(g, 5000)) {
+        LOG_ERROR(NULL, "gateway: a session subscription never completed; its memory is kept");
+        return;
     }
     pthread_cond_destroy(&g->cv);
     pthread_mutex_destroy(&g->mu);

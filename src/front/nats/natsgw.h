@@ -8,8 +8,9 @@
  *   feed        -> chunk (raw bytes, timestamp = the audio's position for raw PCM)
  *   finalize    -> finalize            set_state -> state_change
  *   close       -> end                 (a session abandoned early: end too)
- *   results on {subject_out}.{id} -> the session's bounded queue -> notify ->
- *   poll on the chan's worker thread -> hark_events, numbered here
+ *   results on {subject_out}.{id} (the session's own subscription) -> the
+ *   session's bounded queue -> notify -> poll on the chan's worker thread ->
+ *   hark_events, numbered here
  *
  * A worker that never answers is a typed error, not a hang: no `started`
  * within timeout_ms of the start, or no `closed` within timeout_ms of the
@@ -21,11 +22,14 @@
  *
  * Threads
  *   - the chan's worker thread runs the backend ops (and publishes);
- *   - nats.c's delivery thread of the one subscription {subject_out}.*
- *     parses results (front/nats/nres.h) and queues them;
+ *   - nats.c's shared delivery thread(s) run each session's subscription
+ *     {subject_out}.{id} (its closure is the session), parse results
+ *     (front/nats/nres.h) and queue them;
  *   - a timer thread (every 100 ms) runs the timeouts and the keepalives.
- *   One lock (natsgw.mu) guards the session table and the queues; notify is
- *   called under it, so a session is never notified after its destroy.
+ *   One lock (natsgw.mu) guards the timer's session list and the queues;
+ *   notify is called under it, so a session is never notified after its
+ *   destroy. A session is freed when its subscription's last callback has
+ *   returned (nats.c's on-complete), after its destroy.
  *
  * Lifecycle: natsgw_create (connects, retrying in the background) ->
  * sessions -> natsgw_destroy after the worker pool is gone.

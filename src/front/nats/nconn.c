@@ -54,6 +54,8 @@ int nconn_open(natsConnection **nc, const char *url, const char *name, const cha
     if (cbs->closed)
         natsOptions_SetClosedCB(o, cbs->closed, cbs->user);
     natsOptions_SetErrorHandler(o, cbs->error, cbs->user);
+    if (cbs->shared_delivery)
+        natsOptions_UseGlobalMessageDelivery(o, true);
     st = natsConnection_Connect(nc, o);
     if (st == NATS_OK) {
         cbs->connected(*nc, cbs->user);

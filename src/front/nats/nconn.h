@@ -25,6 +25,9 @@ struct nconn_cbs {
     natsConnectionHandler closed;      /* may be NULL */
     natsErrHandler error;
     void *user;
+    /* many subscriptions (one per session): nats.c's shared delivery pool
+     * instead of a thread per subscription (order per subscription kept) */
+    int shared_delivery;
 };
 
 /* 0 (connected, or retrying in the background: *nc is set either way), or
