@@ -75,6 +75,19 @@ static _Thread_local struct trie_copy {
     _Alignas(max_align_t) unsigned char data[TRIE_COPY_MAX];
 } trie_copies[SHARE_SLOTS];
 
+/* This thread's last shared trie and its copy, valid while slots_epoch (moved
+ * by every registration and unregistration) is the one read when they were
+ * set: the fast path of lm_trie_score. */
+static atomic_uint slots_epoch;
+/* initial-exec: read at a fixed offset from the thread pointer, without the
+ * __tls_get_addr call (and the register saves around it) that the
+ * position-independent default costs on every score. */
+static _Thread_local __attribute__((tls_model("initial-exec"))) struct {
+    struct lm_trie_s *trie; /* NULL: none */
+    struct lm_trie_s *copy;
+    unsigned epoch;
+} last;
+
 /* ps_share_open's probe: the trie a score went through on this thread. */
 static _Thread_local int probing;
 static _Thread_local struct lm_trie_s *probe_seen;
@@ -97,13 +110,11 @@ static trie_score_fn resolve_next(void)
     return f;
 }
 
-/* Replaces sphinxbase's lm_trie_score for the whole process (see
- * ps_share.h). Unshared tries, the only kind when no model shares, cost one
- * relaxed load more than before. */
-float lm_trie_score(struct lm_trie_s *trie, int order, int32 wid, int32 *hist, int32 n_hist,
-                    int32 *n_used)
+__attribute__((noinline)) static float score_slow(struct lm_trie_s *trie, int order, int32 wid,
+                                                  int32 *hist, int32 n_hist, int32 *n_used)
 {
     trie_score_fn next = resolve_next();
+    unsigned epoch = atomic_load_explicit(&slots_epoch, memory_order_acquire);
     if (probing)
         probe_seen = trie;
     if (atomic_load_explicit(&n_slots_live, memory_order_acquire)) {
@@ -117,10 +128,29 @@ float lm_trie_score(struct lm_trie_s *trie, int order, int32 wid, int32 *hist, i
                 memcpy(c->data, trie, sl->size);
                 c->gen = gen;
             }
-            return next((struct lm_trie_s *)(void *)c->data, order, wid, hist, n_hist, n_used);
+            last.trie = trie;
+            last.copy = (struct lm_trie_s *)(void *)c->data;
+            last.epoch = epoch;
+            return next(last.copy, order, wid, hist, n_hist, n_used);
         }
     }
     return next(trie, order, wid, hist, n_hist, n_used);
+}
+
+/* Replaces sphinxbase's lm_trie_score for the whole process (see
+ * ps_share.h). A decoder on the shared model scores through the same trie
+ * ~240,000 times per audio second, so that case is a thread-local compare
+ * and a tail call; the slot search ran ~72 instructions per call, 3% of a
+ * stream's instructions (callgrind of `hark serve`, one stream). Unshared
+ * tries, the only kind when no model shares, take the slow path: a few
+ * loads more than before. */
+float lm_trie_score(struct lm_trie_s *trie, int order, int32 wid, int32 *hist, int32 n_hist,
+                    int32 *n_used)
+{
+    if (trie == last.trie && last.epoch == atomic_load_explicit(&slots_epoch, memory_order_acquire))
+        return atomic_load_explicit(&next_score, memory_order_relaxed)(last.copy, order, wid, hist,
+                                                                       n_hist, n_used);
+    return score_slow(trie, order, wid, hist, n_hist, n_used);
 }
 
 static int slot_register(struct lm_trie_s *trie, size_t size)
@@ -136,6 +166,7 @@ static int slot_register(struct lm_trie_s *trie, size_t size)
                               memory_order_release);
         atomic_store_explicit(&trie_slots[i].trie, trie, memory_order_release);
         atomic_fetch_add(&n_slots_live, 1);
+        atomic_fetch_add(&slots_epoch, 1);
     }
     pthread_mutex_unlock(&slots_lock);
     return slot;
@@ -148,6 +179,7 @@ static void slot_unregister(int slot)
     pthread_mutex_lock(&slots_lock);
     atomic_store_explicit(&trie_slots[slot].trie, NULL, memory_order_release);
     atomic_fetch_sub(&n_slots_live, 1);
+    atomic_fetch_add(&slots_epoch, 1);
     pthread_mutex_unlock(&slots_lock);
 }
 
