@@ -300,6 +300,9 @@ static void on_event(void *user, const struct hark_event *ev)
         }
         m->seq = head.seq;
         m->segment = head.segment;
+        /* the turn now, inside the session call: later it may have changed */
+        const struct hark_session *hs = c->ops->session(c->s);
+        m->turn = hs ? (int)hark_session_get_state(hs) : -1;
         latency_ref(c, ev, &m->lat_kind, &m->t_ref);
         append_msgs(c, m);
         return;

@@ -76,6 +76,11 @@ struct chan_msg {
     uint64_t seq;                /* with MSG_SEQ: the event's seq */
     int64_t segment;             /* of a transcript (MSG_PARTIAL, MSG_FINAL); -1 for other events */
     const struct hark_event *ev; /* MSG_EVENT: the event, inside data; else NULL */
+    /* MSG_EVENT: the session's turn (enum hark_state) when the event was
+     * delivered, for wire formats that report it with each result (seed
+     * 004's `state`: an interrupt has already switched it); -1 when the
+     * session is remote (session/backend.h: no local session to ask) */
+    int turn;
     size_t len;
     char data[]; /* len bytes (+ NUL) */
 };

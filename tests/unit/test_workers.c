@@ -454,6 +454,70 @@ static void test_structured(void)
     ASSERT((const unsigned char *)c->words >= block);
 }
 
+/* The turn a render on the worker sees (hark_session_get_state inside the
+ * session call), recorded per event. */
+static void render_turn(void *user, const struct hark_event *ev, struct buf *out, unsigned *flags)
+{
+    struct chan **c = user;
+    buf_printf(out, "%d", (int)hark_session_get_state(chan_session(*c)));
+}
+
+/* A structured chan's events carry the session's turn when they happened
+ * (chan_msg.turn): what a render on the worker saw, event by event, also
+ * across a state change between two clips; the NATS front end renders
+ * seed 004's `state` from it on its own thread. */
+static void test_structured_turn(void)
+{
+    struct workers *w;
+    ASSERT_OK(workers_create(&w, 1, wake, NULL));
+    struct hark_options *o;
+    ASSERT_OK(hark_options_create(&o));
+    ASSERT_OK(hark_options_set(o, "interrupt_detection", "false", NULL, 0));
+    size_t n1, n2;
+    unsigned char *a = clip_pcm(1, &n1), *b = clip_pcm(2, &n2);
+    struct chan *cb, *cs;
+    ASSERT_OK(chan_create(&cb, w, eng, o, "t", render_turn, &cb, 1 << 23, NULL, 0));
+    ASSERT_OK(chan_create(&cs, w, eng, o, "t", NULL, NULL, 1 << 23, NULL, 0));
+    for (int i = 0; i < 2; i++) {
+        struct chan *c = i ? cs : cb;
+        ASSERT_OK(chan_post_audio(c, a, n1));
+        ASSERT_OK(chan_post_finalize(c));
+        ASSERT_OK(chan_post_state(c, HARK_STATE_RESPONDING));
+        ASSERT_OK(chan_post_audio(c, b, n2));
+        ASSERT_OK(chan_post_close(c));
+    }
+    struct chan_msg *seen = take_all(cb), *events = take_all(cs);
+    chan_release(cb);
+    chan_release(cs);
+    workers_destroy(w);
+    int listening = 0, responding = 0;
+    struct chan_msg *s = seen;
+    for (struct chan_msg *e = events; e; e = e->next, s = s->next) {
+        ASSERT(s);
+        ASSERT_EQ(e->seq, s->seq);
+        ASSERT_EQ(e->turn, atoi(s->data));
+        if (e->ev->type == HARK_EVENT_TRANSCRIPT) {
+            listening += e->turn == HARK_STATE_LISTENING;
+            responding += e->turn == HARK_STATE_RESPONDING;
+        }
+    }
+    ASSERT(!s);
+    ASSERT(listening > 0 && responding > 0);
+    for (struct chan_msg *l = seen; l;) {
+        struct chan_msg *nx = l->next;
+        hark_free(l);
+        l = nx;
+    }
+    for (struct chan_msg *l = events; l;) {
+        struct chan_msg *nx = l->next;
+        hark_free(l);
+        l = nx;
+    }
+    hark_options_destroy(o);
+    free(a);
+    free(b);
+}
+
 /* Waits up to max_ms for the chan's queue to empty; returns the ms waited. */
 static int wait_empty(struct chan *c, int max_ms)
 {
@@ -538,6 +602,7 @@ int main(void)
     RUN_SHARED(test_budget_counts_every_job);
     RUN_SHARED(test_multi_messages);
     RUN_SHARED(test_structured);
+    RUN_SHARED(test_structured_turn);
     RUN_SHARED(test_hold);
     hark_engine_destroy(eng);
     CHECK_NO_LEAKS();

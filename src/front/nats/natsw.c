@@ -5,8 +5,8 @@
  * Per session id there is one struct nsess, the front end's bookkeeping
  * (timers, duplicate detection), in the session host's table
  * (host/table.h, the same table as the WebSocket sessions'), which owns the
- * chan that runs the session; the render state the workers use (ids,
- * sequence counter) is a struct nrender freed with the chan. The session
+ * chan that runs the session; the chan is structured (host/chan.h): the
+ * workers copy the events, the pump renders and publishes them. The session
  * rules are host/limits.h's, admission host/admit.h's and the session
  * metrics host/stats.h's, as for WebSocket sessions.
  *
@@ -255,6 +255,7 @@ int natsw_create(struct natsw **out, const struct natsw_cfg *cfg, struct hark_en
     if (!nw)
         return err_set(err, n, HARK_E_NOMEM, "out of memory");
     nw->cfg = *cfg;
+    buf_init(&nw->scratch);
     nw->eng = eng;
     nw->pool = pool;
     nw->limits = (struct limits_cfg){
@@ -404,5 +405,6 @@ void natsw_destroy(struct natsw *nw)
     pthread_cond_destroy(&nw->wcv);
     pthread_mutex_destroy(&nw->wmu);
     pthread_mutex_destroy(&nw->mu);
+    buf_deinit(&nw->scratch);
     hark_free(nw);
 }

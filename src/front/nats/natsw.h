@@ -10,10 +10,13 @@
  *     (chan posts are bounded queue appends). It publishes the typed error
  *     of a rejected message itself, at once: such an error can precede
  *     results of audio received earlier (docs/nats.md, order of errors).
- *   - Worker threads (host/chan.h) run the sessions and render events
- *     into msgpack in the chans' outboxes, then call natsw_wake.
+ *   - Worker threads (host/workers.h) run the sessions; each event goes
+ *     into the chan's outbox as a copy (a structured chan, host/chan.h,
+ *     with the session's turn at that moment), then they call natsw_wake.
+ *     They render nothing.
  *   - natsw's own pump thread, woken by natsw_wake or every 100 ms, takes
- *     the rendered messages and publishes them in order, runs the timers
+ *     the events, renders them into msgpack (seed 004) and publishes them
+ *     in order, runs the timers
  *     (chunk gap, idle) and retires finished sessions. Only the pump frees a
  *     session, so the delivery thread and the pump share one table lock and
  *     nothing else.
@@ -25,7 +28,7 @@
  * within shutdown_timeout, publishes their finals, flushes) →
  * workers_destroy(pool) → natsw_destroy. natsw_destroy comes after the pool
  * is gone because a session abandoned at the shutdown deadline may still be
- * rendering on a worker.
+ * running on a worker.
  */
 #ifndef HARK_FRONT_NATS_NATSW_H
 #define HARK_FRONT_NATS_NATSW_H

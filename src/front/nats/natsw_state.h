@@ -3,7 +3,7 @@
  * that make it up: natsw.c owns it (create, connection, presence, publish,
  * destroy), nin.c takes the input (nats.c's delivery thread), npump.c runs
  * the pump thread (publishing, timers, retiring sessions) and nsess.c holds
- * one session's bookkeeping and its render callback (worker threads).
+ * one session's bookkeeping and the rendering of its events (pump).
  * Nothing outside src/front/nats/ includes this; the rest of hark goes
  * through natsw.h.
  *
@@ -32,24 +32,16 @@
 #define ENDED_IDS 256   /* recently ended ids, for "late chunk" errors */
 #define LOG_BURST 20    /* input-error log lines per second, then summarised */
 
-/* The render state: used by the worker running the chan, freed with the
- * chan (chan_on_free), so a worker still rendering for a session abandoned
- * at the shutdown deadline never sees it freed. */
-struct nrender {
+struct nsess {
     char id[NMSG_ID_MAX];
     char speaker[NMSG_SPEAKER_MAX];
+
+    /* render state: set at the start, then the pump's (it renders under
+     * natsw.mu, nsess_take) */
     uint64_t sequence;  /* results published so far */
     int64_t segments;   /* finals published so far */
     int events;         /* the start asked for speech_started and utterance_end ("events": true) */
     double time_offset; /* s of audio before this worker's (natsw_resume) */
-    struct chan *chan;
-    struct stats *stats;
-};
-
-struct nsess {
-    char id[NMSG_ID_MAX];
-    char speaker[NMSG_SPEAKER_MAX];
-    struct nrender *r;
 
     /* front end state, guarded by natsw.mu */
     struct tsess *ts;        /* the host table's entry: owns the chan */
@@ -116,6 +108,7 @@ struct natsw {
     atomic_ullong msgs_in, errors_out, publish_failed, sessions_total;
     struct metric *m_msgs, *m_gaps, *m_gap_seconds, *m_connected;
     struct stats stats; /* host/stats.h: events, errors, latencies, audio */
+    struct buf scratch; /* pump only: nsess_take's render buffer */
 
     struct natsw_hooks hooks; /* external input (jsw.h); zero when none */
 
@@ -145,9 +138,11 @@ void nsess_end(struct nsess *s);
  * then the finals and closed. */
 void nsess_verdict(struct natsw *nw, struct nsess *s, enum limits_verdict v, int code,
                    const char *msg);
-/* chan_render_cb for the sessions' chans (user = struct nrender): worker
- * threads. */
-void nsess_render(void *user, const struct hark_event *ev, struct buf *out, unsigned *flags);
+/* The session's new messages in this protocol: its structured chan's
+ * events (host/chan.h MSG_EVENT) rendered to msgpack, oldest first (NULL:
+ * none). Pump only, under nw->mu: the render state is the session's and the
+ * turn state came with each event, so no worker renders. */
+struct chan_msg *nsess_take(struct natsw *nw, struct nsess *s);
 
 /* nin.c: one input message for session id (natsw_feed; rs and fed may be
  * NULL), and the subscription's callback. Delivery thread (or the external

@@ -213,10 +213,7 @@ static void on_start(struct natsw *nw, const char *id, const struct nmsg_in *m,
     }
     size_t subj = strlen(nw->subj_out) + 1 + strlen(id) + 1;
     s = hark_calloc(1, sizeof *s + subj);
-    struct nrender *r = hark_calloc(1, sizeof *r);
-    if (!s || !r) {
-        hark_free(s);
-        hark_free(r);
+    if (!s) {
         admit_release(slot);
         hark_options_destroy(o);
         fail(pe, m->speaker_id, HARK_E_NOMEM, "out of memory");
@@ -229,25 +226,19 @@ static void on_start(struct natsw *nw, const char *id, const struct nmsg_in *m,
     snprintf(s->id, sizeof s->id, "%s", id);
     snprintf(s->speaker, sizeof s->speaker, "%s", m->speaker_id);
     snprintf(s->subject, subj, "%s.%s", nw->subj_out, id);
-    memcpy(r->id, s->id, sizeof r->id);
-    memcpy(r->speaker, s->speaker, sizeof r->speaker);
-    r->stats = &nw->stats;
     for (size_t i = 0; i < m->n_extras; i++)
-        r->events |= !strcmp(m->extras[i].name, "events") && !strcmp(m->extras[i].value, "true");
-    rc = chan_create(&s->chan, nw->pool, nw->eng, o, id, nsess_render, r,
-                     nw->cfg.session_buffer_bytes, err, sizeof err);
+        s->events |= !strcmp(m->extras[i].name, "events") && !strcmp(m->extras[i].value, "true");
+    /* structured: the workers copy events, the pump renders them (nsess_take) */
+    rc = chan_create(&s->chan, nw->pool, nw->eng, o, id, NULL, NULL, nw->cfg.session_buffer_bytes,
+                     err, sizeof err);
     hark_options_destroy(o);
     if (rc) {
         admit_release(s->slot);
         hark_free(s);
-        hark_free(r);
         fail(pe, m->speaker_id, rc, "start refused: %s", err);
         return;
     }
-    r->chan = s->chan;
-    s->r = r;
-    chan_on_free(s->chan, hark_free, r);
-    if (table_add(nw->table, s->chan, r, s, &s->ts)) { /* the table released the chan */
+    if (table_add(nw->table, s->chan, NULL, s, &s->ts)) { /* the table released the chan */
         admit_release(s->slot);
         hark_free(s);
         fail(pe, m->speaker_id, HARK_E_NOMEM, "out of memory");
@@ -273,9 +264,9 @@ static void on_start(struct natsw *nw, const char *id, const struct nmsg_in *m,
         }
     }
     if (rs) {
-        r->sequence = rs->sequence;
-        r->segments = rs->segments;
-        r->time_offset = s->bytes_per_sec > 0 ? (double)rs->offset_bytes / s->bytes_per_sec : 0;
+        s->sequence = rs->sequence;
+        s->segments = rs->segments;
+        s->time_offset = s->bytes_per_sec > 0 ? (double)rs->offset_bytes / s->bytes_per_sec : 0;
     }
     if (rs && rs->segments > 0) { /* the state at its last final */
         if (rs->responding)
@@ -289,7 +280,7 @@ static void on_start(struct natsw *nw, const char *id, const struct nmsg_in *m,
     nsess_ended_forget(nw, id);
     atomic_fetch_add(&nw->sessions_total, 1);
     if (rs)
-        LOG_INFO(id, "session resumed from another worker at %.2f s, sequence %llu", r->time_offset,
+        LOG_INFO(id, "session resumed from another worker at %.2f s, sequence %llu", s->time_offset,
                  (unsigned long long)rs->sequence);
     else
         LOG_INFO(id, "session started (%s%s%s)",

@@ -1,8 +1,8 @@
 /*
  * The NATS front end's pump thread (natsw_state.h): woken by natsw_wake or
- * every TICK_MS, it takes the sessions' rendered messages and publishes
- * them in order, runs the timers (chunk gap, idle, length) and the
- * shutdown drain, and retires finished sessions.
+ * every TICK_MS, it takes the sessions' events, renders them (nsess_take)
+ * and publishes them in order, runs the timers (chunk gap, idle, length)
+ * and the shutdown drain, and retires finished sessions.
  */
 #include <stdio.h>
 #include <string.h>
@@ -85,7 +85,7 @@ static int pump_once(struct natsw *nw)
     for (struct tsess *t = table_first(nw->table), *next; t; t = next) {
         next = t->next;
         struct nsess *s = t->user;
-        struct chan_msg *m = chan_take_msgs(s->chan);
+        struct chan_msg *m = nsess_take(nw, s);
         for (struct chan_msg *i = m; i; i = i->next) {
             if (i->flags & MSG_LAST)
                 s->done = 1;
@@ -129,8 +129,7 @@ static int pump_once(struct natsw *nw)
         if (table_count(nw->table))
             LOG_WARN(NULL, "shutdown deadline passed with %d session(s) unfinished",
                      table_count(nw->table));
-        /* a worker may still render for one: its render state goes with
-         * its chan */
+        /* a worker may still run one: the chan is freed when it is done */
         while (table_first(nw->table))
             table_end(nw->table, table_first(nw->table));
         exit_now = 1;

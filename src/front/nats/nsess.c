@@ -49,16 +49,15 @@ void nsess_ended_cb(void *user, struct tsess *ts)
     struct nsess *s = ts->user;
     double audio, cpu;
     stats_ended(&nw->stats, ts->chan, &audio, &cpu);
-    if (chan_done(ts->chan)) /* no worker renders for it any more */
+    if (chan_done(ts->chan)) /* its last event was taken */
         LOG_INFO(s->id, "session ended: %.2f s audio, %.3f s cpu, %llu results", audio, cpu,
-                 (unsigned long long)s->r->sequence);
+                 (unsigned long long)s->sequence);
     else
         LOG_INFO(s->id, "session abandoned: %.2f s audio, %.3f s cpu", audio, cpu);
     admit_release(s->slot);
     s->slot = NULL;
     s->ts = NULL;
     s->chan = NULL;
-    s->r = NULL; /* freed with the chan */
     ended_add(nw, s->id);
     s->fin_next = nw->finished;
     nw->finished = s;
@@ -111,12 +110,20 @@ static void note_error(struct natsw *nw, struct nsess *s, int err, const char *m
     atomic_fetch_add(&nw->errors_out, 1);
 }
 
-/* ------------------------------------------------------------ render (workers) */
+/* ------------------------------------------------------------ render (pump) */
 
-void nsess_render(void *user, const struct hark_event *ev, struct buf *out, unsigned *flags)
+/* What render needs besides the session: the turn the event came with. */
+struct nrender {
+    struct natsw *nw;
+    struct nsess *s;
+    int turn;
+};
+
+static void render(void *user, const struct hark_event *ev, struct buf *out, unsigned *flags)
 {
-    struct nrender *s = user;
-    stats_event(s->stats, ev);
+    const struct nrender *rc = user;
+    struct nsess *s = rc->s;
+    stats_event(&rc->nw->stats, ev);
     *flags |= MSG_BINARY;
     double now = nmsg_now();
     switch (ev->type) {
@@ -133,9 +140,8 @@ void nsess_render(void *user, const struct hark_event *ev, struct buf *out, unsi
             .is_final = ev->is_final,
             .timestamp = now,
             .has_voice_activity = ev->voice_activity, /* what the VAD heard */
-            /* the session's turn right now: exact, since render runs
-             * inside the session call (an interrupt has already switched it) */
-            .state = hark_session_get_state(chan_session(s->chan)),
+            /* the session's turn when the event happened (host/chan.h) */
+            .state = rc->turn >= 0 ? (enum hark_state)rc->turn : HARK_STATE_LISTENING,
             .segment = s->segments,
             .start = ev->start,
             .end = ev->end,
@@ -182,6 +188,35 @@ void nsess_render(void *user, const struct hark_event *ev, struct buf *out, unsi
     default:
         return;
     }
+}
+
+/* A result's `state` is the session's turn at the moment of the event,
+ * which only the worker knows: the chan hands it over with the event
+ * (host/chan.h). So the worker only copies the event and the pump renders
+ * it, as the WebSocket front end does on its service thread; rendering
+ * under nw->mu keeps the render state and the MSG_LAST/MSG_FATAL checks of
+ * pump_once in one place. */
+struct chan_msg *nsess_take(struct natsw *nw, struct nsess *s)
+{
+    struct chan_msg *ev = chan_take_msgs(s->chan), *head = NULL, **tail = &head;
+    while (ev) {
+        struct chan_msg *next = ev->next, *out = NULL;
+        if (!(ev->flags & MSG_EVENT)) { /* not a structured chan's: as it is */
+            ev->next = NULL;
+            out = ev;
+            ev = NULL;
+        } else {
+            struct nrender rc = {nw, s, ev->turn};
+            if (chan_render_msgs(render, &rc, ev, &nw->scratch, &out))
+                LOG_ERROR(s->id, "out of memory rendering an event; event dropped");
+        }
+        hark_free(ev);
+        *tail = out;
+        while (*tail)
+            tail = &(*tail)->next;
+        ev = next;
+    }
+    return head;
 }
 
 /* The session stops taking input: its finals, then closed. */
