@@ -34,4 +34,20 @@ for f in $(find src include -name '*.[ch]' | grep -v '^src/front/nats/' | sort);
         bad=1
     fi
 done
+# Includes point downward only (docs/internals/PIPELINE.md, "Layers"): the
+# session host (src/host: worker pool, chans, table, outbox, admission,
+# limits, stats) sits above the session core and below every front end, so
+# the core never includes the host, the host never includes a front end, and
+# nothing below the CLI includes it.
+above() { # $1: a directory; $2: the include prefixes it must not use
+    for f in $(find $1 -name '*.[ch]' | sort); do
+        if grep -nE "^[[:space:]]*#[[:space:]]*include[[:space:]]*\"($2)/" "$f"; then
+            echo "layering: $f includes a layer above it ($2)"
+            bad=1
+        fi
+    done
+}
+above 'src/base src/audio src/engines src/session' 'host|front|cli'
+above 'src/host' 'front|cli'
+above 'src/front' 'cli'
 exit $bad
