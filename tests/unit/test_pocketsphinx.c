@@ -810,7 +810,12 @@ static void test_shared_memory(void)
     ASSERT_STR_EQ(got, first);
     double per = (rss_mb() - before) / 2;
     fprintf(stderr, "  RSS per extra decoder: %.1f MB\n", per);
+#if defined(__SANITIZE_ADDRESS__)
+    /* ASan's redzones and quarantine make RSS say nothing about the engine. */
+    (void)per;
+#else
     ASSERT(per > 5 && per < 42);
+#endif
 
     ops->stream_release(d);
     ops->stream_release(b);
