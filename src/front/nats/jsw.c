@@ -65,7 +65,7 @@ struct jpart {
     int owned;
     natsSubscription *sub;
     int sessions;
-    struct metric *m_owned, *m_sessions, *m_lag, *m_redelivered, *m_handoffs;
+    struct metric *m_owned, *m_sessions, *m_lag, *m_redelivered, *m_handoffs, *m_expired;
 };
 
 struct jsw {
@@ -539,6 +539,26 @@ static void lost(void *user, int part)
     LOG_INFO(NULL, "partition %d given up; %d open session(s) continue on its next owner", part, n);
 }
 
+static void expired(void *user, int part)
+{
+    struct jsw *j = user;
+    metrics_inc(j->parts[part].m_expired);
+}
+
+/* natsw's pump, under its lock: results go out only while the connection is
+ * up and every lease is surely ours. Disconnected, a publish would wait in
+ * nats.c's reconnect buffer and leave on reconnect, maybe after the lease
+ * expired and the next owner published the same sequence numbers from the
+ * session's record (which waited in the same buffer). */
+static int may_publish(void *user)
+{
+    struct jsw *j = user;
+    if (!atomic_load(&j->ready))
+        return 1; /* no lease yet, so no JetStream session either */
+    return natsConnection_Status(j->nc) == NATS_CONN_STATUS_CONNECTED &&
+           lease_valid(j->lease, clock_mono_ns());
+}
+
 static int idle(void *user, int part)
 {
     struct jsw *j = user;
@@ -616,6 +636,7 @@ static int setup_once(struct jsw *j, char *err, size_t n)
         .lost = lost,
         .idle = idle,
         .tick = on_tick,
+        .expired = expired,
     };
     pthread_mutex_lock(&j->mu);
     if (j->stopping)
@@ -761,6 +782,12 @@ int jsw_create(struct jsw **out, struct natsw *nw, const struct jsw_cfg *cfg, ch
                                          "Sessions this worker continued from another "
                                          "worker's record",
                                          "partition", label);
+        pt->m_expired = metrics_counter(mx, "hark_js_lease_expiries_total",
+                                        "Leases of the partition this worker gave up because "
+                                        "it could not renew them within the lease time (cut "
+                                        "off from NATS, or frozen); their sessions stopped "
+                                        "here unpublished and continued on the next owner",
+                                        "partition", label);
     }
     j->m_held =
         metrics_gauge(mx, "hark_js_held_messages",
@@ -779,6 +806,7 @@ int jsw_create(struct jsw **out, struct natsw *nw, const struct jsw_cfg *cfg, ch
         .draining = on_draining,
         .destroy = on_destroy,
         .not_ready = on_not_ready,
+        .may_publish = may_publish,
     };
     /* The first try now, so that a worker whose server is up leases from
      * its start as before; any failure (no server yet, JetStream still

@@ -27,7 +27,36 @@ struct lease {
     uint64_t rev[LEASE_MAX_PARTITIONS];    /* 0: not held */
     int64_t renewed[LEASE_MAX_PARTITIONS]; /* monotonic ns of the last good renewal */
     atomic_int held, workers;
+    /* Monotonic ns until which every held lease is surely still ours
+     * (lease_valid); INT64_MAX while none is held. */
+    _Atomic int64_t valid_until;
 };
+
+/* A lease is given up this long before the bucket could expire it: the
+ * renewal time is taken before the request went out (the server's TTL runs
+ * from when it got it, later), and another worker only claims at its next
+ * renewal after the expiry; the margin covers a publish that passed the
+ * lease_valid check just before the deadline. TTL/5, at most 1 s (600 ms
+ * at the default 3 s). */
+static int64_t margin_ns(const struct lease *l)
+{
+    int64_t m = (int64_t)l->cfg.ttl_ms * 1000000 / 5;
+    return m > 1000000000 ? 1000000000 : m;
+}
+
+static int64_t deadline(const struct lease *l, int part)
+{
+    return l->renewed[part] + (int64_t)l->cfg.ttl_ms * 1000000 - margin_ns(l);
+}
+
+static void update_valid(struct lease *l)
+{
+    int64_t v = INT64_MAX;
+    for (int p = 0; p < l->cfg.partitions; p++)
+        if (l->rev[p] && deadline(l, p) < v)
+            v = deadline(l, p);
+    atomic_store(&l->valid_until, v);
+}
 
 static void key_of(int part, char *out, size_t n)
 {
@@ -72,8 +101,8 @@ static int renew(struct lease *l, int part, int64_t now)
         }
         return 0;
     }
-    /* no answer: keep it while the TTL may still run */
-    return now - l->renewed[part] < (int64_t)l->cfg.ttl_ms * 1000000;
+    /* no answer: keep it while the TTL surely still runs */
+    return now < deadline(l, part);
 }
 
 static int count_workers(struct lease *l)
@@ -94,10 +123,34 @@ static void tick(struct lease *l)
     int64_t now = clock_mono_ns();
     char key[300];
     /* Disconnected: no renewal can get through, and each try would wait for
-     * the JetStream timeout. The first renewal after the reconnect tells
-     * whether the leases are still ours (renew). */
-    if (natsConnection_Status(l->cfg.nc) != NATS_CONN_STATUS_CONNECTED)
+     * the JetStream timeout. A lease not renewed for the TTL (less the
+     * margin) is lost now: another worker may take it any moment and
+     * continue its sessions from their records, so this one must have
+     * stopped publishing for them before (issue 14 section 3: no duplicate
+     * sequence). Output is held meanwhile (lease_valid); the leases that
+     * outlive the disconnect are renewed by the first tick after it. */
+    if (natsConnection_Status(l->cfg.nc) != NATS_CONN_STATUS_CONNECTED) {
+        int held = 0;
+        for (int p = 0; p < l->cfg.partitions; p++) {
+            if (!l->rev[p])
+                continue;
+            if (now < deadline(l, p)) {
+                held++;
+                continue;
+            }
+            l->rev[p] = 0;
+            LOG_WARN(NULL,
+                     "lease of partition %d lost: not renewed for %.1f s (cut off from NATS; "
+                     "lease time %.1f s): its sessions stop here, another worker continues them",
+                     p, (double)(now - l->renewed[p]) / 1e9, l->cfg.ttl_ms / 1000.0);
+            if (l->cfg.expired)
+                l->cfg.expired(l->cfg.user, p);
+            l->cfg.lost(l->cfg.user, p);
+        }
+        update_valid(l);
+        atomic_store(&l->held, held);
         return;
+    }
     snprintf(key, sizeof key, "w.%s", l->instance);
     kvStore_Put(NULL, l->cfg.kv, key, l->instance, (int)l->inst_len);
     int held = 0;
@@ -108,11 +161,14 @@ static void tick(struct lease *l)
             held++;
             continue;
         }
+        int late = now >= deadline(l, p);
         l->rev[p] = 0;
         LOG_WARN(NULL,
                  "lease of partition %d lost (another worker holds it, or the server was "
                  "unreachable for longer than the lease time): its sessions stop here",
                  p);
+        if (late && l->cfg.expired)
+            l->cfg.expired(l->cfg.user, p);
         l->cfg.lost(l->cfg.user, p);
     }
     int w = count_workers(l);
@@ -135,6 +191,7 @@ static void tick(struct lease *l)
             continue;
         l->rev[p] = rev;
         l->renewed[p] = now;
+        update_valid(l);
         held++;
         LOG_INFO(NULL, "claimed partition %d (%d of %d held, %d worker(s))", p, held, fair, w);
         l->cfg.gained(l->cfg.user, p);
@@ -155,6 +212,7 @@ static void tick(struct lease *l)
             break;
         }
     }
+    update_valid(l);
     atomic_store(&l->held, held);
     if (l->cfg.tick)
         l->cfg.tick(l->cfg.user);
@@ -209,6 +267,7 @@ int lease_create(struct lease **out, const struct lease_cfg *cfg, char *err, siz
     }
     l->cfg = *cfg;
     l->inst_len = strlen(l->instance);
+    atomic_store(&l->valid_until, INT64_MAX);
     pthread_mutex_init(&l->mu, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
@@ -255,6 +314,7 @@ void lease_release_all(struct lease *l)
     snprintf(key, sizeof key, "w.%s", l->instance);
     kvStore_Delete(l->cfg.kv, key);
     atomic_store(&l->held, 0);
+    atomic_store(&l->valid_until, INT64_MAX);
     if (released)
         LOG_INFO(NULL, "released %d partition lease(s)", released);
 }
@@ -273,6 +333,11 @@ void lease_destroy(struct lease *l)
 int lease_held(struct lease *l)
 {
     return l ? atomic_load(&l->held) : 0;
+}
+
+int lease_valid(struct lease *l, int64_t now)
+{
+    return !l || now < atomic_load(&l->valid_until);
 }
 
 int lease_workers(struct lease *l)

@@ -13,15 +13,21 @@
  * claim its partitions at their next renewal.
  *
  * Threads: one lease thread runs the renewals and calls gained/lost/idle
- * (never two at once); lease_* calls are thread-safe. When a renewal cannot
- * reach the server for longer than the TTL, the lease counts as lost (the
- * others may have it by now): lost() fences the partition.
+ * (never two at once); lease_* calls are thread-safe. A lease not renewed
+ * for the TTL less a margin (TTL/5, at most 1 s; measured on the monotonic
+ * clock from before the last renewal that got through) counts as lost: the
+ * others may claim it from then on. While disconnected, the lease thread
+ * calls lost() (after expired()) at that point; and lease_valid says 0 from
+ * then on, so the output (which nats.c would otherwise buffer and send on
+ * reconnect, after the next owner published its own) waits, and is dropped
+ * with the sessions if the lease is lost.
  */
 #ifndef HARK_FRONT_NATS_LEASE_H
 #define HARK_FRONT_NATS_LEASE_H
 
 #include <nats/nats.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct lease;
 
@@ -32,10 +38,11 @@ struct lease_cfg {
     int ttl_ms;
     const char *instance; /* this worker's name, a valid KV key token */
     void *user;
-    void (*gained)(void *user, int part); /* start consuming the partition */
-    void (*lost)(void *user, int part);   /* stop consuming it, publish nothing more */
-    int (*idle)(void *user, int part);    /* 1: no open session (may be released) */
-    void (*tick)(void *user);             /* after each renewal (may be NULL) */
+    void (*gained)(void *user, int part);  /* start consuming the partition */
+    void (*lost)(void *user, int part);    /* stop consuming it, publish nothing more */
+    int (*idle)(void *user, int part);     /* 1: no open session (may be released) */
+    void (*tick)(void *user);              /* after each renewal (may be NULL) */
+    void (*expired)(void *user, int part); /* before lost(): not renewed in time (may be NULL) */
 };
 
 #define LEASE_MAX_PARTITIONS 256
@@ -47,6 +54,10 @@ void lease_release_all(struct lease *l);
 void lease_destroy(struct lease *l);
 /* Partitions held now. Any thread. */
 int lease_held(struct lease *l);
+/* 1 while every held lease is surely still this worker's at monotonic time
+ * now (no lease held: 1); 0 once one may have expired, until a renewal gets
+ * through or the lease is lost (lost() ran). Any thread, lock-free. */
+int lease_valid(struct lease *l, int64_t now);
 /* Live workers seen at the last renewal. Any thread. */
 int lease_workers(struct lease *l);
 

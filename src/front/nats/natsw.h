@@ -98,6 +98,12 @@ struct natsw_hooks {
     /* Any thread: why the input is not consumed yet (a static string), or
      * NULL when it is. */
     const char *(*not_ready)(void *user);
+    /* Pump thread, under natsw's lock (so: lock-free): 0 holds every
+     * session's output (not published, the sessions not retired) until it
+     * says 1 again or the session is abandoned. JetStream: while a lease may
+     * have expired or the connection is down, so that nothing waits in
+     * nats.c's reconnect buffer to go out after another worker took over. */
+    int (*may_publish)(void *user);
 };
 
 /* Connects (retrying in the background when no server answers yet: the

@@ -82,6 +82,7 @@ static int pump_once(struct natsw *nw)
     int64_t now = clock_mono_ns();
     int exit_now = 0;
     pthread_mutex_lock(&nw->mu);
+    int hold = nw->hooks.may_publish && !nw->hooks.may_publish(nw->hooks.user);
     for (struct tsess *t = table_first(nw->table), *next; t; t = next) {
         next = t->next;
         struct nsess *s = t->user;
@@ -117,12 +118,13 @@ static int pump_once(struct natsw *nw)
             LOG_INFO(s->id, "%s", msg);
             nsess_verdict(nw, s, v, code, msg);
         }
-        if (s->out_head) {
+        int held = hold && !atomic_load(&s->silent);
+        if (s->out_head && !held) {
             s->work_next = NULL;
             *work_tail = s;
             work_tail = &s->work_next;
         }
-        if (s->done)
+        if (s->done && !held)
             table_end(nw->table, t); /* nsess_ended_cb: to nw->finished */
     }
     if (limits_drain_over(&nw->drain, now, table_count(nw->table) > 0)) {
