@@ -50,7 +50,7 @@ static uint64_t read_be(const uint8_t *p, int n)
     return v;
 }
 
-int nmsg_validate(const void *data, size_t len, char *err, size_t errlen)
+int nmsg_validate_max(const void *data, size_t len, size_t max_objects, char *err, size_t errlen)
 {
     const uint8_t *p = data;
     uint64_t left[NMSG_MAX_DEPTH + 1];
@@ -66,9 +66,9 @@ int nmsg_validate(const void *data, size_t len, char *err, size_t errlen)
         if (off >= len)
             return err_set(err, errlen, HARK_E_PROTOCOL,
                            "malformed msgpack: message ends inside an object at byte %zu", off);
-        if (++objects > NMSG_MAX_OBJECTS)
-            return err_set(err, errlen, HARK_E_PROTOCOL, "msgpack message has more than %d objects",
-                           NMSG_MAX_OBJECTS);
+        if (++objects > max_objects)
+            return err_set(err, errlen, HARK_E_PROTOCOL,
+                           "msgpack message has more than %zu objects", max_objects);
         size_t at = off;
         uint8_t b = p[off++];
         uint64_t skip = 0, items = 0;
@@ -206,6 +206,11 @@ int nmsg_validate(const void *data, size_t len, char *err, size_t errlen)
         return err_set(err, errlen, HARK_E_PROTOCOL,
                        "malformed msgpack: %zu bytes after the message's one object", len - off);
     return 0;
+}
+
+int nmsg_validate(const void *data, size_t len, char *err, size_t errlen)
+{
+    return nmsg_validate_max(data, len, NMSG_MAX_OBJECTS, err, errlen);
 }
 
 /* ------------------------------------------------------------ base64 */
