@@ -15,6 +15,7 @@
 #include "cli/cli.h"
 #include "cli/config.h"
 #include "engines/sherpa/sh_lib.h"
+#include "base/mem.h"
 #include "front/nats/natsgw.h"
 #include "front/nats/natsw.h"
 #include "front/ws/wsfe.h"
@@ -103,6 +104,40 @@ static const char *gateway_not_ready(void *user)
 {
     struct natsgw *const *g = user;
     return *g && natsgw_connected(*g) ? NULL : "not connected to NATS (--backend)\n";
+}
+
+/* --backend: detached sessions handed between gateways (natsgw.h, wstake.c). */
+static int take_ask(void *ctx, const char *id, const struct gwtake_req *q, char *err, size_t n)
+{
+    return natsgw_take(ctx, id, q, err, n);
+}
+
+static void take_cancel(void *ctx, const char *id)
+{
+    natsgw_take_cancel(ctx, id);
+}
+
+static void take_answer(void *ctx, const char *reply, const struct gwtake_state *st,
+                        const struct hark_event *const *events, size_t n_events, const char *why)
+{
+    natsgw_answer(ctx, reply, st, events, n_events, why);
+}
+
+static void take_reply_free(struct gwtake_reply *r)
+{
+    gwtake_reply_free(r);
+    hark_free(r);
+}
+
+static void take_request_cb(void *user, const char *id, const struct gwtake_req *q,
+                            const char *reply)
+{
+    wsfe_take_request(user, id, q, reply);
+}
+
+static void taken_cb(void *user, const char *id, struct gwtake_reply *r, const char *why)
+{
+    wsfe_taken(user, id, r, why);
 }
 
 /* --backend nats://...: the sessions' backend instead of a local engine. */
@@ -421,6 +456,15 @@ int cli_serve_run(int argc, char **argv, int with_ws)
         }
         natsgw_backend(gw, &be);
     }
+    struct wsfe_takeover takeover = {
+        .ctx = gw,
+        .take = take_ask,
+        .take_cancel = take_cancel,
+        .freeze = natsgw_freeze,
+        .thaw = natsgw_thaw,
+        .answer = take_answer,
+        .reply_free = take_reply_free,
+    };
     struct wsfe_cfg wc = {
         .host = cfg.host,
         .port = cfg.port,
@@ -447,6 +491,7 @@ int cli_serve_run(int argc, char **argv, int with_ws)
                                : nats_not_ready,
         .ready_user = gateway ? (void *)&gw : (void *)&nw,
         .backend = gateway ? &be : NULL,
+        .takeover = gateway && cfg.resume_window ? &takeover : NULL,
         .engine_name = cfg.engine,
         .tls_cert = cfg.tls_cert,
         .tls_key = cfg.tls_key,
@@ -464,6 +509,10 @@ int cli_serve_run(int argc, char **argv, int with_ws)
         fprintf(stderr, "%s: %s\n", cmd, err);
         status = CLI_RUNTIME;
         goto out;
+    }
+    if (fe && wc.takeover) {
+        struct natsgw_take_cbs tc = {.request = take_request_cb, .taken = taken_cb, .user = fe};
+        natsgw_set_take(gw, &tc);
     }
     if ((!with_ws || cfg.nats_url[0]) &&
         (rc = cli_nats_start(&nw, &cfg, defaults, eng, wpool, admit, metrics, err, sizeof err))) {
@@ -526,6 +575,8 @@ out:
      * chan is in use and the front ends can free theirs. */
     workers_destroy(wpool);
     set_wake(NULL, NULL);
+    if (gw)
+        natsgw_set_take(gw, NULL); /* no more calls into the front end */
     wsfe_destroy(fe);
     natsgw_destroy(gw); /* after the front end: its sessions were on it */
     natsw_destroy(nw);

@@ -249,7 +249,7 @@ int chan_render_msgs(chan_render_cb render, void *user, const struct chan_msg *e
 }
 
 /* A structured chan's message: the event itself, deep-copied. */
-static struct chan_msg *event_msg(const struct hark_event *ev)
+struct chan_msg *chan_event_msg(const struct hark_event *ev)
 {
     size_t size = evcopy_size(ev);
     struct chan_msg *m = hark_malloc(sizeof *m + EVCOPY_ALIGN + size + 1);
@@ -265,6 +265,8 @@ static struct chan_msg *event_msg(const struct hark_event *ev)
         m->flags |= MSG_LAST;
     if (ev->type == HARK_EVENT_TRANSCRIPT)
         m->flags |= ev->is_final ? MSG_FINAL : MSG_PARTIAL;
+    m->seq = ev->seq;
+    m->segment = ev->type == HARK_EVENT_TRANSCRIPT ? ev->segment : -1;
     return m;
 }
 
@@ -293,7 +295,7 @@ static void on_event(void *user, const struct hark_event *ev)
     if (ev->type == HARK_EVENT_CLOSED)
         c->closed_seen = 1;
     if (!c->render) {
-        struct chan_msg *m = event_msg(ev);
+        struct chan_msg *m = chan_event_msg(ev);
         if (!m) {
             LOG_ERROR(c->id, "out of memory keeping an event; event dropped");
             return;
@@ -738,4 +740,9 @@ void chan_release(struct chan *c)
     free_jobs(drop);
     if (free_now)
         chan_free(c);
+}
+
+void *chan_backend_session(const struct chan *c)
+{
+    return c->s;
 }

@@ -102,6 +102,13 @@ int chan_create_on(struct chan **out, struct workers *w, const struct backend *b
                    const struct hark_options *opts, const char *session_id, chan_render_cb render,
                    void *render_user, size_t max_pending_bytes, char *errbuf, size_t errbuf_size);
 const char *chan_session_id(const struct chan *c);
+/* The backend's session (session/backend.h open's out): for a backend's own
+ * calls on it (a gateway's hand-over, front/nats/natsgw.h). */
+void *chan_backend_session(const struct chan *c);
+/* A structured chan's message (MSG_EVENT) holding a deep copy of ev with
+ * its seq, as the chan makes them: for events that come from elsewhere (a
+ * session handed over by another gateway). NULL when out of memory. */
+struct chan_msg *chan_event_msg(const struct hark_event *ev);
 /* The chan's session (NULL on a remote backend), for read-only queries from inside the render
  * callback (which runs on the worker thread, synchronously inside the session call), e.g.
  * hark_session_get_state for the turn state at the time of the event. Not for use from other

@@ -79,7 +79,8 @@ static void test_reply_round_trip(void)
     struct gwtake_state st = {.next_seq = 13,
                               .audio_bytes = 64000,
                               .sent_bytes = 60000,
-                              .last_msg = 17,
+                              .last_msg = 0xfedcba9876543210ull,
+                              .t0 = 1700000000.25,
                               .results_end = 1.4,
                               .finishing = 1,
                               .options = opts};
@@ -94,7 +95,8 @@ static void test_reply_round_trip(void)
     ASSERT_EQ(r.st.next_seq, 13);
     ASSERT_EQ(r.st.audio_bytes, 64000);
     ASSERT_EQ(r.st.sent_bytes, 60000);
-    ASSERT_EQ(r.st.last_msg, 17);
+    ASSERT(r.st.last_msg == 0xfedcba9876543210ull);
+    ASSERT(fabs(r.st.t0 - 1700000000.25) < 1e-6);
     ASSERT_EQ(r.st.finishing, 1);
     ASSERT(fabs(r.st.results_end - 1.4) < 1e-9);
     ASSERT_STR_EQ(r.st.options[0], "language");

@@ -190,6 +190,51 @@ static int render_start(struct gsess *s, const struct hark_options *o, struct bu
     return b->oom ? HARK_E_NOMEM : 0;
 }
 
+/* a (natsgw_take, adopt 2) becomes the session s was opened as. Under g->mu. */
+static void adopt(struct gsess *a, struct gsess *s)
+{
+    memcpy(a->speaker, s->speaker, sizeof a->speaker);
+    memcpy(a->language, s->language, sizeof a->language);
+    a->ev = s->ev;
+    a->ev_user = s->ev_user;
+    a->notify = s->notify;
+    a->notify_user = s->notify_user;
+    a->bytes_per_sec = s->bytes_per_sec;
+    a->t0 = a->from.t0;
+    a->seq = a->from.next_seq;
+    a->results_end = a->from.results_end;
+    a->last_hash = a->from.last_msg;
+    atomic_store(&a->sent_bytes, a->from.sent_bytes);
+    a->consumed = 0; /* the worker's next answer says */
+    a->started = 1;
+    a->t_start = a->t_heard = a->t_ka = clock_mono_ns();
+    /* What the holder delivered the client has (in the events handed over):
+     * its last message and everything before it go. Both gateways received
+     * the worker's messages in the worker's order; one the holder never
+     * delivered is not in the queue's past. */
+    if (a->from.last_msg) {
+        struct gitem *hit = NULL;
+        for (struct gitem *it = a->head; it; it = it->next)
+            if (it->hash == a->from.last_msg) {
+                hit = it;
+                break;
+            }
+        while (hit && a->head) {
+            struct gitem *it = a->head;
+            a->head = it->next;
+            a->queued_bytes -= it->cost;
+            if (!a->head)
+                a->tail = NULL;
+            gwsess_item_free(it);
+            if (it == hit)
+                break;
+        }
+    }
+    a->adopt = 0;
+    if (a->head)
+        a->notify(a->notify_user);
+}
+
 static int gw_open(void *ctx, const struct hark_options *opts, const char *session_id,
                    hark_event_cb ev, void *ev_user, void (*notify)(void *), void *notify_user,
                    void **out, char *err, size_t n)
@@ -230,6 +275,21 @@ static int gw_open(void *ctx, const struct hark_options *opts, const char *sessi
     }
     snprintf(s->subject, sl, "%s.%s", g->subj_in, s->id);
     pthread_mutex_lock(&g->mu);
+    struct gsess *a = natsgw_adoptable(g, s->id);
+    if (a) {
+        /* taken from another gateway (natsgw_take): its subscription has
+         * queued the worker's messages since before the holder stopped; the
+         * session goes on where the holder left off, with no start */
+        adopt(a, s);
+        pthread_mutex_unlock(&g->mu);
+        buf_deinit(&b);
+        hark_free(s->subject);
+        hark_free(s);
+        metrics_add(g->m_sessions, 1);
+        metrics_inc(g->m_taken);
+        *out = a;
+        return 0;
+    }
     if (natsgw_running(g, s->id)) {
         pthread_mutex_unlock(&g->mu);
         buf_deinit(&b);
@@ -420,17 +480,28 @@ static void gw_poll(void *p)
     struct gsess *s = p;
     struct natsgw *g = s->g;
     pthread_mutex_lock(&g->mu);
+    if (atomic_load(&s->frozen)) { /* being handed over: its messages wait */
+        pthread_mutex_unlock(&g->mu);
+        return;
+    }
     struct gitem *it = s->head;
     s->head = s->tail = NULL;
     s->queued_bytes = 0;
+    s->polling = 1;
     pthread_mutex_unlock(&g->mu);
     while (it) {
         struct gitem *next = it->next;
-        if (!s->closed_delivered)
+        if (!s->closed_delivered) {
             deliver(s, it);
+            if (it->hash)
+                s->last_hash = it->hash;
+        }
         gwsess_item_free(it);
         it = next;
     }
+    pthread_mutex_lock(&g->mu);
+    s->polling = 0;
+    pthread_mutex_unlock(&g->mu);
     if (!s->closed_delivered)
         pump(s); /* the window may have moved */
 }
@@ -459,7 +530,7 @@ static void gw_destroy(void *p)
     struct natsgw *g = s->g;
     /* abandoned before its end went out (the client went away): the
      * worker's session ends too instead of waiting for its idle timeout */
-    if (!s->end_sent && !s->closed_delivered) {
+    if (!s->end_sent && !s->closed_delivered && !atomic_load(&s->frozen)) {
         struct buf b;
         buf_init(&b);
         nres_render_simple(&b, "end");

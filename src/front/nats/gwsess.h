@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "base/metrics.h"
+#include "front/nats/gwtake.h"
 #include "front/nats/natsgw.h"
 #include "front/nats/nmsg.h"
 #include "front/nats/nres.h"
@@ -26,6 +27,7 @@ struct gitem {
     struct gitem *next;
     size_t cost;
     struct nres r; /* parsed result, or a synthetic error (kind NRES_ERROR, text in msg) */
+    uint64_t hash; /* of the message's bytes (0: synthetic): what a hand-over matches */
     int synthetic_closed;
     char msg[300];
 };
@@ -54,6 +56,7 @@ struct gsess {
 
     /* the chan's worker thread */
     uint64_t seq;
+    uint64_t last_hash; /* the newest worker message delivered (gwtake.h last_msg) */
     double results_end; /* the furthest audio a result covered */
     int closed_delivered;
     int end_queued;
@@ -75,6 +78,13 @@ struct gsess {
     uint64_t consumed; /* audio the worker took off its queue, from its last answer */
     int gone;          /* destroyed: its subscription's last messages are dropped */
     int refs;          /* the chan's, and the subscription's until its last callback returned */
+    int polling;       /* the chan's worker thread delivers what it took off the queue */
+    atomic_int frozen; /* handed to another gateway (natsgw_freeze): nothing is delivered,
+                          no end goes to the worker */
+    /* taken from another gateway (natsgw_take): subscribed and queueing, not
+     * yet opened (adopt 1); the holder's answer arrived (adopt 2) */
+    int adopt;
+    struct gwtake_state from; /* adopt 2: where the holder left off (no options) */
     struct gsess *prev, *next;
 
     /* the session's own subscription to {subject_out}.{id}; its closure is
@@ -97,12 +107,18 @@ struct natsgw {
     pthread_t timer;
     int timer_started;
 
-    struct metric *m_connected, *m_sessions, *m_timeouts, *m_bad;
+    struct metric *m_connected, *m_sessions, *m_timeouts, *m_bad, *m_handed, *m_taken;
+    natsSubscription *take_sub;  /* {subject_out}.take.* */
+    struct natsgw_take_cbs take; /* under mu */
+    int takes;                   /* take threads running (under mu) */
 };
 
 /* natsgw.c: the timer's list (under g->mu); natsgw_running: a session
  * with this id is in it (a linear scan: once per session start). */
 int natsgw_running(struct natsgw *g, const char *id);
+/* The session natsgw_take prepared for id, once the holder answered (adopt
+ * 2), or NULL. Under g->mu. */
+struct gsess *natsgw_adoptable(struct natsgw *g, const char *id);
 void natsgw_add(struct natsgw *g, struct gsess *s);
 void natsgw_del(struct natsgw *g, struct gsess *s);
 /* Subscribes s to {subject_out}.{id}, its results: two references from

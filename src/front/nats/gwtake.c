@@ -180,7 +180,7 @@ void gwtake_render_reply(struct buf *out, const struct gwtake_state *st,
 {
     msgpack_packer pk;
     msgpack_packer_init(&pk, out, buf_sink);
-    msgpack_pack_map(&pk, 9);
+    msgpack_pack_map(&pk, 10);
     pack_str(&pk, "ok");
     msgpack_pack_true(&pk);
     pack_str(&pk, "next_seq");
@@ -193,6 +193,8 @@ void gwtake_render_reply(struct buf *out, const struct gwtake_state *st,
     msgpack_pack_uint64(&pk, st->last_msg);
     pack_str(&pk, "results_end");
     msgpack_pack_double(&pk, st->results_end);
+    pack_str(&pk, "t0");
+    msgpack_pack_double(&pk, st->t0);
     pack_str(&pk, "finishing");
     if (st->finishing)
         msgpack_pack_true(&pk);
@@ -520,8 +522,13 @@ static int parse_reply_map(struct pctx *p, const msgpack_object *m, size_t len)
             if (u64v(v, &r->st.sent_bytes))
                 key = "sent_bytes";
         } else if (key_is(k, "last_msg")) {
-            if (u64v(v, &r->st.last_msg))
+            if (v->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
                 key = "last_msg";
+            else
+                r->st.last_msg = v->via.u64;
+        } else if (key_is(k, "t0")) {
+            if (num(v, &r->st.t0))
+                key = "t0";
         } else if (key_is(k, "results_end")) {
             if (num(v, &r->st.results_end))
                 key = "results_end";

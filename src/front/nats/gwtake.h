@@ -9,7 +9,7 @@
  *
  *   request {token, last_seq, audio_bytes}   (the client's resume, as sent)
  *   reply   {ok: true, next_seq, audio_bytes, sent_bytes, last_msg,
- *            results_end, finishing, options: {name: text}, events: [...]}
+ *            results_end, t0, finishing, options: {name: text}, events: [...]}
  *        or {ok: false, error: "..."}        (wrong token, attached, ...)
  *
  * events are the session's held events after the client's last_seq
@@ -51,8 +51,10 @@ struct gwtake_state {
     uint64_t next_seq;    /* the seq its next event gets */
     uint64_t audio_bytes; /* client audio the session holds (the `resumed` message's) */
     uint64_t sent_bytes;  /* audio published to the worker */
-    uint64_t last_msg;    /* the newest worker message whose events are in the reply */
+    uint64_t last_msg;    /* the newest worker message whose events are in the reply: a
+                             64-bit hash of its bytes (0: none) */
     double results_end;   /* the furthest audio a result covered */
+    double t0;            /* wall clock of the session's start (its chunks' timestamps) */
     int finishing;        /* the client's `close` was taken */
     /* name, value pairs (the session's options as text, hark_options_get),
      * NULL-terminated */

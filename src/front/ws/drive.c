@@ -260,6 +260,11 @@ static int do_resume(struct wsconn *c, const struct dialect_out *out, const stru
     const char *id = dialect_str(out, a->str);
     int rc = wsconn_resume(c, id, dialect_str(out, a->str2), a->last_seq, a->audio_bytes, err,
                            sizeof err);
+    /* not held here: another gateway may hold it (wstake.c); the answer
+     * comes to drive_taken */
+    if (rc == HARK_E_RESUME_FAILED && !wsconn_take(c, id, dialect_str(out, a->str2), a->last_seq,
+                                                   a->audio_bytes, err, sizeof err))
+        return 1;
     if (rc) {
         sig(c, DS_REFUSED, rc, err, depth);
         return rc;
@@ -274,6 +279,42 @@ static int do_resume(struct wsconn *c, const struct dialect_out *out, const stru
     started(c, &s, depth);
     wsconn_replay(c, a->last_seq);
     return 0;
+}
+
+void drive_taken(struct wsconn *c, const struct gwtake_reply *r, const char *why)
+{
+    char err[300];
+    int rc;
+    struct rwrap *w = NULL;
+    if (!r) {
+        LOG_INFO(c->taking, "resume failed: %s", why);
+        rc = err_set(err, sizeof err, HARK_E_RESUME_FAILED,
+                     "no session with that id and token here (expired, ended, or on another "
+                     "server); start a new session");
+    } else if (!(w = hark_calloc(1, sizeof *w))) {
+        rc = err_set(err, sizeof err, HARK_E_NOMEM, "out of memory");
+    } else {
+        w->fe = c->fe;
+        w->d = c->d; /* a resumable dialect's render needs no state */
+        rc = wsconn_adopt(c, r, render_cb, w, rwrap_free, err, sizeof err);
+        if (rc && !c->chan)
+            rwrap_free(w); /* not taken by a failed start */
+    }
+    int64_t last_seq = c->take_last_seq;
+    c->taking[0] = 0;
+    if (rc) {
+        sig(c, DS_REFUSED, rc == HARK_E_NOMEM ? rc : HARK_E_RESUME_FAILED, err, 0);
+        return;
+    }
+    struct dialect_session s = {
+        .id = chan_session_id(c->chan),
+        .resume_token = wsconn_token(c),
+        .resumed = 1,
+        .last_seq = last_seq,
+        .audio_bytes = wsconn_audio_bytes(c),
+    };
+    started(c, &s, 0);
+    wsconn_replay(c, last_seq);
 }
 
 /* A key sent in-band (the dialect's first message). A key the request

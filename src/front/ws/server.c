@@ -492,6 +492,7 @@ static int cb_http(struct lws *wsi, enum lws_callback_reasons reason, void *user
             begin_shutdown(fe);
         drain_all(fe);
         batch_drain(fe);
+        wstake_service(fe);
         return 0;
     case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
         return confirm_upgrade(fe, wsi);
@@ -611,7 +612,8 @@ int wsfe_create(struct wsfe **out, const struct wsfe_cfg *cfg, struct hark_engin
         .ended_cb = wsess_ended_cb,
         .user = fe,
     };
-    if ((rc = table_create(&fe->table, &tc))) {
+    if ((rc = table_create(&fe->table, &tc)) ||
+        (cfg->takeover && (rc = wstake_create(&fe->take)))) {
         err_set(err, n, rc, "out of memory");
         goto fail;
     }
@@ -718,6 +720,8 @@ void wsfe_destroy(struct wsfe *fe)
     if (fe->own_workers)
         workers_destroy(fe->workers);
     fe->workers = NULL;
+    wstake_destroy(fe, fe->take); /* the backend calls no more (serve.c) */
+    fe->take = NULL;
     if (fe->ctx) {
         lws_sul_cancel(&fe->tick);
         lws_context_destroy(fe->ctx);

@@ -19,6 +19,7 @@
 #include "base/log.h"
 #include "base/mem.h"
 #include "front/ws/wsfe_state.h"
+#include "front/nats/gwtake.h"
 #include "host/admit.h"
 
 /* Acks tell a resuming client how much of its audio it need not resend;
@@ -48,7 +49,14 @@ struct wsess {
     const struct dialect_ops *d;
     chan_render_cb render;
     void *render_user;
+    struct hark_options *opts; /* the session's (a hand-over carries them; NULL: none kept) */
 };
+
+const struct hark_options *wsess_options(struct tsess *s)
+{
+    struct wsess *w = s->user;
+    return w ? w->opts : NULL;
+}
 
 /* The session detached (+1) or stopped waiting (-1: resumed or ended). */
 static void waiting(struct wsfe *fe, struct tsess *s, int delta)
@@ -73,6 +81,7 @@ void wsess_ended_cb(void *user, struct tsess *s)
     admit_release(w->slot);
     auth_release(fe->auth, w->key_index);
     wsfe_peer_release(fe, w->peer);
+    hark_options_destroy(w->opts);
     hark_free(w);
     s->user = NULL;
     fe->n_sessions--;
@@ -101,8 +110,19 @@ int wsconn_admit(struct wsconn *c, char *msg, size_t n)
     return wsfe_admit(c->fe, msg, n);
 }
 
+static int start_session(struct wsconn *c, const struct hark_options *opts, const char *id,
+                         chan_render_cb render, void *render_user, void (*free_user)(void *),
+                         char *err, size_t n);
+
 int wsconn_start(struct wsconn *c, const struct hark_options *opts, chan_render_cb render,
                  void *render_user, void (*free_user)(void *), char *err, size_t n)
+{
+    return start_session(c, opts, NULL, render, render_user, free_user, err, n);
+}
+
+static int start_session(struct wsconn *c, const struct hark_options *opts, const char *id,
+                         chan_render_cb render, void *render_user, void (*free_user)(void *),
+                         char *err, size_t n)
 {
     struct wsfe *fe = c->fe;
     /* The slot wsconn_admit reserved; admitted now if none is waiting. */
@@ -120,7 +140,7 @@ int wsconn_start(struct wsconn *c, const struct hark_options *opts, chan_render_
         return err_set(err, n, HARK_E_NOMEM, "out of memory");
     }
     /* structured: the chan keeps the events, rendered here (conn_drain) */
-    rc = wsfe_chan_create(fe, &c->chan, opts, NULL, NULL, render_user, err, n);
+    rc = wsfe_chan_create(fe, &c->chan, opts, id, NULL, render_user, err, n);
     if (rc) {
         admit_release(slot);
         hark_free(w);
@@ -146,6 +166,8 @@ int wsconn_start(struct wsconn *c, const struct hark_options *opts, chan_render_
     c->key_index = -1;
     c->peer[0] = 0;
     c->ts->user = w;
+    if (fe->cfg.takeover && hark_options_copy(&w->opts, opts))
+        w->opts = NULL; /* out of memory: handed over with the gateway's defaults */
     admit_bind(c->slot, c->chan);
     fe->n_sessions++;
     LOG_INFO(chan_session_id(c->chan), "session started on %s (%s)", c->path, c->d->name);
@@ -419,4 +441,70 @@ void wsconn_session_gone(struct wsconn *c)
         c->ts = NULL;
         c->slot = NULL; /* released with the session (wsess_ended_cb) */
     }
+}
+
+int wsconn_take(struct wsconn *c, const char *id, const char *token, int64_t last_seq,
+                uint64_t client_bytes, char *err, size_t n)
+{
+    struct wsfe *fe = c->fe;
+    const struct wsfe_takeover *to = fe->cfg.takeover;
+    if (!to || !fe->take || !table_resume_window(fe->table) || table_find(fe->table, id) ||
+        c->taking[0] || strlen(id) >= sizeof c->taking || strlen(token) >= sizeof c->take_token)
+        return HARK_E_RESUME_FAILED;
+    struct gwtake_req q = {.last_seq = last_seq, .audio_bytes = client_bytes};
+    snprintf(q.token, sizeof q.token, "%s", token);
+    char why[300];
+    if (to->take(to->ctx, id, &q, why, sizeof why)) {
+        LOG_INFO(id, "resume: cannot ask the other gateways: %s", why);
+        return err_set(err, n, HARK_E_RESUME_FAILED, "%s", why);
+    }
+    snprintf(c->taking, sizeof c->taking, "%s", id);
+    snprintf(c->take_token, sizeof c->take_token, "%s", token);
+    c->take_last_seq = last_seq;
+    LOG_INFO(id, "resume: not held here; asking the other gateways");
+    return 0;
+}
+
+int wsconn_adopt(struct wsconn *c, const struct gwtake_reply *r, chan_render_cb render,
+                 void *render_user, void (*free_user)(void *), char *err, size_t n)
+{
+    struct wsfe *fe = c->fe;
+    struct hark_options *o = NULL;
+    int rc = hark_options_copy(&o, wsfe_defaults(fe));
+    if (rc)
+        return err_set(err, n, HARK_E_NOMEM, "out of memory");
+    for (size_t i = 0; !rc && r->st.options[i]; i += 2)
+        rc = hark_options_set(o, r->st.options[i], r->st.options[i + 1], err, n);
+    if (!rc && !(rc = wsconn_admit(c, err, n)))
+        rc = start_session(c, o, c->taking, render, render_user, free_user, err, n);
+    if (!rc && strcmp(chan_session_id(c->chan), c->taking))
+        rc = err_set(err, n, HARK_E_INTERNAL, "the session did not keep its id");
+    char speaker[128] = "";
+    if (!rc)
+        hark_options_get(o, "speaker_id", speaker, sizeof speaker);
+    hark_options_destroy(o);
+    if (rc)
+        return rc; /* a started session ends with the connection */
+    struct tsess *s = c->ts;
+    snprintf(s->token, sizeof s->token, "%s", c->take_token);
+    s->audio_bytes = r->st.audio_bytes;
+    if (c->take_last_seq >= 0) /* older events stayed behind: a resume needing them fails */
+        outbox_lose(&s->hist, (uint64_t)c->take_last_seq);
+    for (size_t i = 0; i < r->n_events; i++) {
+        struct hark_event ev = r->events[i];
+        ev.session_id = s->id;
+        ev.speaker_id = speaker;
+        struct chan_msg *m = chan_event_msg(&ev);
+        if (!m) {
+            outbox_lose(&s->hist, ev.seq);
+            continue;
+        }
+        outbox_push(&s->hist, m);
+    }
+    s->hist.next_seq = r->st.next_seq;
+    c->acked = s->audio_bytes;
+    c->take_token[0] = 0;
+    LOG_INFO(s->id, "session taken over from another gateway (%zu events held, next seq %llu)",
+             r->n_events, (unsigned long long)r->st.next_seq);
+    return 0;
 }

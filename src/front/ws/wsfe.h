@@ -84,7 +84,35 @@ struct wsfe_cfg {
      * wsfe_destroy. */
     const struct backend *backend;
     const char *engine_name; /* with a backend: the engine name dialects report */
+    /* With a backend whose sessions other processes can hold (`hark serve
+     * --backend`: front/nats/natsgw.h): a resume of a session held detached
+     * by another gateway takes it over (wstake.c). NULL: none. Outlives
+     * wsfe_destroy. */
+    const struct wsfe_takeover *takeover;
 };
+
+struct gwtake_req;
+struct gwtake_reply;
+struct gwtake_state;
+/* The backend's half of a hand-over (natsgw_take, natsgw_take_cancel,
+ * natsgw_freeze, natsgw_thaw, natsgw_answer; front/nats/gwtake.h). */
+struct wsfe_takeover {
+    void *ctx;
+    int (*take)(void *ctx, const char *id, const struct gwtake_req *q, char *err, size_t n);
+    void (*take_cancel)(void *ctx, const char *id);
+    int (*freeze)(void *backend_session, struct gwtake_state *st);
+    void (*thaw)(void *backend_session);
+    void (*answer)(void *ctx, const char *reply, const struct gwtake_state *st,
+                   const struct hark_event *const *events, size_t n_events, const char *why);
+    void (*reply_free)(struct gwtake_reply *r); /* the reply and its struct */
+};
+/* The backend's callbacks (any thread): queued for the service thread.
+ * wsfe_take_request: another gateway asks for session id (answered on
+ * reply if it is held here detached); wsfe_taken: the outcome of a take
+ * this front end asked for (r owned from now on; NULL with why). */
+void wsfe_take_request(struct wsfe *fe, const char *id, const struct gwtake_req *q,
+                       const char *reply);
+void wsfe_taken(struct wsfe *fe, const char *id, struct gwtake_reply *r, const char *why);
 
 enum wsconn_state { WC_OPEN, WC_STREAMING, WC_CLOSING, WC_GONE };
 
@@ -124,6 +152,11 @@ struct wsconn {
     int peer_close;     /* close code the peer sent (0 = none: the connection dropped) */
     uint64_t acked;     /* audio bytes of the last ack sent */
     int64_t last_ack;
+    /* A resume waiting for another gateway's hand-over (wstake.c): the
+     * session id, "" when none. */
+    char taking[64];
+    char take_token[33];
+    int64_t take_last_seq;
     struct wsconn *prev, *next;
 };
 
@@ -160,6 +193,18 @@ void wsconn_ack(struct wsconn *c, int force);
 int wsconn_resume(struct wsconn *c, const char *id, const char *token, int64_t last_seq,
                   uint64_t client_bytes, char *err, size_t n);
 void wsconn_replay(struct wsconn *c, int64_t last_seq);
+/* A resume of a session not held here (HARK_E_RESUME_FAILED from
+ * wsconn_resume and no such id here): with a takeover, asks the other
+ * gateways (0: the connection waits, c->taking; the outcome comes to
+ * drive_taken); else HARK_E_RESUME_FAILED. */
+int wsconn_take(struct wsconn *c, const char *id, const char *token, int64_t last_seq,
+                uint64_t client_bytes, char *err, size_t n);
+/* The session handed over (r): the connection's session from now on, its
+ * events after last_seq held for the replay. 0 or an error with why. */
+int wsconn_adopt(struct wsconn *c, const struct gwtake_reply *r, chan_render_cb render,
+                 void *render_user, void (*free_user)(void *), char *err, size_t n);
+/* The options a session started with (kept with a takeover), or NULL. */
+const struct hark_options *wsess_options(struct tsess *s);
 const char *wsconn_token(struct wsconn *c);
 uint64_t wsconn_audio_bytes(struct wsconn *c);
 int wsfe_resume_window(struct wsfe *fe);
@@ -253,6 +298,14 @@ int drive_text(struct wsconn *c, const char *msg, size_t len);
 int drive_binary(struct wsconn *c, const uint8_t *data, size_t len);
 void drive_signal(struct wsconn *c, enum dialect_sig sig, int err, const char *msg);
 void drive_destroy(struct wsconn *c);
+/* A take (wsconn_take) ended: r the hand-over, or NULL with why. */
+void drive_taken(struct wsconn *c, const struct gwtake_reply *r, const char *why);
+/* wstake.c: the hand-over's queues; wstake_service runs them (service
+ * thread: at every wake-up and tick). */
+struct wstake;
+int wstake_create(struct wstake **out);
+void wstake_destroy(struct wsfe *fe, struct wstake *t);
+void wstake_service(struct wsfe *fe);
 
 /* http.c */
 int http_handle(struct wsfe *fe, struct lws *wsi, const char *path);

@@ -52,6 +52,7 @@ struct wsfe {
     struct stats stats; /* host/stats.h: events, errors, latencies, audio */
     struct metric *m_conns;
     struct metric *m_decode, *m_streams, *m_circuit;
+    struct wstake *take; /* wstake.c: hand-overs between gateways (cfg.takeover), or NULL */
 };
 
 #endif
