@@ -16,6 +16,7 @@
 #include "cli/config.h"
 #include "engines/sherpa/sh_lib.h"
 #include "base/mem.h"
+#include "front/nats/gwhand.h"
 #include "front/nats/natsgw.h"
 #include "front/nats/natsw.h"
 #include "front/ws/wsfe.h"
@@ -109,18 +110,18 @@ static const char *gateway_not_ready(void *user)
 /* --backend: detached sessions handed between gateways (natsgw.h, wstake.c). */
 static int take_ask(void *ctx, const char *id, const struct gwtake_req *q, char *err, size_t n)
 {
-    return natsgw_take(ctx, id, q, err, n);
+    return gwhand_take(ctx, id, q, err, n);
 }
 
 static void take_cancel(void *ctx, const char *id)
 {
-    natsgw_take_cancel(ctx, id);
+    gwhand_cancel(ctx, id);
 }
 
 static void take_answer(void *ctx, const char *reply, const struct gwtake_state *st,
                         const struct hark_event *const *events, size_t n_events, const char *why)
 {
-    natsgw_answer(ctx, reply, st, events, n_events, why);
+    gwhand_answer(ctx, reply, st, events, n_events, why);
 }
 
 static void take_reply_free(struct gwtake_reply *r)
@@ -460,8 +461,8 @@ int cli_serve_run(int argc, char **argv, int with_ws)
         .ctx = gw,
         .take = take_ask,
         .take_cancel = take_cancel,
-        .freeze = natsgw_freeze,
-        .thaw = natsgw_thaw,
+        .freeze = gwhand_freeze,
+        .thaw = gwhand_thaw,
         .answer = take_answer,
         .reply_free = take_reply_free,
     };
@@ -511,8 +512,8 @@ int cli_serve_run(int argc, char **argv, int with_ws)
         goto out;
     }
     if (fe && wc.takeover) {
-        struct natsgw_take_cbs tc = {.request = take_request_cb, .taken = taken_cb, .user = fe};
-        natsgw_set_take(gw, &tc);
+        struct gwhand_cbs tc = {.request = take_request_cb, .taken = taken_cb, .user = fe};
+        gwhand_set(gw, &tc);
     }
     if ((!with_ws || cfg.nats_url[0]) &&
         (rc = cli_nats_start(&nw, &cfg, defaults, eng, wpool, admit, metrics, err, sizeof err))) {
@@ -576,7 +577,7 @@ out:
     workers_destroy(wpool);
     set_wake(NULL, NULL);
     if (gw)
-        natsgw_set_take(gw, NULL); /* no more calls into the front end */
+        gwhand_set(gw, NULL); /* no more calls into the front end */
     wsfe_destroy(fe);
     natsgw_destroy(gw); /* after the front end: its sessions were on it */
     natsw_destroy(nw);

@@ -190,7 +190,7 @@ static int render_start(struct gsess *s, const struct hark_options *o, struct bu
     return b->oom ? HARK_E_NOMEM : 0;
 }
 
-/* a (natsgw_take, adopt 2) becomes the session s was opened as. Under g->mu. */
+/* a (gwhand_take, adopt 2) becomes the session s was opened as. Under g->mu. */
 static void adopt(struct gsess *a, struct gsess *s)
 {
     memcpy(a->speaker, s->speaker, sizeof a->speaker);
@@ -277,7 +277,7 @@ static int gw_open(void *ctx, const struct hark_options *opts, const char *sessi
     pthread_mutex_lock(&g->mu);
     struct gsess *a = natsgw_adoptable(g, s->id);
     if (a) {
-        /* taken from another gateway (natsgw_take): its subscription has
+        /* taken from another gateway (gwhand_take): its subscription has
          * queued the worker's messages since before the holder stopped; the
          * session goes on where the holder left off, with no start */
         adopt(a, s);

@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "base/metrics.h"
+#include "front/nats/gwhand.h"
 #include "front/nats/gwtake.h"
 #include "front/nats/natsgw.h"
 #include "front/nats/nmsg.h"
@@ -79,9 +80,9 @@ struct gsess {
     int gone;          /* destroyed: its subscription's last messages are dropped */
     int refs;          /* the chan's, and the subscription's until its last callback returned */
     int polling;       /* the chan's worker thread delivers what it took off the queue */
-    atomic_int frozen; /* handed to another gateway (natsgw_freeze): nothing is delivered,
+    atomic_int frozen; /* handed to another gateway (gwhand_freeze): nothing is delivered,
                           no end goes to the worker */
-    /* taken from another gateway (natsgw_take): subscribed and queueing, not
+    /* taken from another gateway (gwhand_take): subscribed and queueing, not
      * yet opened (adopt 1); the holder's answer arrived (adopt 2) */
     int adopt;
     struct gwtake_state from; /* adopt 2: where the holder left off (no options) */
@@ -108,15 +109,15 @@ struct natsgw {
     int timer_started;
 
     struct metric *m_connected, *m_sessions, *m_timeouts, *m_bad, *m_handed, *m_taken;
-    natsSubscription *take_sub;  /* {subject_out}.take.* */
-    struct natsgw_take_cbs take; /* under mu */
-    int takes;                   /* take threads running (under mu) */
+    natsSubscription *take_sub; /* {subject_out}.take.* */
+    struct gwhand_cbs take;     /* under mu */
+    int takes;                  /* take threads running (under mu) */
 };
 
 /* natsgw.c: the timer's list (under g->mu); natsgw_running: a session
  * with this id is in it (a linear scan: once per session start). */
 int natsgw_running(struct natsgw *g, const char *id);
-/* The session natsgw_take prepared for id, once the holder answered (adopt
+/* The session gwhand_take prepared for id, once the holder answered (adopt
  * 2), or NULL. Under g->mu. */
 struct gsess *natsgw_adoptable(struct natsgw *g, const char *id);
 void natsgw_add(struct natsgw *g, struct gsess *s);
@@ -128,6 +129,11 @@ int natsgw_subscribe(struct natsgw *g, struct gsess *s, char *err, size_t n);
  * unsubscribed; freed once its subscription's last callback returned (maybe
  * on nats.c's thread). Returns the results still queued, the caller's. */
 struct gitem *natsgw_release(struct gsess *s);
+
+/* gwhand.c: {subject_out}.take.* (at the start); the take callbacks off,
+ * takes in flight waited for (bounded), unsubscribed (at the end). */
+int gwhand_subscribe(struct natsgw *g, char *err, size_t n);
+void gwhand_stop(struct natsgw *g);
 
 /* gwsess.c */
 extern const struct backend_ops gwsess_ops;

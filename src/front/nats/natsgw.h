@@ -40,7 +40,6 @@
 #include <stddef.h>
 
 #include "base/metrics.h"
-#include "front/nats/gwtake.h"
 #include "session/backend.h"
 
 struct natsgw;
@@ -63,40 +62,6 @@ int natsgw_create(struct natsgw **out, const struct natsgw_cfg *cfg, char *err, 
 void natsgw_backend(struct natsgw *g, struct backend *out);
 /* 1 while connected to a server. Any thread. */
 int natsgw_connected(struct natsgw *g);
-/* ---- the hand-over of detached sessions between gateways (gwtake.h) ----
- * The front end holds the sessions' table: natsgw relays. The callbacks run
- * on nats.c's threads and must only queue (the front end answers on its own
- * thread). */
-struct natsgw_take_cbs {
-    /* holder: another gateway asks for session id; answer once with
-     * natsgw_answer on the reply subject (copy it) */
-    void (*request)(void *user, const char *id, const struct gwtake_req *q, const char *reply);
-    /* taker: natsgw_take's outcome: r (the callee's, gwtake_reply_free), or
-     * NULL and why (no answer in time, an answer that did not parse) */
-    void (*taken)(void *user, const char *id, struct gwtake_reply *r, const char *why);
-    void *user;
-};
-/* NULL: off (take requests are not answered). */
-void natsgw_set_take(struct natsgw *g, const struct natsgw_take_cbs *cbs);
-/* taker: subscribes to {subject_out}.{id} (its results are queued from
- * now on), then asks the gateways on {subject_out}.take.{id}; the outcome
- * comes through cbs->taken within timeout_ms. On success the front end
- * opens a session with this id (the backend adopts the subscription), else
- * calls natsgw_take_cancel. HARK_E_STATE (a session with this id runs here),
- * HARK_E_BUSY (not connected), HARK_E_NOMEM. */
-int natsgw_take(struct natsgw *g, const char *id, const struct gwtake_req *q, char *err, size_t n);
-void natsgw_take_cancel(struct natsgw *g, const char *id);
-/* holder: a chan's backend session (chan_backend_session) stops delivering
- * so that its state can be handed over: 0 with st's numbers filled (no
- * options, no events), 1 when it is not ready yet (audio or results still
- * on their way: try again later). A frozen session sends no end when it is
- * destroyed. natsgw_thaw undoes it. */
-int natsgw_freeze(void *bs, struct gwtake_state *st);
-void natsgw_thaw(void *bs);
-/* holder: the answer (events NULL and why set: a refusal). */
-void natsgw_answer(struct natsgw *g, const char *reply, const struct gwtake_state *st,
-                   const struct hark_event *const *events, size_t n_events, const char *why);
-
 /* Accepts NULL. Every session must be destroyed (the pool gone) first. */
 void natsgw_destroy(struct natsgw *g);
 

@@ -94,8 +94,8 @@ struct wsfe_cfg {
 struct gwtake_req;
 struct gwtake_reply;
 struct gwtake_state;
-/* The backend's half of a hand-over (natsgw_take, natsgw_take_cancel,
- * natsgw_freeze, natsgw_thaw, natsgw_answer; front/nats/gwtake.h). */
+/* The backend's half of a hand-over (front/nats/gwhand.h: gwhand_take,
+ * gwhand_cancel, gwhand_freeze, gwhand_thaw, gwhand_answer). */
 struct wsfe_takeover {
     void *ctx;
     int (*take)(void *ctx, const char *id, const struct gwtake_req *q, char *err, size_t n);

@@ -1,6 +1,6 @@
 /*
  * Detached sessions handed between gateways (`hark serve --backend`, issue
- * 14 §5; the exchange is front/nats/natsgw.c's, the messages gwtake.h's):
+ * 14 §5; the exchange is front/nats/gwhand.c's, the messages gwtake.h's):
  * the front end's half, on the service thread.
  *
  * Holder: another gateway asks for a session (wsfe_take_request, from
