@@ -307,6 +307,11 @@ int table_resume(struct table *t, const char *id, const char *token, int64_t las
     return 0;
 }
 
+void table_count_resume(struct table *t, int ok)
+{
+    metrics_inc(ok ? t->m_resume_ok : t->m_resume_failed);
+}
+
 void table_attach(struct table *t, struct tsess *s, void *conn)
 {
     if (s->detached_at) {

@@ -99,6 +99,9 @@ void table_end(struct table *t, struct tsess *s);
  * over. */
 int table_resume(struct table *t, const char *id, const char *token, int64_t last_seq,
                  uint64_t client_bytes, struct tsess **out, char *msg, size_t n);
+/* Count a resume that did not go through table_resume/table_attach (a
+ * session taken over from another gateway, front/ws/wstake.c). */
+void table_count_resume(struct table *t, int ok);
 /* Attach a found session to conn (counts the resume). */
 void table_attach(struct table *t, struct tsess *s, void *conn);
 

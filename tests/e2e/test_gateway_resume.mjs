@@ -81,7 +81,7 @@ function checkSeq(log) {
 
 async function metric(g, name) {
   const text = await (await fetch(g.http + '/metrics')).text();
-  const m = text.match(new RegExp('^' + name + ' (\\d+)', 'm'));
+  const m = text.match(new RegExp('^' + name.replace(/[{}]/g, '\\$&') + ' (\\d+)', 'm'));
   return m ? Number(m[1]) : 0;
 }
 
@@ -121,6 +121,8 @@ test('a session detached on gateway A resumes on gateway B: the same finals, eve
   // A handed it over and sent no end; B took it
   assert.equal(await metric(gwA, 'hark_backend_handed_over_total'), handedBefore + 1);
   assert.equal(await metric(gwB, 'hark_backend_taken_over_total'), 1);
+  assert.equal(await metric(gwB, 'hark_resumes_total{result="ok"}'), 1);
+  assert.equal(await metric(gwB, 'hark_resumes_total{result="failed"}'), 0);
   assert.match(gwA.log(), new RegExp(`${resumed[0].session_id}.*session handed over to another gateway`));
   t.diagnostic(`${reference.length} segments, ${n} events; resumed at seq ${resumed[0].last_seq}`);
 });
@@ -154,6 +156,7 @@ test('a wrong token via gateway B: resume_failed, and the session stays on A for
   assert.equal(await bad.closed, 4404);
   assert.ok(bad.events.some((e) => e.type === 'error' && e.code === 'resume_failed'), JSON.stringify(bad.events));
   assert.ok(Date.now() - t0 < 5000);
+  assert.equal(await metric(gwB, 'hark_resumes_total{result="failed"}'), 1);
 
   // the right token via B takes it over: its events come again from the start
   const good = await firstMessage(gwB.url, { type: 'resume', session_id: ready.session_id,

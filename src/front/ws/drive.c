@@ -302,6 +302,7 @@ void drive_taken(struct wsconn *c, const struct gwtake_reply *r, const char *why
     }
     int64_t last_seq = c->take_last_seq;
     c->taking[0] = 0;
+    wsconn_count_resume(c, rc == 0);
     if (rc) {
         sig(c, DS_REFUSED, rc == HARK_E_NOMEM ? rc : HARK_E_RESUME_FAILED, err, 0);
         return;

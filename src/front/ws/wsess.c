@@ -335,6 +335,11 @@ int wsconn_resume(struct wsconn *c, const char *id, const char *token, int64_t l
 {
     struct wsfe *fe = c->fe;
     struct tsess *s;
+    if (fe->take && table_resume_window(fe->table) && !table_find(fe->table, id))
+        /* maybe another gateway's (wsconn_take, which counts the outcome) */
+        return err_set(err, n, HARK_E_RESUME_FAILED,
+                       "no session with that id and token here (expired, ended, or on another "
+                       "server); start a new session");
     int rc = table_resume(fe->table, id, token, last_seq, client_bytes, &s, err, n);
     if (rc)
         return rc;
@@ -448,13 +453,17 @@ int wsconn_take(struct wsconn *c, const char *id, const char *token, int64_t las
 {
     struct wsfe *fe = c->fe;
     const struct wsfe_takeover *to = fe->cfg.takeover;
-    if (!to || !fe->take || !table_resume_window(fe->table) || table_find(fe->table, id) ||
-        c->taking[0] || strlen(id) >= sizeof c->taking || strlen(token) >= sizeof c->take_token)
+    if (!to || !fe->take || !table_resume_window(fe->table) || table_find(fe->table, id))
+        return HARK_E_RESUME_FAILED; /* table_resume answered (and counted) */
+    if (c->taking[0] || strlen(id) >= sizeof c->taking || strlen(token) >= sizeof c->take_token) {
+        table_count_resume(fe->table, 0);
         return HARK_E_RESUME_FAILED;
+    }
     struct gwtake_req q = {.last_seq = last_seq, .audio_bytes = client_bytes};
     snprintf(q.token, sizeof q.token, "%s", token);
     char why[300];
     if (to->take(to->ctx, id, &q, why, sizeof why)) {
+        table_count_resume(fe->table, 0);
         LOG_INFO(id, "resume: cannot ask the other gateways: %s", why);
         return err_set(err, n, HARK_E_RESUME_FAILED, "%s", why);
     }
@@ -507,4 +516,9 @@ int wsconn_adopt(struct wsconn *c, const struct gwtake_reply *r, chan_render_cb 
     LOG_INFO(s->id, "session taken over from another gateway (%zu events held, next seq %llu)",
              r->n_events, (unsigned long long)r->st.next_seq);
     return 0;
+}
+
+void wsconn_count_resume(struct wsconn *c, int ok)
+{
+    table_count_resume(c->fe->table, ok);
 }

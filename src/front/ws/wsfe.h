@@ -203,6 +203,8 @@ int wsconn_take(struct wsconn *c, const char *id, const char *token, int64_t las
  * events after last_seq held for the replay. 0 or an error with why. */
 int wsconn_adopt(struct wsconn *c, const struct gwtake_reply *r, chan_render_cb render,
                  void *render_user, void (*free_user)(void *), char *err, size_t n);
+/* A take's outcome for hark_resumes_total{result}. */
+void wsconn_count_resume(struct wsconn *c, int ok);
 /* The options a session started with (kept with a takeover), or NULL. */
 const struct hark_options *wsess_options(struct tsess *s);
 const char *wsconn_token(struct wsconn *c);
