@@ -730,14 +730,7 @@ int hark_client_close(struct hark_client *c, unsigned timeout_ms)
 {
     if (!c)
         return HARK_E_INVAL;
-    struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += timeout_ms / 1000;
-    until.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
-    if (until.tv_nsec >= 1000000000) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000;
-    }
+    struct timespec until = clock_deadline(CLOCK_REALTIME, (int64_t)timeout_ms * 1000000);
     pthread_mutex_lock(&c->mu);
     c->close_req = 1;
     pthread_cond_broadcast(&c->cv); /* a waiting send_audio gives up */

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "base/clock.h"
 #include "base/err.h"
 #include "base/mem.h"
 
@@ -154,14 +155,7 @@ int netres_poll(pthread_mutex_t *mu, struct netres_queue *q, struct netres_done 
 void netres_wait(pthread_mutex_t *mu, pthread_cond_t *cv, const struct netres_queue *q,
                  const unsigned *pending, int timeout_ms)
 {
-    struct timespec deadline;
-    clock_gettime(CLOCK_MONOTONIC, &deadline);
-    deadline.tv_sec += timeout_ms / 1000;
-    deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-    if (deadline.tv_nsec >= 1000000000L) {
-        deadline.tv_sec++;
-        deadline.tv_nsec -= 1000000000L;
-    }
+    struct timespec deadline = clock_deadline(CLOCK_MONOTONIC, (int64_t)timeout_ms * 1000000);
     pthread_mutex_lock(mu);
     while (!q->head && *pending)
         if (timeout_ms < 0)

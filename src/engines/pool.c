@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "base/clock.h"
 #include "hark/hark.h"
 
 void pool_init(struct pool *p, unsigned max)
@@ -39,16 +40,7 @@ static void unlink_item(struct pool *p, struct pool_item *it)
 int pool_take(struct pool *p, const char *key, int wait_ms, struct pool_grant *out)
 {
     memset(out, 0, sizeof *out);
-    struct timespec deadline;
-    clock_gettime(CLOCK_MONOTONIC, &deadline);
-    if (wait_ms > 0) {
-        deadline.tv_sec += wait_ms / 1000;
-        deadline.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
-        if (deadline.tv_nsec >= 1000000000L) {
-            deadline.tv_sec++;
-            deadline.tv_nsec -= 1000000000L;
-        }
-    }
+    struct timespec deadline = clock_deadline(CLOCK_MONOTONIC, (int64_t)wait_ms * 1000000);
     pthread_mutex_lock(&p->lock);
     for (;;) {
         struct pool_item *same = NULL, *clean = NULL, *dirty = NULL;

@@ -667,14 +667,7 @@ static void *setup_main(void *arg)
     struct jsw *j = arg;
     int wait_ms = SETUP_FIRST_MS;
     for (;;) {
-        struct timespec until;
-        clock_gettime(CLOCK_MONOTONIC, &until);
-        until.tv_sec += wait_ms / 1000;
-        until.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
-        if (until.tv_nsec >= 1000000000L) {
-            until.tv_sec++;
-            until.tv_nsec -= 1000000000L;
-        }
+        struct timespec until = clock_deadline(CLOCK_MONOTONIC, (int64_t)wait_ms * 1000000);
         pthread_mutex_lock(&j->mu);
         while (!j->stopping)
             if (pthread_cond_timedwait(&j->setup_cv, &j->mu, &until))

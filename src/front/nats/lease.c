@@ -223,15 +223,8 @@ static void *lease_main(void *arg)
     struct lease *l = arg;
     int first = 1;
     for (;;) {
-        struct timespec until;
-        clock_gettime(CLOCK_MONOTONIC, &until);
-        int64_t ns = (int64_t)l->cfg.ttl_ms * 1000000 / 3;
-        until.tv_sec += ns / 1000000000;
-        until.tv_nsec += ns % 1000000000;
-        if (until.tv_nsec >= 1000000000L) {
-            until.tv_sec++;
-            until.tv_nsec -= 1000000000L;
-        }
+        struct timespec until =
+            clock_deadline(CLOCK_MONOTONIC, (int64_t)l->cfg.ttl_ms * 1000000 / 3);
         pthread_mutex_lock(&l->mu);
         while (!l->stop && !first)
             if (pthread_cond_timedwait(&l->cv, &l->mu, &until))

@@ -26,13 +26,7 @@ void natsw_wake(void *user)
 
 static void wait_wake(struct natsw *nw)
 {
-    struct timespec until;
-    clock_gettime(CLOCK_MONOTONIC, &until);
-    until.tv_nsec += TICK_MS * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
-    }
+    struct timespec until = clock_deadline(CLOCK_MONOTONIC, TICK_MS * 1000000LL);
     pthread_mutex_lock(&nw->wmu);
     while (!nw->wake_pending && !nw->stop_requested)
         if (pthread_cond_timedwait(&nw->wcv, &nw->wmu, &until))
