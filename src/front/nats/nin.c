@@ -50,6 +50,27 @@ static int input_log_allowed(struct natsw *nw)
     return 0;
 }
 
+/* A message for session id published from the delivery thread: b holds
+ * "{subject_out}.{id}\0", the body is rendered after it, and out_publish
+ * sends it unless rendering ran out of memory (then 0), then frees b. */
+static size_t out_begin(struct natsw *nw, struct buf *b, const char *id)
+{
+    buf_init(b);
+    buf_printf(b, "%s.%s", nw->subj_out, id);
+    size_t subj_len = b->len;
+    buf_putc(b, 0);
+    return subj_len;
+}
+
+static int out_publish(struct natsw *nw, struct buf *b, size_t subj_len)
+{
+    int ok = !b->oom;
+    if (ok)
+        natsw_publish(nw, b->data, b->data + subj_len + 1, b->len - subj_len - 1);
+    buf_deinit(b);
+    return ok;
+}
+
 /* A typed error for the sender, published straight away from the delivery
  * thread (natsConnection_Publish is thread-safe and only buffers). */
 static void send_error(struct natsw *nw, const char *id, const char *speaker, int err,
@@ -66,16 +87,10 @@ static void send_error(struct natsw *nw, const char *id, const char *speaker, in
     if (input_log_allowed(nw))
         LOG_WARN(id, "%s: %s", hark_err_code(err), msg);
     struct buf b;
-    buf_init(&b);
-    buf_printf(&b, "%s.%s", nw->subj_out, id);
-    size_t subj_len = b.len;
-    buf_putc(&b, 0);
+    size_t subj_len = out_begin(nw, &b, id);
     nmsg_render_error(&b, id, speaker, err, msg, nmsg_now());
-    if (!b.oom) {
-        natsw_publish(nw, b.data, b.data + subj_len + 1, b.len - subj_len - 1);
+    if (out_publish(nw, &b, subj_len))
         atomic_fetch_add(&nw->errors_out, 1);
-    }
-    buf_deinit(&b);
 }
 
 /* ------------------------------------------------------------ input (delivery thread) */
@@ -457,15 +472,10 @@ static void send_gap(struct natsw *nw, const char *id, const struct pend_err *pe
 {
     LOG_WARN(id, "%s", pe->msg);
     struct buf b;
-    buf_init(&b);
-    buf_printf(&b, "%s.%s", nw->subj_out, id);
-    size_t subj_len = b.len;
-    buf_putc(&b, 0);
+    size_t subj_len = out_begin(nw, &b, id);
     nmsg_render_gap(&b, id, pe->speaker, pe->msg, nmsg_now(), pe->gap_start, pe->gap_duration,
                     pe->audio_offset);
-    if (!b.oom)
-        natsw_publish(nw, b.data, b.data + subj_len + 1, b.len - subj_len - 1);
-    buf_deinit(&b);
+    out_publish(nw, &b, subj_len);
 }
 
 /* The acknowledgement of a start with "ack": true, published before any
@@ -474,27 +484,17 @@ static void send_gap(struct natsw *nw, const char *id, const struct pend_err *pe
 static void send_started(struct natsw *nw, const char *id, const struct pend_err *pe)
 {
     struct buf b;
-    buf_init(&b);
-    buf_printf(&b, "%s.%s", nw->subj_out, id);
-    size_t subj_len = b.len;
-    buf_putc(&b, 0);
+    size_t subj_len = out_begin(nw, &b, id);
     nmsg_render_started(&b, id, pe->speaker, nmsg_now(), nw->instance);
-    if (!b.oom)
-        natsw_publish(nw, b.data, b.data + subj_len + 1, b.len - subj_len - 1);
-    buf_deinit(&b);
+    out_publish(nw, &b, subj_len);
 }
 
 static void send_alive(struct natsw *nw, const char *id, const struct pend_err *pe)
 {
     struct buf b;
-    buf_init(&b);
-    buf_printf(&b, "%s.%s", nw->subj_out, id);
-    size_t subj_len = b.len;
-    buf_putc(&b, 0);
+    size_t subj_len = out_begin(nw, &b, id);
     nmsg_render_alive(&b, id, pe->speaker, nmsg_now(), pe->received, pe->queued);
-    if (!b.oom)
-        natsw_publish(nw, b.data, b.data + subj_len + 1, b.len - subj_len - 1);
-    buf_deinit(&b);
+    out_publish(nw, &b, subj_len);
 }
 
 void nin_handle(struct natsw *nw, const char *id, const void *data, size_t len,
