@@ -270,6 +270,26 @@ const char *options_encoding_name(int enc)
                                                                                : "?";
 }
 
+double options_raw_bytes_per_sec(const struct hark_options *o)
+{
+    int sample;
+    switch (o->encoding) {
+    case ENC_PCM_S16LE:
+        sample = 2;
+        break;
+    case ENC_PCM_F32LE:
+        sample = 4;
+        break;
+    case ENC_MULAW:
+    case ENC_ALAW:
+        sample = 1;
+        break;
+    default:
+        return 0;
+    }
+    return (double)o->sample_rate * o->channels * sample;
+}
+
 int options_vocabulary_list(const struct hark_options *o, char ***out)
 {
     *out = NULL;

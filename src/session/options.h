@@ -37,6 +37,10 @@ struct hark_options {
 };
 
 const char *options_encoding_name(int enc);
+/* Bytes per second of a raw encoding (PCM s16le/f32le, mu-law, A-law) at the
+ * options' rate and channels; 0 for a container (WAV, auto), whose format
+ * only its header gives. */
+double options_raw_bytes_per_sec(const struct hark_options *o);
 
 /* Splits the vocabulary into a NULL-terminated array of trimmed, non-empty
  * phrases (one allocation; free with hark_free). *out = NULL when empty. */

@@ -112,19 +112,6 @@ void gwsess_item_free(struct gitem *it)
 
 /* ------------------------------------------------------------ backend ops */
 
-static int bytes_per_sample(const struct hark_options *o)
-{
-    switch (o->encoding) {
-    case ENC_PCM_F32LE:
-        return 4;
-    case ENC_MULAW:
-    case ENC_ALAW:
-        return 1;
-    default:
-        return 2;
-    }
-}
-
 /* A NATS subject token: no separators or wildcards. */
 static int token_ok(const char *id)
 {
@@ -258,9 +245,7 @@ static int gw_open(void *ctx, const struct hark_options *opts, const char *sessi
     s->ev_user = ev_user;
     s->notify = notify;
     s->notify_user = notify_user;
-    if (opts->encoding == ENC_PCM_S16LE || opts->encoding == ENC_PCM_F32LE ||
-        opts->encoding == ENC_MULAW || opts->encoding == ENC_ALAW)
-        s->bytes_per_sec = (double)opts->sample_rate * opts->channels * bytes_per_sample(opts);
+    s->bytes_per_sec = options_raw_bytes_per_sec(opts);
     s->t0 = nmsg_now();
     size_t sl = strlen(g->subj_in) + 1 + strlen(s->id) + 1;
     s->subject = hark_malloc(sl);

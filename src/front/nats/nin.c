@@ -133,19 +133,6 @@ static int is_option(const char *name)
     return 0;
 }
 
-static int bytes_per_sample(const struct hark_options *o)
-{
-    switch (o->encoding) {
-    case ENC_PCM_F32LE:
-        return 4;
-    case ENC_MULAW:
-    case ENC_ALAW:
-        return 1;
-    default:
-        return 2;
-    }
-}
-
 /* The session's options: server defaults, then the start message. */
 static int start_options(struct natsw *nw, const struct nmsg_in *m, struct hark_options **out,
                          char *err, size_t n)
@@ -179,7 +166,9 @@ static int start_options(struct natsw *nw, const struct nmsg_in *m, struct hark_
     if (nw->cfg.buffer_size_bytes && !own_max_utt) {
         /* STT_BUFFER_SIZE_BYTES: the seed transcribed at most this much audio
          * at once; the streaming equivalent is the longest utterance. */
-        double bps = (double)o->sample_rate * o->channels * bytes_per_sample(o);
+        double bps = options_raw_bytes_per_sec(o);
+        if (bps <= 0) /* a container: its format is in its header, 16-bit assumed */
+            bps = (double)o->sample_rate * o->channels * 2;
         double ms = (double)nw->cfg.buffer_size_bytes * 1000.0 / bps;
         if (ms < 1000)
             ms = 1000;
@@ -235,9 +224,7 @@ static void on_start(struct natsw *nw, const char *id, const struct nmsg_in *m,
         return;
     }
     s->slot = slot;
-    if (o->encoding == ENC_PCM_S16LE || o->encoding == ENC_PCM_F32LE || o->encoding == ENC_MULAW ||
-        o->encoding == ENC_ALAW)
-        s->bytes_per_sec = (double)o->sample_rate * o->channels * bytes_per_sample(o);
+    s->bytes_per_sec = options_raw_bytes_per_sec(o);
     snprintf(s->id, sizeof s->id, "%s", id);
     snprintf(s->speaker, sizeof s->speaker, "%s", m->speaker_id);
     snprintf(s->subject, subj, "%s.%s", nw->subj_out, id);
