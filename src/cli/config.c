@@ -99,7 +99,7 @@ static const struct cfg_row rows[] = {
      NULL, "network", "seconds between WebSocket pings; a peer silent for two intervals is dropped (its session detaches for a resume; 0 = lws default, 300)", CONFIG_SERVE},
     {"workers", "HARK_WORKERS", NULL, CFG_INT, OFF(workers), "0", 0, 256, NULL, "compute",
      "recognition threads (0 = number of CPU cores)", BOTH},
-    {"audio-hold-ms", "HARK_AUDIO_HOLD_MS", NULL, CFG_INT, OFF(audio_hold_ms), "0", 0, 500, NULL,
+    {"audio-hold-ms", "HARK_AUDIO_HOLD_MS", NULL, CFG_INT, OFF(audio_hold_ms), "60", 0, 500, NULL,
      "compute", "hold a live stream's audio up to this long before a worker decodes it, so one wake-up decodes several frames (less CPU per stream; adds up to this much to partial and final latency; see docs/benchmarks.md)", BOTH},
     {"engine", "HARK_ENGINE", NULL, CFG_STR, OFF(engine), "pocketsphinx", 0, 0, NULL, "compute",
      "recognition engine: pocketsphinx, openai (default when --openai-url is given), deepgram, or sherpa (a sherpa-onnx model you bring); see docs/engines.md", BOTH},
