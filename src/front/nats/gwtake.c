@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "front/nats/mpk.h"
 #include "base/err.h"
 #include "base/mem.h"
 #include "front/nats/nmsg.h"
@@ -19,40 +20,28 @@
 
 /* ------------------------------------------------------------ rendering */
 
-static int buf_sink(void *data, const char *p, size_t n)
-{
-    struct buf *b = data;
-    buf_append(b, p, n);
-    return b->oom ? -1 : 0;
-}
-
-static void pack_str(msgpack_packer *pk, const char *s)
-{
-    msgpack_pack_str_with_body(pk, s, strlen(s));
-}
-
 void gwtake_render_request(struct buf *out, const struct gwtake_req *r)
 {
     msgpack_packer pk;
-    msgpack_packer_init(&pk, out, buf_sink);
+    msgpack_packer_init(&pk, out, mpk_buf_sink);
     msgpack_pack_map(&pk, 3);
-    pack_str(&pk, "token");
-    pack_str(&pk, r->token);
-    pack_str(&pk, "last_seq");
+    mpk_pack_str(&pk, "token");
+    mpk_pack_str(&pk, r->token);
+    mpk_pack_str(&pk, "last_seq");
     msgpack_pack_int64(&pk, r->last_seq);
-    pack_str(&pk, "audio_bytes");
+    mpk_pack_str(&pk, "audio_bytes");
     msgpack_pack_uint64(&pk, r->audio_bytes);
 }
 
 void gwtake_render_refusal(struct buf *out, const char *why)
 {
     msgpack_packer pk;
-    msgpack_packer_init(&pk, out, buf_sink);
+    msgpack_packer_init(&pk, out, mpk_buf_sink);
     msgpack_pack_map(&pk, 2);
-    pack_str(&pk, "ok");
+    mpk_pack_str(&pk, "ok");
     msgpack_pack_false(&pk);
-    pack_str(&pk, "error");
-    pack_str(&pk, why);
+    mpk_pack_str(&pk, "error");
+    mpk_pack_str(&pk, why);
 }
 
 /* The fields of ev that are not zero (NULL strings: absent). */
@@ -81,95 +70,95 @@ static void pack_event(msgpack_packer *pk, const struct hark_event *ev)
     n += HAS_S(to_engine);
     n += ev->duration != 0;
     msgpack_pack_map(pk, n);
-    pack_str(pk, "seq");
+    mpk_pack_str(pk, "seq");
     msgpack_pack_uint64(pk, ev->seq);
-    pack_str(pk, "type");
+    mpk_pack_str(pk, "type");
     msgpack_pack_int(pk, (int)ev->type);
     if (ev->segment) {
-        pack_str(pk, "segment");
+        mpk_pack_str(pk, "segment");
         msgpack_pack_int64(pk, ev->segment);
     }
     if (ev->is_final) {
-        pack_str(pk, "is_final");
+        mpk_pack_str(pk, "is_final");
         msgpack_pack_true(pk);
     }
     if (ev->speech_final) {
-        pack_str(pk, "speech_final");
+        mpk_pack_str(pk, "speech_final");
         msgpack_pack_true(pk);
     }
     if (ev->reason) {
-        pack_str(pk, "reason");
+        mpk_pack_str(pk, "reason");
         msgpack_pack_int(pk, (int)ev->reason);
     }
     if (ev->text) {
-        pack_str(pk, "text");
-        pack_str(pk, ev->text);
+        mpk_pack_str(pk, "text");
+        mpk_pack_str(pk, ev->text);
     }
     if (ev->start != 0) {
-        pack_str(pk, "start");
+        mpk_pack_str(pk, "start");
         msgpack_pack_double(pk, ev->start);
     }
     if (ev->end != 0) {
-        pack_str(pk, "end");
+        mpk_pack_str(pk, "end");
         msgpack_pack_double(pk, ev->end);
     }
     if (ev->confidence != 0) {
-        pack_str(pk, "confidence");
+        mpk_pack_str(pk, "confidence");
         msgpack_pack_float(pk, ev->confidence);
     }
     if (HAS_S(language)) {
-        pack_str(pk, "language");
-        pack_str(pk, ev->language);
+        mpk_pack_str(pk, "language");
+        mpk_pack_str(pk, ev->language);
     }
     if (ev->words) {
-        pack_str(pk, "words");
+        mpk_pack_str(pk, "words");
         msgpack_pack_array(pk, ev->n_words);
         for (size_t i = 0; i < ev->n_words; i++) {
             msgpack_pack_array(pk, 4);
-            pack_str(pk, ev->words[i].word ? ev->words[i].word : "");
+            mpk_pack_str(pk, ev->words[i].word ? ev->words[i].word : "");
             msgpack_pack_double(pk, ev->words[i].start);
             msgpack_pack_double(pk, ev->words[i].end);
             msgpack_pack_float(pk, ev->words[i].confidence);
         }
     }
     if (ev->committed_ms) {
-        pack_str(pk, "committed_ms");
+        mpk_pack_str(pk, "committed_ms");
         msgpack_pack_int64(pk, ev->committed_ms);
     }
     if (ev->voice_activity) {
-        pack_str(pk, "voice_activity");
+        mpk_pack_str(pk, "voice_activity");
         msgpack_pack_true(pk);
     }
     if (ev->code) {
-        pack_str(pk, "code");
-        pack_str(pk, hark_err_code(ev->code));
+        mpk_pack_str(pk, "code");
+        mpk_pack_str(pk, hark_err_code(ev->code));
     }
     if (ev->message) {
-        pack_str(pk, "message");
-        pack_str(pk, ev->message);
+        mpk_pack_str(pk, "message");
+        mpk_pack_str(pk, ev->message);
     }
     if (ev->audio_seconds != 0) {
-        pack_str(pk, "audio_seconds");
+        mpk_pack_str(pk, "audio_seconds");
         msgpack_pack_double(pk, ev->audio_seconds);
     }
     if (ev->segments) {
-        pack_str(pk, "segments");
+        mpk_pack_str(pk, "segments");
         msgpack_pack_int64(pk, ev->segments);
     }
     if (HAS_S(failover_reason)) {
-        pack_str(pk, "failover_reason");
-        pack_str(pk, ev->failover_reason);
+        mpk_pack_str(pk, "failover_reason");
+        mpk_pack_str(pk, ev->failover_reason);
     }
     if (HAS_S(from_engine)) {
-        pack_str(pk, "from");
-        pack_str(pk, ev->from_engine);
+        mpk_pack_str(pk, "from");
+        mpk_pack_str(pk, ev->from_engine);
     }
     if (HAS_S(to_engine)) {
-        pack_str(pk, "to");
-        pack_str(pk, ev->to_engine);
+        mpk_pack_str(pk, "to");
+        mpk_pack_str(pk, ev->to_engine);
     }
     if (ev->duration != 0) {
-        pack_str(pk, "duration");
+        mpk_pack_str(pk, "duration");
         msgpack_pack_double(pk, ev->duration);
     }
 #undef HAS_S
@@ -179,23 +168,23 @@ void gwtake_render_reply(struct buf *out, const struct gwtake_state *st,
                          const struct hark_event *const *events, size_t n_events)
 {
     msgpack_packer pk;
-    msgpack_packer_init(&pk, out, buf_sink);
+    msgpack_packer_init(&pk, out, mpk_buf_sink);
     msgpack_pack_map(&pk, 10);
-    pack_str(&pk, "ok");
+    mpk_pack_str(&pk, "ok");
     msgpack_pack_true(&pk);
-    pack_str(&pk, "next_seq");
+    mpk_pack_str(&pk, "next_seq");
     msgpack_pack_uint64(&pk, st->next_seq);
-    pack_str(&pk, "audio_bytes");
+    mpk_pack_str(&pk, "audio_bytes");
     msgpack_pack_uint64(&pk, st->audio_bytes);
-    pack_str(&pk, "sent_bytes");
+    mpk_pack_str(&pk, "sent_bytes");
     msgpack_pack_uint64(&pk, st->sent_bytes);
-    pack_str(&pk, "last_msg");
+    mpk_pack_str(&pk, "last_msg");
     msgpack_pack_uint64(&pk, st->last_msg);
-    pack_str(&pk, "results_end");
+    mpk_pack_str(&pk, "results_end");
     msgpack_pack_double(&pk, st->results_end);
-    pack_str(&pk, "t0");
+    mpk_pack_str(&pk, "t0");
     msgpack_pack_double(&pk, st->t0);
-    pack_str(&pk, "finishing");
+    mpk_pack_str(&pk, "finishing");
     if (st->finishing)
         msgpack_pack_true(&pk);
     else
@@ -203,46 +192,19 @@ void gwtake_render_reply(struct buf *out, const struct gwtake_state *st,
     size_t n_opt = 0;
     while (st->options && st->options[2 * n_opt])
         n_opt++;
-    pack_str(&pk, "options");
+    mpk_pack_str(&pk, "options");
     msgpack_pack_map(&pk, n_opt);
     for (size_t i = 0; i < n_opt; i++) {
-        pack_str(&pk, st->options[2 * i]);
-        pack_str(&pk, st->options[2 * i + 1] ? st->options[2 * i + 1] : "");
+        mpk_pack_str(&pk, st->options[2 * i]);
+        mpk_pack_str(&pk, st->options[2 * i + 1] ? st->options[2 * i + 1] : "");
     }
-    pack_str(&pk, "events");
+    mpk_pack_str(&pk, "events");
     msgpack_pack_array(&pk, n_events);
     for (size_t i = 0; i < n_events; i++)
         pack_event(&pk, events[i]);
 }
 
 /* ------------------------------------------------------------ parsing */
-
-static int key_is(const msgpack_object *k, const char *name)
-{
-    size_t n = strlen(name);
-    return k->type == MSGPACK_OBJECT_STR && k->via.str.size == n &&
-           memcmp(k->via.str.ptr, name, n) == 0;
-}
-
-static int num(const msgpack_object *o, double *out)
-{
-    switch (o->type) {
-    case MSGPACK_OBJECT_POSITIVE_INTEGER:
-        *out = (double)o->via.u64;
-        return 0;
-    case MSGPACK_OBJECT_NEGATIVE_INTEGER:
-        *out = (double)o->via.i64;
-        return 0;
-    case MSGPACK_OBJECT_FLOAT32:
-    case MSGPACK_OBJECT_FLOAT64:
-        if (!isfinite(o->via.f64))
-            return -1;
-        *out = o->via.f64;
-        return 0;
-    default:
-        return -1;
-    }
-}
 
 /* A count or seq: a non-negative integer (below 2^53, exact in a double
  * and in JSON). */
@@ -265,14 +227,6 @@ static int i64v(const msgpack_object *o, int64_t *out)
         return 0;
     }
     return -1;
-}
-
-static int boolv(const msgpack_object *o, int *out)
-{
-    if (o->type != MSGPACK_OBJECT_BOOLEAN)
-        return -1;
-    *out = o->via.boolean;
-    return 0;
 }
 
 static int small_str(const msgpack_object *o, char *dst, size_t cap)
@@ -338,14 +292,14 @@ int gwtake_parse_request(struct gwtake_req *out, const void *data, size_t len, c
     int have_token = 0;
     for (uint32_t i = 0; !rc && i < up.data.via.map.size; i++) {
         const msgpack_object *k = &up.data.via.map.ptr[i].key, *v = &up.data.via.map.ptr[i].val;
-        if (key_is(k, "token")) {
+        if (mpk_key_is(k, "token")) {
             if (small_str(v, out->token, sizeof out->token))
                 rc = bad(err, n, "take request", "token");
             have_token = 1;
-        } else if (key_is(k, "last_seq")) {
+        } else if (mpk_key_is(k, "last_seq")) {
             if (i64v(v, &out->last_seq) || out->last_seq < -1)
                 rc = bad(err, n, "take request", "last_seq");
-        } else if (key_is(k, "audio_bytes")) {
+        } else if (mpk_key_is(k, "audio_bytes")) {
             if (u64v(v, &out->audio_bytes))
                 rc = bad(err, n, "take request", "audio_bytes");
         }
@@ -375,8 +329,8 @@ static int parse_words(struct pctx *p, const msgpack_object *v, struct hark_even
         double s, en, c;
         if (e->type != MSGPACK_OBJECT_ARRAY || e->via.array.size != 4 ||
             !(w[i].word = arena_put(&p->a, &e->via.array.ptr[0], NRES_TEXT_MAX)) ||
-            num(&e->via.array.ptr[1], &s) || num(&e->via.array.ptr[2], &en) ||
-            num(&e->via.array.ptr[3], &c))
+            mpk_num(&e->via.array.ptr[1], &s) || mpk_num(&e->via.array.ptr[2], &en) ||
+            mpk_num(&e->via.array.ptr[3], &c))
             return bad(p->err, p->n, "take reply", "words");
         w[i].start = s;
         w[i].end = en;
@@ -399,84 +353,84 @@ static int parse_event(struct pctx *p, const msgpack_object *m, struct hark_even
         double d;
         int64_t x;
         const char *key = NULL;
-        if (key_is(k, "seq")) {
+        if (mpk_key_is(k, "seq")) {
             have_seq = 1;
             if (u64v(v, &ev->seq))
                 key = "seq";
-        } else if (key_is(k, "type")) {
+        } else if (mpk_key_is(k, "type")) {
             have_type = 1;
             if (i64v(v, &x) || x < HARK_EVENT_TRANSCRIPT || x > HARK_EVENT_AUDIO_GAP)
                 key = "type";
             else
                 ev->type = (enum hark_event_type)x;
-        } else if (key_is(k, "segment")) {
+        } else if (mpk_key_is(k, "segment")) {
             if (i64v(v, &ev->segment))
                 key = "segment";
-        } else if (key_is(k, "is_final")) {
-            if (boolv(v, &ev->is_final))
+        } else if (mpk_key_is(k, "is_final")) {
+            if (mpk_bool(v, &ev->is_final))
                 key = "is_final";
-        } else if (key_is(k, "speech_final")) {
-            if (boolv(v, &ev->speech_final))
+        } else if (mpk_key_is(k, "speech_final")) {
+            if (mpk_bool(v, &ev->speech_final))
                 key = "speech_final";
-        } else if (key_is(k, "reason")) {
+        } else if (mpk_key_is(k, "reason")) {
             if (i64v(v, &x) || x < HARK_REASON_NONE || x > HARK_REASON_CLOSE)
                 key = "reason";
             else
                 ev->reason = (enum hark_reason)x;
-        } else if (key_is(k, "text")) {
+        } else if (mpk_key_is(k, "text")) {
             if (!(ev->text = arena_put(&p->a, v, NRES_TEXT_MAX)))
                 key = "text";
-        } else if (key_is(k, "start")) {
-            if (num(v, &ev->start))
+        } else if (mpk_key_is(k, "start")) {
+            if (mpk_num(v, &ev->start))
                 key = "start";
-        } else if (key_is(k, "end")) {
-            if (num(v, &ev->end))
+        } else if (mpk_key_is(k, "end")) {
+            if (mpk_num(v, &ev->end))
                 key = "end";
-        } else if (key_is(k, "confidence")) {
-            if (num(v, &d))
+        } else if (mpk_key_is(k, "confidence")) {
+            if (mpk_num(v, &d))
                 key = "confidence";
             else
                 ev->confidence = (float)d;
-        } else if (key_is(k, "language")) {
+        } else if (mpk_key_is(k, "language")) {
             if (!(ev->language = arena_put(&p->a, v, 64)))
                 key = "language";
-        } else if (key_is(k, "words")) {
+        } else if (mpk_key_is(k, "words")) {
             if (ev->words)
                 key = "words";
             else if (parse_words(p, v, ev))
                 return HARK_E_PROTOCOL;
-        } else if (key_is(k, "committed_ms")) {
+        } else if (mpk_key_is(k, "committed_ms")) {
             if (i64v(v, &ev->committed_ms))
                 key = "committed_ms";
-        } else if (key_is(k, "voice_activity")) {
-            if (boolv(v, &ev->voice_activity))
+        } else if (mpk_key_is(k, "voice_activity")) {
+            if (mpk_bool(v, &ev->voice_activity))
                 key = "voice_activity";
-        } else if (key_is(k, "code")) {
+        } else if (mpk_key_is(k, "code")) {
             char code[32];
             if (small_str(v, code, sizeof code))
                 key = "code";
             else if (!(ev->code = nres_err_from_code(code)))
                 ev->code = HARK_E_INTERNAL; /* a code this version does not know */
-        } else if (key_is(k, "message")) {
+        } else if (mpk_key_is(k, "message")) {
             if (!(ev->message = arena_put(&p->a, v, NRES_TEXT_MAX)))
                 key = "message";
-        } else if (key_is(k, "audio_seconds")) {
-            if (num(v, &ev->audio_seconds))
+        } else if (mpk_key_is(k, "audio_seconds")) {
+            if (mpk_num(v, &ev->audio_seconds))
                 key = "audio_seconds";
-        } else if (key_is(k, "segments")) {
+        } else if (mpk_key_is(k, "segments")) {
             if (i64v(v, &ev->segments))
                 key = "segments";
-        } else if (key_is(k, "failover_reason")) {
+        } else if (mpk_key_is(k, "failover_reason")) {
             if (!(ev->failover_reason = arena_put(&p->a, v, 32)))
                 key = "failover_reason";
-        } else if (key_is(k, "from")) {
+        } else if (mpk_key_is(k, "from")) {
             if (!(ev->from_engine = arena_put(&p->a, v, 32)))
                 key = "from";
-        } else if (key_is(k, "to")) {
+        } else if (mpk_key_is(k, "to")) {
             if (!(ev->to_engine = arena_put(&p->a, v, 32)))
                 key = "to";
-        } else if (key_is(k, "duration")) {
-            if (num(v, &ev->duration))
+        } else if (mpk_key_is(k, "duration")) {
+            if (mpk_num(v, &ev->duration))
                 key = "duration";
         } /* a key this version does not know: ignored */
         if (key)
@@ -500,11 +454,11 @@ static int parse_reply_map(struct pctx *p, const msgpack_object *m, size_t len)
     for (uint32_t i = 0; i < m->via.map.size; i++) {
         const msgpack_object *k = &m->via.map.ptr[i].key, *v = &m->via.map.ptr[i].val;
         const char *key = NULL;
-        if (key_is(k, "ok")) {
+        if (mpk_key_is(k, "ok")) {
             have_ok = 1;
-            if (boolv(v, &r->ok))
+            if (mpk_bool(v, &r->ok))
                 key = "ok";
-        } else if (key_is(k, "error")) {
+        } else if (mpk_key_is(k, "error")) {
             if (v->type != MSGPACK_OBJECT_STR)
                 key = "error";
             else
@@ -512,30 +466,30 @@ static int parse_reply_map(struct pctx *p, const msgpack_object *m, size_t len)
                          (int)(v->via.str.size < sizeof r->error ? v->via.str.size
                                                                  : sizeof r->error - 1),
                          v->via.str.ptr);
-        } else if (key_is(k, "next_seq")) {
+        } else if (mpk_key_is(k, "next_seq")) {
             if (u64v(v, &r->st.next_seq))
                 key = "next_seq";
-        } else if (key_is(k, "audio_bytes")) {
+        } else if (mpk_key_is(k, "audio_bytes")) {
             if (u64v(v, &r->st.audio_bytes))
                 key = "audio_bytes";
-        } else if (key_is(k, "sent_bytes")) {
+        } else if (mpk_key_is(k, "sent_bytes")) {
             if (u64v(v, &r->st.sent_bytes))
                 key = "sent_bytes";
-        } else if (key_is(k, "last_msg")) {
+        } else if (mpk_key_is(k, "last_msg")) {
             if (v->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
                 key = "last_msg";
             else
                 r->st.last_msg = v->via.u64;
-        } else if (key_is(k, "t0")) {
-            if (num(v, &r->st.t0))
+        } else if (mpk_key_is(k, "t0")) {
+            if (mpk_num(v, &r->st.t0))
                 key = "t0";
-        } else if (key_is(k, "results_end")) {
-            if (num(v, &r->st.results_end))
+        } else if (mpk_key_is(k, "results_end")) {
+            if (mpk_num(v, &r->st.results_end))
                 key = "results_end";
-        } else if (key_is(k, "finishing")) {
-            if (boolv(v, &r->st.finishing))
+        } else if (mpk_key_is(k, "finishing")) {
+            if (mpk_bool(v, &r->st.finishing))
                 key = "finishing";
-        } else if (key_is(k, "options")) {
+        } else if (mpk_key_is(k, "options")) {
             if (v->type != MSGPACK_OBJECT_MAP || v->via.map.size > GWTAKE_OPTIONS_MAX || r->opt)
                 return bad(p->err, p->n, what, "options");
             r->opt = hark_calloc(2 * v->via.map.size + 1, sizeof *r->opt);
@@ -545,7 +499,7 @@ static int parse_reply_map(struct pctx *p, const msgpack_object *m, size_t len)
                 if (!(r->opt[2 * j] = arena_put(&p->a, &v->via.map.ptr[j].key, 64)) ||
                     !(r->opt[2 * j + 1] = arena_put(&p->a, &v->via.map.ptr[j].val, NRES_TEXT_MAX)))
                     return bad(p->err, p->n, what, "options");
-        } else if (key_is(k, "events")) {
+        } else if (mpk_key_is(k, "events")) {
             if (v->type != MSGPACK_OBJECT_ARRAY || v->via.array.size > GWTAKE_EVENTS_MAX ||
                 v->via.array.size > len / EVENT_MIN_BYTES || r->events)
                 return bad(p->err, p->n, what, "events");

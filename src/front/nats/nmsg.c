@@ -6,6 +6,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "front/nats/mpk.h"
 #include "base/err.h"
 #include "base/mem.h"
 
@@ -266,12 +267,6 @@ long nmsg_base64_decode(const char *in, size_t n, uint8_t *out, size_t *bad_at)
 
 /* ------------------------------------------------------------ parser */
 
-static int key_is(const msgpack_object *k, const char *name)
-{
-    size_t n = strlen(name);
-    return k->via.str.size == n && memcmp(k->via.str.ptr, name, n) == 0;
-}
-
 static int is_int(const msgpack_object *o)
 {
     return o->type == MSGPACK_OBJECT_POSITIVE_INTEGER || o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER;
@@ -425,7 +420,7 @@ static int parse_type(const msgpack_object *map, struct nmsg_in *out, char *err,
 {
     for (uint32_t i = 0; i < map->via.map.size; i++) {
         const msgpack_object *k = &map->via.map.ptr[i].key, *v = &map->via.map.ptr[i].val;
-        if (k->type != MSGPACK_OBJECT_STR || !key_is(k, "type"))
+        if (k->type != MSGPACK_OBJECT_STR || !mpk_key_is(k, "type"))
             continue;
         if (v->type != MSGPACK_OBJECT_STR)
             return err_set(err, errlen, HARK_E_PROTOCOL, "type: must be a string, got %s",
@@ -433,7 +428,7 @@ static int parse_type(const msgpack_object *map, struct nmsg_in *out, char *err,
         static const enum nmsg_type types[] = {NMSG_START, NMSG_CHUNK,    NMSG_STATE_CHANGE,
                                                NMSG_END,   NMSG_FINALIZE, NMSG_KEEPALIVE};
         for (size_t t = 0; t < sizeof types / sizeof types[0]; t++) {
-            if (key_is(v, nmsg_type_name(types[t]))) {
+            if (mpk_key_is(v, nmsg_type_name(types[t]))) {
                 out->type = types[t];
                 return 0;
             }
@@ -492,9 +487,9 @@ static int parse_field(struct nmsg_in *out, unsigned bit, const msgpack_object *
     case K_STATE:
         if (v->type == MSGPACK_OBJECT_NIL)
             return 0;
-        if (v->type == MSGPACK_OBJECT_STR && key_is(v, "listening"))
+        if (v->type == MSGPACK_OBJECT_STR && mpk_key_is(v, "listening"))
             out->state = HARK_STATE_LISTENING;
-        else if (v->type == MSGPACK_OBJECT_STR && key_is(v, "responding"))
+        else if (v->type == MSGPACK_OBJECT_STR && mpk_key_is(v, "responding"))
             out->state = HARK_STATE_RESPONDING;
         else
             return err_set(err, errlen, HARK_E_PROTOCOL,
@@ -607,7 +602,7 @@ static int parse_map(const msgpack_object *map, struct nmsg_in *out, char *err, 
                            i, kind_name(k));
         unsigned bit = 0;
         for (size_t j = 0; j < sizeof known_keys / sizeof known_keys[0]; j++)
-            if (key_is(k, known_keys[j].name))
+            if (mpk_key_is(k, known_keys[j].name))
                 bit = known_keys[j].bit;
         if (!bit) {
             if (out->type == NMSG_START && (rc = add_extra(out, k, v, err, errlen)))
@@ -694,31 +689,18 @@ void nmsg_free(struct nmsg_in *m)
 
 /* ------------------------------------------------------------ rendering */
 
-static int buf_sink(void *data, const char *p, size_t n)
-{
-    struct buf *b = data;
-    buf_append(b, p, n);
-    return b->oom ? -1 : 0;
-}
-
-static void pack_str(msgpack_packer *pk, const char *s)
-{
-    size_t n = strlen(s);
-    msgpack_pack_str_with_body(pk, s, n);
-}
-
 static void pack_kv_str(msgpack_packer *pk, const char *k, const char *v)
 {
-    pack_str(pk, k);
-    pack_str(pk, v);
+    mpk_pack_str(pk, k);
+    mpk_pack_str(pk, v);
 }
 
 /* speaker_id: nil when the session has none, as the seed's None */
 static void pack_speaker(msgpack_packer *pk, const char *speaker_id)
 {
-    pack_str(pk, "speaker_id");
+    mpk_pack_str(pk, "speaker_id");
     if (speaker_id && *speaker_id)
-        pack_str(pk, speaker_id);
+        mpk_pack_str(pk, speaker_id);
     else
         msgpack_pack_nil(pk);
 }
@@ -734,51 +716,51 @@ static void pack_bool(msgpack_packer *pk, int v)
 void nmsg_render_result(struct buf *out, const struct nmsg_result *r)
 {
     msgpack_packer pk;
-    msgpack_packer_init(&pk, out, buf_sink);
+    msgpack_packer_init(&pk, out, mpk_buf_sink);
     size_t n = 9 + 5 + (r->reason ? 2 : 0) + (r->words ? 1 : 0);
     msgpack_pack_map(&pk, n);
     pack_kv_str(&pk, "session_id", r->session_id);
     pack_kv_str(&pk, "transcript", r->transcript);
-    pack_str(&pk, "sequence");
+    mpk_pack_str(&pk, "sequence");
     msgpack_pack_uint64(&pk, r->sequence);
-    pack_str(&pk, "is_partial");
+    mpk_pack_str(&pk, "is_partial");
     pack_bool(&pk, !r->is_final);
-    pack_str(&pk, "is_final");
+    mpk_pack_str(&pk, "is_final");
     pack_bool(&pk, r->is_final);
-    pack_str(&pk, "timestamp");
+    mpk_pack_str(&pk, "timestamp");
     msgpack_pack_double(&pk, r->timestamp);
     pack_speaker(&pk, r->speaker_id);
-    pack_str(&pk, "has_voice_activity");
+    mpk_pack_str(&pk, "has_voice_activity");
     pack_bool(&pk, r->has_voice_activity);
     pack_kv_str(&pk, "state", nmsg_state_name(r->state));
     /* hark's own keys */
-    pack_str(&pk, "segment");
+    mpk_pack_str(&pk, "segment");
     msgpack_pack_int64(&pk, r->segment);
-    pack_str(&pk, "start");
+    mpk_pack_str(&pk, "start");
     msgpack_pack_double(&pk, r->start + r->time_offset);
-    pack_str(&pk, "end");
+    mpk_pack_str(&pk, "end");
     msgpack_pack_double(&pk, r->end + r->time_offset);
-    pack_str(&pk, "speech_final");
+    mpk_pack_str(&pk, "speech_final");
     pack_bool(&pk, r->speech_final);
-    pack_str(&pk, "confidence");
+    mpk_pack_str(&pk, "confidence");
     msgpack_pack_double(&pk, r->confidence);
     if (r->reason) {
         pack_kv_str(&pk, "reason", r->reason);
-        pack_str(&pk, "committed_ms");
+        mpk_pack_str(&pk, "committed_ms");
         msgpack_pack_int64(&pk, r->committed_ms + (int64_t)(r->time_offset * 1000 + 0.5));
     }
     if (r->words) {
-        pack_str(&pk, "words");
+        mpk_pack_str(&pk, "words");
         msgpack_pack_array(&pk, r->n_words);
         for (size_t i = 0; i < r->n_words; i++) {
             const struct hark_word *w = &r->words[i];
             msgpack_pack_map(&pk, 4);
             pack_kv_str(&pk, "word", w->word ? w->word : "");
-            pack_str(&pk, "start");
+            mpk_pack_str(&pk, "start");
             msgpack_pack_double(&pk, w->start + r->time_offset);
-            pack_str(&pk, "end");
+            mpk_pack_str(&pk, "end");
             msgpack_pack_double(&pk, w->end + r->time_offset);
-            pack_str(&pk, "confidence");
+            mpk_pack_str(&pk, "confidence");
             msgpack_pack_double(&pk, w->confidence);
         }
     }
@@ -788,15 +770,15 @@ void nmsg_render_interrupt(struct buf *out, const char *session_id, const char *
                            double timestamp, double audio_time)
 {
     msgpack_packer pk;
-    msgpack_packer_init(&pk, out, buf_sink);
+    msgpack_packer_init(&pk, out, mpk_buf_sink);
     msgpack_pack_map(&pk, 6);
     pack_kv_str(&pk, "session_id", session_id);
     pack_kv_str(&pk, "type", "interrupt");
-    pack_str(&pk, "timestamp");
+    mpk_pack_str(&pk, "timestamp");
     msgpack_pack_double(&pk, timestamp);
     pack_speaker(&pk, speaker_id);
     pack_kv_str(&pk, "state", nmsg_state_name(HARK_STATE_LISTENING));
-    pack_str(&pk, "audio_time");
+    mpk_pack_str(&pk, "audio_time");
     msgpack_pack_double(&pk, audio_time);
 }
 
@@ -804,13 +786,13 @@ void nmsg_render_error(struct buf *out, const char *session_id, const char *spea
                        const char *message, double timestamp)
 {
     msgpack_packer pk;
-    msgpack_packer_init(&pk, out, buf_sink);
+    msgpack_packer_init(&pk, out, mpk_buf_sink);
     msgpack_pack_map(&pk, 6);
     pack_kv_str(&pk, "session_id", session_id);
     pack_kv_str(&pk, "type", "error");
     pack_kv_str(&pk, "code", hark_err_code(err));
     pack_kv_str(&pk, "message", message ? message : hark_strerror(err));
-    pack_str(&pk, "timestamp");
+    mpk_pack_str(&pk, "timestamp");
     msgpack_pack_double(&pk, timestamp);
     pack_speaker(&pk, speaker_id);
 }
@@ -819,16 +801,16 @@ void nmsg_render_closed(struct buf *out, const char *session_id, const char *spe
                         double timestamp, double audio_seconds, int64_t segments)
 {
     msgpack_packer pk;
-    msgpack_packer_init(&pk, out, buf_sink);
+    msgpack_packer_init(&pk, out, mpk_buf_sink);
     msgpack_pack_map(&pk, 6);
     pack_kv_str(&pk, "session_id", session_id);
     pack_kv_str(&pk, "type", "closed");
-    pack_str(&pk, "timestamp");
+    mpk_pack_str(&pk, "timestamp");
     msgpack_pack_double(&pk, timestamp);
     pack_speaker(&pk, speaker_id);
-    pack_str(&pk, "audio_seconds");
+    mpk_pack_str(&pk, "audio_seconds");
     msgpack_pack_double(&pk, audio_seconds);
-    pack_str(&pk, "segments");
+    mpk_pack_str(&pk, "segments");
     msgpack_pack_int64(&pk, segments);
 }
 
@@ -837,20 +819,20 @@ void nmsg_render_gap(struct buf *out, const char *session_id, const char *speake
                      double audio_offset)
 {
     msgpack_packer pk;
-    msgpack_packer_init(&pk, out, buf_sink);
+    msgpack_packer_init(&pk, out, mpk_buf_sink);
     msgpack_pack_map(&pk, 9);
     pack_kv_str(&pk, "session_id", session_id);
     pack_kv_str(&pk, "type", "warning");
     pack_kv_str(&pk, "code", "audio_gap");
     pack_kv_str(&pk, "message", message);
-    pack_str(&pk, "timestamp");
+    mpk_pack_str(&pk, "timestamp");
     msgpack_pack_double(&pk, timestamp);
     pack_speaker(&pk, speaker_id);
-    pack_str(&pk, "gap_start");
+    mpk_pack_str(&pk, "gap_start");
     msgpack_pack_double(&pk, gap_start);
-    pack_str(&pk, "gap_duration");
+    mpk_pack_str(&pk, "gap_duration");
     msgpack_pack_double(&pk, gap_duration);
-    pack_str(&pk, "audio_offset");
+    mpk_pack_str(&pk, "audio_offset");
     msgpack_pack_double(&pk, audio_offset);
 }
 
@@ -858,11 +840,11 @@ void nmsg_render_started(struct buf *out, const char *session_id, const char *sp
                          double timestamp, const char *worker)
 {
     msgpack_packer pk;
-    msgpack_packer_init(&pk, out, buf_sink);
+    msgpack_packer_init(&pk, out, mpk_buf_sink);
     msgpack_pack_map(&pk, 5);
     pack_kv_str(&pk, "session_id", session_id);
     pack_kv_str(&pk, "type", "started");
-    pack_str(&pk, "timestamp");
+    mpk_pack_str(&pk, "timestamp");
     msgpack_pack_double(&pk, timestamp);
     pack_speaker(&pk, speaker_id);
     pack_kv_str(&pk, "worker", worker ? worker : "");
@@ -872,16 +854,16 @@ void nmsg_render_alive(struct buf *out, const char *session_id, const char *spea
                        double timestamp, uint64_t received_bytes, uint64_t queued_bytes)
 {
     msgpack_packer pk;
-    msgpack_packer_init(&pk, out, buf_sink);
+    msgpack_packer_init(&pk, out, mpk_buf_sink);
     msgpack_pack_map(&pk, 6);
     pack_kv_str(&pk, "session_id", session_id);
     pack_kv_str(&pk, "type", "alive");
-    pack_str(&pk, "timestamp");
+    mpk_pack_str(&pk, "timestamp");
     msgpack_pack_double(&pk, timestamp);
     pack_speaker(&pk, speaker_id);
-    pack_str(&pk, "received_bytes");
+    mpk_pack_str(&pk, "received_bytes");
     msgpack_pack_uint64(&pk, received_bytes);
-    pack_str(&pk, "queued_bytes");
+    mpk_pack_str(&pk, "queued_bytes");
     msgpack_pack_uint64(&pk, queued_bytes);
 }
 
@@ -889,16 +871,16 @@ void nmsg_render_speech_started(struct buf *out, const char *session_id, const c
                                 double timestamp, double audio_time, int64_t segment)
 {
     msgpack_packer pk;
-    msgpack_packer_init(&pk, out, buf_sink);
+    msgpack_packer_init(&pk, out, mpk_buf_sink);
     msgpack_pack_map(&pk, 6);
     pack_kv_str(&pk, "session_id", session_id);
     pack_kv_str(&pk, "type", "speech_started");
-    pack_str(&pk, "timestamp");
+    mpk_pack_str(&pk, "timestamp");
     msgpack_pack_double(&pk, timestamp);
     pack_speaker(&pk, speaker_id);
-    pack_str(&pk, "audio_time");
+    mpk_pack_str(&pk, "audio_time");
     msgpack_pack_double(&pk, audio_time);
-    pack_str(&pk, "segment");
+    mpk_pack_str(&pk, "segment");
     msgpack_pack_int64(&pk, segment);
 }
 
@@ -906,14 +888,14 @@ void nmsg_render_utterance_end(struct buf *out, const char *session_id, const ch
                                double timestamp, double last_word_end)
 {
     msgpack_packer pk;
-    msgpack_packer_init(&pk, out, buf_sink);
+    msgpack_packer_init(&pk, out, mpk_buf_sink);
     msgpack_pack_map(&pk, 5);
     pack_kv_str(&pk, "session_id", session_id);
     pack_kv_str(&pk, "type", "utterance_end");
-    pack_str(&pk, "timestamp");
+    mpk_pack_str(&pk, "timestamp");
     msgpack_pack_double(&pk, timestamp);
     pack_speaker(&pk, speaker_id);
-    pack_str(&pk, "last_word_end");
+    mpk_pack_str(&pk, "last_word_end");
     msgpack_pack_double(&pk, last_word_end);
 }
 
@@ -921,11 +903,11 @@ void nmsg_render_failover(struct buf *out, const char *session_id, const char *s
                           double timestamp, const struct hark_event *ev, double time_offset)
 {
     msgpack_packer pk;
-    msgpack_packer_init(&pk, out, buf_sink);
+    msgpack_packer_init(&pk, out, mpk_buf_sink);
     msgpack_pack_map(&pk, 10);
     pack_kv_str(&pk, "session_id", session_id);
     pack_kv_str(&pk, "type", "provider_failover");
-    pack_str(&pk, "timestamp");
+    mpk_pack_str(&pk, "timestamp");
     msgpack_pack_double(&pk, timestamp);
     pack_speaker(&pk, speaker_id);
     pack_kv_str(&pk, "reason", ev->failover_reason ? ev->failover_reason : "");
@@ -933,6 +915,6 @@ void nmsg_render_failover(struct buf *out, const char *session_id, const char *s
     pack_kv_str(&pk, "message", ev->message ? ev->message : "");
     pack_kv_str(&pk, "from", ev->from_engine ? ev->from_engine : "");
     pack_kv_str(&pk, "to", ev->to_engine ? ev->to_engine : "");
-    pack_str(&pk, "start");
+    mpk_pack_str(&pk, "start");
     msgpack_pack_double(&pk, ev->start + time_offset);
 }

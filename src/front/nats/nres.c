@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "front/nats/mpk.h"
 #include "base/err.h"
 #include "base/mem.h"
 #include "front/nats/nmsg.h"
@@ -21,47 +22,12 @@ int nres_err_from_code(const char *code)
 
 /* ------------------------------------------------------------ parser */
 
-static int key_is(const msgpack_object *k, const char *name)
-{
-    size_t n = strlen(name);
-    return k->type == MSGPACK_OBJECT_STR && k->via.str.size == n &&
-           memcmp(k->via.str.ptr, name, n) == 0;
-}
-
-static int num(const msgpack_object *o, double *out)
-{
-    switch (o->type) {
-    case MSGPACK_OBJECT_POSITIVE_INTEGER:
-        *out = (double)o->via.u64;
-        return 0;
-    case MSGPACK_OBJECT_NEGATIVE_INTEGER:
-        *out = (double)o->via.i64;
-        return 0;
-    case MSGPACK_OBJECT_FLOAT32:
-    case MSGPACK_OBJECT_FLOAT64:
-        if (!isfinite(o->via.f64))
-            return -1;
-        *out = o->via.f64;
-        return 0;
-    default:
-        return -1;
-    }
-}
-
 static int int64v(const msgpack_object *o, int64_t *out)
 {
     double d;
-    if (num(o, &d) || d < -9e15 || d > 9e15)
+    if (mpk_num(o, &d) || d < -9e15 || d > 9e15)
         return -1;
     *out = (int64_t)d;
-    return 0;
-}
-
-static int boolv(const msgpack_object *o, int *out)
-{
-    if (o->type != MSGPACK_OBJECT_BOOLEAN)
-        return -1;
-    *out = o->via.boolean;
     return 0;
 }
 
@@ -147,15 +113,16 @@ static int parse_words(const msgpack_object *v, struct nres *r, struct arena *a,
         for (uint32_t k = 0; k < w->via.map.size; k++) {
             const msgpack_object *kk = &w->via.map.ptr[k].key, *vv = &w->via.map.ptr[k].val;
             double d;
-            if (key_is(kk, "word")) {
+            if (mpk_key_is(kk, "word")) {
                 if ((at = arena_put(a, vv)) < 0)
                     return bad(err, n, "words.word");
-            } else if (key_is(kk, "start") || key_is(kk, "end") || key_is(kk, "confidence")) {
-                if (num(vv, &d))
+            } else if (mpk_key_is(kk, "start") || mpk_key_is(kk, "end") ||
+                       mpk_key_is(kk, "confidence")) {
+                if (mpk_num(vv, &d))
                     return bad(err, n, "words.start/end/confidence");
-                if (key_is(kk, "start"))
+                if (mpk_key_is(kk, "start"))
                     hw->start = d;
-                else if (key_is(kk, "end"))
+                else if (mpk_key_is(kk, "end"))
                     hw->end = d;
                 else
                     hw->confidence = (float)d;
@@ -177,7 +144,7 @@ static int parse_map(const msgpack_object *m, struct nres *r, struct arena *a, l
     r->committed_ms = -1;
     for (uint32_t i = 0; i < m->via.map.size; i++) {
         const msgpack_object *k = &m->via.map.ptr[i].key, *v = &m->via.map.ptr[i].val;
-        if (key_is(k, "type")) {
+        if (mpk_key_is(k, "type")) {
             char t[24];
             if (small_str(v, t, sizeof t)) {
                 r->kind = NRES_OTHER;
@@ -195,44 +162,44 @@ static int parse_map(const msgpack_object *m, struct nres *r, struct arena *a, l
         int rc = 0;
         if (k->type != MSGPACK_OBJECT_STR)
             continue;
-        if (key_is(k, "session_id")) {
+        if (mpk_key_is(k, "session_id")) {
             if (small_str(v, r->session_id, sizeof r->session_id))
                 return bad(err, n, "session_id");
-        } else if (key_is(k, "transcript") || key_is(k, "message")) {
+        } else if (mpk_key_is(k, "transcript") || mpk_key_is(k, "message")) {
             if ((text_at = arena_put(a, v)) < 0)
                 return bad(err, n, "transcript/message");
-        } else if (key_is(k, "is_final")) {
-            rc = boolv(v, &r->is_final);
-        } else if (key_is(k, "speech_final")) {
-            rc = boolv(v, &r->speech_final);
-        } else if (key_is(k, "has_voice_activity")) {
-            rc = boolv(v, &r->has_voice_activity);
-        } else if (key_is(k, "sequence")) {
+        } else if (mpk_key_is(k, "is_final")) {
+            rc = mpk_bool(v, &r->is_final);
+        } else if (mpk_key_is(k, "speech_final")) {
+            rc = mpk_bool(v, &r->speech_final);
+        } else if (mpk_key_is(k, "has_voice_activity")) {
+            rc = mpk_bool(v, &r->has_voice_activity);
+        } else if (mpk_key_is(k, "sequence")) {
             rc = int64v(v, &r->sequence);
-        } else if (key_is(k, "segment")) {
+        } else if (mpk_key_is(k, "segment")) {
             rc = int64v(v, &r->segment);
-        } else if (key_is(k, "segments")) {
+        } else if (mpk_key_is(k, "segments")) {
             rc = int64v(v, &r->segments);
-        } else if (key_is(k, "received_bytes")) {
+        } else if (mpk_key_is(k, "received_bytes")) {
             rc = int64v(v, &r->received_bytes);
-        } else if (key_is(k, "queued_bytes")) {
+        } else if (mpk_key_is(k, "queued_bytes")) {
             rc = int64v(v, &r->queued_bytes);
-        } else if (key_is(k, "committed_ms")) {
+        } else if (mpk_key_is(k, "committed_ms")) {
             rc = int64v(v, &r->committed_ms);
-        } else if (key_is(k, "start")) {
-            rc = num(v, &r->start);
-        } else if (key_is(k, "end")) {
-            rc = num(v, &r->end);
-        } else if (key_is(k, "last_word_end")) {
-            rc = num(v, &r->last_word_end);
-        } else if (key_is(k, "audio_time")) {
-            rc = num(v, &r->audio_time);
-        } else if (key_is(k, "audio_seconds")) {
-            rc = num(v, &r->audio_seconds);
-        } else if (key_is(k, "confidence")) {
-            rc = num(v, &d);
+        } else if (mpk_key_is(k, "start")) {
+            rc = mpk_num(v, &r->start);
+        } else if (mpk_key_is(k, "end")) {
+            rc = mpk_num(v, &r->end);
+        } else if (mpk_key_is(k, "last_word_end")) {
+            rc = mpk_num(v, &r->last_word_end);
+        } else if (mpk_key_is(k, "audio_time")) {
+            rc = mpk_num(v, &r->audio_time);
+        } else if (mpk_key_is(k, "audio_seconds")) {
+            rc = mpk_num(v, &r->audio_seconds);
+        } else if (mpk_key_is(k, "confidence")) {
+            rc = mpk_num(v, &d);
             r->confidence = (float)d;
-        } else if (key_is(k, "reason")) {
+        } else if (mpk_key_is(k, "reason")) {
             char s[16];
             if (v->type == MSGPACK_OBJECT_NIL)
                 continue;
@@ -240,17 +207,17 @@ static int parse_map(const msgpack_object *m, struct nres *r, struct arena *a, l
                 r->reason = reason_of(s);
                 memcpy(r->reason_name, s, sizeof r->reason_name);
             }
-        } else if (key_is(k, "code")) {
+        } else if (mpk_key_is(k, "code")) {
             rc = small_str(v, r->code_name, sizeof r->code_name);
-        } else if (key_is(k, "from")) {
+        } else if (mpk_key_is(k, "from")) {
             rc = small_str(v, r->from, sizeof r->from);
-        } else if (key_is(k, "to")) {
+        } else if (mpk_key_is(k, "to")) {
             rc = small_str(v, r->to, sizeof r->to);
-        } else if (key_is(k, "gap_duration")) {
-            rc = num(v, &r->gap_duration);
-        } else if (key_is(k, "audio_offset")) {
-            rc = num(v, &r->audio_offset);
-        } else if (key_is(k, "words")) {
+        } else if (mpk_key_is(k, "gap_duration")) {
+            rc = mpk_num(v, &r->gap_duration);
+        } else if (mpk_key_is(k, "audio_offset")) {
+            rc = mpk_num(v, &r->audio_offset);
+        } else if (mpk_key_is(k, "words")) {
             if (*word_at)
                 return bad(err, n, "words (twice)");
             *word_at = hark_calloc(
@@ -330,18 +297,6 @@ void nres_free(struct nres *r)
 
 /* ------------------------------------------------------------ rendering */
 
-static int buf_sink(void *data, const char *p, size_t n)
-{
-    struct buf *b = data;
-    buf_append(b, p, n);
-    return b->oom ? -1 : 0;
-}
-
-static void pack_str(msgpack_packer *pk, const char *s)
-{
-    msgpack_pack_str_with_body(pk, s, strlen(s));
-}
-
 /* Text from hark_options_get as the msgpack type a worker's start parser
  * takes back into hark_options_set: integers, booleans, else strings. */
 static void pack_text(msgpack_packer *pk, const char *v)
@@ -360,34 +315,34 @@ static void pack_text(msgpack_packer *pk, const char *v)
         msgpack_pack_int64(pk, i);
         return;
     }
-    pack_str(pk, v);
+    mpk_pack_str(pk, v);
 }
 
 void nres_render_start(struct buf *out, const char *session_id, int sample_rate, int channels,
                        enum hark_state state, const char *speaker_id, const char *const *kv)
 {
     msgpack_packer pk;
-    msgpack_packer_init(&pk, out, buf_sink);
+    msgpack_packer_init(&pk, out, mpk_buf_sink);
     size_t n = 5 + (speaker_id && *speaker_id);
     for (size_t i = 0; kv && kv[i]; i += 2)
         n++;
     msgpack_pack_map(&pk, n);
-    pack_str(&pk, "type");
-    pack_str(&pk, "start");
-    pack_str(&pk, "session_id");
-    pack_str(&pk, session_id);
-    pack_str(&pk, "sample_rate");
+    mpk_pack_str(&pk, "type");
+    mpk_pack_str(&pk, "start");
+    mpk_pack_str(&pk, "session_id");
+    mpk_pack_str(&pk, session_id);
+    mpk_pack_str(&pk, "sample_rate");
     msgpack_pack_int(&pk, sample_rate);
-    pack_str(&pk, "channels");
+    mpk_pack_str(&pk, "channels");
     msgpack_pack_int(&pk, channels);
-    pack_str(&pk, "state");
-    pack_str(&pk, nmsg_state_name(state));
+    mpk_pack_str(&pk, "state");
+    mpk_pack_str(&pk, nmsg_state_name(state));
     if (speaker_id && *speaker_id) {
-        pack_str(&pk, "speaker_id");
-        pack_str(&pk, speaker_id);
+        mpk_pack_str(&pk, "speaker_id");
+        mpk_pack_str(&pk, speaker_id);
     }
     for (size_t i = 0; kv && kv[i]; i += 2) {
-        pack_str(&pk, kv[i]);
+        mpk_pack_str(&pk, kv[i]);
         pack_text(&pk, kv[i + 1]);
     }
 }
@@ -395,14 +350,14 @@ void nres_render_start(struct buf *out, const char *session_id, int sample_rate,
 void nres_render_chunk(struct buf *out, const void *audio, size_t len, double timestamp)
 {
     msgpack_packer pk;
-    msgpack_packer_init(&pk, out, buf_sink);
+    msgpack_packer_init(&pk, out, mpk_buf_sink);
     msgpack_pack_map(&pk, timestamp >= 0 ? 3 : 2);
-    pack_str(&pk, "type");
-    pack_str(&pk, "chunk");
-    pack_str(&pk, "audio");
+    mpk_pack_str(&pk, "type");
+    mpk_pack_str(&pk, "chunk");
+    mpk_pack_str(&pk, "audio");
     msgpack_pack_bin_with_body(&pk, audio, len);
     if (timestamp >= 0) {
-        pack_str(&pk, "timestamp");
+        mpk_pack_str(&pk, "timestamp");
         msgpack_pack_double(&pk, timestamp);
     }
 }
@@ -410,19 +365,19 @@ void nres_render_chunk(struct buf *out, const void *audio, size_t len, double ti
 void nres_render_state(struct buf *out, enum hark_state state)
 {
     msgpack_packer pk;
-    msgpack_packer_init(&pk, out, buf_sink);
+    msgpack_packer_init(&pk, out, mpk_buf_sink);
     msgpack_pack_map(&pk, 2);
-    pack_str(&pk, "type");
-    pack_str(&pk, "state_change");
-    pack_str(&pk, "state");
-    pack_str(&pk, nmsg_state_name(state));
+    mpk_pack_str(&pk, "type");
+    mpk_pack_str(&pk, "state_change");
+    mpk_pack_str(&pk, "state");
+    mpk_pack_str(&pk, nmsg_state_name(state));
 }
 
 void nres_render_simple(struct buf *out, const char *type)
 {
     msgpack_packer pk;
-    msgpack_packer_init(&pk, out, buf_sink);
+    msgpack_packer_init(&pk, out, mpk_buf_sink);
     msgpack_pack_map(&pk, 1);
-    pack_str(&pk, "type");
-    pack_str(&pk, type);
+    mpk_pack_str(&pk, "type");
+    mpk_pack_str(&pk, type);
 }

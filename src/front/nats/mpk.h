@@ -1,0 +1,30 @@
+/*
+ * Small msgpack-c helpers shared by the NATS modules that render and parse
+ * msgpack (nmsg.c: seed 004's messages; nres.c: a worker's results as the
+ * gateway reads them; gwtake.c: the gateways' hand-over messages).
+ *
+ * Pure functions, no state: any thread. The readers take objects msgpack-c
+ * has unpacked from bytes the caller validated first (nmsg_validate); they
+ * only check type and range and never allocate.
+ */
+#ifndef HARK_FRONT_NATS_MPK_H
+#define HARK_FRONT_NATS_MPK_H
+
+#include <msgpack.h>
+#include <stddef.h>
+
+/* msgpack_packer's write callback into a struct buf (base/buf.h); -1 once
+ * the buffer ran out of memory. */
+int mpk_buf_sink(void *buf, const char *p, size_t n);
+/* A C string as a msgpack str. */
+void mpk_pack_str(msgpack_packer *pk, const char *s);
+
+/* 1 if k is the str name. */
+int mpk_key_is(const msgpack_object *k, const char *name);
+/* Any msgpack number as a double: 0, or -1 for another type, NaN or an
+ * infinity. */
+int mpk_num(const msgpack_object *o, double *out);
+/* A msgpack boolean: 0, or -1 for another type. */
+int mpk_bool(const msgpack_object *o, int *out);
+
+#endif
