@@ -4,15 +4,13 @@
 // clients (npm nats + @msgpack/msgpack) publishing plain core-NATS messages.
 import { before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { connect } from 'nats';
 import { encode, decode } from '@msgpack/msgpack';
 import { HARK, CLIPS, wavPcm, sleep, wer, references } from './lib.mjs';
-import { NATS_SERVER, freePort, startWorker as workerAt } from './nats_lib.mjs';
+import { NATS_SERVER, freePort, startNats as natsAt, startWorker as workerAt } from './nats_lib.mjs';
 
 export { HARK, CLIPS, wavPcm, sleep };
 export { NATS_SERVER, freePort };
@@ -35,30 +33,7 @@ export async function startNats(port, { partitions = 1 } = {}) {
     `jetstream { store_dir: "${path.join(dir, `store-${port}`)}", max_memory_store: 64MB, max_file_store: 1GB }`,
     partitions > 1 ? `mappings: { "${IN}.*": "${IN}.{{partition(${partitions},1)}}.{{wildcard(1)}}" }` : '',
   ].join('\n'));
-  const proc = spawn(NATS_SERVER, ['-c', conf, '-l', path.join(dir, `nats-${port}-${Date.now()}.log`)],
-    { stdio: ['ignore', 'ignore', 'pipe'] });
-  const url = `nats://127.0.0.1:${port}`;
-  const end = Date.now() + 15000;
-  for (;;) {
-    if (proc.exitCode !== null) throw new Error(`nats-server exited ${proc.exitCode}`);
-    try {
-      const nc = await connect({ servers: url, reconnect: false, timeout: 500 });
-      await nc.jetstreamManager(); // JetStream answers
-      await nc.close();
-      break;
-    } catch (e) {
-      if (Date.now() > end) throw new Error('nats-server did not start: ' + e.message);
-      await sleep(50);
-    }
-  }
-  return {
-    proc, url,
-    async stop(signal = 'SIGTERM') {
-      if (proc.exitCode !== null || proc.signalCode !== null) return;
-      proc.kill(signal);
-      await once(proc, 'exit');
-    },
-  };
+  return natsAt(port, { dir, conf, jetstream: true });
 }
 
 // `hark worker --jetstream`; resolves when it prints its banner.
