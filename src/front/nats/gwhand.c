@@ -41,17 +41,6 @@ void gwhand_set(struct natsgw *g, const struct gwhand_cbs *cbs)
     pthread_mutex_unlock(&g->mu);
 }
 
-/* A NATS subject token: no separators or wildcards. */
-static int id_ok(const char *id)
-{
-    if (!*id || strlen(id) >= NMSG_ID_MAX)
-        return 0;
-    for (const char *p = id; *p; p++)
-        if (*p == '.' || *p == '*' || *p == '>' || (unsigned char)*p <= ' ' || *p == 0x7f)
-            return 0;
-    return 1;
-}
-
 /* {subject_out}.take.{id} (nats.c's thread): the front end answers if it
  * holds the session detached, else nobody does. */
 static void on_take(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
@@ -65,7 +54,7 @@ static void on_take(natsConnection *nc, natsSubscription *sub, natsMsg *msg, voi
     int n = natsMsg_GetDataLength(msg);
     struct gwtake_req q;
     char err[300];
-    if (!reply || !*reply || !id_ok(id)) {
+    if (!reply || !*reply || !nmsg_id_ok(id)) {
         metrics_inc(g->m_bad);
     } else if (gwtake_parse_request(&q, natsMsg_GetData(msg), n > 0 ? (size_t)n : 0, err,
                                     sizeof err)) {
@@ -176,7 +165,7 @@ int gwhand_take(struct natsgw *g, const char *id, const struct gwtake_req *q, ch
 {
     if (!atomic_load(&g->connected))
         return err_set(err, n, HARK_E_BUSY, "not connected to NATS");
-    if (!id_ok(id))
+    if (!nmsg_id_ok(id))
         return err_set(err, n, HARK_E_RESUME_FAILED, "no session with that id");
     struct gsess *s = hark_calloc(1, sizeof *s);
     struct take_job *j = hark_calloc(1, sizeof *j);

@@ -112,17 +112,6 @@ void gwsess_item_free(struct gitem *it)
 
 /* ------------------------------------------------------------ backend ops */
 
-/* A NATS subject token: no separators or wildcards. */
-static int token_ok(const char *id)
-{
-    if (!*id || strlen(id) >= NMSG_ID_MAX)
-        return 0;
-    for (const char *p = id; *p; p++)
-        if (*p == '.' || *p == '*' || *p == '>' || (unsigned char)*p <= ' ' || *p == 0x7f)
-            return 0;
-    return 1;
-}
-
 static void make_id(char *out, size_t n)
 {
     unsigned char r[12];
@@ -235,7 +224,7 @@ static int gw_open(void *ctx, const struct hark_options *opts, const char *sessi
     if (!s)
         return err_set(err, n, HARK_E_NOMEM, "out of memory");
     s->g = g;
-    if (session_id && token_ok(session_id))
+    if (session_id && nmsg_id_ok(session_id))
         snprintf(s->id, sizeof s->id, "%s", session_id);
     else
         make_id(s->id, sizeof s->id);

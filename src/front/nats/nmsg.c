@@ -918,3 +918,13 @@ void nmsg_render_failover(struct buf *out, const char *session_id, const char *s
     mpk_pack_str(&pk, "start");
     msgpack_pack_double(&pk, ev->start + time_offset);
 }
+
+int nmsg_id_ok(const char *id)
+{
+    if (!*id || strlen(id) >= NMSG_ID_MAX)
+        return 0;
+    for (const char *p = id; *p; p++)
+        if (*p == '.' || *p == '*' || *p == '>' || (unsigned char)*p <= ' ' || *p == 0x7f)
+            return 0;
+    return 1;
+}

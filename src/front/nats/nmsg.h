@@ -173,5 +173,8 @@ void nmsg_render_failover(struct buf *out, const char *session_id, const char *s
 const char *nmsg_state_name(enum hark_state s);
 /* Wall clock seconds since the epoch, for the seed's timestamp fields. */
 double nmsg_now(void);
+/* 1 if id can be a session id: 1..NMSG_ID_MAX-1 bytes, one NATS subject
+ * token (no separators, wildcards, spaces or control bytes). */
+int nmsg_id_ok(const char *id);
 
 #endif
