@@ -16,6 +16,9 @@
  *                               followed by a turn-taking gap of that noise,
  *                               0.25 to 2.5 s, two of them shorter than the
  *                               500 ms endpointing
+ *              noisy            (only when named in --sets) the dialog gaps,
+ *                               and white noise 15 dB below each clip's RMS
+ *                               over its speech and gap
  *            The raw engine gets the utterances hark's VAD makes but decodes
  *            every sample: on the pause sets each clip plus its pause is one
  *            utterance (what a server with endpointing but no VAD gating
@@ -39,10 +42,10 @@
  * src/engines/pocketsphinx/pocketsphinx.c sets them.
  *
  * Usage: bench_pipeline [--repeats N] [--sections cpu,rss,resample,latency]
- *                       [--sets continuous,pauses-silence,pauses-noise,dialog]
+ *                       [--sets continuous,pauses-silence,pauses-noise,dialog,noisy]
  *                       [--raw-partials] [--json FILE] [--data DIR]
  *                       [--clips N] [--warmup 0|1] [--passes none,bestpath,full]
- *                       [--paced] [--chunk-ms N]
+ *                       [--paced] [--chunk-ms N] [--max-hmms N]
  *   --raw-partials  adds a third arm: the raw engine also reading its
  *                   hypothesis every 200 ms of audio (ps_get_hyp), as hark
  *                   does for partials, to separate partial cost from the rest.
@@ -52,6 +55,9 @@
  *                   first run of each arm (both for callgrind runs, where
  *                   instruction counts are exact and one run is enough).
  *   --passes LIST   the second_pass settings the latency section measures.
+ *   --max-hmms N    the search's HMMs per frame at most, for both sides
+ *                   (the engine's max_hmms, the raw engine's -maxhmmpf);
+ *                   default the engine's default.
  *   --paced         the cpu section feeds both sides in real time (each 20 ms
  *                   chunk at its due time, sleeping in between), as a live
  *                   stream arrives; otherwise as fast as they decode. A
@@ -242,15 +248,35 @@ static void append_ref(struct dataset *d, const char *ref)
 static const double dialog_gaps_s[] = {0.35, 1.2, 0.25, 2.5, 0.8};
 #define N_DIALOG_GAPS (sizeof dialog_gaps_s / sizeof dialog_gaps_s[0])
 
+/* The noisy set: white noise over the speech too, this far below each clip's
+ * own RMS (a car or a busy room rather than a quiet desk), so that search
+ * pruning is checked on audio where the right path scores less clearly. */
+#define NOISY_SNR_DB 15.0
+
+static double clip_rms(const int16_t *pcm, size_t n)
+{
+    double e = 0;
+    for (size_t i = 0; i < n; i++)
+        e += (double)pcm[i] * pcm[i];
+    return n ? sqrt(e / (double)n) / 32768.0 : 0;
+}
+
+static int16_t add_clamped(int16_t a, int16_t b)
+{
+    int v = a + b;
+    return (int16_t)(v > 32767 ? 32767 : v < -32768 ? -32768 : v);
+}
+
 static size_t pause_samples(int pause, int i)
 {
-    if (pause == 3)
+    if (pause >= 3)
         return (size_t)(dialog_gaps_s[(size_t)i % N_DIALOG_GAPS] * RATE);
     return pause ? (size_t)(PAUSE_S * RATE) : 0;
 }
 
 /* pause: 0 = none, 1 = digital silence, 2 = noise at NOISE_DBFS, 3 = dialog
- * gaps (dialog_gaps_s) of noise at NOISE_DBFS */
+ * gaps (dialog_gaps_s) of noise at NOISE_DBFS, 4 = the dialog gaps with
+ * noise at NOISY_SNR_DB below the speech over speech and gaps alike */
 static void build_dataset(struct dataset *d, const char *name, const struct clip *clips,
                           int n_clips, int pause)
 {
@@ -269,7 +295,12 @@ static void build_dataset(struct dataset *d, const char *name, const struct clip
          * set as one too (the clip boundaries are not in the audio). */
         if (pause || i == 0)
             d->utt_off[d->n_utts++] = d->n;
+        if (pause == 4)
+            rms = clip_rms(clips[i].pcm, clips[i].n) * pow(10.0, -NOISY_SNR_DB / 20.0);
         memcpy(d->pcm + d->n, clips[i].pcm, clips[i].n * sizeof *d->pcm);
+        if (pause == 4)
+            for (size_t k = 0; k < clips[i].n; k++)
+                d->pcm[d->n + k] = add_clamped(d->pcm[d->n + k], noise_sample(rms));
         d->n += clips[i].n;
         for (size_t k = 0, pause_n = pause_samples(pause, i); k < pause_n; k++)
             d->pcm[d->n++] = pause >= 2 ? noise_sample(rms) : 0;
@@ -389,11 +420,16 @@ static struct hark_options *make_options(int endpointing)
 
 /* The engine's share_model setting (the rss section measures both). */
 static const char *share_model = "yes";
+/* max_hmms of both sides (--max-hmms): the engine's default, given to the
+ * raw engine as -maxhmmpf and to hark's engine as its setting, so that both
+ * search alike whatever the engine's default becomes. */
+static const char *max_hmms = "4000";
 
 static struct hark_engine *load_engine(const char *pass, const char *pool_min, const char *pool_max)
 {
-    const char *settings[] = {"second_pass", pass,          "pool_min",  pool_min, "pool_max",
-                              pool_max,      "share_model", share_model, NULL};
+    const char *settings[] = {"second_pass", pass,        "pool_min",    pool_min,
+                              "pool_max",    pool_max,    "share_model", share_model,
+                              "max_hmms",    max_hmms,    NULL};
     struct hark_engine *eng;
     char err[512];
     if (hark_engine_load(&eng, "pocketsphinx", settings, err, sizeof err))
@@ -511,7 +547,7 @@ static ps_decoder_t *raw_decoder(const char *pass)
     err_set_logfp(NULL);
     cmd_ln_t *cfg =
         cmd_ln_init(NULL, ps_args(), TRUE, "-hmm", hmm, "-lm", lm, "-dict", dict, "-remove_silence",
-                    "no", "-fwdflat", fwdflat, "-bestpath", bestpath, NULL);
+                    "no", "-fwdflat", fwdflat, "-bestpath", bestpath, "-maxhmmpf", max_hmms, NULL);
     ps_decoder_t *ps = cfg ? ps_init(cfg) : NULL;
     if (cfg)
         cmd_ln_free_r(cfg);
@@ -1170,10 +1206,10 @@ static void usage(void)
 {
     fprintf(stderr,
             "usage: bench_pipeline [--repeats N] [--sections cpu,rss,resample,latency]\n"
-            "                      [--sets continuous,pauses-silence,pauses-noise,dialog]\n"
+            "                      [--sets continuous,pauses-silence,pauses-noise,dialog,noisy]\n"
             "                      [--raw-partials] [--json FILE] [--data DIR]\n"
             "                      [--clips N] [--warmup 0|1] [--passes none,bestpath,full]\n"
-            "                      [--paced] [--chunk-ms N]\n");
+            "                      [--paced] [--chunk-ms N] [--max-hmms N]\n");
     exit(2);
 }
 
@@ -1215,6 +1251,8 @@ int main(int argc, char **argv)
             dir = v;
         else if (strcmp(a, "--passes") == 0)
             passes = v;
+        else if (strcmp(a, "--max-hmms") == 0)
+            max_hmms = v;
         else if (strcmp(a, "--clips") == 0)
             max_clips = atoi(v);
         else if (strcmp(a, "--warmup") == 0)
@@ -1247,8 +1285,8 @@ int main(int argc, char **argv)
     if (has(sections, "rss"))
         rss_section(clips);
     if (has(sections, "cpu")) {
-        static struct dataset sets[4];
-        static struct cpu_result res[4];
+        static struct dataset sets[5];
+        static struct cpu_result res[5];
         int n_sets = 0;
         if (has(set_names, "continuous"))
             build_dataset(&sets[n_sets++], "continuous", clips, n_clips, 0);
@@ -1258,6 +1296,8 @@ int main(int argc, char **argv)
             build_dataset(&sets[n_sets++], "pauses-noise", clips, n_clips, 2);
         if (has(set_names, "dialog"))
             build_dataset(&sets[n_sets++], "dialog", clips, n_clips, 3);
+        if (has(set_names, "noisy"))
+            build_dataset(&sets[n_sets++], "noisy", clips, n_clips, 4);
         if (!n_sets)
             usage();
         cpu_section(sets, n_sets, repeats, raw_partials, res);

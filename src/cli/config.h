@@ -46,6 +46,7 @@ struct config {
     int pool_max;
     char second_pass[16];
     char share_model[8];
+    int max_hmms; /* 0 = the engine's default */
     char model_dir[256];
     char openai_url[512];
     char openai_key[512];

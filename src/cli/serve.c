@@ -386,7 +386,9 @@ int cli_serve_run(int argc, char **argv, int with_ws)
     char pool_min[16];
     int pmin = (int)workers < pmax ? (int)workers : pmax;
     snprintf(pool_min, sizeof pool_min, "%d", pmin < 64 ? pmin : 64);
-    const char *kv[12] = {"pool_max", pool, "pool_min", pool_min};
+    char max_hmms[16];
+    snprintf(max_hmms, sizeof max_hmms, "%d", cfg.max_hmms);
+    const char *kv[16] = {"pool_max", pool, "pool_min", pool_min};
     int nkv = 4;
     if (strcmp(cfg.second_pass, "default")) {
         kv[nkv++] = "second_pass";
@@ -395,6 +397,10 @@ int cli_serve_run(int argc, char **argv, int with_ws)
     if (strcmp(cfg.share_model, "yes")) {
         kv[nkv++] = "share_model";
         kv[nkv++] = cfg.share_model;
+    }
+    if (cfg.max_hmms) {
+        kv[nkv++] = "max_hmms";
+        kv[nkv++] = max_hmms;
     }
     if (cfg.model_dir[0]) {
         kv[nkv++] = "model_dir";

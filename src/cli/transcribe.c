@@ -179,8 +179,8 @@ static void usage(FILE *f)
            "engine:\n"
            "  --engine NAME          engine to use (default pocketsphinx; see `hark engines`)\n"
            "  --engine-opt K=V       engine setting, repeatable (pocketsphinx: second_pass=\n"
-           "                         none|bestpath|full, share_model=yes|no, model_dir=, hmm=,\n"
-           "                         lm=, dict=)\n"
+           "                         none|bestpath|full, share_model=yes|no, max_hmms=N,\n"
+           "                         model_dir=, hmm=, lm=, dict=)\n"
            "session options (also settable as --name or --name=value):\n");
     for (int i = 0; hark_options_name(i); i++) {
         char flag[64];

@@ -196,7 +196,8 @@ int admit_acquire(struct admit *a, int realtime, struct admit_slot **out, char *
     /* The newcomer will need about what the others do; with nobody talking
      * there is always room for one. */
     double need = a->demand > 0 ? a->demand + a->rtf_prior : 0;
-    if (realtime && (a->wstats.oldest_wait_ms > a->cfg.max_lag_ms || need > capacity)) {
+    int over = a->cfg.max_busy_percent > 0 && need > capacity;
+    if (realtime && (a->wstats.oldest_wait_ms > a->cfg.max_lag_ms || over)) {
         metrics_inc(a->m_refused_busy);
         snprintf(msg, n,
                  "server at capacity (talking sessions need %.2f of %.2f workers, a new one "

@@ -35,7 +35,7 @@ struct admit_cfg {
     int max_sessions;        /* open sessions of all front ends at once */
     unsigned workers;        /* threads of the pool */
     int max_lag_ms;          /* refuse while queued work waits longer */
-    int max_busy_percent;    /* share of the workers the talking sessions may need */
+    int max_busy_percent;    /* share of the workers the talking sessions may need; 0 = no limit */
     struct workers *pool;    /* outlives the admit */
     struct metrics *metrics; /* may be NULL (no metrics); outlives the admit */
 };

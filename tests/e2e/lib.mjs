@@ -65,13 +65,28 @@ export async function startServer(args = [], env = {}) {
     url: `${scheme === 'https' ? 'wss' : 'ws'}://${host}:${port}`,
     http: `${scheme}://${host}:${port}`,
     log: () => err,
+    // The exit code, or the name of the signal that ended the process
+    // (a crash on shutdown shows as 'SIGSEGV', not null). Bounded: a server
+    // that has not exited 30 s after the signal is killed and 'hung' returned.
     async stop(signal = 'SIGTERM') {
-      if (proc.exitCode !== null) return proc.exitCode;
-      proc.kill(signal);
-      const [code] = await once(proc, 'exit');
-      return code;
+      return stopProcess(proc, signal);
     },
   };
+}
+
+export async function stopProcess(proc, signal = 'SIGTERM', ms = 30000) {
+  const result = () => (proc.exitCode !== null ? proc.exitCode : proc.signalCode);
+  if (proc.exitCode !== null || proc.signalCode !== null) return result();
+  const exited = once(proc, 'exit');
+  proc.kill(signal);
+  let timer;
+  const hung = await Promise.race([exited.then(() => false),
+    new Promise((res) => { timer = setTimeout(() => res(true), ms); })]);
+  clearTimeout(timer);
+  if (!hung) return result();
+  proc.kill('SIGKILL');
+  await exited;
+  return 'hung';
 }
 
 // Opens a native-protocol session. Returns { ws, events, ready, closed }.

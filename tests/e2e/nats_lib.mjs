@@ -7,7 +7,7 @@ import { once } from 'node:events';
 import { createServer } from 'node:net';
 import path from 'node:path';
 import { connect } from 'nats';
-import { HARK, sleep } from './lib.mjs';
+import { HARK, sleep, stopProcess } from './lib.mjs';
 
 export const NATS_SERVER = process.env.NATS_SERVER_BIN || '/usr/sbin/nats-server';
 
@@ -77,10 +77,7 @@ export async function startWorker(url, args = [], env = {}) {
     stdout: () => out,
     alive: () => proc.exitCode === null && proc.signalCode === null,
     async stop(signal = 'SIGTERM') {
-      if (proc.exitCode !== null || proc.signalCode !== null) return proc.exitCode;
-      proc.kill(signal);
-      const [code] = await once(proc, 'exit');
-      return code;
+      return stopProcess(proc, signal);
     },
   };
 }

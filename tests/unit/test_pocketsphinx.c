@@ -416,6 +416,15 @@ static void test_bad_settings(void)
     ASSERT(strstr(err, "share_model") && strstr(err, "yes") && strstr(err, "no"));
     const char *novalue[] = {"lm", NULL};
     ASSERT_EQ(load_fails(novalue, err, sizeof err), HARK_E_BAD_OPTION);
+    ASSERT(strstr(err, "lm"));
+    const char *few[] = {"max_hmms", "99", NULL};
+    ASSERT_EQ(load_fails(few, err, sizeof err), HARK_E_BAD_OPTION);
+    ASSERT(strstr(err, "max_hmms") && strstr(err, "100..1000000"));
+    const char *junk[] = {"max_hmms", "3000x", NULL};
+    ASSERT_EQ(load_fails(junk, err, sizeof err), HARK_E_BAD_OPTION);
+    const char *unknown2[] = {"maxhmmpf", "3000", NULL};
+    ASSERT_EQ(load_fails(unknown2, err, sizeof err), HARK_E_BAD_OPTION);
+    ASSERT(strstr(err, "max_hmms"));
 }
 
 static void write_file(const char *path, const void *data, size_t n)

@@ -105,6 +105,15 @@ enum second_pass { PASS_NONE, PASS_BESTPATH, PASS_FULL };
 static const char *const pass_names[] = {"none", "bestpath", "full"};
 #define DEFAULT_PASS PASS_BESTPATH
 
+/* max_hmms, PocketSphinx's -maxhmmpf: when more HMMs than this are active
+ * in a frame, the search keeps the best this many (histogram pruning) on
+ * top of its beams. The engine's own default, 30000, never binds on this
+ * model: ~40% of the CPU per audio second goes to HMMs that a cap of 3000
+ * drops without changing a word (measurement in docs/engines.md). */
+#define DEFAULT_MAX_HMMS 4000
+#define MAX_HMMS_MIN 100
+#define MAX_HMMS_MAX 1000000
+
 struct engine_stream {
     struct pool_item item; /* first: a pool_item * is the stream; key = vocab; broken: a
                               ps_* call failed, destroy on release */
@@ -138,6 +147,7 @@ struct engine_model {
     char *hmm, *lm, *dict;
     int pool_min, pool_max;
     enum second_pass pass;
+    int max_hmms;            /* -maxhmmpf: HMMs the search keeps per frame */
     int share;               /* share_model=yes */
     struct ps_share *shared; /* NULL: each decoder reads its own model */
     struct ps_model_am am;
@@ -198,7 +208,7 @@ static void log_setup(void)
 /* ------------------------------------------------------------ settings */
 
 static const char *const setting_names =
-    "model_dir, hmm, lm, dict, pool_min, pool_max, second_pass, share_model";
+    "model_dir, hmm, lm, dict, pool_min, pool_max, second_pass, share_model, max_hmms";
 
 static int parse_int(const char *v, int lo, int hi, int *out)
 {
@@ -228,6 +238,7 @@ static int apply_settings(struct engine_model *m, const char *const *settings, c
     m->pool_min = 1;
     m->pool_max = 8;
     m->pass = DEFAULT_PASS;
+    m->max_hmms = DEFAULT_MAX_HMMS;
     m->share = 1;
     for (size_t i = 0; settings && settings[i]; i += 2) {
         const char *name = settings[i], *v = settings[i + 1];
@@ -260,6 +271,12 @@ static int apply_settings(struct engine_model *m, const char *const *settings, c
                                "bestpath or full",
                                v);
             m->pass = (enum second_pass)k;
+        } else if (strcmp(name, "max_hmms") == 0) {
+            if (parse_int(v, MAX_HMMS_MIN, MAX_HMMS_MAX, &m->max_hmms))
+                return err_set(errbuf, errbuf_size, HARK_E_BAD_OPTION,
+                               "pocketsphinx setting max_hmms='%s' is invalid; expected an integer "
+                               "%d..%d",
+                               v, MAX_HMMS_MIN, MAX_HMMS_MAX);
         } else if (strcmp(name, "share_model") == 0) {
             if (strcmp(v, "yes") != 0 && strcmp(v, "no") != 0)
                 return err_set(errbuf, errbuf_size, HARK_E_BAD_OPTION,
@@ -522,12 +539,15 @@ static cmd_ln_t *decoder_config(const struct engine_model *m, const char *lm, co
 {
     static const char *const fwdflat[] = {"no", "no", "yes"};
     static const char *const bestpath[] = {"no", "yes", "yes"};
+    char maxhmm[16];
+    snprintf(maxhmm, sizeof maxhmm, "%d", m->max_hmms);
     if (lm)
         return cmd_ln_init(NULL, ps_args(), TRUE, "-hmm", m->hmm, "-lm", lm, "-dict", dict,
                            "-remove_silence", "no", "-fwdflat", fwdflat[m->pass], "-bestpath",
-                           bestpath[m->pass], NULL);
+                           bestpath[m->pass], "-maxhmmpf", maxhmm, NULL);
     return cmd_ln_init(NULL, ps_args(), TRUE, "-hmm", m->hmm, "-dict", dict, "-remove_silence",
-                       "no", "-fwdflat", fwdflat[m->pass], "-bestpath", bestpath[m->pass], NULL);
+                       "no", "-fwdflat", fwdflat[m->pass], "-bestpath", bestpath[m->pass],
+                       "-maxhmmpf", maxhmm, NULL);
 }
 
 /* With a share, a new decoder is built on the reduced dictionary and given
