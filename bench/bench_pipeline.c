@@ -427,9 +427,9 @@ static const char *max_hmms = "4000";
 
 static struct hark_engine *load_engine(const char *pass, const char *pool_min, const char *pool_max)
 {
-    const char *settings[] = {"second_pass", pass,        "pool_min",    pool_min,
-                              "pool_max",    pool_max,    "share_model", share_model,
-                              "max_hmms",    max_hmms,    NULL};
+    const char *settings[] = {"second_pass", pass,     "pool_min",    pool_min,
+                              "pool_max",    pool_max, "share_model", share_model,
+                              "max_hmms",    max_hmms, NULL};
     struct hark_engine *eng;
     char err[512];
     if (hark_engine_load(&eng, "pocketsphinx", settings, err, sizeof err))
