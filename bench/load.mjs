@@ -24,8 +24,10 @@
 // streaming, per second of audio streamed, as a ratio to the raw PocketSphinx
 // engine's CPU per audio second on the same audio, measured in the same run by
 // bench_pipeline (--sections cpu --sets pauses-silence --paced: fed in real
-// time like the server's streams). RSS: VmRSS of the server, sampled every
-// 250 ms.
+// time like the server's streams), and to hark's own cost of that audio as
+// one batch (the same without --paced; issue 12's "/ batch"). RSS: VmRSS of
+// the server, sampled every 250 ms. Client CPU: this script's own share of a
+// core (it runs on the same machine), so capacity is measured with it.
 //
 // The sweep stops at the first N whose client-side p95 endpoint->final is
 // above the target or where any session was refused (error code "busy");
@@ -248,7 +250,7 @@ async function runSession(url, index, startAt, doFinalize, lat) {
     if (e.type === 'ready') ready = e;
     else if (e.type === 'error') {
       st.errors[e.code] = (st.errors[e.code] || 0) + 1;
-      if (!ready && e.code === 'busy') st.refused = true;
+      if (!ready && e.code === 'busy') { st.refused = true; st.refusal = e.message; }
     } else if (e.type === 'closed') closedMsg = true;
     else if (e.type === 'transcript') {
       // the frame that holds the audio just before `end`
@@ -377,6 +379,7 @@ async function runLevel(n) {
     return {
       n,
       refused,
+      refusals: sessions.filter((s) => s.refused).map((s) => `session ${s.index + 1}: ${s.refusal}`),
       errors,
       notClosed: ok.filter((s) => !s.closed).length,
       audioS: audio,
@@ -445,15 +448,15 @@ async function runIdle(m) {
 // ------------------------------------------------------------ main
 
 // The raw engine (and hark in-process) on the same audio, paced in real time
-// like the server's streams: a decoder that sleeps between 20 ms chunks finds
-// its caches cold and costs ~1.5x the CPU per audio second of one decoding
-// as fast as it can, so only a paced baseline is like for like.
-function rawBaseline() {
+// like the server's streams (a decoder that sleeps between 20 ms chunks may
+// find its caches cold), and hark in-process as one batch, as fast as it
+// decodes: issue 12's baseline, what the same audio costs when nobody waits.
+function rawBaseline(paced) {
   const dir = mkdtempSync(path.join(tmpdir(), 'hark-load-'));
   try {
     const out = path.join(dir, 'cpu.json');
     const args = ['--sections', 'cpu', '--sets', 'pauses-silence', '--repeats', String(opt.rawRepeats),
-      '--warmup', '0', '--paced', '--data', opt.data, '--json', out];
+      '--warmup', paced ? '0' : '1', ...(paced ? ['--paced'] : []), '--data', opt.data, '--json', out];
     console.log(`$ ${opt.bench} ${args.join(' ')}`);
     const r = spawnSync(path.resolve(opt.bench), args, { stdio: ['ignore', 'pipe', 'inherit'] });
     if (r.status !== 0) throw new Error('bench_pipeline failed');
@@ -473,9 +476,11 @@ console.log(`server: ${opt.hark} serve --host 127.0.0.1 --port 0 --max-sessions 
   `--log-level warn ${opt.serverArgs.join(' ')}${opt.cold ? ' (cold)' : ' (warmed up)'}\n`);
 
 // --raw-repeats 0: no baseline (runs comparing server settings; ratios NaN)
-const raw = opt.rawRepeats > 0 ? rawBaseline() : { raw_cpu_per_audio_s: NaN, hark_cpu_per_audio_s: NaN };
+const none = { raw_cpu_per_audio_s: NaN, hark_cpu_per_audio_s: NaN };
+const raw = opt.rawRepeats > 0 ? rawBaseline(true) : none;
+const batch = opt.rawRepeats > 0 ? rawBaseline(false) : none;
 console.log(`raw engine on the same audio, paced: ${raw.raw_cpu_per_audio_s.toFixed(4)} CPU s per audio s; ` +
-  `hark in-process, paced: ${raw.hark_cpu_per_audio_s.toFixed(4)}\n`);
+  `hark in-process, paced: ${raw.hark_cpu_per_audio_s.toFixed(4)}; as one batch: ${batch.hark_cpu_per_audio_s.toFixed(4)}\n`);
 
 const levels = [];
 let best = 0;
@@ -483,6 +488,7 @@ const trio = (x) => `${fmt(x.p50)} / ${fmt(x.p95)} / ${fmt(x.p99)}`;
 for (const n of opt.sweep) {
   const r = await runLevel(n);
   r.ratioRaw = r.cpuPerAudioS / raw.raw_cpu_per_audio_s;
+  r.ratioBatch = r.cpuPerAudioS / batch.hark_cpu_per_audio_s;
   r.ratioLib = r.cpuPerAudioS / raw.hark_cpu_per_audio_s;
   levels.push(r);
   const met = r.refused === 0 && r.client.endpoint.p95 <= opt.targetMs;
@@ -490,16 +496,17 @@ for (const n of opt.sweep) {
     `server CPU ${fmt(r.ratioRaw, 3)} x raw engine, load average ${r.loadavg}` +
     (Object.keys(r.errors).length ? `, errors ${JSON.stringify(r.errors)}` : '') +
     (r.notClosed ? `, ${r.notClosed} session(s) without "closed"` : '') + (met ? '' : ' -> target missed, sweep stops'));
+  for (const m of r.refusals) console.log(`  refused ${m}`);
   if (!met) break;
   best = n;
 }
 
 console.log('\nserver CPU and memory (CPU = utime+stime of `hark serve` over the run / audio seconds streamed)');
 console.log('RSS: at start (pool_min decoders), after the warm-up, peak during the run; per session = (peak - start) / N');
-console.log('   N  refused  audio s  srv CPU s/audio s  / raw engine  / hark in-process  RSS start  warm  peak MB  MB/session  client CPU  WER  srv ctx switches/audio s');
+console.log('   N  refused  audio s  srv CPU s/audio s  / raw engine  / hark in-process  / batch  RSS start  warm  peak MB  MB/session  client CPU  WER  srv ctx switches/audio s');
 for (const r of levels)
   console.log(`${String(r.n).padStart(4)} ${String(r.refused).padStart(8)} ${fmt(r.audioS, 1).padStart(8)} ` +
-    `${fmt(r.cpuPerAudioS, 4).padStart(18)} ${fmt(r.ratioRaw, 3).padStart(13)} ${fmt(r.ratioLib, 3).padStart(17)} ` +
+    `${fmt(r.cpuPerAudioS, 4).padStart(18)} ${fmt(r.ratioRaw, 3).padStart(13)} ${fmt(r.ratioLib, 3).padStart(17)} ${fmt(r.ratioBatch, 3).padStart(8)} ` +
     `${fmt(r.rssStart, 1).padStart(10)} ${fmt(r.rss0, 1).padStart(5)} ${fmt(r.rssPeak, 1).padStart(8)} ${fmt((r.rssPeak - r.rssStart) / r.n, 1).padStart(11)} ` +
     `${(fmt(r.clientCpuShare * 100) + '%').padStart(11)} ${fmt(r.meanWer * 100, 1)}% ${fmt(r.ctxPerAudioS, 0).padStart(8)}`);
 console.log('\nlatency, client side, ms p50 / p95 / p99 (n)');
@@ -526,4 +533,4 @@ if (opt.idle > 0) {
     `after 5 s more ${fmt(idle.rss2, 1)} MB; server CPU while idle ${fmt(idle.idleCpuPerS * 1000, 1)} ms per second`);
 }
 console.log(`\ntotal ${((performance.now() - started) / 1000).toFixed(0)} s; load average ${loadavg()}`);
-if (opt.json) writeFileSync(opt.json, JSON.stringify({ opt, raw, levels, best, idle }, null, 2));
+if (opt.json) writeFileSync(opt.json, JSON.stringify({ opt, raw, batch, levels, best, idle }, null, 2));

@@ -263,7 +263,7 @@ static const char *arena_put(struct arena *a, const msgpack_object *o, size_t ma
 static int unpack(const void *data, size_t len, msgpack_unpacked *up, char *err, size_t n,
                   const char *what)
 {
-    int rc = nmsg_validate_max(data, len, GWTAKE_OBJECTS_MAX, err, n);
+    int rc = mpk_validate(data, len, NMSG_MAX_DEPTH, GWTAKE_OBJECTS_MAX, err, n);
     if (rc)
         return rc;
     size_t off = 0;

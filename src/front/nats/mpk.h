@@ -4,7 +4,8 @@
  * gateway reads them; gwtake.c: the gateways' hand-over messages).
  *
  * Pure functions, no state: any thread. The readers take objects msgpack-c
- * has unpacked from bytes the caller validated first (nmsg_validate); they
+ * has unpacked from bytes the caller validated first (mpk_validate, which
+ * every parser runs on untrusted bytes before msgpack-c sees them); they
  * only check type and range and never allocate.
  */
 #ifndef HARK_FRONT_NATS_MPK_H
@@ -26,5 +27,17 @@ int mpk_key_is(const msgpack_object *k, const char *name);
 int mpk_num(const msgpack_object *o, double *out);
 /* A msgpack boolean: 0, or -1 for another type. */
 int mpk_bool(const msgpack_object *o, int *out);
+
+/* Deepest nesting mpk_validate can check (its stack of counts). */
+#define MPK_DEPTH_LIMIT 16
+
+/* 0 when data is exactly one msgpack object nested at most max_depth deep
+ * (capped at MPK_DEPTH_LIMIT) with at most max_objects objects, every length
+ * within the bytes; else HARK_E_PROTOCOL with the reason and byte offset.
+ * Linear in len, no allocation: msgpack-c's unpacker allocates per object
+ * it is told about, so an array header claiming 2^32 items must be refused
+ * here first. */
+int mpk_validate(const void *data, size_t len, int max_depth, size_t max_objects, char *err,
+                 size_t errlen);
 
 #endif

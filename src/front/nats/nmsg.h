@@ -78,13 +78,10 @@ int nmsg_parse(struct nmsg_in *out, const void *data, size_t len, char *err, siz
 void nmsg_free(struct nmsg_in *m);
 const char *nmsg_type_name(enum nmsg_type t);
 
-/* The validator alone: 0 when data is exactly one msgpack object within the
- * limits above, else HARK_E_PROTOCOL with the reason and byte offset. */
+/* The validator alone (mpk_validate with the limits above): 0 when data is
+ * exactly one msgpack object within them, else HARK_E_PROTOCOL with the
+ * reason and byte offset. */
 int nmsg_validate(const void *data, size_t len, char *err, size_t errlen);
-/* The same with another object limit (a gateway's hand-over, gwtake.h,
- * carries a session's held events: more objects, each still at least a
- * byte of the message). */
-int nmsg_validate_max(const void *data, size_t len, size_t max_objects, char *err, size_t errlen);
 
 /* Standard base64 (also the URL-safe alphabet; padding optional) into out,
  * which must hold 3 * ((n + 3) / 4) bytes. Returns the decoded length, or -1
