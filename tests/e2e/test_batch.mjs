@@ -361,9 +361,12 @@ test('a batch upload shares the workers: live finals stay prompt', async () => {
   const one = await startServer(['--workers', '1']);
   try {
     const batchFile = path.join(tmp, 'long.wav');
-    writeFileSync(batchFile, wavOf(Buffer.concat([...CLIPS, ...CLIPS].map(wavPcm)))); // ~50 s
+    // ~150 s of audio: ~15 s of decoding for the one worker even on a fast
+    // machine (0.1 CPU s per audio s), so it outlasts the ~9 s live session
+    const long = Array.from({ length: 6 }, () => CLIPS).flat();
+    writeFileSync(batchFile, wavOf(Buffer.concat(long.map(wavPcm))));
     let batchDone = 0;
-    const batch = listen(one.http, batchFile, '', ['--max-time', '120'])
+    const batch = listen(one.http, batchFile, '', ['--max-time', '240'])
       .then((r) => { batchDone = Date.now(); return r; }, (error) => ({ error }));
     await sleep(500);
     const live = await openNative(one.url, { encoding: 'pcm_s16le', sample_rate: 16000 });
