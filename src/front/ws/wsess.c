@@ -277,6 +277,11 @@ static int queue_event(struct wsconn *c, const struct chan_msg *em, unsigned dro
         if (drop)
             r->lat_kind = LAT_NONE; /* latency was observed when first sent */
         int final = (r->flags & MSG_FINAL) != 0;
+        /* the session's last message: first an ack of all its audio, so a
+         * client whose last frames came after the last final's ack (and
+         * within the ack interval) learns they were held too */
+        if ((r->flags & MSG_LAST) && c->ts->audio_bytes != c->acked)
+            wsconn_ack(c, 1);
         outq_append(c, r);
         outq_limit(c);
         if (final)
