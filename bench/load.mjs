@@ -209,6 +209,14 @@ async function scrapeMetrics(http) {
   return { hist, counters };
 }
 
+// Cumulative buckets of a histogram minus an earlier scrape of it: the
+// observations in between (the warm-up's sessions, which send audio faster
+// than real time, are left out of the measured run's server figures).
+function histSince(now, before) {
+  if (!now || !before) return now;
+  return now.map((b) => ({ le: b.le, n: b.n - (before.find((x) => x.le === b.le)?.n || 0) }));
+}
+
 // Prometheus histogram_quantile: linear inside the bucket, first bucket from 0.
 function histQuantile(buckets, q) {
   if (!buckets || !buckets.length) return NaN;
@@ -347,6 +355,7 @@ async function runLevel(n) {
     const rssStart = procRssMb(pid);
     if (!opt.cold) await warmUp(srv.url, n);
     await sleep(500); // let the startup settle
+    const { hist: hist0 } = await scrapeMetrics(srv.http);
     const rss0 = procRssMb(pid);
     let rssPeak = rss0;
     const sampler = setInterval(() => { rssPeak = Math.max(rssPeak, procRssMb(pid)); }, 250);
@@ -363,7 +372,9 @@ async function runLevel(n) {
     const wall = (performance.now() - w0) / 1000;
     const client1 = process.cpuUsage(client0);
     clearInterval(sampler);
-    const { hist, counters } = await scrapeMetrics(srv.http);
+    const scraped = await scrapeMetrics(srv.http);
+    const counters = scraped.counters;
+    const hist = Object.fromEntries(Object.entries(scraped.hist).map(([k, v]) => [k, histSince(v, hist0[k])]));
     const audio = sessions.reduce((a, s) => a + s.audioS, 0);
     const refused = sessions.filter((s) => s.refused).length;
     const errors = {};
@@ -516,7 +527,7 @@ for (const r of levels) {
   console.log(`${String(r.n).padStart(4)}  ${(trio(c.partial) + ` (${c.partial.n})`).padEnd(26)} ` +
     `${(trio(c.endpoint) + ` (${c.endpoint.n})`).padEnd(26)} ${trio(c.finalize)} (${c.finalize.n})`);
 }
-console.log('\nlatency, server /metrics histograms, ms p50 / p95 / p99 (n), interpolated in buckets');
+console.log('\nlatency, server /metrics histograms (the measured run, not the warm-up), ms p50 / p95 / p99 (n), interpolated in buckets');
 console.log('   N  first partial              endpoint final             finalize final');
 for (const r of levels) {
   const c = r.server;

@@ -87,9 +87,14 @@ test('a worker cut off from NATS for longer than the lease time stops publishing
   });
 });
 
-// what the cut-off worker says about it: a log line and a counter per partition
+// what the cut-off worker says about it: a log line and a counter per partition.
+// The line is "not renewed for N s (cut off from NATS" when the lease timer
+// sees the disconnect; when the cut catches the timer inside a renewal (a
+// JetStream request waits up to its 5 s timeout, twice), the loss is found
+// by the first renewal after the reconnect instead. Output was held from
+// the lease deadline on either way (lease_valid), and both count the expiry.
 async function check(a) {
-  assert.match(a.log(), /not renewed for \d+\.\d s \(cut off from NATS/);
+  assert.match(a.log(), /not renewed for \d+\.\d s \(cut off from NATS|lease of partition \d+ lost \(another worker holds it, or the server was unreachable/);
   const hp = Number(a.stdout().match(/health on http:\/\/127\.0\.0\.1:(\d+)\//)?.[1]);
   assert.ok(hp, a.stdout());
   const metrics = await (await fetch(`http://127.0.0.1:${hp}/metrics`)).text();
