@@ -104,6 +104,7 @@ struct natsgw {
     pthread_cond_t cv;
     struct gsess *all; /* the timer's list, not a lookup: results find their session by subject */
     int subs;          /* session subscriptions whose last callback has not returned */
+    int closed;        /* nats.c ran the connection's closed callback, its last one */
     int stop;
     pthread_t timer;
     int timer_started;

@@ -403,6 +403,18 @@ static void on_disconnected(natsConnection *nc, void *closure)
                        "meanwhile)");
 }
 
+/* The last callback nats.c runs for the connection (after any
+ * disconnected): natsgw_destroy waits for it before g and the metrics go. */
+static void on_closed(natsConnection *nc, void *closure)
+{
+    (void)nc;
+    struct natsgw *g = closure;
+    pthread_mutex_lock(&g->mu);
+    g->closed = 1;
+    pthread_cond_broadcast(&g->cv);
+    pthread_mutex_unlock(&g->mu);
+}
+
 static void on_async_error(natsConnection *nc, natsSubscription *sub, natsStatus err, void *closure)
 {
     (void)nc;
@@ -416,6 +428,7 @@ static int connect_nats(struct natsgw *g, char *err, size_t n)
     const struct nconn_cbs cbs = {
         .connected = on_connected,
         .disconnected = on_disconnected,
+        .closed = on_closed,
         .error = on_async_error,
         .user = g,
         .shared_delivery = 1, /* a subscription per session */
@@ -430,10 +443,14 @@ static int connect_nats(struct natsgw *g, char *err, size_t n)
 
 /* Every session's subscription has had its last callback (bounded: after
  * the connection's close nats.c completes them at once). */
-static int wait_subs(struct natsgw *g, int ms)
+/* Waits up to ms for the session subscriptions' last callbacks (and, with
+ * closed, for the connection's closed callback); returns how many
+ * subscriptions are left, or -1 when only the closed callback is missing. */
+static int wait_subs_closed(struct natsgw *g, int ms, int closed)
 {
     pthread_mutex_lock(&g->mu);
-    for (int64_t end = clock_mono_ns() + (int64_t)ms * 1000000; g->subs > 0;) {
+    for (int64_t end = clock_mono_ns() + (int64_t)ms * 1000000;
+         g->subs > 0 || (closed && !g->closed);) {
         int64_t left = end - clock_mono_ns();
         if (left <= 0)
             break;
@@ -447,9 +464,14 @@ static int wait_subs(struct natsgw *g, int ms)
         }
         pthread_cond_timedwait(&g->cv, &g->mu, &ts);
     }
-    int left = g->subs;
+    int left = g->subs ? g->subs : closed && !g->closed ? -1 : 0;
     pthread_mutex_unlock(&g->mu);
     return left;
+}
+
+static int wait_subs(struct natsgw *g, int ms)
+{
+    return wait_subs_closed(g, ms, 0);
 }
 
 int natsgw_create(struct natsgw **out, const struct natsgw_cfg *cfg, char *err, size_t n)
@@ -525,10 +547,15 @@ void natsgw_destroy(struct natsgw *g)
         natsConnection_Close(g->nc);
         natsConnection_Destroy(g->nc);
     }
-    /* A session's last callback holds g (its lock): g waits for it. Should
-     * one never come, g is left behind rather than freed under it. */
-    if (wait_subs(g, 5000)) {
-        LOG_ERROR(NULL, "gateway: a session subscription never completed; its memory is kept");
+    /* A session's last callback holds g (its lock), and nats.c runs the
+     * connection's disconnected and closed callbacks on its own thread
+     * after Close returns (they touch g and its metrics, which the caller
+     * frees next: a crash at shutdown before): g waits for all of them.
+     * Should one never come, g is left behind rather than freed under it. */
+    int left = wait_subs_closed(g, 5000, g->nc != NULL);
+    if (left) {
+        LOG_ERROR(NULL, "gateway: %s never completed; its memory is kept",
+                  left > 0 ? "a session subscription" : "the NATS connection's close");
         return;
     }
     pthread_cond_destroy(&g->cv);
