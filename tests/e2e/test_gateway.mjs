@@ -201,6 +201,39 @@ test('results reach only the gateway that holds the session: it subscribes to {s
   }
 });
 
+// A JetStream worker whose connection stalls publishes its last results
+// into the stall; they arrive after the next owner's, some with a number the
+// next owner used too (docs/nats.md "JetStream"). The gateway drops a result
+// whose number it already delivered. Here the stale copy is replayed by hand:
+// the session's first result, published again after its first final.
+test('a result number the gateway already delivered (a stale copy from a previous worker) is dropped, not delivered again', async () => {
+  const nc = await connect({ servers: nats.url });
+  try {
+    const s = await openNative(gwA.url, { sample_rate: 16000 });
+    assert.equal(s.ready.type, 'ready', JSON.stringify(s.ready));
+    const subject = `ai.voice.transcription.${s.ready.session_id}`;
+    let first = null;
+    nc.subscribe(subject, { callback: (err, m) => {
+      if (!err && !first && decode(m.data).type === undefined) first = m.data;
+    } });
+    await nc.flush();
+    const silence = Buffer.alloc(32000 * 1.5);
+    await streamPcm(s.ws, Buffer.concat([wavPcm(CLIPS[1]), silence]), { realtime: true });
+    await waitFor(s.events, (e) => e.type === 'transcript' && e.is_final, 20000);
+    assert.ok(first, 'the worker published a result');
+    nc.publish(subject, first);
+    await nc.flush();
+    await streamPcm(s.ws, Buffer.concat([wavPcm(CLIPS[4]), silence]), { realtime: true });
+    s.ws.send(JSON.stringify({ type: 'close' }));
+    await s.closed;
+    checkContract(s.events);
+    const m = await (await fetch(gwA.http + '/metrics')).text();
+    assert.match(m, /^hark_backend_stale_results_total 1$/m);
+  } finally {
+    await nc.close();
+  }
+});
+
 test('an option the worker\'s engine refuses: a typed error from the worker, then the close', async () => {
   const s = await openNative(gwA.url, { sample_rate: 16000, language: 'xx-YY' });
   assert.equal(s.ready.type, 'ready', 'the gateway cannot check the worker\'s languages before the start');

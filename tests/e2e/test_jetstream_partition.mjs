@@ -19,7 +19,7 @@ const OUTAGE_MS = 8000; // the lease time is 3 s (the default)
 // Worker a (through `via`, a NATS url) holds every partition when 6 live
 // sessions of ~10 s start; worker b joins (and so takes nothing while they
 // run); 3 s in, fault() cuts a off for OUTAGE_MS, then restore().
-async function scenario(tag, { via, fault, restore, check = async () => {} }) {
+async function scenario(tag, { via, fault, restore, reconnects = !!via, stale = false, check = async () => {} }) {
   const port = await freePort();
   const ns = await startNats(port, { partitions: P });
   const c = await startClient(ns.url);
@@ -55,14 +55,33 @@ async function scenario(tag, { via, fault, restore, check = async () => {} }) {
       .catch((e) => { throw new Error(`${e.message}\n${a.log().slice(-3000)}\n----\n${b.log().slice(-3000)}`); });
     // a is back on NATS (it renews again) before the verdict: what it held
     // back would have gone out by now
-    await until(() => /reconnected to NATS|\(connected\)/.test(a.log()) || !via, 15000, 'a reconnected');
+    // (a stall ends without a reconnect: the connection just flows again)
+    await until(() => /reconnected to NATS|\(connected\)/.test(a.log()) || !reconnects, 15000, 'a reconnected');
     await sleep(1500);
+    let late = 0;
+    const kept = new Map();
     for (const s of list) {
-      checkSession(c.msgs(s.id), s);
-      const got = finalText(c.msgs(s.id));
+      if (stale) {
+        // a result a wrote before its deadline may still be on the wire when
+        // the stall ends (see the test below): it arrives after b's own
+        // result of that number, and a client that drops a sequence number it
+        // already has (docs/nats.md) drops it. The rest is the whole contract.
+        const msgs = [], seen = new Set();
+        for (const m of c.msgs(s.id)) {
+          if (m.type === undefined && seen.has(m.sequence)) { late++; continue; }
+          if (m.type === undefined) seen.add(m.sequence);
+          msgs.push(m);
+        }
+        checkSession(msgs, s);
+        kept.set(s.id, msgs);
+      } else {
+        checkSession(c.msgs(s.id), s);
+      }
+      const got = finalText(kept.get(s.id) || c.msgs(s.id));
       const ref = `${TRUTH[s.k]} ${TRUTH[(s.k + 2) % 5]}`;
       assert.ok(rate(ref, got) < 0.5, `${s.id}: "${got}" (reference: "${ref}")`);
     }
+    if (stale) console.log(`# ${late} result(s) of a arrived after the stall, repeating a sequence number b had sent`);
     assert.match(a.log(), /lease of partition \d+ lost/);
     assert.match(b.log(), /session resumed from another worker/);
     assert.ok(a.alive(), 'a still runs');
@@ -87,20 +106,43 @@ test('a worker cut off from NATS for longer than the lease time stops publishing
   });
 });
 
-// what the cut-off worker says about it: a log line and a counter per partition.
-// The line is "not renewed for N s (cut off from NATS" when the lease timer
-// sees the disconnect; when the cut catches the timer inside a renewal (a
-// JetStream request waits up to its 5 s timeout, twice), the loss is found
-// by the first renewal after the reconnect instead. Output was held from
-// the lease deadline on either way (lease_valid), and both count the expiry.
+// what the cut-off worker says about it, during the outage: a log line and
+// a counter per partition. The lease thread's requests wait at most the lease
+// margin (lease_wait_ms, 600 ms at the 3 s default), so a cut or a stall that
+// catches it inside a renewal still finds the loss at the deadline, not after
+// the reconnect (with the 5 s JetStream timeout it could only after it).
 async function check(a) {
-  assert.match(a.log(), /not renewed for \d+\.\d s \(cut off from NATS|lease of partition \d+ lost \(another worker holds it, or the server was unreachable/);
+  const log = a.log();
+  const lost = log.search(/lease of partition \d+ lost: not renewed for \d+\.\d s \(cut off from NATS, or no answer/);
+  assert.ok(lost >= 0, log.slice(-3000));
+  assert.doesNotMatch(log.slice(0, lost), /reconnected to NATS/, 'the loss is found during the outage, not after it');
+  assert.doesNotMatch(log, /lost \(another worker holds it\)/);
   const hp = Number(a.stdout().match(/health on http:\/\/127\.0\.0\.1:(\d+)\//)?.[1]);
   assert.ok(hp, a.stdout());
   const metrics = await (await fetch(`http://127.0.0.1:${hp}/metrics`)).text();
   const exp = [...metrics.matchAll(/^hark_js_lease_expiries_total\{partition="\d+"\} (\d+)$/mg)].map((m) => Number(m[1]));
   assert.equal(exp.reduce((x, y) => x + y, 0), P, metrics);
 }
+
+// A half-open stall: nothing flows, nothing closes, nats.c notices only
+// after two missed pings (10-15 s), so the worker sees a connection that is
+// up and requests that get no answer. Its lease requests give up after the
+// lease margin and it drops the leases at their deadline, during the stall
+// (check). Not covered, and so not asserted: what it published in the
+// instant before the stall (a result of the audio it had) is still on the
+// wire when the stall ends and reaches the client after the new owner's
+// result of the same number, which the record did not yet count (docs/nats.md).
+// Everything else is the contract: stale: drops those before checking.
+test('a worker whose NATS connection stalls (half-open: nothing flows, nothing closes) for longer than the lease time gives its partitions up during the stall; the other worker continues its sessions', async () => {
+  await scenario('stall', {
+    via: true,
+    fault: (a, proxy) => proxy.stall(),
+    restore: (a, proxy) => proxy.unstall(),
+    reconnects: false,
+    stale: true,
+    check,
+  });
+});
 
 test('a worker frozen (SIGSTOP) for longer than the lease time publishes nothing for the sessions the other worker took over once it runs again', async () => {
   await scenario('stop', {

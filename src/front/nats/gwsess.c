@@ -382,6 +382,14 @@ static void deliver(struct gsess *s, struct gitem *it)
     struct hark_event ev = {0};
     switch (r->kind) {
     case NRES_RESULT:
+        /* A number already delivered: a stale copy from the session's
+         * previous worker, which published it just before its connection
+         * stalled and lost its lease (docs/nats.md "JetStream"). */
+        if (r->sequence < s->worker_next) {
+            metrics_inc(s->g->m_stale);
+            return;
+        }
+        s->worker_next = r->sequence + 1;
         ev.type = HARK_EVENT_TRANSCRIPT;
         ev.segment = r->segment;
         ev.is_final = r->is_final;

@@ -57,8 +57,9 @@ struct gsess {
 
     /* the chan's worker thread */
     uint64_t seq;
-    uint64_t last_hash; /* the newest worker message delivered (gwtake.h last_msg) */
-    double results_end; /* the furthest audio a result covered */
+    uint64_t last_hash;  /* the newest worker message delivered (gwtake.h last_msg) */
+    int64_t worker_next; /* the worker's result numbers below this were delivered */
+    double results_end;  /* the furthest audio a result covered */
     int closed_delivered;
     int end_queued;
     int end_sent;
@@ -109,7 +110,7 @@ struct natsgw {
     pthread_t timer;
     int timer_started;
 
-    struct metric *m_connected, *m_sessions, *m_timeouts, *m_bad, *m_handed, *m_taken;
+    struct metric *m_connected, *m_sessions, *m_timeouts, *m_bad, *m_handed, *m_taken, *m_stale;
     natsSubscription *take_sub; /* {subject_out}.take.* */
     struct gwhand_cbs take;     /* under mu */
     int takes;                  /* take threads running (under mu) */

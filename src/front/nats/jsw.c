@@ -73,6 +73,11 @@ struct jsw {
     struct natsw *nw;
     natsConnection *nc;
     jsCtx *js;
+    /* The lease thread's context: its requests wait at most the lease
+     * margin (lease_wait_ms), so a stalled connection costs a renewal round
+     * one short wait, not the 5 s of the other requests (which left the
+     * loss of a lease unnoticed for 5-10 s after its deadline). */
+    jsCtx *jsl;
     kvStore *leases, *records;
     struct lease *lease;
     char stream[200], leases_bucket[220], records_bucket[220];
@@ -597,11 +602,26 @@ static void on_destroy(void *user)
             natsSubscription_Destroy(j->parts[p].sub);
     kvStore_Destroy(j->leases);
     kvStore_Destroy(j->records);
+    jsCtx_Destroy(j->jsl);
     jsCtx_Destroy(j->js);
     pthread_cond_destroy(&j->setup_cv);
     pthread_mutex_destroy(&j->mu);
     hark_free(j->parts);
     hark_free(j);
+}
+
+/* The lease bucket, created (or found) through the main context, then
+ * opened through the lease context, whose short wait its renewals use. */
+static int lease_bucket(struct jsw *j, char *err, size_t n)
+{
+    kvStore *kv = NULL;
+    int rc = jsset_bucket(j->js, &kv, j->leases_bucket, (int64_t)j->cfg.lease_ttl_ms * 1000000,
+                          j->cfg.replicas, err, n);
+    kvStore_Destroy(kv);
+    if (rc)
+        return rc;
+    natsStatus st = js_KeyValue(&j->leases, j->jsl, j->leases_bucket);
+    return st == NATS_OK ? 0 : jsset_fail(err, n, "cannot open the lease bucket", st, 0);
 }
 
 /* One try of the whole set-up; 0 once leasing runs. */
@@ -613,9 +633,7 @@ static int setup_once(struct jsw *j, char *err, size_t n)
     int rc, broken = 0;
     if ((rc = jsset_stream(j->js, j->stream, c->subject_in, c->partitions, c->max_bytes,
                            c->max_age_s, c->replicas, err, n)) ||
-        (!j->leases &&
-         (rc = jsset_bucket(j->js, &j->leases, j->leases_bucket, (int64_t)c->lease_ttl_ms * 1000000,
-                            c->replicas, err, n))) ||
+        (!j->leases && (rc = lease_bucket(j, err, n))) ||
         (!j->records &&
          (rc = jsset_bucket(j->js, &j->records, j->records_bucket,
                             (int64_t)c->max_age_s * 1000000000, c->replicas, err, n))) ||
@@ -789,6 +807,10 @@ int jsw_create(struct jsw **out, struct natsw *nw, const struct jsw_cfg *cfg, ch
     jsOptions_Init(&jo);
     jo.Wait = 5000;
     natsStatus st = natsConnection_JetStream(&j->js, j->nc, &jo);
+    if (st == NATS_OK) {
+        jo.Wait = lease_wait_ms(cfg->lease_ttl_ms);
+        st = natsConnection_JetStream(&j->jsl, j->nc, &jo);
+    }
     if (st != NATS_OK) {
         rc = jsset_fail(err, n, "no JetStream context", st, 0);
         goto fail;
@@ -828,6 +850,7 @@ fail:
     lease_destroy(j->lease);
     kvStore_Destroy(j->leases);
     kvStore_Destroy(j->records);
+    jsCtx_Destroy(j->jsl);
     jsCtx_Destroy(j->js);
     pthread_cond_destroy(&j->setup_cv);
     pthread_mutex_destroy(&j->mu);

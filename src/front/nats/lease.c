@@ -44,6 +44,12 @@ static int64_t margin_ns(const struct lease *l)
     return m > 1000000000 ? 1000000000 : m;
 }
 
+int lease_wait_ms(int ttl_ms)
+{
+    int m = ttl_ms / 5;
+    return m > 1000 ? 1000 : m < 200 ? 200 : m;
+}
+
 static int64_t deadline(const struct lease *l, int part)
 {
     return l->renewed[part] + (int64_t)l->cfg.ttl_ms * 1000000 - margin_ns(l);
@@ -63,9 +69,21 @@ static void key_of(int part, char *out, size_t n)
     snprintf(out, n, "p%d", part);
 }
 
-/* Who holds part now: 1 = we (re-created it: nobody else had it), 0 = another
- * worker or unknown. */
-static int renew(struct lease *l, int part, int64_t now)
+/* What a renewal found out. */
+enum renewal {
+    RENEWED,   /* ours, renewed now */
+    TAKEN,     /* another worker's */
+    NO_ANSWER, /* the server did not answer (within the lease context's wait) */
+};
+
+/* A request that got no answer, as opposed to one the server refused. */
+static int no_answer(natsStatus st)
+{
+    return st == NATS_TIMEOUT || st == NATS_NO_RESPONDERS || st == NATS_CONNECTION_CLOSED ||
+           st == NATS_CONNECTION_DISCONNECTED;
+}
+
+static enum renewal renew(struct lease *l, int part, int64_t now)
 {
     char key[16];
     key_of(part, key, sizeof key);
@@ -75,19 +93,22 @@ static int renew(struct lease *l, int part, int64_t now)
     if (st == NATS_OK) {
         l->rev[part] = rev;
         l->renewed[part] = now;
-        return 1;
+        return RENEWED;
     }
+    if (no_answer(st))
+        return NO_ANSWER;
     /* Not our revision any more: expired (nobody took it: take it back) or
-     * another worker's; or the server did not answer. */
+     * another worker's. */
     kvEntry *e = NULL;
     st = kvStore_Get(&e, l->cfg.kv, key);
     if (st == NATS_NOT_FOUND) {
-        if (kvStore_Create(&rev, l->cfg.kv, key, l->instance, (int)l->inst_len) == NATS_OK) {
+        st = kvStore_Create(&rev, l->cfg.kv, key, l->instance, (int)l->inst_len);
+        if (st == NATS_OK) {
             l->rev[part] = rev;
             l->renewed[part] = now;
-            return 1;
+            return RENEWED;
         }
-        return 0;
+        return no_answer(st) ? NO_ANSWER : TAKEN;
     }
     if (st == NATS_OK) {
         int ours = kvEntry_ValueLen(e) == (int)l->inst_len &&
@@ -97,12 +118,11 @@ static int renew(struct lease *l, int part, int64_t now)
         if (ours) {
             l->rev[part] = r;
             l->renewed[part] = now;
-            return 1;
+            return RENEWED;
         }
-        return 0;
+        return TAKEN;
     }
-    /* no answer: keep it while the TTL surely still runs */
-    return now < deadline(l, part);
+    return NO_ANSWER;
 }
 
 static int count_workers(struct lease *l)
@@ -118,58 +138,65 @@ static int count_workers(struct lease *l)
     return n;
 }
 
+/* A lease is lost: its sessions stop here (lost()). */
+static void drop(struct lease *l, int part, int expired)
+{
+    l->rev[part] = 0;
+    if (expired && l->cfg.expired)
+        l->cfg.expired(l->cfg.user, part);
+    l->cfg.lost(l->cfg.user, part);
+}
+
 static void tick(struct lease *l)
 {
     int64_t now = clock_mono_ns();
     char key[300];
-    /* Disconnected: no renewal can get through, and each try would wait for
-     * the JetStream timeout. A lease not renewed for the TTL (less the
-     * margin) is lost now: another worker may take it any moment and
+    /* Disconnected, or a request of this round got no answer (a stalled
+     * connection): no renewal can get through, and each try would wait for
+     * the lease context's timeout. A lease not renewed for the TTL (less the
+     * margin) is lost then: another worker may take it any moment and
      * continue its sessions from their records, so this one must have
      * stopped publishing for them before (issue 14 section 3: no duplicate
      * sequence). Output is held meanwhile (lease_valid); the leases that
-     * outlive the disconnect are renewed by the first tick after it. */
-    if (natsConnection_Status(l->cfg.nc) != NATS_CONN_STATUS_CONNECTED) {
-        int held = 0;
-        for (int p = 0; p < l->cfg.partitions; p++) {
-            if (!l->rev[p])
-                continue;
-            if (now < deadline(l, p)) {
-                held++;
-                continue;
-            }
-            l->rev[p] = 0;
-            LOG_WARN(NULL,
-                     "lease of partition %d lost: not renewed for %.1f s (cut off from NATS; "
-                     "lease time %.1f s): its sessions stop here, another worker continues them",
-                     p, (double)(now - l->renewed[p]) / 1e9, l->cfg.ttl_ms / 1000.0);
-            if (l->cfg.expired)
-                l->cfg.expired(l->cfg.user, p);
-            l->cfg.lost(l->cfg.user, p);
-        }
-        update_valid(l);
-        atomic_store(&l->held, held);
-        return;
+     * outlive the outage are renewed by the first tick after it. */
+    int cut = natsConnection_Status(l->cfg.nc) != NATS_CONN_STATUS_CONNECTED;
+    if (!cut) {
+        snprintf(key, sizeof key, "w.%s", l->instance);
+        cut = no_answer(kvStore_Put(NULL, l->cfg.kv, key, l->instance, (int)l->inst_len));
     }
-    snprintf(key, sizeof key, "w.%s", l->instance);
-    kvStore_Put(NULL, l->cfg.kv, key, l->instance, (int)l->inst_len);
     int held = 0;
     for (int p = 0; p < l->cfg.partitions; p++) {
         if (!l->rev[p])
             continue;
-        if (renew(l, p, now)) {
+        enum renewal r = cut ? NO_ANSWER : renew(l, p, now);
+        if (r == RENEWED) {
             held++;
             continue;
         }
-        int late = now >= deadline(l, p);
-        l->rev[p] = 0;
+        /* the clock now, not at the start of the round: requests took time */
+        int64_t t = clock_mono_ns();
+        if (r == NO_ANSWER) {
+            cut = 1;
+            if (t < deadline(l, p)) {
+                held++;
+                continue;
+            }
+            LOG_WARN(NULL,
+                     "lease of partition %d lost: not renewed for %.1f s (cut off from NATS, or "
+                     "no answer; lease time %.1f s): its sessions stop here, another worker "
+                     "continues them",
+                     p, (double)(t - l->renewed[p]) / 1e9, l->cfg.ttl_ms / 1000.0);
+            drop(l, p, 1);
+            continue;
+        }
         LOG_WARN(NULL,
-                 "lease of partition %d lost (another worker holds it, or the server was "
-                 "unreachable for longer than the lease time): its sessions stop here",
-                 p);
-        if (late && l->cfg.expired)
-            l->cfg.expired(l->cfg.user, p);
-        l->cfg.lost(l->cfg.user, p);
+                 "lease of partition %d lost (another worker holds it): its sessions stop here", p);
+        drop(l, p, t >= deadline(l, p));
+    }
+    if (cut) {
+        update_valid(l);
+        atomic_store(&l->held, held);
+        return;
     }
     int w = count_workers(l);
     if (w < 1)

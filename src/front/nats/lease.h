@@ -16,11 +16,12 @@
  * (never two at once); lease_* calls are thread-safe. A lease not renewed
  * for the TTL less a margin (TTL/5, at most 1 s; measured on the monotonic
  * clock from before the last renewal that got through) counts as lost: the
- * others may claim it from then on. While disconnected, the lease thread
- * calls lost() (after expired()) at that point; and lease_valid says 0 from
- * then on, so the output (which nats.c would otherwise buffer and send on
- * reconnect, after the next owner published its own) waits, and is dropped
- * with the sessions if the lease is lost.
+ * others may claim it from then on. While disconnected, or while its
+ * requests get no answer (a stalled connection; they wait lease_wait_ms),
+ * the lease thread calls lost() (after expired()) at that point; and
+ * lease_valid says 0 from then on, so the output (which nats.c would
+ * otherwise buffer and send on reconnect, after the next owner published
+ * its own) waits, and is dropped with the sessions if the lease is lost.
  */
 #ifndef HARK_FRONT_NATS_LEASE_H
 #define HARK_FRONT_NATS_LEASE_H
@@ -47,6 +48,12 @@ struct lease_cfg {
 
 #define LEASE_MAX_PARTITIONS 256
 
+/* How long the lease thread's requests should wait for an answer (the
+ * JetStream context that cfg->kv was opened with): the margin below, at
+ * least 200 ms. A round that gets none holds on while the deadline allows
+ * and drops the lease after it, so a stalled connection is noticed within a
+ * wait of the deadline. */
+int lease_wait_ms(int ttl_ms);
 int lease_create(struct lease **out, const struct lease_cfg *cfg, char *err, size_t n);
 /* Stops the thread, calls lost() for every held partition and deletes their
  * keys (the others take them at once, without waiting for the TTL). */

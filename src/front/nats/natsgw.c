@@ -509,6 +509,11 @@ int natsgw_create(struct natsgw **out, const struct natsgw_cfg *cfg, char *err, 
             NULL);
         g->m_taken = metrics_counter(cfg->metrics, "hark_backend_taken_over_total",
                                      "Sessions resumed here that another gateway held", NULL, NULL);
+        g->m_stale = metrics_counter(
+            cfg->metrics, "hark_backend_stale_results_total",
+            "Results dropped because their sequence number was already delivered (a copy from "
+            "a session's previous worker)",
+            NULL, NULL);
     }
     if ((rc = connect_nats(g, err, n)) || (rc = gwhand_subscribe(g, err, n)))
         goto fail;
