@@ -38,7 +38,11 @@
 //   node bench/load.mjs --hark build/hark --bench build/bench/bench_pipeline
 //        [--sweep 1,2,4,6,8,10,12,16] [--idle 200] [--target-ms 500]
 //        [--raw-repeats 3 (0: no baseline)] [--stagger-ms 5000] [--server-arg=--pool-max=8 ...]
-//        [--max-sessions 256] [--cold] [--json out.json]
+//        [--max-sessions 256] [--cold] [--check-admission] [--json out.json]
+// --check-admission (issue 12, goal 4): when a level of the sweep has a
+// refusal, the same level runs once more with demand admission off
+// (--max-busy-percent=0): admission was exact if that run misses the
+// target, i.e. the level it refused is past the capacity.
 // Each level first warms the server up (N sessions talk at once briefly, so
 // the engine has a decoder per concurrent talker); --cold skips that.
 import { spawnSync } from 'node:child_process';
@@ -85,6 +89,7 @@ for (let i = 2; i < process.argv.length; i++) {
   else if (a === '--json') opt.json = next();
   else if (a === '--max-sessions') opt.maxSessions = Number(next());
   else if (a === '--cold') opt.cold = true;
+  else if (a === '--check-admission') opt.checkAdmission = true;
   else if (a === '--data') opt.data = next();
   else throw new Error(`unknown argument ${a}`);
 }
@@ -203,6 +208,8 @@ async function scrapeMetrics(http) {
       (hist[m[1]] ||= []).push({ le: m[2] === '+Inf' ? Infinity : Number(m[2]), n: Number(m[3]) });
       continue;
     }
+    m = line.match(/^hark_compute_demand_workers (\S+)/);
+    if (m) { counters.demand = Number(m[1]); continue; }
     m = line.match(/^(hark_sessions_refused_total\{reason="(\w+)"\}|hark_errors_total\{code="(\w+)"\}) (\S+)/);
     if (m) counters[m[1]] = Number(m[4]);
   }
@@ -346,9 +353,9 @@ async function warmUp(url, n) {
   }));
 }
 
-async function runLevel(n) {
-  const srv = await startServer(['--max-sessions', String(opt.maxSessions), '--log-level', 'warn',
-    ...opt.serverArgs]);
+async function runLevel(n, extraArgs = []) {
+  const srv = await startServer(['--max-sessions', String(opt.maxSessions), '--log-level', 'info',
+    ...opt.serverArgs, ...extraArgs]);
   try {
     const pid = srv.proc.pid;
     await sleep(300);
@@ -365,8 +372,17 @@ async function runLevel(n) {
     const client0 = process.cpuUsage();
     const w0 = performance.now();
     const stagger = n > 1 ? opt.staggerMs / n : 0;
+    // The peak of the server's demand gauge (hark_compute_demand_workers,
+    // sampled each second), and what admission weighed at each admission
+    // (its info log: the talking sessions' need, and the newcomer's).
+    const demand = { peak: 0 };
+    const demandSampler = setInterval(() => scrapeMetrics(srv.http)
+      .then((m) => { demand.peak = Math.max(demand.peak, m.counters.demand || 0); }).catch(() => {}), 1000);
     const sessions = await Promise.all(Array.from({ length: n }, (_, i) =>
       runSession(srv.url, i, w0 + i * stagger, i % 3 === 2, lat)));
+    clearInterval(demandSampler);
+    demand.admissions = [...srv.log().matchAll(/admitted: talking sessions need ([\d.]+) workers, this one about ([\d.]+)/g)]
+      .map((m) => [Number(m[1]), Number(m[2])]).slice(-n);
     const cpu1 = procCpuSeconds(pid);
     const ctx1 = procCtxSwitches(pid);
     const wall = (performance.now() - w0) / 1000;
@@ -407,6 +423,7 @@ async function runLevel(n) {
         endpoint: hq('hark_endpoint_final_latency_seconds'),
         finalize: hq('hark_finalize_final_latency_seconds'),
       },
+      demand,
       refusedMetric: counters['hark_sessions_refused_total{reason="busy"}'] || 0,
       loadavg: loadavg(),
     };
@@ -484,7 +501,7 @@ console.log(`per session: ${STREAM.clips.length} clips each followed by ${PAUSE_
   `${STREAM_S.toFixed(2)} s, 20 ms frames in real time; starts staggered over ${opt.staggerMs} ms; ` +
   `every 3rd session sends finalize 60% into each clip`);
 console.log(`server: ${opt.hark} serve --host 127.0.0.1 --port 0 --max-sessions ${opt.maxSessions} ` +
-  `--log-level warn ${opt.serverArgs.join(' ')}${opt.cold ? ' (cold)' : ' (warmed up)'}\n`);
+  `--log-level info ${opt.serverArgs.join(' ')}${opt.cold ? ' (cold)' : ' (warmed up)'}\n`);
 
 // --raw-repeats 0: no baseline (runs comparing server settings; ratios NaN)
 const none = { raw_cpu_per_audio_s: NaN, hark_cpu_per_audio_s: NaN };
@@ -494,7 +511,7 @@ console.log(`raw engine on the same audio, paced: ${raw.raw_cpu_per_audio_s.toFi
   `hark in-process, paced: ${raw.hark_cpu_per_audio_s.toFixed(4)}; as one batch: ${batch.hark_cpu_per_audio_s.toFixed(4)}\n`);
 
 const levels = [];
-let best = 0;
+let best = 0, admissionCheck = null;
 const trio = (x) => `${fmt(x.p50)} / ${fmt(x.p95)} / ${fmt(x.p99)}`;
 for (const n of opt.sweep) {
   const r = await runLevel(n);
@@ -504,11 +521,25 @@ for (const n of opt.sweep) {
   levels.push(r);
   const met = r.refused === 0 && r.client.endpoint.p95 <= opt.targetMs;
   console.log(`N=${n}: ${r.refused} refused, p95 endpoint->final ${fmt(r.client.endpoint.p95)} ms (client), ` +
-    `server CPU ${fmt(r.ratioRaw, 3)} x raw engine, load average ${r.loadavg}` +
+    `server CPU ${fmt(r.ratioRaw, 3)} x raw engine, demand gauge peak ${fmt(r.demand.peak, 2)} workers, load average ${r.loadavg}` +
+    `\n  the last admissions weighed (talking + new): ${r.demand.admissions.slice(-4).map(([d, p]) => `${d.toFixed(3)} + ${p.toFixed(3)}`).join(', ')}` +
     (Object.keys(r.errors).length ? `, errors ${JSON.stringify(r.errors)}` : '') +
     (r.notClosed ? `, ${r.notClosed} session(s) without "closed"` : '') + (met ? '' : ' -> target missed, sweep stops'));
   for (const m of r.refusals) console.log(`  refused ${m}`);
-  if (!met) break;
+  if (!met) {
+    if (opt.checkAdmission && r.refused) {
+      const off = await runLevel(n, ['--max-busy-percent=0']);
+      const offMet = off.refused === 0 && off.client.endpoint.p95 <= opt.targetMs;
+      admissionCheck = { refusedAt: n, offP95: off.client.endpoint.p95, exact: !offMet && best === n - 1 };
+      console.log(`  N=${n} again without demand admission: p95 endpoint->final ${fmt(off.client.endpoint.p95)} ms ` +
+        `(the last admission weighed ${off.demand.admissions.slice(-1).map(([d, p]) => `${d.toFixed(3)} + ${p.toFixed(3)}`)}) -> ` +
+        (offMet ? `it would have passed: admission refused below capacity` : `past capacity: admission exact`));
+    } else if (opt.checkAdmission) {
+      admissionCheck = { admittedPastCapacity: n, exact: false };
+      console.log(`  admission let in all ${n} and the target was missed: admission past capacity`);
+    }
+    break;
+  }
   best = n;
 }
 
@@ -535,6 +566,11 @@ for (const r of levels) {
     `${(trio(c.endpoint) + ` (${c.endpoint.n})`).padEnd(26)} ${trio(c.finalize)} (${c.finalize.n})`);
 }
 console.log(`\nlargest N with p95 endpoint->final <= ${opt.targetMs} ms (client side) and no refusals: ${best || 'none'}`);
+if (opt.checkAdmission)
+  console.log(`admission check: ${!admissionCheck ? 'the sweep reached no refusal and no miss: extend it'
+    : admissionCheck.exact ? `exact (admitted ${best}, refused ${best + 1}, which misses the target without admission)`
+      : admissionCheck.admittedPastCapacity ? `past capacity (admitted ${admissionCheck.admittedPastCapacity}, which missed the target)`
+        : `below capacity (refused ${admissionCheck.refusedAt}, which passes without admission)`}`);
 
 let idle = null;
 if (opt.idle > 0) {
@@ -544,4 +580,4 @@ if (opt.idle > 0) {
     `after 5 s more ${fmt(idle.rss2, 1)} MB; server CPU while idle ${fmt(idle.idleCpuPerS * 1000, 1)} ms per second`);
 }
 console.log(`\ntotal ${((performance.now() - started) / 1000).toFixed(0)} s; load average ${loadavg()}`);
-if (opt.json) writeFileSync(opt.json, JSON.stringify({ opt, raw, batch, levels, best, idle }, null, 2));
+if (opt.json) writeFileSync(opt.json, JSON.stringify({ opt, raw, batch, levels, best, admissionCheck, idle }, null, 2));

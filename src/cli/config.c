@@ -83,7 +83,7 @@ static const struct cfg_row rows[] = {
      "larger uploads get 413", CONFIG_SERVE},
     {"max-lag-ms", "HARK_MAX_LAG_MS", NULL, CFG_INT, OFF(max_lag_ms), "1000", 50, 60000, NULL,
      "limits", "admission control: refuse new sessions while work waits longer than this", BOTH},
-    {"max-busy-percent", "HARK_MAX_BUSY_PERCENT", NULL, CFG_INT, OFF(max_busy_percent), "90", 0,
+    {"max-busy-percent", "HARK_MAX_BUSY_PERCENT", NULL, CFG_INT, OFF(max_busy_percent), "100", 0,
      100, NULL, "limits", "admission control: refuse new sessions while the open sessions' measured compute needs more than this share of the workers (0 = off: only --max-lag-ms and --max-sessions refuse)", BOTH},
     {"shutdown-timeout", "HARK_SHUTDOWN_TIMEOUT", NULL, CFG_INT, OFF(shutdown_timeout), "10", 0,
      600, NULL, "limits", "seconds to deliver open sessions' finals on SIGTERM/SIGINT", BOTH},

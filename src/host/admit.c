@@ -13,6 +13,7 @@
 
 #include "base/clock.h"
 #include "base/err.h"
+#include "base/log.h"
 #include "base/mem.h"
 
 /* A session counts once it has this much audio (its CPU per audio second
@@ -206,6 +207,10 @@ int admit_acquire(struct admit *a, int realtime, struct admit_slot **out, char *
         rc = HARK_E_BUSY;
         goto out;
     }
+    if (realtime) /* what admission saw: bench/load.mjs reads it */
+        LOG_INFO(NULL,
+                 "admitted: talking sessions need %.3f workers, this one about %.3f (limit %.2f)",
+                 a->demand, a->rtf_prior, capacity);
     s->a = a;
     s->realtime = realtime;
     s->next = a->slots;

@@ -870,7 +870,7 @@ test('seed variables hark does not use are each named once on stderr with what h
 
 test('one admission policy: during 2 batch uploads NATS starts are admitted like WebSocket sessions (busy workers are no signal)', async () => {
   const pin = 'e2e.admit.in', pout = 'e2e.admit.out';
-  // default --max-busy-percent (90); queue wait is not what this test is about
+  // default --max-busy-percent (100); queue wait is not what this test is about
   const srv = await startServer(['--workers', '2', '--max-lag-ms', '60000', '--nats-subject-in', pin,
     '--nats-subject-out', pout], { HARK_NATS_URL: nats.url });
   const c = await startClient(nats.url, { prefixIn: pin, prefixOut: pout });
