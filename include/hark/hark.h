@@ -137,6 +137,10 @@ int hark_engine_load(struct hark_engine **out, const char *name, const char *con
 /* Accepts NULL. All sessions on it must be destroyed first. */
 void hark_engine_destroy(struct hark_engine *eng);
 const char *hark_engine_get_name(const struct hark_engine *eng);
+/* The names hark_options.model may take on eng: a comma-separated list,
+ * "*" for any name (a provider's engine passes it on as its model), "" for
+ * only the default (empty). Static storage. */
+const char *hark_engine_models(const struct hark_engine *eng);
 
 struct hark_options;
 

@@ -215,6 +215,11 @@ const char *hark_engine_get_name(const struct hark_engine *eng)
     return eng->ops->name;
 }
 
+const char *hark_engine_models(const struct hark_engine *eng)
+{
+    return eng->ops->models ? eng->ops->models : "";
+}
+
 void hark_engine_stats(const struct hark_engine *eng, struct hark_engine_stats *out)
 {
     memset(out, 0, sizeof *out);

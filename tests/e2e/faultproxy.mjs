@@ -21,6 +21,8 @@
 //   proxy.block() / unblock()            an outage: new connections are reset
 //                                        as soon as they arrive (server down)
 //   proxy.counters                       connections, bytes, cuts, stalls
+//   FaultProxy.start({ port, tap })      tap(dir, data): every chunk forwarded
+//                                        (to see what a client sent upstream)
 //   await proxy.close()
 //
 // "up" is client -> server, "down" is server -> client. A cut writes exactly
@@ -91,6 +93,7 @@ class Conn {
       return;
     }
     for (const p of mine) p.left -= data.length;
+    if (this.proxy.tap) this.proxy.tap(dir, data);
     this.bytes[dir] += data.length;
     this.proxy.counters[dir === 'up' ? 'bytesUp' : 'bytesDown'] += data.length;
     to.write(data);
@@ -144,8 +147,9 @@ class Conn {
 
 export class FaultProxy {
   // Starts a proxy to 127.0.0.1:port (or host). Resolves when it listens.
-  static async start({ port, host = '127.0.0.1', log = (s) => process.stderr.write(s + '\n') } = {}) {
+  static async start({ port, host = '127.0.0.1', log = (s) => process.stderr.write(s + '\n'), tap = null } = {}) {
     const p = new FaultProxy(port, host, log);
+    p.tap = tap;
     await new Promise((resolve, reject) => {
       p.listener.once('error', reject);
       p.listener.listen(0, '127.0.0.1', resolve);

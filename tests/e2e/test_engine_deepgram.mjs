@@ -5,6 +5,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { createRequire } from 'node:module';
+import { FaultProxy } from './faultproxy.mjs';
 import {
   HARK, CLIPS, startServer, openNative, streamPcm, waitFor, wavPcm, finals, wer, checkContract, curl, sleep,
 } from './lib.mjs';
@@ -115,6 +117,41 @@ test('upstream SIGKILLed mid-session with --fallback-engine pocketsphinx: provid
     await fr.stop();
     await local.stop();
     if (!upDead) await up.stop();
+  }
+});
+
+// A Deepgram client's `model` (nova-2, ...) names the provider's model: it
+// goes upstream as model=. Seen on the wire between the front and the
+// upstream (a pass-through proxy that records the request).
+test('engine deepgram: a Deepgram client\'s model goes to the provider as its model=; an engine\'s name picks that engine instead', async () => {
+  const WebSocket = createRequire(import.meta.url)('ws');
+  const up = await startServer(['--workers', '2']);
+  let sent = '';
+  const proxy = await FaultProxy.start({ port: up.port, log: () => {}, tap: (dir, d) => { if (dir === 'up') sent += d.toString('latin1'); } });
+  const fr = await front({ url: proxy.url }, ['--fallback-engine', 'pocketsphinx']);
+  const dgSession = async (model) => {
+    const ws = new WebSocket(`${fr.url}/v1/listen?model=${model}&encoding=linear16&sample_rate=16000`);
+    const msgs = [];
+    ws.on('message', (d) => msgs.push(JSON.parse(d.toString())));
+    await new Promise((resolve, reject) => { ws.once('open', resolve); ws.once('error', reject); });
+    await streamPcm(ws, Buffer.concat([clips[1], SILENCE]));
+    ws.send(JSON.stringify({ type: 'CloseStream' }));
+    await new Promise((resolve) => ws.once('close', resolve));
+    return msgs.filter((m) => m.type === 'Results' && m.is_final).map((m) => m.channel.alternatives[0].transcript).join(' ');
+  };
+  try {
+    assert.match(await dgSession('nova-2'), /young man/);
+    assert.match(sent, /^GET \/v1\/listen\?[^ \r\n]*\bmodel=nova-2\b/m, sent.slice(0, 500));
+    assert.match(fr.log(), /session started on \/v1\/listen \(deepgram, model nova-2\)/);
+    // model=pocketsphinx: the fallback engine, nothing goes upstream
+    const before = sent.length;
+    assert.match(await dgSession('pocketsphinx'), /young man/);
+    assert.equal(sent.length, before, sent.slice(before, before + 300));
+    assert.match(fr.log(), /session started on \/v1\/listen \(deepgram, engine pocketsphinx\)/);
+  } finally {
+    await fr.stop();
+    await proxy.close();
+    await up.stop();
   }
 });
 

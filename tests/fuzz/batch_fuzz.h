@@ -135,7 +135,7 @@ static int fuzz_batch(const struct batchapi *api, const uint8_t *data, size_t si
     CHECK(hark_options_create(&defaults) == 0);
     /* engine names as a server has them: `model=openai` takes that path */
     static const char *const engines[] = {"pocketsphinx", "openai", NULL};
-    struct batchapi_ctx cx = {defaults, NULL, "engine", engines};
+    struct batchapi_ctx cx = {defaults, NULL, "engine", engines, 0};
     struct batchapi_req rq = {"/fuzz", args, n_args, piece[0], (int)(mode & 1), fuzz_field, &form};
     void *st = hark_calloc(1, api->state_size ? api->state_size : 1);
     CHECK(st);

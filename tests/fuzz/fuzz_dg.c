@@ -54,7 +54,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     CHECK(hark_options_create(&o) == 0);
     struct dg_params p;
     char err[512] = "";
-    int rc = dg_apply_args(args, n, o, &p, NULL, err, sizeof err);
+    int rc = dg_apply_args(args, n, o, &p, NULL, (int)(size & 1), err, sizeof err);
     if (rc) {
         CHECK(rc == HARK_E_BAD_OPTION || rc == HARK_E_UNSUPPORTED || rc == HARK_E_LIMIT);
         CHECK(names_a_parameter(err));

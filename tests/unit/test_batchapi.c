@@ -133,7 +133,7 @@ static int openai(const char *const *kv, int file_parts, struct buf *out, const 
 {
     struct hark_options *defaults = NULL;
     ASSERT_OK(hark_options_create(&defaults));
-    struct batchapi_ctx cx = {defaults, NULL, "pocketsphinx", NULL};
+    struct batchapi_ctx cx = {defaults, NULL, "pocketsphinx", NULL, 0};
     struct form f = {{0}};
     for (int i = 0; kv && kv[i]; i += 2)
         f.v[field_index(kv[i])] = kv[i + 1];
@@ -279,7 +279,7 @@ static int deepgram(const char *const *args, size_t n, const char *ct, int chunk
 {
     struct hark_options *o = NULL;
     ASSERT_OK(hark_options_create(&o));
-    struct batchapi_ctx cx = {o, NULL, "pocketsphinx", NULL};
+    struct batchapi_ctx cx = {o, NULL, "pocketsphinx", NULL, 0};
     struct batchapi_req rq = {"/v1/listen", args, n, ct, chunked, NULL, NULL};
     const struct batchapi *api = &batchapi_deepgram;
     void *st = hark_calloc(1, api->state_size);

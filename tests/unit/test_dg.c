@@ -9,7 +9,7 @@ static int apply(struct hark_options **o, struct dg_params *p, char *err, size_t
                  const char *const *args, size_t n_args)
 {
     ASSERT_OK(hark_options_create(o));
-    return dg_apply_args(args, n_args, *o, p, NULL, err, n);
+    return dg_apply_args(args, n_args, *o, p, NULL, 0, err, n);
 }
 
 static void expect_opt(const struct hark_options *o, const char *name, const char *want)
@@ -152,8 +152,34 @@ static void test_vocabulary_limit(void)
     hark_options_destroy(o);
 }
 
+static void test_model(void)
+{
+    /* a Deepgram model name: only echoed on an engine with its one model;
+     * the session's model on an engine that takes any (a provider's); an
+     * engine's name picks the engine either way */
+    static const char *const engines[] = {"pocketsphinx", "deepgram", NULL};
+    const char *nova[] = {"model=nova-2"}, *ps[] = {"model=pocketsphinx"};
+    for (int any = 0; any < 2; any++) {
+        struct hark_options *o;
+        struct dg_params p;
+        char err[256];
+        ASSERT_OK(hark_options_create(&o));
+        ASSERT_OK(dg_apply_args(nova, 1, o, &p, engines, any, err, sizeof err));
+        ASSERT_STR_EQ(p.model, "nova-2");
+        expect_opt(o, "model", any ? "nova-2" : "");
+        expect_opt(o, "engine", "");
+        hark_options_destroy(o);
+        ASSERT_OK(hark_options_create(&o));
+        ASSERT_OK(dg_apply_args(ps, 1, o, &p, engines, any, err, sizeof err));
+        expect_opt(o, "model", "");
+        expect_opt(o, "engine", "pocketsphinx");
+        hark_options_destroy(o);
+    }
+}
+
 int main(void)
 {
+    RUN(test_model);
     RUN(test_live_parameters);
     RUN(test_endpointing_false_and_container);
     RUN(test_container_encodings);

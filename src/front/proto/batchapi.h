@@ -36,6 +36,7 @@ struct batchapi_ctx {
     const struct hark_engine *engine;    /* for option checks; NULL = none (fuzzing) */
     const char *engine_name;
     const char *const *engines; /* all engines' names, NULL-terminated (NULL = none) */
+    int any_model;              /* the engine takes any model name (dialect_ctx) */
 };
 
 /* The request. */

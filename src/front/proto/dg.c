@@ -50,7 +50,8 @@ static int add_vocab(char *vocab, size_t size, const char *key, const char *term
 }
 
 int dg_apply_args(const char *const *args, size_t n_args, struct hark_options *o,
-                  struct dg_params *p, const char *const *engines, char *err, size_t n)
+                  struct dg_params *p, const char *const *engines, int any_model, char *err,
+                  size_t n)
 {
     memset(p, 0, sizeof *p);
     char vocab[4096] = "";
@@ -98,10 +99,16 @@ int dg_apply_args(const char *const *args, size_t n_args, struct hark_options *o
         } else if (IS("model")) {
             snprintf(p->model, sizeof p->model, "%s", v);
             /* An engine's name picks that engine (docs/deepgram.md); any
-             * other name is Deepgram's (nova-3, ...): the server's engine. */
+             * other name is Deepgram's (nova-3, ...): the server's engine,
+             * and its model if that engine takes any (a provider's). */
+            int engine = 0;
             for (int e = 0; engines && engines[e]; e++)
-                if (strcmp(v, engines[e]) == 0)
+                if (strcmp(v, engines[e]) == 0) {
+                    engine = 1;
                     rc = dialect_set_option(o, "engine", v, "model", err, n);
+                }
+            if (!engine && any_model && v[0])
+                rc = dialect_set_option(o, "model", v, "model", err, n);
         } else if (IS("language")) {
             if (v[0]) /* empty = not given: the default */
                 rc = dialect_set_option(o, "language", v, "language", err, n);

@@ -31,10 +31,14 @@ struct dg_params {
  * Returns 0, or HARK_E_BAD_OPTION/HARK_E_UNSUPPORTED with a
  * message that starts with the parameter's name. engines: the names of the
  * engines the server has (NULL-terminated; NULL = none): a `model` equal to
- * one picks that engine. Pure: no I/O, any thread.
+ * one picks that engine. Any other `model` is the session's model when
+ * any_model (the server's engine takes any name: a provider's, which gets
+ * it as its own model=), else only a name for the server's engine, echoed
+ * in the metadata. Pure: no I/O, any thread.
  */
 int dg_apply_args(const char *const *args, size_t n_args, struct hark_options *opts,
-                  struct dg_params *p, const char *const *engines, char *err, size_t n);
+                  struct dg_params *p, const char *const *engines, int any_model, char *err,
+                  size_t n);
 
 /* Random (v4) UUID, 36 chars + NUL. */
 void dg_uuid(char out[37]);

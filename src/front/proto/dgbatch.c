@@ -61,7 +61,8 @@ static int dgb_open(void *st, const struct batchapi_ctx *cx, const struct batcha
         return batchapi_refuse(r, 400, HARK_E_UNSUPPORTED, NULL,
                                "JSON bodies ({\"url\": ...}) are not supported: hark does not "
                                "fetch remote audio; send the audio bytes as the request body");
-    int rc = dg_apply_args(rq->args, rq->n_args, o, &s->dg, cx->engines, r->msg, sizeof r->msg);
+    int rc = dg_apply_args(rq->args, rq->n_args, o, &s->dg, cx->engines, cx->any_model, r->msg,
+                           sizeof r->msg);
     if (rc || (rc = extra_query(s, rq, r->msg, sizeof r->msg))) {
         r->status = 400;
         r->err = rc;

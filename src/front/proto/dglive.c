@@ -162,7 +162,7 @@ static int dg_open(const struct dialect_ctx *cx, const struct dialect_req *rq, v
     hark_options_set(o, "interim_results", "false", NULL, 0);
     hark_options_set(o, "vad_events", "false", NULL, 0);
     hark_options_set(o, "utterance_end_ms", "0", NULL, 0);
-    if ((rc = dg_apply_args(rq->args, rq->n_args, o, &r->p, cx->engines, err, n)))
+    if ((rc = dg_apply_args(rq->args, rq->n_args, o, &r->p, cx->engines, cx->any_model, err, n)))
         goto fail;
     snprintf(r->request_id, sizeof r->request_id, "%s", rq->request_id);
     snprintf(r->engine, sizeof r->engine, "%s", cx->engine);

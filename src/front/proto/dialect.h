@@ -41,7 +41,8 @@ struct dialect_ctx {
     const struct hark_options *defaults; /* session defaults of the server config */
     const char *engine;                  /* the engine's name */
     const char *const *engines;          /* all engines' names, NULL-terminated (NULL = none) */
-    int resume_window;                   /* s a dropped session is kept (0 = off) */
+    int any_model;     /* the engine takes any model name (a provider's: --engine deepgram) */
+    int resume_window; /* s a dropped session is kept (0 = off) */
 };
 
 /* The upgrade request. */

@@ -74,7 +74,7 @@ static int relay_open(const struct dialect_ctx *cx, const struct dialect_req *rq
         rc = err_set(err, n, HARK_E_NOMEM, "out of memory");
         goto fail;
     }
-    if ((rc = dg_apply_args(rq->args, rq->n_args, o, &p, cx->engines, err, n)))
+    if ((rc = dg_apply_args(rq->args, rq->n_args, o, &p, cx->engines, cx->any_model, err, n)))
         goto fail;
     s->streaming = 1;
     *state = s;

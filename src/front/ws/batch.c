@@ -393,7 +393,7 @@ int batch_begin(struct wsfe *fe, struct lws *wsi, const char *path)
     b->st = st;
     snprintf(b->path, sizeof b->path, "%s", path);
     b->cx = (struct batchapi_ctx){wsfe_defaults(fe), wsfe_engine(fe), wsfe_dialect_ctx(fe)->engine,
-                                  wsfe_dialect_ctx(fe)->engines};
+                                  wsfe_dialect_ctx(fe)->engines, wsfe_dialect_ctx(fe)->any_model};
     b->key_index = -1;
     b->content_length = len;
     b->chunked = chunked;

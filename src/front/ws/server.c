@@ -670,6 +670,8 @@ int wsfe_create(struct wsfe **out, const struct wsfe_cfg *cfg, struct hark_engin
     fe->vhost = lws_get_vhost_by_name(fe->ctx, "hark");
     fe->dcx.defaults = fe->defaults;
     fe->dcx.engine = eng ? hark_engine_get_name(eng) : cfg->engine_name;
+    /* a gateway does not know its workers' engine: a model name stays a name */
+    fe->dcx.any_model = eng && strcmp(hark_engine_models(eng), "*") == 0;
     for (int i = 0; i < 7 && hark_engine_name(i); i++)
         fe->engines[i] = hark_engine_name(i);
     fe->dcx.engines = fe->engines;

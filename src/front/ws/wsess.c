@@ -21,6 +21,7 @@
 #include "front/ws/wsfe_state.h"
 #include "front/nats/gwtake.h"
 #include "host/admit.h"
+#include "session/options.h"
 
 /* Acks tell a resuming client how much of its audio it need not resend;
  * they belong to the connection (no seq, never replayed). */
@@ -170,7 +171,9 @@ static int start_session(struct wsconn *c, const struct hark_options *opts, cons
         w->opts = NULL; /* out of memory: handed over with the gateway's defaults */
     admit_bind(c->slot, c->chan);
     fe->n_sessions++;
-    LOG_INFO(chan_session_id(c->chan), "session started on %s (%s)", c->path, c->d->name);
+    LOG_INFO(chan_session_id(c->chan), "session started on %s (%s%s%s%s%s)", c->path, c->d->name,
+             opts->engine[0] ? ", engine " : "", opts->engine, opts->model[0] ? ", model " : "",
+             opts->model);
     return 0;
 }
 
