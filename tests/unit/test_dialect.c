@@ -192,8 +192,48 @@ static void test_relay_render(void)
     ASSERT_STR_EQ(render(&dialect_relay, NULL, &closed), "");
 }
 
+/* A resume as the first message: numbers out of range are a protocol error
+ * (checked before any conversion to an integer: fuzz_dialect_native). */
+static void test_native_resume_numbers(void)
+{
+    setup();
+    static const char *const msgs[] = {
+        "{\"type\":\"resume\",\"session_id\":\"a\",\"resume_token\":\"t\",\"last_seq\":4,"
+        "\"audio_bytes\":640}",
+        "{\"type\":\"resume\",\"session_id\":\"a\",\"resume_token\":\"t\",\"last_seq\":4,"
+        "\"audio_bytes\":6e49}",
+        "{\"type\":\"resume\",\"session_id\":\"a\",\"resume_token\":\"t\",\"last_seq\":-1e300,"
+        "\"audio_bytes\":0}",
+        "{\"type\":\"resume\",\"session_id\":\"a\",\"resume_token\":\"t\",\"last_seq\":1e19,"
+        "\"audio_bytes\":0}",
+        "{\"type\":\"resume\",\"session_id\":\"a\",\"resume_token\":\"t\",\"last_seq\":0.5,"
+        "\"audio_bytes\":0}",
+    };
+    for (size_t i = 0; i < sizeof msgs / sizeof msgs[0]; i++) {
+        struct dialect_out o;
+        dialect_out_init(&o);
+        void *s = open_ok(&dialect_native, NULL, 0, &o);
+        ASSERT_OK(dialect_native.text(s, msgs[i], strlen(msgs[i]), &o));
+        if (i == 0) {
+            ASSERT_EQ(o.n, 1);
+            ASSERT_EQ(o.act[0].type, DA_RESUME);
+            ASSERT_EQ(o.act[0].last_seq, 4);
+            ASSERT_EQ(o.act[0].audio_bytes, 640);
+        } else {
+            ASSERT(o.n >= 1);
+            ASSERT_EQ(o.act[0].type, DA_ERROR);
+            ASSERT_EQ(o.act[0].code, HARK_E_PROTOCOL);
+        }
+        dialect_out_reset(&o);
+        dialect_native.destroy(s);
+        dialect_out_deinit(&o);
+    }
+    teardown();
+}
+
 int main(void)
 {
+    RUN(test_native_resume_numbers);
     RUN(test_native_audio_without_config);
     RUN(test_native_bad_config);
     RUN(test_soniox_config_and_errors);

@@ -89,9 +89,11 @@ static void on_resume(struct native *s, const struct json_value *root, struct di
     const char *token = json_str(json_get(root, "resume_token"));
     const struct json_value *k = json_get(root, "last_seq"), *b = json_get(root, "audio_bytes");
     double last = json_num(k), bytes = json_num(b);
+    /* the range before the integer test: converting a double out of the
+     * integer's range is undefined (fuzz_dialect_native: audio_bytes 6e49) */
     if (!id || !token || json_type(k) != JSON_NUMBER || json_type(b) != JSON_NUMBER || last < -1 ||
-        last != (double)(int64_t)last || last > 9e15 || bytes < 0 ||
-        bytes != (double)(uint64_t)bytes || bytes > 9e15) {
+        last > 9e15 || last != (double)(int64_t)last || bytes < 0 || bytes > 9e15 ||
+        bytes != (double)(uint64_t)bytes) {
         da_error(out, HARK_E_PROTOCOL,
                  "resume: needs session_id and resume_token (strings), last_seq (integer >= "
                  "-1) and audio_bytes (integer >= 0)");
