@@ -326,15 +326,14 @@ static int parse_words(struct pctx *p, const msgpack_object *v, struct hark_even
     struct hark_word *w = p->r->words + p->n_words;
     for (uint32_t i = 0; i < v->via.array.size; i++) {
         const msgpack_object *e = &v->via.array.ptr[i];
-        double s, en, c;
+        double s, en;
         if (e->type != MSGPACK_OBJECT_ARRAY || e->via.array.size != 4 ||
             !(w[i].word = arena_put(&p->a, &e->via.array.ptr[0], NRES_TEXT_MAX)) ||
             mpk_num(&e->via.array.ptr[1], &s) || mpk_num(&e->via.array.ptr[2], &en) ||
-            mpk_num(&e->via.array.ptr[3], &c))
+            mpk_float(&e->via.array.ptr[3], &w[i].confidence))
             return bad(p->err, p->n, "take reply", "words");
         w[i].start = s;
         w[i].end = en;
-        w[i].confidence = (float)c;
     }
     ev->words = w;
     ev->n_words = v->via.array.size;
@@ -350,7 +349,6 @@ static int parse_event(struct pctx *p, const msgpack_object *m, struct hark_even
     int have_seq = 0, have_type = 0;
     for (uint32_t i = 0; i < m->via.map.size; i++) {
         const msgpack_object *k = &m->via.map.ptr[i].key, *v = &m->via.map.ptr[i].val;
-        double d;
         int64_t x;
         const char *key = NULL;
         if (mpk_key_is(k, "seq")) {
@@ -387,10 +385,8 @@ static int parse_event(struct pctx *p, const msgpack_object *m, struct hark_even
             if (mpk_num(v, &ev->end))
                 key = "end";
         } else if (mpk_key_is(k, "confidence")) {
-            if (mpk_num(v, &d))
+            if (mpk_float(v, &ev->confidence))
                 key = "confidence";
-            else
-                ev->confidence = (float)d;
         } else if (mpk_key_is(k, "language")) {
             if (!(ev->language = arena_put(&p->a, v, 64)))
                 key = "language";

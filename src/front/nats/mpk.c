@@ -1,5 +1,6 @@
 #include "front/nats/mpk.h"
 
+#include <float.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -45,6 +46,15 @@ int mpk_num(const msgpack_object *o, double *out)
     default:
         return -1;
     }
+}
+
+int mpk_float(const msgpack_object *o, float *out)
+{
+    double d;
+    if (mpk_num(o, &d) || d > FLT_MAX || d < -FLT_MAX)
+        return -1;
+    *out = (float)d;
+    return 0;
 }
 
 int mpk_bool(const msgpack_object *o, int *out)

@@ -25,6 +25,9 @@ int mpk_key_is(const msgpack_object *k, const char *name);
 /* Any msgpack number as a double: 0, or -1 for another type, NaN or an
  * infinity. */
 int mpk_num(const msgpack_object *o, double *out);
+/* Any msgpack number within a float's range (a confidence): 0, or -1 as
+ * mpk_num, or beyond the range (converting it would be undefined). */
+int mpk_float(const msgpack_object *o, float *out);
 /* A msgpack boolean: 0, or -1 for another type. */
 int mpk_bool(const msgpack_object *o, int *out);
 

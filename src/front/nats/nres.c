@@ -116,16 +116,16 @@ static int parse_words(const msgpack_object *v, struct nres *r, struct arena *a,
             if (mpk_key_is(kk, "word")) {
                 if ((at = arena_put(a, vv)) < 0)
                     return bad(err, n, "words.word");
-            } else if (mpk_key_is(kk, "start") || mpk_key_is(kk, "end") ||
-                       mpk_key_is(kk, "confidence")) {
+            } else if (mpk_key_is(kk, "confidence")) {
+                if (mpk_float(vv, &hw->confidence))
+                    return bad(err, n, "words.start/end/confidence");
+            } else if (mpk_key_is(kk, "start") || mpk_key_is(kk, "end")) {
                 if (mpk_num(vv, &d))
                     return bad(err, n, "words.start/end/confidence");
                 if (mpk_key_is(kk, "start"))
                     hw->start = d;
-                else if (mpk_key_is(kk, "end"))
-                    hw->end = d;
                 else
-                    hw->confidence = (float)d;
+                    hw->end = d;
             }
         }
         if (at < 0)
@@ -158,7 +158,6 @@ static int parse_map(const msgpack_object *m, struct nres *r, struct arena *a, l
     }
     for (uint32_t i = 0; i < m->via.map.size; i++) {
         const msgpack_object *k = &m->via.map.ptr[i].key, *v = &m->via.map.ptr[i].val;
-        double d = 0;
         int rc = 0;
         if (k->type != MSGPACK_OBJECT_STR)
             continue;
@@ -197,8 +196,7 @@ static int parse_map(const msgpack_object *m, struct nres *r, struct arena *a, l
         } else if (mpk_key_is(k, "audio_seconds")) {
             rc = mpk_num(v, &r->audio_seconds);
         } else if (mpk_key_is(k, "confidence")) {
-            rc = mpk_num(v, &d);
-            r->confidence = (float)d;
+            rc = mpk_float(v, &r->confidence);
         } else if (mpk_key_is(k, "reason")) {
             char s[16];
             if (v->type == MSGPACK_OBJECT_NIL)
