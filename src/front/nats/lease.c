@@ -38,16 +38,19 @@ struct lease {
  * renewal after the expiry; the margin covers a publish that passed the
  * lease_valid check just before the deadline. TTL/5, at most 1 s (600 ms
  * at the default 3 s). */
+static int margin_ms(int ttl_ms)
+{
+    return ttl_ms / 5 > 1000 ? 1000 : ttl_ms / 5;
+}
+
 static int64_t margin_ns(const struct lease *l)
 {
-    int64_t m = (int64_t)l->cfg.ttl_ms * 1000000 / 5;
-    return m > 1000000000 ? 1000000000 : m;
+    return (int64_t)margin_ms(l->cfg.ttl_ms) * 1000000;
 }
 
 int lease_wait_ms(int ttl_ms)
 {
-    int m = ttl_ms / 5;
-    return m > 1000 ? 1000 : m < 200 ? 200 : m;
+    return margin_ms(ttl_ms) < 200 ? 200 : margin_ms(ttl_ms);
 }
 
 static int64_t deadline(const struct lease *l, int part)
