@@ -10,7 +10,11 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { DeepgramClient } from '@deepgram/sdk';
-import { CLIPS, wavPcm, sleep, wer, startServer } from './lib.mjs';
+import { connect } from 'nats';
+import { encode, decode } from '@msgpack/msgpack';
+import {
+  CLIPS, wavPcm, sleep, wer, startServer, openNative, streamPcm, waitFor, checkContract, references,
+} from './lib.mjs';
 import { freePort, startNats as natsAt, startWorker as workerAt } from './nats_lib.mjs';
 
 let dir;
@@ -100,4 +104,53 @@ test('Deepgram SDK through a gateway: the worker running the session is killed w
   const after = run.messages.find((m) => m.at > killedAt + 50 && m.type === 'Results');
   console.log(`hand-off: first Results ${after ? after.at - killedAt : 'none'} ms after the kill`);
   workers = workers.filter((x) => x !== victim);
+});
+
+// A stalled worker's last results can reach the gateway after the next
+// owner's (docs/nats.md "JetStream"), with numbers the next owner has not
+// used yet. Each JetStream result says which ownership it came from
+// (owner_epoch); the gateway drops an older owner's. Here the stale copy is
+// made by hand: the session's first result, its epoch one lower and its
+// number far ahead, published after its first final. A gateway that went by
+// numbers alone would deliver it and then drop every real result after it.
+test('a result from an older owner of the session (a lower owner_epoch) is dropped by the gateway, whatever its number', async () => {
+  for (let i = 0; i < 100 && !workers[0].holds(); i++) await sleep(100);
+  assert.ok(workers[0].holds(), 'the remaining worker holds the partition');
+  const nc = await connect({ servers: nats.url });
+  try {
+    const s = await openNative(gw.url, { sample_rate: 16000 });
+    assert.equal(s.ready.type, 'ready', JSON.stringify(s.ready));
+    let first = null;
+    nc.subscribe(`ai.voice.transcription.${s.ready.session_id}`, { callback: (err, m) => {
+      if (err || first) return;
+      const r = decode(m.data);
+      if (r.type === undefined) first = r;
+    } });
+    await nc.flush();
+    const silence = Buffer.alloc(32000 * 1.5);
+    await streamPcm(s.ws, Buffer.concat([wavPcm(CLIPS[1]), silence]), { realtime: true });
+    await waitFor(s.events, (e) => e.type === 'transcript' && e.is_final, 20000);
+    assert.ok(first, 'the worker published a result');
+    assert.ok(Number.isInteger(first.owner_epoch) && first.owner_epoch > 0, `owner_epoch ${first.owner_epoch}`);
+    nc.publish(`ai.voice.transcription.${s.ready.session_id}`, encode({
+      ...first, sequence: first.sequence + 1000, owner_epoch: first.owner_epoch - 1,
+      transcript: 'stale words', is_partial: false, is_final: true,
+    }));
+    await nc.flush();
+    await streamPcm(s.ws, Buffer.concat([wavPcm(CLIPS[4]), silence]), { realtime: true });
+    s.ws.send(JSON.stringify({ type: 'close' }));
+    await s.closed;
+    checkContract(s.events);
+    const texts = s.events.filter((e) => e.type === 'transcript').map((e) => e.text).join(' | ');
+    assert.ok(!texts.includes('stale words'), texts);
+    const fin = s.events.filter((e) => e.type === 'transcript' && e.is_final).map((e) => e.text).join(' ');
+    const ref = references();
+    const truth = [1, 4].map((k) => ref[path.basename(CLIPS[k], '.wav')]).join(' ');
+    const w = wer(truth, fin);
+    assert.ok(w.errors / w.words < 0.5, `"${fin}": the results after the stale copy were delivered`);
+    const m = await (await fetch(gw.http + '/metrics')).text();
+    assert.match(m, /^hark_backend_stale_results_total 1$/m);
+  } finally {
+    await nc.close();
+  }
 });

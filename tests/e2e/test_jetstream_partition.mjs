@@ -9,7 +9,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   CLIPS, wavPcm, sleep, freePort, startNats, startWorker, startClient, until, ofType, finalText,
-  streamLive, checkSession, TRUTH, rate,
+  streamLive, checkSession, TRUTH, rate, results,
 } from './jetstream_lib.mjs';
 import { FaultProxy } from './faultproxy.mjs';
 
@@ -58,18 +58,27 @@ async function scenario(tag, { via, fault, restore, reconnects = !!via, stale = 
     // (a stall ends without a reconnect: the connection just flows again)
     await until(() => /reconnected to NATS|\(connected\)/.test(a.log()) || !reconnects, 15000, 'a reconnected');
     await sleep(1500);
-    let late = 0;
+    let late = 0, ahead = 0;
     const kept = new Map();
     for (const s of list) {
+      // Every result says which ownership it came from (owner_epoch): a's,
+      // then b's, larger, from the hand-off on.
+      const epochs = results(c.msgs(s.id)).map((m) => m.owner_epoch);
+      assert.ok(epochs.every((e) => Number.isInteger(e) && e > 0), `${s.id}: owner_epoch ${epochs}`);
       if (stale) {
         // a result a wrote before its deadline may still be on the wire when
-        // the stall ends (see the test below): it arrives after b's own
-        // result of that number, and a client that drops a sequence number it
-        // already has (docs/nats.md) drops it. The rest is the whole contract.
+        // the stall ends (see the test below): it arrives after b's results,
+        // and a client drops a result of an older owner than one it already
+        // has (docs/nats.md). The rest is the whole contract.
         const msgs = [], seen = new Set();
+        let epoch = 0;
         for (const m of c.msgs(s.id)) {
-          if (m.type === undefined && seen.has(m.sequence)) { late++; continue; }
-          if (m.type === undefined) seen.add(m.sequence);
+          if (m.type === undefined && m.owner_epoch < epoch) {
+            late++;
+            if (!seen.has(m.sequence)) ahead++; // a rule by sequence alone would take it
+            continue;
+          }
+          if (m.type === undefined) { epoch = m.owner_epoch; seen.add(m.sequence); }
           msgs.push(m);
         }
         checkSession(msgs, s);
@@ -77,11 +86,15 @@ async function scenario(tag, { via, fault, restore, reconnects = !!via, stale = 
       } else {
         checkSession(c.msgs(s.id), s);
       }
+      const own = results(kept.get(s.id) || c.msgs(s.id)).map((m) => m.owner_epoch);
+      own.forEach((e, i) => assert.ok(i === 0 || e >= own[i - 1], `${s.id}: owner_epoch never goes down: ${own}`));
+      const distinct = [...new Set(own)];
+      assert.ok(distinct.length <= 2, `${s.id}: one hand-off: ${distinct}`);
       const got = finalText(kept.get(s.id) || c.msgs(s.id));
       const ref = `${TRUTH[s.k]} ${TRUTH[(s.k + 2) % 5]}`;
       assert.ok(rate(ref, got) < 0.5, `${s.id}: "${got}" (reference: "${ref}")`);
     }
-    if (stale) console.log(`# ${late} result(s) of a arrived after the stall, repeating a sequence number b had sent`);
+    if (stale) console.log(`# ${late} result(s) of a arrived after the stall, after b's (a lower owner_epoch); ${ahead} with a number b had not sent yet`);
     assert.match(a.log(), /lease of partition \d+ lost/);
     assert.match(b.log(), /session resumed from another worker/);
     assert.ok(a.alive(), 'a still runs');
@@ -128,11 +141,11 @@ async function check(a) {
 // after two missed pings (10-15 s), so the worker sees a connection that is
 // up and requests that get no answer. Its lease requests give up after the
 // lease margin and it drops the leases at their deadline, during the stall
-// (check). Not covered, and so not asserted: what it published in the
-// instant before the stall (a result of the audio it had) is still on the
-// wire when the stall ends and reaches the client after the new owner's
-// result of the same number, which the record did not yet count (docs/nats.md).
-// Everything else is the contract: stale: drops those before checking.
+// (check). What it published in the instant before the stall (results of
+// the audio it had) is still on the wire when the stall ends and reaches the
+// client after the new owner's results, some with numbers the new owner used
+// too (its record did not yet count them): an older owner_epoch marks them
+// (docs/nats.md), and stale: drops them before checking the contract.
 test('a worker whose NATS connection stalls (half-open: nothing flows, nothing closes) for longer than the lease time gives its partitions up during the stall; the other worker continues its sessions', async () => {
   await scenario('stall', {
     via: true,

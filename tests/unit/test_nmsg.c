@@ -499,7 +499,19 @@ static void test_render_result(void)
     ASSERT_EQ(get(o, "speaker_id")->type, MSGPACK_OBJECT_NIL);
     ASSERT(str_is(get(o, "state"), "responding"));
     ASSERT(!has(o, "reason") && !has(o, "words") && !has(o, "committed_ms"));
+    ASSERT(!has(o, "owner_epoch")); /* not a JetStream worker's */
     ASSERT_EQ(get(o, "has_voice_activity")->via.boolean, 0);
+    msgpack_unpacked_destroy(&up);
+
+    /* a JetStream worker's result says which ownership it came from */
+    r.owner_epoch = 4000000001ull;
+    buf_reset(&b);
+    nmsg_render_result(&b, &r);
+    unpack(&up, &b);
+    o = &up.data;
+    ASSERT_EQ(o->via.map.size, 15);
+    ASSERT_EQ(get(o, "owner_epoch")->type, MSGPACK_OBJECT_POSITIVE_INTEGER);
+    ASSERT_EQ(get(o, "owner_epoch")->via.u64, 4000000001ull);
     msgpack_unpacked_destroy(&up);
     buf_deinit(&b);
 }

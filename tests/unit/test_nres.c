@@ -51,6 +51,7 @@ static void test_result_round_trip(void)
     ASSERT_EQ(p.segment, 3);
     ASSERT_EQ(p.reason, HARK_REASON_ENDPOINT);
     ASSERT_EQ(p.committed_ms, 1900);
+    ASSERT_EQ(p.owner_epoch, 0); /* not given */
     ASSERT(fabs(p.start - 0.5) < 1e-9 && fabs(p.end - 1.4) < 1e-9);
     ASSERT(fabs(p.confidence - 0.75) < 1e-6);
     ASSERT_EQ(p.has_words, 1);
@@ -59,13 +60,16 @@ static void test_result_round_trip(void)
     ASSERT(fabs(p.words[1].end - 1.4) < 1e-9);
     nres_free(&p);
 
-    /* a partial: no reason, no committed_ms, no words key */
+    /* a partial: no reason, no committed_ms, no words key; a JetStream
+     * worker's, with its ownership epoch */
     r.is_final = 0;
     r.reason = NULL;
     r.words = NULL;
+    r.owner_epoch = 4000000001ull;
     buf_reset(&b);
     nmsg_render_result(&b, &r);
     ASSERT_OK(nres_parse(&p, b.data, b.len, err, sizeof err));
+    ASSERT_EQ(p.owner_epoch, 4000000001ll);
     ASSERT_EQ(p.is_final, 0);
     ASSERT_EQ(p.reason, HARK_REASON_NONE);
     ASSERT_EQ(p.committed_ms, -1);
@@ -282,7 +286,8 @@ static void test_hostile(void)
     msgpack_sbuffer_destroy(&sb);
 
     /* mistyped keys */
-    static const char *const keys[] = {"transcript", "is_final", "sequence", "words", "session_id"};
+    static const char *const keys[] = {"transcript", "is_final",   "sequence",
+                                       "words",      "session_id", "owner_epoch"};
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
         msgpack_sbuffer_init(&sb);
         msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
@@ -293,6 +298,16 @@ static void test_hostile(void)
         ASSERT(strstr(err, keys[i]) != NULL);
         msgpack_sbuffer_destroy(&sb);
     }
+
+    /* an owner_epoch below 0 */
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 1);
+    msgpack_pack_str_with_body(&pk, "owner_epoch", 11);
+    msgpack_pack_int(&pk, -1);
+    ASSERT_EQ(parse_packed(&sb, err, sizeof err), HARK_E_PROTOCOL);
+    ASSERT(strstr(err, "owner_epoch") != NULL);
+    msgpack_sbuffer_destroy(&sb);
 
     /* a word without its word; words twice */
     msgpack_sbuffer_init(&sb);

@@ -382,13 +382,18 @@ static void deliver(struct gsess *s, struct gitem *it)
     struct hark_event ev = {0};
     switch (r->kind) {
     case NRES_RESULT:
-        /* A number already delivered: a stale copy from the session's
-         * previous worker, which published it just before its connection
-         * stalled and lost its lease (docs/nats.md "JetStream"). */
-        if (r->sequence < s->worker_next) {
+        /* A stale copy from the session's previous worker, which published
+         * it just before its connection stalled and lost its lease
+         * (docs/nats.md "JetStream"): an older owner's (owner_epoch), or,
+         * from a worker that does not say, a number already delivered. A
+         * newer owner's result goes on from that owner's record, so its
+         * numbers may repeat ones a stale copy used before it. */
+        if (r->owner_epoch < s->worker_epoch ||
+            (r->owner_epoch == s->worker_epoch && r->sequence < s->worker_next)) {
             metrics_inc(s->g->m_stale);
             return;
         }
+        s->worker_epoch = r->owner_epoch;
         s->worker_next = r->sequence + 1;
         ev.type = HARK_EVENT_TRANSCRIPT;
         ev.segment = r->segment;

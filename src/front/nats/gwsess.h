@@ -57,9 +57,10 @@ struct gsess {
 
     /* the chan's worker thread */
     uint64_t seq;
-    uint64_t last_hash;  /* the newest worker message delivered (gwtake.h last_msg) */
-    int64_t worker_next; /* the worker's result numbers below this were delivered */
-    double results_end;  /* the furthest audio a result covered */
+    uint64_t last_hash;   /* the newest worker message delivered (gwtake.h last_msg) */
+    int64_t worker_next;  /* the worker's result numbers below this were delivered */
+    int64_t worker_epoch; /* the largest owner_epoch delivered (0: none, not JetStream) */
+    double results_end;   /* the furthest audio a result covered */
     int closed_delivered;
     int end_queued;
     int end_sent;

@@ -16,6 +16,7 @@
 #include "base/err.h"
 #include "base/log.h"
 #include "base/mem.h"
+#include "front/nats/jsheld.h"
 #include "front/nats/jsrec.h"
 #include "front/nats/jsset.h"
 #include "front/nats/lease.h"
@@ -33,29 +34,20 @@
  * 30 s utterances in 100 ms chunks hold 6000. */
 #define MAX_ACK_PENDING 65536
 
-enum held_kind { H_START, H_CHUNK, H_STATE, H_END };
-
-struct held {
-    natsMsg *msg;
-    uint64_t sseq;
-    int64_t end; /* H_CHUNK: session audio bytes up to the end of this chunk */
-    enum held_kind kind;
-    struct held *next;
-};
-
 struct jsess {
     char id[NMSG_ID_MAX];
     char subject[JSREC_KEY_MAX + 240]; /* $KV.{bucket}.{key} of its record */
     int part;
     double bps;       /* raw audio bytes per second; 0: a container (held to the end) */
-    int64_t bytes;    /* session audio bytes so far (from the record's ab when resumed) */
     uint64_t skip_to; /* resumed: input up to this stream sequence is in finals already */
     uint64_t max_sseq;
     struct jsrec rec;
     int64_t committed;   /* bytes covered by finals */
     int64_t progress_at; /* monotonic ns of the last InProgress for the held input */
-    struct held *head, *tail;
-    struct held *acking; /* taken off the list by the batch hook, acked after publishing */
+    /* its input not yet in finals; held.bytes: session audio bytes so far
+     * (from the record's ab when resumed) */
+    struct jsheld_list held;
+    struct jsheld *acking; /* taken off the list by the batch hook, acked after publishing */
     struct jsess *next;
 };
 
@@ -63,6 +55,7 @@ struct jpart {
     struct jsw *j;
     int index;
     int owned;
+    uint64_t epoch; /* the lease's claim revision (lease.h gained): results' owner_epoch */
     natsSubscription *sub;
     int sessions;
     struct metric *m_owned, *m_sessions, *m_lag, *m_redelivered, *m_handoffs, *m_expired;
@@ -106,47 +99,15 @@ static struct jsess *find(struct jsw *j, const char *id)
     return NULL;
 }
 
-static void held_free(struct held *h, int ack)
-{
-    while (h) {
-        struct held *n = h->next;
-        if (ack)
-            natsMsg_Ack(h->msg, NULL);
-        natsMsg_Destroy(h->msg);
-        hark_free(h);
-        h = n;
-    }
-}
-
-static int held_count(const struct held *h)
-{
-    int n = 0;
-    for (; h; h = h->next)
-        n++;
-    return n;
-}
-
-static void hold(struct jsw *j, struct jsess *s, natsMsg *msg, uint64_t sseq, enum held_kind kind,
+static void hold(struct jsw *j, struct jsess *s, natsMsg *msg, uint64_t sseq, enum jsheld_kind kind,
                  size_t audio_len)
 {
-    struct held *h = hark_calloc(1, sizeof *h);
-    if (!h) { /* cannot keep it: ack now rather than leak (at worst not replayed) */
+    if (jsheld_push(&s->held, msg, sseq, kind, audio_len)) {
+        /* cannot keep it: ack now rather than leak (at worst not replayed) */
         natsMsg_Ack(msg, NULL);
         natsMsg_Destroy(msg);
         return;
     }
-    h->msg = msg;
-    h->sseq = sseq;
-    h->kind = kind;
-    if (kind == H_CHUNK) {
-        s->bytes += (int64_t)audio_len;
-        h->end = s->bytes;
-    }
-    if (s->tail)
-        s->tail->next = h;
-    else
-        s->head = h;
-    s->tail = h;
     metrics_add(j->m_held, 1);
 }
 
@@ -160,9 +121,9 @@ static void sess_remove(struct jsw *j, struct jsess *s, int ack)
             break;
         }
     }
-    metrics_add(j->m_held, -(double)(held_count(s->head) + held_count(s->acking)));
-    held_free(s->head, ack);
-    held_free(s->acking, ack);
+    metrics_add(j->m_held, -(double)(jsheld_count(s->held.head) + jsheld_count(s->acking)));
+    jsheld_free(s->held.head, ack);
+    jsheld_free(s->acking, ack);
     struct jpart *pt = &j->parts[s->part];
     pt->sessions--;
     metrics_set(pt->m_sessions, pt->sessions);
@@ -177,18 +138,18 @@ static void ack_drop(natsMsg *msg)
     natsMsg_Destroy(msg);
 }
 
-static enum held_kind kind_of(int type)
+static enum jsheld_kind kind_of(int type)
 {
     switch (type) {
     case NMSG_START:
-        return H_START;
+        return JSHELD_START;
     case NMSG_STATE_CHANGE:
     case NMSG_FINALIZE: /* controls at a point of the audio: replayed in place */
-        return H_STATE;
+        return JSHELD_STATE;
     case NMSG_END:
-        return H_END;
+        return JSHELD_END;
     default:
-        return H_CHUNK;
+        return JSHELD_CHUNK;
     }
 }
 
@@ -219,7 +180,8 @@ static void first_message(struct jsw *j, struct jpart *pt, const char *id, natsM
     }
     struct natsw_fed fed;
     int n = natsMsg_GetDataLength(msg);
-    natsw_feed(j->nw, id, natsMsg_GetData(msg), n > 0 ? (size_t)n : 0, rec ? &rs : NULL, &fed);
+    natsw_feed(j->nw, id, natsMsg_GetData(msg), n > 0 ? (size_t)n : 0, pt->epoch, rec ? &rs : NULL,
+               &fed);
     if (!fed.accepted || fed.type != NMSG_START) {
         ack_drop(msg); /* its error went to the client; nothing to replay */
         return;
@@ -239,7 +201,7 @@ static void first_message(struct jsw *j, struct jpart *pt, const char *id, natsM
     s->max_sseq = sseq;
     if (rec) {
         s->rec = *rec;
-        s->bytes = s->committed = rec->acked_bytes;
+        s->held.bytes = s->committed = rec->acked_bytes;
         s->skip_to = rec->acked_sseq;
         metrics_inc(pt->m_handoffs);
     } else {
@@ -256,7 +218,7 @@ static void first_message(struct jsw *j, struct jpart *pt, const char *id, natsM
     j->all = s;
     pt->sessions++;
     metrics_set(pt->m_sessions, pt->sessions);
-    hold(j, s, msg, sseq, H_START, 0);
+    hold(j, s, msg, sseq, JSHELD_START, 0);
 }
 
 static void on_js_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
@@ -296,7 +258,7 @@ static void on_js_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, v
             s->max_sseq = sseq;
             struct natsw_fed fed;
             int n = natsMsg_GetDataLength(msg);
-            natsw_feed(j->nw, id, natsMsg_GetData(msg), n > 0 ? (size_t)n : 0, NULL, &fed);
+            natsw_feed(j->nw, id, natsMsg_GetData(msg), n > 0 ? (size_t)n : 0, 0, NULL, &fed);
             if (fed.accepted && fed.type != NMSG_KEEPALIVE)
                 hold(j, s, msg, sseq, kind_of(fed.type), fed.audio_len);
             else
@@ -342,10 +304,10 @@ static void on_batch(void *user, const char *id, const struct chan_msg *msgs, in
         return;
     }
     if (after) {
-        struct held *a = s->acking;
+        struct jsheld *a = s->acking;
         s->acking = NULL;
-        metrics_add(j->m_held, -(double)held_count(a));
-        held_free(a, 1);
+        metrics_add(j->m_held, -(double)jsheld_count(a));
+        jsheld_free(a, 1);
         if (s->rec.closed)
             sess_remove(j, s, 1);
         pthread_mutex_unlock(&j->mu);
@@ -374,59 +336,8 @@ static void on_batch(void *user, const char *id, const struct chan_msg *msgs, in
             changed = 1;
         }
     }
-    /* The acked input is a prefix of the held list: chunks whose audio ends
-     * at or before the commit point, with the state changes between them.
-     * start and end stay until closed; a container encoding (bps 0) has no
-     * byte positions, so it is held to the end. */
-    struct held **tail = &s->acking, *last_chunk = NULL;
-    while (*tail)
-        tail = &(*tail)->next;
-    struct held **pp = &s->head;
-    struct held *keep = NULL, **keep_tail = &keep;
-    int stop = 0;
-    while (*pp) {
-        struct held *h = *pp;
-        *pp = h->next;
-        h->next = NULL;
-        int take;
-        if (s->rec.closed)
-            take = 1;
-        else if (h->kind == H_START || h->kind == H_END)
-            take = 0;
-        else if (stop)
-            take = 0;
-        else if (h->kind == H_CHUNK && s->bps > 0 && h->end <= s->committed)
-            take = 1;
-        else if (h->kind == H_STATE)
-            take = -1; /* only if a covered chunk follows */
-        else
-            take = 0, stop = 1;
-        if (take == -1) {
-            /* look ahead: acked only together with a later covered chunk */
-            take = 0;
-            for (struct held *x = *pp; x; x = x->next) {
-                if (x->kind == H_CHUNK) {
-                    take = s->bps > 0 && x->end <= s->committed;
-                    break;
-                }
-            }
-            if (!take)
-                stop = 1;
-        }
-        if (take) {
-            if (h->kind == H_CHUNK)
-                last_chunk = h;
-            *tail = h;
-            tail = &h->next;
-        } else {
-            *keep_tail = h;
-            keep_tail = &h->next;
-        }
-    }
-    s->head = keep;
-    s->tail = NULL;
-    for (struct held *h = keep; h; h = h->next)
-        s->tail = h;
+    const struct jsheld *last_chunk =
+        jsheld_take_covered(&s->held, &s->acking, s->committed, s->bps > 0, s->rec.closed);
     if (last_chunk) {
         s->rec.acked_bytes = last_chunk->end;
         s->rec.acked_sseq = last_chunk->sseq;
@@ -458,7 +369,7 @@ static void on_tick(void *user)
         if (now - s->progress_at < half)
             continue;
         s->progress_at = now;
-        for (struct held *h = s->head; h; h = h->next)
+        for (struct jsheld *h = s->held.head; h; h = h->next)
             natsMsg_InProgress(h->msg, NULL);
     }
     pthread_mutex_unlock(&j->mu);
@@ -474,7 +385,7 @@ static void part_filter(struct jsw *j, int part, char *out, size_t n)
         snprintf(out, n, "%s.*", j->cfg.subject_in);
 }
 
-static void gained(void *user, int part)
+static void gained(void *user, int part, uint64_t epoch)
 {
     struct jsw *j = user;
     struct jpart *pt = &j->parts[part];
@@ -488,6 +399,7 @@ static void gained(void *user, int part)
     js_DeleteConsumer(j->js, j->stream, durable, NULL, &je);
     pthread_mutex_lock(&j->mu);
     pt->owned = 1;
+    pt->epoch = epoch;
     pt->sub = NULL;
     pthread_mutex_unlock(&j->mu);
     jsSubOptions so;

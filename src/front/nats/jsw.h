@@ -11,8 +11,10 @@
  *   the lease holder: natsw_feed --> sessions --> results on {out}.{id}
  *
  * Per session it holds the input messages the session took and acks them
- * when a final's committed_ms covers their audio (start and end stay held
- * until the session's closed went out). At the session's start and before
+ * when a final's committed_ms covers their audio (jsheld.h). Each session's
+ * results carry the partition's owner_epoch (the lease's claim revision,
+ * lease.h), larger with each new owner, so clients drop a previous owner's
+ * late results (docs/nats.md). At the session's start and before
  * every batch of results it writes the session's record (jsrec.h) to the
  * KV bucket hark_sessions_{in}, so a worker that takes over knows the next
  * sequence and segment and where the unacknowledged audio begins. A

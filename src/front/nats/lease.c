@@ -224,7 +224,7 @@ static void tick(struct lease *l)
         update_valid(l);
         held++;
         LOG_INFO(NULL, "claimed partition %d (%d of %d held, %d worker(s))", p, held, fair, w);
-        l->cfg.gained(l->cfg.user, p);
+        l->cfg.gained(l->cfg.user, p, rev);
     }
     if (held > fair) {
         /* A worker joined: give one partition with no open session away per

@@ -39,7 +39,10 @@ struct lease_cfg {
     int ttl_ms;
     const char *instance; /* this worker's name, a valid KV key token */
     void *user;
-    void (*gained)(void *user, int part);  /* start consuming the partition */
+    /* Start consuming the partition. epoch: the lease key's revision at this
+     * claim; every later claim of the partition, by any worker, has a
+     * larger one (the bucket's revisions only grow). */
+    void (*gained)(void *user, int part, uint64_t epoch);
     void (*lost)(void *user, int part);    /* stop consuming it, publish nothing more */
     int (*idle)(void *user, int part);     /* 1: no open session (may be released) */
     void (*tick)(void *user);              /* after each renewal (may be NULL) */

@@ -329,10 +329,10 @@ void natsw_set_hooks(struct natsw *nw, const struct natsw_hooks *h)
 }
 
 void natsw_feed(struct natsw *nw, const char *id, const void *data, size_t len,
-                const struct natsw_resume *resume, struct natsw_fed *fed)
+                uint64_t owner_epoch, const struct natsw_resume *resume, struct natsw_fed *fed)
 {
     *fed = (struct natsw_fed){.type = -1};
-    nin_handle(nw, id, data, len, resume, fed);
+    nin_handle(nw, id, data, len, owner_epoch, resume, fed);
 }
 
 void natsw_abandon(struct natsw *nw, const char *id)

@@ -122,9 +122,12 @@ void natsw_wait(struct natsw *nw);
 void natsw_set_hooks(struct natsw *nw, const struct natsw_hooks *h);
 /* One input message for session id, as if it had arrived on
  * {subject_in}.{id}; resume (start only, may be NULL) continues a session
- * another worker owned. Any thread; never blocks. */
+ * another worker owned. owner_epoch (start only; 0: none) goes into each of
+ * the session's results as owner_epoch: it grows with each hand-off, so a
+ * client tells a previous owner's late results from the current owner's
+ * (docs/nats.md "JetStream"). Any thread; never blocks. */
 void natsw_feed(struct natsw *nw, const char *id, const void *data, size_t len,
-                const struct natsw_resume *resume, struct natsw_fed *fed);
+                uint64_t owner_epoch, const struct natsw_resume *resume, struct natsw_fed *fed);
 /* The session stops at once and publishes nothing more: another worker owns
  * it now. Any thread. */
 void natsw_abandon(struct natsw *nw, const char *id);

@@ -42,6 +42,7 @@ struct nsess {
     int64_t segments;   /* finals published so far */
     int events;         /* the start asked for speech_started and utterance_end ("events": true) */
     double time_offset; /* s of audio before this worker's (natsw_resume) */
+    uint64_t owner_epoch; /* JetStream: this worker's ownership epoch (natsw_feed); 0: none */
 
     /* front end state, guarded by natsw.mu */
     struct tsess *ts;        /* the host table's entry: owns the chan */
@@ -145,10 +146,10 @@ void nsess_verdict(struct natsw *nw, struct nsess *s, enum limits_verdict v, int
 struct chan_msg *nsess_take(struct natsw *nw, struct nsess *s);
 
 /* nin.c: one input message for session id (natsw_feed; rs and fed may be
- * NULL), and the subscription's callback. Delivery thread (or the external
- * input's); takes nw->mu. */
+ * NULL, owner_epoch 0), and the subscription's callback. Delivery thread (or
+ * the external input's); takes nw->mu. */
 void nin_handle(struct natsw *nw, const char *id, const void *data, size_t len,
-                const struct natsw_resume *rs, struct natsw_fed *fed);
+                uint64_t owner_epoch, const struct natsw_resume *rs, struct natsw_fed *fed);
 void nin_on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure);
 
 /* npump.c: the pump thread's body (arg = the natsw). */

@@ -186,7 +186,7 @@ fail:
 }
 
 static void on_start(struct natsw *nw, const char *id, const struct nmsg_in *m,
-                     const struct natsw_resume *rs, struct pend_err *pe)
+                     uint64_t owner_epoch, const struct natsw_resume *rs, struct pend_err *pe)
 {
     char err[512];
     struct nsess *s = nsess_find(nw, id);
@@ -265,6 +265,7 @@ static void on_start(struct natsw *nw, const char *id, const struct nmsg_in *m,
             snprintf(pe->speaker, sizeof pe->speaker, "%s", s->speaker);
         }
     }
+    s->owner_epoch = owner_epoch;
     if (rs) {
         s->sequence = rs->sequence;
         s->segments = rs->segments;
@@ -373,10 +374,10 @@ static void no_session(struct natsw *nw, const char *id, const struct nmsg_in *m
 }
 
 static void dispatch(struct natsw *nw, const char *id, const struct nmsg_in *m,
-                     const struct natsw_resume *rs, struct pend_err *pe)
+                     uint64_t owner_epoch, const struct natsw_resume *rs, struct pend_err *pe)
 {
     if (m->type == NMSG_START) {
-        on_start(nw, id, m, rs, pe);
+        on_start(nw, id, m, owner_epoch, rs, pe);
         return;
     }
     struct nsess *s = nsess_find(nw, id);
@@ -485,7 +486,7 @@ static void send_alive(struct natsw *nw, const char *id, const struct pend_err *
 }
 
 void nin_handle(struct natsw *nw, const char *id, const void *data, size_t len,
-                const struct natsw_resume *rs, struct natsw_fed *fed)
+                uint64_t owner_epoch, const struct natsw_resume *rs, struct natsw_fed *fed)
 {
     char err[600];
     atomic_fetch_add(&nw->msgs_in, 1);
@@ -514,7 +515,7 @@ void nin_handle(struct natsw *nw, const char *id, const void *data, size_t len,
         fail(&pe, speaker, HARK_E_PROTOCOL,
              "session_id \"%s\" differs from the subject's session id \"%s\"", m.session_id, id);
     } else {
-        dispatch(nw, id, &m, rs, &pe);
+        dispatch(nw, id, &m, owner_epoch, rs, &pe);
     }
     if (fed) {
         fed->accepted = !pe.code;
@@ -543,7 +544,8 @@ void nin_on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *c
     /* the subscription is {subject_in}.*: the rest is exactly one token */
     if (!strncmp(subject, nw->subj_in, plen) && subject[plen] == '.') {
         int n = natsMsg_GetDataLength(msg);
-        nin_handle(nw, subject + plen + 1, natsMsg_GetData(msg), n > 0 ? (size_t)n : 0, NULL, NULL);
+        nin_handle(nw, subject + plen + 1, natsMsg_GetData(msg), n > 0 ? (size_t)n : 0, 0, NULL,
+                   NULL);
     }
     natsMsg_Destroy(msg);
 }

@@ -549,7 +549,7 @@ void nmsg_render_result(struct buf *out, const struct nmsg_result *r)
 {
     msgpack_packer pk;
     msgpack_packer_init(&pk, out, mpk_buf_sink);
-    size_t n = 9 + 5 + (r->reason ? 2 : 0) + (r->words ? 1 : 0);
+    size_t n = 9 + 5 + (r->reason ? 2 : 0) + (r->words ? 1 : 0) + (r->owner_epoch ? 1 : 0);
     msgpack_pack_map(&pk, n);
     pack_kv_str(&pk, "session_id", r->session_id);
     pack_kv_str(&pk, "transcript", r->transcript);
@@ -580,6 +580,10 @@ void nmsg_render_result(struct buf *out, const struct nmsg_result *r)
         pack_kv_str(&pk, "reason", r->reason);
         mpk_pack_str(&pk, "committed_ms");
         msgpack_pack_int64(&pk, r->committed_ms + (int64_t)(r->time_offset * 1000 + 0.5));
+    }
+    if (r->owner_epoch) {
+        mpk_pack_str(&pk, "owner_epoch");
+        msgpack_pack_uint64(&pk, r->owner_epoch);
     }
     if (r->words) {
         mpk_pack_str(&pk, "words");

@@ -112,6 +112,9 @@ struct nmsg_result {
     /* s added to start, end, the words' times and committed_ms: a session
      * resumed after a JetStream hand-off (jsw.h) continues its clock */
     double time_offset;
+    /* JetStream: the publishing worker's ownership epoch (natsw_feed); 0: no
+     * "owner_epoch" key */
+    uint64_t owner_epoch;
 };
 
 void nmsg_render_result(struct buf *out, const struct nmsg_result *r);

@@ -185,6 +185,8 @@ static int parse_map(const msgpack_object *m, struct nres *r, struct arena *a, l
             rc = int64v(v, &r->queued_bytes);
         } else if (mpk_key_is(k, "committed_ms")) {
             rc = int64v(v, &r->committed_ms);
+        } else if (mpk_key_is(k, "owner_epoch")) {
+            rc = int64v(v, &r->owner_epoch) || r->owner_epoch < 0 ? -1 : 0;
         } else if (mpk_key_is(k, "start")) {
             rc = mpk_num(v, &r->start);
         } else if (mpk_key_is(k, "end")) {

@@ -52,6 +52,7 @@ struct nres {
     float confidence;
     enum hark_reason reason;
     int64_t committed_ms; /* -1: not given */
+    int64_t owner_epoch;  /* a JetStream worker's ownership epoch (docs/nats.md); 0: not given */
     struct hark_word *words;
     size_t n_words;
     int has_words;

@@ -152,6 +152,7 @@ static void render(void *user, const struct hark_event *ev, struct buf *out, uns
             .words = ev->words,
             .n_words = ev->n_words,
             .time_offset = s->time_offset,
+            .owner_epoch = s->owner_epoch,
         };
         if (ev->is_final)
             s->segments++;
