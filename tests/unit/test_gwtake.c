@@ -82,6 +82,8 @@ static void test_reply_round_trip(void)
                               .last_msg = 0xfedcba9876543210ull,
                               .t0 = 1700000000.25,
                               .results_end = 1.4,
+                              .worker_next = 41,
+                              .worker_epoch = 4000000001ull,
                               .finishing = 1,
                               .options = opts};
     struct buf b;
@@ -99,6 +101,8 @@ static void test_reply_round_trip(void)
     ASSERT(fabs(r.st.t0 - 1700000000.25) < 1e-6);
     ASSERT_EQ(r.st.finishing, 1);
     ASSERT(fabs(r.st.results_end - 1.4) < 1e-9);
+    ASSERT_EQ(r.st.worker_next, 41);
+    ASSERT(r.st.worker_epoch == 4000000001ull);
     ASSERT_STR_EQ(r.st.options[0], "language");
     ASSERT_STR_EQ(r.st.options[5], "a b");
     ASSERT(r.st.options[6] == NULL);

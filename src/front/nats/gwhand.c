@@ -258,6 +258,8 @@ int gwhand_freeze(void *bs, struct gwtake_state *st)
         st->next_seq = s->seq;
         st->sent_bytes = atomic_load(&s->sent_bytes);
         st->results_end = s->results_end;
+        st->worker_next = (uint64_t)s->worker_next;
+        st->worker_epoch = (uint64_t)s->worker_epoch;
         st->t0 = s->t0;
         st->last_msg = s->last_hash;
     }

@@ -179,6 +179,9 @@ static void adopt(struct gsess *a, struct gsess *s)
     a->t0 = a->from.t0;
     a->seq = a->from.next_seq;
     a->results_end = a->from.results_end;
+    /* the worker's stale copies count from where A's client got to */
+    a->worker_next = (int64_t)a->from.worker_next;
+    a->worker_epoch = (int64_t)a->from.worker_epoch;
     a->last_hash = a->from.last_msg;
     atomic_store(&a->sent_bytes, a->from.sent_bytes);
     a->consumed = 0; /* the worker's next answer says */

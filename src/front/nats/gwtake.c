@@ -169,7 +169,7 @@ void gwtake_render_reply(struct buf *out, const struct gwtake_state *st,
 {
     msgpack_packer pk;
     msgpack_packer_init(&pk, out, mpk_buf_sink);
-    msgpack_pack_map(&pk, 10);
+    msgpack_pack_map(&pk, 12);
     mpk_pack_str(&pk, "ok");
     msgpack_pack_true(&pk);
     mpk_pack_str(&pk, "next_seq");
@@ -182,6 +182,10 @@ void gwtake_render_reply(struct buf *out, const struct gwtake_state *st,
     msgpack_pack_uint64(&pk, st->last_msg);
     mpk_pack_str(&pk, "results_end");
     msgpack_pack_double(&pk, st->results_end);
+    mpk_pack_str(&pk, "worker_next");
+    msgpack_pack_uint64(&pk, st->worker_next);
+    mpk_pack_str(&pk, "worker_epoch");
+    msgpack_pack_uint64(&pk, st->worker_epoch);
     mpk_pack_str(&pk, "t0");
     msgpack_pack_double(&pk, st->t0);
     mpk_pack_str(&pk, "finishing");
@@ -482,6 +486,12 @@ static int parse_reply_map(struct pctx *p, const msgpack_object *m, size_t len)
         } else if (mpk_key_is(k, "results_end")) {
             if (mpk_num(v, &r->st.results_end))
                 key = "results_end";
+        } else if (mpk_key_is(k, "worker_next")) {
+            if (u64v(v, &r->st.worker_next))
+                key = "worker_next";
+        } else if (mpk_key_is(k, "worker_epoch")) {
+            if (u64v(v, &r->st.worker_epoch))
+                key = "worker_epoch";
         } else if (mpk_key_is(k, "finishing")) {
             if (mpk_bool(v, &r->st.finishing))
                 key = "finishing";

@@ -9,7 +9,8 @@
  *
  *   request {token, last_seq, audio_bytes}   (the client's resume, as sent)
  *   reply   {ok: true, next_seq, audio_bytes, sent_bytes, last_msg,
- *            results_end, t0, finishing, options: {name: text}, events: [...]}
+ *            results_end, t0, finishing, worker_next, worker_epoch,
+ *            options: {name: text}, events: [...]}
  *        or {ok: false, error: "..."}        (wrong token, attached, ...)
  *
  * events are the session's held events after the client's last_seq
@@ -54,8 +55,12 @@ struct gwtake_state {
     uint64_t last_msg;    /* the newest worker message whose events are in the reply: a
                              64-bit hash of its bytes (0: none) */
     double results_end;   /* the furthest audio a result covered */
-    double t0;            /* wall clock of the session's start (its chunks' timestamps) */
-    int finishing;        /* the client's `close` was taken */
+    /* the stale-result rule's state (gwsess.c deliver): the worker's result
+     * numbers below worker_next were delivered, the largest owner_epoch
+     * delivered (0 for both: none; a reply without them) */
+    uint64_t worker_next, worker_epoch;
+    double t0;     /* wall clock of the session's start (its chunks' timestamps) */
+    int finishing; /* the client's `close` was taken */
     /* name, value pairs (the session's options as text, hark_options_get),
      * NULL-terminated */
     const char *const *options;
