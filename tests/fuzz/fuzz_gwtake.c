@@ -70,6 +70,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         struct gwtake_reply again;
         CHECK(gwtake_parse_reply(&again, b.data, b.len, err, sizeof err) == 0);
         CHECK(again.n_events == r.n_events && again.st.next_seq == r.st.next_seq);
+        CHECK(again.st.worker_next == r.st.worker_next &&
+              again.st.worker_epoch == r.st.worker_epoch);
         for (size_t i = 0; i < r.n_events; i++)
             CHECK(again.events[i].seq == r.events[i].seq &&
                   again.events[i].n_words == r.events[i].n_words);
