@@ -38,7 +38,7 @@ const struct jsheld *jsheld_take_covered(struct jsheld_list *l, struct jsheld **
     while (*tail)
         tail = &(*tail)->next;
     const struct jsheld *last_chunk = NULL;
-    struct jsheld *keep = NULL, **keep_tail = &keep;
+    struct jsheld *keep = NULL, **keep_tail = &keep, *last_kept = NULL;
     int stop = 0;
     while (l->head) {
         struct jsheld *h = l->head;
@@ -70,12 +70,11 @@ const struct jsheld *jsheld_take_covered(struct jsheld_list *l, struct jsheld **
         } else {
             *keep_tail = h;
             keep_tail = &h->next;
+            last_kept = h;
         }
     }
     l->head = keep;
-    l->tail = NULL;
-    for (struct jsheld *h = keep; h; h = h->next)
-        l->tail = h;
+    l->tail = last_kept;
     return last_chunk;
 }
 
